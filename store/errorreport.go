@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// ErrorReport is one error a device reported. Reports are grouped by Fingerprint (computed by
+// the caller from type, message and firmware version).
+type ErrorReport struct {
+	ID              string
+	TenantID        string
+	DeviceID        string
+	ProjectID       string
+	GroupID         string // set by RecordError
+	Fingerprint     string
+	Message         string
+	Type            string
+	Code            string
+	Severity        string // "error", "warning", "info"
+	Stack           string // JSON array of frames or addresses, as received
+	ResetReason     string
+	FirmwareVersion string
+	UptimeSeconds   int64
+	FreeHeap        int64
+	CoreDump        string
+	ReceivedAt      time.Time
+}
+
+// ErrorGroup aggregates reports with one fingerprint in a tenant.
+type ErrorGroup struct {
+	ID              string
+	TenantID        string
+	ProjectID       string
+	Fingerprint     string
+	Type            string
+	Message         string
+	FirmwareVersion string
+	Count           int64
+	FirstSeen       time.Time
+	LastSeen        time.Time
+	Resolved        bool
+	ResolvedAt      *time.Time
+	ResolvedBy      string
+}
+
+// ErrorGroupDevice counts one group's occurrences on one device.
+type ErrorGroupDevice struct {
+	TenantID  string
+	GroupID   string
+	DeviceID  string
+	Count     int64
+	FirstSeen time.Time
+	LastSeen  time.Time
+}
+
+// ErrorGroupFilter narrows a group list. Empty fields do not filter.
+type ErrorGroupFilter struct {
+	ProjectID string
+	DeviceID  string // groups that occurred on this device
+	Resolved  *bool
+}
+
+// ErrorReportStore keeps device error reports.
+type ErrorReportStore interface {
+	// RecordError stores r and counts it in its group (created on first sight) and in the
+	// group's per-device counts, without losing counts under concurrent reports. It fills
+	// r.ID and r.GroupID and returns the updated group.
+	RecordError(ctx context.Context, r *ErrorReport) (ErrorGroup, error)
+	ErrorGroup(ctx context.Context, tenantID, id string) (ErrorGroup, error)
+	ListErrorGroups(ctx context.Context, tenantID string, f ErrorGroupFilter, opts ListOptions) (Page[ErrorGroup], error)
+	ErrorGroupDevices(ctx context.Context, tenantID, groupID string) ([]ErrorGroupDevice, error)
+	// SetErrorGroupResolved marks a group resolved (by userID) or reopens it.
+	SetErrorGroupResolved(ctx context.Context, tenantID, id string, resolved bool, userID string, at time.Time) error
+	// ListErrorReports pages through a group's reports (or a device's, when deviceID is set).
+	ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts ListOptions) (Page[ErrorReport], error)
+	DeleteErrorGroup(ctx context.Context, tenantID, id string) error
+}

@@ -1,0 +1,169 @@
+// Package store holds ESP Admin's domain types and the interface every database backend
+// implements. Backends live in sub-packages (sqlstore for SQLite, PostgreSQL and MariaDB through
+// bun; mongostore for MongoDB) and all pass the conformance suite in storetest.
+//
+// Tenant scoping is structural: every method that reads or writes tenant-owned data takes the
+// tenant ID, and a record of tenant A looked up under tenant B is ErrNotFound. The only lookups
+// without a tenant are the entry points that establish who is calling (a session or token hash,
+// a device ID presented to the broker); they return the owning tenant so the caller can scope
+// every later call.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; callers test with errors.Is.
+var (
+	// ErrNotFound means the record does not exist, or belongs to another tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique constraint was violated or an optimistic version check failed.
+	ErrConflict = errors.New("conflict")
+	// ErrSchemaTooNew means the database was migrated by a newer binary; running against it
+	// could corrupt data this binary does not understand.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+)
+
+// Store is everything the server needs from a database. It is composed of one small interface
+// per aggregate so a consumer can declare just the part it uses.
+type Store interface {
+	TenantStore
+	UserStore
+	MembershipStore
+	IdentityStore
+	SessionStore
+	APITokenStore
+	InvitationStore
+	OneTimeTokenStore
+	ProjectStore
+	ReleaseStore
+	DeviceStore
+	ConfigStore
+	CommandStore
+	RolloutStore
+	ErrorReportStore
+	AuditStore
+	SettingsStore
+
+	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.
+	Backend() string
+	// Ping checks that the database answers; /readyz uses it.
+	Ping(ctx context.Context) error
+	// Migrate applies every pending migration and returns the resulting schema version. It
+	// returns ErrSchemaTooNew when the database is ahead of this binary.
+	Migrate(ctx context.Context) (int, error)
+	// SchemaVersion reports the applied schema version (0 for an empty database).
+	SchemaVersion(ctx context.Context) (int, error)
+	// Close releases the connections.
+	Close() error
+}
+
+// DefaultPageSize and MaxPageSize bound list queries so a request can never ask for the whole
+// table.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// ListOptions selects one page of a list ordered by ID. IDs are time-ordered (see NewID), so ID
+// order is creation order and stays stable while records are added.
+type ListOptions struct {
+	// Limit is the page size; 0 means DefaultPageSize, larger than MaxPageSize is capped.
+	Limit int
+	// Cursor is the NextCursor of the previous page; empty starts at the beginning.
+	Cursor string
+	// Desc lists newest first.
+	Desc bool
+}
+
+// PageSize returns the effective limit.
+func (o ListOptions) PageSize() int {
+	switch {
+	case o.Limit <= 0:
+		return DefaultPageSize
+	case o.Limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return o.Limit
+}
+
+// Page is one page of a list. NextCursor is empty on the last page.
+type Page[T any] struct {
+	Items      []T
+	NextCursor string
+}
+
+// MakePage trims items fetched with limit+1 rows to limit and sets the cursor to the last ID
+// kept when there is more. Backends fetch one row more than asked to know whether a next page
+// exists without a second query.
+func MakePage[T any](items []T, limit int, id func(T) string) Page[T] {
+	if len(items) > limit {
+		items = items[:limit]
+		return Page[T]{Items: items, NextCursor: id(items[len(items)-1])}
+	}
+	if items == nil {
+		items = []T{}
+	}
+	return Page[T]{Items: items}
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a new 26-character identifier: 48 bits of millisecond time followed by 80
+// random bits, in lower-case Crockford base32. IDs sort by creation time, which gives cursor
+// pagination a stable order, and contain none of the characters MQTT gives meaning to
+// (/ + # $), so device IDs can be used as topic levels and client IDs.
+func NewID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("store: crypto/rand failed: " + err.Error()) // cannot happen on supported platforms
+	}
+	return idEncoding.EncodeToString(b[:])
+}
+
+// Now returns the current time as every backend stores it: UTC with millisecond precision.
+// Timestamps round-trip identically on every backend only at this precision.
+func Now() time.Time { return Timestamp(time.Now()) }
+
+// Timestamp normalises t to UTC with millisecond precision.
+func Timestamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+// TimestampPtr normalises an optional timestamp.
+func TimestampPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := Timestamp(*t)
+	return &v
+}
+
+// PrepareCreate fills what every Create method assigns when the caller left it empty: a new ID,
+// and the creation and update times (normalised). Backends call it before inserting.
+func PrepareCreate(id *string, created, updated *time.Time) {
+	if *id == "" {
+		*id = NewID()
+	}
+	if created.IsZero() {
+		*created = Now()
+	} else {
+		*created = Timestamp(*created)
+	}
+	if updated != nil {
+		if updated.IsZero() {
+			*updated = *created
+		} else {
+			*updated = Timestamp(*updated)
+		}
+	}
+}
