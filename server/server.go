@@ -1,0 +1,160 @@
+// Package server is ESP Admin's HTTP server: the REST API, the web UI, the health and
+// metrics endpoints and any handler mounted by other packages (such as signed blob downloads).
+//
+// All routes are registered in routes.go so the API reads top to bottom. Handlers return
+// errors; one error handler (errors.go) turns every error into one JSON shape.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/espadmin/espadmin/config"
+)
+
+// Timeouts of the underlying http.Server. They are always set so a slow or idle client cannot
+// hold a connection forever. Handlers that legitimately need longer (WebSocket log streams,
+// large downloads and uploads) extend their own deadlines with http.ResponseController.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 60 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
+
+// DefaultBodyLimit caps request bodies on every route, in bytes; upload routes set their own
+// limit with BodyLimit.
+const DefaultBodyLimit = 1 << 20
+
+// readyTimeout bounds one readiness check, so /readyz answers even when the database hangs.
+const readyTimeout = 3 * time.Second
+
+// Deps are the collaborators the server needs. Later issues add the services behind the API.
+type Deps struct {
+	// Logger receives request logs and the details of internal errors. Nil discards.
+	Logger *slog.Logger
+	// Registerer and Gatherer hold the HTTP metrics and serve /metrics. When both are nil a
+	// fresh registry with the Go and process collectors is used.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready reports whether the server can do useful work (the store answers). Nil means
+	// always ready.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg     config.HTTP
+	deps    Deps
+	log     *slog.Logger
+	echo    *echo.Echo
+	http    *http.Server
+	metrics *httpMetrics
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
+// the server and every other component of the process to register on. The global registry is
+// not used so that tests can build several servers in one process.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return r
+}
+
+// New builds the server and registers its routes. It does not listen yet.
+func New(cfg config.HTTP, deps Deps) *Server {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registerer == nil && deps.Gatherer == nil {
+		r := NewRegistry()
+		deps.Registerer, deps.Gatherer = r, r
+	}
+	if deps.Ready == nil {
+		deps.Ready = func(context.Context) error { return nil }
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(discard{})
+
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger,
+		echo:    e,
+		metrics: newHTTPMetrics(deps.Registerer),
+	}
+	e.HTTPErrorHandler = s.handleError
+	s.http = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           e,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+	}
+	s.routes()
+	return s
+}
+
+// Handler returns the server's root handler, for tests that do not need a socket.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Listen opens the configured address. Separate from Serve so the caller learns the real
+// address (port 0) before serving.
+func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on %s (ESPADMIN_HTTP_ADDR / --http-addr): %w", s.cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Start listens on the configured address and serves until Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := s.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown; it returns nil after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("http server listening", "addr", ln.Addr().String())
+	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests until ctx ends; then
+// it closes the remaining connections and returns the context's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+		return fmt.Errorf("http: shutdown: %w", err)
+	}
+	return nil
+}
+
+// discard silences echo's own logger; the server logs through slog.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
