@@ -98,7 +98,8 @@ type RolloutStore interface {
 	// r.Version matches the stored one (ErrConflict otherwise) and increments r.Version.
 	UpdateRollout(ctx context.Context, r *Rollout) error
 	DeleteRollout(ctx context.Context, tenantID, id string) error
-	// PutRolloutDevice creates or replaces one device's state in a rollout.
+	// PutRolloutDevice creates or replaces one device's state in a rollout; a rollout that
+	// does not exist in the tenant is ErrNotFound.
 	PutRolloutDevice(ctx context.Context, d *RolloutDevice) error
 	RolloutDevice(ctx context.Context, tenantID, rolloutID, deviceID string) (RolloutDevice, error)
 	// ListRolloutDevices pages through a rollout's devices; the cursor is the device ID.

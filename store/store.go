@@ -7,6 +7,11 @@
 // without a tenant are the entry points that establish who is calling (a session or token hash,
 // a device ID presented to the broker); they return the owning tenant so the caller can scope
 // every later call.
+//
+// Conventions every backend follows (and storetest checks): Create methods assign the ID and
+// times when empty and write back what they stored; a read, update or delete of one missing
+// record returns ErrNotFound (bulk deletes that match nothing return nil); unique violations
+// return ErrConflict; times come back in UTC at millisecond precision.
 package store
 
 import (
@@ -15,6 +20,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -118,12 +124,47 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadd
 // random bits, in lower-case Crockford base32. IDs sort by creation time, which gives cursor
 // pagination a stable order, and contain none of the characters MQTT gives meaning to
 // (/ + # $), so device IDs can be used as topic levels and client IDs.
-func NewID() string {
+//
+// Within one process IDs strictly increase, even within a millisecond: the random part of the
+// previous ID is incremented instead of drawn again. (Across replicas, order is by
+// millisecond only.)
+func NewID() string { return defaultIDs.next(time.Now()) }
+
+// defaultIDs is the process-wide generator. It is the package's only mutable state, and only
+// because monotonic IDs need to remember the previous one.
+var defaultIDs idGenerator
+
+type idGenerator struct {
+	mu   sync.Mutex
+	last [16]byte
+	ms   uint64
+}
+
+func (g *idGenerator) next(now time.Time) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ms := uint64(now.UnixMilli())
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		panic("store: crypto/rand failed: " + err.Error()) // cannot happen on supported platforms
+	if ms <= g.ms {
+		// Same (or an earlier, if the clock stepped back) millisecond: keep the time and
+		// add one to the 80-bit random part.
+		b = g.last
+		for i := 15; i >= 6; i-- {
+			b[i]++
+			if b[i] != 0 {
+				break
+			}
+		}
+	} else {
+		binary.BigEndian.PutUint64(b[:8], ms<<16)
+		if _, err := rand.Read(b[6:]); err != nil {
+			panic("store: crypto/rand failed: " + err.Error()) // cannot happen on supported platforms
+		}
+		// Leave headroom so increments within the millisecond do not carry into the time.
+		b[6] &= 0x7f
+		g.ms = ms
 	}
+	g.last = b
 	return idEncoding.EncodeToString(b[:])
 }
 

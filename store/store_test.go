@@ -22,8 +22,7 @@ func TestNewIDIsOrderedAndTopicSafe(t *testing.T) {
 			t.Fatalf("NewID() repeated %q", id)
 		}
 		seen[id] = true
-		// IDs from a later millisecond sort after earlier ones.
-		if id[:9] < prev[:9] { // the first 45 bits are time
+		if id <= prev {
 			t.Fatalf("NewID() went back in time: %q after %q", id, prev)
 		}
 		prev = id

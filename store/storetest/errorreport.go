@@ -1,0 +1,286 @@
+package storetest
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/espadmin/espadmin/store"
+)
+
+func fullErrorReport(f *fixture, tenantID, deviceID, projectID, fingerprint string, minute int) store.ErrorReport {
+	return store.ErrorReport{
+		ID:              f.id(),
+		TenantID:        tenantID,
+		DeviceID:        deviceID,
+		ProjectID:       projectID,
+		Fingerprint:     fingerprint,
+		Message:         "Guru Meditation Error: Core 0 panic'ed (LoadProhibited)",
+		Type:            "panic",
+		Code:            "LoadProhibited",
+		Severity:        "error",
+		Stack:           `["0x400d1234:0x3ffb1f00","0x400d5678:0x3ffb1f20"]`,
+		ResetReason:     "ESP_RST_PANIC",
+		FirmwareVersion: "v-1.4.0",
+		UptimeSeconds:   3600,
+		FreeHeap:        120_000,
+		CoreDump:        "ELF core dump, base64: f0VMRgEBAQ==",
+		ReceivedAt:      at(minute),
+	}
+}
+
+// record calls RecordError and checks what it filled in.
+func (f *fixture) record(t *testing.T, r *store.ErrorReport) store.ErrorGroup {
+	t.Helper()
+	g, err := f.s.RecordError(t.Context(), r)
+	f.must(t, err, "RecordError")
+	if r.ID == "" || r.GroupID == "" || r.GroupID != g.ID {
+		t.Fatalf("%s: RecordError left ID %q GroupID %q (group %q)", f.s.Backend(), r.ID, r.GroupID, g.ID)
+	}
+	return g
+}
+
+func testErrorReport(t *testing.T, f *fixture) {
+	runCases(t, f, []testCase{
+		{"RecordAndGroup", testRecordError},
+		{"ConcurrentRecord", testRecordErrorConcurrent},
+		{"ListFilters", func(t *testing.T, f *fixture) {
+			ctx := t.Context()
+			tn := f.tenant(t)
+			p1, p2 := f.project(t, tn.ID), f.project(t, tn.ID)
+			d1, d2 := f.device(t, tn.ID, p1.ID), f.device(t, tn.ID, p2.ID)
+			g1 := f.record(t, ptr(fullErrorReport(f, tn.ID, d1.ID, p1.ID, "fp-1", 1)))
+			f.record(t, ptr(fullErrorReport(f, tn.ID, d2.ID, p1.ID, "fp-1", 2)))
+			g2 := f.record(t, ptr(fullErrorReport(f, tn.ID, d2.ID, p2.ID, "fp-2", 3)))
+			g3 := f.record(t, ptr(fullErrorReport(f, tn.ID, d1.ID, p1.ID, "fp-3", 4)))
+			f.must(t, f.s.SetErrorGroupResolved(ctx, tn.ID, g3.ID, true, "user-1", at(5)), "SetErrorGroupResolved")
+			other := f.tenant(t)
+			f.record(t, ptr(fullErrorReport(f, other.ID, f.device(t, other.ID, "").ID, "", "fp-1", 1)))
+
+			id := func(g store.ErrorGroup) string { return g.ID }
+			cases := []struct {
+				name   string
+				filter store.ErrorGroupFilter
+				want   []store.ErrorGroup
+			}{
+				{"none", store.ErrorGroupFilter{}, []store.ErrorGroup{g1, g2, g3}},
+				{"project", store.ErrorGroupFilter{ProjectID: p1.ID}, []store.ErrorGroup{g1, g3}},
+				{"device", store.ErrorGroupFilter{DeviceID: d2.ID}, []store.ErrorGroup{g1, g2}},
+				{"resolved", store.ErrorGroupFilter{Resolved: ptr(true)}, []store.ErrorGroup{g3}},
+				{"unresolved", store.ErrorGroupFilter{Resolved: ptr(false)}, []store.ErrorGroup{g1, g2}},
+				{"device and unresolved", store.ErrorGroupFilter{DeviceID: d1.ID, Resolved: ptr(false)}, []store.ErrorGroup{g1}},
+			}
+			for _, c := range cases {
+				page, err := f.s.ListErrorGroups(ctx, tn.ID, c.filter, store.ListOptions{})
+				f.must(t, err, "ListErrorGroups %s", c.name)
+				want := keys(c.want, id)
+				slices.Sort(want) // group IDs are assigned by the store: list order is ID order
+				f.equalKeys(t, "ListErrorGroups filter "+c.name, keys(page.Items, id), want)
+			}
+		}},
+		{"Resolve", func(t *testing.T, f *fixture) {
+			ctx := t.Context()
+			tn := f.tenant(t)
+			d := f.device(t, tn.ID, "")
+			g := f.record(t, ptr(fullErrorReport(f, tn.ID, d.ID, "", "fp-r", 1)))
+			f.must(t, f.s.SetErrorGroupResolved(ctx, tn.ID, g.ID, true, "user-7", at(9)), "SetErrorGroupResolved")
+			got, err := f.s.ErrorGroup(ctx, tn.ID, g.ID)
+			f.must(t, err, "ErrorGroup")
+			want := g
+			want.Resolved, want.ResolvedAt, want.ResolvedBy = true, ptr(at(9)), "user-7"
+			f.equal(t, "ErrorGroup after SetErrorGroupResolved(true)", got, want)
+
+			f.must(t, f.s.SetErrorGroupResolved(ctx, tn.ID, g.ID, false, "user-8", at(10)), "SetErrorGroupResolved")
+			got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
+			f.must(t, err, "ErrorGroup")
+			if got.Resolved {
+				t.Errorf("%s: ErrorGroup after reopening is still resolved", f.s.Backend())
+			}
+			if got.Count != g.Count || got.Fingerprint != g.Fingerprint {
+				t.Errorf("%s: reopening changed the group: %+v", f.s.Backend(), got)
+			}
+			f.wantErr(t, f.s.SetErrorGroupResolved(ctx, tn.ID, f.id(), true, "u", at(1)), store.ErrNotFound, "SetErrorGroupResolved of a missing group")
+		}},
+		{"Delete", func(t *testing.T, f *fixture) {
+			ctx := t.Context()
+			tn := f.tenant(t)
+			d := f.device(t, tn.ID, "")
+			g := f.record(t, ptr(fullErrorReport(f, tn.ID, d.ID, "", "fp-d", 1)))
+			keep := f.record(t, ptr(fullErrorReport(f, tn.ID, d.ID, "", "fp-keep", 1)))
+			f.must(t, f.s.DeleteErrorGroup(ctx, tn.ID, g.ID), "DeleteErrorGroup")
+			_, err := f.s.ErrorGroup(ctx, tn.ID, g.ID)
+			f.wantErr(t, err, store.ErrNotFound, "ErrorGroup after DeleteErrorGroup")
+			page, err := f.s.ListErrorReports(ctx, tn.ID, g.ID, "", store.ListOptions{})
+			f.must(t, err, "ListErrorReports of a deleted group")
+			if len(page.Items) != 0 {
+				t.Errorf("%s: ListErrorReports of a deleted group = %d reports, want 0", f.s.Backend(), len(page.Items))
+			}
+			devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
+			f.must(t, err, "ErrorGroupDevices of a deleted group")
+			if len(devs) != 0 {
+				t.Errorf("%s: ErrorGroupDevices of a deleted group = %+v, want none", f.s.Backend(), devs)
+			}
+			f.wantErr(t, f.s.DeleteErrorGroup(ctx, tn.ID, g.ID), store.ErrNotFound, "DeleteErrorGroup twice")
+			got, err := f.s.ErrorGroup(ctx, tn.ID, keep.ID)
+			f.must(t, err, "ErrorGroup of another group")
+			f.equal(t, "other ErrorGroup after DeleteErrorGroup", got, keep)
+			// The fingerprint starts a new group.
+			again := f.record(t, ptr(fullErrorReport(f, tn.ID, d.ID, "", "fp-d", 2)))
+			if again.ID == g.ID || again.Count != 1 {
+				t.Errorf("%s: RecordError after DeleteErrorGroup = %+v, want a new group with Count 1", f.s.Backend(), again)
+			}
+			_, err = f.s.ErrorGroup(ctx, tn.ID, f.id())
+			f.wantErr(t, err, store.ErrNotFound, "ErrorGroup of a missing ID")
+		}},
+	})
+}
+
+func testRecordError(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	tn := f.tenant(t)
+	p := f.project(t, tn.ID)
+	d1, d2 := f.device(t, tn.ID, p.ID), f.device(t, tn.ID, p.ID)
+
+	r1 := fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-a", 1)
+	sent := r1
+	g := f.record(t, &r1)
+	want := store.ErrorGroup{
+		ID: g.ID, TenantID: tn.ID, ProjectID: p.ID, Fingerprint: "fp-a", Type: r1.Type, Message: r1.Message,
+		FirmwareVersion: r1.FirmwareVersion, Count: 1, FirstSeen: at(1), LastSeen: at(1),
+	}
+	f.equal(t, "ErrorGroup returned by the first RecordError", g, want)
+	got, err := f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	f.equal(t, "ErrorGroup after the first RecordError", got, want)
+	sent.ID, sent.GroupID = r1.ID, g.ID
+
+	r2 := fullErrorReport(f, tn.ID, d2.ID, p.ID, "fp-a", 2)
+	g2 := f.record(t, &r2)
+	r3 := fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-a", 3)
+	g3 := f.record(t, &r3)
+	if g2.ID != g.ID || g3.ID != g.ID {
+		t.Fatalf("%s: reports with one fingerprint landed in groups %q, %q, %q", f.s.Backend(), g.ID, g2.ID, g3.ID)
+	}
+	want.Count, want.LastSeen = 3, at(3)
+	f.equal(t, "ErrorGroup returned by the third RecordError", g3, want)
+	got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	f.equal(t, "ErrorGroup after three reports", got, want)
+
+	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroupDevices")
+	slices.SortFunc(devs, func(a, b store.ErrorGroupDevice) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	f.equal(t, "ErrorGroupDevices", devs, []store.ErrorGroupDevice{
+		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d1.ID, Count: 2, FirstSeen: at(1), LastSeen: at(3)},
+		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d2.ID, Count: 1, FirstSeen: at(2), LastSeen: at(2)},
+	})
+
+	// The stored report round-trips, found by group and by device.
+	page, err := f.s.ListErrorReports(ctx, tn.ID, g.ID, "", store.ListOptions{})
+	f.must(t, err, "ListErrorReports by group")
+	ids := []string{r1.ID, r2.ID, r3.ID}
+	slices.Sort(ids)
+	f.equalKeys(t, "ListErrorReports by group", keys(page.Items, func(r store.ErrorReport) string { return r.ID }), ids)
+	for _, r := range page.Items {
+		if r.ID == sent.ID {
+			f.equal(t, "ErrorReport after RecordError", r, sent)
+		}
+	}
+	page, err = f.s.ListErrorReports(ctx, tn.ID, g.ID, d1.ID, store.ListOptions{})
+	f.must(t, err, "ListErrorReports by group and device")
+	ids = []string{r1.ID, r3.ID}
+	slices.Sort(ids)
+	f.equalKeys(t, "ListErrorReports by group and device", keys(page.Items, func(r store.ErrorReport) string { return r.ID }), ids)
+
+	// Another fingerprint is another group; the same fingerprint in another tenant too.
+	other := f.record(t, ptr(fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-b", 4)))
+	if other.ID == g.ID || other.Count != 1 {
+		t.Errorf("%s: a second fingerprint gave group %+v, want a new group with Count 1", f.s.Backend(), other)
+	}
+	page, err = f.s.ListErrorReports(ctx, tn.ID, "", d1.ID, store.ListOptions{})
+	f.must(t, err, "ListErrorReports by device")
+	if len(page.Items) != 3 {
+		t.Errorf("%s: ListErrorReports by device only = %d reports, want 3 (two groups)", f.s.Backend(), len(page.Items))
+	}
+	tn2 := f.tenant(t)
+	foreign := f.record(t, ptr(fullErrorReport(f, tn2.ID, f.device(t, tn2.ID, "").ID, "", "fp-a", 5)))
+	if foreign.ID == g.ID || foreign.Count != 1 || foreign.TenantID != tn2.ID {
+		t.Errorf("%s: the same fingerprint in another tenant gave group %+v, want a new group of that tenant", f.s.Backend(), foreign)
+	}
+	got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	f.equal(t, "ErrorGroup after reports in another group and tenant", got, want)
+}
+
+// testRecordErrorConcurrent reports one fingerprint from several goroutines and devices at
+// once, the first sight of the group included: the counts must add up exactly and only one
+// group may exist.
+func testRecordErrorConcurrent(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	tn := f.tenant(t)
+	devices := []store.Device{f.device(t, tn.ID, ""), f.device(t, tn.ID, ""), f.device(t, tn.ID, "")}
+	const workers, each = 6, 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	groups := map[string]bool{}
+	errs := make(chan error, workers*each)
+	start := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range each {
+				r := fullErrorReport(f, tn.ID, devices[w%len(devices)].ID, "", "fp-race", 1+i)
+				r.ID = ""
+				g, err := f.s.RecordError(ctx, &r)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				mu.Lock()
+				groups[g.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("%s: concurrent RecordError: %v", f.s.Backend(), err)
+	}
+	if len(groups) != 1 {
+		t.Fatalf("%s: concurrent RecordError of one fingerprint made %d groups, want 1", f.s.Backend(), len(groups))
+	}
+	var gid string
+	for id := range groups {
+		gid = id
+	}
+	g, err := f.s.ErrorGroup(ctx, tn.ID, gid)
+	f.must(t, err, "ErrorGroup")
+	if g.Count != workers*each || !g.FirstSeen.Equal(at(1)) || !g.LastSeen.Equal(at(each)) {
+		t.Errorf("%s: group after %d concurrent reports: Count %d FirstSeen %s LastSeen %s; want %d, %s, %s",
+			f.s.Backend(), workers*each, g.Count, fmtTime(g.FirstSeen), fmtTime(g.LastSeen), workers*each, fmtTime(at(1)), fmtTime(at(each)))
+	}
+	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, gid)
+	f.must(t, err, "ErrorGroupDevices")
+	perDevice := map[string]int64{}
+	for _, d := range devs {
+		perDevice[d.DeviceID] += d.Count
+	}
+	wantPer := map[string]int64{}
+	for w := range workers {
+		wantPer[devices[w%len(devices)].ID] += each
+	}
+	f.equal(t, "per-device counts after concurrent RecordError", perDevice, wantPer)
+	if len(devs) != len(devices) {
+		t.Errorf("%s: ErrorGroupDevices = %d rows, want one per device (%d)", f.s.Backend(), len(devs), len(devices))
+	}
+	page, err := f.s.ListErrorGroups(ctx, tn.ID, store.ErrorGroupFilter{}, store.ListOptions{})
+	f.must(t, err, "ListErrorGroups")
+	if len(page.Items) != 1 {
+		t.Errorf("%s: ListErrorGroups after concurrent RecordError = %d groups, want 1", f.s.Backend(), len(page.Items))
+	}
+}
