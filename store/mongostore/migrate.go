@@ -1,0 +1,179 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/espadmin/espadmin/store"
+)
+
+// migration is one versioned schema step. Like the SQL migrations, steps are append-only:
+// once released a step is never edited; a change is a new step. Every step must be safe to run
+// twice (creating an existing index or collection is a no-op), because two replicas starting
+// at once may both run it before either records it.
+type migration struct {
+	version int
+	name    string
+	up      func(ctx context.Context, db *mongo.Database) error
+}
+
+// migrations lists every step in version order.
+var migrations = []migration{
+	{1, "collections and indexes", migrateInitial},
+}
+
+// SchemaVersionLatest is the schema version this binary creates and understands.
+func SchemaVersionLatest() int { return migrations[len(migrations)-1].version }
+
+// schemaMigrationDoc records one applied step in schema_migrations.
+type schemaMigrationDoc struct {
+	Version   int       `bson:"_id"`
+	Name      string    `bson:"name"`
+	AppliedAt time.Time `bson:"applied_at"`
+}
+
+// Migrate applies the steps above the recorded version and returns the resulting version. A
+// database whose recorded version is above SchemaVersionLatest is left untouched and
+// store.ErrSchemaTooNew is returned.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if latest := SchemaVersionLatest(); current > latest {
+		return current, fmt.Errorf("store: migrate mongodb: database is at version %d, this binary knows up to %d: %w",
+			current, latest, store.ErrSchemaTooNew)
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		if err := m.up(ctx, s.db); err != nil {
+			return current, fmt.Errorf("store: migrate mongodb to version %d (%s): %w", m.version, m.name, err)
+		}
+		_, err := s.col(colSchemaMigrations).InsertOne(ctx, schemaMigrationDoc{
+			Version: m.version, Name: m.name, AppliedAt: store.Now(),
+		})
+		if err != nil && !isDuplicate(err) { // a concurrent Migrate recorded it first
+			return current, fmt.Errorf("store: record mongodb schema version %d: %w", m.version, err)
+		}
+		current = m.version
+		s.log.Info("database migrated", "backend", "mongodb", "version", m.version, "step", m.name)
+	}
+	return current, nil
+}
+
+// SchemaVersion returns the highest recorded step, or 0 for an empty database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var doc schemaMigrationDoc
+	err := s.col(colSchemaMigrations).FindOne(ctx, bson.D{},
+		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&doc)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("store: read mongodb schema version: %w", err)
+	}
+	return doc.Version, nil
+}
+
+// index describes one index of a collection.
+type index struct {
+	collection string
+	name       string
+	keys       bson.D
+	unique     bool
+}
+
+func asc(fields ...string) bson.D {
+	d := make(bson.D, 0, len(fields))
+	for _, f := range fields {
+		d = append(d, bson.E{Key: f, Value: 1})
+	}
+	return d
+}
+
+// initialIndexes are the unique indexes that mirror the SQL schema's unique constraints, and
+// the indexes behind the list filters. Tenant-scoped lists lead with tenant_id.
+var initialIndexes = []index{
+	// Unique constraints.
+	{colTenants, "slug_unique", asc("slug"), true},
+	{colUsers, "email_unique", asc("email"), true},
+	{colMemberships, "tenant_user_unique", asc("tenant_id", "user_id"), true},
+	{colIdentities, "provider_subject_unique", asc("provider", "subject"), true},
+	{colSessions, "token_hash_unique", asc("token_hash"), true},
+	{colAPITokens, "hash_unique", asc("hash"), true},
+	{colInvitations, "token_hash_unique", asc("token_hash"), true},
+	{colOneTimeTokens, "hash_unique", asc("hash"), true},
+	{colProjects, "tenant_name_unique", asc("tenant_id", "name"), true},
+	{colReleases, "tenant_project_version_unique", asc("tenant_id", "project_id", "version"), true},
+	{colConfigEntries, "tenant_scope_key_unique", asc("tenant_id", "scope", "scope_id", "key"), true},
+	{colConfigVersions, "tenant_device_version_unique", asc("tenant_id", "device_id", "version"), true},
+	{colRolloutDevices, "tenant_rollout_device_unique", asc("tenant_id", "rollout_id", "device_id"), true},
+	{colErrorGroups, "tenant_fingerprint_unique", asc("tenant_id", "fingerprint"), true},
+	{colErrorGroupDevices, "tenant_group_device_unique", asc("tenant_id", "group_id", "device_id"), true},
+
+	// Lookups and list filters.
+	{colMemberships, "user", asc("user_id"), false},
+	{colIdentities, "user", asc("user_id"), false},
+	{colSessions, "user", asc("user_id"), false},
+	{colSessions, "expires", asc("expires_at"), false},
+	{colSessions, "idle_expires", asc("idle_expires_at"), false},
+	{colAPITokens, "tenant", asc("tenant_id", "_id"), false},
+	{colAPITokens, "user", asc("user_id"), false},
+	{colInvitations, "tenant", asc("tenant_id", "_id"), false},
+	{colOneTimeTokens, "kind_user", asc("kind", "user_id"), false},
+	{colProjects, "tenant", asc("tenant_id", "_id"), false},
+	{colReleases, "tenant_project", asc("tenant_id", "project_id", "_id"), false},
+	{colDevices, "tenant", asc("tenant_id", "_id"), false},
+	{colDevices, "tenant_project", asc("tenant_id", "project_id"), false},
+	{colDevices, "tenant_tags", asc("tenant_id", "tags"), false},
+	{colCommands, "tenant_device_state", asc("tenant_id", "device_id", "state"), false},
+	{colCommands, "tenant_state_expires", asc("tenant_id", "state", "expires_at"), false},
+	{colCommands, "tenant_rollout", asc("tenant_id", "rollout_id"), false},
+	{colRollouts, "tenant_project", asc("tenant_id", "project_id"), false},
+	{colRolloutDevices, "tenant_device", asc("tenant_id", "device_id"), false},
+	{colErrorGroups, "tenant_project", asc("tenant_id", "project_id"), false},
+	{colErrorGroupDevices, "tenant_device", asc("tenant_id", "device_id"), false},
+	{colErrorReports, "tenant_group", asc("tenant_id", "group_id", "_id"), false},
+	{colErrorReports, "tenant_device", asc("tenant_id", "device_id", "_id"), false},
+	{colAuditEvents, "tenant", asc("tenant_id", "_id"), false},
+	{colAuditEvents, "tenant_resource", asc("tenant_id", "resource_type", "resource_id"), false},
+}
+
+// allCollections is every collection the schema has, created explicitly by the first step so
+// an empty database shows its full shape.
+var allCollections = append([]string{colTenants, colUsers, colIdentities, colSessions, colOneTimeTokens,
+	colSchemaMigrations}, tenantCollections...)
+
+// codeNamespaceExists is the server's error code for creating a collection that exists.
+const codeNamespaceExists = 48
+
+func migrateInitial(ctx context.Context, db *mongo.Database) error {
+	for _, name := range allCollections {
+		err := db.CreateCollection(ctx, name)
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && ce.Code == codeNamespaceExists) {
+			return fmt.Errorf("create collection %s: %w", name, err)
+		}
+	}
+	// One index per createIndexes command: FerretDB v1.24 panics on a command that lists
+	// several indexes which all exist already (a slice bounds error in its handler), which is
+	// what a second run of this step sends. MongoDB accepts either form.
+	for _, ix := range initialIndexes {
+		o := options.Index().SetName(ix.name)
+		if ix.unique {
+			o.SetUnique(true)
+		}
+		if _, err := db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: o}); err != nil {
+			return fmt.Errorf("create index %s on %s: %w", ix.name, ix.collection, err)
+		}
+	}
+	return nil
+}
