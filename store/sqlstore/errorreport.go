@@ -1,0 +1,296 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/espadmin/espadmin/store"
+)
+
+// errorGroupRow is a row of error_groups.
+type errorGroupRow struct {
+	bun.BaseModel `bun:"table:error_groups,alias:error_groups"`
+
+	ID              string     `bun:"id"`
+	TenantID        string     `bun:"tenant_id"`
+	ProjectID       string     `bun:"project_id"`
+	Fingerprint     string     `bun:"fingerprint"`
+	Type            string     `bun:"type"`
+	Message         string     `bun:"message"`
+	FirmwareVersion string     `bun:"firmware_version"`
+	Count           int64      `bun:"count"`
+	FirstSeen       time.Time  `bun:"first_seen,nullzero"`
+	LastSeen        time.Time  `bun:"last_seen,nullzero"`
+	Resolved        bool       `bun:"resolved"`
+	ResolvedAt      *time.Time `bun:"resolved_at"`
+	ResolvedBy      string     `bun:"resolved_by"`
+}
+
+func (r errorGroupRow) domain() store.ErrorGroup {
+	return store.ErrorGroup{
+		ID: r.ID, TenantID: r.TenantID, ProjectID: r.ProjectID, Fingerprint: r.Fingerprint, Type: r.Type,
+		Message: r.Message, FirmwareVersion: r.FirmwareVersion, Count: r.Count,
+		FirstSeen: utc(r.FirstSeen), LastSeen: utc(r.LastSeen), Resolved: r.Resolved,
+		ResolvedAt: utcPtr(r.ResolvedAt), ResolvedBy: r.ResolvedBy,
+	}
+}
+
+// errorGroupDeviceRow is a row of error_group_devices.
+type errorGroupDeviceRow struct {
+	bun.BaseModel `bun:"table:error_group_devices"`
+
+	TenantID  string    `bun:"tenant_id"`
+	GroupID   string    `bun:"group_id"`
+	DeviceID  string    `bun:"device_id"`
+	Count     int64     `bun:"count"`
+	FirstSeen time.Time `bun:"first_seen,nullzero"`
+	LastSeen  time.Time `bun:"last_seen,nullzero"`
+}
+
+func (r errorGroupDeviceRow) domain() store.ErrorGroupDevice {
+	return store.ErrorGroupDevice{
+		TenantID: r.TenantID, GroupID: r.GroupID, DeviceID: r.DeviceID, Count: r.Count,
+		FirstSeen: utc(r.FirstSeen), LastSeen: utc(r.LastSeen),
+	}
+}
+
+// errorReportRow is a row of error_reports.
+type errorReportRow struct {
+	bun.BaseModel `bun:"table:error_reports"`
+
+	ID              string    `bun:"id"`
+	TenantID        string    `bun:"tenant_id"`
+	DeviceID        string    `bun:"device_id"`
+	ProjectID       string    `bun:"project_id"`
+	GroupID         string    `bun:"group_id"`
+	Fingerprint     string    `bun:"fingerprint"`
+	Message         string    `bun:"message"`
+	Type            string    `bun:"type"`
+	Code            string    `bun:"code"`
+	Severity        string    `bun:"severity"`
+	Stack           string    `bun:"stack"`
+	ResetReason     string    `bun:"reset_reason"`
+	FirmwareVersion string    `bun:"firmware_version"`
+	UptimeSeconds   int64     `bun:"uptime_seconds"`
+	FreeHeap        int64     `bun:"free_heap"`
+	CoreDump        string    `bun:"core_dump"`
+	ReceivedAt      time.Time `bun:"received_at,nullzero"`
+}
+
+func (r errorReportRow) domain() store.ErrorReport {
+	return store.ErrorReport{
+		ID: r.ID, TenantID: r.TenantID, DeviceID: r.DeviceID, ProjectID: r.ProjectID, GroupID: r.GroupID,
+		Fingerprint: r.Fingerprint, Message: r.Message, Type: r.Type, Code: r.Code, Severity: r.Severity,
+		Stack: r.Stack, ResetReason: r.ResetReason, FirmwareVersion: r.FirmwareVersion,
+		UptimeSeconds: r.UptimeSeconds, FreeHeap: r.FreeHeap, CoreDump: r.CoreDump, ReceivedAt: utc(r.ReceivedAt),
+	}
+}
+
+// Upserts that count a report. The increments happen inside the database (count = count + 1),
+// so concurrent reports never lose a count. A report on a resolved group reopens it: the error
+// came back. The first report's type, message and firmware version describe the group.
+const (
+	upsertGroupStandard = `INSERT INTO error_groups
+	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
+	ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET
+	count = error_groups.count + 1, last_seen = %s,
+	resolved = FALSE, resolved_at = NULL, resolved_by = ''`
+	upsertGroupMySQL = `INSERT INTO error_groups
+	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
+	ON DUPLICATE KEY UPDATE
+	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen)),
+	resolved = FALSE, resolved_at = NULL, resolved_by = ''`
+
+	upsertGroupDeviceStandard = `INSERT INTO error_group_devices
+	(tenant_id, group_id, device_id, count, first_seen, last_seen)
+	VALUES (?, ?, ?, 1, ?, ?)
+	ON CONFLICT (tenant_id, group_id, device_id) DO UPDATE SET
+	count = error_group_devices.count + 1, last_seen = %s`
+	upsertGroupDeviceMySQL = `INSERT INTO error_group_devices
+	(tenant_id, group_id, device_id, count, first_seen, last_seen)
+	VALUES (?, ?, ?, 1, ?, ?)
+	ON DUPLICATE KEY UPDATE
+	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen))`
+)
+
+// upsertSQL returns the dialect's form of the group and group-device upserts.
+func (s *Store) upsertSQL() (group, device string) {
+	switch s.backend {
+	case BackendMySQL:
+		return upsertGroupMySQL, upsertGroupDeviceMySQL
+	case BackendPostgres:
+		return fmt.Sprintf(upsertGroupStandard, "GREATEST(error_groups.last_seen, EXCLUDED.last_seen)"),
+			fmt.Sprintf(upsertGroupDeviceStandard, "GREATEST(error_group_devices.last_seen, EXCLUDED.last_seen)")
+	}
+	// SQLite's two-argument max() is its GREATEST; the times are UTC text, ordered as text.
+	return fmt.Sprintf(upsertGroupStandard, "max(error_groups.last_seen, excluded.last_seen)"),
+		fmt.Sprintf(upsertGroupDeviceStandard, "max(error_group_devices.last_seen, excluded.last_seen)")
+}
+
+// RecordError stores r and counts it in its group and in the group's per-device count, in
+// one transaction, and returns the updated group.
+func (s *Store) RecordError(ctx context.Context, r *store.ErrorReport) (store.ErrorGroup, error) {
+	c := *r
+	if c.ID == "" {
+		c.ID = store.NewID()
+	}
+	c.ReceivedAt = nowOr(c.ReceivedAt)
+	groupSQL, deviceSQL := s.upsertSQL()
+	var group errorGroupRow
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, groupSQL,
+			store.NewID(), c.TenantID, c.ProjectID, c.Fingerprint, c.Type, c.Message, c.FirmwareVersion,
+			c.ReceivedAt, c.ReceivedAt); err != nil {
+			return err
+		}
+		if err := tx.NewSelect().Model(&group).
+			Where("tenant_id = ?", c.TenantID).
+			Where("fingerprint = ?", c.Fingerprint).
+			Scan(ctx); err != nil {
+			return err
+		}
+		if c.DeviceID != "" {
+			if _, err := tx.ExecContext(ctx, deviceSQL,
+				c.TenantID, group.ID, c.DeviceID, c.ReceivedAt, c.ReceivedAt); err != nil {
+				return err
+			}
+		}
+		row := errorReportRow{
+			ID: c.ID, TenantID: c.TenantID, DeviceID: c.DeviceID, ProjectID: c.ProjectID, GroupID: group.ID,
+			Fingerprint: c.Fingerprint, Message: c.Message, Type: c.Type, Code: c.Code, Severity: c.Severity,
+			Stack: c.Stack, ResetReason: c.ResetReason, FirmwareVersion: c.FirmwareVersion,
+			UptimeSeconds: c.UptimeSeconds, FreeHeap: c.FreeHeap, CoreDump: c.CoreDump, ReceivedAt: c.ReceivedAt,
+		}
+		_, err := tx.NewInsert().Model(&row).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return store.ErrorGroup{}, wrap(err, "record error %q in tenant %q", c.Fingerprint, c.TenantID)
+	}
+	c.GroupID = group.ID
+	*r = c
+	return group.domain(), nil
+}
+
+// ErrorGroup returns one of a tenant's error groups.
+func (s *Store) ErrorGroup(ctx context.Context, tenantID, id string) (store.ErrorGroup, error) {
+	var row errorGroupRow
+	err := s.r.NewSelect().Model(&row).
+		Where("tenant_id = ?", tenantID).
+		Where("id = ?", id).
+		Scan(ctx)
+	if err != nil {
+		return store.ErrorGroup{}, wrap(err, "get error group %q", id)
+	}
+	return row.domain(), nil
+}
+
+// ListErrorGroups pages through a tenant's error groups matching f.
+func (s *Store) ListErrorGroups(ctx context.Context, tenantID string, f store.ErrorGroupFilter, opts store.ListOptions) (store.Page[store.ErrorGroup], error) {
+	var rows []errorGroupRow
+	q := s.r.NewSelect().Model(&rows).Where("tenant_id = ?", tenantID)
+	if f.ProjectID != "" {
+		q = q.Where("project_id = ?", f.ProjectID)
+	}
+	if f.DeviceID != "" {
+		q = q.Where("EXISTS (SELECT 1 FROM error_group_devices gd WHERE gd.tenant_id = error_groups.tenant_id AND gd.group_id = error_groups.id AND gd.device_id = ?)", f.DeviceID)
+	}
+	if f.Resolved != nil {
+		q = q.Where("resolved = ?", *f.Resolved)
+	}
+	if err := pageByID(q, opts).Scan(ctx); err != nil {
+		return store.Page[store.ErrorGroup]{}, wrap(err, "list error groups of tenant %q", tenantID)
+	}
+	items := make([]store.ErrorGroup, len(rows))
+	for i, r := range rows {
+		items[i] = r.domain()
+	}
+	return store.MakePage(items, opts.PageSize(), func(g store.ErrorGroup) string { return g.ID }), nil
+}
+
+// ErrorGroupDevices lists a group's per-device counts ordered by device ID.
+func (s *Store) ErrorGroupDevices(ctx context.Context, tenantID, groupID string) ([]store.ErrorGroupDevice, error) {
+	var rows []errorGroupDeviceRow
+	err := s.r.NewSelect().Model(&rows).
+		Where("tenant_id = ?", tenantID).
+		Where("group_id = ?", groupID).
+		OrderExpr("device_id ASC").
+		Scan(ctx)
+	if err != nil {
+		return nil, wrap(err, "list devices of error group %q", groupID)
+	}
+	items := make([]store.ErrorGroupDevice, len(rows))
+	for i, r := range rows {
+		items[i] = r.domain()
+	}
+	return items, nil
+}
+
+// SetErrorGroupResolved marks a group resolved by userID at at, or reopens it.
+func (s *Store) SetErrorGroupResolved(ctx context.Context, tenantID, id string, resolved bool, userID string, at time.Time) error {
+	q := s.w.NewUpdate().Table("error_groups").Set("resolved = ?", resolved)
+	if resolved {
+		q = q.Set("resolved_at = ?", nowOr(at)).Set("resolved_by = ?", userID)
+	} else {
+		q = q.Set("resolved_at = NULL").Set("resolved_by = ''")
+	}
+	res, err := q.
+		Where("tenant_id = ?", tenantID).
+		Where("id = ?", id).
+		Exec(ctx)
+	if err := affected(res, err); err != nil {
+		return wrap(err, "set error group %q resolved=%t", id, resolved)
+	}
+	return nil
+}
+
+// ListErrorReports pages through a group's reports, or a device's when deviceID is set (both
+// filters apply when both are set).
+func (s *Store) ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts store.ListOptions) (store.Page[store.ErrorReport], error) {
+	var rows []errorReportRow
+	q := s.r.NewSelect().Model(&rows).Where("tenant_id = ?", tenantID)
+	if groupID != "" {
+		q = q.Where("group_id = ?", groupID)
+	}
+	if deviceID != "" {
+		q = q.Where("device_id = ?", deviceID)
+	}
+	if err := pageByID(q, opts).Scan(ctx); err != nil {
+		return store.Page[store.ErrorReport]{}, wrap(err, "list error reports of tenant %q", tenantID)
+	}
+	items := make([]store.ErrorReport, len(rows))
+	for i, r := range rows {
+		items[i] = r.domain()
+	}
+	return store.MakePage(items, opts.PageSize(), func(r store.ErrorReport) string { return r.ID }), nil
+}
+
+// DeleteErrorGroup removes a group with its device counts and reports.
+func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error {
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Table("error_groups").
+			Where("tenant_id = ?", tenantID).
+			Where("id = ?", id).
+			Exec(ctx)
+		if err := affected(res, err); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Table("error_group_devices").
+			Where("tenant_id = ?", tenantID).
+			Where("group_id = ?", id).
+			Exec(ctx); err != nil {
+			return err
+		}
+		_, err = tx.NewDelete().Table("error_reports").
+			Where("tenant_id = ?", tenantID).
+			Where("group_id = ?", id).
+			Exec(ctx)
+		return err
+	})
+	return wrap(err, "delete error group %q", id)
+}
