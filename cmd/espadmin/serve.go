@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/backends"
+	"github.com/espadmin/espadmin/store/blob"
+)
+
+// Deadlines for the start-up and shutdown steps that have no setting of their own.
+const (
+	openTimeout       = 30 * time.Second
+	storeCloseTimeout = 10 * time.Second
+)
+
+// Purposes of keys derived from the master key; never change them once released, or
+// existing signatures and ciphertexts stop verifying.
+const (
+	purposeBlobURLs = "blob-url-signing"
+)
+
+// serve wires the process: config → logger → data dir → master key → store → migrate →
+// blob store → HTTP server (→ MQTT broker, its own issue), runs them together and shuts them
+// down in order when ctx ends.
+func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	started := time.Now()
+
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, seal.MasterKeyFile))
+	master, err := seal.LoadOrCreateMasterKey(cfg.DataDir, cfg.Security.MasterKey)
+	if err != nil {
+		return err
+	}
+	if cfg.Security.MasterKey == "" && errors.Is(statErr, fs.ErrNotExist) {
+		log.Warn("generated a new master key; back it up with the database",
+			"path", absPath(filepath.Join(cfg.DataDir, seal.MasterKeyFile)))
+	}
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st, log)
+
+	version, err := st.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	log.Info("database ready", "backend", st.Backend(), "schema_version", version)
+
+	// blobs is opened below, once the listener fixes the public URL, and before serving.
+	var blobs blob.Store
+	srv := server.New(cfg.HTTP, server.Deps{
+		Logger: log,
+		Ready: func(ctx context.Context) error {
+			if err := st.Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			if err := blobs.Ping(ctx); err != nil {
+				return fmt.Errorf("firmware storage: %w", err)
+			}
+			return nil
+		},
+	})
+	ln, err := srv.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	publicURL := cfg.HTTP.PublicURL
+	if _, port, _ := net.SplitHostPort(cfg.HTTP.Addr); port == "0" && publicURL == config.PublicURLFromAddr(cfg.HTTP.Addr) {
+		// An ephemeral port is only known now; links must carry the real one.
+		publicURL = config.PublicURLFromAddr(ln.Addr().String())
+	}
+
+	blobs, err = blob.Open(ctx, cfg.Storage.URL, blob.Options{
+		SigningKey:    seal.DeriveKey(master, purposeBlobURLs),
+		PublicBaseURL: publicURL,
+		S3: blob.S3Options{
+			Endpoint:        cfg.Storage.S3.Endpoint,
+			Region:          cfg.Storage.S3.Region,
+			AccessKeyID:     cfg.Storage.S3.AccessKeyID,
+			SecretAccessKey: cfg.Storage.S3.SecretAccessKey,
+			PathStyle:       cfg.Storage.S3.PathStyle,
+			Insecure:        cfg.Storage.S3.Insecure,
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("open firmware storage (ESPADMIN_STORAGE_URL / --storage-url): %w", err)
+	}
+	if local, ok := blobs.(*blob.Local); ok {
+		srv.Mount(blob.LocalMountPath, local.Handler())
+	}
+
+	// MQTT broker (its own issue): build it here from cfg.MQTT with the store, start it in the
+	// group below and shut it down between HTTP and the store. Nothing listens on
+	// cfg.MQTT.Addr until then.
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ln) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		// MQTT broker shutdown goes here, after HTTP, with its own deadline.
+		return err
+	})
+
+	log.Info("espadmin is ready",
+		"url", publicURL,
+		"data_dir", absPath(cfg.DataDir),
+		"database", config.RedactURL(cfg.Database.URL),
+		"storage", config.RedactURL(cfg.Storage.URL),
+		"mqtt_addr", cfg.MQTT.Addr+" (broker not built yet)",
+		"startup_ms", time.Since(started).Milliseconds(),
+	)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openStore opens the database the configuration names, with the setting in the error.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	st, err := backends.Open(octx, cfg.Database.URL, backends.Options{Logger: log})
+	if err != nil {
+		// The backends' errors name the URL, password redacted.
+		return nil, fmt.Errorf("open database (ESPADMIN_DATABASE_URL / --database-url): %w", err)
+	}
+	return st, nil
+}
+
+// closeStore closes the store last, bounded so a hung driver cannot stop the process from
+// exiting.
+func closeStore(st store.Store, log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("close database", "error", err)
+		}
+	case <-time.After(storeCloseTimeout):
+		log.Error("close database: gave up waiting", "timeout", storeCloseTimeout.String())
+	}
+}

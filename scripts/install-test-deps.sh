@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, every program and library the test suite uses. It is
+# idempotent: packages already present are not touched, and apt is not even asked then.
+set -euo pipefail
+
+packages=(
+  postgresql-15          # store conformance suite on PostgreSQL (started per test run)
+  mariadb-server         # store conformance suite on MariaDB
+  mosquitto              # a tenant's own broker in the bridge tests
+  mosquitto-clients      # mosquitto_pub/_sub in broker tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  # Services are started by the tests themselves, on loopback and in temporary folders.
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Postinst scripts may start system instances of these services; the tests never use them.
+for svc in mariadb mosquitto; do
+  command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
+done
+echo "test dependencies present"
