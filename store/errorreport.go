@@ -65,7 +65,8 @@ type ErrorGroupFilter struct {
 type ErrorReportStore interface {
 	// RecordError stores r and counts it in its group (created on first sight) and in the
 	// group's per-device counts, without losing counts under concurrent reports. It fills
-	// r.ID and r.GroupID and returns the updated group.
+	// r.ID and r.GroupID and returns the updated group. It never changes whether the group is
+	// resolved: reopening (on a newer firmware) is the error service's decision.
 	RecordError(ctx context.Context, r *ErrorReport) (ErrorGroup, error)
 	ErrorGroup(ctx context.Context, tenantID, id string) (ErrorGroup, error)
 	ListErrorGroups(ctx context.Context, tenantID string, f ErrorGroupFilter, opts ListOptions) (Page[ErrorGroup], error)

@@ -90,21 +90,19 @@ func (r errorReportRow) domain() store.ErrorReport {
 }
 
 // Upserts that count a report. The increments happen inside the database (count = count + 1),
-// so concurrent reports never lose a count. A report on a resolved group reopens it: the error
-// came back. The first report's type, message and firmware version describe the group.
+// so concurrent reports never lose a count. A report never changes whether the group is resolved:
+// reopening is the error service's decision (store.ErrorReportStore). The first report's type, message and firmware version describe the group.
 const (
 	upsertGroupStandard = `INSERT INTO error_groups
 	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
 	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
 	ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET
-	count = error_groups.count + 1, last_seen = %s,
-	resolved = FALSE, resolved_at = NULL, resolved_by = ''`
+	count = error_groups.count + 1, last_seen = %s`
 	upsertGroupMySQL = `INSERT INTO error_groups
 	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
 	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
 	ON DUPLICATE KEY UPDATE
-	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen)),
-	resolved = FALSE, resolved_at = NULL, resolved_by = ''`
+	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen))`
 
 	upsertGroupDeviceStandard = `INSERT INTO error_group_devices
 	(tenant_id, group_id, device_id, count, first_seen, last_seen)

@@ -91,6 +91,14 @@ func testErrorReport(t *testing.T, f *fixture) {
 			want.Resolved, want.ResolvedAt, want.ResolvedBy = true, ptr(at(9)), "user-7"
 			f.equal(t, "ErrorGroup after SetErrorGroupResolved(true)", got, want)
 
+			// Another report counts but leaves the resolution to the error service.
+			again := f.record(t, ptr(fullErrorReport(f, tn.ID, d.ID, "", "fp-r", 2)))
+			if !again.Resolved || again.Count != g.Count+1 {
+				t.Errorf("%s: RecordError on a resolved group: resolved=%t count=%d, want resolved=true count=%d",
+					f.s.Backend(), again.Resolved, again.Count, g.Count+1)
+			}
+			g.Count, g.LastSeen = again.Count, again.LastSeen
+
 			f.must(t, f.s.SetErrorGroupResolved(ctx, tn.ID, g.ID, false, "user-8", at(10)), "SetErrorGroupResolved")
 			got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
 			f.must(t, err, "ErrorGroup")
