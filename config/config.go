@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,9 @@ type Config struct {
 	Storage  Storage
 	Log      Log
 	Security Security
+	Accounts Accounts
+	Mail     Mail
+	OAuth    OAuth
 }
 
 // HTTP configures the management server (REST API, web UI, health and metrics).
@@ -49,11 +53,68 @@ type HTTP struct {
 	ShutdownTimeout time.Duration
 }
 
-// MQTT configures the embedded MQTT broker that devices connect to. The broker itself arrives
-// with its own issue; this section is where its settings plug in.
+// MQTT configures the embedded MQTT broker that devices connect to (package broker,
+// docs/broker.md). Every listener address may be empty to disable that listener.
 type MQTT struct {
-	// Addr is the broker's TCP listen address.
+	// Enabled runs the embedded broker; false for replicas whose devices use an external broker.
+	Enabled bool
+	// Addr is the plain TCP listen address.
 	Addr string
+	// TLSAddr is the MQTT-over-TLS listen address, used when TLSCert and TLSKey are set.
+	TLSAddr string
+	// TLSCert and TLSKey are PEM files of the TLS listener's certificate chain and key.
+	TLSCert string
+	TLSKey  string
+	// WSAddr is the MQTT-over-WebSocket listen address; WSPath the only path it serves.
+	WSAddr string
+	WSPath string
+	// WSAllowedOrigins lists the Origin header values a WebSocket upgrade may carry, comma
+	// separated ("*" allows any). Requests without an Origin header (devices, not browsers)
+	// are always allowed.
+	WSAllowedOrigins string
+	// ConnectTimeout closes a connection that has not sent CONNECT within it.
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds every socket write to a client; a client that does not read for
+	// that long is disconnected so it cannot hold the broker's per-client lock.
+	WriteTimeout time.Duration
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes.
+	MaxPacketSize int
+	// MaxClients caps simultaneously connected clients.
+	MaxClients int
+	// MaxPendingWrites is the per-client outbound queue length; messages beyond it are dropped.
+	MaxPendingWrites int
+	// ReceiveMaximum is how many unacknowledged QoS 1/2 publishes a client may have in flight
+	// towards the broker.
+	ReceiveMaximum int
+	// MaxInflight is how many unacknowledged QoS 1/2 messages the broker keeps per client.
+	MaxInflight int
+	// BufferSize is each client's socket read and write buffer, in bytes.
+	BufferSize int
+	// KeepaliveMin and KeepaliveMax clamp the keepalive a client asks for; 0 (no keepalive)
+	// becomes KeepaliveMax.
+	KeepaliveMin time.Duration
+	KeepaliveMax time.Duration
+	// SessionExpiryMax caps how long a disconnected persistent session is kept.
+	SessionExpiryMax time.Duration
+	// MessageExpiryMax caps how long a queued message is kept.
+	MessageExpiryMax time.Duration
+	// RateLimit is each device's sustained publish rate in messages per second; RateBurst
+	// the burst above it. A device's excess is dropped and counted.
+	RateLimit int
+	RateBurst int
+	// AuthCacheTTL is how long a device's credentials lookup is cached.
+	AuthCacheTTL time.Duration
+
+	// PublicHost and PublicPort are the broker address written into provisioning bundles;
+	// empty or 0 derive them from the public URL's host and the (TLS) listen address.
+	PublicHost string
+	PublicPort int
+	// DeviceCAFile is a PEM file with the CA devices verify the TLS listener with; it is
+	// written into provisioning bundles.
+	DeviceCAFile string
+	// ShareGroup, when set, makes ingestion subscribe with $share/GROUP/… so that several
+	// server replicas on one (external, clustered) broker each handle a part of the reports.
+	ShareGroup string
 }
 
 // Database selects the store backend by URL scheme.
@@ -98,6 +159,66 @@ type Security struct {
 	// MasterKey is the base64 encoding of 32 bytes that encrypts secrets at rest. When empty,
 	// a key is generated into DataDir/master.key on first start.
 	MasterKey string
+}
+
+// Sign-up modes of Accounts.Signup.
+const (
+	SignupOpen   = "open"
+	SignupClosed = "closed"
+)
+
+// Accounts configures sign-in: who may create an account and how long sessions live.
+type Accounts struct {
+	// Signup is "closed" (the default: accounts come from the first-run setup, the CLI and
+	// invitations) or "open" (anyone who reaches the server may create an account, by email
+	// or OAuth).
+	Signup string
+	// SessionIdleTimeout ends a session nobody used for this long.
+	SessionIdleTimeout time.Duration
+	// SessionMaxAge ends every session this long after login, used or not.
+	SessionMaxAge time.Duration
+	// ResetLinkTTL is how long a password-reset link stays valid.
+	ResetLinkTTL time.Duration
+}
+
+// SignupOpen reports whether anyone may create an account.
+func (a Accounts) SignupOpen() bool { return a.Signup == SignupOpen }
+
+// Mail configures outgoing email (password resets, verification, invitations).
+type Mail struct {
+	// SMTPURL is smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465
+	// (implicit TLS); empty disables mail, and admins produce reset links with the CLI.
+	SMTPURL string
+	// From is the sender address.
+	From string
+}
+
+// Enabled reports whether mail can be sent.
+func (m Mail) Enabled() bool { return m.SMTPURL != "" }
+
+// OAuth enables sign-in through external identity providers. A provider is enabled when its
+// client ID is set.
+type OAuth struct {
+	GitHub OAuthProvider
+	Google OAuthProvider
+	GitLab OAuthProvider
+	OIDC   OIDCProvider
+}
+
+// OAuthProvider holds one OAuth application's credentials.
+type OAuthProvider struct {
+	ClientID     string
+	ClientSecret string
+}
+
+// OIDCProvider is a generic OpenID Connect provider found through its discovery document.
+type OIDCProvider struct {
+	// DiscoveryURL is the provider's .well-known/openid-configuration URL.
+	DiscoveryURL string
+	ClientID     string
+	ClientSecret string
+	// Name is what the login page shows, e.g. "Company SSO".
+	Name string
 }
 
 // Redaction is what Redacted prints in place of a secret.
@@ -166,12 +287,43 @@ func (c Config) Validate() error {
 		{"http.addr", validateListenAddr(c.HTTP.Addr)},
 		{"http.public_url", validatePublicURL(c.HTTP.PublicURL)},
 		{"http.shutdown_timeout", positive(c.HTTP.ShutdownTimeout)},
-		{"mqtt.addr", validateListenAddr(c.MQTT.Addr)},
+		{"mqtt.addr", optionalListenAddr(c.MQTT.Addr)},
+		{"mqtt.tls_addr", optionalListenAddr(c.MQTT.TLSAddr)},
+		{"mqtt.tls_key", validateTLSPair(c.MQTT.TLSCert, c.MQTT.TLSKey)},
+		{"mqtt.ws_addr", optionalListenAddr(c.MQTT.WSAddr)},
+		{"mqtt.ws_path", validateWSPath(c.MQTT.WSPath)},
+		{"mqtt.connect_timeout", positive(c.MQTT.ConnectTimeout)},
+		{"mqtt.write_timeout", positive(c.MQTT.WriteTimeout)},
+		{"mqtt.max_packet_size", intRange(c.MQTT.MaxPacketSize, 1024, 256<<20)},
+		{"mqtt.max_clients", intRange(c.MQTT.MaxClients, 1, 10_000_000)},
+		{"mqtt.max_pending_writes", intRange(c.MQTT.MaxPendingWrites, 1, 1<<20)},
+		{"mqtt.receive_maximum", intRange(c.MQTT.ReceiveMaximum, 1, 65535)},
+		{"mqtt.max_inflight", intRange(c.MQTT.MaxInflight, 1, 65535)},
+		{"mqtt.buffer_size", intRange(c.MQTT.BufferSize, 256, 1<<20)},
+		{"mqtt.keepalive_min", keepaliveRange(c.MQTT.KeepaliveMin, c.MQTT.KeepaliveMin)},
+		{"mqtt.keepalive_max", keepaliveRange(c.MQTT.KeepaliveMax, c.MQTT.KeepaliveMin)},
+		{"mqtt.session_expiry_max", nonNegative(c.MQTT.SessionExpiryMax)},
+		{"mqtt.message_expiry_max", positive(c.MQTT.MessageExpiryMax)},
+		{"mqtt.rate_limit", intRange(c.MQTT.RateLimit, 1, 1_000_000)},
+		{"mqtt.rate_burst", intRange(c.MQTT.RateBurst, 1, 1_000_000)},
+		{"mqtt.auth_cache_ttl", nonNegative(c.MQTT.AuthCacheTTL)},
+		{"mqtt.public_port", intRange(c.MQTT.PublicPort, 0, 65535)},
+		{"mqtt.share_group", validateShareGroup(c.MQTT.ShareGroup)},
 		{"database.url", validateDatabaseURL(c.Database.URL)},
 		{"storage.url", validateStorageURL(c.Storage.URL)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
 		{"security.master_key", validateMasterKey(c.Security.MasterKey)},
+		{"accounts.signup", oneOf(c.Accounts.Signup, SignupOpen, SignupClosed)},
+		{"accounts.session_idle_timeout", positive(c.Accounts.SessionIdleTimeout)},
+		{"accounts.session_max_age", positive(c.Accounts.SessionMaxAge)},
+		{"accounts.reset_link_ttl", positive(c.Accounts.ResetLinkTTL)},
+		{"mail.smtp_url", validateSMTPURL(c.Mail.SMTPURL)},
+		{"mail.from", validateMailFrom(c.Mail)},
+		{"oauth.github.client_secret", pairSet(c.OAuth.GitHub.ClientID, c.OAuth.GitHub.ClientSecret)},
+		{"oauth.google.client_secret", pairSet(c.OAuth.Google.ClientID, c.OAuth.Google.ClientSecret)},
+		{"oauth.gitlab.client_secret", pairSet(c.OAuth.GitLab.ClientID, c.OAuth.GitLab.ClientSecret)},
+		{"oauth.oidc.discovery_url", validateOIDC(c.OAuth.OIDC)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -378,4 +530,104 @@ func RedactURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return strings.ReplaceAll(u.String(), placeholder, Redaction)
+}
+
+func validateSMTPURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+		return errors.New("want smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]")
+	}
+	return nil
+}
+
+func validateMailFrom(m Mail) error {
+	if m.SMTPURL == "" {
+		return nil
+	}
+	if _, err := mail.ParseAddress(m.From); err != nil {
+		return fmt.Errorf("%q is not an email address (required when ESPADMIN_SMTP_URL is set)", m.From)
+	}
+	return nil
+}
+
+// pairSet checks an OAuth client: a client ID needs its secret.
+func pairSet(id, secret string) error {
+	if id != "" && secret == "" {
+		return errors.New("must be set when the client ID is set")
+	}
+	return nil
+}
+
+func validateOIDC(o OIDCProvider) error {
+	if o.ClientID == "" && o.DiscoveryURL == "" {
+		return nil
+	}
+	if o.ClientID == "" || o.ClientSecret == "" {
+		return errors.New("OpenID Connect needs ESPADMIN_OIDC_CLIENT_ID and ESPADMIN_OIDC_CLIENT_SECRET too")
+	}
+	u, err := url.Parse(o.DiscoveryURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL of .well-known/openid-configuration", o.DiscoveryURL)
+	}
+	return nil
+}
+
+// optionalListenAddr accepts an empty address (the listener is disabled) or host:port.
+func optionalListenAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	return validateListenAddr(addr)
+}
+
+func validateTLSPair(cert, key string) error {
+	if (cert == "") != (key == "") {
+		return errors.New("ESPADMIN_MQTT_TLS_CERT and ESPADMIN_MQTT_TLS_KEY must be set together")
+	}
+	return nil
+}
+
+func validateWSPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must start with /", p)
+	}
+	return nil
+}
+
+func intRange(v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("must be between %d and %d, got %d", lo, hi, v)
+	}
+	return nil
+}
+
+func nonNegative(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("must not be negative, got %s", d)
+	}
+	return nil
+}
+
+// keepaliveRange checks a keepalive bound: whole seconds from 1 s to MQTT's 65,535 s, and
+// not below the minimum.
+func keepaliveRange(d, lowest time.Duration) error {
+	if d < time.Second || d > 65535*time.Second || d%time.Second != 0 {
+		return fmt.Errorf("must be whole seconds between 1s and 65535s, got %s", d)
+	}
+	if d < lowest {
+		return fmt.Errorf("must not be below ESPADMIN_MQTT_KEEPALIVE_MIN (%s), got %s", lowest, d)
+	}
+	return nil
+}
+
+// validateShareGroup accepts an empty group or one MQTT topic level without wildcards
+// (MQTT 5 §4.8.2: a ShareName must not contain "/", "+" or "#").
+func validateShareGroup(g string) error {
+	if g != "" && (strings.ContainsAny(g, "/+#$\x00") || len(g) > 64) {
+		return fmt.Errorf("must be up to 64 characters without / + # $")
+	}
+	return nil
 }

@@ -45,9 +45,141 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.HTTP.ShutdownTimeout },
 	},
 	{
+		key: "mqtt.enabled", flag: "mqtt-enabled", env: "ESPADMIN_MQTT_ENABLED", def: "true",
+		help:  "Run the embedded MQTT broker. `false` on replicas whose devices use an external broker.",
+		field: func(c *Config) any { return &c.MQTT.Enabled },
+	},
+	{
 		key: "mqtt.addr", flag: "mqtt-addr", env: "ESPADMIN_MQTT_ADDR", def: ":1883",
-		help:  "Listen address of the embedded MQTT broker devices connect to.",
+		help:  "Plain TCP listen address of the embedded MQTT broker devices connect to; empty disables it.",
 		field: func(c *Config) any { return &c.MQTT.Addr },
+	},
+	{
+		key: "mqtt.tls_addr", flag: "mqtt-tls-addr", env: "ESPADMIN_MQTT_TLS_ADDR", def: ":8883",
+		help:  "MQTT over TLS listen address, used when a certificate and key are set; empty disables it.",
+		field: func(c *Config) any { return &c.MQTT.TLSAddr },
+	},
+	{
+		key: "mqtt.tls_cert", flag: "mqtt-tls-cert", env: "ESPADMIN_MQTT_TLS_CERT",
+		help:  "PEM certificate chain of the MQTT TLS listener.",
+		field: func(c *Config) any { return &c.MQTT.TLSCert },
+	},
+	{
+		key: "mqtt.tls_key", flag: "mqtt-tls-key", env: "ESPADMIN_MQTT_TLS_KEY",
+		help:  "PEM private key of the MQTT TLS listener (a file path).",
+		field: func(c *Config) any { return &c.MQTT.TLSKey },
+	},
+	{
+		key: "mqtt.ws_addr", flag: "mqtt-ws-addr", env: "ESPADMIN_MQTT_WS_ADDR",
+		help:  "MQTT over WebSocket listen address, e.g. `:8083`; empty disables it.",
+		field: func(c *Config) any { return &c.MQTT.WSAddr },
+	},
+	{
+		key: "mqtt.ws_path", flag: "mqtt-ws-path", env: "ESPADMIN_MQTT_WS_PATH", def: "/mqtt",
+		help:  "The only HTTP path the WebSocket listener upgrades.",
+		field: func(c *Config) any { return &c.MQTT.WSPath },
+	},
+	{
+		key: "mqtt.ws_allowed_origins", flag: "mqtt-ws-allowed-origins", env: "ESPADMIN_MQTT_WS_ALLOWED_ORIGINS",
+		help:  "Comma-separated `Origin` values a browser WebSocket may come from, e.g. `https://admin.example.com`; `*` allows any. Requests without an Origin header (devices) are always allowed.",
+		field: func(c *Config) any { return &c.MQTT.WSAllowedOrigins },
+	},
+	{
+		key: "mqtt.connect_timeout", flag: "mqtt-connect-timeout", env: "ESPADMIN_MQTT_CONNECT_TIMEOUT", def: "10s",
+		help:  "A connection that has not sent CONNECT within this time is closed.",
+		field: func(c *Config) any { return &c.MQTT.ConnectTimeout },
+	},
+	{
+		key: "mqtt.write_timeout", flag: "mqtt-write-timeout", env: "ESPADMIN_MQTT_WRITE_TIMEOUT", def: "10s",
+		help:  "A client whose socket accepts no data for this long is disconnected, so a device that stops reading cannot stall the broker.",
+		field: func(c *Config) any { return &c.MQTT.WriteTimeout },
+	},
+	{
+		key: "mqtt.max_packet_size", flag: "mqtt-max-packet-size", env: "ESPADMIN_MQTT_MAX_PACKET_SIZE", def: "65536",
+		help:  "Largest MQTT packet accepted, in bytes; a client sending a larger one is disconnected.",
+		field: func(c *Config) any { return &c.MQTT.MaxPacketSize },
+	},
+	{
+		key: "mqtt.max_clients", flag: "mqtt-max-clients", env: "ESPADMIN_MQTT_MAX_CLIENTS", def: "20000",
+		help:  "Most simultaneously connected MQTT clients.",
+		field: func(c *Config) any { return &c.MQTT.MaxClients },
+	},
+	{
+		key: "mqtt.max_pending_writes", flag: "mqtt-max-pending-writes", env: "ESPADMIN_MQTT_MAX_PENDING_WRITES", def: "128",
+		help:  "Outbound messages queued per client (8 bytes each); further messages to a client that does not keep up are dropped and counted.",
+		field: func(c *Config) any { return &c.MQTT.MaxPendingWrites },
+	},
+	{
+		key: "mqtt.receive_maximum", flag: "mqtt-receive-maximum", env: "ESPADMIN_MQTT_RECEIVE_MAXIMUM", def: "32",
+		help:  "Unacknowledged QoS 1 messages a client may send at once.",
+		field: func(c *Config) any { return &c.MQTT.ReceiveMaximum },
+	},
+	{
+		key: "mqtt.max_inflight", flag: "mqtt-max-inflight", env: "ESPADMIN_MQTT_MAX_INFLIGHT", def: "128",
+		help:  "Unacknowledged QoS 1 messages the broker keeps per client.",
+		field: func(c *Config) any { return &c.MQTT.MaxInflight },
+	},
+	{
+		key: "mqtt.buffer_size", flag: "mqtt-buffer-size", env: "ESPADMIN_MQTT_BUFFER_SIZE", def: "2048",
+		help:  "Socket read and write buffer per client, in bytes.",
+		field: func(c *Config) any { return &c.MQTT.BufferSize },
+	},
+	{
+		key: "mqtt.keepalive_min", flag: "mqtt-keepalive-min", env: "ESPADMIN_MQTT_KEEPALIVE_MIN", def: "10s",
+		help:  "Smallest keepalive a client may use; smaller requests are raised to it.",
+		field: func(c *Config) any { return &c.MQTT.KeepaliveMin },
+	},
+	{
+		key: "mqtt.keepalive_max", flag: "mqtt-keepalive-max", env: "ESPADMIN_MQTT_KEEPALIVE_MAX", def: "5m0s",
+		help:  "Largest keepalive a client may use; larger requests, and 0 (none), are lowered to it.",
+		field: func(c *Config) any { return &c.MQTT.KeepaliveMax },
+	},
+	{
+		key: "mqtt.session_expiry_max", flag: "mqtt-session-expiry-max", env: "ESPADMIN_MQTT_SESSION_EXPIRY_MAX", def: "1h0m0s",
+		help:  "Longest time a disconnected persistent session (subscriptions, queued QoS 1 messages) is kept.",
+		field: func(c *Config) any { return &c.MQTT.SessionExpiryMax },
+	},
+	{
+		key: "mqtt.message_expiry_max", flag: "mqtt-message-expiry-max", env: "ESPADMIN_MQTT_MESSAGE_EXPIRY_MAX", def: "24h0m0s",
+		help:  "Longest time a queued message is kept before it expires.",
+		field: func(c *Config) any { return &c.MQTT.MessageExpiryMax },
+	},
+	{
+		key: "mqtt.rate_limit", flag: "mqtt-rate-limit", env: "ESPADMIN_MQTT_RATE_LIMIT", def: "50",
+		help:  "Messages per second each device may publish on average; the excess is dropped and counted.",
+		field: func(c *Config) any { return &c.MQTT.RateLimit },
+	},
+	{
+		key: "mqtt.rate_burst", flag: "mqtt-rate-burst", env: "ESPADMIN_MQTT_RATE_BURST", def: "100",
+		help:  "Messages a device may publish in a burst above its rate.",
+		field: func(c *Config) any { return &c.MQTT.RateBurst },
+	},
+	{
+		key: "mqtt.auth_cache_ttl", flag: "mqtt-auth-cache-ttl", env: "ESPADMIN_MQTT_AUTH_CACHE_TTL", def: "30s",
+		help:  "How long a device's credentials lookup is cached (0 disables the cache). Rotating or disabling a device evicts it at once.",
+		field: func(c *Config) any { return &c.MQTT.AuthCacheTTL },
+	},
+	{
+		key: "mqtt.public_host", flag: "mqtt-public-host", env: "ESPADMIN_MQTT_PUBLIC_HOST",
+		docDef: "the host of `http.public_url`",
+		help:   "Broker host name devices dial, written into provisioning bundles.",
+		field:  func(c *Config) any { return &c.MQTT.PublicHost },
+	},
+	{
+		key: "mqtt.public_port", flag: "mqtt-public-port", env: "ESPADMIN_MQTT_PUBLIC_PORT", def: "0",
+		docDef: "the port of `mqtt.tls_addr` when TLS is configured, else of `mqtt.addr`",
+		help:   "Broker port devices dial, written into provisioning bundles (0 derives it).",
+		field:  func(c *Config) any { return &c.MQTT.PublicPort },
+	},
+	{
+		key: "mqtt.device_ca_file", flag: "mqtt-device-ca-file", env: "ESPADMIN_MQTT_DEVICE_CA_FILE",
+		help:  "PEM file of the CA devices verify the broker's TLS certificate with; written into provisioning bundles.",
+		field: func(c *Config) any { return &c.MQTT.DeviceCAFile },
+	},
+	{
+		key: "mqtt.share_group", flag: "mqtt-share-group", env: "ESPADMIN_MQTT_SHARE_GROUP",
+		help:  "With several replicas on one external broker: ingest through the shared subscription `$share/GROUP/…` so each report is handled once.",
+		field: func(c *Config) any { return &c.MQTT.ShareGroup },
 	},
 	{
 		key: "database.url", flag: "database-url", env: "ESPADMIN_DATABASE_URL",
@@ -107,6 +239,86 @@ var settings = []setting{
 		help:   "Base64 of 32 random bytes that encrypts secrets at rest (`openssl rand -base64 32`). Keep a backup: without it, stored secrets cannot be read.",
 		field:  func(c *Config) any { return &c.Security.MasterKey },
 	},
+	{
+		key: "accounts.signup", flag: "signup", env: "ESPADMIN_SIGNUP", def: "closed",
+		help:  "`closed`: accounts come only from the first-run setup URL, `espadmin user create` and invitations; `open`: anyone who reaches the server may sign up (email or OAuth).",
+		field: func(c *Config) any { return &c.Accounts.Signup },
+	},
+	{
+		key: "accounts.session_idle_timeout", flag: "session-idle-timeout", env: "ESPADMIN_SESSION_IDLE_TIMEOUT", def: "24h",
+		help:  "A browser session unused for this long ends (Go duration).",
+		field: func(c *Config) any { return &c.Accounts.SessionIdleTimeout },
+	},
+	{
+		key: "accounts.session_max_age", flag: "session-max-age", env: "ESPADMIN_SESSION_MAX_AGE", def: "720h",
+		help:  "Every browser session ends this long after login, used or not (Go duration).",
+		field: func(c *Config) any { return &c.Accounts.SessionMaxAge },
+	},
+	{
+		key: "accounts.reset_link_ttl", flag: "reset-link-ttl", env: "ESPADMIN_RESET_LINK_TTL", def: "1h",
+		help:  "How long a password-reset link stays valid (Go duration).",
+		field: func(c *Config) any { return &c.Accounts.ResetLinkTTL },
+	},
+	{
+		key: "mail.smtp_url", env: "ESPADMIN_SMTP_URL", secret: true,
+		help:  "Outgoing mail server, `smtp://user:pass@host:587` (STARTTLS) or `smtps://user:pass@host:465`; empty disables mail (admins then use `espadmin user reset-link`).",
+		field: func(c *Config) any { return &c.Mail.SMTPURL },
+	},
+	{
+		key: "mail.from", flag: "mail-from", env: "ESPADMIN_MAIL_FROM",
+		help:  "Sender address of outgoing mail, e.g. `ESP Admin <espadmin@example.com>`; required with an SMTP URL.",
+		field: func(c *Config) any { return &c.Mail.From },
+	},
+	{
+		key: "oauth.github.client_id", flag: "oauth-github-client-id", env: "ESPADMIN_OAUTH_GITHUB_CLIENT_ID",
+		help:  "GitHub OAuth app client ID; enables \"Sign in with GitHub\". Callback: `PUBLIC_URL/api/v1/auth/oauth/github/callback`.",
+		field: func(c *Config) any { return &c.OAuth.GitHub.ClientID },
+	},
+	{
+		key: "oauth.github.client_secret", env: "ESPADMIN_OAUTH_GITHUB_CLIENT_SECRET", secret: true,
+		help:  "GitHub OAuth app client secret.",
+		field: func(c *Config) any { return &c.OAuth.GitHub.ClientSecret },
+	},
+	{
+		key: "oauth.google.client_id", flag: "oauth-google-client-id", env: "ESPADMIN_OAUTH_GOOGLE_CLIENT_ID",
+		help:  "Google OAuth client ID; enables \"Sign in with Google\". Callback: `PUBLIC_URL/api/v1/auth/oauth/google/callback`.",
+		field: func(c *Config) any { return &c.OAuth.Google.ClientID },
+	},
+	{
+		key: "oauth.google.client_secret", env: "ESPADMIN_OAUTH_GOOGLE_CLIENT_SECRET", secret: true,
+		help:  "Google OAuth client secret.",
+		field: func(c *Config) any { return &c.OAuth.Google.ClientSecret },
+	},
+	{
+		key: "oauth.gitlab.client_id", flag: "oauth-gitlab-client-id", env: "ESPADMIN_OAUTH_GITLAB_CLIENT_ID",
+		help:  "GitLab (gitlab.com) application ID; enables \"Sign in with GitLab\". Callback: `PUBLIC_URL/api/v1/auth/oauth/gitlab/callback`.",
+		field: func(c *Config) any { return &c.OAuth.GitLab.ClientID },
+	},
+	{
+		key: "oauth.gitlab.client_secret", env: "ESPADMIN_OAUTH_GITLAB_CLIENT_SECRET", secret: true,
+		help:  "GitLab application secret.",
+		field: func(c *Config) any { return &c.OAuth.GitLab.ClientSecret },
+	},
+	{
+		key: "oauth.oidc.discovery_url", flag: "oidc-discovery-url", env: "ESPADMIN_OIDC_DISCOVERY_URL",
+		help:  "OpenID Connect discovery URL (`https://idp.example.com/.well-known/openid-configuration`); with the client ID and secret, enables a generic OIDC login. Callback: `PUBLIC_URL/api/v1/auth/oauth/oidc/callback`.",
+		field: func(c *Config) any { return &c.OAuth.OIDC.DiscoveryURL },
+	},
+	{
+		key: "oauth.oidc.client_id", flag: "oidc-client-id", env: "ESPADMIN_OIDC_CLIENT_ID",
+		help:  "OpenID Connect client ID.",
+		field: func(c *Config) any { return &c.OAuth.OIDC.ClientID },
+	},
+	{
+		key: "oauth.oidc.client_secret", env: "ESPADMIN_OIDC_CLIENT_SECRET", secret: true,
+		help:  "OpenID Connect client secret.",
+		field: func(c *Config) any { return &c.OAuth.OIDC.ClientSecret },
+	},
+	{
+		key: "oauth.oidc.name", flag: "oidc-name", env: "ESPADMIN_OIDC_NAME", def: "OpenID Connect",
+		help:  "Name of the OpenID Connect provider on the login page, e.g. `Company SSO`.",
+		field: func(c *Config) any { return &c.OAuth.OIDC.Name },
+	},
 }
 
 // lookup returns the setting with the given key; an unknown key is a programming error.
@@ -161,6 +373,12 @@ func (s setting) set(c *Config, v string) error {
 			return fmt.Errorf("%q is not a duration (e.g. 10s, 1m30s)", v)
 		}
 		*p = d
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
 	default:
 		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.key, p))
 	}
@@ -176,6 +394,8 @@ func (s setting) value(c *Config) any {
 		return *p
 	case *time.Duration:
 		return p.String()
+	case *int:
+		return *p
 	default:
 		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.key, p))
 	}

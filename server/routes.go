@@ -29,6 +29,68 @@ func (s *Server) routes() {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slogPrinter{s},
 	})))
+
+	// The JSON API. authenticate identifies the caller (session cookie or bearer token) on
+	// every route below and leaves anonymous requests to the route's own checks.
+	api := e.Group("/api/v1", s.authenticate)
+	s.api = api
+
+	// --- Accounts and sessions (authn) ---
+	// Public routes (s.public) also work from a browser holding a stale session cookie.
+	s.public(api.GET("/setup", s.setupStatus))
+	s.public(api.POST("/setup", s.setup))
+	s.public(api.POST("/auth/signup", s.signup))
+	s.public(api.POST("/auth/login", s.login))
+	api.POST("/auth/logout", s.logout, s.requireUser)
+	api.GET("/auth/me", s.me, s.requireUser)
+	api.POST("/auth/password", s.changePassword, s.requireUser)
+	s.public(api.POST("/auth/password/forgot", s.forgotPassword))
+	s.public(api.POST("/auth/password/reset", s.resetPassword))
+	s.public(api.POST("/auth/email/verify", s.verifyEmail))
+	s.public(api.GET("/auth/providers", s.listProviders))
+	s.public(api.GET("/auth/oauth/:provider", s.oauthBegin))
+	s.public(api.GET("/auth/oauth/:provider/callback", s.oauthCallback))
+
+	// --- Tenants (tenancy) ---
+	// Tenant routes are registered with the permission they need (permissions.go) through
+	// s.tenantRoute, and each is described in openapi_routes.go.
+	api.GET("/openapi.json", s.serveOpenAPI(apiRouteDocs(), securityNames{Cookie: sessionCookie, CSRFHeader: csrfHeader}))
+	api.GET("/tenants", s.listTenants)
+	api.POST("/tenants", s.createTenant)
+	api.POST("/invitations/accept", s.acceptInvitation)
+	s.tenantRoute(PermTenantRead).GET("", s.getTenant)
+	s.tenantRoute(PermSettingsManage).PATCH("", s.updateTenant)
+	s.tenantRoute(PermTenantDelete).DELETE("", s.deleteTenant)
+	s.tenantRoute(PermOwnershipTransfer).POST("/transfer-ownership", s.transferOwnership)
+	s.tenantRoute(PermTenantRead).GET("/members", s.listMembers)
+	s.tenantRoute(PermMembersManage).PATCH("/members/:user", s.updateMember)
+	s.tenantRoute(PermMembersManage).DELETE("/members/:user", s.removeMember)
+	s.tenantRoute(PermTenantRead).POST("/leave", s.leaveTenant)
+	s.tenantRoute(PermMembersManage).POST("/invitations", s.createInvitation)
+	s.tenantRoute(PermMembersManage).GET("/invitations", s.listInvitations)
+	s.tenantRoute(PermMembersManage).DELETE("/invitations/:invitation", s.revokeInvitation)
+	s.tenantRoute(PermTenantRead).GET("/tokens", s.listTokens)
+	s.tenantRoute(PermTenantRead).POST("/tokens", s.createToken)
+	s.tenantRoute(PermTenantRead).DELETE("/tokens/:token", s.deleteToken)
+	s.tenantRoute(PermAuditRead).GET("/audit", s.listAudit)
+
+	// --- Devices and commands ---
+	// Described in devices_openapi.go; the services live in package fleet.
+	s.tenantRoute(PermDevicesWrite).POST("/devices", s.createDevice)
+	s.tenantRoute(PermDevicesRead).GET("/devices", s.listDevices)
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device", s.getDevice)
+	s.tenantRoute(PermDevicesWrite).PATCH("/devices/:device", s.updateDevice)
+	s.tenantRoute(PermDevicesWrite).DELETE("/devices/:device", s.deleteDevice)
+	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/rotate-credentials", s.rotateDevice)
+	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/disable", s.setDeviceDisabled(true))
+	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/enable", s.setDeviceDisabled(false))
+	s.tenantRoute(PermDevicesWrite).GET("/devices/:device/provisioning", s.deviceProvisioning)
+	s.tenantRoute(PermCommandsWrite).POST("/commands", s.sendCommand)
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/commands", s.listDeviceCommands)
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/commands/:command", s.getDeviceCommand)
+	s.tenantRoute(PermDevicesRead).GET("/events", s.streamEvents)
+	// Event streams end when shutdown begins, or Shutdown would wait for them until its deadline.
+	s.http.RegisterOnShutdown(s.closeEventStreams)
 }
 
 // Mount serves h for every method and every path under prefix (which must end in "/"), with

@@ -12,13 +12,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/espadmin/espadmin/account"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/mail"
+	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/store"
 )
 
 // Timeouts of the underlying http.Server. They are always set so a slow or idle client cannot
@@ -49,6 +55,33 @@ type Deps struct {
 	// Ready reports whether the server can do useful work (the store answers). Nil means
 	// always ready.
 	Ready func(ctx context.Context) error
+
+	// Store is the database. Nil leaves the API without accounts (only tests do that).
+	Store store.Store
+	// Keyring seals secrets at rest.
+	Keyring *seal.Keyring
+	// Mailer sends password-reset, verification and invitation mail; nil means mail is not
+	// configured (admins then make reset links with `espadmin user reset-link`).
+	Mailer mail.Sender
+	// Now is the clock; nil means time.Now. Tests inject one to expire sessions.
+	Now func() time.Time
+	// Accounts configures sign-up and session lifetimes.
+	Accounts config.Accounts
+	// OAuth enables external login providers.
+	OAuth config.OAuth
+	// StateKey signs the short-lived OAuth state cookie (HMAC-SHA256); derive it from the
+	// master key so every replica accepts the others' cookies.
+	StateKey []byte
+	// HTTPClient calls OAuth providers; nil means a client with a 15 s timeout.
+	HTTPClient *http.Client
+	// PasswordHash overrides the argon2id cost (tests use a cheap one); zero means the default.
+	PasswordHash account.HashParams
+
+	// Devices, Commands and Events are the fleet services behind the device, command and
+	// event routes (package fleet); when nil those routes answer 503.
+	Devices  *fleet.Devices
+	Commands *fleet.Commands
+	Events   *fleet.Hub
 }
 
 // Server is the HTTP server.
@@ -59,6 +92,14 @@ type Server struct {
 	echo    *echo.Echo
 	http    *http.Server
 	metrics *httpMetrics
+	// api is the /api/v1 group with authentication applied; routes.go adds to it.
+	api *echo.Group
+
+	now          func() time.Time
+	accounts     *account.Service
+	publicURL    string
+	publicRoutes map[string]bool
+	oauth        *oauthProviders
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
@@ -90,13 +131,33 @@ func New(cfg config.HTTP, deps Deps) *Server {
 	e.HidePort = true
 	e.Logger.SetOutput(discard{})
 
-	s := &Server{
-		cfg:     cfg,
-		deps:    deps,
-		log:     deps.Logger,
-		echo:    e,
-		metrics: newHTTPMetrics(deps.Registerer),
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
+	if deps.HTTPClient == nil {
+		deps.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	s := &Server{
+		cfg:          cfg,
+		deps:         deps,
+		log:          deps.Logger,
+		echo:         e,
+		metrics:      newHTTPMetrics(deps.Registerer),
+		now:          deps.Now,
+		publicURL:    strings.TrimRight(cfg.PublicURL, "/"),
+		publicRoutes: map[string]bool{},
+	}
+	if deps.Store != nil {
+		s.accounts = account.New(deps.Store, account.Options{
+			SignupOpen:    deps.Accounts.SignupOpen(),
+			SessionIdle:   deps.Accounts.SessionIdleTimeout,
+			SessionMaxAge: deps.Accounts.SessionMaxAge,
+			ResetTTL:      deps.Accounts.ResetLinkTTL,
+			Now:           deps.Now,
+			Hash:          deps.PasswordHash,
+		})
+	}
+	s.oauth = newOAuthProviders(s)
 	e.HTTPErrorHandler = s.handleError
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
@@ -110,6 +171,14 @@ func New(cfg config.HTTP, deps Deps) *Server {
 	s.routes()
 	return s
 }
+
+// SetPublicURL changes the base URL used in links (setup, reset, OAuth callbacks). Serve
+// calls it when the port is only known after listening; call it before serving.
+func (s *Server) SetPublicURL(u string) { s.publicURL = strings.TrimRight(u, "/") }
+
+// Accounts returns the account service (nil without a store), for the command line and the
+// tenancy handlers.
+func (s *Server) Accounts() *account.Service { return s.accounts }
 
 // Handler returns the server's root handler, for tests that do not need a socket.
 func (s *Server) Handler() http.Handler { return s.echo }

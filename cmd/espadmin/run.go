@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/espadmin/espadmin/config"
 )
@@ -20,20 +21,44 @@ type command struct {
 	summary  string
 	noConfig bool
 	run      func(ctx context.Context, cfg config.Config, out, errOut io.Writer) error
+	// define adds the command's own flags; runIn, when set, replaces run and also gets
+	// standard input.
+	define func(fs *flag.FlagSet)
+	runIn  func(ctx context.Context, cfg config.Config, in io.Reader, out, errOut io.Writer) error
 }
 
 func commands() []command {
+	// Fresh flag targets on every call, so values never leak between runs.
+	uc, rl, tc := &userCreateCmd{}, &userResetLinkCmd{}, &tokenCreateCmd{}
 	return []command{
 		{name: "serve", summary: "run the server (HTTP API and UI; the MQTT broker joins with its own issue)", run: serve},
 		{name: "migrate", summary: "apply database migrations and print the schema version", run: migrate},
 		{name: "config", summary: "print the effective configuration, secrets redacted", run: printConfig},
 		{name: "healthcheck", summary: "exit 0 when the local server answers /readyz (for container health checks)", run: healthcheck},
 		{name: "version", summary: "print version, commit and Go version", noConfig: true},
+		{name: "user create", summary: "create a user (and its tenant when new) or add an existing user to a tenant; password from standard input",
+			define: uc.define, runIn: uc.run},
+		{name: "user reset-link", summary: "print a one-time password-reset URL (for installs without SMTP)",
+			define: rl.define, runIn: rl.run},
+		{name: "token create", summary: "create an API token; the token is printed alone on the last line",
+			define: tc.define, runIn: tc.run},
 	}
+}
+
+// runIO is run with standard input given, for commands that read it.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) >= 2 && (args[0] == "user" || args[0] == "token") && !strings.HasPrefix(args[1], "-") {
+		args = append([]string{args[0] + " " + args[1]}, args[2:]...)
+	}
+	return runWith(ctx, args, stdin, stdout, stderr)
 }
 
 // run is the whole program; main only adds signals and the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("missing command (run 'espadmin help' for the list)")
 	}
@@ -52,6 +77,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var flags *config.Flags
 		if !c.noConfig {
 			flags = config.RegisterFlags(fs)
+		}
+		if c.define != nil {
+			c.define(fs)
 		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -72,6 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if c.runIn != nil {
+			return c.runIn(ctx, cfg, stdin, stdout, stderr)
+		}
 		return c.run(ctx, cfg, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q (run 'espadmin help' for the list)", name)
@@ -84,7 +115,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'espadmin <command> -h' for its flags; every flag also has an ESPADMIN_* environment")

@@ -10,11 +10,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/store"
@@ -31,7 +35,8 @@ const (
 // Purposes of keys derived from the master key; never change them once released, or
 // existing signatures and ciphertexts stop verifying.
 const (
-	purposeBlobURLs = "blob-url-signing"
+	purposeBlobURLs   = "blob-url-signing"
+	purposeOAuthState = "oauth-state-signing"
 )
 
 // serve wires the process: config → logger → data dir → master key → store → migrate →
@@ -68,8 +73,22 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 
 	// blobs is opened below, once the listener fixes the public URL, and before serving.
 	var blobs blob.Store
+	keyring, err := seal.NewKeyring(master)
+	if err != nil {
+		return err
+	}
+	mailer, err := newMailer(cfg.Mail)
+	if err != nil {
+		return err
+	}
 	srv := server.New(cfg.HTTP, server.Deps{
-		Logger: log,
+		Logger:   log,
+		Store:    st,
+		Keyring:  keyring,
+		Mailer:   mailer,
+		Accounts: cfg.Accounts,
+		OAuth:    cfg.OAuth,
+		StateKey: seal.DeriveKey(master, purposeOAuthState),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -88,6 +107,11 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	if _, port, _ := net.SplitHostPort(cfg.HTTP.Addr); port == "0" && publicURL == config.PublicURLFromAddr(cfg.HTTP.Addr) {
 		// An ephemeral port is only known now; links must carry the real one.
 		publicURL = config.PublicURLFromAddr(ln.Addr().String())
+	}
+	srv.SetPublicURL(publicURL)
+	if err := announceSetup(ctx, srv, publicURL, log); err != nil {
+		ln.Close()
+		return err
 	}
 
 	blobs, err = blob.Open(ctx, cfg.Storage.URL, blob.Options{
@@ -110,9 +134,36 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		srv.Mount(blob.LocalMountPath, local.Handler())
 	}
 
-	// MQTT broker (its own issue): build it here from cfg.MQTT with the store, start it in the
-	// group below and shut it down between HTTP and the store. Nothing listens on
-	// cfg.MQTT.Addr until then.
+	// MQTT broker: built after the store, started before the HTTP server serves, shut down
+	// after HTTP and before the store. With --mqtt-enabled=false (replicas whose devices use
+	// an external broker) there is no embedded broker and bus/sessions stay nil.
+	//
+	// NOTE for the device-service wiring: hand `bus` (messaging.Bus: publish commands,
+	// subscribe to uplinks) and `sessions` (messaging.Sessions: Disconnect on credential
+	// rotation, disable or delete) to the server and the ingestion workers; mqttBroker.Online
+	// answers live presence. Its metrics are on mqttMetrics; pass one shared registry
+	// (server.NewRegistry) as server.Deps.Registerer/Gatherer and here to expose them on
+	// /metrics.
+	const mqttShutdownTimeout = 10 * time.Second
+	var (
+		mqttBroker  *broker.Broker
+		bus         messaging.Bus
+		sessions    messaging.Sessions
+		mqttMetrics = prometheus.NewRegistry()
+	)
+	if cfg.MQTT.Enabled {
+		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: mqttMetrics})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("build MQTT broker: %w", err)
+		}
+		if err := mqttBroker.Start(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+		bus, sessions = mqttBroker, mqttBroker
+	}
+	_, _ = bus, sessions
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ln) })
@@ -122,7 +173,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		err := srv.Shutdown(sctx)
-		// MQTT broker shutdown goes here, after HTTP, with its own deadline.
+		if mqttBroker != nil {
+			mctx, cancel := context.WithTimeout(context.Background(), mqttShutdownTimeout)
+			defer cancel()
+			if berr := mqttBroker.Shutdown(mctx); berr != nil {
+				log.Error("shut down MQTT broker", "error", berr)
+			}
+		}
 		return err
 	})
 
@@ -131,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		"data_dir", absPath(cfg.DataDir),
 		"database", config.RedactURL(cfg.Database.URL),
 		"storage", config.RedactURL(cfg.Storage.URL),
-		"mqtt_addr", cfg.MQTT.Addr+" (broker not built yet)",
+		"mqtt", mqttSummary(mqttBroker),
 		"startup_ms", time.Since(started).Milliseconds(),
 	)
 	if err := g.Wait(); err != nil {
@@ -166,4 +223,21 @@ func closeStore(st store.Store, log *slog.Logger) {
 	case <-time.After(storeCloseTimeout):
 		log.Error("close database: gave up waiting", "timeout", storeCloseTimeout.String())
 	}
+}
+
+// mqttSummary describes the embedded broker's listeners for the ready log line.
+func mqttSummary(b *broker.Broker) string {
+	if b == nil {
+		return "disabled (external broker)"
+	}
+	var parts []string
+	for _, p := range []string{"tcp", "tls", "ws"} {
+		if a := b.Addr(p); a != "" {
+			parts = append(parts, p+"://"+a)
+		}
+	}
+	if len(parts) == 0 {
+		return "no listener"
+	}
+	return strings.Join(parts, " ")
 }

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/store"
+)
+
+// auditCommandSend is recorded once per send request, with the number of devices reached.
+const auditCommandSend = "command.send"
+
+type commandTarget struct {
+	DeviceIDs []string `json:"device_ids,omitempty" doc:"1 to 1000 device IDs"`
+	Tag       string   `json:"tag,omitempty" doc:"every device with this tag"`
+	ProjectID string   `json:"project_id,omitempty" doc:"every device linked to this project"`
+}
+
+type sendCommandRequest struct {
+	Name       string         `json:"name" enum:"restart,debug"`
+	Params     map[string]any `json:"params,omitempty" doc:"restart: {reason?}; debug: {enabled, level?, duration_s?} (docs/protocol.md §4)"`
+	Target     commandTarget  `json:"target" doc:"exactly one of device_ids, tag, project_id"`
+	TTLSeconds int            `json:"ttl_seconds,omitempty" doc:"how long the command waits for an offline device: 10 to 2592000 (default 86400)"`
+}
+
+// commandResponse is one command and its state. delivered means the broker accepted the
+// command for a device that was connected (embedded broker: queued for the device's session;
+// external broker: PUBACK); succeeded and failed follow the device's ack.
+type commandResponse struct {
+	ID          string         `json:"id"`
+	DeviceID    string         `json:"device_id"`
+	Name        string         `json:"name"`
+	Params      map[string]any `json:"params"`
+	State       string         `json:"state" enum:"queued,delivered,succeeded,failed,expired"`
+	Ack         map[string]any `json:"ack,omitempty" doc:"the device's acknowledgement as received"`
+	Error       string         `json:"error,omitempty" doc:"ack result and message when failed"`
+	CreatedBy   string         `json:"created_by,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ExpiresAt   time.Time      `json:"expires_at"`
+	DeliveredAt *time.Time     `json:"delivered_at,omitempty"`
+	CompletedAt *time.Time     `json:"completed_at,omitempty"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+type commandListResponse struct {
+	Items []commandResponse `json:"items"`
+}
+
+// commandQuery documents the filter of a device's command list.
+type commandQuery struct {
+	State string `query:"state" doc:"queued, delivered, succeeded, failed or expired"`
+	pageQuery
+}
+
+func commandOf(c store.Command) commandResponse {
+	r := commandResponse{
+		ID: c.ID, DeviceID: c.DeviceID, Name: c.Name, State: string(c.State), Error: c.Error,
+		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt,
+		DeliveredAt: c.DeliveredAt, CompletedAt: c.CompletedAt, UpdatedAt: c.UpdatedAt,
+		Params: map[string]any{},
+	}
+	var payload struct {
+		Params map[string]any `json:"params"`
+	}
+	if json.Unmarshal([]byte(c.Payload), &payload) == nil && payload.Params != nil {
+		r.Params = payload.Params
+	}
+	if c.Result != "" {
+		_ = json.Unmarshal([]byte(c.Result), &r.Ack)
+	}
+	return r
+}
+
+// commandError maps a fleet.InputError to a 422.
+func commandError(err error) error {
+	var ie *fleet.InputError
+	if errors.As(err, &ie) {
+		if ie.Unknown {
+			return &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_command", Message: ie.Reason}
+		}
+		return &ValidationError{Fields: map[string]string{ie.Field: ie.Reason}}
+	}
+	return err
+}
+
+// sendCommand serves POST /api/v1/tenants/:tenant/commands: one command per target device,
+// stored queued and published at once to the devices that are connected.
+func (s *Server) sendCommand(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	tc := tenantFrom(c)
+	var req sendCommandRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.TTLSeconds < 0 {
+		return &ValidationError{Fields: map[string]string{"ttl_seconds": "must not be negative"}}
+	}
+	var params json.RawMessage
+	if req.Params != nil {
+		b, err := json.Marshal(req.Params)
+		if err != nil {
+			return &ValidationError{Fields: map[string]string{"params": "must be an object"}}
+		}
+		params = b
+	}
+	createdBy := tc.Principal.UserID
+	if createdBy == "" {
+		createdBy = "token:" + tc.Principal.TokenID
+	}
+	cmds, err := s.deps.Commands.Send(c.Request().Context(), tc.Tenant.ID, fleet.SendRequest{
+		Name:   req.Name,
+		Params: params,
+		Target: fleet.Target{DeviceIDs: req.Target.DeviceIDs, Tag: req.Target.Tag, ProjectID: req.Target.ProjectID},
+		TTL:    time.Duration(req.TTLSeconds) * time.Second, CreatedBy: createdBy,
+	})
+	if err != nil {
+		return commandError(err)
+	}
+	ids := make([]string, len(cmds))
+	out := commandListResponse{Items: make([]commandResponse, len(cmds))}
+	for i, cmd := range cmds {
+		ids[i] = cmd.DeviceID
+		out.Items[i] = commandOf(cmd)
+	}
+	details := map[string]any{"name": req.Name, "devices": len(cmds)}
+	switch {
+	case req.Target.Tag != "":
+		details["target_tag"] = req.Target.Tag
+	case req.Target.ProjectID != "":
+		details["target_project_id"] = req.Target.ProjectID
+	default:
+		details["target_device_ids"] = ids
+	}
+	resourceID := ""
+	if len(cmds) == 1 {
+		resourceID = cmds[0].ID
+	}
+	s.audit(c, auditCommandSend, "command", resourceID, details)
+	return c.JSON(http.StatusAccepted, out)
+}
+
+// listDeviceCommands serves GET /api/v1/tenants/:tenant/devices/:device/commands, newest
+// first.
+func (s *Server) listDeviceCommands(c echo.Context) error {
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	opts, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	opts.Desc = true
+	f := store.CommandFilter{DeviceID: d.ID}
+	switch st := store.CommandState(c.QueryParam("state")); st {
+	case "":
+	case store.CommandQueued, store.CommandDelivered, store.CommandSucceeded, store.CommandFailed, store.CommandExpired:
+		f.State = st
+	default:
+		return &ValidationError{Fields: map[string]string{"state": "must be queued, delivered, succeeded, failed or expired"}}
+	}
+	page, err := s.deps.Store.ListCommands(c.Request().Context(), d.TenantID, f, opts)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pageOf(page, commandOf))
+}
+
+// getDeviceCommand serves GET /api/v1/tenants/:tenant/devices/:device/commands/:command.
+func (s *Server) getDeviceCommand(c echo.Context) error {
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	notFound := &Error{Status: http.StatusNotFound, Message: "command not found"}
+	id := c.Param("command")
+	if !protocol.ValidCommandID(id) {
+		return notFound
+	}
+	cmd, err := s.deps.Store.Command(c.Request().Context(), d.TenantID, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && cmd.DeviceID != d.ID {
+		return notFound
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, commandOf(cmd))
+}

@@ -1,0 +1,434 @@
+package server
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/store"
+)
+
+// Audit actions of the device routes.
+const (
+	auditDeviceCreate  = "device.create"
+	auditDeviceUpdate  = "device.update"
+	auditDeviceDelete  = "device.delete"
+	auditDeviceRotate  = "device.rotate_credentials"
+	auditDeviceDisable = "device.disable"
+	auditDeviceEnable  = "device.enable"
+)
+
+// Device input limits.
+const (
+	maxDeviceName = 128
+	maxTags       = 32
+	maxTagLength  = 64
+)
+
+// deviceMetadataResponse is what the device reported at its last boot.
+type deviceMetadataResponse struct {
+	FirmwareVersion string    `json:"firmware_version"`
+	Project         string    `json:"project,omitempty" doc:"the firmware's project name (esp_app_desc_t)"`
+	ChipModel       string    `json:"chip_model"`
+	ChipRevision    int       `json:"chip_revision"`
+	IDFVersion      string    `json:"idf_version"`
+	MAC             string    `json:"mac"`
+	IP              string    `json:"ip,omitempty"`
+	RSSI            int       `json:"rssi,omitempty"`
+	FreeHeap        int64     `json:"free_heap"`
+	UptimeSeconds   int64     `json:"uptime_seconds"`
+	ResetReason     string    `json:"reset_reason"`
+	ConfigVersion   int64     `json:"config_version"`
+	ProtocolVersion int       `json:"protocol_version"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// deviceResponse is a device on the wire. Credentials never appear in it.
+type deviceResponse struct {
+	ID                   string                  `json:"id" doc:"the device ID: its MQTT username and client ID"`
+	Name                 string                  `json:"name"`
+	ProjectID            string                  `json:"project_id,omitempty"`
+	Tags                 []string                `json:"tags"`
+	Disabled             bool                    `json:"disabled"`
+	Online               bool                    `json:"online"`
+	PresenceChangedAt    *time.Time              `json:"presence_changed_at,omitempty"`
+	LastSeenAt           *time.Time              `json:"last_seen_at,omitempty"`
+	Metadata             *deviceMetadataResponse `json:"metadata,omitempty" doc:"absent until the device reported at boot"`
+	CredentialsRotatedAt *time.Time              `json:"credentials_rotated_at,omitempty"`
+	CreatedAt            time.Time               `json:"created_at"`
+	UpdatedAt            time.Time               `json:"updated_at"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func deviceOf(d store.Device) deviceResponse {
+	r := deviceResponse{
+		ID: d.ID, Name: d.Name, ProjectID: d.ProjectID, Tags: d.Tags, Disabled: d.Disabled,
+		Online:               d.Presence.Online,
+		PresenceChangedAt:    optTime(d.Presence.ChangedAt),
+		LastSeenAt:           optTime(d.Presence.LastSeenAt),
+		CredentialsRotatedAt: optTime(d.CredentialsRotatedAt),
+		CreatedAt:            d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if r.Tags == nil {
+		r.Tags = []string{}
+	}
+	if m := d.Metadata; !m.UpdatedAt.IsZero() {
+		r.Metadata = &deviceMetadataResponse{
+			FirmwareVersion: m.FirmwareVersion, Project: m.ProjectName, ChipModel: m.ChipModel,
+			ChipRevision: m.ChipRevision, IDFVersion: m.IDFVersion, MAC: m.MAC, IP: m.IP, RSSI: m.RSSI,
+			FreeHeap: m.FreeHeap, UptimeSeconds: m.UptimeSeconds, ResetReason: m.ResetReason,
+			ConfigVersion: m.ConfigVersion, ProtocolVersion: m.ProtocolVersion, UpdatedAt: m.UpdatedAt,
+		}
+	}
+	return r
+}
+
+// deviceCredentialsResponse answers creation and rotation: the device with its secret and
+// provisioning bundle, both shown this once (the server keeps only the secret's hash).
+type deviceCredentialsResponse struct {
+	deviceResponse
+	Secret       string       `json:"secret" doc:"the MQTT password; shown only in this response"`
+	Provisioning fleet.Bundle `json:"provisioning" doc:"the provisioning bundle, secret included (docs/provisioning.md)"`
+}
+
+type createDeviceRequest struct {
+	Name      string   `json:"name" doc:"1 to 128 characters"`
+	ProjectID string   `json:"project_id,omitempty" doc:"link to a project of the tenant"`
+	Tags      []string `json:"tags,omitempty" doc:"up to 32 tags of 1 to 64 characters [A-Za-z0-9_.:-]"`
+}
+
+type updateDeviceRequest struct {
+	Name      *string   `json:"name,omitempty"`
+	ProjectID *string   `json:"project_id,omitempty" doc:"\"\" unlinks the project"`
+	Tags      *[]string `json:"tags,omitempty" doc:"replaces every tag"`
+}
+
+// deviceQuery documents the filters of the device list.
+type deviceQuery struct {
+	Project  string `query:"project" doc:"project ID"`
+	Tag      string `query:"tag" doc:"exact tag"`
+	Online   string `query:"online" doc:"true or false"`
+	Firmware string `query:"firmware" doc:"exact firmware version, e.g. v-1.4.0"`
+	Q        string `query:"q" doc:"substring of the name (case-insensitive) or prefix of the ID"`
+	pageQuery
+}
+
+// provisioningQuery documents the provisioning bundle's options.
+type provisioningQuery struct {
+	Format string `query:"format" doc:"json (default) or nvs-csv"`
+	Rotate string `query:"rotate" doc:"true rotates the credentials so the bundle can carry the new secret (the old one stops working at once)"`
+}
+
+// fleetReady fails with 503 when the fleet services are not configured (a server built
+// without them, as some tests do).
+func (s *Server) fleetReady() error {
+	if s.deps.Devices == nil || s.deps.Commands == nil || s.deps.Events == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Message: "device services are not available"}
+	}
+	return nil
+}
+
+func validDeviceName(name string) string {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return "is required"
+	case utf8.RuneCountInString(name) > maxDeviceName:
+		return fmt.Sprintf("must be at most %d characters", maxDeviceName)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+func validTag(t string) bool {
+	if t == "" || len(t) > maxTagLength {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_.:-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanTags validates tags and removes duplicates, keeping the first occurrence's order.
+func cleanTags(tags []string, fields map[string]string) []string {
+	if len(tags) > maxTags {
+		fields["tags"] = fmt.Sprintf("at most %d tags", maxTags)
+		return nil
+	}
+	out := make([]string, 0, len(tags))
+	for i, t := range tags {
+		if !validTag(t) {
+			fields[fmt.Sprintf("tags[%d]", i)] = fmt.Sprintf("must be 1 to %d characters of [A-Za-z0-9_.:-]", maxTagLength)
+			continue
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// deviceError maps fleet errors to API errors.
+func deviceError(err error) error {
+	if errors.Is(err, fleet.ErrProjectNotFound) {
+		return &ValidationError{Fields: map[string]string{"project_id": "no such project in this tenant"}}
+	}
+	return err
+}
+
+// createDevice serves POST /api/v1/tenants/:tenant/devices.
+func (s *Server) createDevice(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	tc := tenantFrom(c)
+	var req createDeviceRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	if msg := validDeviceName(req.Name); msg != "" {
+		fields["name"] = msg
+	}
+	tags := cleanTags(req.Tags, fields)
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	p, err := s.deps.Devices.Create(c.Request().Context(), tc.Tenant.ID, fleet.DeviceInput{
+		Name: strings.TrimSpace(req.Name), ProjectID: req.ProjectID, Tags: tags,
+	})
+	if err != nil {
+		return deviceError(err)
+	}
+	s.audit(c, auditDeviceCreate, "device", p.Device.ID, map[string]any{"name": p.Device.Name, "project_id": p.Device.ProjectID, "tags": p.Device.Tags})
+	return c.JSON(http.StatusCreated, deviceCredentialsResponse{deviceResponse: deviceOf(p.Device), Secret: p.Secret, Provisioning: p.Bundle})
+}
+
+// listDevices serves GET /api/v1/tenants/:tenant/devices.
+func (s *Server) listDevices(c echo.Context) error {
+	tc := tenantFrom(c)
+	opts, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	f := store.DeviceFilter{
+		ProjectID:       c.QueryParam("project"),
+		Tag:             c.QueryParam("tag"),
+		FirmwareVersion: c.QueryParam("firmware"),
+		Search:          c.QueryParam("q"),
+	}
+	switch c.QueryParam("online") {
+	case "":
+	case "true":
+		f.Online = new(bool)
+		*f.Online = true
+	case "false":
+		f.Online = new(bool)
+	default:
+		return &ValidationError{Fields: map[string]string{"online": "must be true or false"}}
+	}
+	if len(f.Search) > 128 || len(f.Tag) > maxTagLength || len(f.ProjectID) > 64 || len(f.FirmwareVersion) > 64 {
+		return &ValidationError{Fields: map[string]string{"q": "filters are at most 128 characters"}}
+	}
+	page, err := s.deps.Store.ListDevices(c.Request().Context(), tc.Tenant.ID, f, opts)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pageOf(page, deviceOf))
+}
+
+// device loads the device named by the path in the route's tenant. A device of another
+// tenant is not found, exactly like a missing one.
+func (s *Server) device(c echo.Context) (store.Device, error) {
+	id := c.Param("device")
+	if !protocol.ValidDeviceID(id) {
+		return store.Device{}, &Error{Status: http.StatusNotFound, Message: "device not found"}
+	}
+	d, err := s.deps.Store.Device(c.Request().Context(), tenantFrom(c).Tenant.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Device{}, &Error{Status: http.StatusNotFound, Message: "device not found", Err: err}
+	}
+	return d, err
+}
+
+// getDevice serves GET /api/v1/tenants/:tenant/devices/:device.
+func (s *Server) getDevice(c echo.Context) error {
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, deviceOf(d))
+}
+
+// updateDevice serves PATCH /api/v1/tenants/:tenant/devices/:device.
+func (s *Server) updateDevice(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	var req updateDeviceRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	changed := map[string]any{}
+	if req.Name != nil {
+		if msg := validDeviceName(*req.Name); msg != "" {
+			fields["name"] = msg
+		}
+		d.Name = strings.TrimSpace(*req.Name)
+		changed["name"] = d.Name
+	}
+	if req.Tags != nil {
+		d.Tags = cleanTags(*req.Tags, fields)
+		changed["tags"] = d.Tags
+	}
+	if req.ProjectID != nil {
+		d.ProjectID = *req.ProjectID
+		changed["project_id"] = d.ProjectID
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	if err := s.deps.Devices.Update(c.Request().Context(), &d); err != nil {
+		return deviceError(err)
+	}
+	s.audit(c, auditDeviceUpdate, "device", d.ID, changed)
+	return c.JSON(http.StatusOK, deviceOf(d))
+}
+
+// deleteDevice serves DELETE /api/v1/tenants/:tenant/devices/:device.
+func (s *Server) deleteDevice(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	if err := s.deps.Devices.Delete(c.Request().Context(), d.TenantID, d.ID); err != nil {
+		return err
+	}
+	s.audit(c, auditDeviceDelete, "device", d.ID, map[string]any{"name": d.Name})
+	return c.NoContent(http.StatusNoContent)
+}
+
+// rotateDevice serves POST /api/v1/tenants/:tenant/devices/:device/rotate-credentials.
+func (s *Server) rotateDevice(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.deps.Devices.Rotate(c.Request().Context(), d.TenantID, d.ID)
+	if err != nil {
+		return err
+	}
+	s.audit(c, auditDeviceRotate, "device", d.ID, nil)
+	return c.JSON(http.StatusOK, deviceCredentialsResponse{deviceResponse: deviceOf(p.Device), Secret: p.Secret, Provisioning: p.Bundle})
+}
+
+// setDeviceDisabled serves POST …/devices/:device/disable and …/enable.
+func (s *Server) setDeviceDisabled(disabled bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := s.fleetReady(); err != nil {
+			return err
+		}
+		d, err := s.device(c)
+		if err != nil {
+			return err
+		}
+		d, err = s.deps.Devices.SetDisabled(c.Request().Context(), d.TenantID, d.ID, disabled)
+		if err != nil {
+			return err
+		}
+		action := auditDeviceEnable
+		if disabled {
+			action = auditDeviceDisable
+		}
+		s.audit(c, action, "device", d.ID, nil)
+		return c.JSON(http.StatusOK, deviceOf(d))
+	}
+}
+
+// deviceProvisioning serves GET /api/v1/tenants/:tenant/devices/:device/provisioning. The
+// bundle carries the per-device key, so the route needs devices:write. Without rotate=true
+// its secret is empty (only its hash is stored); rotate=true rotates first, kicking the
+// device, and returns the bundle with the new secret.
+func (s *Server) deviceProvisioning(c echo.Context) error {
+	if err := s.fleetReady(); err != nil {
+		return err
+	}
+	format := c.QueryParam("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "nvs-csv" {
+		return &ValidationError{Fields: map[string]string{"format": "must be json or nvs-csv"}}
+	}
+	rotate := false
+	switch c.QueryParam("rotate") {
+	case "", "false":
+	case "true":
+		rotate = true
+	default:
+		return &ValidationError{Fields: map[string]string{"rotate": "must be true or false"}}
+	}
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var b fleet.Bundle
+	if rotate {
+		// A GET that changes state: from a browser session it needs the CSRF header like
+		// any unsafe method, so a link on another site cannot rotate a device away.
+		if want, ok := c.Get(sessionCSRFKey).(string); ok {
+			if got := c.Request().Header.Get(csrfHeader); got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+				return &Error{Status: http.StatusForbidden, Code: "csrf", Message: "rotate=true needs the " + csrfHeader + " header"}
+			}
+		}
+		p, err := s.deps.Devices.Rotate(ctx, d.TenantID, d.ID)
+		if err != nil {
+			return err
+		}
+		s.audit(c, auditDeviceRotate, "device", d.ID, map[string]any{"via": "provisioning"})
+		b = p.Bundle
+	} else if b, err = s.deps.Devices.Bundle(ctx, d); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if format == "nvs-csv" {
+		data, err := b.NVSCSV()
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="espadmin-`+d.ID+`.csv"`)
+		return c.Blob(http.StatusOK, "text/csv; charset=utf-8", data)
+	}
+	return c.JSON(http.StatusOK, b)
+}
