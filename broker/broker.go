@@ -1,0 +1,441 @@
+// Package broker is ESP Admin's embedded MQTT broker: mochi-mqtt wrapped with the listeners,
+// capabilities and hooks that confine each device to its own topics (docs/broker.md).
+//
+// The broker serves the server through the messaging seam: it is a messaging.Bus (publish and
+// subscribe through mochi's in-process inline client, the only privileged client) and a
+// messaging.Sessions (kick a device's live connection). It never imports the server.
+//
+// One hook per concern, each providing exactly its events:
+//   - auth: device ID, client ID and secret hash at CONNECT, with a short-lived cache;
+//   - acl: SUBSCRIBE filters, PUBLISH topics and retain flags, last wills, and delivery;
+//   - presence: who is online, connect/disconnect events, offline status on clean leaves;
+//   - ingest: per-device publish rate limit and message counters;
+//   - limits: keepalive clamp.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/store"
+)
+
+// DeviceAuthenticator looks up a device's credentials; store.Store satisfies it.
+type DeviceAuthenticator interface {
+	DeviceAuth(ctx context.Context, deviceID string) (store.DeviceAuth, error)
+}
+
+// Deps are what the broker needs from the rest of the process.
+type Deps struct {
+	Logger *slog.Logger
+	// Devices authenticates connecting devices (required).
+	Devices DeviceAuthenticator
+	// Registerer receives the broker's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// TopicRoot is the protocol's topic root; empty means protocol.DefaultRoot.
+	TopicRoot string
+	// OnPresence, when set, receives every device connect and disconnect, in order, from a
+	// bounded queue on its own goroutine (events are dropped and counted when it falls
+	// behind). Presence also reaches the server as the device's retained status messages.
+	OnPresence func(PresenceEvent)
+	// SubscriptionQueue is the length of each Subscribe handler's queue; 0 means 8192.
+	SubscriptionQueue int
+}
+
+// PresenceEvent is a device connecting or disconnecting.
+type PresenceEvent struct {
+	DeviceID string
+	Online   bool
+	At       time.Time
+}
+
+// Timeouts that have no setting of their own.
+const (
+	// authLookupTimeout bounds one credentials lookup in the store.
+	authLookupTimeout = 5 * time.Second
+	// authCacheSize bounds the credentials cache (entries of about 150 bytes).
+	authCacheSize = 100_000
+	// presenceQueue is the length of the presence event queue.
+	presenceQueue = 4096
+	// defaultSubscriptionQueue is each Subscribe handler's queue length.
+	defaultSubscriptionQueue = 8192
+	// sysTopicInterval is how often mochi refreshes $SYS topics; devices cannot read them
+	// and the refresh stops the world to read memory statistics, so it runs rarely.
+	sysTopicInterval = 60
+)
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	cfg     config.MQTT
+	log     *slog.Logger
+	root    string
+	srv     *mqtt.Server
+	metrics *metrics
+
+	auth     *authHook
+	acl      *aclHook
+	presence *presenceHook
+	ingest   *ingestHook
+	limits   *limitsHook
+
+	listeners []mqttListener
+
+	subMu   sync.Mutex
+	subs    map[int]*subscription
+	nextSub int
+
+	closed  atomic.Bool
+	started atomic.Bool
+	ctx     context.Context // ends at Shutdown; bounds store lookups and workers
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+}
+
+var (
+	_ messaging.Bus      = (*Broker)(nil)
+	_ messaging.Sessions = (*Broker)(nil)
+)
+
+// New builds the broker from cfg; nothing listens until Start.
+func New(cfg config.MQTT, deps Deps) (*Broker, error) {
+	if deps.Devices == nil {
+		return nil, errors.New("broker: Deps.Devices is required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "mqtt")
+	root := deps.TopicRoot
+	if root == "" {
+		root = protocol.DefaultRoot
+	}
+	if !protocol.ValidRoot(root) {
+		return nil, fmt.Errorf("broker: invalid topic root %q", root)
+	}
+	if cfg.MaxPacketSize <= 0 || cfg.MaxClients <= 0 || cfg.MaxPendingWrites <= 0 ||
+		cfg.ReceiveMaximum <= 0 || cfg.MaxInflight <= 0 || cfg.BufferSize <= 0 {
+		return nil, errors.New("broker: size limits must be positive (use config.Defaults)")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:    cfg,
+		log:    log,
+		root:   root,
+		subs:   map[int]*subscription{},
+		ctx:    ctx,
+		cancel: cancel,
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	caps.MaximumClients = int64(cfg.MaxClients)
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
+	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumSessionExpiryInterval = uint32(min(cfg.SessionExpiryMax/time.Second, math.MaxUint32))
+	caps.MaximumMessageExpiryInterval = int64(cfg.MessageExpiryMax / time.Second)
+	caps.MaximumQos = 1        // the protocol uses QoS 0 and 1 only
+	caps.TopicAliasMaximum = 0 // no inbound topic aliases: ACL checks the topic as sent
+	caps.Compatibilities.ObscureNotAuthorized = false
+
+	// mochi logs every refused packet and full client queue at warn level; those are counted
+	// in metrics instead, so only its errors reach the process log.
+	mochiLog := slog.New(levelFilter{Handler: log.Handler(), min: slog.LevelError})
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		ClientNetWriteBufferSize: cfg.BufferSize,
+		ClientNetReadBufferSize:  cfg.BufferSize,
+		Logger:                   mochiLog,
+		SysTopicResendInterval:   sysTopicInterval,
+		InlineClient:             true,
+	})
+
+	b.metrics = newMetrics(b)
+	if deps.Registerer != nil {
+		if err := b.metrics.register(deps.Registerer); err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: register metrics: %w", err)
+		}
+	}
+
+	b.auth = newAuthHook(deps.Devices, cfg.AuthCacheTTL, authCacheSize, b.metrics, log, ctx)
+	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
+	b.presence = newPresenceHook(b, deps.OnPresence)
+	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
+	b.limits = &limitsHook{min: cfg.KeepaliveMin, max: cfg.KeepaliveMax}
+	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: add hook %s: %w", h.ID(), err)
+		}
+	}
+
+	if cfg.Addr != "" {
+		b.listeners = append(b.listeners, newNetListener("tcp", "tcp", cfg.Addr, nil, b))
+	}
+	if cfg.TLSCert != "" && cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: load TLS certificate (ESPADMIN_MQTT_TLS_CERT / ESPADMIN_MQTT_TLS_KEY): %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		b.listeners = append(b.listeners, newNetListener("tls", "tls", cfg.TLSAddr, tc, b))
+	}
+	if cfg.WSAddr != "" {
+		b.listeners = append(b.listeners, newWSListener("ws", cfg.WSAddr, cfg.WSPath, splitOrigins(cfg.WSAllowedOrigins), b))
+	}
+	for _, l := range b.listeners {
+		if err := b.srv.AddListener(l); err != nil {
+			b.closeListeners()
+			cancel()
+			return nil, fmt.Errorf("broker: listen %s on %s: %w", l.Protocol(), l.Address(), err)
+		}
+	}
+	return b, nil
+}
+
+// Start starts serving on every configured listener (they are bound already by New, so the
+// addresses are known at once) and starts the broker's workers.
+func (b *Broker) Start(ctx context.Context) error {
+	if b.closed.Load() {
+		return messaging.ErrClosed
+	}
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("broker: already started")
+	}
+	b.presence.start()
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	for _, l := range b.listeners {
+		b.log.Info("mqtt listening", "protocol", l.Protocol(), "addr", l.Address())
+	}
+	return nil
+}
+
+// Addr returns the bound address of the listener for protocol "tcp", "tls" or "ws", or ""
+// when that listener is disabled.
+func (b *Broker) Addr(protocol string) string {
+	for _, l := range b.listeners {
+		if l.Protocol() == protocol {
+			return l.Address()
+		}
+	}
+	return ""
+}
+
+// Shutdown disconnects every client, closes the listeners and stops the workers, waiting at
+// most until ctx ends.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		if b.started.Load() {
+			_ = b.srv.Close()
+			b.srv.Listeners.ClientsWg.Wait()
+		} else {
+			b.closeListeners()
+		}
+		b.cancel()
+		b.subMu.Lock()
+		for id, s := range b.subs {
+			s.stop()
+			delete(b.subs, id)
+		}
+		b.subMu.Unlock()
+		b.presence.stop()
+		b.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		return fmt.Errorf("broker: shutdown: %w", ctx.Err())
+	}
+}
+
+func (b *Broker) closeListeners() {
+	for _, l := range b.listeners {
+		l.Close(func(string) {})
+	}
+}
+
+// Publish sends m as the server. It returns once the broker has handed the message to every
+// matching subscriber's queue (QoS 1 messages are then retried by the broker per client).
+func (b *Broker) Publish(ctx context.Context, m messaging.Message) error {
+	if b.closed.Load() {
+		return messaging.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.Topic == "" || strings.ContainsAny(m.Topic, "+#") || m.QoS > 1 {
+		return fmt.Errorf("broker: publish: invalid topic %q or QoS %d", m.Topic, m.QoS)
+	}
+	if len(m.Payload) > b.cfg.MaxPacketSize-len(m.Topic)-16 {
+		return fmt.Errorf("broker: publish: payload of %d bytes exceeds ESPADMIN_MQTT_MAX_PACKET_SIZE", len(m.Payload))
+	}
+	if err := b.srv.Publish(m.Topic, m.Payload, m.Retain, m.QoS); err != nil {
+		return fmt.Errorf("broker: publish %s: %w", m.Topic, err)
+	}
+	return nil
+}
+
+// Subscribe delivers messages matching filter to h through a bounded queue served by its own
+// goroutine, so h never runs on (nor blocks) a client's goroutine. Retained messages already
+// matching filter are queued first, waiting for room rather than dropping; a live message
+// that finds the queue full is dropped and counted. "$share/GROUP/…" filters work as well
+// (one replica per group, which with one embedded broker is this process).
+func (b *Broker) Subscribe(ctx context.Context, filter string, qos byte, h messaging.Handler) (func(), error) {
+	if b.closed.Load() {
+		return nil, messaging.ErrClosed
+	}
+	if h == nil {
+		return nil, errors.New("broker: subscribe: nil handler")
+	}
+	if !mqtt.IsValidFilter(filter, false) {
+		return nil, fmt.Errorf("broker: subscribe: invalid filter %q", filter)
+	}
+	size := defaultSubscriptionQueue
+	b.subMu.Lock()
+	b.nextSub++
+	id := b.nextSub
+	s := newSubscription(id, filter, size, h, b.metrics)
+	b.subs[id] = s
+	b.subMu.Unlock()
+
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		s.run()
+	}()
+
+	sub := packets.Subscription{Filter: filter, Identifier: id, Qos: qos}
+	b.srv.Topics.InlineSubscribe(mqtt.InlineSubscription{
+		Subscription: sub,
+		Handler: func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+			s.offer(pk)
+		},
+	})
+	// Retained messages, read after subscribing so none published in between is missed (a
+	// message may then arrive twice, live and retained; both carry the latest state).
+	matchFilter := filter
+	if mqtt.IsSharedFilter(filter) {
+		matchFilter = sharedTopic(filter)
+	}
+	for _, pk := range b.srv.Topics.Messages(matchFilter) {
+		if err := s.put(ctx, pk); err != nil {
+			b.unsubscribe(id, filter)
+			return nil, err
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.unsubscribe(id, filter) }) }, nil
+}
+
+func (b *Broker) unsubscribe(id int, filter string) {
+	b.srv.Topics.InlineUnsubscribe(id, filter)
+	b.subMu.Lock()
+	s := b.subs[id]
+	delete(b.subs, id)
+	b.subMu.Unlock()
+	if s != nil {
+		s.stop()
+	}
+}
+
+// sharedTopic strips "$share/GROUP/" from a shared subscription filter.
+func sharedTopic(filter string) string {
+	parts := strings.SplitN(filter, "/", 3)
+	if len(parts) < 3 {
+		return filter
+	}
+	return parts[2]
+}
+
+// Disconnect closes deviceID's live connection at once, drops its subscriptions, queued
+// messages and session, and forgets its cached credentials, so its next CONNECT is checked
+// against the store again. A device that is not connected is not an error.
+func (b *Broker) Disconnect(deviceID string) error {
+	b.auth.Forget(deviceID)
+	cl, ok := b.srv.Clients.Get(deviceID)
+	if !ok || cl.Net.Inline {
+		return nil
+	}
+	b.metrics.kicked.Inc()
+	// DisconnectClient sends DISCONNECT (MQTT 5 only) and closes the socket; the connection's
+	// goroutine then publishes its will (or the broker's offline status) as for any lost link.
+	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	b.srv.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	if cur, ok := b.srv.Clients.Get(deviceID); ok && cur == cl {
+		b.srv.Clients.Delete(deviceID)
+	}
+	return nil
+}
+
+// Forget drops the cached credentials of deviceID.
+func (b *Broker) Forget(deviceID string) { b.auth.Forget(deviceID) }
+
+// Online reports whether deviceID has a live connection to this broker.
+func (b *Broker) Online(deviceID string) bool { return b.presence.Online(deviceID) }
+
+// OnlineCount is the number of devices with a live connection.
+func (b *Broker) OnlineCount() int { return b.presence.count() }
+
+// levelFilter drops records below min.
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{Handler: f.Handler.WithAttrs(a), min: f.min}
+}
+
+func (f levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{Handler: f.Handler.WithGroup(name), min: f.min}
+}
+
+func splitOrigins(s string) []string {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/espadmin/espadmin/protocol"
+)
+
+// presenceHook tracks which devices have a live connection and tells the server.
+//
+// Presence reaches the server as messages, the same way with an external broker: the device
+// publishes a retained online status after CONNACK and registers a retained offline status as
+// its last will, which the broker publishes when the link dies. A device that leaves with a
+// clean DISCONNECT discards its will (MQTT 3.1.2-10), and one may have set none; in both cases
+// this hook publishes the retained offline status on the device's behalf, so the server always
+// sees the device go offline. A session taken over by a new connection of the same device
+// publishes nothing here (the device is still online).
+//
+// Online answers from the live connection table, which is authoritative with the embedded
+// broker. Connect and disconnect events also go to Deps.OnPresence, when set, through a
+// bounded queue served by one goroutine (never blocking a client's goroutine).
+type presenceHook struct {
+	mqtt.HookBase
+	b      *Broker
+	notify func(PresenceEvent)
+
+	mu     sync.Mutex
+	online map[string]*presenceEntry
+
+	queue   chan PresenceEvent
+	done    chan struct{}
+	stopped sync.Once
+	running atomic.Bool
+}
+
+type presenceEntry struct {
+	cl      *mqtt.Client
+	hadWill bool
+}
+
+var offlineStatus = []byte(protocol.WillPayload)
+
+func newPresenceHook(b *Broker, notify func(PresenceEvent)) *presenceHook {
+	h := &presenceHook{b: b, notify: notify, online: map[string]*presenceEntry{}, done: make(chan struct{})}
+	if notify != nil {
+		h.queue = make(chan PresenceEvent, presenceQueue)
+	}
+	return h
+}
+
+func (h *presenceHook) ID() string { return "espadmin-presence" }
+
+func (h *presenceHook) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+}
+
+func (h *presenceHook) start() {
+	if h.queue == nil || !h.running.CompareAndSwap(false, true) {
+		return
+	}
+	h.b.workers.Add(1)
+	go func() {
+		defer h.b.workers.Done()
+		for {
+			select {
+			case ev := <-h.queue:
+				h.notify(ev)
+			case <-h.done:
+				return
+			}
+		}
+	}()
+}
+
+func (h *presenceHook) stop() { h.stopped.Do(func() { close(h.done) }) }
+
+func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	h.mu.Lock()
+	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1}
+	h.mu.Unlock()
+	h.emit(PresenceEvent{DeviceID: cl.ID, Online: true, At: time.Now()})
+}
+
+func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	if cl.Net.Inline {
+		return
+	}
+	h.mu.Lock()
+	e, ok := h.online[cl.ID]
+	current := ok && e.cl == cl
+	if current {
+		delete(h.online, cl.ID)
+	}
+	h.mu.Unlock()
+	if !current || cl.IsTakenOver() {
+		return // a newer connection of the same device holds the session
+	}
+	// err == nil is a clean DISCONNECT: mochi has discarded the will. Otherwise the will, if
+	// the device set one, has been published (or scheduled, with a will delay) already.
+	if err == nil || !e.hadWill {
+		_ = h.b.srv.Publish(protocol.Uplink(h.b.root, cl.ID, protocol.KindStatus), offlineStatus, true, 1)
+	}
+	h.emit(PresenceEvent{DeviceID: cl.ID, Online: false, At: time.Now()})
+}
+
+func (h *presenceHook) emit(ev PresenceEvent) {
+	if h.queue == nil {
+		return
+	}
+	select {
+	case h.queue <- ev:
+	default:
+		h.b.metrics.dropped.WithLabelValues(dropPresenceQueueFull).Inc()
+	}
+}
+
+// Online reports whether deviceID has a live connection.
+func (h *presenceHook) Online(deviceID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.online[deviceID]
+	return ok
+}
+
+func (h *presenceHook) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.online)
+}
+
+func (h *presenceHook) depth() int { return len(h.queue) }
