@@ -8,6 +8,15 @@ packages=(
   mariadb-server         # store conformance suite on MariaDB
   mosquitto              # a tenant's own broker in the bridge tests
   mosquitto-clients      # mosquitto_pub/_sub in broker tests
+  # The firmware's Linux port, its unit tests (cmocka) and fuzzers (libFuzzer).
+  build-essential
+  libmosquitto-dev
+  libcjson-dev
+  libssl-dev
+  libcurl4-openssl-dev
+  libcmocka-dev
+  clang
+  python3
 )
 
 missing=()

@@ -32,4 +32,14 @@ passed=$(grep -cE '^--- PASS' "$log" || true)
 failed=$(grep -cE '^--- FAIL' "$log" || true)
 skipped=$(grep -cE '^--- SKIP' "$log" || true)
 echo "go: ${passed} passed, ${failed} failed, ${skipped} skipped"
+
+# The firmware's portable core and Linux port: warnings-as-errors build, cmocka unit tests
+# against the shared protocol vectors (with ASan/UBSan), and bounded fuzzing of the decoders.
+# Skipped when only some Go packages were asked for.
+if [ "$#" -eq 0 ]; then
+  echo "== firmware"
+  fw_status=0
+  make -C firmware check FUZZ_SECONDS="${FUZZ_SECONDS:-20}" || fw_status=$?
+  [ "$fw_status" -eq 0 ] || status=$fw_status
+fi
 exit "$status"

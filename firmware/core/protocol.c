@@ -1,0 +1,1352 @@
+/* Protocol version 1: topics, access rules, command decoding, uplink validation and encoding. */
+#include "espadmin/protocol.h"
+
+#include "espadmin/json.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const k_reset_reasons[] = {
+    "unknown", "poweron", "ext", "sw", "panic", "int_wdt", "task_wdt", "wdt",
+    "deepsleep", "brownout", "sdio", "usb", "jtag", "efuse", "pwr_glitch", "cpu_lockup", NULL};
+static const char *const k_levels[] = {"error", "warn", "info", "debug", "verbose", NULL};
+static const char *const k_results[] = {"ok", "error", "rejected", NULL};
+static const char *const k_ota_states[] = {"downloading", "downloaded", "installing",
+                                           "rebooting", "succeeded", "failed", NULL};
+static const char *const k_ota_reasons[] = {
+    "hash_mismatch", "size_mismatch", "bad_signature", "download_error", "no_space",
+    "invalid_image", "boot_failed_rolled_back", "already_running", "expired", "busy",
+    "internal", NULL};
+static const char *const k_severities[] = {"error", "warning", "info", NULL};
+static const char *const k_cfg_types[] = {"string", "int", "float", "bool", "json", NULL};
+static const char *const k_kinds[] = {"status", "metadata", "config_req", "ack",
+                                      "ota", "log", "error", "cmd", NULL};
+
+const char *espadmin_perr_class(espadmin_perr_code_t code)
+{
+    switch (code) {
+    case ESPADMIN_OK: return "";
+    case ESPADMIN_E_TOO_LARGE: return "too_large";
+    case ESPADMIN_E_MALFORMED: return "malformed";
+    case ESPADMIN_E_UNSUPPORTED_VERSION: return "unsupported_version";
+    case ESPADMIN_E_INVALID_FIELD: return "invalid_field";
+    case ESPADMIN_E_UNKNOWN_COMMAND: return "unknown_command";
+    case ESPADMIN_E_INVALID_TOPIC: return "invalid_topic";
+    case ESPADMIN_E_UNKNOWN_KIND: return "unknown_kind";
+    case ESPADMIN_E_NO_MEMORY: return "internal";
+    }
+    return "internal";
+}
+
+const char *espadmin_kind_name(espadmin_kind_t kind)
+{
+    return kind < ESPADMIN_KIND_COUNT ? k_kinds[kind] : "";
+}
+
+const char *espadmin_level_name(espadmin_level_t level)
+{
+    return level <= ESPADMIN_LEVEL_VERBOSE ? k_levels[level] : "info";
+}
+
+const char *espadmin_cfg_type_name(espadmin_cfg_type_t t)
+{
+    return t <= ESPADMIN_CFG_JSON ? k_cfg_types[t] : "";
+}
+
+/* ---- small validators ---- */
+
+static bool is_lower_hex(const char *s)
+{
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool valid_sha256(const char *s) { return strlen(s) == 64 && is_lower_hex(s); }
+
+static bool valid_address(const char *s)
+{
+    return strncmp(s, "0x", 2) == 0 && strlen(s + 2) <= 16 && is_lower_hex(s + 2);
+}
+
+static bool valid_mac(const char *s)
+{
+    if (strlen(s) != 17) {
+        return false;
+    }
+    for (int i = 0; i < 17; i++) {
+        if (i % 3 == 2) {
+            if (s[i] != ':') {
+                return false;
+            }
+        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool espadmin_valid_device_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > ESPADMIN_MAX_ID_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool espadmin_valid_root(const char *root)
+{
+    size_t n = strlen(root);
+    if (n == 0 || n > ESPADMIN_MAX_ROOT_LEN) {
+        return false;
+    }
+    size_t level = 0;
+    for (size_t i = 0; i <= n; i++) {
+        char c = root[i];
+        if (c == '/' || c == '\0') {
+            if (level == 0) {
+                return false;
+            }
+            level = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            return false;
+        }
+        level++;
+    }
+    return true;
+}
+
+bool espadmin_valid_release_version(const char *s)
+{
+    if (strncmp(s, "v-", 2) != 0) {
+        return false;
+    }
+    s += 2;
+    for (int part = 0; part < 3; part++) {
+        size_t n = 0;
+        while (s[n] >= '0' && s[n] <= '9') {
+            n++;
+        }
+        if (n == 0 || n > 9 || (n > 1 && s[0] == '0')) {
+            return false;
+        }
+        s += n;
+        if (part < 2) {
+            if (*s != '.') {
+                return false;
+            }
+            s++;
+        }
+    }
+    return *s == '\0';
+}
+
+static bool parse_ipv4(const char *s, size_t len)
+{
+    int parts = 0;
+    size_t i = 0;
+    while (parts < 4) {
+        size_t start = i;
+        int v = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 3) {
+            v = v * 10 + (s[i] - '0');
+            i++;
+        }
+        size_t n = i - start;
+        if (n == 0 || v > 255 || (n > 1 && s[start] == '0')) {
+            return false;
+        }
+        parts++;
+        if (parts < 4) {
+            if (i >= len || s[i] != '.') {
+                return false;
+            }
+            i++;
+        }
+    }
+    return i == len;
+}
+
+static bool parse_ipv6(const char *s, size_t len)
+{
+    int groups = 0;
+    bool gap = false;
+    size_t i = 0;
+    if (len >= 2 && s[0] == ':' && s[1] == ':') {
+        gap = true;
+        i = 2;
+        if (i == len) {
+            return true;
+        }
+    } else if (len > 0 && s[0] == ':') {
+        return false;
+    }
+    while (i < len) {
+        size_t start = i;
+        while (i < len && i - start < 5 &&
+               ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                (s[i] >= 'A' && s[i] <= 'F'))) {
+            i++;
+        }
+        if (i < len && s[i] == '.') {
+            /* embedded IPv4 takes two groups and ends the address */
+            if (!parse_ipv4(s + start, len - start)) {
+                return false;
+            }
+            groups += 2;
+            i = len;
+            break;
+        }
+        size_t n = i - start;
+        if (n == 0 || n > 4) {
+            return false;
+        }
+        groups++;
+        if (i == len) {
+            break;
+        }
+        if (s[i] != ':') {
+            return false;
+        }
+        i++;
+        if (i < len && s[i] == ':') {
+            if (gap) {
+                return false;
+            }
+            gap = true;
+            i++;
+            if (i == len) {
+                break;
+            }
+        } else if (i == len) {
+            return false;
+        }
+    }
+    return gap ? groups < 8 : groups == 8;
+}
+
+bool espadmin_valid_ip(const char *s)
+{
+    size_t len = strlen(s);
+    if (memchr(s, ':', len)) {
+        return parse_ipv6(s, len);
+    }
+    return parse_ipv4(s, len);
+}
+
+static bool valid_download_url(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            return false;
+        }
+    }
+    const char *rest;
+    if (strncmp(s, "http://", 7) == 0) {
+        rest = s + 7;
+    } else if (strncmp(s, "https://", 8) == 0) {
+        rest = s + 8;
+    } else {
+        return false;
+    }
+    size_t auth = strcspn(rest, "/?#");
+    if (auth == 0 || memchr(rest, '@', auth) != NULL) {
+        return false;
+    }
+    return true;
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int espadmin_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
+{
+    if (len % 4 != 0) {
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = in[i + k];
+            if (c == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else {
+                if (pad) {
+                    return -1;
+                }
+                v[k] = b64val(c);
+                if (v[k] < 0) {
+                    return -1;
+                }
+            }
+        }
+        if (pad == 1 && (v[2] & 0x03) != 0) {
+            return -1; /* non-canonical trailing bits */
+        }
+        if (pad == 2 && (v[1] & 0x0F) != 0) {
+            return -1;
+        }
+        uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
+                     (uint32_t)v[3];
+        uint8_t b[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
+        for (int k = 0; k < 3 - pad; k++) {
+            if (n >= cap) {
+                return -1;
+            }
+            out[n++] = b[k];
+        }
+    }
+    return (int)n;
+}
+
+static size_t base64_decoded_len(const char *in, size_t len)
+{
+    if (len % 4 != 0) {
+        return 0;
+    }
+    size_t n = len / 4 * 3;
+    if (len >= 1 && in[len - 1] == '=') n--;
+    if (len >= 2 && in[len - 2] == '=') n--;
+    return n;
+}
+
+/* ---- topics ---- */
+
+int espadmin_topic(char *buf, size_t cap, const char *root, const char *id, espadmin_kind_t kind)
+{
+    if (kind >= ESPADMIN_KIND_COUNT) {
+        return -1;
+    }
+    int n = kind == ESPADMIN_KIND_CMD
+                ? snprintf(buf, cap, "%s/%s/down/cmd", root, id)
+                : snprintf(buf, cap, "%s/%s/up/%s", root, id, k_kinds[kind]);
+    if (n < 0 || (size_t)n >= cap || n > ESPADMIN_MAX_TOPIC_LEN) {
+        return -1;
+    }
+    return n;
+}
+
+int espadmin_downlink_filter(char *buf, size_t cap, const char *root, const char *id)
+{
+    int n = snprintf(buf, cap, "%s/%s/down/#", root, id);
+    if (n < 0 || (size_t)n >= cap || n > ESPADMIN_MAX_TOPIC_LEN) {
+        return -1;
+    }
+    return n;
+}
+
+static bool valid_topic_string(const char *t)
+{
+    size_t n = strlen(t);
+    return n > 0 && n <= ESPADMIN_MAX_TOPIC_LEN && ej_utf8_valid(t, n);
+}
+
+static bool valid_topic_name(const char *t)
+{
+    return valid_topic_string(t) && strpbrk(t, "+#") == NULL;
+}
+
+espadmin_perr_code_t espadmin_parse_topic(const char *root, const char *topic, char *device_id,
+                                          size_t id_cap, bool *dir_up, espadmin_kind_t *kind)
+{
+    if (!espadmin_valid_root(root) || !valid_topic_name(topic)) {
+        return ESPADMIN_E_INVALID_TOPIC;
+    }
+    size_t rl = strlen(root);
+    if (strncmp(topic, root, rl) != 0 || topic[rl] != '/') {
+        return ESPADMIN_E_INVALID_TOPIC;
+    }
+    const char *rest = topic + rl + 1;
+    const char *s1 = strchr(rest, '/');
+    const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    if (!s1 || !s2 || strchr(s2 + 1, '/')) {
+        return ESPADMIN_E_INVALID_TOPIC;
+    }
+    char id[ESPADMIN_MAX_TOPIC_LEN + 1];
+    size_t idl = (size_t)(s1 - rest);
+    memcpy(id, rest, idl);
+    id[idl] = '\0';
+    if (!espadmin_valid_device_id(id)) {
+        return ESPADMIN_E_INVALID_TOPIC;
+    }
+    size_t dl = (size_t)(s2 - s1 - 1);
+    const char *k = s2 + 1;
+    bool up;
+    espadmin_kind_t kk = ESPADMIN_KIND_COUNT;
+    if (dl == 4 && strncmp(s1 + 1, "down", 4) == 0) {
+        up = false;
+        if (strcmp(k, "cmd") != 0) {
+            return ESPADMIN_E_UNKNOWN_KIND;
+        }
+        kk = ESPADMIN_KIND_CMD;
+    } else if (dl == 2 && strncmp(s1 + 1, "up", 2) == 0) {
+        up = true;
+        for (int i = 0; i < ESPADMIN_KIND_CMD; i++) {
+            if (strcmp(k, k_kinds[i]) == 0) {
+                kk = (espadmin_kind_t)i;
+            }
+        }
+        if (kk == ESPADMIN_KIND_COUNT) {
+            return ESPADMIN_E_UNKNOWN_KIND;
+        }
+    } else {
+        return ESPADMIN_E_INVALID_TOPIC;
+    }
+    if (device_id) {
+        if (idl + 1 > id_cap) {
+            return ESPADMIN_E_INVALID_TOPIC;
+        }
+        memcpy(device_id, id, idl + 1);
+    }
+    if (dir_up) {
+        *dir_up = up;
+    }
+    if (kind) {
+        *kind = kk;
+    }
+    return ESPADMIN_OK;
+}
+
+/* Returns the part after "{root}/{id}/down/", or NULL. */
+static const char *own_downlink_rest(const char *root, const char *id, const char *t)
+{
+    size_t rl = strlen(root), il = strlen(id);
+    if (strncmp(t, root, rl) != 0 || t[rl] != '/' || strncmp(t + rl + 1, id, il) != 0 ||
+        strncmp(t + rl + 1 + il, "/down/", 6) != 0) {
+        return NULL;
+    }
+    return t + rl + 1 + il + 6;
+}
+
+bool espadmin_device_may_subscribe(const char *root, const char *id, const char *filter)
+{
+    if (!espadmin_valid_root(root) || !espadmin_valid_device_id(id) ||
+        !valid_topic_string(filter)) {
+        return false;
+    }
+    const char *rest = own_downlink_rest(root, id, filter);
+    if (!rest) {
+        return false;
+    }
+    for (;;) {
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (n == 0) {
+            return false;
+        }
+        bool has_wild = memchr(rest, '+', n) || memchr(rest, '#', n);
+        if (n == 1 && rest[0] == '#') {
+            if (slash) {
+                return false;
+            }
+        } else if (n == 1 && rest[0] == '+') {
+            /* single-level wildcard */
+        } else if (has_wild) {
+            return false;
+        }
+        if (!slash) {
+            return true;
+        }
+        rest = slash + 1;
+    }
+}
+
+bool espadmin_device_may_receive(const char *root, const char *id, const char *topic)
+{
+    if (!espadmin_valid_root(root) || !espadmin_valid_device_id(id) || !valid_topic_name(topic)) {
+        return false;
+    }
+    const char *rest = own_downlink_rest(root, id, topic);
+    if (!rest) {
+        return false;
+    }
+    for (;;) {
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (n == 0) {
+            return false;
+        }
+        if (!slash) {
+            return true;
+        }
+        rest = slash + 1;
+    }
+}
+
+bool espadmin_device_may_publish(const char *root, const char *id, const char *topic, bool retain)
+{
+    char tid[ESPADMIN_MAX_ID_LEN + 1];
+    bool up = false;
+    espadmin_kind_t kind;
+    if (espadmin_parse_topic(root, topic, tid, sizeof(tid), &up, &kind) != ESPADMIN_OK || !up ||
+        strcmp(tid, id) != 0) {
+        return false;
+    }
+    return !retain || kind == ESPADMIN_KIND_STATUS;
+}
+
+bool espadmin_device_may_set_will(const char *root, const char *id, const char *topic,
+                                  const char *payload, size_t len)
+{
+    char want[ESPADMIN_MAX_TOPIC_LEN + 1];
+    if (!espadmin_device_may_publish(root, id, topic, true) ||
+        espadmin_topic(want, sizeof(want), root, id, ESPADMIN_KIND_STATUS) < 0 ||
+        strcmp(want, topic) != 0) {
+        return false;
+    }
+    espadmin_perr_t err;
+    if (espadmin_uplink_validate(ESPADMIN_KIND_STATUS, payload, len, &err) != ESPADMIN_OK) {
+        return false;
+    }
+    ej_doc_t doc;
+    if (ej_parse(&doc, payload, len) != EJ_OK) {
+        return false;
+    }
+    const ej_node_t *online = ej_get(doc.root, "online");
+    bool offline = online && online->type == EJ_FALSE;
+    ej_free(&doc);
+    return offline;
+}
+
+/* ---- field reader: keeps the first error, like the Go reader ---- */
+
+typedef struct {
+    espadmin_perr_t *err;
+} rd_t;
+
+typedef struct {
+    rd_t *r;
+    const ej_node_t *n; /* NULL when the object is absent or not an object */
+    char path[64];
+} obj_t;
+
+static void fail(rd_t *r, const char *field)
+{
+    if (r->err->code == ESPADMIN_OK) {
+        r->err->code = ESPADMIN_E_INVALID_FIELD;
+        snprintf(r->err->field, sizeof(r->err->field), "%s", field);
+    }
+}
+
+/* Appends src to dst (NUL-terminated, capacity cap), truncating. */
+static void append(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(dst);
+    while (*src && n + 1 < cap) {
+        dst[n++] = *src++;
+    }
+    dst[n] = '\0';
+}
+
+static void name_of(const obj_t *o, const char *key, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (o->path[0] != '\0') {
+        append(out, cap, o->path);
+        append(out, cap, ".");
+    }
+    append(out, cap, key);
+}
+
+static void fail_key(const obj_t *o, const char *key)
+{
+    char f[64];
+    name_of(o, key, f, sizeof(f));
+    fail(o->r, f);
+}
+
+static obj_t object_at(rd_t *r, const char *path, const ej_node_t *n)
+{
+    obj_t o;
+    o.r = r;
+    o.n = NULL;
+    snprintf(o.path, sizeof(o.path), "%s", path);
+    if (n == NULL || n->type != EJ_OBJECT) {
+        fail(r, path);
+    } else {
+        o.n = n;
+    }
+    return o;
+}
+
+static const ej_node_t *o_value(const obj_t *o, const char *key, bool required)
+{
+    const ej_node_t *v = o->n ? ej_get(o->n, key) : NULL;
+    if (v == NULL || v->type == EJ_NULL) {
+        if (required) {
+            fail_key(o, key);
+        }
+        return NULL;
+    }
+    return v;
+}
+
+/* Returns the decoded string or NULL (absent or invalid). */
+static const char *o_str(const obj_t *o, const char *key, bool required, size_t max_len)
+{
+    const ej_node_t *v = o_value(o, key, required);
+    if (v == NULL) {
+        return NULL;
+    }
+    if (v->type != EJ_STRING || (required && v->str_len == 0) || v->str_len > max_len) {
+        fail_key(o, key);
+        return NULL;
+    }
+    return v->str;
+}
+
+static const char *o_check(const obj_t *o, const char *key, const char *s, bool (*valid)(const char *))
+{
+    if (s && *s && !valid(s)) {
+        fail_key(o, key);
+        return NULL;
+    }
+    return s;
+}
+
+static bool int_in(const ej_node_t *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    int64_t n;
+    if (!ej_int(v, &n, NULL) || n < lo || n > hi) {
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static int64_t o_int(const obj_t *o, const char *key, bool required, int64_t lo, int64_t hi,
+                     bool *present)
+{
+    const ej_node_t *v = o_value(o, key, required);
+    if (present) {
+        *present = v != NULL;
+    }
+    if (v == NULL) {
+        return 0;
+    }
+    int64_t n = 0;
+    if (!int_in(v, lo, hi, &n)) {
+        fail_key(o, key);
+        return 0;
+    }
+    return n;
+}
+
+/* -1 absent, 0 false, 1 true */
+static int o_bool(const obj_t *o, const char *key, bool required)
+{
+    const ej_node_t *v = o_value(o, key, required);
+    if (v == NULL) {
+        return -1;
+    }
+    if (v->type == EJ_TRUE) {
+        return 1;
+    }
+    if (v->type == EJ_FALSE) {
+        return 0;
+    }
+    fail_key(o, key);
+    return -1;
+}
+
+/* Index into list, or -1 (absent or invalid). */
+static int o_enum(const obj_t *o, const char *key, bool required, const char *const *list)
+{
+    const char *s = o_str(o, key, required, 64);
+    if (s == NULL) {
+        return -1;
+    }
+    for (int i = 0; list[i]; i++) {
+        if (strcmp(s, list[i]) == 0) {
+            return i;
+        }
+    }
+    fail_key(o, key);
+    return -1;
+}
+
+static const ej_node_t *o_array(const obj_t *o, const char *key, bool required, size_t min,
+                                size_t max)
+{
+    const ej_node_t *v = o_value(o, key, required);
+    if (v == NULL) {
+        return NULL;
+    }
+    if (v->type != EJ_ARRAY || v->count < min || v->count > max) {
+        fail_key(o, key);
+        return NULL;
+    }
+    return v;
+}
+
+static void index_path(char *out, size_t cap, const char *path, size_t i)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "[%zu]", i);
+    out[0] = '\0';
+    append(out, cap, path);
+    append(out, cap, num);
+}
+
+/* Size, well-formedness and version (§2 steps 1–3). */
+static espadmin_perr_code_t open_payload(ej_doc_t *doc, rd_t *r, obj_t *top, const char *data,
+                                         size_t len, size_t max)
+{
+    if (len > max) {
+        return r->err->code = ESPADMIN_E_TOO_LARGE;
+    }
+    if (!ej_utf8_valid(data, len)) {
+        return r->err->code = ESPADMIN_E_MALFORMED;
+    }
+    ej_result_t pr = ej_parse(doc, data, len);
+    if (pr == EJ_ERR_NO_MEMORY) {
+        return r->err->code = ESPADMIN_E_NO_MEMORY;
+    }
+    if (pr != EJ_OK) {
+        return r->err->code = ESPADMIN_E_MALFORMED;
+    }
+    *top = object_at(r, "", doc->root);
+    int64_t v = o_int(top, "v", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    if (r->err->code != ESPADMIN_OK) {
+        return r->err->code;
+    }
+    if (v > ESPADMIN_PROTOCOL_VERSION) {
+        return r->err->code = ESPADMIN_E_UNSUPPORTED_VERSION;
+    }
+    return ESPADMIN_OK;
+}
+
+static void reset_err(espadmin_perr_t *err)
+{
+    err->code = ESPADMIN_OK;
+    err->field[0] = '\0';
+}
+
+/* ---- commands ---- */
+
+static bool valid_config_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > ESPADMIN_MAX_CONFIG_KEY_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool valid_signature(const char *s)
+{
+    uint8_t sig[66];
+    return espadmin_base64_decode(s, strlen(s), sig, sizeof(sig)) == 64;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (src) {
+        snprintf(dst, cap, "%s", src);
+    } else {
+        dst[0] = '\0';
+    }
+}
+
+static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const char *s, size_t n)
+{
+    if (cmd->values_len + n + 1 > sizeof(cmd->values)) {
+        return false;
+    }
+    memcpy(cmd->values + cmd->values_len, s, n);
+    cmd->values[cmd->values_len + n] = '\0';
+    e->value_off = (uint16_t)cmd->values_len;
+    e->value_len = (uint16_t)n;
+    cmd->values_len += n + 1;
+    return true;
+}
+
+static void decode_config(obj_t *p, espadmin_command_t *cmd)
+{
+    rd_t *r = p->r;
+    cmd->config.version = o_int(p, "version", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    copy_str(cmd->config.hash, sizeof(cmd->config.hash),
+             o_check(p, "hash", o_str(p, "hash", true, 64), valid_sha256));
+    const ej_node_t *items = o_array(p, "entries", true, 0, ESPADMIN_MAX_CONFIG_ENTRIES);
+    if (items == NULL) {
+        return;
+    }
+    char arr_path[64];
+    name_of(p, "entries", arr_path, sizeof(arr_path));
+    size_t i = 0;
+    for (const ej_node_t *it = items->child; it; it = it->next, i++) {
+        char path[64];
+        index_path(path, sizeof(path), arr_path, i);
+        obj_t e = object_at(r, path, it);
+        espadmin_cfg_entry_t *entry = &cmd->config.entries[i];
+        memset(entry, 0, sizeof(*entry));
+        copy_str(entry->key, sizeof(entry->key),
+                 o_check(&e, "key", o_str(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN), valid_config_key));
+        int t = o_enum(&e, "type", true, k_cfg_types);
+        entry->type = t < 0 ? ESPADMIN_CFG_STRING : (espadmin_cfg_type_t)t;
+        entry->secret = o_bool(&e, "secret", false) == 1;
+        for (size_t j = 0; j < i && r->err->code == ESPADMIN_OK; j++) {
+            if (strcmp(cmd->config.entries[j].key, entry->key) == 0) {
+                fail_key(&e, "key");
+            }
+        }
+        const ej_node_t *v = o_value(&e, "value", true);
+        if (v == NULL || r->err->code != ESPADMIN_OK) {
+            continue;
+        }
+        char field[64];
+        name_of(&e, "value", field, sizeof(field));
+        bool ok = true;
+        if (entry->secret) {
+            ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_SECRET_VALUE_LEN &&
+                 v->str_len % 4 == 0 && base64_decoded_len(v->str, v->str_len) >= 12 + 16 + 1;
+            if (ok) {
+                uint8_t *tmp = malloc(v->str_len);
+                ok = tmp && espadmin_base64_decode(v->str, v->str_len, tmp, v->str_len) >= 12 + 16 + 1;
+                free(tmp);
+            }
+            ok = ok && store_value(cmd, entry, v->str, v->str_len);
+        } else {
+            switch (entry->type) {
+            case ESPADMIN_CFG_STRING:
+                ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_CONFIG_VALUE_LEN &&
+                     store_value(cmd, entry, v->str, v->str_len);
+                break;
+            case ESPADMIN_CFG_INT: {
+                int64_t n;
+                ok = int_in(v, -ESPADMIN_MAX_SAFE_INTEGER, ESPADMIN_MAX_SAFE_INTEGER, &n) &&
+                     store_value(cmd, entry, v->str, v->str_len);
+                break;
+            }
+            case ESPADMIN_CFG_FLOAT:
+                ok = v->type == EJ_NUMBER && isfinite(strtod(v->str, NULL)) &&
+                     store_value(cmd, entry, v->str, v->str_len);
+                break;
+            case ESPADMIN_CFG_BOOL:
+                ok = (v->type == EJ_TRUE || v->type == EJ_FALSE) &&
+                     store_value(cmd, entry, v->raw, v->raw_len);
+                break;
+            case ESPADMIN_CFG_JSON: {
+                size_t room = sizeof(cmd->values) - cmd->values_len;
+                size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
+                ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
+                if (ok) {
+                    cmd->values[cmd->values_len + n] = '\0';
+                    entry->value_off = (uint16_t)cmd->values_len;
+                    entry->value_len = (uint16_t)n;
+                    cmd->values_len += n + 1;
+                }
+                break;
+            }
+            }
+        }
+        if (!ok) {
+            fail(r, field);
+        }
+    }
+    cmd->config.count = i;
+}
+
+espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
+                                             espadmin_command_t *cmd, espadmin_perr_t *err)
+{
+    espadmin_perr_t local;
+    if (err == NULL) {
+        err = &local;
+    }
+    reset_err(err);
+    memset(cmd, 0, offsetof(espadmin_command_t, values));
+    rd_t r = {err};
+    ej_doc_t doc = {0};
+    obj_t o;
+    if (open_payload(&doc, &r, &o, data, len, ESPADMIN_MAX_COMMAND_SIZE) != ESPADMIN_OK) {
+        ej_free(&doc);
+        return err->code;
+    }
+    copy_str(cmd->id, sizeof(cmd->id),
+             o_check(&o, "id", o_str(&o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id));
+    const char *name = o_str(&o, "name", true, 32);
+    if (err->code != ESPADMIN_OK) {
+        ej_free(&doc);
+        return err->code;
+    }
+    if (strcmp(name, "restart") == 0) {
+        cmd->name = ESPADMIN_CMD_RESTART;
+    } else if (strcmp(name, "config") == 0) {
+        cmd->name = ESPADMIN_CMD_CONFIG;
+    } else if (strcmp(name, "update") == 0) {
+        cmd->name = ESPADMIN_CMD_UPDATE;
+    } else if (strcmp(name, "debug") == 0) {
+        cmd->name = ESPADMIN_CMD_DEBUG;
+    } else {
+        ej_free(&doc);
+        return err->code = ESPADMIN_E_UNKNOWN_COMMAND;
+    }
+    cmd->expires_at = o_int(&o, "expires_at", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    static const ej_node_t empty = {.type = EJ_OBJECT};
+    const ej_node_t *pn = o_value(&o, "params", false);
+    obj_t p = object_at(&r, "params", pn ? pn : &empty);
+    switch (cmd->name) {
+    case ESPADMIN_CMD_RESTART:
+        copy_str(cmd->restart_reason, sizeof(cmd->restart_reason), o_str(&p, "reason", false, 128));
+        break;
+    case ESPADMIN_CMD_DEBUG: {
+        cmd->debug.enabled = o_bool(&p, "enabled", true) == 1;
+        int lvl = o_enum(&p, "level", false, k_levels);
+        cmd->debug.level = lvl < 0 ? ESPADMIN_LEVEL_INFO : (espadmin_level_t)lvl;
+        bool present = false;
+        int64_t d = o_int(&p, "duration_s", false, 1, ESPADMIN_MAX_DEBUG_DURATION_S, &present);
+        cmd->debug.duration_s = d > 0 ? (int32_t)d : ESPADMIN_DEFAULT_DEBUG_DURATION_S;
+        break;
+    }
+    case ESPADMIN_CMD_CONFIG:
+        decode_config(&p, cmd);
+        break;
+    case ESPADMIN_CMD_UPDATE: {
+        espadmin_update_params_t *u = &cmd->update;
+        copy_str(u->version, sizeof(u->version),
+                 o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
+        u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
+        copy_str(u->sha256, sizeof(u->sha256),
+                 o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+        copy_str(u->url, sizeof(u->url),
+                 o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
+        u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+        copy_str(u->signature, sizeof(u->signature),
+                 o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+        break;
+    }
+    }
+    ej_free(&doc);
+    return err->code;
+}
+
+bool espadmin_command_peek_id(const char *data, size_t len, char id[ESPADMIN_MAX_ID_LEN + 1])
+{
+    id[0] = '\0';
+    if (len > ESPADMIN_MAX_COMMAND_SIZE || !ej_utf8_valid(data, len)) {
+        return false;
+    }
+    ej_doc_t doc;
+    if (ej_parse(&doc, data, len) != EJ_OK) {
+        return false;
+    }
+    const ej_node_t *v = ej_get(doc.root, "id");
+    bool ok = v && v->type == EJ_STRING && strlen(v->str) == v->str_len &&
+              espadmin_valid_device_id(v->str);
+    if (ok) {
+        memcpy(id, v->str, v->str_len + 1);
+    }
+    ej_free(&doc);
+    return ok;
+}
+
+/* ---- uplink validators ---- */
+
+static void validate_status(obj_t *o) { o_bool(o, "online", true); }
+
+static void validate_metadata(obj_t *o)
+{
+    o_str(o, "firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN);
+    o_str(o, "project", false, ESPADMIN_MAX_APP_STRING_LEN);
+    o_str(o, "chip_model", true, 32);
+    o_int(o, "chip_revision", true, 0, 65535, NULL);
+    o_str(o, "idf_version", true, ESPADMIN_MAX_APP_STRING_LEN);
+    o_check(o, "mac", o_str(o, "mac", true, 17), valid_mac);
+    o_check(o, "ip", o_str(o, "ip", false, 45), espadmin_valid_ip);
+    o_int(o, "rssi", false, -127, 0, NULL);
+    o_int(o, "free_heap", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_int(o, "min_free_heap", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_int(o, "uptime_ms", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_enum(o, "reset_reason", true, k_reset_reasons);
+    o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_int(o, "protocol_version", true, 1, 65535, NULL);
+}
+
+static void validate_config_req(obj_t *o)
+{
+    o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_check(o, "hash", o_str(o, "hash", false, 64), valid_sha256);
+}
+
+static void validate_ack(obj_t *o)
+{
+    o_check(o, "id", o_str(o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id);
+    o_enum(o, "result", true, k_results);
+    o_str(o, "message", false, ESPADMIN_MAX_MESSAGE_LEN);
+    const ej_node_t *d = o_value(o, "data", false);
+    if (d && d->type != EJ_OBJECT) {
+        fail_key(o, "data");
+    }
+}
+
+static void validate_ota(obj_t *o)
+{
+    o_check(o, "id", o_str(o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id);
+    o_check(o, "version", o_str(o, "version", true, 32), espadmin_valid_release_version);
+    int state = o_enum(o, "state", true, k_ota_states);
+    o_int(o, "progress", false, 0, 100, NULL);
+    int reason = o_enum(o, "reason", false, k_ota_reasons);
+    o_str(o, "message", false, ESPADMIN_MAX_MESSAGE_LEN);
+    if (o->r->err->code == ESPADMIN_OK) {
+        bool failed = state == 5;
+        if ((failed && reason < 0) || (!failed && reason >= 0)) {
+            fail_key(o, "reason");
+        }
+    }
+}
+
+static void validate_log(obj_t *o)
+{
+    o_int(o, "seq", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_int(o, "dropped", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    const ej_node_t *lines = o_array(o, "lines", true, 1, ESPADMIN_MAX_LOG_LINES);
+    if (lines == NULL || o->r->err->code != ESPADMIN_OK) {
+        return;
+    }
+    size_t i = 0;
+    for (const ej_node_t *it = lines->child; it; it = it->next, i++) {
+        char path[64];
+        index_path(path, sizeof(path), "lines", i);
+        obj_t l = object_at(o->r, path, it);
+        o_enum(&l, "level", true, k_levels);
+        o_str(&l, "tag", false, ESPADMIN_MAX_LOG_TAG_LEN);
+        o_str(&l, "msg", true, ESPADMIN_MAX_LOG_MSG_LEN);
+        o_int(&l, "ms", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    }
+}
+
+static void validate_error(obj_t *o)
+{
+    o_str(o, "message", true, 1024);
+    o_str(o, "type", true, 64);
+    o_str(o, "code", false, 64);
+    o_enum(o, "severity", false, k_severities);
+    o_enum(o, "reset_reason", false, k_reset_reasons);
+    o_str(o, "firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN);
+    o_int(o, "uptime_ms", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    o_int(o, "free_heap", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    const ej_node_t *bt = o_array(o, "backtrace", false, 0, 64);
+    size_t i = 0;
+    for (const ej_node_t *it = bt ? bt->child : NULL; it; it = it->next, i++) {
+        char path[64];
+        index_path(path, sizeof(path), "backtrace", i);
+        obj_t f = object_at(o->r, path, it);
+        o_check(&f, "pc", o_str(&f, "pc", true, 18), valid_address);
+        o_check(&f, "sp", o_str(&f, "sp", false, 18), valid_address);
+        o_str(&f, "func", false, 128);
+        o_str(&f, "file", false, 256);
+        o_int(&f, "line", false, 0, 2147483647, NULL);
+    }
+    const ej_node_t *cd = o_value(o, "core_dump", false);
+    if (cd) {
+        obj_t c = object_at(o->r, "core_dump", cd);
+        o_str(&c, "task", false, 32);
+        o_str(&c, "cause", false, 128);
+        o_str(&c, "summary", false, 4096);
+    }
+}
+
+espadmin_perr_code_t espadmin_uplink_validate(espadmin_kind_t kind, const char *data, size_t len,
+                                              espadmin_perr_t *err)
+{
+    static const size_t limits[] = {ESPADMIN_MAX_STATUS_SIZE, ESPADMIN_MAX_METADATA_SIZE,
+                                    ESPADMIN_MAX_CONFIG_REQ_SIZE, ESPADMIN_MAX_ACK_SIZE,
+                                    ESPADMIN_MAX_OTA_SIZE, ESPADMIN_MAX_LOG_SIZE,
+                                    ESPADMIN_MAX_ERROR_SIZE};
+    espadmin_perr_t local;
+    if (err == NULL) {
+        err = &local;
+    }
+    reset_err(err);
+    if (kind >= ESPADMIN_KIND_CMD) {
+        return err->code = ESPADMIN_E_UNKNOWN_KIND;
+    }
+    rd_t r = {err};
+    ej_doc_t doc = {0};
+    obj_t o;
+    if (open_payload(&doc, &r, &o, data, len, limits[kind]) == ESPADMIN_OK) {
+        switch (kind) {
+        case ESPADMIN_KIND_STATUS: validate_status(&o); break;
+        case ESPADMIN_KIND_METADATA: validate_metadata(&o); break;
+        case ESPADMIN_KIND_CONFIG_REQ: validate_config_req(&o); break;
+        case ESPADMIN_KIND_ACK: validate_ack(&o); break;
+        case ESPADMIN_KIND_OTA: validate_ota(&o); break;
+        case ESPADMIN_KIND_LOG: validate_log(&o); break;
+        case ESPADMIN_KIND_ERROR: validate_error(&o); break;
+        default: break;
+        }
+    }
+    ej_free(&doc);
+    return err->code;
+}
+
+/* ---- signing string and associated data ---- */
+
+int espadmin_ota_signing_string(const espadmin_update_params_t *u, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "espadmin-ota-v1\n%s\n%" PRId64 "\n%s\n%s\n%" PRId64, u->version,
+                     u->size, u->sha256, u->url, u->url_expires_at);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+int espadmin_secret_aad(const char *device_id, const char *key, int64_t version, char *buf,
+                        size_t cap)
+{
+    int n = snprintf(buf, cap, "espadmin-cfg-v1\n%s\n%s\n%" PRId64, device_id, key, version);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+/* ---- encoders ---- */
+
+static int finish(ej_writer_t *w, espadmin_kind_t kind)
+{
+    int n = ejw_finish(w);
+    if (n < 0) {
+        return -1;
+    }
+    if (espadmin_uplink_validate(kind, w->buf, (size_t)n, NULL) != ESPADMIN_OK) {
+        return -1;
+    }
+    return n;
+}
+
+static void head(ej_writer_t *w, char *buf, size_t cap)
+{
+    ejw_init(w, buf, cap);
+    ejw_obj_begin(w);
+    ejw_key(w, "v");
+    ejw_int(w, ESPADMIN_PROTOCOL_VERSION);
+}
+
+static void opt_str(ej_writer_t *w, const char *key, const char *v)
+{
+    if (v && *v) {
+        ejw_key(w, key);
+        ejw_string(w, v);
+    }
+}
+
+int espadmin_encode_status(char *buf, size_t cap, bool online)
+{
+    ej_writer_t w;
+    head(&w, buf, cap);
+    ejw_key(&w, "online");
+    ejw_bool(&w, online);
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_STATUS);
+}
+
+int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m)
+{
+    ej_writer_t w;
+    head(&w, buf, cap);
+    ejw_key(&w, "firmware_version");
+    ejw_string(&w, m->firmware_version);
+    opt_str(&w, "project", m->project);
+    ejw_key(&w, "chip_model");
+    ejw_string(&w, m->chip_model);
+    ejw_key(&w, "chip_revision");
+    ejw_int(&w, m->chip_revision);
+    ejw_key(&w, "idf_version");
+    ejw_string(&w, m->idf_version);
+    ejw_key(&w, "mac");
+    ejw_string(&w, m->mac);
+    opt_str(&w, "ip", m->ip);
+    if (m->has_rssi) {
+        ejw_key(&w, "rssi");
+        ejw_int(&w, m->rssi);
+    }
+    ejw_key(&w, "free_heap");
+    ejw_int(&w, m->free_heap);
+    if (m->min_free_heap >= 0) {
+        ejw_key(&w, "min_free_heap");
+        ejw_int(&w, m->min_free_heap);
+    }
+    ejw_key(&w, "uptime_ms");
+    ejw_int(&w, m->uptime_ms);
+    ejw_key(&w, "reset_reason");
+    ejw_string(&w, m->reset_reason);
+    ejw_key(&w, "config_version");
+    ejw_int(&w, m->config_version);
+    ejw_key(&w, "protocol_version");
+    ejw_int(&w, ESPADMIN_PROTOCOL_VERSION);
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_METADATA);
+}
+
+int espadmin_encode_config_req(char *buf, size_t cap, int64_t config_version, const char *hash)
+{
+    ej_writer_t w;
+    head(&w, buf, cap);
+    ejw_key(&w, "config_version");
+    ejw_int(&w, config_version);
+    opt_str(&w, "hash", hash);
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_CONFIG_REQ);
+}
+
+int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *result,
+                        const char *message, int64_t config_version)
+{
+    ej_writer_t w;
+    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
+    head(&w, buf, cap);
+    ejw_key(&w, "id");
+    ejw_string(&w, id);
+    ejw_key(&w, "result");
+    ejw_string(&w, result);
+    if (message && *message) {
+        espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
+        opt_str(&w, "message", msg);
+    }
+    if (config_version >= 0) {
+        ejw_key(&w, "data");
+        ejw_obj_begin(&w);
+        ejw_key(&w, "config_version");
+        ejw_int(&w, config_version);
+        ejw_obj_end(&w);
+    }
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_ACK);
+}
+
+int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *version,
+                        const char *state, int progress, const char *reason, const char *message)
+{
+    ej_writer_t w;
+    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
+    head(&w, buf, cap);
+    ejw_key(&w, "id");
+    ejw_string(&w, id);
+    ejw_key(&w, "version");
+    ejw_string(&w, version);
+    ejw_key(&w, "state");
+    ejw_string(&w, state);
+    if (progress >= 0) {
+        ejw_key(&w, "progress");
+        ejw_int(&w, progress > 100 ? 100 : progress);
+    }
+    opt_str(&w, "reason", reason);
+    if (message && *message) {
+        espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
+        opt_str(&w, "message", msg);
+    }
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_OTA);
+}
+
+int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e)
+{
+    ej_writer_t w;
+    head(&w, buf, cap);
+    ejw_key(&w, "message");
+    ejw_string(&w, e->message);
+    ejw_key(&w, "type");
+    ejw_string(&w, e->type);
+    opt_str(&w, "code", e->code);
+    opt_str(&w, "severity", e->severity);
+    opt_str(&w, "reset_reason", e->reset_reason);
+    ejw_key(&w, "firmware_version");
+    ejw_string(&w, e->firmware_version);
+    if (e->uptime_ms >= 0) {
+        ejw_key(&w, "uptime_ms");
+        ejw_int(&w, e->uptime_ms);
+    }
+    if (e->free_heap >= 0) {
+        ejw_key(&w, "free_heap");
+        ejw_int(&w, e->free_heap);
+    }
+    if (e->core_dump_summary && *e->core_dump_summary) {
+        ejw_key(&w, "core_dump");
+        ejw_obj_begin(&w);
+        ejw_key(&w, "summary");
+        ejw_string(&w, e->core_dump_summary);
+        ejw_obj_end(&w);
+    }
+    ejw_obj_end(&w);
+    return finish(&w, ESPADMIN_KIND_ERROR);
+}
+
+size_t espadmin_sanitize_text(char *dst, size_t max, const char *src, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = 0;
+    size_t i = 0;
+    while (i < len && s[i] != '\0') {
+        if (s[i] == 0x1B) { /* ANSI escape: ESC [ params letter */
+            i++;
+            if (i < len && s[i] == '[') {
+                i++;
+                while (i < len && s[i] != '\0' && !((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'))) {
+                    i++;
+                }
+                if (i < len && s[i] != '\0') {
+                    i++;
+                }
+            }
+            continue;
+        }
+        size_t k = 1;
+        bool valid = true;
+        if (s[i] >= 0x80) {
+            /* reuse the strict check on the sequence */
+            size_t want = s[i] >= 0xF0 ? 4 : s[i] >= 0xE0 ? 3 : 2;
+            if (i + want <= len && ej_utf8_valid((const char *)s + i, want)) {
+                k = want;
+            } else {
+                valid = false;
+            }
+        }
+        if (n + k > max) {
+            break;
+        }
+        if (valid) {
+            memcpy(dst + n, s + i, k);
+        } else {
+            dst[n] = '?';
+        }
+        n += valid ? k : 1;
+        i += k;
+    }
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r')) {
+        n--;
+    }
+    dst[n] = '\0';
+    return n;
+}

@@ -1,0 +1,67 @@
+/* Minimal application with the ESP Admin agent: NVS (encrypted when configured), Wi-Fi
+ * station, SNTP, then the agent. The provisioning comes from the NVS partition flashed with
+ * nvs_partition_gen.py (see firmware/README.md). */
+#include <string.h>
+
+#include "esp_event.h"
+#include "esp_log.h"
+#include "esp_netif.h"
+#include "esp_netif_sntp.h"
+#include "esp_wifi.h"
+#include "espadmin_esp.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/event_groups.h"
+
+static const char *TAG = "app";
+static EventGroupHandle_t s_events;
+#define GOT_IP BIT0
+
+static void on_wifi(void *arg, esp_event_base_t base, int32_t id, void *data)
+{
+    (void)arg;
+    (void)data;
+    if (base == WIFI_EVENT && (id == WIFI_EVENT_STA_START || id == WIFI_EVENT_STA_DISCONNECTED)) {
+        esp_wifi_connect();
+    } else if (base == IP_EVENT && id == IP_EVENT_STA_GOT_IP) {
+        xEventGroupSetBits(s_events, GOT_IP);
+    }
+}
+
+static void show_interval(espadmin_agent_t *agent, void *arg)
+{
+    (void)arg;
+    char value[32];
+    espadmin_cfg_type_t type;
+    if (espadmin_config_get(agent, "interval_s", &type, value, sizeof(value)) == 0) {
+        ESP_LOGI(TAG, "config interval_s = %s", value);
+    }
+}
+
+void app_main(void)
+{
+    ESP_ERROR_CHECK(espadmin_esp_nvs_init());
+    ESP_ERROR_CHECK(esp_netif_init());
+    ESP_ERROR_CHECK(esp_event_loop_create_default());
+    esp_netif_create_default_wifi_sta();
+    wifi_init_config_t init = WIFI_INIT_CONFIG_DEFAULT();
+    ESP_ERROR_CHECK(esp_wifi_init(&init));
+    s_events = xEventGroupCreate();
+    ESP_ERROR_CHECK(esp_event_handler_register(WIFI_EVENT, ESP_EVENT_ANY_ID, on_wifi, NULL));
+    ESP_ERROR_CHECK(esp_event_handler_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_wifi, NULL));
+    wifi_config_t wc = {0};
+    strncpy((char *)wc.sta.ssid, CONFIG_EXAMPLE_WIFI_SSID, sizeof(wc.sta.ssid) - 1);
+    strncpy((char *)wc.sta.password, CONFIG_EXAMPLE_WIFI_PASSWORD, sizeof(wc.sta.password) - 1);
+    ESP_ERROR_CHECK(esp_wifi_set_mode(WIFI_MODE_STA));
+    ESP_ERROR_CHECK(esp_wifi_set_config(WIFI_IF_STA, &wc));
+    ESP_ERROR_CHECK(esp_wifi_start());
+    xEventGroupWaitBits(s_events, GOT_IP, pdFALSE, pdTRUE, portMAX_DELAY);
+
+    esp_sntp_config_t sntp = ESP_NETIF_SNTP_DEFAULT_CONFIG("pool.ntp.org");
+    esp_netif_sntp_init(&sntp); /* commands are checked for expiry once the clock is set */
+
+    ESP_ERROR_CHECK(espadmin_esp_start());
+    for (;;) {
+        espadmin_esp_with_agent(show_interval, NULL);
+        vTaskDelay(pdMS_TO_TICKS(60000));
+    }
+}

@@ -1,0 +1,102 @@
+/* Strict JSON parser and bounded writer used by the protocol code.
+ *
+ * The parser enforces the protocol's well-formedness rules (docs/protocol.md §2): exactly one
+ * value, valid UTF-8, no duplicate key in any object, nesting at most ESPADMIN_JSON_MAX_DEPTH
+ * levels, no \u0000 escape and no unpaired surrogate escape. It keeps the raw text of every
+ * value, so integers are told apart from numbers written with a fraction or an exponent and
+ * 64-bit integers survive exactly. */
+#ifndef ESPADMIN_JSON_H
+#define ESPADMIN_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ESPADMIN_JSON_MAX_DEPTH 16
+
+typedef enum {
+    EJ_NULL,
+    EJ_FALSE,
+    EJ_TRUE,
+    EJ_NUMBER,
+    EJ_STRING,
+    EJ_ARRAY,
+    EJ_OBJECT,
+} ej_type_t;
+
+typedef struct ej_node {
+    ej_type_t type;
+    const char *key; /* member name (decoded, NUL-terminated); NULL for array items */
+    size_t key_len;
+    const char *str; /* strings: decoded value; numbers: the number's text (NUL-terminated) */
+    size_t str_len;
+    const char *raw; /* the value's bytes in the input */
+    size_t raw_len;
+    bool num_is_int; /* number written without fraction or exponent */
+    size_t count;    /* number of children (arrays, objects) */
+    struct ej_node *child;
+    struct ej_node *next;
+} ej_node_t;
+
+typedef struct {
+    ej_node_t *root;
+    void *arena;
+} ej_doc_t;
+
+typedef enum {
+    EJ_OK = 0,
+    EJ_ERR_MALFORMED = -1,
+    EJ_ERR_NO_MEMORY = -2,
+} ej_result_t;
+
+/* Parses data[0..len). On success doc->root is the top value; free with ej_free. */
+ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len);
+void ej_free(ej_doc_t *doc);
+
+/* Member of an object by name, or NULL. */
+const ej_node_t *ej_get(const ej_node_t *obj, const char *key);
+
+/* Integer value of a number node written as an integer. Returns false when the node is not
+ * an integer or does not fit in int64_t (*overflow is set then). */
+bool ej_int(const ej_node_t *n, int64_t *out, bool *overflow);
+
+/* Writes the value in compact form (whitespace outside strings removed) to out; returns the
+ * compact length (which may exceed cap; out is then not complete). */
+size_t ej_compact(const ej_node_t *n, char *out, size_t cap);
+
+/* Reports whether s[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
+bool ej_utf8_valid(const char *s, size_t len);
+
+/* Bounded writer. On overflow every later call is ignored and ejw_finish returns -1. */
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+    int depth;
+    bool first[ESPADMIN_JSON_MAX_DEPTH];
+    bool after_key;
+} ej_writer_t;
+
+void ejw_init(ej_writer_t *w, char *buf, size_t cap);
+void ejw_obj_begin(ej_writer_t *w);
+void ejw_obj_end(ej_writer_t *w);
+void ejw_arr_begin(ej_writer_t *w);
+void ejw_arr_end(ej_writer_t *w);
+void ejw_key(ej_writer_t *w, const char *key);
+void ejw_string(ej_writer_t *w, const char *s);
+void ejw_string_n(ej_writer_t *w, const char *s, size_t len);
+void ejw_int(ej_writer_t *w, int64_t v);
+void ejw_bool(ej_writer_t *w, bool v);
+void ejw_raw(ej_writer_t *w, const char *json, size_t len);
+/* NUL-terminates and returns the length, or -1 on overflow or unbalanced nesting. */
+int ejw_finish(ej_writer_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,838 @@
+/* The Linux platform: "NVS" in <state>/nvs.json (every value sealed with AES-256-GCM under a
+ * key derived from the device key), two OTA slots as <state>/ota_0.bin and ota_1.bin with
+ * ESP-IDF's image states in <state>/boot.json, libmosquitto for MQTT, libcurl for downloads,
+ * re-exec for restarts. */
+#include "platform_linux.h"
+
+#include "crypto_openssl.h"
+#include "espadmin/json.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <mosquitto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HTTP_BUF 16384
+
+typedef struct {
+    linux_options_t opt;
+    struct timespec start;
+    uint8_t device_key[32];
+    uint8_t nvs_key[32];
+    cJSON *nvs; /* {"ns": {"key": "base64(nonce|ct|tag)"}} */
+    char nvs_path[1024];
+    char boot_path[1024];
+    cJSON *boot; /* {"boot_slot":0,"slots":[{"version","state"},…],"running":true,"sw_restart":false} */
+    const char *reset_reason;
+    int ota_target;
+    FILE *ota_file;
+    /* MQTT */
+    struct mosquitto *mosq;
+    bool mqtt_active;
+    char ca_path[1024];
+    /* HTTP */
+    CURLM *multi;
+    CURL *easy;
+    uint8_t http_buf[HTTP_BUF];
+    size_t http_len;
+    bool http_paused;
+    bool http_done;
+    bool http_failed;
+    espadmin_agent_t *agent;
+    bool in_log;
+} linux_t;
+
+static linux_t g;
+
+/* ---- logging ---- */
+
+static int64_t now_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - g.start.tv_sec) * 1000 + (t.tv_nsec - g.start.tv_nsec) / 1000000;
+}
+
+static void emit(espadmin_level_t level, const char *tag, const char *msg)
+{
+    static const char letters[] = "EWIDV";
+    fprintf(stderr, "%c (%lld) %s: %s\n", letters[level <= ESPADMIN_LEVEL_VERBOSE ? level : 2],
+            (long long)now_ms(NULL), tag ? tag : "-", msg);
+    fflush(stderr);
+    if (g.agent && !g.in_log) {
+        g.in_log = true; /* the core may log while capturing: no recursion */
+        espadmin_log_capture(g.agent, level, tag, msg, strlen(msg));
+        g.in_log = false;
+    }
+}
+
+void linux_log(espadmin_level_t level, const char *tag, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit(level, tag, msg);
+}
+
+static void p_log(void *ctx, espadmin_level_t level, const char *tag, const char *msg)
+{
+    (void)ctx;
+    emit(level, tag, msg);
+}
+
+void linux_platform_set_agent(espadmin_agent_t *a) { g.agent = a; }
+
+/* ---- files ---- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len) {
+            *len = n;
+        }
+    }
+    return buf;
+}
+
+static int write_file_atomic(const char *path, const char *data, size_t len)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (f == NULL) {
+        return -1;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int save_json(const char *path, const cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    if (s == NULL) {
+        return -1;
+    }
+    int rc = write_file_atomic(path, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* ---- NVS in a file ---- */
+
+static int b64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    if ((len + 2) / 3 * 4 + 1 > cap) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len) v |= in[i + 2];
+        out[n++] = t[(v >> 18) & 63];
+        out[n++] = t[(v >> 12) & 63];
+        out[n++] = i + 1 < len ? t[(v >> 6) & 63] : '=';
+        out[n++] = i + 2 < len ? t[v & 63] : '=';
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+static int nvs_save(void) { return save_json(g.nvs_path, g.nvs); }
+
+static int kv_get(void *ctx, const char *ns, const char *key, void *buf, size_t *len)
+{
+    (void)ctx;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g.nvs, ns), key);
+    if (!cJSON_IsString(v)) {
+        return ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    size_t sl = strlen(v->valuestring);
+    uint8_t *sealed = malloc(sl + 1);
+    int n = sealed ? espadmin_base64_decode(v->valuestring, sl, sealed, sl) : -1;
+    if (n < 28) {
+        free(sealed);
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    size_t pl = (size_t)n - 28;
+    uint8_t *plain = malloc(pl + 1);
+    char aad[64];
+    int al = snprintf(aad, sizeof(aad), "espadmin-nvs-v1\n%s\n%s", ns, key);
+    bool ok = plain && ossl_aes_gcm_decrypt(NULL, g.nvs_key, sealed, aad, (size_t)al, sealed + 12, pl,
+                                            sealed + 12 + pl, plain);
+    free(sealed);
+    if (!ok) {
+        free(plain);
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    int rc = ESPADMIN_PLATFORM_OK;
+    if (buf == NULL) {
+        rc = ESPADMIN_PLATFORM_OK;
+    } else if (*len < pl) {
+        rc = ESPADMIN_PLATFORM_TOO_SMALL;
+    } else {
+        memcpy(buf, plain, pl);
+    }
+    *len = pl;
+    free(plain);
+    return rc;
+}
+
+static int kv_set(void *ctx, const char *ns, const char *key, const void *val, size_t len)
+{
+    (void)ctx;
+    if (strlen(ns) > 15 || strlen(key) > 15 || key[0] == '\0') {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    uint8_t *sealed = malloc(len + 28);
+    char *b64 = malloc((len + 28) / 3 * 4 + 8);
+    if (sealed == NULL || b64 == NULL) {
+        free(sealed);
+        free(b64);
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    char aad[64];
+    int al = snprintf(aad, sizeof(aad), "espadmin-nvs-v1\n%s\n%s", ns, key);
+    ossl_random(NULL, sealed, 12);
+    bool ok = ossl_aes_gcm_encrypt(g.nvs_key, sealed, aad, (size_t)al, val, len, sealed + 12, sealed + 12 + len);
+    ok = ok && b64_encode(sealed, len + 28, b64, (len + 28) / 3 * 4 + 8) >= 0;
+    free(sealed);
+    if (ok) {
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(g.nvs, ns);
+        if (n == NULL) {
+            n = cJSON_AddObjectToObject(g.nvs, ns);
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(n, key);
+        ok = cJSON_AddStringToObject(n, key, b64) != NULL;
+    }
+    free(b64);
+    return ok && nvs_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int kv_erase(void *ctx, const char *ns, const char *key)
+{
+    (void)ctx;
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(g.nvs, ns), key);
+    return nvs_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int kv_erase_all(void *ctx, const char *ns)
+{
+    (void)ctx;
+    cJSON_DeleteItemFromObjectCaseSensitive(g.nvs, ns);
+    return nvs_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int kv_commit(void *ctx, const char *ns)
+{
+    (void)ctx;
+    (void)ns;
+    return nvs_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+/* ---- the simulated boot: slots and image states ---- */
+
+static cJSON *slot(int i) { return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(g.boot, "slots"), i); }
+
+static int boot_slot(void) { return cJSON_GetObjectItemCaseSensitive(g.boot, "boot_slot")->valueint; }
+
+static const char *slot_str(int i, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(slot(i), k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void set_str(cJSON *o, const char *k, const char *v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    cJSON_AddStringToObject(o, k, v);
+}
+
+static void set_num(cJSON *o, const char *k, double v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    cJSON_AddNumberToObject(o, k, v);
+}
+
+static void set_bool(cJSON *o, const char *k, bool v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    cJSON_AddBoolToObject(o, k, v);
+}
+
+static int boot_save(void) { return save_json(g.boot_path, g.boot); }
+
+static void new_slot(cJSON *slots, const char *version, const char *state)
+{
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "version", version);
+    cJSON_AddStringToObject(s, "state", state);
+    cJSON_AddItemToArray(slots, s);
+}
+
+/* What the second-stage bootloader does, with ESP-IDF's rollback rules. */
+static int bootloader(void)
+{
+    char *text = read_file(g.boot_path, NULL);
+    g.boot = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (g.boot == NULL) {
+        g.boot = cJSON_CreateObject();
+        cJSON_AddNumberToObject(g.boot, "boot_slot", 0);
+        cJSON *slots = cJSON_AddArrayToObject(g.boot, "slots");
+        new_slot(slots, g.opt.first_version, "valid");
+        new_slot(slots, "", "empty");
+        cJSON_AddBoolToObject(g.boot, "running", false);
+        cJSON_AddBoolToObject(g.boot, "sw_restart", false);
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/ota_0.bin", g.opt.state_dir);
+        write_file_atomic(path, g.opt.first_version, strlen(g.opt.first_version));
+    }
+    bool was_running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g.boot, "running"));
+    bool sw = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g.boot, "sw_restart"));
+    g.reset_reason = sw ? "sw" : was_running ? "panic" : "poweron";
+    int b = boot_slot();
+    const char *state = slot_str(b, "state");
+    if (strcmp(state, "new") == 0) {
+        set_str(slot(b), "state", "pending_verify");
+    } else if (strcmp(state, "pending_verify") == 0 || strcmp(state, "invalid") == 0 ||
+               strcmp(state, "aborted") == 0) {
+        /* the image had its chance and did not confirm itself: back to the other slot */
+        set_str(slot(b), "state", "aborted");
+        set_num(g.boot, "boot_slot", 1 - b);
+        linux_log(ESPADMIN_LEVEL_WARN, "boot", "image %s in slot %d was not confirmed: rolled back to slot %d (%s)",
+                  slot_str(b, "version"), b, 1 - b, slot_str(1 - b, "version"));
+    }
+    set_bool(g.boot, "running", true);
+    set_bool(g.boot, "sw_restart", false);
+    if (boot_save() != 0) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "boot", "cannot write %s", g.boot_path);
+        return -1;
+    }
+    linux_log(ESPADMIN_LEVEL_INFO, "boot", "slot %d, image %s (%s), reset reason %s", boot_slot(),
+              slot_str(boot_slot(), "version"), slot_str(boot_slot(), "state"), g.reset_reason);
+    return 0;
+}
+
+bool linux_platform_should_fail_boot(void)
+{
+    int b = boot_slot();
+    return g.opt.fail_boot_version && strcmp(slot_str(b, "version"), g.opt.fail_boot_version) == 0 &&
+           strcmp(slot_str(b, "state"), "pending_verify") == 0;
+}
+
+void linux_platform_shutdown(void)
+{
+    if (g.boot) {
+        set_bool(g.boot, "running", false);
+        boot_save();
+    }
+}
+
+static void restart(void *ctx)
+{
+    (void)ctx;
+    set_bool(g.boot, "sw_restart", true);
+    boot_save();
+    if (g.mosq) {
+        mosquitto_loop(g.mosq, 50, 1); /* flush the DISCONNECT */
+    }
+    linux_log(ESPADMIN_LEVEL_INFO, "sim", "restarting (re-exec)");
+    execv("/proc/self/exe", g.opt.argv);
+    linux_log(ESPADMIN_LEVEL_ERROR, "sim", "execv failed: %s", strerror(errno));
+    _exit(1);
+}
+
+static void running_version(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "%s", slot_str(boot_slot(), "version"));
+}
+
+static espadmin_boot_state_t boot_state(void *ctx)
+{
+    (void)ctx;
+    return strcmp(slot_str(boot_slot(), "state"), "pending_verify") == 0 ? ESPADMIN_BOOT_PENDING_VERIFY
+                                                                          : ESPADMIN_BOOT_VALID;
+}
+
+static void slot_path(int i, char *buf, size_t cap, bool tmp)
+{
+    snprintf(buf, cap, "%s/ota_%d.bin%s", g.opt.state_dir, i, tmp ? ".part" : "");
+}
+
+static int ota_begin(void *ctx, int64_t size)
+{
+    (void)ctx;
+    (void)size;
+    char path[1100];
+    g.ota_target = 1 - boot_slot();
+    slot_path(g.ota_target, path, sizeof(path), true);
+    g.ota_file = fopen(path, "wb");
+    return g.ota_file ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int ota_write(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    return g.ota_file && fwrite(data, 1, len, g.ota_file) == len ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int ota_finish(void *ctx)
+{
+    (void)ctx;
+    char part[1100], path[1100];
+    if (g.ota_file == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    bool ok = fflush(g.ota_file) == 0 && fsync(fileno(g.ota_file)) == 0;
+    ok = fclose(g.ota_file) == 0 && ok;
+    g.ota_file = NULL;
+    slot_path(g.ota_target, part, sizeof(part), true);
+    slot_path(g.ota_target, path, sizeof(path), false);
+    return ok && rename(part, path) == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static void ota_abort(void *ctx)
+{
+    (void)ctx;
+    char part[1100];
+    if (g.ota_file) {
+        fclose(g.ota_file);
+        g.ota_file = NULL;
+    }
+    slot_path(g.ota_target, part, sizeof(part), true);
+    unlink(part);
+}
+
+static int ota_set_boot(void *ctx, const char *version)
+{
+    (void)ctx;
+    cJSON *s = slot(g.ota_target);
+    set_str(s, "version", version);
+    set_str(s, "state", "new");
+    set_num(g.boot, "boot_slot", g.ota_target);
+    return boot_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int ota_mark_valid(void *ctx)
+{
+    (void)ctx;
+    set_str(slot(boot_slot()), "state", "valid");
+    return boot_save() == 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static void ota_rollback(void *ctx)
+{
+    int b = boot_slot();
+    set_str(slot(b), "state", "invalid");
+    set_num(g.boot, "boot_slot", 1 - b);
+    boot_save();
+    restart(ctx);
+}
+
+static const char *reset_reason(void *ctx)
+{
+    (void)ctx;
+    return g.reset_reason;
+}
+
+static void system_info(void *ctx, espadmin_sysinfo_t *si)
+{
+    (void)ctx;
+    snprintf(si->chip_model, sizeof(si->chip_model), "linux-sim");
+    si->chip_revision = 0;
+    snprintf(si->idf_version, sizeof(si->idf_version), "linux");
+    snprintf(si->project, sizeof(si->project), "espadmin-sim");
+    /* a locally administered MAC derived from the device ID */
+    uint8_t h[32];
+    void *s = ossl_sha256_begin(NULL);
+    const char *id = espadmin_device_id(g.agent);
+    ossl_sha256_update(NULL, s, id, strlen(id));
+    ossl_sha256_finish(NULL, s, h);
+    snprintf(si->mac, sizeof(si->mac), "02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4]);
+    snprintf(si->ip, sizeof(si->ip), "127.0.0.1");
+    si->has_rssi = true;
+    si->rssi = -55;
+    struct sysinfo info;
+    if (sysinfo(&info) == 0) {
+        si->free_heap = (int64_t)info.freeram * info.mem_unit;
+    }
+    si->min_free_heap = -1;
+}
+
+/* ---- MQTT ---- */
+
+static void on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    (void)m;
+    (void)obj;
+    if (rc == 0) {
+        espadmin_on_connected(g.agent);
+    } else {
+        linux_log(ESPADMIN_LEVEL_WARN, "mqtt", "connection refused: %s", mosquitto_connack_string(rc));
+        g.mqtt_active = false;
+        espadmin_on_disconnected(g.agent);
+    }
+}
+
+static void on_disconnect(struct mosquitto *m, void *obj, int rc)
+{
+    (void)m;
+    (void)obj;
+    (void)rc;
+    if (g.mqtt_active) {
+        g.mqtt_active = false;
+        espadmin_on_disconnected(g.agent);
+    }
+}
+
+static void on_publish(struct mosquitto *m, void *obj, int mid)
+{
+    (void)m;
+    (void)obj;
+    espadmin_on_published(g.agent, mid);
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    (void)m;
+    (void)obj;
+    espadmin_on_message(g.agent, msg->topic, msg->payload, (size_t)msg->payloadlen);
+}
+
+static void mqtt_disconnect(void *ctx)
+{
+    (void)ctx;
+    if (g.mosq) {
+        g.mqtt_active = false;
+        mosquitto_disconnect(g.mosq);
+        mosquitto_loop(g.mosq, 20, 1);
+        mosquitto_destroy(g.mosq);
+        g.mosq = NULL;
+    }
+}
+
+static int mqtt_connect(void *ctx, const espadmin_mqtt_config_t *c)
+{
+    mqtt_disconnect(ctx);
+    g.mosq = mosquitto_new(c->client_id, true, NULL);
+    if (g.mosq == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    mosquitto_connect_callback_set(g.mosq, on_connect);
+    mosquitto_disconnect_callback_set(g.mosq, on_disconnect);
+    mosquitto_publish_callback_set(g.mosq, on_publish);
+    mosquitto_message_callback_set(g.mosq, on_message);
+    mosquitto_username_pw_set(g.mosq, c->username, c->password);
+    mosquitto_will_set(g.mosq, c->will_topic, (int)c->will_len, c->will_payload, c->will_qos, c->will_retain);
+    if (c->tls) {
+        const char *ca = NULL;
+        if (c->ca_pem && c->ca_pem[0]) {
+            snprintf(g.ca_path, sizeof(g.ca_path), "%s/mqtt_ca.pem", g.opt.state_dir);
+            write_file_atomic(g.ca_path, c->ca_pem, strlen(c->ca_pem));
+            ca = g.ca_path;
+        }
+        if (mosquitto_tls_set(g.mosq, ca, ca ? NULL : "/etc/ssl/certs", NULL, NULL, NULL) != MOSQ_ERR_SUCCESS) {
+            return ESPADMIN_PLATFORM_ERR;
+        }
+    }
+    int rc = mosquitto_connect_async(g.mosq, c->host, c->port, c->keepalive_s);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        linux_log(ESPADMIN_LEVEL_WARN, "mqtt", "connect: %s", mosquitto_strerror(rc));
+        mosquitto_destroy(g.mosq);
+        g.mosq = NULL;
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    g.mqtt_active = true;
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int mqtt_subscribe(void *ctx, const char *filter, int qos)
+{
+    (void)ctx;
+    int mid = 0;
+    return g.mosq && mosquitto_subscribe(g.mosq, &mid, filter, qos) == MOSQ_ERR_SUCCESS ? mid : -1;
+}
+
+static int mqtt_publish(void *ctx, const char *topic, const void *payload, size_t len, int qos, bool retain)
+{
+    (void)ctx;
+    int mid = 0;
+    if (g.mosq == NULL ||
+        mosquitto_publish(g.mosq, &mid, topic, (int)len, payload, qos, retain) != MOSQ_ERR_SUCCESS) {
+        return -1;
+    }
+    return qos ? mid : 0;
+}
+
+/* ---- HTTP download: curl multi, paused while the bounded buffer is full ---- */
+
+static size_t http_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    (void)userp;
+    size_t n = size * nmemb;
+    if (n > HTTP_BUF - g.http_len) {
+        g.http_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    memcpy(g.http_buf + g.http_len, data, n);
+    g.http_len += n;
+    return n;
+}
+
+static void http_close(void *ctx)
+{
+    (void)ctx;
+    if (g.easy) {
+        curl_multi_remove_handle(g.multi, g.easy);
+        curl_easy_cleanup(g.easy);
+        g.easy = NULL;
+    }
+}
+
+static int http_open(void *ctx, const char *url)
+{
+    http_close(ctx);
+    g.easy = curl_easy_init();
+    if (g.easy == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    g.http_len = 0;
+    g.http_paused = g.http_done = g.http_failed = false;
+    curl_easy_setopt(g.easy, CURLOPT_URL, url);
+    curl_easy_setopt(g.easy, CURLOPT_WRITEFUNCTION, http_write);
+    curl_easy_setopt(g.easy, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(g.easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(g.easy, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt(g.easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(g.easy, CURLOPT_CONNECTTIMEOUT, 20L);
+    curl_easy_setopt(g.easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(g.easy, CURLOPT_LOW_SPEED_TIME, 60L);
+    return curl_multi_add_handle(g.multi, g.easy) == CURLM_OK ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+static int http_read(void *ctx, void *buf, size_t cap)
+{
+    (void)ctx;
+    if (g.easy == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    if (g.http_len == 0 && !g.http_done) {
+        if (g.http_paused) {
+            g.http_paused = false;
+            curl_easy_pause(g.easy, CURLPAUSE_CONT);
+        }
+        int running = 0;
+        curl_multi_perform(g.multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(g.multi, &left)) != NULL) {
+            if (m->msg == CURLMSG_DONE) {
+                g.http_done = true;
+                if (m->data.result != CURLE_OK) {
+                    g.http_failed = true;
+                    linux_log(ESPADMIN_LEVEL_WARN, "http", "download: %s", curl_easy_strerror(m->data.result));
+                }
+            }
+        }
+    }
+    if (g.http_len > 0) {
+        size_t n = g.http_len < cap ? g.http_len : cap;
+        memcpy(buf, g.http_buf, n);
+        memmove(g.http_buf, g.http_buf + n, g.http_len - n);
+        g.http_len -= n;
+        return (int)n;
+    }
+    if (g.http_done) {
+        return g.http_failed ? ESPADMIN_PLATFORM_ERR : 0;
+    }
+    return ESPADMIN_PLATFORM_AGAIN;
+}
+
+/* ---- the rest ---- */
+
+static int64_t wall_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void linux_platform_poll(int timeout_ms)
+{
+    if (g.mosq) {
+        int rc = mosquitto_loop(g.mosq, timeout_ms, 1);
+        if (rc != MOSQ_ERR_SUCCESS && g.mqtt_active) {
+            g.mqtt_active = false;
+            espadmin_on_disconnected(g.agent);
+        }
+    } else {
+        struct timespec t = {0, (long)timeout_ms * 1000000L};
+        nanosleep(&t, NULL); /* idle pacing of the event loop, not synchronisation */
+    }
+    if (g.easy && !g.http_paused && !g.http_done) {
+        int running = 0;
+        curl_multi_perform(g.multi, &running);
+    }
+}
+
+static const char *bundle_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
+{
+    memset(&g, 0, sizeof(g));
+    g.opt = *opt;
+    clock_gettime(CLOCK_MONOTONIC, &g.start);
+    mkdir(opt->state_dir, 0700);
+    snprintf(g.nvs_path, sizeof(g.nvs_path), "%s/nvs.json", opt->state_dir);
+    snprintf(g.boot_path, sizeof(g.boot_path), "%s/boot.json", opt->state_dir);
+
+    char *text = read_file(opt->bundle_path, NULL);
+    cJSON *b = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *mqtt = cJSON_GetObjectItemCaseSensitive(b, "mqtt");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(b, "v");
+    if (b == NULL || !cJSON_IsObject(mqtt) || !cJSON_IsNumber(ver) || ver->valueint != 1) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot read the provisioning bundle %s", opt->bundle_path);
+        cJSON_Delete(b);
+        return -1;
+    }
+    const char *key = bundle_str(b, "device_key");
+    if (espadmin_base64_decode(key, strlen(key), g.device_key, sizeof(g.device_key)) != 32) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "bundle: device_key must be base64 of 32 bytes");
+        cJSON_Delete(b);
+        return -1;
+    }
+    /* the at-rest key: SHA-256("espadmin-nvs-v1" ‖ device key) */
+    void *h = ossl_sha256_begin(NULL);
+    ossl_sha256_update(NULL, h, "espadmin-nvs-v1", 15);
+    ossl_sha256_update(NULL, h, g.device_key, 32);
+    ossl_sha256_finish(NULL, h, g.nvs_key);
+
+    char *nvs_text = read_file(g.nvs_path, NULL);
+    g.nvs = nvs_text ? cJSON_Parse(nvs_text) : NULL;
+    free(nvs_text);
+    if (g.nvs == NULL) {
+        g.nvs = cJSON_CreateObject();
+    }
+    if (bootloader() != 0) {
+        cJSON_Delete(b);
+        return -1;
+    }
+    /* the provisioning namespace, as nvs_partition_gen would have written it */
+    const cJSON *port = cJSON_GetObjectItemCaseSensitive(mqtt, "port");
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", cJSON_IsNumber(port) ? port->valueint : 1883);
+    struct {
+        const char *key;
+        const char *val;
+    } prov[] = {
+        {"device_id", bundle_str(b, "device_id")},
+        {"secret", bundle_str(b, "secret")},
+        {"device_key", key},
+        {"mqtt_host", bundle_str(mqtt, "host")},
+        {"mqtt_port", port_s},
+        {"mqtt_tls", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mqtt, "tls")) ? "1" : "0"},
+        {"mqtt_ca", bundle_str(mqtt, "ca_pem")},
+        {"topic_root", bundle_str(mqtt, "topic_root")},
+        {"server_url", bundle_str(b, "server_url")},
+        {"ota_pubkey", bundle_str(b, "ota_public_key")},
+    };
+    for (size_t i = 0; i < sizeof(prov) / sizeof(prov[0]); i++) {
+        if (kv_set(NULL, ESPADMIN_NVS_NAMESPACE, prov[i].key, prov[i].val, strlen(prov[i].val)) != 0) {
+            linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", g.nvs_path);
+            cJSON_Delete(b);
+            return -1;
+        }
+    }
+    cJSON_Delete(b);
+    mosquitto_lib_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g.multi = curl_multi_init();
+
+    espadmin_platform_t pl = {
+        .ctx = &g,
+        .now_ms = now_ms,
+        .wall_ms = wall_ms,
+        .random = ossl_random,
+        .kv_get = kv_get,
+        .kv_set = kv_set,
+        .kv_erase = kv_erase,
+        .kv_erase_all = kv_erase_all,
+        .kv_commit = kv_commit,
+        .mqtt_connect = mqtt_connect,
+        .mqtt_disconnect = mqtt_disconnect,
+        .mqtt_subscribe = mqtt_subscribe,
+        .mqtt_publish = mqtt_publish,
+        .ota_begin = ota_begin,
+        .ota_write = ota_write,
+        .ota_finish = ota_finish,
+        .ota_abort = ota_abort,
+        .ota_set_boot = ota_set_boot,
+        .ota_mark_valid = ota_mark_valid,
+        .ota_rollback = ota_rollback,
+        .running_version = running_version,
+        .boot_state = boot_state,
+        .http_open = http_open,
+        .http_read = http_read,
+        .http_close = http_close,
+        .restart = restart,
+        .reset_reason = reset_reason,
+        .system_info = system_info,
+        .log = p_log,
+        .sha256_begin = ossl_sha256_begin,
+        .sha256_update = ossl_sha256_update,
+        .sha256_finish = ossl_sha256_finish,
+        .ed25519_verify = ossl_ed25519_verify,
+        .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
+    };
+    *p = pl;
+    return 0;
+}
