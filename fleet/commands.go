@@ -86,6 +86,8 @@ type CommandsOptions struct {
 type Commands struct {
 	o     CommandsOptions
 	conns Connections
+	// observers are told about applied acks (observers.go).
+	observers ackObservers
 }
 
 // NewCommands returns the command service.
@@ -397,6 +399,7 @@ func (c *Commands) HandleAck(ctx context.Context, tenantID, deviceID string, ack
 	}
 	c.o.Metrics.Acks.WithLabelValues(string(updated.State)).Inc()
 	c.event(updated)
+	c.notifyAck(ctx, updated, ack)
 	return nil
 }
 

@@ -150,6 +150,9 @@ func (in *Ingest) Filter() string {
 // Run subscribes and works until ctx ends; then it unsubscribes, lets the workers finish
 // what they hold and writes the last batch of last-seen times.
 func (in *Ingest) Run(ctx context.Context) error {
+	if in.o.Bus == nil {
+		return errors.New("fleet: ingestion needs a broker (messaging.Bus)")
+	}
 	unsubscribe, err := in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handle)
 	if err != nil {
 		return err

@@ -246,8 +246,14 @@ func (s *Server) listDevices(c echo.Context) error {
 	default:
 		return &ValidationError{Fields: map[string]string{"online": "must be true or false"}}
 	}
-	if len(f.Search) > 128 || len(f.Tag) > maxTagLength || len(f.ProjectID) > 64 || len(f.FirmwareVersion) > 64 {
-		return &ValidationError{Fields: map[string]string{"q": "filters are at most 128 characters"}}
+	fields := map[string]string{}
+	for name, v := range map[string]string{"q": f.Search, "tag": f.Tag, "project": f.ProjectID, "firmware": f.FirmwareVersion} {
+		if len(v) > 128 {
+			fields[name] = "at most 128 characters"
+		}
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
 	}
 	page, err := s.deps.Store.ListDevices(c.Request().Context(), tc.Tenant.ID, f, opts)
 	if err != nil {

@@ -62,7 +62,13 @@ func bundleOf(t *testing.T, v any) fleet.Bundle {
 // start runs a simulated device for b against the harness broker.
 func (w *deviceWorld) start(t *testing.T, b fleet.Bundle) *sim.Device {
 	t.Helper()
-	d, err := sim.NewDevice(sim.Options{Bundle: b, BrokerURL: "tcp://" + w.h.fleet.mqttAddr, ReconnectDelay: 50 * time.Millisecond})
+	return w.startWith(t, b, 50*time.Millisecond)
+}
+
+// startWith is start with the pause the device takes before reconnecting.
+func (w *deviceWorld) startWith(t *testing.T, b fleet.Bundle, reconnect time.Duration) *sim.Device {
+	t.Helper()
+	d, err := sim.NewDevice(sim.Options{Bundle: b, BrokerURL: "tcp://" + w.h.fleet.mqttAddr, ReconnectDelay: reconnect})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +229,8 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 		t.Errorf("new device online: %v", resp)
 	}
 
-	d := w.start(t, b)
+	// It waits a second before reconnecting after a power loss, so the offline is visible.
+	d := w.startWith(t, b, time.Second)
 	waitFor(t, "online event", func() bool {
 		return events.find(eventIs(fleet.EventPresence, id, func(d map[string]any) bool { return d["online"] == true })) != nil
 	})
@@ -237,12 +244,16 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 	}
 	waitFor(t, "last seen", func() bool { return w.device(t, id)["last_seen_at"] != nil })
 
-	// A power loss: the broker publishes the will and the device shows offline.
-	d.Stop()
-	w.waitOnline(t, id, false)
+	// A power loss: the broker publishes the will, the device shows offline, then comes back.
+	d.Kill()
 	waitFor(t, "offline event", func() bool {
 		return events.find(eventIs(fleet.EventPresence, id, func(d map[string]any) bool { return d["online"] == false })) != nil
 	})
+	waitFor(t, "reconnected", func() bool { return d.Stats().Connects == 2 && d.Connected() })
+	w.waitOnline(t, id, true)
+	// A clean stop: no will, but the broker reports the device offline.
+	d.Stop()
+	w.waitOnline(t, id, false)
 
 	// The audit log has the creation, without the secret.
 	audit := w.get(t, "/api/v1/tenants/alpha/audit?action=device.create")
@@ -720,5 +731,35 @@ func TestMalformedUplinks(t *testing.T) {
 	})
 	if !bad.Connected() || w.device(t, rBad["id"].(string))["online"] != true {
 		t.Error("the noisy device lost its session or presence")
+	}
+}
+
+// TestEventStreamEndsAtShutdown: an open event stream does not hold the server's shutdown
+// until its deadline.
+func TestEventStreamEndsAtShutdown(t *testing.T) {
+	t.Parallel()
+	w := newDeviceWorld(t)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", w.owner.base+"/api/v1/tenants/alpha/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := (&http.Client{Jar: w.owner.http.Jar}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer resp.Body.Close()
+		_, _ = bufio.NewReader(resp.Body).WriteTo(new(bytes.Buffer))
+	}()
+	waitFor(t, "subscription", func() bool { return w.h.fleet.hub.Subscribers() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := w.h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an open stream: %v", err)
+	}
+	<-ended
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %s", d)
 	}
 }

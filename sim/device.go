@@ -200,6 +200,12 @@ func (d *Device) Kill() {
 	if raw != nil {
 		_ = raw.Close()
 	}
+	// The MQTT client does not always notice a socket closed under it; the device's own
+	// loop does, like the firmware's network event handler.
+	select {
+	case d.lost <- struct{}{}:
+	default:
+	}
 }
 
 // SetSecret replaces the MQTT password (after a credential rotation).
@@ -240,6 +246,13 @@ func (d *Device) Config() map[string]json.RawMessage {
 		out[k] = v
 	}
 	return out
+}
+
+// Debugging reports whether the device streams log lines (debug on and not timed out).
+func (d *Device) Debugging() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.debugStop != nil
 }
 
 // Stats returns the device's counters.
@@ -303,6 +316,8 @@ func (d *Device) run(ctx context.Context) {
 		d.mu.Unlock()
 		if rebooting || ctx.Err() != nil {
 			c.Disconnect(250) // clean: the broker discards the will
+		} else {
+			go c.Disconnect(0) // release the lost client's workers; its socket is gone
 		}
 		if rebooting {
 			d.stats.restarts.Add(1)
@@ -337,8 +352,8 @@ func (d *Device) connect() (mqtt.Client, error) {
 		SetCleanSession(true).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetKeepAlive(30 * time.Second).
-		SetConnectTimeout(10 * time.Second).
+		SetKeepAlive(30*time.Second).
+		SetConnectTimeout(10*time.Second).
 		SetOrderMatters(false).
 		SetWill(protocol.Uplink(d.root, d.id, protocol.KindStatus), protocol.WillPayload, 1, true).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) {}).

@@ -29,7 +29,7 @@ type command struct {
 
 func commands() []command {
 	// Fresh flag targets on every call, so values never leak between runs.
-	uc, rl, tc := &userCreateCmd{}, &userResetLinkCmd{}, &tokenCreateCmd{}
+	uc, rl, tc, sc := &userCreateCmd{}, &userResetLinkCmd{}, &tokenCreateCmd{}, &simCmd{}
 	return []command{
 		{name: "serve", summary: "run the server (HTTP API and UI; the MQTT broker joins with its own issue)", run: serve},
 		{name: "migrate", summary: "apply database migrations and print the schema version", run: migrate},
@@ -42,6 +42,7 @@ func commands() []command {
 			define: rl.define, runIn: rl.run},
 		{name: "token create", summary: "create an API token; the token is printed alone on the last line",
 			define: tc.define, runIn: tc.run},
+		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run},
 	}
 }
 

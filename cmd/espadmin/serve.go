@@ -11,9 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/espadmin/espadmin/broker"
@@ -81,14 +81,37 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// One registry for the HTTP server, the broker and the fleet services (/metrics).
+	metrics := server.NewRegistry()
+	const mqttShutdownTimeout = 10 * time.Second
+	var (
+		mqttBroker *broker.Broker
+		bus        messaging.Bus
+		sessions   messaging.Sessions
+	)
+	if cfg.MQTT.Enabled {
+		// Built (listeners bound) before the server so the fleet services can use it;
+		// started further down.
+		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
+		if err != nil {
+			return fmt.Errorf("build MQTT broker: %w", err)
+		}
+		bus, sessions = mqttBroker, mqttBroker
+	}
+	fl := newFleet(cfg, st, keyring, bus, sessions, metrics, log)
 	srv := server.New(cfg.HTTP, server.Deps{
-		Logger:   log,
-		Store:    st,
-		Keyring:  keyring,
-		Mailer:   mailer,
-		Accounts: cfg.Accounts,
-		OAuth:    cfg.OAuth,
-		StateKey: seal.DeriveKey(master, purposeOAuthState),
+		Logger:     log,
+		Store:      st,
+		Keyring:    keyring,
+		Mailer:     mailer,
+		Accounts:   cfg.Accounts,
+		OAuth:      cfg.OAuth,
+		StateKey:   seal.DeriveKey(master, purposeOAuthState),
+		Registerer: metrics,
+		Gatherer:   metrics,
+		Devices:    fl.devices,
+		Commands:   fl.commands,
+		Events:     fl.hub,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -109,6 +132,12 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		publicURL = config.PublicURLFromAddr(ln.Addr().String())
 	}
 	srv.SetPublicURL(publicURL)
+	endpoint, err := deviceEndpoint(cfg, publicURL, mqttBroker)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fl.devices.SetEndpoint(endpoint)
 	if err := announceSetup(ctx, srv, publicURL, log); err != nil {
 		ln.Close()
 		return err
@@ -134,45 +163,47 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		srv.Mount(blob.LocalMountPath, local.Handler())
 	}
 
-	// MQTT broker: built after the store, started before the HTTP server serves, shut down
-	// after HTTP and before the store. With --mqtt-enabled=false (replicas whose devices use
-	// an external broker) there is no embedded broker and bus/sessions stay nil.
-	//
-	// NOTE for the device-service wiring: hand `bus` (messaging.Bus: publish commands,
-	// subscribe to uplinks) and `sessions` (messaging.Sessions: Disconnect on credential
-	// rotation, disable or delete) to the server and the ingestion workers; mqttBroker.Online
-	// answers live presence. Its metrics are on mqttMetrics; pass one shared registry
-	// (server.NewRegistry) as server.Deps.Registerer/Gatherer and here to expose them on
-	// /metrics.
-	const mqttShutdownTimeout = 10 * time.Second
-	var (
-		mqttBroker  *broker.Broker
-		bus         messaging.Bus
-		sessions    messaging.Sessions
-		mqttMetrics = prometheus.NewRegistry()
-	)
-	if cfg.MQTT.Enabled {
-		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: mqttMetrics})
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("build MQTT broker: %w", err)
-		}
+	// MQTT broker: started below, after the blob store and before the HTTP server serves;
+	// shut down after HTTP and the fleet workers, before the store. With
+	// --mqtt-enabled=false (replicas whose devices use an external broker) there is no
+	// embedded broker and bus/sessions stay nil.
+	if mqttBroker != nil {
 		if err := mqttBroker.Start(ctx); err != nil {
 			ln.Close()
 			return err
 		}
-		bus, sessions = mqttBroker, mqttBroker
 	}
-	_, _ = bus, sessions
+
+	// Fleet workers (ingestion, command sweeper) run until HTTP has shut down, and stop
+	// before the broker does.
+	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFleet()
+	var fleetWG sync.WaitGroup
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ln) })
+	runFleet := func(name string, run func(context.Context) error) {
+		fleetWG.Add(1)
+		g.Go(func() error {
+			defer fleetWG.Done()
+			if err := run(fleetCtx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	if bus != nil {
+		runFleet("ingestion", fl.ingest.Run)
+	}
+	runFleet("command sweeper", fl.commands.Run)
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		err := srv.Shutdown(sctx)
+		stopFleet()
+		fleetWG.Wait()
 		if mqttBroker != nil {
 			mctx, cancel := context.WithTimeout(context.Background(), mqttShutdownTimeout)
 			defer cancel()

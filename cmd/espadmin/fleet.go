@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/store"
+)
+
+// fleetServices are the device services of package fleet, wired for serve.
+type fleetServices struct {
+	hub      *fleet.Hub
+	devices  *fleet.Devices
+	commands *fleet.Commands
+	ingest   *fleet.Ingest
+}
+
+// newFleet builds the device services on the broker (bus and sessions are nil when the
+// embedded broker is disabled: commands then stay queued and nothing is ingested here).
+func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus messaging.Bus, sessions messaging.Sessions,
+	reg prometheus.Registerer, log *slog.Logger) *fleetServices {
+	log = log.With("component", "fleet")
+	metrics := fleet.NewMetrics(reg)
+	hub := fleet.NewHub(func(n int) { metrics.EventsDropped.Add(float64(n)) })
+	commands := fleet.NewCommands(fleet.CommandsOptions{
+		Store: st, Bus: bus, Root: protocol.DefaultRoot, Hub: hub, Metrics: metrics, Logger: log,
+	})
+	ingest := fleet.NewIngest(fleet.IngestOptions{
+		Bus: bus, Store: st, Commands: commands, Hub: hub, Metrics: metrics, Logger: log,
+		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup,
+	})
+	devices := fleet.NewDevices(fleet.DevicesOptions{
+		Store: st, Keyring: keyring, Sessions: sessions, Caches: []fleet.Forgetter{ingest}, Hub: hub, Logger: log,
+	})
+	return &fleetServices{hub: hub, devices: devices, commands: commands, ingest: ingest}
+}
+
+// deviceEndpoint is where provisioning bundles send devices: the configured public host and
+// port, or the public URL's host and the bound broker port (TLS when configured).
+func deviceEndpoint(cfg config.Config, publicURL string, b *broker.Broker) (fleet.Endpoint, error) {
+	e := fleet.Endpoint{Root: protocol.DefaultRoot, ServerURL: publicURL, MQTTHost: cfg.MQTT.PublicHost, MQTTPort: cfg.MQTT.PublicPort}
+	if e.MQTTHost == "" {
+		if u, err := url.Parse(publicURL); err == nil {
+			e.MQTTHost = u.Hostname()
+		}
+	}
+	e.TLS = cfg.MQTT.TLSCert != "" && cfg.MQTT.TLSAddr != ""
+	if e.MQTTPort == 0 {
+		addr := cfg.MQTT.Addr
+		if e.TLS {
+			addr = cfg.MQTT.TLSAddr
+		}
+		if b != nil {
+			proto := "tcp"
+			if e.TLS {
+				proto = "tls"
+			}
+			if bound := b.Addr(proto); bound != "" {
+				addr = bound
+			}
+		}
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			e.MQTTPort, _ = strconv.Atoi(port)
+		}
+	}
+	if cfg.MQTT.DeviceCAFile != "" {
+		pem, err := os.ReadFile(cfg.MQTT.DeviceCAFile)
+		if err != nil {
+			return e, fmt.Errorf("read ESPADMIN_MQTT_DEVICE_CA_FILE / --mqtt-device-ca-file: %w", err)
+		}
+		e.CAPEM = string(pem)
+	}
+	return e, nil
+}
