@@ -100,6 +100,14 @@ type Broker struct {
 	subs    map[int]*subscription
 	nextSub int
 
+	// admitMu, closing and handoff order new connections against Shutdown: mochi counts
+	// connections in a WaitGroup it also Waits on at Close, and a connection handed to mochi
+	// during Close would Add concurrently with that Wait. Shutdown stops admitting, waits
+	// until every admitted connection has reached mochi, then closes it.
+	admitMu sync.Mutex
+	closing bool
+	handoff sync.WaitGroup
+
 	closed  atomic.Bool
 	started atomic.Bool
 	ctx     context.Context // ends at Shutdown; bounds store lookups and workers
@@ -249,8 +257,12 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	b.admitMu.Lock()
+	b.closing = true
+	b.admitMu.Unlock()
 	done := make(chan struct{})
 	go func() {
+		b.handoff.Wait()
 		if b.started.Load() {
 			_ = b.srv.Close()
 			b.srv.Listeners.ClientsWg.Wait()
@@ -275,6 +287,18 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.cancel()
 		return fmt.Errorf("broker: shutdown: %w", ctx.Err())
 	}
+}
+
+// admit reserves a hand-off of a new connection to mochi; false once Shutdown has begun.
+// serveConn releases it.
+func (b *Broker) admit() bool {
+	b.admitMu.Lock()
+	defer b.admitMu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.handoff.Add(1)
+	return true
 }
 
 func (b *Broker) closeListeners() {

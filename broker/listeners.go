@@ -106,6 +106,11 @@ type deadlineConn struct {
 	connected   atomic.Bool // mochi has read CONNECT
 	writeFailed atomic.Bool // a write timed out or the buffer overflowed
 
+	// started runs once, at mochi's first Read: by then mochi has registered the connection
+	// (see Broker.admit).
+	started     func()
+	startedOnce sync.Once
+
 	mu       sync.Mutex
 	buf      []byte
 	flushing bool
@@ -120,6 +125,13 @@ func newDeadlineConn(c net.Conn, connectTimeout, writeTimeout time.Duration, max
 		_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
 	}
 	return &deadlineConn{Conn: c, writeTimeout: writeTimeout, maxBuffered: maxBuffered}
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.started != nil {
+		c.startedOnce.Do(c.started)
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *deadlineConn) SetDeadline(t time.Time) error {
@@ -203,9 +215,13 @@ func (c *deadlineConn) Close() error {
 }
 
 // serveConn hands one accepted connection to mochi and accounts for how it ended.
+// The caller has been admitted (Broker.admit) and serveConn releases that when mochi starts
+// reading the connection.
 func (b *Broker) serveConn(listenerID string, c net.Conn, establish listeners.EstablishFn) {
 	dc := newDeadlineConn(c, b.cfg.ConnectTimeout, b.cfg.WriteTimeout, max(4*b.cfg.MaxPacketSize, minWriteBuffer))
+	dc.started = b.handoff.Done
 	err := establish(listenerID, dc)
+	dc.startedOnce.Do(b.handoff.Done) // mochi returned without reading
 	switch {
 	case err == nil:
 	case dc.writeFailed.Load():
@@ -259,6 +275,10 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 		c, err := l.ln.Accept()
 		if err != nil {
 			return // closed
+		}
+		if !l.b.admit() {
+			_ = c.Close()
+			continue
 		}
 		if l.tlsConf != nil {
 			c = tls.Server(c, l.tlsConf) // the handshake runs under the connect deadline
@@ -352,8 +372,13 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	if !l.b.admit() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	c, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		l.b.handoff.Done()
 		return // the upgrader has answered
 	}
 	c.SetReadLimit(int64(l.b.cfg.MaxPacketSize) + 8)

@@ -83,7 +83,15 @@ func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
+	// mochi runs this after CONNACK, so a quick second connection of the same device may have
+	// taken the session over already; only the connection holding the session counts.
+	// Checked under h.mu: a newer connection is added to mochi's table before its own
+	// OnSessionEstablished takes h.mu, so it always wins.
 	h.mu.Lock()
+	if cur, ok := h.b.srv.Clients.Get(cl.ID); !ok || cur != cl || cl.Closed() {
+		h.mu.Unlock()
+		return
+	}
 	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1}
 	h.mu.Unlock()
 	h.emit(PresenceEvent{DeviceID: cl.ID, Online: true, At: time.Now()})

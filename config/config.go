@@ -39,6 +39,36 @@ type Config struct {
 	Accounts Accounts
 	Mail     Mail
 	OAuth    OAuth
+	Logs     Logs
+	Bugsnag  Bugsnag
+	OTA      OTA
+}
+
+// OTA configures remote software updates (package ota, docs/ota.md).
+type OTA struct {
+	// ReleaseMaxSize caps an uploaded firmware image in bytes. The largest app partition of
+	// common ESP32 partition tables (ota_0/ota_1 of 16 MB flash) is about 7.9 MB.
+	ReleaseMaxSize int
+}
+
+// Logs configures the live device log relay (package logrelay, docs/logs-and-errors.md).
+type Logs struct {
+	// DebugDuration is the duration_s of the debug commands the relay sends: the device stops
+	// streaming by itself after it; the relay renews it while viewers remain.
+	DebugDuration time.Duration
+	// ViewerBuffer is each viewer's buffer in frames (a frame is one batch of up to 64 lines).
+	ViewerBuffer int
+	// AllowedOrigins lists, comma separated, the origins besides the public URL's whose pages
+	// may open log streams.
+	AllowedOrigins string
+}
+
+// Bugsnag configures the forwarding of device errors (package devicerrors).
+type Bugsnag struct {
+	// NotifyURL is the notify endpoint for tenants that set none (on-premise Bugsnag).
+	NotifyURL string
+	// QueueSize bounds the reports waiting to be forwarded; more are dropped and counted.
+	QueueSize int
 }
 
 // HTTP configures the management server (REST API, web UI, health and metrics).
@@ -309,6 +339,12 @@ func (c Config) Validate() error {
 		{"mqtt.auth_cache_ttl", nonNegative(c.MQTT.AuthCacheTTL)},
 		{"mqtt.public_port", intRange(c.MQTT.PublicPort, 0, 65535)},
 		{"mqtt.share_group", validateShareGroup(c.MQTT.ShareGroup)},
+		{"logs.debug_duration", durationBetween(c.Logs.DebugDuration, time.Second, 4*time.Hour)},
+		{"logs.viewer_buffer", intBetween(c.Logs.ViewerBuffer, 1, 100000)},
+		{"logs.allowed_origins", validateOrigins(c.Logs.AllowedOrigins)},
+		{"bugsnag.notify_url", validatePublicURL(c.Bugsnag.NotifyURL)},
+		{"bugsnag.queue_size", intBetween(c.Bugsnag.QueueSize, 1, 1000000)},
+		{"ota.release_max_size", intRange(c.OTA.ReleaseMaxSize, 64<<10, 1<<30)},
 		{"database.url", validateDatabaseURL(c.Database.URL)},
 		{"storage.url", validateStorageURL(c.Storage.URL)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
@@ -630,4 +666,42 @@ func validateShareGroup(g string) error {
 		return fmt.Errorf("must be up to 64 characters without / + # $")
 	}
 	return nil
+}
+
+// durationBetween checks lo <= d <= hi.
+func durationBetween(d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return fmt.Errorf("must be from %s to %s", lo, hi)
+	}
+	return nil
+}
+
+// intBetween checks lo <= n <= hi.
+func intBetween(n, lo, hi int) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be from %d to %d", lo, hi)
+	}
+	return nil
+}
+
+// validateOrigins checks a comma-separated list of origins: scheme://host[:port], nothing else.
+func validateOrigins(list string) error {
+	for _, o := range SplitList(list) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("%q is not an origin (scheme://host[:port])", o)
+		}
+	}
+	return nil
+}
+
+// SplitList splits a comma-separated setting, trimming spaces and dropping empty items.
+func SplitList(list string) []string {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

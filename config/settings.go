@@ -182,6 +182,31 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.ShareGroup },
 	},
 	{
+		key: "logs.debug_duration", flag: "logs-debug-duration", env: "ESPADMIN_LOGS_DEBUG_DURATION", def: "15m",
+		help:  "How long a device streams logs after one debug command (1s to 4h); the relay renews it while someone watches.",
+		field: func(c *Config) any { return &c.Logs.DebugDuration },
+	},
+	{
+		key: "logs.viewer_buffer", flag: "logs-viewer-buffer", env: "ESPADMIN_LOGS_VIEWER_BUFFER", def: "64",
+		help:  "Log batches buffered per browser; a browser further behind loses lines and is told how many.",
+		field: func(c *Config) any { return &c.Logs.ViewerBuffer },
+	},
+	{
+		key: "logs.allowed_origins", flag: "logs-allowed-origins", env: "ESPADMIN_LOGS_ALLOWED_ORIGINS",
+		help:  "Comma-separated origins (scheme://host[:port]), besides the public URL's, whose pages may open live log streams.",
+		field: func(c *Config) any { return &c.Logs.AllowedOrigins },
+	},
+	{
+		key: "bugsnag.notify_url", flag: "bugsnag-notify-url", env: "ESPADMIN_BUGSNAG_NOTIFY_URL", def: "https://notify.bugsnag.com",
+		help:  "Bugsnag notify endpoint for tenants that set none (an on-premise Bugsnag's URL).",
+		field: func(c *Config) any { return &c.Bugsnag.NotifyURL },
+	},
+	{
+		key: "bugsnag.queue_size", flag: "bugsnag-queue-size", env: "ESPADMIN_BUGSNAG_QUEUE_SIZE", def: "1000",
+		help:  "Device error reports waiting to be forwarded to Bugsnag; more are dropped and counted.",
+		field: func(c *Config) any { return &c.Bugsnag.QueueSize },
+	},
+	{
 		key: "database.url", flag: "database-url", env: "ESPADMIN_DATABASE_URL",
 		docDef: "`sqlite://<data-dir>/espadmin.db`",
 		help:   "Database: `sqlite://PATH`, `postgres://…`, `mysql://…` or `mongodb://…`. A password in the URL is redacted when printed.",
@@ -222,6 +247,12 @@ var settings = []setting{
 		key: "storage.s3.insecure", flag: "s3-insecure", env: "ESPADMIN_S3_INSECURE", def: "false",
 		help:  "Talk plain HTTP to the S3 endpoint.",
 		field: func(c *Config) any { return &c.Storage.S3.Insecure },
+	},
+	{
+		key: "ota.release_max_size", flag: "release-max-size", env: "ESPADMIN_RELEASE_MAX_SIZE", def: "16777216",
+		docDef: "`16777216` (16 MiB)",
+		help:   "Largest firmware image a release upload accepts, in bytes; larger uploads get 413 and nothing is stored.",
+		field:  func(c *Config) any { return &c.OTA.ReleaseMaxSize },
 	},
 	{
 		key: "log.level", flag: "log-level", env: "ESPADMIN_LOG_LEVEL", def: "info",
