@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/ota"
+	"github.com/espadmin/espadmin/ota/otatest"
+	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/blob"
+)
+
+// testOTA is the update service of one harness server, with firmware storage in a temp
+// folder served by the server at /blobs/ (or in gofakes3 after useS3).
+type testOTA struct {
+	t     *testing.T
+	svc   *ota.Service
+	dir   string
+	local *blob.Local
+	s3    *s3mem.Backend
+}
+
+// startOTA builds the update service on st with the fleet's command service and hub. Its
+// engine is driven by the tests (Tick), not by a timer.
+func (h *harness) startOTA(st store.Store, fl *testFleet) *testOTA {
+	h.t.Helper()
+	return &testOTA{t: h.t, dir: h.t.TempDir(), svc: ota.New(ota.Options{
+		Store: st, Keyring: h.keyring, Commands: fl.commands, Hub: fl.hub, Now: fl.clock.Now,
+		MaxImageSize: 2 << 20, Interval: time.Hour,
+	})}
+}
+
+// open gives the service its local firmware storage once the server's URL is known.
+func (o *testOTA) open(s *Server, url string) {
+	o.t.Helper()
+	l, err := blob.NewLocal(o.dir, bytes.Repeat([]byte{9}, 32), url)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	o.local = l
+	o.svc.SetBlobs(l)
+	s.Mount(blob.LocalMountPath, l.Handler())
+}
+
+// useS3 moves firmware storage to gofakes3 over real HTTP, through minio-go.
+func (o *testOTA) useS3(t *testing.T) {
+	t.Helper()
+	o.s3 = s3mem.New()
+	if err := o.s3.CreateBucket("firmware"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(o.s3).Server())
+	t.Cleanup(srv.Close)
+	s3, err := blob.NewS3(t.Context(), blob.S3Config{
+		Endpoint: srv.Listener.Addr().String(), Bucket: "firmware", Prefix: "espadmin", Region: "us-east-1",
+		AccessKeyID: "AKIDTEST", SecretAccessKey: "secret-test-key", PathStyle: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.svc.SetBlobs(s3)
+}
+
+// blobKeys lists what firmware storage holds (local folder or S3).
+func (o *testOTA) blobKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	if o.s3 != nil {
+		objs, err := o.s3.ListBucket("firmware", nil, gofakes3.ListBucketPage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range objs.Contents {
+			keys = append(keys, c.Key)
+		}
+		return keys
+	}
+	// filepath.Glob's * matches names starting with a dot too, so in-flight uploads
+	// (.upload-*) are listed once.
+	matches, _ := filepath.Glob(filepath.Join(o.dir, "tenants", "*", "releases", "*"))
+	return matches
+}
+
+// populateOTA gives a project of a tenant of the world one release and an active rollout
+// (stored directly, so no command is sent), for the route matrix.
+func (w *tenantWorld) populateOTA(t *testing.T, tenantID, projectID string) (releaseID, rolloutID string) {
+	t.Helper()
+	p, err := w.h.st.Project(t.Context(), tenantID, projectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := w.h.fleet.ota.svc.Upload(t.Context(), p, ota.ReleaseInput{Version: "v-1.0.0", Body: bytes.NewReader(otatest.Image(otatest.ImageOptions{Version: "v-1.0.0"}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := store.Rollout{ID: store.NewID(), TenantID: tenantID, ProjectID: p.ID, ReleaseID: up.Release.ID,
+		Target: store.RolloutTarget{Kind: store.TargetAll}, Stages: []int{100}, FailureThreshold: 0.2,
+		State: store.RolloutActive, CreatedAt: store.Now(), UpdatedAt: store.Now()}
+	if err := w.h.st.CreateRollout(t.Context(), &r); err != nil {
+		t.Fatal(err)
+	}
+	return up.Release.ID, r.ID
+}
+
+// upload posts an image as a raw body and decodes the JSON answer.
+func (c *apiClient) upload(path, contentType string, body io.Reader) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), http.MethodPost, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if c.csrf != "" {
+		req.Header.Set(csrfHeader, c.csrf)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			c.t.Fatalf("upload: status %d, body %q", resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+var _ fleet.OTAReporter = (*ota.Service)(nil)

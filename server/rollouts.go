@@ -1,0 +1,264 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/espadmin/espadmin/ota"
+	"github.com/espadmin/espadmin/store"
+)
+
+type rolloutTargetWire struct {
+	Kind      string   `json:"kind" doc:"all, tag, devices or percent"`
+	Tag       string   `json:"tag,omitempty"`
+	DeviceIDs []string `json:"device_ids,omitempty"`
+	Percent   int      `json:"percent,omitempty" doc:"1..100: a deterministic cohort from a hash of device and rollout IDs"`
+}
+
+type rolloutResponse struct {
+	ID               string            `json:"id"`
+	ProjectID        string            `json:"project_id"`
+	ReleaseID        string            `json:"release_id"`
+	Version          string            `json:"version"`
+	Target           rolloutTargetWire `json:"target"`
+	Stages           []int             `json:"stages" doc:"percentages of the target, e.g. [5,25,100]"`
+	CurrentStage     int               `json:"current_stage" doc:"index into stages"`
+	FailureThreshold float64           `json:"failure_threshold" doc:"fraction of failed devices above which the rollout pauses itself"`
+	State            string            `json:"state" doc:"active, paused, aborted or completed"`
+	PauseReason      string            `json:"pause_reason,omitempty"`
+	Totals           map[string]int64  `json:"totals" doc:"devices per state: pending, downloading, downloaded, installing, rebooting, succeeded, failed, skipped"`
+	CreatedBy        string            `json:"created_by,omitempty"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+}
+
+type rolloutDeviceResponse struct {
+	RolloutID string    `json:"rollout_id"`
+	DeviceID  string    `json:"device_id"`
+	State     string    `json:"state"`
+	Progress  int       `json:"progress" doc:"percent downloaded"`
+	Reason    string    `json:"reason,omitempty" doc:"why it failed: hash_mismatch, bad_signature, download_error, no_space, boot_failed_rolled_back, …"`
+	CommandID string    `json:"command_id,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func rolloutDeviceOf(d store.RolloutDevice) rolloutDeviceResponse {
+	return rolloutDeviceResponse{RolloutID: d.RolloutID, DeviceID: d.DeviceID, State: string(d.State), Progress: d.Progress,
+		Reason: d.Reason, CommandID: d.CommandID, UpdatedAt: d.UpdatedAt}
+}
+
+type rolloutList struct {
+	Items      []rolloutResponse `json:"items"`
+	NextCursor string            `json:"next_cursor"`
+}
+
+type deviceUpdatesResponse struct {
+	Items []rolloutDeviceResponse `json:"items"`
+}
+
+type createRolloutRequest struct {
+	ReleaseID        string            `json:"release_id,omitempty" doc:"required with POST /rollouts; implied in a release upload"`
+	Target           rolloutTargetWire `json:"target"`
+	Stages           []int             `json:"stages,omitempty"`
+	FailureThreshold *float64          `json:"failure_threshold,omitempty"`
+}
+
+func (r createRolloutRequest) input() ota.RolloutInput {
+	return ota.RolloutInput{
+		ReleaseID: r.ReleaseID, Stages: r.Stages, FailureThreshold: r.FailureThreshold,
+		Target: store.RolloutTarget{Kind: store.TargetKind(r.Target.Kind), Tag: r.Target.Tag, DeviceIDs: r.Target.DeviceIDs, Percent: r.Target.Percent},
+	}
+}
+
+type resumeRolloutRequest struct {
+	FailureThreshold *float64 `json:"failure_threshold,omitempty" doc:"replaces the threshold; raise it to continue past the failures that paused the rollout"`
+}
+
+// rolloutQuery documents the rollout list's filters.
+type rolloutQuery struct {
+	Project string `query:"project" doc:"project ID"`
+	State   string `query:"state" doc:"active, paused, aborted or completed"`
+	pageQuery
+}
+
+func (s *Server) rolloutOf(c echo.Context, r store.Rollout) (rolloutResponse, error) {
+	ctx := c.Request().Context()
+	totals, err := s.deps.OTA.Totals(ctx, r.TenantID, r.ID)
+	if err != nil {
+		return rolloutResponse{}, err
+	}
+	version := ""
+	if rel, err := s.deps.Store.Release(ctx, r.TenantID, r.ReleaseID); err == nil {
+		version = rel.Version
+	}
+	out := rolloutResponse{
+		ID: r.ID, ProjectID: r.ProjectID, ReleaseID: r.ReleaseID, Version: version,
+		Target: rolloutTargetWire{Kind: string(r.Target.Kind), Tag: r.Target.Tag, DeviceIDs: r.Target.DeviceIDs, Percent: r.Target.Percent},
+		Stages: r.Stages, CurrentStage: r.CurrentStage, FailureThreshold: r.FailureThreshold,
+		State: string(r.State), PauseReason: r.PauseReason, Totals: map[string]int64{},
+		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	for st, n := range totals {
+		out.Totals[string(st)] = n
+	}
+	return out, nil
+}
+
+// rollout loads the rollout named by the path in the route's tenant.
+func (s *Server) rollout(c echo.Context) (store.Rollout, error) {
+	if err := s.otaReady(); err != nil {
+		return store.Rollout{}, err
+	}
+	id := c.Param("rollout")
+	r, err := s.deps.Store.Rollout(c.Request().Context(), tenantFrom(c).Tenant.ID, id)
+	if errors.Is(err, store.ErrNotFound) || len(id) > 64 {
+		return store.Rollout{}, &Error{Status: http.StatusNotFound, Message: "rollout not found", Err: err}
+	}
+	return r, err
+}
+
+// listRollouts serves GET /api/v1/tenants/:tenant/rollouts.
+func (s *Server) listRollouts(c echo.Context) error {
+	if err := s.otaReady(); err != nil {
+		return err
+	}
+	opts, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	f := store.RolloutFilter{ProjectID: c.QueryParam("project"), State: store.RolloutState(c.QueryParam("state"))}
+	switch f.State {
+	case "", store.RolloutActive, store.RolloutPaused, store.RolloutAborted, store.RolloutCompleted:
+	default:
+		return &ValidationError{Fields: map[string]string{"state": "must be active, paused, aborted or completed"}}
+	}
+	page, err := s.deps.Store.ListRollouts(c.Request().Context(), tenantFrom(c).Tenant.ID, f, opts)
+	if err != nil {
+		return err
+	}
+	out := rolloutList{Items: make([]rolloutResponse, 0, len(page.Items)), NextCursor: page.NextCursor}
+	for _, r := range page.Items {
+		ro, err := s.rolloutOf(c, r)
+		if err != nil {
+			return err
+		}
+		out.Items = append(out.Items, ro)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// createRollout serves POST /api/v1/tenants/:tenant/rollouts.
+func (s *Server) createRollout(c echo.Context) error {
+	if err := s.otaReady(); err != nil {
+		return err
+	}
+	var req createRolloutRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ReleaseID == "" {
+		return &ValidationError{Fields: map[string]string{"release_id": "is required"}}
+	}
+	tc := tenantFrom(c)
+	in := req.input()
+	in.CreatedBy = createdByOf(tc)
+	r, err := s.deps.OTA.CreateRollout(c.Request().Context(), tc.Tenant.ID, in)
+	if err != nil {
+		return otaError(err)
+	}
+	s.audit(c, auditRolloutCreate, "rollout", r.ID, map[string]any{"release_id": r.ReleaseID, "target": string(r.Target.Kind), "stages": r.Stages})
+	out, err := s.rolloutOf(c, r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// getRollout serves GET /api/v1/tenants/:tenant/rollouts/:rollout.
+func (s *Server) getRollout(c echo.Context) error {
+	r, err := s.rollout(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.rolloutOf(c, r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// listRolloutDevices serves GET /api/v1/tenants/:tenant/rollouts/:rollout/devices.
+func (s *Server) listRolloutDevices(c echo.Context) error {
+	r, err := s.rollout(c)
+	if err != nil {
+		return err
+	}
+	opts, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.deps.Store.ListRolloutDevices(c.Request().Context(), r.TenantID, r.ID, opts)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pageOf(page, rolloutDeviceOf))
+}
+
+// rolloutAction serves POST …/rollouts/:rollout/{pause,resume,abort}.
+func (s *Server) rolloutAction(action string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r, err := s.rollout(c)
+		if err != nil {
+			return err
+		}
+		ctx := c.Request().Context()
+		var auditAction string
+		switch action {
+		case "pause":
+			r, err = s.deps.OTA.Pause(ctx, r.TenantID, r.ID)
+			auditAction = auditRolloutPause
+		case "abort":
+			r, err = s.deps.OTA.Abort(ctx, r.TenantID, r.ID)
+			auditAction = auditRolloutAbort
+		default:
+			var req resumeRolloutRequest
+			if c.Request().ContentLength != 0 {
+				if err := decodeJSON(c, &req); err != nil {
+					return err
+				}
+			}
+			r, err = s.deps.OTA.Resume(ctx, r.TenantID, r.ID, req.FailureThreshold)
+			auditAction = auditRolloutResume
+		}
+		if err != nil {
+			return otaError(err)
+		}
+		s.audit(c, auditAction, "rollout", r.ID, map[string]any{"state": string(r.State)})
+		out, err := s.rolloutOf(c, r)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
+
+// deviceUpdates serves GET /api/v1/tenants/:tenant/devices/:device/updates: the device's
+// update history, one entry per rollout that included it.
+func (s *Server) deviceUpdates(c echo.Context) error {
+	d, err := s.device(c)
+	if err != nil {
+		return err
+	}
+	ups, err := s.deps.Store.DeviceUpdates(c.Request().Context(), d.TenantID, d.ID)
+	if err != nil {
+		return err
+	}
+	out := deviceUpdatesResponse{Items: make([]rolloutDeviceResponse, len(ups))}
+	for i, u := range ups {
+		out.Items[i] = rolloutDeviceOf(u)
+	}
+	return c.JSON(http.StatusOK, out)
+}
