@@ -17,6 +17,7 @@ packages=(
   libcmocka-dev
   clang
   python3
+  chromium               # the web UI's browser tests (tests/browser, driven by playwright-core)
 )
 
 missing=()
@@ -37,4 +38,11 @@ fi
 for svc in mariadb mosquitto; do
   command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done
+# playwright-core for the browser tests, exactly as locked (Node itself is not a Debian
+# package here: the tests need node >= 20 on the PATH).
+if command -v npm >/dev/null 2>&1; then
+  (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+else
+  echo "npm not found: the browser tests (tests/browser) cannot run" >&2
+fi
 echo "test dependencies present"

@@ -41,5 +41,12 @@ if [ "$#" -eq 0 ]; then
   fw_status=0
   make -C firmware check FUZZ_SECONDS="${FUZZ_SECONDS:-20}" || fw_status=$?
   [ "$fw_status" -eq 0 ] || status=$fw_status
+
+  # The web UI's journeys in Debian's chromium against a real `espadmin serve` and a
+  # simulated device; the runner prints its own summary line.
+  echo "== browser"
+  br_status=0
+  tests/browser/run.sh || br_status=$?
+  [ "$br_status" -eq 0 ] || status=$br_status
 fi
 exit "$status"

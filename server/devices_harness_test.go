@@ -11,6 +11,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/devconfig"
 	"github.com/espadmin/espadmin/fleet"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
@@ -40,7 +41,12 @@ type testFleet struct {
 	hub      *fleet.Hub
 	devices  *fleet.Devices
 	commands *fleet.Commands
-	ingest   *fleet.Ingest
+	config   *devconfig.Service
+	// ota is the update service (release_harness_test.go).
+	ota *testOTA
+	// configLogs captures the config service's log (JSON lines).
+	configLogs *syncBuffer
+	ingest     *fleet.Ingest
 	// broker and mqttAddr are set with withBroker; bus records publishes otherwise.
 	broker   *broker.Broker
 	mqttAddr string
@@ -97,9 +103,13 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	fl.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 	})
+	fl.config = h.startConfig(st, fl)
+	fl.ota = h.startOTA(st, fl)
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,
+		ConfigRequests: fl.config,
+		OTA:            fl.ota.svc,
 	})
 	fl.devices = fleet.NewDevices(fleet.DevicesOptions{
 		Store: st, Keyring: h.keyring, Sessions: sessions, Caches: []fleet.Forgetter{fl.ingest},

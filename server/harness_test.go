@@ -156,6 +156,8 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Devices:      fl.devices,
 		Commands:     fl.commands,
 		Events:       fl.hub,
+		Config:       fl.config,
+		OTA:          fl.ota.svc,
 	})
 	ln, err := s.Listen(h.t.Context())
 	if err != nil {
@@ -163,6 +165,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	}
 	url := "http://" + ln.Addr().String()
 	s.SetPublicURL(url)
+	fl.ota.open(s, url)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	h.t.Cleanup(func() {

@@ -179,3 +179,23 @@ func BodyLimit(limit int64) echo.MiddlewareFunc {
 		}
 	}
 }
+
+// routeBodyLimit is the server-wide body limit: DefaultBodyLimit, or the limit a route set
+// with withBodyLimit (an upload route). It runs after routing, so it knows the route; a
+// route-level BodyLimit alone could not raise the limit, because the server-wide reader
+// would still stop the body at DefaultBodyLimit.
+func (s *Server) routeBodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	def := BodyLimit(DefaultBodyLimit)(next)
+	return func(c echo.Context) error {
+		if limit, ok := s.bodyLimits[c.Request().Method+" "+c.Path()]; ok {
+			return BodyLimit(limit())(next)(c)
+		}
+		return def(c)
+	}
+}
+
+// withBodyLimit gives route r its own body limit, read at each request.
+func (s *Server) withBodyLimit(r *echo.Route, limit func() int64) *echo.Route {
+	s.bodyLimits[r.Method+" "+r.Path] = limit
+	return r
+}

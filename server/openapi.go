@@ -72,6 +72,11 @@ var pathParamDocs = map[string]string{
 	"provider":   "an external login provider: github, google, gitlab or oidc",
 	"device":     "a device ID",
 	"command":    "a command ID",
+	"group":      "a device error group ID",
+	"key":        "a config key: 1–15 characters of [A-Za-z0-9_]",
+	"project":    "a project ID",
+	"release":    "a release ID",
+	"rollout":    "a rollout ID",
 }
 
 var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)

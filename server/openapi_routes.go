@@ -13,6 +13,9 @@ func apiRouteDocs() []routeDoc {
 	docs = append(docs, tenancyRouteDocs()...)
 	docs = append(docs, accountRouteDocs()...)
 	docs = append(docs, deviceRouteDocs()...)
+	docs = append(docs, logRouteDocs()...)
+	docs = append(docs, configRouteDocs()...)
+	docs = append(docs, releaseRouteDocs()...)
 	return docs
 }
 

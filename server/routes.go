@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/espadmin/espadmin/store"
 )
 
 // routes registers the middleware and every route of the server. Keep all routes in this
@@ -20,7 +22,7 @@ func (s *Server) routes() {
 		requestIDMiddleware,
 		s.observeMiddleware,
 		s.recoverMiddleware,
-		BodyLimit(DefaultBodyLimit),
+		s.routeBodyLimit, // BodyLimit(DefaultBodyLimit) unless the route sets its own
 	)
 
 	// Operations.
@@ -91,6 +93,92 @@ func (s *Server) routes() {
 	s.tenantRoute(PermDevicesRead).GET("/events", s.streamEvents)
 	// Event streams end when shutdown begins, or Shutdown would wait for them until its deadline.
 	s.http.RegisterOnShutdown(s.closeEventStreams)
+
+	// --- Live logs and device errors ---
+	// Described in logs_openapi.go; the services live in packages logrelay and devicerrors.
+	// The log stream is a WebSocket (logs.go); the error routes read the store directly, so
+	// any replica answers them.
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/logs/stream", s.streamLogs)
+	s.http.RegisterOnShutdown(s.closeLogStreams)
+	s.tenantRoute(PermDevicesRead).GET("/errors", s.listErrorGroups)
+	s.tenantRoute(PermDevicesRead).GET("/errors/:group", s.getErrorGroup)
+	s.tenantRoute(PermDevicesWrite).POST("/errors/:group/resolve", s.setErrorGroupResolved(true))
+	s.tenantRoute(PermDevicesWrite).POST("/errors/:group/reopen", s.setErrorGroupResolved(false))
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/errors", s.listDeviceErrorGroups)
+	s.tenantRoute(PermSettingsManage).GET("/settings/bugsnag", s.getBugsnagSettings)
+	s.tenantRoute(PermSettingsManage).PUT("/settings/bugsnag", s.putBugsnagSettings)
+
+	// --- Remote configuration ---
+	// Described in config_openapi.go; the service lives in package devconfig. Entries of a
+	// project ("project variables") and of a device ("custom properties"); the static
+	// segments effective, versions and rollback take precedence over :key.
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project/config", s.listConfig(store.ScopeProject))
+	s.tenantRoute(PermConfigWrite).PUT("/projects/:project/config", s.putConfigBatch(store.ScopeProject))
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project/config/:key", s.getConfigEntry(store.ScopeProject))
+	s.tenantRoute(PermConfigWrite).PUT("/projects/:project/config/:key", s.putConfigEntry(store.ScopeProject))
+	s.tenantRoute(PermConfigWrite).DELETE("/projects/:project/config/:key", s.deleteConfigEntry(store.ScopeProject))
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config", s.listConfig(store.ScopeDevice))
+	s.tenantRoute(PermConfigWrite).PUT("/devices/:device/config", s.putConfigBatch(store.ScopeDevice))
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/effective", s.effectiveConfig)
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/versions", s.configVersions)
+	s.tenantRoute(PermConfigWrite).POST("/devices/:device/config/rollback", s.rollbackConfig)
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/:key", s.getConfigEntry(store.ScopeDevice))
+	s.tenantRoute(PermConfigWrite).PUT("/devices/:device/config/:key", s.putConfigEntry(store.ScopeDevice))
+	s.tenantRoute(PermConfigWrite).DELETE("/devices/:device/config/:key", s.deleteConfigEntry(store.ScopeDevice))
+	s.tenantRoute(PermConfigWrite).POST("/config/push", s.pushConfig)
+
+	// --- Projects, releases and rollouts ---
+	// Described in release_openapi.go; the service lives in package ota (docs/ota.md).
+	s.tenantRoute(PermDevicesRead).GET("/projects", s.listProjects)
+	s.tenantRoute(PermReleasesWrite).POST("/projects", s.createProject)
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project", s.getProject)
+	s.tenantRoute(PermReleasesWrite).PATCH("/projects/:project", s.updateProject)
+	s.tenantRoute(PermReleasesWrite).DELETE("/projects/:project", s.deleteProject)
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases", s.listReleases)
+	s.withBodyLimit(s.tenantRoute(PermReleasesWrite).POST("/projects/:project/releases", s.createRelease), s.releaseBodyLimit)
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases/:release", s.getRelease)
+	s.tenantRoute(PermReleasesWrite).PATCH("/projects/:project/releases/:release", s.updateRelease)
+	s.tenantRoute(PermReleasesWrite).DELETE("/projects/:project/releases/:release", s.deleteRelease)
+	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases/:release/download", s.releaseDownload)
+	s.public(api.GET("/public/tenants/:tenant/releases/:release/firmware.bin", s.publicRelease))
+	s.tenantRoute(PermDevicesRead).GET("/rollouts", s.listRollouts)
+	s.tenantRoute(PermReleasesWrite).POST("/rollouts", s.createRollout)
+	s.tenantRoute(PermDevicesRead).GET("/rollouts/:rollout", s.getRollout)
+	s.tenantRoute(PermDevicesRead).GET("/rollouts/:rollout/devices", s.listRolloutDevices)
+	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/pause", s.rolloutAction("pause"))
+	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/resume", s.rolloutAction("resume"))
+	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/abort", s.rolloutAction("abort"))
+	s.tenantRoute(PermDevicesRead).GET("/devices/:device/updates", s.deviceUpdates)
+
+	// --- Web UI ---
+	// Server-rendered pages (package ui, server/ui.go); their scripts read the API above.
+	// Static files live under a content hash and are cached for a year.
+	s.ui = mustUI()
+	e.GET("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
+	e.HEAD("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
+	// uiHeaders is applied per route, not through an Echo group: a group with middleware
+	// registers catch-all routes, which would answer every unknown path and every wrong
+	// method with the UI's 404 instead of the API's 404 and 405.
+	pages := uiRoutes{e}
+	pages.GET("/", s.uiHome)
+	pages.GET("/setup", s.uiSetup)
+	pages.GET("/login", s.uiLogin)
+	pages.GET("/signup", s.uiSignup)
+	pages.GET("/forgot-password", s.uiForgot)
+	pages.GET("/reset-password", s.uiReset)
+	pages.GET("/verify-email", s.uiVerify)
+	pages.GET(invitationAcceptPath, s.uiInvitation)
+	pages.GET("/tenants", s.uiTenants)
+	pages.GET("/account", s.uiAccount)
+	pages.GET("/t/:tenant", s.uiTenantRedirect)
+	pages.GET("/t/:tenant/", s.tenantPage("dashboard", PermDevicesRead, s.uiDashboard))
+	pages.GET("/t/:tenant/devices", s.tenantPage("devices", PermDevicesRead, s.uiDevices))
+	pages.GET("/t/:tenant/devices/:device", s.tenantPage("devices", PermDevicesRead, s.uiDevice))
+	pages.GET("/t/:tenant/projects", s.tenantPage("projects", PermDevicesRead, s.uiProjects))
+	pages.GET("/t/:tenant/projects/:project", s.tenantPage("projects", PermDevicesRead, s.uiProject))
+	pages.GET("/t/:tenant/settings/members", s.tenantPage("members", PermTenantRead, s.uiMembers))
+	pages.GET("/t/:tenant/settings/tokens", s.tenantPage("tokens", PermTenantRead, s.uiTokens))
+	pages.GET("/t/:tenant/settings/audit", s.tenantPage("audit", PermAuditRead, s.uiAudit))
 }
 
 // Mount serves h for every method and every path under prefix (which must end in "/"), with
@@ -130,3 +218,9 @@ type slogPrinter struct{ s *Server }
 func (p slogPrinter) Println(v ...any) {
 	p.s.log.Error("metrics handler", "error", strings.TrimSpace(fmt.Sprintln(v...)))
 }
+
+// uiRoutes registers web UI pages with the UI's headers (CSP, caching).
+type uiRoutes struct{ e *echo.Echo }
+
+// GET registers one page.
+func (r uiRoutes) GET(path string, h echo.HandlerFunc) { r.e.GET(path, h, uiHeaders) }

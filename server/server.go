@@ -21,10 +21,14 @@ import (
 
 	"github.com/espadmin/espadmin/account"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/devconfig"
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/logrelay"
 	"github.com/espadmin/espadmin/mail"
+	"github.com/espadmin/espadmin/ota"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/ui"
 )
 
 // Timeouts of the underlying http.Server. They are always set so a slow or idle client cannot
@@ -77,11 +81,23 @@ type Deps struct {
 	// PasswordHash overrides the argon2id cost (tests use a cheap one); zero means the default.
 	PasswordHash account.HashParams
 
+	// Logs relays live device logs to WebSocket viewers (package logrelay); nil answers 503.
+	Logs *logrelay.Relay
+	// AllowedOrigins are the origins, besides the public URL's, whose pages may open log
+	// streams (http.allowed_origins).
+	AllowedOrigins []string
+
 	// Devices, Commands and Events are the fleet services behind the device, command and
 	// event routes (package fleet); when nil those routes answer 503.
 	Devices  *fleet.Devices
 	Commands *fleet.Commands
 	Events   *fleet.Hub
+	// Config is the remote configuration service (package devconfig); when nil the
+	// configuration routes answer 503.
+	Config *devconfig.Service
+	// OTA is the update service behind the project, release and rollout routes (package
+	// ota); when nil those routes answer 503.
+	OTA *ota.Service
 }
 
 // Server is the HTTP server.
@@ -100,6 +116,10 @@ type Server struct {
 	publicURL    string
 	publicRoutes map[string]bool
 	oauth        *oauthProviders
+	// bodyLimits are the routes ("METHOD /path") whose body limit replaces DefaultBodyLimit.
+	bodyLimits map[string]func() int64
+	// ui renders the web UI's pages (routes.go, ui.go).
+	ui *ui.UI
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
@@ -146,6 +166,7 @@ func New(cfg config.HTTP, deps Deps) *Server {
 		now:          deps.Now,
 		publicURL:    strings.TrimRight(cfg.PublicURL, "/"),
 		publicRoutes: map[string]bool{},
+		bodyLimits:   map[string]func() int64{},
 	}
 	if deps.Store != nil {
 		s.accounts = account.New(deps.Store, account.Options{

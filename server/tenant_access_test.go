@@ -67,9 +67,70 @@ var tenantAccess = map[string]accessCase{
 	"GET /api/v1/tenants/:tenant/devices/:device/commands":            {noBody, statuses(200, 200, 200, 200)},
 	"GET /api/v1/tenants/:tenant/devices/:device/commands/:command":   {noBody, statuses(200, 200, 200, 200)},
 	"GET /api/v1/tenants/:tenant/events":                              {noBody, statuses(406, 406, 406, 406)},
+	// Live logs and device errors (logs_test.go has the scenarios). A plain GET of the log
+	// stream answers 426, which proves the permission check passed without upgrading.
+	"GET /api/v1/tenants/:tenant/devices/:device/logs/stream": {noBody, statuses(426, 426, 426, 426)},
+	"GET /api/v1/tenants/:tenant/errors":                      {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/errors/:group":               {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/errors/:group/resolve":      {noBody, statuses(200, 200, 200, 403)},
+	"POST /api/v1/tenants/:tenant/errors/:group/reopen":       {noBody, statuses(200, 200, 200, 403)},
+	"GET /api/v1/tenants/:tenant/devices/:device/errors":      {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/settings/bugsnag":            {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/settings/bugsnag": {jsonBody(map[string]any{"api_key": "0123456789abcdef0123456789abcdef", "release_stage": "field"}),
+		statuses(200, 200, 403, 403)},
 	"POST /api/v1/tenants/:tenant/commands": {func(ids map[string]string) any {
 		return map[string]any{"name": "restart", "target": map[string]any{"device_ids": []string{ids["device"]}}}
 	}, statuses(202, 202, 202, 403)},
+
+	// Remote configuration (config_test.go has the scenarios). populateConfig gives the
+	// project and the device the entry "interval" at version 1. A delete without ?version is
+	// 422, which proves the permission and the lookup passed.
+	"GET /api/v1/tenants/:tenant/projects/:project/config": {noBody, statuses(200, 200, 200, 200)},
+	"PUT /api/v1/tenants/:tenant/projects/:project/config": {jsonBody(map[string]any{"entries": []map[string]any{
+		{"key": "other", "type": "int", "value": 1, "version": 0}}}), statuses(200, 200, 200, 403)},
+	"GET /api/v1/tenants/:tenant/projects/:project/config/:key": {noBody, statuses(200, 200, 200, 200)},
+	"PUT /api/v1/tenants/:tenant/projects/:project/config/:key": {jsonBody(map[string]any{"type": "int", "value": 5, "version": 1}),
+		statuses(200, 200, 200, 403)},
+	"DELETE /api/v1/tenants/:tenant/projects/:project/config/:key": {noBody, statuses(422, 422, 422, 403)},
+	"GET /api/v1/tenants/:tenant/devices/:device/config":           {noBody, statuses(200, 200, 200, 200)},
+	"PUT /api/v1/tenants/:tenant/devices/:device/config": {jsonBody(map[string]any{"entries": []map[string]any{
+		{"key": "other", "type": "string", "value": "x", "version": 0}}}), statuses(200, 200, 200, 403)},
+	"GET /api/v1/tenants/:tenant/devices/:device/config/:key": {noBody, statuses(200, 200, 200, 200)},
+	"PUT /api/v1/tenants/:tenant/devices/:device/config/:key": {jsonBody(map[string]any{"type": "int", "value": 7, "version": 1}),
+		statuses(200, 200, 200, 403)},
+	"DELETE /api/v1/tenants/:tenant/devices/:device/config/:key":   {noBody, statuses(422, 422, 422, 403)},
+	"GET /api/v1/tenants/:tenant/devices/:device/config/effective": {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/devices/:device/config/versions":  {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/devices/:device/config/rollback": {jsonBody(map[string]any{"version": 1}), statuses(200, 200, 200, 403)},
+	"POST /api/v1/tenants/:tenant/config/push": {func(ids map[string]string) any {
+		return map[string]any{"target": map[string]any{"device_ids": []string{ids["device"]}}}
+	}, statuses(202, 202, 202, 403)},
+
+	// Projects, releases and rollouts (releases_test.go has the scenarios). populateOTA gives
+	// the project a release v-1.0.0 used by an active rollout, so deleting the release is 409
+	// and resuming the rollout is 409; a JSON body is not an image upload (415). Each proves the
+	// permission and the lookups passed.
+	"GET /api/v1/tenants/:tenant/projects":                                     {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/projects":                                    {jsonBody(map[string]any{"name": "new project"}), statuses(201, 201, 201, 403)},
+	"GET /api/v1/tenants/:tenant/projects/:project":                            {noBody, statuses(200, 200, 200, 200)},
+	"PATCH /api/v1/tenants/:tenant/projects/:project":                          {jsonBody(map[string]any{"description": "d"}), statuses(200, 200, 200, 403)},
+	"DELETE /api/v1/tenants/:tenant/projects/:project":                         {noBody, statuses(204, 204, 204, 403)},
+	"GET /api/v1/tenants/:tenant/projects/:project/releases":                   {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/projects/:project/releases":                  {jsonBody(map[string]any{}), statuses(415, 415, 415, 403)},
+	"GET /api/v1/tenants/:tenant/projects/:project/releases/:release":          {noBody, statuses(200, 200, 200, 200)},
+	"PATCH /api/v1/tenants/:tenant/projects/:project/releases/:release":        {jsonBody(map[string]any{"notes": "n"}), statuses(200, 200, 200, 403)},
+	"DELETE /api/v1/tenants/:tenant/projects/:project/releases/:release":       {noBody, statuses(409, 409, 409, 403)},
+	"GET /api/v1/tenants/:tenant/projects/:project/releases/:release/download": {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/rollouts":                                     {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/rollouts": {func(ids map[string]string) any {
+		return map[string]any{"release_id": ids["release"], "target": map[string]any{"kind": "devices", "device_ids": []string{ids["device"]}}}
+	}, statuses(201, 201, 201, 403)},
+	"GET /api/v1/tenants/:tenant/rollouts/:rollout":         {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/rollouts/:rollout/devices": {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/rollouts/:rollout/pause":  {noBody, statuses(200, 200, 200, 403)},
+	"POST /api/v1/tenants/:tenant/rollouts/:rollout/resume": {noBody, statuses(409, 409, 409, 403)},
+	"POST /api/v1/tenants/:tenant/rollouts/:rollout/abort":  {noBody, statuses(200, 200, 200, 403)},
+	"GET /api/v1/tenants/:tenant/devices/:device/updates":   {noBody, statuses(200, 200, 200, 200)},
 }
 
 // tenantRouteDocs lists the documented tenant routes.
@@ -146,7 +207,7 @@ func TestAnonymous(t *testing.T) {
 	w := newTenantWorld(t)
 	c := w.h.newClient()
 	for _, r := range tenantRouteDocs() {
-		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x"}} {
+		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x"}} {
 			status, resp := c.do(r.Method, fill(t, r.Path, ids), requestBody(r.Method+" "+r.Path, ids))
 			wantError(t, r.Method+" "+r.Path, status, resp, http.StatusUnauthorized)
 		}

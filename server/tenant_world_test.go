@@ -60,9 +60,13 @@ func (w *tenantWorld) populate(t *testing.T, slug string) map[string]string {
 	}
 	w.secrets = append(w.secrets, secret, tok.Token, testPassword)
 	deviceID, commandID := w.populateFleet(t, tn.ID)
+	projectID, configKey := w.populateConfig(t, tn.ID, deviceID)
+	releaseID, rolloutID := w.populateOTA(t, tn.ID, projectID)
 	return map[string]string{
+		"release": releaseID, "rollout": rolloutID,
 		"tenant": slug, "user": target.ID, "invitation": inv.ID, "token": tok.APIToken.ID,
-		"device": deviceID, "command": commandID,
+		"device": deviceID, "command": commandID, "project": projectID, "key": configKey,
+		"group": w.populateErrors(t, tn.ID, deviceID),
 	}
 }
 

@@ -27,10 +27,18 @@ type fleetServices struct {
 	ingest   *fleet.Ingest
 }
 
+// ingestHooks are the services of later features that ingestion hands reports to.
+type ingestHooks struct {
+	logs   fleet.LogSink
+	errors fleet.ErrorReporter
+	ota    fleet.OTAReporter
+	config fleet.ConfigRequester
+}
+
 // newFleet builds the device services on the broker (bus and sessions are nil when the
 // embedded broker is disabled: commands then stay queued and nothing is ingested here).
 func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus messaging.Bus, sessions messaging.Sessions,
-	reg prometheus.Registerer, log *slog.Logger) *fleetServices {
+	reg prometheus.Registerer, log *slog.Logger, hooks ingestHooks) *fleetServices {
 	log = log.With("component", "fleet")
 	metrics := fleet.NewMetrics(reg)
 	hub := fleet.NewHub(func(n int) { metrics.EventsDropped.Add(float64(n)) })
@@ -40,6 +48,7 @@ func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus mess
 	ingest := fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: commands, Hub: hub, Metrics: metrics, Logger: log,
 		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup,
+		Logs: hooks.logs, Errors: hooks.errors, OTA: hooks.ota, ConfigRequests: hooks.config,
 	})
 	devices := fleet.NewDevices(fleet.DevicesOptions{
 		Store: st, Keyring: keyring, Sessions: sessions, Caches: []fleet.Forgetter{ingest}, Hub: hub, Logger: log,

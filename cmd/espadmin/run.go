@@ -25,6 +25,9 @@ type command struct {
 	// standard input.
 	define func(fs *flag.FlagSet)
 	runIn  func(ctx context.Context, cfg config.Config, in io.Reader, out, errOut io.Writer) error
+	// client, when set, replaces all of the above: an API client command that takes no server
+	// configuration and parses its own flags and file arguments.
+	client func(ctx context.Context, args []string, out, errOut io.Writer) error
 }
 
 func commands() []command {
@@ -43,12 +46,13 @@ func commands() []command {
 		{name: "token create", summary: "create an API token; the token is printed alone on the last line",
 			define: tc.define, runIn: tc.run},
 		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run},
+		{name: "release push", summary: "upload a firmware image as a release through the API (for CI), optionally starting a rollout", client: releasePush},
 	}
 }
 
 // runIO is run with standard input given, for commands that read it.
 func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) >= 2 && (args[0] == "user" || args[0] == "token") && !strings.HasPrefix(args[1], "-") {
+	if len(args) >= 2 && (args[0] == "user" || args[0] == "token" || args[0] == "release") && !strings.HasPrefix(args[1], "-") {
 		args = append([]string{args[0] + " " + args[1]}, args[2:]...)
 	}
 	return runWith(ctx, args, stdin, stdout, stderr)
@@ -72,6 +76,9 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	for _, c := range commands() {
 		if c.name != name {
 			continue
+		}
+		if c.client != nil {
+			return c.client(ctx, args, stdout, stderr)
 		}
 		fs := flag.NewFlagSet("espadmin "+name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -18,7 +18,12 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/devconfig"
+	"github.com/espadmin/espadmin/devicerrors"
+	"github.com/espadmin/espadmin/logrelay"
 	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/ota"
+	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/store"
@@ -37,6 +42,9 @@ const (
 const (
 	purposeBlobURLs   = "blob-url-signing"
 	purposeOAuthState = "oauth-state-signing"
+	// purposeConfigFingerprint keys the HMAC standing for secret config values in content
+	// hashes (package devconfig).
+	purposeConfigFingerprint = "config-secret-fingerprint"
 )
 
 // serve wires the process: config → logger → data dir → master key → store → migrate →
@@ -98,20 +106,55 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		}
 		bus, sessions = mqttBroker, mqttBroker
 	}
-	fl := newFleet(cfg, st, keyring, bus, sessions, metrics, log)
+	// Live logs and device errors: the relay sends debug commands through the fleet's
+	// command service, which exists only once newFleet has run.
+	debugger := &logrelay.CommandsDebugger{}
+	relay := logrelay.New(logrelay.Options{
+		Bus: bus, Root: protocol.DefaultRoot, Debugger: debugger, AutoDebug: true,
+		DebugDuration: cfg.Logs.DebugDuration, ViewerBuffer: cfg.Logs.ViewerBuffer,
+		Registerer: metrics, Logger: log.With("component", "logrelay"),
+	})
+	deviceErrors := devicerrors.New(devicerrors.Options{
+		Store: st, Keyring: keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
+		Registerer: metrics, Logger: log.With("component", "devicerrors"),
+	})
+	// Remote updates: ingestion reports OTA progress to the service, which sends update
+	// commands through the fleet's command service (set once it exists) and reads firmware
+	// storage (set once it is open, below).
+	updates := ota.New(ota.Options{Store: st, Keyring: keyring, Logger: log.With("component", "ota"),
+		MaxImageSize: int64(cfg.OTA.ReleaseMaxSize)})
+	// Remote configuration: ingestion hands boot refreshes to it; it sends config commands
+	// through the fleet's command service and learns their acks as an observer.
+	remoteConfig := devconfig.New(devconfig.Options{
+		Store: st, Keyring: keyring, FingerprintKey: seal.DeriveKey(master, purposeConfigFingerprint),
+		Logger: log.With("component", "devconfig"),
+	})
+	fl := newFleet(cfg, st, keyring, bus, sessions, metrics, log,
+		ingestHooks{logs: relay, errors: deviceErrors, ota: updates, config: remoteConfig})
+	remoteConfig.SetCommands(fl.commands)
+	remoteConfig.SetHub(fl.hub)
+	remoteConfig.SetEndpoint(fl.devices.Endpoint)
+	fl.commands.Observe(remoteConfig)
+	debugger.Commands = fl.commands
+	updates.SetCommands(fl.commands)
+	updates.SetHub(fl.hub)
 	srv := server.New(cfg.HTTP, server.Deps{
-		Logger:     log,
-		Store:      st,
-		Keyring:    keyring,
-		Mailer:     mailer,
-		Accounts:   cfg.Accounts,
-		OAuth:      cfg.OAuth,
-		StateKey:   seal.DeriveKey(master, purposeOAuthState),
-		Registerer: metrics,
-		Gatherer:   metrics,
-		Devices:    fl.devices,
-		Commands:   fl.commands,
-		Events:     fl.hub,
+		Logger:         log,
+		Store:          st,
+		Keyring:        keyring,
+		Mailer:         mailer,
+		Accounts:       cfg.Accounts,
+		OAuth:          cfg.OAuth,
+		StateKey:       seal.DeriveKey(master, purposeOAuthState),
+		Registerer:     metrics,
+		Gatherer:       metrics,
+		Devices:        fl.devices,
+		Commands:       fl.commands,
+		Events:         fl.hub,
+		Logs:           relay,
+		OTA:            updates,
+		Config:         remoteConfig,
+		AllowedOrigins: config.SplitList(cfg.Logs.AllowedOrigins),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -159,6 +202,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("open firmware storage (ESPADMIN_STORAGE_URL / --storage-url): %w", err)
 	}
+	updates.SetBlobs(blobs)
 	if local, ok := blobs.(*blob.Local); ok {
 		srv.Mount(blob.LocalMountPath, local.Handler())
 	}
@@ -196,6 +240,9 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		runFleet("ingestion", fl.ingest.Run)
 	}
 	runFleet("command sweeper", fl.commands.Run)
+	runFleet("rollout engine", updates.Run)
+	runFleet("log relay", relay.Run)
+	runFleet("error forwarding", deviceErrors.Run)
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")

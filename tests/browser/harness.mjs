@@ -1,0 +1,168 @@
+// Test harness of the browser journeys: builds espadmin, starts `espadmin serve` on free
+// ports with a fresh data folder, and drives Debian's chromium through playwright-core.
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, "../..");
+export const artifacts = join(here, "artifacts");
+export const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+
+// Journeys are long: one expect waits at most this long for the page to catch up.
+export const TIMEOUT = 20_000;
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+// buildBinary compiles espadmin once per run (ESPADMIN_BIN uses a ready binary instead).
+export function buildBinary(dir) {
+  if (process.env.ESPADMIN_BIN) return process.env.ESPADMIN_BIN;
+  const bin = join(dir, "espadmin");
+  execFileSync("go", ["build", "-o", bin, "./cmd/espadmin"], { cwd: repoRoot, stdio: "inherit" });
+  return bin;
+}
+
+// lineWaiter collects a process's output lines and resolves waiters when a line matches.
+function lineWaiter(proc, name) {
+  const lines = [];
+  const waiters = [];
+  let exited = null;
+  const onData = (buf) => {
+    for (const line of buf.toString().split("\n")) {
+      if (!line.trim()) continue;
+      lines.push(line);
+      if (process.env.VERBOSE) console.error(`[${name}] ${line}`);
+      for (const w of [...waiters]) {
+        const m = line.match(w.re);
+        if (m) {
+          waiters.splice(waiters.indexOf(w), 1);
+          clearTimeout(w.timer);
+          w.res(m);
+        }
+      }
+    }
+  };
+  proc.stdout.on("data", onData);
+  proc.stderr.on("data", onData);
+  proc.on("exit", (code) => {
+    exited = code;
+    for (const w of waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.rej(new Error(`${name} exited (${code}) before printing ${w.re}; last output:\n${lines.slice(-20).join("\n")}`));
+    }
+  });
+  return {
+    lines,
+    wait(re, timeout = 30_000) {
+      for (const l of lines) {
+        const m = l.match(re);
+        if (m) return Promise.resolve(m);
+      }
+      if (exited !== null) return Promise.reject(new Error(`${name} already exited (${exited})`));
+      return new Promise((res, rej) => {
+        const w = { re, res, rej };
+        w.timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          rej(new Error(`${name} did not print ${re} within ${timeout} ms; last output:\n${lines.slice(-20).join("\n")}`));
+        }, timeout);
+        waiters.push(w);
+      });
+    },
+  };
+}
+
+// startServer runs `espadmin serve` and returns its URL and the setup URL from its log.
+export async function startServer(bin, dir) {
+  const httpPort = await freePort();
+  const mqttPort = await freePort();
+  const dataDir = join(dir, "data");
+  mkdirSync(dataDir, { recursive: true });
+  const url = `http://127.0.0.1:${httpPort}`;
+  const env = {
+    ...process.env,
+    ESPADMIN_DATA_DIR: dataDir,
+    ESPADMIN_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+    ESPADMIN_PUBLIC_URL: url,
+    ESPADMIN_MQTT_ADDR: `127.0.0.1:${mqttPort}`,
+    ESPADMIN_MQTT_PUBLIC_HOST: "127.0.0.1",
+    ESPADMIN_MQTT_TLS_ADDR: "",
+    ESPADMIN_MQTT_WS_ADDR: "",
+    ESPADMIN_SIGNUP: "open",
+    ESPADMIN_LOG_FORMAT: "json",
+    ESPADMIN_LOG_LEVEL: "info",
+  };
+  const proc = spawn(bin, ["serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const out = lineWaiter(proc, "serve");
+  const m = await out.wait(/"setup_url":"([^"]+)"/);
+  await out.wait(/http server listening/);
+  return {
+    url, mqttPort, setupURL: m[1], proc, out,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const done = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+// startSim runs the device simulator on a provisioning bundle file.
+export function startSim(bin, bundle, dir) {
+  const proc = spawn(bin, ["sim", "--bundle", bundle, "--state-dir", join(dir, "sim-state")],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ESPADMIN_LOG_FORMAT: "json", ESPADMIN_DATA_DIR: join(dir, "sim-data") } });
+  const out = lineWaiter(proc, "sim");
+  return {
+    proc, out,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const done = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+// haveChromium reports whether the browser is installed; in CI a missing browser is a
+// failure, never a skip.
+export function haveChromium() {
+  if (existsSync(chromiumPath)) return true;
+  if (process.env.CI === "true") throw new Error(`${chromiumPath} is missing (CI=true): install Debian's chromium (scripts/install-test-deps.sh)`);
+  return false;
+}
+
+export async function launchBrowser(dir) {
+  const profile = mkdtempSync(join(dir, "profile-"));
+  return chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-component-update", "--disable-sync"],
+    acceptDownloads: true,
+    viewport: { width: 1200, height: 900 },
+  });
+}
+
+// newContext makes an isolated browser context (own cookies) in the same browser.
+export function tempDir() {
+  const d = mkdtempSync(join(tmpdir(), "espadmin-ui-"));
+  return { dir: d, cleanup: () => rmSync(d, { recursive: true, force: true }) };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}

@@ -1,0 +1,163 @@
+// The device list: filters, live status, bulk commands and adding a device.
+import { api, ago, can, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
+import { liveEvents } from "../live.js";
+
+const tenant = document.body.dataset.tenant;
+const rows = document.getElementById("device-rows");
+const more = document.getElementById("more");
+const listError = document.getElementById("list-error");
+const filter = document.getElementById("device-filter");
+const selectable = can("commands:write");
+const selected = new Set();
+const shown = new Map();
+let cursor = "";
+
+// The filter form starts from the URL, so a filtered list can be bookmarked.
+const params = new URLSearchParams(location.search);
+for (const input of filter.elements) if (input.name && params.has(input.name)) input.value = params.get(input.name);
+
+function query() {
+  const q = new URLSearchParams();
+  for (const input of filter.elements) if (input.name && input.value.trim()) q.set(input.name, input.value.trim());
+  return q;
+}
+
+function statusBadge(d) {
+  return el("span", { class: `badge ${d.online ? "online" : "offline"}`, "data-status": d.online ? "online" : "offline" },
+    d.disabled ? "disabled" : d.online ? "online" : "offline");
+}
+
+function row(d) {
+  const tr = el("tr", { "data-device": d.id });
+  if (selectable) {
+    tr.append(el("td", {}, el("input", {
+      type: "checkbox", "aria-label": `Select ${d.name}`, checked: selected.has(d.id),
+      onchange: (ev) => { ev.target.checked ? selected.add(d.id) : selected.delete(d.id); updateBulk(); },
+    })));
+  }
+  tr.append(
+    el("td", { class: "status" }, statusBadge(d)),
+    el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.id)}` }, d.name)),
+    el("td", {}, el("code", {}, d.id)),
+    el("td", { class: "fw" }, (d.metadata && d.metadata.firmware_version) || "—"),
+    el("td", {}, d.tags.map((t) => el("span", { class: "tag" }, t))),
+    el("td", { class: "seen" }, d.online ? "now" : ago(d.last_seen_at)),
+  );
+  return tr;
+}
+
+async function load(append) {
+  const q = query();
+  q.set("limit", "50");
+  if (append && cursor) q.set("cursor", cursor);
+  try {
+    const page = await api("GET", tenantAPI("devices?" + q));
+    listError.textContent = "";
+    filter.querySelectorAll("[data-error-for]").forEach((e) => (e.textContent = ""));
+    if (!append) {
+      rows.replaceChildren();
+      shown.clear();
+    }
+    for (const d of page.items) {
+      shown.set(d.id, d);
+      rows.append(row(d));
+    }
+    if (!shown.size) rows.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No devices match.")));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  } catch (err) {
+    showError(filter, err, listError);
+    if (!Object.keys(err.fields).length) listError.textContent = `Devices could not be loaded: ${err.message}`;
+  }
+}
+
+filter.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  history.replaceState(null, "", "?" + query());
+  load(false);
+});
+more.addEventListener("click", () => load(true));
+
+// Bulk commands.
+const bulk = document.getElementById("bulk");
+function updateBulk() {
+  if (!bulk) return;
+  document.getElementById("bulk-count").textContent = `${selected.size} selected`;
+  bulk.querySelectorAll("[data-bulk]").forEach((b) => (b.disabled = selected.size === 0));
+}
+if (bulk) {
+  document.getElementById("select-all").addEventListener("change", (ev) => {
+    for (const id of shown.keys()) ev.target.checked ? selected.add(id) : selected.delete(id);
+    rows.querySelectorAll('input[type="checkbox"]').forEach((c) => (c.checked = ev.target.checked));
+    updateBulk();
+  });
+  bulk.addEventListener("click", async (ev) => {
+    const b = ev.target.closest("[data-bulk]");
+    if (!b) return;
+    const errBox = document.getElementById("bulk-error");
+    const doneBox = document.getElementById("bulk-done");
+    errBox.textContent = doneBox.textContent = "";
+    const kind = b.dataset.bulk;
+    const body = kind === "restart"
+      ? { name: "restart", params: { reason: "bulk restart from the web UI" } }
+      : { name: "debug", params: { enabled: kind === "debug-on" } };
+    body.target = { device_ids: [...selected] };
+    b.disabled = true;
+    try {
+      const res = await api("POST", tenantAPI("commands"), body);
+      doneBox.textContent = `${body.name} sent to ${(res.items || []).length} device(s); offline devices get it when they reconnect.`;
+    } catch (err) {
+      errBox.textContent = err.message;
+    } finally {
+      b.disabled = false;
+    }
+  });
+}
+
+// Adding a device: the secret and the bundle are shown once.
+const createForm = document.getElementById("create-device-form");
+if (createForm) {
+  createForm.addEventListener("api-success", (ev) => {
+    const d = ev.detail;
+    const box = document.getElementById("created-device");
+    box.querySelector('[data-f="name"]').textContent = d.name;
+    box.querySelector('[data-f="id"]').textContent = d.id;
+    box.querySelector('[data-f="secret"]').textContent = d.secret;
+    const link = box.querySelector('[data-f="link"]');
+    link.href = `/t/${tenant}/devices/${encodeURIComponent(d.id)}`;
+    downloadLink(document.getElementById("bundle-download"), `espadmin-${d.id}.json`, JSON.stringify(d.provisioning, null, 2));
+    box.hidden = false;
+    box.focus();
+    createForm.reset();
+    load(false);
+  });
+}
+
+await load(false);
+let pending = null;
+const reload = () => {
+  clearTimeout(pending);
+  pending = setTimeout(() => load(false), 300);
+};
+liveEvents({
+  presence(ev) {
+    const d = shown.get(ev.device_id);
+    if (!d) return;
+    d.online = ev.data.online;
+    if (!d.online) d.last_seen_at = ev.at;
+    const tr = rows.querySelector(`tr[data-device="${CSS.escape(d.id)}"]`);
+    if (tr) {
+      tr.querySelector(".status").replaceChildren(statusBadge(d));
+      tr.querySelector(".seen").textContent = d.online ? "now" : ago(d.last_seen_at);
+    }
+    toast(`${d.name} is ${d.online ? "online" : "offline"}`);
+  },
+  metadata(ev) {
+    const d = shown.get(ev.device_id);
+    if (!d) return;
+    const tr = rows.querySelector(`tr[data-device="${CSS.escape(d.id)}"]`);
+    if (tr && ev.data.firmware_version) tr.querySelector(".fw").textContent = ev.data.firmware_version;
+  },
+  device: reload,
+  dropped: reload,
+});
