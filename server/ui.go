@@ -314,3 +314,23 @@ func (s *Server) uiProject(c echo.Context, b ui.Base) error {
 	b.Title = "Project"
 	return s.render(c, http.StatusOK, "project", &ui.ProjectView{Base: b, ProjectID: id})
 }
+
+func (s *Server) uiErrors(c echo.Context, b ui.Base) error {
+	b.Title = "Errors"
+	return s.render(c, http.StatusOK, "errors", &ui.ErrorsView{Base: b})
+}
+
+func (s *Server) uiErrorGroup(c echo.Context, b ui.Base) error {
+	id := c.Param("group")
+	if id == "" || len(id) > 64 || strings.ContainsAny(id, "/?#") {
+		b.Title = "Not found"
+		return s.render(c, http.StatusNotFound, "error", &ui.ErrorView{Base: b, Status: http.StatusNotFound, Message: "There is no such error group."})
+	}
+	b.Title = "Error group"
+	return s.render(c, http.StatusOK, "errorgroup", &ui.ErrorGroupView{Base: b, GroupID: id})
+}
+
+func (s *Server) uiSettings(c echo.Context, b ui.Base) error {
+	b.Title = "Settings"
+	return s.render(c, http.StatusOK, "settings", &ui.SettingsView{Base: b})
+}

@@ -91,7 +91,8 @@ func TestUIPagesCarryCSPAndRoleAwareActions(t *testing.T) {
 		t.Fatalf("home = %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	pages := []string{"/t/acme/", "/t/acme/devices", "/t/acme/devices/dev-1", "/t/acme/settings/members",
-		"/t/acme/settings/tokens", "/t/acme/settings/audit", "/tenants", "/account", "/invitations/accept?token=x"}
+		"/t/acme/settings/tokens", "/t/acme/settings/audit", "/tenants", "/account", "/invitations/accept?token=x",
+		"/t/acme/errors", "/t/acme/errors/grp-1", "/t/acme/settings", "/t/acme/projects/prj-1"}
 	for _, p := range pages {
 		resp, body := getPage(t, h, owner, p)
 		if resp.StatusCode != http.StatusOK {
@@ -116,6 +117,10 @@ func TestUIPagesCarryCSPAndRoleAwareActions(t *testing.T) {
 		"/t/acme/devices":          {"create-device-form", "data-bulk="},
 		"/t/acme/devices/dev-1":    {`id="cmd-restart"`, `id="rotate"`, "edit-device-form"},
 		"/t/acme/settings/members": {"invite-form"},
+		"/t/acme/projects/prj-1":   {"upload-form", "rollout-form", "project-config-form"},
+		"/t/acme/errors":           {"Actions"},
+		"/t/acme/errors/grp-1":     {`id="group-resolve"`, `id="group-reopen"`},
+		"/t/acme/":                 {`href="/t/acme/settings"`},
 	} {
 		resp, body := getPage(t, h, viewer, p)
 		if resp.StatusCode != http.StatusOK {
@@ -127,8 +132,10 @@ func TestUIPagesCarryCSPAndRoleAwareActions(t *testing.T) {
 			}
 		}
 	}
-	if resp, body := getPage(t, h, viewer, "/t/acme/settings/audit"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "viewer") {
-		t.Errorf("viewer's audit page = %d", resp.StatusCode)
+	for _, p := range []string{"/t/acme/settings/audit", "/t/acme/settings"} {
+		if resp, body := getPage(t, h, viewer, p); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "viewer") {
+			t.Errorf("viewer's %s = %d, want 403", p, resp.StatusCode)
+		}
 	}
 	if resp, _ := getPage(t, h, viewer, "/t/other/"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a tenant the viewer is not in = %d, want 404", resp.StatusCode)

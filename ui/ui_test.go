@@ -53,6 +53,9 @@ func samples(b Base) map[string]View {
 		"tokens":     &TokensView{Base: b},
 		"audit":      &AuditView{Base: b},
 		"error":      &ErrorView{Base: b, Status: 404, Message: "no such thing"},
+		"errors":     &ErrorsView{Base: b},
+		"errorgroup": &ErrorGroupView{Base: b, GroupID: "grp-1"},
+		"settings":   &SettingsView{Base: b},
 	}
 }
 
@@ -191,7 +194,8 @@ func TestUILabelCheckFindsUnlabelledFields(t *testing.T) {
 func TestUIViewerSeesNoActionsTheyCannotTake(t *testing.T) {
 	u := mustNew(t)
 	pages := renderAll(t, u)
-	for _, marker := range []string{"create-device-form", `id="cmd-restart"`, `data-bulk="restart"`, `id="rotate"`, "edit-device-form", "invite-form", `id="config-form"`, "upload-form", "rollout-form", "project-form"} {
+	for _, marker := range []string{"create-device-form", `id="cmd-restart"`, `data-bulk="restart"`, `id="rotate"`, "edit-device-form", "invite-form", `id="config-form"`, "upload-form", "rollout-form", "project-form",
+		"project-config-form", `data-bulk="tag"`, `data-bulk="config-push"`, "tenant-form", "bugsnag-form"} {
 		found := false
 		for name, doc := range pages {
 			if strings.HasSuffix(name, "/viewer") && strings.Contains(doc, marker) {

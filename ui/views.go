@@ -142,6 +142,18 @@ type TokensView struct{ Base }
 // AuditView shows the audit log.
 type AuditView struct{ Base }
 
+// ErrorsView lists the tenant's device error groups.
+type ErrorsView struct{ Base }
+
+// ErrorGroupView shows one error group: the devices it occurred on and its recent reports.
+type ErrorGroupView struct {
+	Base
+	GroupID string
+}
+
+// SettingsView is the tenant's settings: its name and where device errors are forwarded.
+type SettingsView struct{ Base }
+
 // ErrorView is a page-level error (404 of a tenant or device the caller cannot see).
 type ErrorView struct {
 	Base

@@ -120,11 +120,12 @@ export async function startServer(bin, dir) {
   };
 }
 
-// startSim runs the device simulator on a provisioning bundle file.
-export function startSim(bin, bundle, dir) {
-  const proc = spawn(bin, ["sim", "--bundle", bundle, "--state-dir", join(dir, "sim-state")],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ESPADMIN_LOG_FORMAT: "json", ESPADMIN_DATA_DIR: join(dir, "sim-data") } });
-  const out = lineWaiter(proc, "sim");
+// startSim runs the device simulator on a provisioning bundle file; name keeps the state of
+// several simulators apart.
+export function startSim(bin, bundle, dir, name = "sim") {
+  const proc = spawn(bin, ["sim", "--bundle", bundle, "--state-dir", join(dir, `${name}-state`)],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ESPADMIN_LOG_FORMAT: "json", ESPADMIN_DATA_DIR: join(dir, `${name}-data`) } });
+  const out = lineWaiter(proc, name);
   return {
     proc, out,
     async stop() {
@@ -134,6 +135,15 @@ export function startSim(bin, bundle, dir) {
       await done;
     },
   };
+}
+
+// makeImage writes a valid ESP32 application image (ota/otatest/cmd/mkimage) and returns its
+// path.
+export function makeImage(dir, { chip, version, size = 0 }) {
+  const file = join(dir, `firmware-${chip}-${version}.bin`);
+  execFileSync("go", ["run", "./ota/otatest/cmd/mkimage", "-chip", chip, "-version", version, "-size", String(size), "-o", file],
+    { cwd: repoRoot, stdio: "inherit" });
+  return file;
 }
 
 // haveChromium reports whether the browser is installed; in CI a missing browser is a

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  TIMEOUT, buildBinary, haveChromium, launchBrowser, screenshot, startServer, startSim, tempDir,
+  TIMEOUT, artifacts, buildBinary, haveChromium, launchBrowser, makeImage, screenshot, startServer, startSim, tempDir,
 } from "./harness.mjs";
 
 const present = haveChromium();
@@ -13,7 +13,7 @@ const OWNER = { name: "Ada Owner", email: "ada@example.com", password: "correct 
 const VIEWER = { name: "Vic Viewer", email: "vic@example.com", password: "another long passphrase 42" };
 
 describe("web UI journeys", { skip: present ? false : "chromium is not installed (set CI=true to make this a failure)" }, () => {
-  let tmp, bin, server, owner, viewerCtx, sim, page;
+  let tmp, bin, server, owner, viewerCtx, sim, sim2, page;
   const problems = [];
   const state = {};
 
@@ -37,6 +37,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
 
   after(async () => {
     await sim?.stop();
+    await sim2?.stop();
     await viewerCtx?.close();
     await owner?.close();
     await server?.stop();
@@ -179,6 +180,136 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await screenshot(page, "09a-project-upload-refused");
   });
 
+  test("upload a release: a progress bar, then the details read from the image", async () => {
+    state.projectURL = page.url();
+    state.projectID = new URL(state.projectURL).pathname.split("/").pop();
+    const image = makeImage(tmp.dir, { chip: "esp32s3", version: "v-1.1.0", size: 768 * 1024 });
+    await page.getByLabel("Version (v-x.y.z)").fill("v-1.1.0");
+    await page.getByLabel("Firmware image (.bin)").setInputFiles(image);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator("#upload-form [data-form-done]").filter({ hasText: "Release v-1.1.0 uploaded" }).waitFor();
+    assert.equal(await page.locator("#upload-progress").evaluate((e) => e.value), 100, "the progress bar is full");
+    const rel = page.locator('#release-rows tr[data-release="v-1.1.0"]');
+    await rel.locator('[data-f="chip"]').filter({ hasText: "esp32s3" }).waitFor();
+    assert.match(await rel.locator('[data-f="app_version"]').textContent(), /^v-1\.1\.0/);
+    assert.match(await rel.locator('[data-f="idf_version"]').textContent(), /v5\.2\.1/);
+    await screenshot(page, "09b-project-release-uploaded");
+  });
+
+  test("a device created in the project comes online, and a rollout updates it live", async () => {
+    await page.getByRole("link", { name: "Devices", exact: true }).click();
+    await page.getByLabel("Name", { exact: true }).fill("thermostat-1");
+    await page.getByLabel("Project ID (optional)").fill(state.projectID);
+    await page.getByRole("button", { name: "Create device" }).click();
+    const box = page.locator("#created-device");
+    await box.locator('[data-f="name"]').filter({ hasText: "thermostat-1" }).waitFor();
+    state.thermoID = (await box.locator('[data-f="id"]').textContent()).trim();
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download provisioning bundle" }).click(),
+    ]);
+    const bundle = join(tmp.dir, "bundle-thermostat.json");
+    await download.saveAs(bundle);
+    sim2 = startSim(bin, bundle, tmp.dir, "sim2");
+
+    await page.goto(state.projectURL);
+    const dev = page.locator(`#project-device-rows tr[data-device="${state.thermoID}"]`);
+    await dev.locator('[data-status="online"]').waitFor();
+    await dev.locator('[data-firmware="v-1.0.0"]').waitFor();
+    await page.evaluate(() => { window.__noReload = true; });
+    await page.getByLabel("Release", { exact: true }).selectOption({ label: "v-1.1.0" });
+    await page.getByLabel("Target").selectOption("all");
+    await page.getByRole("button", { name: "Start rollout" }).click();
+    await page.locator("#rollout-rows tr").first().locator("[data-state]").waitFor();
+    await screenshot(page, "09c-rollout-started");
+    await page.locator('#rollout-rows [data-state="completed"]').waitFor();
+    await page.locator(`#rollout-device-rows tr[data-rollout-device="${state.thermoID}"] [data-state="succeeded"]`).waitFor();
+    await dev.locator('[data-firmware="v-1.1.0"]').waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
+    await screenshot(page, "09d-rollout-completed");
+  });
+
+  test("project variables: a secret is write-only; the device's config versions show diffs and roll back", async () => {
+    const form = page.locator("#project-config-form");
+    await form.getByLabel("Variable key").fill("api_token");
+    await form.getByLabel("Variable value").fill("hunter2-very-secret");
+    await form.getByLabel("secret (write-only)").check();
+    await page.getByRole("button", { name: "Set variable" }).click();
+    await page.locator('#variable-rows tr[data-key="api_token"] [data-secret="true"]').filter({ hasText: "set" }).waitFor();
+    await form.getByLabel("Variable key").fill("interval");
+    await form.getByLabel("Variable type").selectOption("int");
+    await form.getByLabel("Variable value").fill("60");
+    await page.getByRole("button", { name: "Set variable" }).click();
+    await page.locator('#variable-rows tr[data-key="interval"]').filter({ hasText: "60" }).waitFor();
+    assert.equal(await page.getByText("hunter2-very-secret").count(), 0, "the secret is never shown");
+    await screenshot(page, "09e-project-variables");
+
+    await page.getByRole("link", { name: "thermostat-1" }).first().click();
+    await page.waitForURL(new RegExp(`/devices/${state.thermoID}$`));
+    await page.locator("#device-metadata").getByText("v-1.1.0", { exact: true }).waitFor();
+    await page.locator('#update-rows [data-state="succeeded"]').waitFor();
+    assert.match(await page.locator("#update-rows tr").first().textContent(), /v-1\.1\.0/);
+    await page.locator('#config-rows tr[data-key="interval"]').waitFor();
+    await page.locator('#config-sync[data-state="in_sync"]').waitFor();
+    // A device value overrides the project's; rolling back to the version before removes it.
+    await page.getByLabel("Key").fill("interval");
+    await page.getByLabel("Type").selectOption("int");
+    await page.getByLabel("Value").fill("90");
+    await page.getByRole("button", { name: "Set on this device" }).click();
+    await page.locator('#config-rows tr[data-key="interval"]').filter({ hasText: "90" }).filter({ hasText: "device" }).waitFor();
+    const versions = page.locator("#config-versions .version");
+    await versions.first().locator('[data-op="changed"]').filter({ hasText: "interval" }).waitFor();
+    const current = Number(await versions.first().getAttribute("data-version"));
+    assert.ok(current >= 3, `at least three config versions, got ${current}`);
+    assert.equal(await page.getByText("hunter2-very-secret").count(), 0, "the secret is never shown");
+    await screenshot(page, "09f-device-config-versions");
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: `Roll back to version ${current - 1}` }).click();
+    await page.locator(`#config-versions .version[data-version="${current + 1}"]`).filter({ hasText: "rollback" }).waitFor();
+    await page.locator('#config-rows tr[data-key="interval"]').filter({ hasText: "60" }).filter({ hasText: "project" }).waitFor();
+    await page.locator('#config-sync[data-state="in_sync"]').waitFor();
+    await screenshot(page, "09g-device-config-rolled-back");
+    await page.locator("#updates").screenshot({ path: join(artifacts, "09h-device-update-history.png") });
+  });
+
+  test("bulk tagging and a config push from the device list", async () => {
+    await page.getByRole("link", { name: "Devices", exact: true }).click();
+    await page.locator(`tr[data-device="${state.thermoID}"]`).waitFor();
+    await page.getByLabel("Select every device shown").check();
+    await page.getByLabel("Tag for the selected devices").fill("fleet-a");
+    await page.getByRole("button", { name: "Add tag" }).click();
+    await page.locator("#bulk-done").filter({ hasText: "Added tag fleet-a to 2 device(s)." }).waitFor();
+    for (const id of [state.deviceID, state.thermoID]) {
+      await page.locator(`tr[data-device="${id}"] .tags`).getByText("fleet-a").waitFor();
+    }
+    await page.getByRole("button", { name: "Push config" }).click();
+    await page.locator("#bulk-done").filter({ hasText: /Configuration pushed to 2 device/ }).waitFor();
+    await screenshot(page, "09i-devices-bulk");
+  });
+
+  test("errors, settings and the dashboard's rollouts and errors", async () => {
+    await page.getByRole("link", { name: "Errors" }).click();
+    await page.waitForURL(/\/t\/acme\/errors$/);
+    await page.getByText("No errors match.").waitFor();
+    await screenshot(page, "09j-errors");
+    await page.getByRole("link", { name: "Settings", exact: true }).click();
+    await page.locator('#bugsnag-state[data-set="false"]').waitFor();
+    await page.getByLabel("Notifier API key (32 hex digits)").fill("not a key");
+    await page.getByRole("button", { name: "Save Bugsnag settings" }).click();
+    await page.locator('#bugsnag-form [data-error-for="api_key"]').filter({ hasText: /\S/ }).waitFor();
+    await page.getByLabel("Notifier API key (32 hex digits)").fill("0123456789abcdef0123456789abcdef");
+    await page.getByRole("button", { name: "Save Bugsnag settings" }).click();
+    await page.locator('#bugsnag-state[data-set="true"]').waitFor();
+    assert.equal(await page.getByLabel("Notifier API key (32 hex digits)").inputValue(), "", "the key is not shown again");
+    await page.getByLabel("Tenant name").fill("Acme Labs");
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.locator("#tenant-form [data-form-done]").filter({ hasText: "Saved." }).waitFor();
+    await screenshot(page, "09k-settings");
+    await page.getByRole("link", { name: "Dashboard" }).click();
+    await page.locator("#dash-rollouts").getByText("No rollout is running.").waitFor();
+    await page.locator("#dash-errors").getByText("No open errors.").waitFor();
+  });
+
   test("API tokens are shown once; the audit log records the changes", async () => {
     await page.getByRole("link", { name: "API tokens" }).click();
     await page.getByLabel("Name").fill("ci");
@@ -189,7 +320,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator("#token-rows").getByText("ci", { exact: true }).waitFor();
     await screenshot(page, "09-tokens");
     await page.getByRole("link", { name: "Audit log" }).click();
-    await page.locator("#audit-rows").getByText("device.create").waitFor();
+    await page.locator("#audit-rows").getByText("device.create").first().waitFor();
     await screenshot(page, "10-audit");
   });
 
@@ -217,11 +348,11 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await screenshot(v, "12-invitation");
     await v.getByRole("button", { name: "Accept invitation" }).click();
     await v.waitForURL(/\/t\/acme\/$/);
-    await v.locator("#stat-total").filter({ hasText: "1" }).waitFor();
+    await v.locator("#stat-total").filter({ hasText: "2" }).waitFor();
 
     await v.getByRole("link", { name: "Devices", exact: true }).click();
     await v.locator(`tr[data-device="${state.deviceID}"]`).waitFor();
-    for (const name of ["Create device", "Restart selected", "Debug logs on"]) {
+    for (const name of ["Create device", "Restart selected", "Debug logs on", "Push config", "Add tag", "Remove tag"]) {
       assert.equal(await v.getByRole("button", { name }).count(), 0, `viewer sees "${name}"`);
     }
     assert.equal(await v.locator('#device-rows input[type="checkbox"]').count(), 0, "viewer can select devices");
@@ -231,7 +362,24 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     for (const name of ["Restart", "Debug logs on", "Save", "Set on this device", /Rotate credentials/, /Disable device/]) {
       assert.equal(await v.getByRole("button", { name }).count(), 0, `viewer sees "${name}"`);
     }
+    assert.equal(await v.getByRole("button", { name: /Roll back to version/ }).count(), 0, "viewer sees a rollback button");
+    await v.locator("#config-versions .version").first().waitFor();
     await screenshot(v, "14-viewer-device");
+    await v.getByRole("link", { name: "Projects" }).click();
+    await v.getByRole("link", { name: "thermostat", exact: true }).click();
+    await v.locator('#variable-rows tr[data-key="api_token"]').waitFor();
+    await v.locator('#rollout-rows [data-state="completed"]').waitFor();
+    for (const name of ["Upload", "Start rollout", "Set variable", /Remove variable/, /Delete release/]) {
+      assert.equal(await v.getByRole("button", { name }).count(), 0, `viewer sees "${name}"`);
+    }
+    assert.equal(await v.getByText("hunter2-very-secret").count(), 0, "the secret is never shown");
+    await screenshot(v, "14b-viewer-project");
+    await v.getByRole("link", { name: "Errors" }).click();
+    await v.getByText("No errors match.").waitFor();
+    assert.equal(await v.getByRole("button", { name: /Resolve|Reopen/ }).count(), 0);
+    assert.equal(await v.getByRole("link", { name: "Settings", exact: true }).count(), 0, "viewer sees the settings link");
+    const res = await v.goto(server.url + "/t/acme/settings");
+    assert.equal(res.status(), 403, "viewer may not open settings");
     await v.getByRole("link", { name: "Members" }).click();
     await v.locator("#member-rows").getByText(OWNER.email).waitFor();
     assert.equal(await v.getByRole("button", { name: "Invite" }).count(), 0);

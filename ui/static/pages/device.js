@@ -1,7 +1,7 @@
 // One device: status and metadata, commands with live state, editing and credentials.
 import { api, ago, downloadLink, el, fmtTime, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
-import { deviceConfig, deviceErrors } from "../config.js";
+import { configVersions, deviceConfig, deviceErrors, deviceUpdates } from "../config.js";
 import { logConsole } from "../logconsole.js";
 
 const id = document.getElementById("device-title").dataset.device;
@@ -152,8 +152,15 @@ if (edit) {
 
 await Promise.all([loadDevice(), loadCommands()]);
 const config = deviceConfig(id);
+const history = configVersions(id, () => config.reload());
 logConsole(id);
 deviceErrors(id);
+deviceUpdates(id);
+let pendingUpdates = null;
+const laterUpdates = () => {
+  clearTimeout(pendingUpdates);
+  pendingUpdates = setTimeout(() => deviceUpdates(id), 300);
+};
 liveEvents({
   presence(ev) {
     if (ev.device_id !== id || !device) return;
@@ -182,11 +189,19 @@ liveEvents({
     if (ev.device_id === id) loadDevice();
   },
   config(ev) {
-    if (!ev.device_id || ev.device_id === id) config.reload();
+    if (!ev.device_id || ev.device_id === id) {
+      config.reload();
+      history.reload();
+    }
+  },
+  device_update(ev) {
+    if (!ev.device_id || ev.device_id === id) laterUpdates();
   },
   dropped() {
     loadDevice();
     loadCommands();
     config.reload();
+    history.reload();
+    laterUpdates();
   },
 });

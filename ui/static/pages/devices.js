@@ -1,5 +1,5 @@
 // The device list: filters, live status, bulk commands and adding a device.
-import { api, ago, can, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
+import { api, ago, can, clearErrors, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
 
 const tenant = document.body.dataset.tenant;
@@ -7,7 +7,7 @@ const rows = document.getElementById("device-rows");
 const more = document.getElementById("more");
 const listError = document.getElementById("list-error");
 const filter = document.getElementById("device-filter");
-const selectable = can("commands:write");
+const selectable = can("commands:write") || can("devices:write") || can("config:write");
 const selected = new Set();
 const shown = new Map();
 let cursor = "";
@@ -40,7 +40,7 @@ function row(d) {
     el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.id)}` }, d.name)),
     el("td", {}, el("code", {}, d.id)),
     el("td", { class: "fw" }, (d.metadata && d.metadata.firmware_version) || "—"),
-    el("td", {}, d.tags.map((t) => el("span", { class: "tag" }, t))),
+    el("td", { class: "tags" }, d.tags.map((t) => el("span", { class: "tag" }, t))),
     el("td", { class: "seen" }, d.online ? "now" : ago(d.last_seen_at)),
   );
   return tr;
@@ -91,27 +91,69 @@ if (bulk) {
     rows.querySelectorAll('input[type="checkbox"]').forEach((c) => (c.checked = ev.target.checked));
     updateBulk();
   });
+  const errBox = document.getElementById("bulk-error");
+  const doneBox = document.getElementById("bulk-done");
   bulk.addEventListener("click", async (ev) => {
     const b = ev.target.closest("[data-bulk]");
-    if (!b) return;
-    const errBox = document.getElementById("bulk-error");
-    const doneBox = document.getElementById("bulk-done");
+    if (!b || ["tag", "untag"].includes(b.dataset.bulk)) return;
     errBox.textContent = doneBox.textContent = "";
     const kind = b.dataset.bulk;
-    const body = kind === "restart"
-      ? { name: "restart", params: { reason: "bulk restart from the web UI" } }
-      : { name: "debug", params: { enabled: kind === "debug-on" } };
-    body.target = { device_ids: [...selected] };
     b.disabled = true;
     try {
+      if (kind === "config-push") {
+        const res = await api("POST", tenantAPI("config/push"), { target: { device_ids: [...selected] } });
+        const failed = (res.devices || []).filter((d) => d.error);
+        doneBox.textContent = `Configuration pushed to ${(res.devices || []).length - failed.length} device(s).`;
+        if (failed.length) errBox.textContent = failed.map((d) => `${d.device_id}: ${d.error}`).join("; ");
+        return;
+      }
+      const body = kind === "restart"
+        ? { name: "restart", params: { reason: "bulk restart from the web UI" } }
+        : { name: "debug", params: { enabled: kind === "debug-on" } };
+      body.target = { device_ids: [...selected] };
       const res = await api("POST", tenantAPI("commands"), body);
       doneBox.textContent = `${body.name} sent to ${(res.items || []).length} device(s); offline devices get it when they reconnect.`;
     } catch (err) {
       errBox.textContent = err.message;
     } finally {
-      b.disabled = false;
+      b.disabled = selected.size === 0;
     }
   });
+  // Tagging changes each selected device's tags (PATCH per device), reporting every failure.
+  const tagForm = document.getElementById("bulk-tag-form");
+  const retag = async (remove) => {
+    errBox.textContent = doneBox.textContent = "";
+    clearErrors(tagForm);
+    const tag = tagForm.elements.tag.value.trim();
+    if (!tag) return showError(tagForm, { message: "invalid input", fields: { tags: "is required" } });
+    const failures = [];
+    let changed = 0;
+    tagForm.setAttribute("aria-busy", "true");
+    for (const id of selected) {
+      const d = shown.get(id);
+      if (!d) continue;
+      const tags = remove ? d.tags.filter((t) => t !== tag) : [...new Set([...d.tags, tag])];
+      if (tags.length === d.tags.length && tags.every((t, i) => t === d.tags[i])) continue;
+      try {
+        const nd = await api("PATCH", tenantAPI(`devices/${encodeURIComponent(id)}`), { tags });
+        shown.set(id, Object.assign(d, { tags: nd.tags }));
+        const tr = rows.querySelector(`tr[data-device="${CSS.escape(id)}"]`);
+        if (tr) tr.querySelector(".tags").replaceChildren(...nd.tags.map((t) => el("span", { class: "tag" }, t)));
+        changed++;
+      } catch (err) {
+        const f = err.fields && (err.fields.tags || Object.values(err.fields)[0]);
+        failures.push(`${d.name}: ${f ? `tag ${f}` : err.message}`);
+      }
+    }
+    tagForm.removeAttribute("aria-busy");
+    doneBox.textContent = `${remove ? "Removed" : "Added"} tag ${tag} ${remove ? "from" : "to"} ${changed} device(s).`;
+    if (failures.length) errBox.textContent = failures.join("; ");
+  };
+  tagForm?.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    retag(false);
+  });
+  tagForm?.querySelector('[data-bulk="untag"]').addEventListener("click", () => retag(true));
 }
 
 // Adding a device: the secret and the bundle are shown once.

@@ -2,12 +2,16 @@
 // progress and pause, resume and abort.
 import { api, ApiError, can, clearErrors, csrfToken, el, fmtTime, showError, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
+import { projectVariables } from "../config.js";
 
 const id = document.getElementById("project-title").dataset.project;
 const base = `projects/${encodeURIComponent(id)}`;
 const errBox = document.getElementById("project-error");
 const write = can("releases:write");
+const tenant = document.body.dataset.tenant;
 let releases = [];
+let latestRollout = null;
+const projectDevices = new Map();
 
 async function loadProject() {
   try {
@@ -28,7 +32,9 @@ async function loadReleases() {
     releases = page.items || [];
     rows.replaceChildren(...(releases.length ? releases.map((r) => el("tr", { "data-release": r.version },
       el("td", {}, el("strong", {}, r.version), r.notes ? el("div", { class: "muted" }, r.notes) : ""),
-      el("td", {}, [r.image.project_name, r.image.app_version, r.image.chip, r.image.idf_version].filter(Boolean).join(" · ")),
+      el("td", { "data-f": "chip" }, r.image.chip || "—"),
+      el("td", { "data-f": "app_version" }, r.image.app_version || "—", r.image.project_name ? el("div", { class: "muted" }, r.image.project_name) : ""),
+      el("td", { "data-f": "idf_version" }, r.image.idf_version || "—"),
       el("td", {}, `${(r.size / 1024).toFixed(1)} KiB`),
       el("td", {}, el("code", {}, r.sha256.slice(0, 16) + "…")),
       el("td", {}, fmtTime(r.created_at)),
@@ -43,7 +49,7 @@ async function loadReleases() {
             errBox.textContent = `${r.version}: ${err.message}`;
           }
         },
-      }, "Delete")) : "")) : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No releases yet."))]));
+      }, "Delete")) : "")) : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No releases yet."))]));
     const sel = document.getElementById("ro-release");
     if (sel) sel.replaceChildren(...releases.map((r) => el("option", { value: r.id }, r.version)));
   } catch (err) {
@@ -85,8 +91,50 @@ async function loadRollouts() {
     const page = await api("GET", tenantAPI(`rollouts?project=${encodeURIComponent(id)}&limit=50`));
     const items = (page.items || []).filter((r) => r.project_id === id);
     rows.replaceChildren(...(items.length ? items.map(rolloutRow) : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No rollouts yet."))]));
+    latestRollout = items.length ? items.reduce((a, b) => (a.created_at > b.created_at ? a : b)) : null;
+    await loadRolloutDevices();
   } catch (err) {
     errBox.textContent = `Rollouts could not be loaded: ${err.message}`;
+  }
+}
+
+async function loadRolloutDevices() {
+  const rows = document.getElementById("rollout-device-rows");
+  if (!latestRollout) return;
+  const page = await api("GET", tenantAPI(`rollouts/${encodeURIComponent(latestRollout.id)}/devices?limit=100`));
+  const items = page.items || [];
+  const name = (did) => (projectDevices.get(did) || {}).name || did;
+  rows.replaceChildren(...(items.length ? items.map((u) => el("tr", { "data-rollout-device": u.device_id },
+    el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(u.device_id)}` }, name(u.device_id))),
+    el("td", {}, el("span", { class: `badge state-${u.state}`, "data-state": u.state }, u.state)),
+    el("td", {}, el("progress", { max: 100, value: u.progress || 0, "aria-label": `${name(u.device_id)}: ${u.progress || 0}% downloaded` }), ` ${u.progress || 0}%`),
+    el("td", {}, u.reason || ""),
+    el("td", {}, fmtTime(u.updated_at)))) : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No devices in this rollout."))]));
+}
+
+function projectDeviceRow(d) {
+  const fw = (d.metadata && d.metadata.firmware_version) || "—";
+  return el("tr", { "data-device": d.id },
+    el("td", {}, el("span", { class: `badge ${d.online ? "online" : "offline"}`, "data-status": d.online ? "online" : "offline" }, d.online ? "online" : "offline")),
+    el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.id)}` }, d.name)),
+    el("td", { class: "fw", "data-firmware": fw }, fw),
+    el("td", {}, d.tags.map((t) => el("span", { class: "tag" }, t))));
+}
+
+function renderProjectDevices() {
+  const rows = document.getElementById("project-device-rows");
+  const list = [...projectDevices.values()].sort((a, b) => a.name.localeCompare(b.name));
+  rows.replaceChildren(...(list.length ? list.map(projectDeviceRow) : [el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No device is linked to this project yet."))]));
+}
+
+async function loadProjectDevices() {
+  try {
+    const page = await api("GET", tenantAPI(`devices?project=${encodeURIComponent(id)}&limit=200`));
+    projectDevices.clear();
+    for (const d of page.items || []) projectDevices.set(d.id, d);
+    renderProjectDevices();
+  } catch (err) {
+    errBox.textContent = `Devices could not be loaded: ${err.message}`;
   }
 }
 
@@ -154,10 +202,41 @@ if (rolloutForm) {
   });
 }
 
-await Promise.all([loadProject(), loadReleases(), loadRollouts()]);
+await Promise.all([loadProject(), loadReleases(), loadProjectDevices()]);
+await loadRollouts();
+const variables = projectVariables(id);
 let pending = null;
 const later = () => {
   clearTimeout(pending);
   pending = setTimeout(loadRollouts, 300);
 };
-liveEvents({ rollout: later, device_update: later, dropped: later });
+let pendingDevices = null;
+const laterDevices = () => {
+  clearTimeout(pendingDevices);
+  pendingDevices = setTimeout(loadProjectDevices, 300);
+};
+liveEvents({
+  rollout: later,
+  device_update: later,
+  presence(ev) {
+    const d = projectDevices.get(ev.device_id);
+    if (!d) return;
+    d.online = ev.data.online;
+    renderProjectDevices();
+  },
+  metadata(ev) {
+    const d = projectDevices.get(ev.device_id);
+    if (!d) return;
+    d.metadata = Object.assign(d.metadata || {}, ev.data);
+    renderProjectDevices();
+  },
+  device: laterDevices,
+  config(ev) {
+    if (!ev.device_id) variables.reload();
+  },
+  dropped() {
+    later();
+    laterDevices();
+    variables.reload();
+  },
+});
