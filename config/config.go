@@ -145,6 +145,12 @@ type MQTT struct {
 	// ShareGroup, when set, makes ingestion subscribe with $share/GROUP/… so that several
 	// server replicas on one (external, clustered) broker each handle a part of the reports.
 	ShareGroup string
+	// ReplicaID is appended to the client IDs of tenants' broker bridges so that replicas
+	// sharing a tenant broker keep distinct persistent sessions.
+	ReplicaID string
+	// AuthSecret is the shared secret external brokers present to the device authentication
+	// endpoints (/api/v1/mqtt/…); empty turns those endpoints off.
+	AuthSecret string
 }
 
 // Database selects the store backend by URL scheme.
@@ -339,6 +345,8 @@ func (c Config) Validate() error {
 		{"mqtt.auth_cache_ttl", nonNegative(c.MQTT.AuthCacheTTL)},
 		{"mqtt.public_port", intRange(c.MQTT.PublicPort, 0, 65535)},
 		{"mqtt.share_group", validateShareGroup(c.MQTT.ShareGroup)},
+		{"mqtt.replica_id", validateShareGroup(c.MQTT.ReplicaID)},
+		{"mqtt.auth_secret", validateAuthSecret(c.MQTT.AuthSecret)},
 		{"logs.debug_duration", durationBetween(c.Logs.DebugDuration, time.Second, 4*time.Hour)},
 		{"logs.viewer_buffer", intBetween(c.Logs.ViewerBuffer, 1, 100000)},
 		{"logs.allowed_origins", validateOrigins(c.Logs.AllowedOrigins)},
@@ -664,6 +672,14 @@ func keepaliveRange(d, lowest time.Duration) error {
 func validateShareGroup(g string) error {
 	if g != "" && (strings.ContainsAny(g, "/+#$\x00") || len(g) > 64) {
 		return fmt.Errorf("must be up to 64 characters without / + # $")
+	}
+	return nil
+}
+
+// validateAuthSecret accepts no secret (endpoints off) or one long enough not to be guessed.
+func validateAuthSecret(s string) error {
+	if s != "" && len(s) < 16 {
+		return fmt.Errorf("must be at least 16 characters (or empty to turn the device authentication endpoints off)")
 	}
 	return nil
 }

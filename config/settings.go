@@ -182,6 +182,16 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.ShareGroup },
 	},
 	{
+		key: "mqtt.replica_id", flag: "mqtt-replica-id", env: "ESPADMIN_MQTT_REPLICA_ID",
+		help:  "With several replicas: a stable name, distinct per replica, appended to the client IDs of the bridges to tenants' own brokers so each replica keeps its own session.",
+		field: func(c *Config) any { return &c.MQTT.ReplicaID },
+	},
+	{
+		key: "mqtt.auth_secret", env: "ESPADMIN_MQTT_AUTH_SECRET", secret: true,
+		help:  "Shared secret external brokers (EMQX HTTP authentication, mosquitto-go-auth HTTP backend) present to `/api/v1/mqtt/…` to check device credentials; empty turns those endpoints off. At least 16 characters.",
+		field: func(c *Config) any { return &c.MQTT.AuthSecret },
+	},
+	{
 		key: "logs.debug_duration", flag: "logs-debug-duration", env: "ESPADMIN_LOGS_DEBUG_DURATION", def: "15m",
 		help:  "How long a device streams logs after one debug command (1s to 4h); the relay renews it while someone watches.",
 		field: func(c *Config) any { return &c.Logs.DebugDuration },

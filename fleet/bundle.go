@@ -68,7 +68,7 @@ const (
 )
 
 func (d *Devices) bundle(ctx context.Context, dev store.Device, secret string, key []byte) (Bundle, error) {
-	e := d.Endpoint()
+	e := d.EndpointFor(dev.TenantID)
 	b := Bundle{
 		V:         BundleVersion,
 		DeviceID:  dev.ID,

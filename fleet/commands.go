@@ -35,6 +35,13 @@ type Connections interface {
 	Online(deviceID string) bool
 }
 
+// Router picks the broker of a tenant's devices: the embedded one or the tenant's own
+// (package tenantbus). external is true for a tenant's own broker, whose connection table
+// the server cannot see.
+type Router interface {
+	Route(tenantID string) (bus messaging.Bus, root string, external bool)
+}
+
 // InputError is a request the caller must fix; Field names the offending request field
 // (e.g. "name", "params.level", "target.device_ids[2]").
 type InputError struct {
@@ -66,9 +73,11 @@ type SendRequest struct {
 
 // CommandsOptions are the collaborators of Commands.
 type CommandsOptions struct {
-	Store   Store
-	Bus     messaging.Bus
-	Root    string
+	Store Store
+	Bus   messaging.Bus
+	Root  string
+	// Router, when set, replaces Bus and Root per tenant.
+	Router  Router
 	Hub     *Hub
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -296,6 +305,9 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 }
 
 func (c *Commands) online(d store.Device) bool {
+	if _, _, external := c.route(d.TenantID); external {
+		return d.Presence.Online
+	}
 	if c.conns != nil {
 		return c.conns.Online(d.ID)
 	}
@@ -306,7 +318,8 @@ func (c *Commands) online(d store.Device) bool {
 // command already delivered is published again (redelivery after a reconnect) and keeps its
 // state. A publish error leaves it queued for the next connect.
 func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command {
-	if c.o.Bus == nil {
+	bus, root, _ := c.route(cmd.TenantID)
+	if bus == nil {
 		// No broker in this process (embedded broker disabled, no bridge yet): the command
 		// stays queued and expires unless a process with a broker delivers it.
 		c.o.Metrics.CommandsPublished.WithLabelValues("no_broker").Inc()
@@ -314,8 +327,8 @@ func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	err := c.o.Bus.Publish(pctx, messaging.Message{
-		Topic: protocol.DownlinkCommand(c.o.Root, cmd.DeviceID), Payload: []byte(cmd.Payload), QoS: 1,
+	err := bus.Publish(pctx, messaging.Message{
+		Topic: protocol.DownlinkCommand(root, cmd.DeviceID), Payload: []byte(cmd.Payload), QoS: 1,
 	})
 	if err != nil {
 		c.o.Metrics.CommandsPublished.WithLabelValues("error").Inc()
@@ -342,6 +355,14 @@ func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command
 	}
 	c.event(updated)
 	return updated
+}
+
+// route returns the bus and topic root of a tenant's devices.
+func (c *Commands) route(tenantID string) (messaging.Bus, string, bool) {
+	if c.o.Router != nil {
+		return c.o.Router.Route(tenantID)
+	}
+	return c.o.Bus, c.o.Root, false
 }
 
 // DeliverPending publishes a device's pending, unexpired commands, oldest first. Ingestion

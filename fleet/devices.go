@@ -32,9 +32,13 @@ type DevicesOptions struct {
 	// Caches are told to forget a device whose credentials or state changed.
 	Caches   []Forgetter
 	Endpoint Endpoint
-	Hub      *Hub
-	Logger   *slog.Logger
-	Now      Clock
+	// TenantEndpoint, when set, gives the broker of a tenant whose devices use its own
+	// (package tenantbus); false keeps Endpoint's broker. ServerURL always comes from
+	// Endpoint.
+	TenantEndpoint func(tenantID string) (Endpoint, bool)
+	Hub            *Hub
+	Logger         *slog.Logger
+	Now            Clock
 }
 
 // Devices creates devices and manages their credentials. A secret exists in clear text only
@@ -67,6 +71,19 @@ func (d *Devices) Endpoint() Endpoint {
 	d.endpointMu.RLock()
 	defer d.endpointMu.RUnlock()
 	return d.endpoint
+}
+
+// EndpointFor returns where a tenant's devices connect: its own broker when it uses one,
+// else Endpoint.
+func (d *Devices) EndpointFor(tenantID string) Endpoint {
+	e := d.Endpoint()
+	if d.o.TenantEndpoint != nil {
+		if te, ok := d.o.TenantEndpoint(tenantID); ok {
+			te.ServerURL = e.ServerURL
+			return te
+		}
+	}
+	return e
 }
 
 // DeviceInput is what a caller chooses about a device. The server validates names and tags

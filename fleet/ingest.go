@@ -88,6 +88,9 @@ type cacheEntry struct {
 }
 
 type uplink struct {
+	// tenantID is set for reports from a tenant's own broker: only that tenant's devices
+	// are accepted there, and the embedded broker's connection table does not apply.
+	tenantID string
 	deviceID string
 	kind     string
 	payload  []byte
@@ -149,13 +152,17 @@ func (in *Ingest) Filter() string {
 
 // Run subscribes and works until ctx ends; then it unsubscribes, lets the workers finish
 // what they hold and writes the last batch of last-seen times.
+//
+// Without a Bus (the embedded broker disabled) it handles only what Attach subscribed on
+// tenants' own brokers.
 func (in *Ingest) Run(ctx context.Context) error {
-	if in.o.Bus == nil {
-		return errors.New("fleet: ingestion needs a broker (messaging.Bus)")
-	}
-	unsubscribe, err := in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handle)
-	if err != nil {
-		return err
+	unsubscribe := func() {}
+	if in.o.Bus != nil {
+		var err error
+		unsubscribe, err = in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handler(in.o.Root, ""))
+		if err != nil {
+			return err
+		}
 	}
 	var wg sync.WaitGroup
 	for _, w := range in.workers {
@@ -182,10 +189,32 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 }
 
-// handle runs on the broker's goroutine: parse the topic, pick the device's worker, enqueue
+// Attach subscribes to the uplink of one tenant's own broker ({root}/+/up/#, shared when the
+// bus is configured so) with the same handling as the embedded broker's, except that reports
+// of devices of other tenants are dropped: a tenant's broker speaks for its devices only.
+// It has the signature of tenantbus.Subscriber; the bus ends the subscription when it shuts
+// down. Messages wait in the workers' queues until Run starts.
+func (in *Ingest) Attach(ctx context.Context, tenantID, root string, bus messaging.Bus) error {
+	if tenantID == "" {
+		return errors.New("fleet: attach ingestion: empty tenant ID")
+	}
+	_, err := bus.Subscribe(ctx, protocol.UplinkFilter(root, ""), 1, in.handler(root, tenantID))
+	return err
+}
+
+// handler returns the subscription handler for a topic root; tenantID is set for a tenant's
+// own broker.
+func (in *Ingest) handler(root, tenantID string) messaging.Handler {
+	return func(m messaging.Message) { in.handleFrom(root, tenantID, m) }
+}
+
+// handle is the embedded broker's handler.
+func (in *Ingest) handle(m messaging.Message) { in.handleFrom(in.o.Root, "", m) }
+
+// handleFrom runs on the broker's goroutine: parse the topic, pick the device's worker, enqueue
 // or drop.
-func (in *Ingest) handle(m messaging.Message) {
-	id, dir, kind, err := protocol.ParseTopic(in.o.Root, m.Topic)
+func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
+	id, dir, kind, err := protocol.ParseTopic(root, m.Topic)
 	if err != nil || dir != protocol.Up {
 		reason := protocol.Class(err)
 		if reason == "" {
@@ -194,7 +223,7 @@ func (in *Ingest) handle(m messaging.Message) {
 		in.o.Metrics.Dropped.WithLabelValues(reason).Inc()
 		return
 	}
-	u := uplink{deviceID: id, kind: kind, payload: append([]byte(nil), m.Payload...), at: in.o.Now.now()}
+	u := uplink{tenantID: tenantID, deviceID: id, kind: kind, payload: append([]byte(nil), m.Payload...), at: in.o.Now.now()}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
 	w := in.workers[h.Sum32()%uint32(len(in.workers))]
@@ -336,6 +365,12 @@ func (w *worker) process(ctx context.Context, u uplink) {
 		in.warnLimited(u.deviceID, "look up reporting device", "error", err)
 		return
 	}
+	if u.tenantID != "" && u.tenantID != tenantID {
+		in.o.Metrics.Dropped.WithLabelValues("wrong_tenant").Inc()
+		in.warnLimited(u.deviceID, "report of another tenant's device on a tenant broker dropped",
+			"broker_tenant_id", u.tenantID, "device_tenant_id", tenantID)
+		return
+	}
 	in.touch(tenantID, u.deviceID, u.at)
 	msg, err := protocol.DecodeUplink(u.kind, u.payload)
 	if err != nil {
@@ -348,7 +383,7 @@ func (w *worker) process(ctx context.Context, u uplink) {
 	dev := DeviceRef{TenantID: tenantID, DeviceID: u.deviceID}
 	switch m := msg.(type) {
 	case protocol.Status:
-		w.presence(ctx, dev, m.Online, u.at)
+		w.presence(ctx, dev, m.Online, u.at, u.tenantID != "")
 	case protocol.Metadata:
 		err = w.metadata(ctx, dev, m, u.at)
 	case protocol.Ack:
@@ -390,9 +425,12 @@ func (w *worker) process(ctx context.Context, u uplink) {
 // decides: an offline while the device is connected is the previous session's will, an
 // online while it is not is already stale. Otherwise an online waits PresenceDelay, and an
 // offline arriving within that delay is taken as the previous session's will.
-func (w *worker) presence(ctx context.Context, dev DeviceRef, online bool, at time.Time) {
+//
+// external is set for a report from a tenant's own broker, whose connections the embedded
+// broker's table does not know.
+func (w *worker) presence(ctx context.Context, dev DeviceRef, online bool, at time.Time, external bool) {
 	in := w.in
-	if in.conns != nil {
+	if in.conns != nil && !external {
 		connected := in.conns.Online(dev.DeviceID)
 		switch {
 		case online && !connected:

@@ -16,6 +16,7 @@ func apiRouteDocs() []routeDoc {
 	docs = append(docs, logRouteDocs()...)
 	docs = append(docs, configRouteDocs()...)
 	docs = append(docs, releaseRouteDocs()...)
+	docs = append(docs, brokerRouteDocs()...)
 	return docs
 }
 

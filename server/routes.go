@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -108,6 +109,20 @@ func (s *Server) routes() {
 	s.tenantRoute(PermSettingsManage).GET("/settings/bugsnag", s.getBugsnagSettings)
 	s.tenantRoute(PermSettingsManage).PUT("/settings/bugsnag", s.putBugsnagSettings)
 
+	// --- Tenant broker and device auth ---
+	// Described in broker_settings_openapi.go. A tenant's own MQTT broker (package
+	// tenantbus runs the bridges), and the endpoints external brokers call to check device
+	// credentials and topics; those sit outside the API group's authentication (they carry
+	// the shared secret mqtt.auth_secret, possibly as HTTP basic auth) and are public.
+	s.tenantRoute(PermSettingsManage).GET("/settings/broker", s.getBrokerSettings)
+	s.tenantRoute(PermSettingsManage).PUT("/settings/broker", s.putBrokerSettings)
+	s.tenantRoute(PermSettingsManage).POST("/settings/broker/test", s.testBrokerSettings)
+	s.tenantRoute(PermSettingsManage).GET("/settings/broker/state", s.brokerState)
+	s.public(e.POST("/api/v1/mqtt/auth", s.emqxAuth, s.deviceAuthGuard))
+	s.public(e.POST("/api/v1/mqtt/user", s.goAuthUser, s.deviceAuthGuard))
+	s.public(e.POST("/api/v1/mqtt/superuser", s.goAuthSuperuser, s.deviceAuthGuard))
+	s.public(e.POST("/api/v1/mqtt/acl", s.goAuthACL, s.deviceAuthGuard))
+
 	// --- Remote configuration ---
 	// Described in config_openapi.go; the service lives in package devconfig. Entries of a
 	// project ("project variables") and of a device ("custom properties"); the static
@@ -176,6 +191,9 @@ func (s *Server) routes() {
 	pages.GET("/t/:tenant/devices/:device", s.tenantPage("devices", PermDevicesRead, s.uiDevice))
 	pages.GET("/t/:tenant/projects", s.tenantPage("projects", PermDevicesRead, s.uiProjects))
 	pages.GET("/t/:tenant/projects/:project", s.tenantPage("projects", PermDevicesRead, s.uiProject))
+	pages.GET("/t/:tenant/errors", s.tenantPage("errors", PermDevicesRead, s.uiErrors))
+	pages.GET("/t/:tenant/errors/:group", s.tenantPage("errors", PermDevicesRead, s.uiErrorGroup))
+	pages.GET("/t/:tenant/settings", s.tenantPage("settings", PermSettingsManage, s.uiSettings))
 	pages.GET("/t/:tenant/settings/members", s.tenantPage("members", PermTenantRead, s.uiMembers))
 	pages.GET("/t/:tenant/settings/tokens", s.tenantPage("tokens", PermTenantRead, s.uiTokens))
 	pages.GET("/t/:tenant/settings/audit", s.tenantPage("audit", PermAuditRead, s.uiAudit))
@@ -188,7 +206,30 @@ func (s *Server) Mount(prefix string, h http.Handler) {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	s.echo.Any(prefix+"*", echo.WrapHandler(h))
+	s.echo.Any(prefix+"*", func(c echo.Context) error {
+		h.ServeHTTP(sendfileResponse{c.Response()}, c.Request())
+		return nil
+	})
+}
+
+// sendfileResponse lets a mounted handler's io.Copy reach the connection's ReadFrom, so file
+// downloads (firmware images served by the local blob store) go out through sendfile(2)
+// instead of being copied through user space; echo.Response alone hides ReadFrom. Status and
+// size are still recorded on the echo.Response for logs and metrics.
+type sendfileResponse struct{ *echo.Response }
+
+// ReadFrom implements io.ReaderFrom.
+func (w sendfileResponse) ReadFrom(r io.Reader) (int64, error) {
+	if !w.Committed {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.Writer.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w.Response}, r)
+	}
+	n, err := rf.ReadFrom(r)
+	w.Size += n
+	return n, err
 }
 
 type healthResponse struct {

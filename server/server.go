@@ -28,6 +28,7 @@ import (
 	"github.com/espadmin/espadmin/ota"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tenantbus"
 	"github.com/espadmin/espadmin/ui"
 )
 
@@ -98,6 +99,14 @@ type Deps struct {
 	// OTA is the update service behind the project, release and rollout routes (package
 	// ota); when nil those routes answer 503.
 	OTA *ota.Service
+
+	// Brokers routes tenants to their own MQTT brokers (package tenantbus); the broker
+	// settings routes apply saved settings through it and read its connection states. When
+	// nil, settings are saved and take effect at the next start.
+	Brokers *tenantbus.Manager
+	// MQTTAuthSecret is the shared secret external brokers present to the device
+	// authentication endpoints (mqtt.auth_secret); empty turns those endpoints off (404).
+	MQTTAuthSecret string
 }
 
 // Server is the HTTP server.
@@ -120,6 +129,8 @@ type Server struct {
 	bodyLimits map[string]func() int64
 	// ui renders the web UI's pages (routes.go, ui.go).
 	ui *ui.UI
+	// deviceAuth rate-limits the device authentication endpoints (deviceauth.go).
+	deviceAuth *deviceAuthLimiter
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
@@ -167,6 +178,7 @@ func New(cfg config.HTTP, deps Deps) *Server {
 		publicURL:    strings.TrimRight(cfg.PublicURL, "/"),
 		publicRoutes: map[string]bool{},
 		bodyLimits:   map[string]func() int64{},
+		deviceAuth:   newDeviceAuthLimiter(),
 	}
 	if deps.Store != nil {
 		s.accounts = account.New(deps.Store, account.Options{

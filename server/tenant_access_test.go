@@ -78,6 +78,12 @@ var tenantAccess = map[string]accessCase{
 	"GET /api/v1/tenants/:tenant/settings/bugsnag":            {noBody, statuses(200, 200, 403, 403)},
 	"PUT /api/v1/tenants/:tenant/settings/bugsnag": {jsonBody(map[string]any{"api_key": "0123456789abcdef0123456789abcdef", "release_stage": "field"}),
 		statuses(200, 200, 403, 403)},
+	// Tenant broker settings (broker_settings_test.go has the scenarios). Testing without
+	// saved settings or a URL is 422, which proves the permission check passed.
+	"GET /api/v1/tenants/:tenant/settings/broker":       {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/settings/broker":       {jsonBody(map[string]any{"mode": "builtin", "version": 0}), statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/settings/broker/test": {jsonBody(map[string]any{}), statuses(422, 422, 403, 403)},
+	"GET /api/v1/tenants/:tenant/settings/broker/state": {noBody, statuses(200, 200, 403, 403)},
 	"POST /api/v1/tenants/:tenant/commands": {func(ids map[string]string) any {
 		return map[string]any{"name": "restart", "target": map[string]any{"device_ids": []string{ids["device"]}}}
 	}, statuses(202, 202, 202, 403)},

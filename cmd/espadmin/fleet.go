@@ -17,6 +17,7 @@ import (
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tenantbus"
 )
 
 // fleetServices are the device services of package fleet, wired for serve.
@@ -36,14 +37,16 @@ type ingestHooks struct {
 }
 
 // newFleet builds the device services on the broker (bus and sessions are nil when the
-// embedded broker is disabled: commands then stay queued and nothing is ingested here).
+// embedded broker is disabled: commands of tenants on it then stay queued and nothing of
+// theirs is ingested here). brokers routes each tenant on its own broker: commands go
+// through its bridge, ingestion subscribes on every bridge and bundles point at it.
 func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus messaging.Bus, sessions messaging.Sessions,
-	reg prometheus.Registerer, log *slog.Logger, hooks ingestHooks) *fleetServices {
+	brokers *tenantbus.Manager, reg prometheus.Registerer, log *slog.Logger, hooks ingestHooks) *fleetServices {
 	log = log.With("component", "fleet")
 	metrics := fleet.NewMetrics(reg)
 	hub := fleet.NewHub(func(n int) { metrics.EventsDropped.Add(float64(n)) })
 	commands := fleet.NewCommands(fleet.CommandsOptions{
-		Store: st, Bus: bus, Root: protocol.DefaultRoot, Hub: hub, Metrics: metrics, Logger: log,
+		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: brokers, Hub: hub, Metrics: metrics, Logger: log,
 	})
 	ingest := fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: commands, Hub: hub, Metrics: metrics, Logger: log,
@@ -52,7 +55,12 @@ func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus mess
 	})
 	devices := fleet.NewDevices(fleet.DevicesOptions{
 		Store: st, Keyring: keyring, Sessions: sessions, Caches: []fleet.Forgetter{ingest}, Hub: hub, Logger: log,
+		TenantEndpoint: func(tenantID string) (fleet.Endpoint, bool) {
+			e, ok := brokers.Endpoint(tenantID)
+			return fleet.Endpoint{Root: e.Root, MQTTHost: e.Host, MQTTPort: e.Port, TLS: e.TLS, CAPEM: e.CAPEM}, ok
+		},
 	})
+	brokers.OnBridge(ingest.Attach)
 	return &fleetServices{hub: hub, devices: devices, commands: commands, ingest: ingest}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
 	"github.com/espadmin/espadmin/store/blob"
+	"github.com/espadmin/espadmin/tenantbus"
 )
 
 // Deadlines for the start-up and shutdown steps that have no setting of their own.
@@ -129,7 +130,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		Store: st, Keyring: keyring, FingerprintKey: seal.DeriveKey(master, purposeConfigFingerprint),
 		Logger: log.With("component", "devconfig"),
 	})
-	fl := newFleet(cfg, st, keyring, bus, sessions, metrics, log,
+	// Tenants on their own brokers: one bridge each, loaded below once ingestion has
+	// registered on them, refreshed periodically so changes saved on another replica apply.
+	brokers := tenantbus.New(tenantbus.Options{
+		Store: st, Keyring: keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
+		ShareGroup: cfg.MQTT.ShareGroup, ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+	})
+	fl := newFleet(cfg, st, keyring, bus, sessions, brokers, metrics, log,
 		ingestHooks{logs: relay, errors: deviceErrors, ota: updates, config: remoteConfig})
 	remoteConfig.SetCommands(fl.commands)
 	remoteConfig.SetHub(fl.hub)
@@ -154,6 +161,8 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		Logs:           relay,
 		OTA:            updates,
 		Config:         remoteConfig,
+		Brokers:        brokers,
+		MQTTAuthSecret: cfg.MQTT.AuthSecret,
 		AllowedOrigins: config.SplitList(cfg.Logs.AllowedOrigins),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
@@ -218,6 +227,12 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		}
 	}
 
+	// Bridges to tenants' own brokers connect in the background; an unreachable one does not
+	// hold up the start.
+	if err := brokers.Load(ctx); err != nil {
+		log.Warn("load tenant broker settings", "error", err)
+	}
+
 	// Fleet workers (ingestion, command sweeper) run until HTTP has shut down, and stop
 	// before the broker does.
 	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
@@ -236,9 +251,9 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 			return nil
 		})
 	}
-	if bus != nil {
-		runFleet("ingestion", fl.ingest.Run)
-	}
+	// Ingestion also serves the tenants' bridges, so it runs without the embedded broker.
+	runFleet("ingestion", fl.ingest.Run)
+	runFleet("tenant brokers", brokers.Run)
 	runFleet("command sweeper", fl.commands.Run)
 	runFleet("rollout engine", updates.Run)
 	runFleet("log relay", relay.Run)
