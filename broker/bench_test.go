@@ -2,10 +2,13 @@ package broker
 
 // Broker benchmarks, each beside Debian's Mosquitto under the same load (docs/benchmarks.md).
 // The clients are minimal raw MQTT 3.1.1 clients (no goroutine while idle), identical for
-// both brokers, so memory deltas are the broker's and rates are measured by the same tool.
+// both brokers, so rates are measured by the same tool. The idle devices of
+// BenchmarkIdleDevices run in a child process (this test binary, TestIdleClientsChild), so
+// the embedded broker's memory delta holds none of the clients' memory and the broker
+// process holds one descriptor per device, not two.
 //
 //	go test -run XXX -bench . -benchtime 1x ./broker
-//	BROKER_BENCH_DEVICES=9000 go test -run XXX -bench . -benchtime 1x -timeout 30m ./broker
+//	BROKER_BENCH_DEVICES=10000 go test -run XXX -bench IdleDevices -benchtime 1x -timeout 30m ./broker
 
 import (
 	"bufio"
@@ -57,6 +60,7 @@ type benchTarget struct {
 	addr   string
 	rss    func() int64 // resident memory of the broker
 	heap   func() int64 // Go heap + stacks of the broker (embedded only)
+	stack  func() int64 // goroutine stacks of the broker (embedded only)
 	stop   func()
 	broker *Broker // embedded only
 }
@@ -85,6 +89,12 @@ func startEmbedded(b *testing.B, n int) *benchTarget {
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
 			return int64(m.HeapInuse + m.StackInuse)
+		},
+		stack: func() int64 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return int64(m.StackInuse)
 		},
 		stop: func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -303,27 +313,105 @@ func bothBrokers(b *testing.B, n int, run func(b *testing.B, t *benchTarget)) {
 	}
 }
 
-// BenchmarkIdleDevices: memory per idle connected, authenticated device.
+// BenchmarkIdleDevices: memory per idle connected, authenticated device. The devices connect
+// from a child process; for the embedded broker, heap-B/device is Go heap + stacks and
+// stack-B/device the goroutine stacks alone.
 func BenchmarkIdleDevices(b *testing.B) {
 	n := benchDevices()
 	bothBrokers(b, n, func(b *testing.B, t *benchTarget) {
 		for i := 0; i < b.N; i++ {
-			var heap0 int64
+			var heap0, stack0 int64
 			if t.heap != nil {
-				heap0 = t.heap()
+				heap0, stack0 = t.heap(), t.stack()
 			}
 			rss0 := t.rss()
-			clients, _ := connectAll(b, t.addr, n, 8)
+			stop := idleClients(b, t.addr, n)
 			time.Sleep(500 * time.Millisecond) // let the broker settle before sampling memory
 			rss1 := t.rss()
 			if t.heap != nil {
 				b.ReportMetric(float64(t.heap()-heap0)/float64(n), "heap-B/device")
+				b.ReportMetric(float64(t.stack()-stack0)/float64(n), "stack-B/device")
 			}
 			b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/device")
 			b.ReportMetric(float64(n), "devices")
-			closeAll(clients)
+			stop()
 		}
 	})
+}
+
+// idleClients connects devices 0..n-1 to addr from a child process and returns once all are
+// connected; stop disconnects them all.
+func idleClients(b *testing.B, addr string, n int) (stop func()) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "BROKER_BENCH_CHILD_ADDR="+addr, "BROKER_BENCH_DEVICES="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop = func() {
+		_ = in.Close() // the child disconnects and exits when its stdin closes
+		_ = cmd.Wait()
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "connected" {
+		stop()
+		b.Fatalf("idle clients: %q", line)
+	}
+	return stop
+}
+
+// TestIdleClientsChild is BenchmarkIdleDevices' child process; it does nothing in a normal
+// test run.
+func TestIdleClientsChild(t *testing.T) {
+	addr := os.Getenv("BROKER_BENCH_CHILD_ADDR")
+	if addr == "" {
+		return
+	}
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+	n := benchDevices()
+	clients := make([]*rawClient, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := dialRaw(addr, deviceID(i), "secret-"+deviceID(i))
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				clients[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		closeAll(clients)
+		t.Fatal(err)
+	}
+	fmt.Println("connected")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	closeAll(clients)
 }
 
 // BenchmarkConnectRate: authenticated CONNECTs per second from 8 parallel connectors.

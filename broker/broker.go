@@ -95,6 +95,7 @@ type Broker struct {
 	limits   *limitsHook
 
 	listeners []mqttListener
+	readPool  *readPool // read chunks of TCP connections (listeners.go)
 
 	subMu   sync.Mutex
 	subs    map[int]*subscription
@@ -144,12 +145,13 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		cfg:    cfg,
-		log:    log,
-		root:   root,
-		subs:   map[int]*subscription{},
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:      cfg,
+		log:      log,
+		root:     root,
+		subs:     map[int]*subscription{},
+		ctx:      ctx,
+		cancel:   cancel,
+		readPool: newReadPool(cfg.BufferSize),
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -170,10 +172,13 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		ClientNetWriteBufferSize: cfg.BufferSize,
-		ClientNetReadBufferSize:  cfg.BufferSize,
-		Logger:                   mochiLog,
-		SysTopicResendInterval:   sysTopicInterval,
-		InlineClient:             true,
+		// mochi keeps its read buffer for the life of each connection; TCP connections are
+		// buffered by deadlineConn instead, in cfg.BufferSize chunks held only while bytes
+		// are pending (TLS and WebSocket connections buffer in their own layers).
+		ClientNetReadBufferSize: mochiReadBuffer,
+		Logger:                  mochiLog,
+		SysTopicResendInterval:  sysTopicInterval,
+		InlineClient:            true,
 	})
 
 	b.metrics = newMetrics(b)

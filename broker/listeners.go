@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -116,7 +118,35 @@ type deadlineConn struct {
 	flushing bool
 	closing  bool
 	err      error
+
+	// Reading, on mochi's reader goroutine only. raw is nil unless the connection is a TCP
+	// socket (TLS and WebSocket connections buffer inside their own layers).
+	raw        syscall.RawConn
+	rpool      *readPool
+	rbuf       *[]byte // a pooled chunk holding rbuf[rpos:rend] not yet read by mochi
+	rpos, rend int
 }
+
+// mochiReadBuffer is the size of the bufio.Reader mochi keeps for each client (its
+// ClientNetReadBufferSize). mochi holds it for the life of the connection, so it is kept
+// small: the bytes are buffered by deadlineConn in pooled chunks only while any are pending.
+const mochiReadBuffer = 64
+
+// readPool holds the read chunks of every TCP connection: a connection takes one when its
+// socket has data and returns it once mochi has read all of it.
+type readPool struct {
+	size int
+	pool sync.Pool
+}
+
+func newReadPool(size int) *readPool {
+	p := &readPool{size: size}
+	p.pool.New = func() any { b := make([]byte, size); return &b }
+	return p
+}
+
+func (p *readPool) get() *[]byte  { return p.pool.Get().(*[]byte) }
+func (p *readPool) put(b *[]byte) { p.pool.Put(b) }
 
 var errSlowClient = errors.New("mqtt: client does not read fast enough; disconnected")
 
@@ -127,11 +157,99 @@ func newDeadlineConn(c net.Conn, connectTimeout, writeTimeout time.Duration, max
 	return &deadlineConn{Conn: c, writeTimeout: writeTimeout, maxBuffered: maxBuffered}
 }
 
+// poolReads makes c read through pool when it is a TCP socket; other connections are read
+// directly.
+func (c *deadlineConn) poolReads(pool *readPool) {
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	c.raw, c.rpool = raw, pool
+}
+
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.started != nil {
 		c.startedOnce.Do(c.started)
 	}
-	return c.Conn.Read(p)
+	if c.raw == nil {
+		return c.Conn.Read(p)
+	}
+	if c.rbuf != nil {
+		n := copy(p, (*c.rbuf)[c.rpos:c.rend])
+		c.rpos += n
+		if c.rpos == c.rend {
+			c.rpool.put(c.rbuf)
+			c.rbuf = nil
+		}
+		return n, nil
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(p) >= c.rpool.size {
+		return c.readRaw(p, nil) // a large packet body: straight into mochi's slice
+	}
+	var chunk *[]byte
+	n, err := c.readRaw(nil, &chunk)
+	if n == 0 {
+		return 0, err
+	}
+	m := copy(p, (*chunk)[:n])
+	if m < n {
+		c.rbuf, c.rpos, c.rend = chunk, m, n
+	} else {
+		c.rpool.put(chunk)
+	}
+	return m, nil
+}
+
+// readRaw waits until the socket is readable (or its read deadline passes, or it is
+// closed), then reads into p or, when p is nil, into a chunk taken from the pool only at
+// that point and left in *chunk. It returns what net.Conn.Read would: io.EOF at the end of
+// the stream and net errors otherwise.
+func (c *deadlineConn) readRaw(p []byte, chunk **[]byte) (int, error) {
+	var n int
+	var serr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		dst := p
+		if dst == nil {
+			*chunk = c.rpool.get()
+			dst = **chunk
+		}
+		for {
+			n, serr = syscall.Read(int(fd), dst)
+			if serr != syscall.EINTR {
+				break
+			}
+		}
+		if serr == syscall.EAGAIN {
+			if p == nil {
+				c.rpool.put(*chunk)
+				*chunk = nil
+			}
+			return false // wait for the poller
+		}
+		return true
+	})
+	if err == nil && serr == nil && n > 0 {
+		return n, nil
+	}
+	if p == nil && *chunk != nil {
+		c.rpool.put(*chunk)
+		*chunk = nil
+	}
+	switch {
+	case err != nil:
+		return 0, err
+	case serr != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", serr)}
+	default:
+		return 0, io.EOF
+	}
 }
 
 func (c *deadlineConn) SetDeadline(t time.Time) error {
@@ -220,6 +338,7 @@ func (c *deadlineConn) Close() error {
 func (b *Broker) serveConn(listenerID string, c net.Conn, establish listeners.EstablishFn) {
 	dc := newDeadlineConn(c, b.cfg.ConnectTimeout, b.cfg.WriteTimeout, max(4*b.cfg.MaxPacketSize, minWriteBuffer))
 	dc.started = b.handoff.Done
+	dc.poolReads(b.readPool)
 	err := establish(listenerID, dc)
 	dc.startedOnce.Do(b.handoff.Done) // mochi returned without reading
 	switch {

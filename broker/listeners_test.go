@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -132,5 +133,65 @@ func TestRetryListener(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept did not return after Close")
+	}
+}
+
+// TestDeadlineConnPooledReads: over TCP, bytes arrive intact through the pooled chunks
+// whatever the reader's slice size, no chunk is held once mochi has read everything, and the
+// end of the stream and read deadlines surface as net.Conn.Read reports them.
+func TestDeadlineConnPooledReads(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := newDeadlineConn(server, 0, time.Second, 1<<20)
+	dc.poolReads(newReadPool(256))
+	defer dc.Close()
+	if dc.raw == nil {
+		t.Fatal("TCP connection not read through the pool")
+	}
+
+	want := make([]byte, 5000)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	if _, err := peer.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, len(want))
+	for i := 0; len(got) < len(want); i++ {
+		p := make([]byte, []int{1, 64, 300, 17}[i%4]) // small reads and reads past the chunk size
+		n, err := dc.Read(p)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if string(got) != string(want) {
+		t.Fatal("bytes differ")
+	}
+	if dc.rbuf != nil {
+		t.Fatal("chunk still held after everything was read")
+	}
+
+	_ = dc.SetDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := dc.Read(make([]byte, 16)); !isTimeout(err) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	_ = dc.SetDeadline(time.Time{})
+	_ = peer.Close()
+	if _, err := dc.Read(make([]byte, 16)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read at the end of the stream: %v", err)
 	}
 }
