@@ -22,10 +22,15 @@ var undocumentedRoutes = []string{
 	"GET /healthz",
 	"GET /readyz",
 	"GET /metrics",
+	// Web UI pages (ui.go).
+	"GET /", "GET /setup", "GET /login", "GET /signup", "GET /forgot-password",
+	"GET /reset-password", "GET /verify-email", "GET " + invitationAcceptPath, "GET /tenants",
+	"GET /account",
 }
 
-// undocumentedPrefixes are mounted handlers and pages outside the JSON API.
-var undocumentedPrefixes = []string{"/blobs/"}
+// undocumentedPrefixes are mounted handlers and pages outside the JSON API: signed blob
+// downloads, the UI's static files and the UI's tenant pages.
+var undocumentedPrefixes = []string{"/blobs/", "/static/", "/t/"}
 
 func undocumented(method, path string) bool {
 	if slices.Contains(undocumentedRoutes, method+" "+path) {
