@@ -18,6 +18,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -105,13 +106,16 @@ const (
 
 // Service implements the account operations on a store.
 type Service struct {
-	st        store.Store
-	opts      Options
-	now       func() time.Time
-	accounts  *limiter
-	addrs     *limiter
-	resets    *limiter
-	dummyHash string
+	st       store.Store
+	opts     Options
+	now      func() time.Time
+	accounts *limiter
+	addrs    *limiter
+	resets   *limiter
+	// dummyHash is compared when the email is unknown, so an unknown email takes as long as
+	// a wrong password. It is made on first use: hashing allocates the full argon2 memory
+	// (19 MiB by default), which an idle server should not carry from its start.
+	dummyHash func() string
 }
 
 // New returns a Service.
@@ -132,12 +136,13 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	// The dummy hash is compared when the email is unknown, so an unknown email takes as
-	// long as a wrong password.
-	dummy, err := HashPassword("dummy password for timing equalisation", opts.Hash)
-	if err != nil {
-		panic("account: " + err.Error()) // crypto/rand cannot fail on supported platforms
-	}
+	dummy := sync.OnceValue(func() string {
+		h, err := HashPassword("dummy password for timing equalisation", opts.Hash)
+		if err != nil {
+			panic("account: " + err.Error()) // crypto/rand cannot fail on supported platforms
+		}
+		return h
+	})
 	return &Service{
 		st: st, opts: opts, now: now, dummyHash: dummy,
 		accounts: newLimiter(accountFreeFailures, backoffBase, backoffMax, limiterSize),
@@ -282,14 +287,14 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr string)
 	u, err := s.st.UserByEmail(ctx, norm)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		VerifyPassword(s.dummyHash, password)
+		VerifyPassword(s.dummyHash(), password)
 		return fail()
 	case err != nil:
 		return store.User{}, fmt.Errorf("account: look up user: %w", err)
 	}
 	hash := u.PasswordHash
 	if hash == "" || u.Disabled {
-		hash = s.dummyHash
+		hash = s.dummyHash()
 	}
 	if !VerifyPassword(hash, password) || u.PasswordHash == "" || u.Disabled {
 		return fail()
