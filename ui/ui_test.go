@@ -195,7 +195,8 @@ func TestUIViewerSeesNoActionsTheyCannotTake(t *testing.T) {
 	u := mustNew(t)
 	pages := renderAll(t, u)
 	for _, marker := range []string{"create-device-form", `id="cmd-restart"`, `data-bulk="restart"`, `id="rotate"`, "edit-device-form", "invite-form", `id="config-form"`, "upload-form", "rollout-form", "project-form",
-		"project-config-form", `data-bulk="tag"`, `data-bulk="config-push"`, "tenant-form", "bugsnag-form"} {
+		"project-config-form", `data-bulk="tag"`, `data-bulk="config-push"`, "tenant-form", "bugsnag-form",
+		"broker-form", `id="broker-test"`, `id="broker-state"`} {
 		found := false
 		for name, doc := range pages {
 			if strings.HasSuffix(name, "/viewer") && strings.Contains(doc, marker) {
@@ -305,5 +306,139 @@ func TestUINoInlineScripts(t *testing.T) {
 	}
 	if !strings.Contains(ContentSecurityPolicy, "script-src 'self'") || strings.Contains(ContentSecurityPolicy, "unsafe-inline") {
 		t.Errorf("CSP %q", ContentSecurityPolicy)
+	}
+}
+
+// findNodes returns the elements of the tree under n for which match holds.
+func findNodes(n *html.Node, match func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	if n.Type == html.ElementNode && match(n) {
+		out = append(out, n)
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		out = append(out, findNodes(c, match)...)
+	}
+	return out
+}
+
+func attrOf(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+func byID(root *html.Node, id string) *html.Node {
+	nodes := findNodes(root, func(n *html.Node) bool { v, _ := attrOf(n, "id"); return v == id })
+	if len(nodes) != 1 {
+		return nil
+	}
+	return nodes[0]
+}
+
+// The broker section of the settings page: the mode, the external broker's fields (each with
+// a place for its field error), a write-only password, the test and save buttons, the live
+// state, and the 409 reload button, hidden until needed.
+func TestUISettingsBrokerSection(t *testing.T) {
+	u := mustNew(t)
+	var buf bytes.Buffer
+	if err := u.Render(&buf, "settings", &SettingsView{Base: userBase(allPerms, "owner")}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := html.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := byID(root, "broker-form")
+	if form == nil {
+		t.Fatal("no broker-form")
+	}
+	named := func(name string) []*html.Node {
+		return findNodes(form, func(n *html.Node) bool { v, _ := attrOf(n, "name"); return v == name })
+	}
+	var modes []string
+	for _, n := range named("mode") {
+		if typ, _ := attrOf(n, "type"); typ != "radio" {
+			t.Errorf("mode is a %s, want radio buttons", typ)
+		}
+		v, _ := attrOf(n, "value")
+		modes = append(modes, v)
+	}
+	if strings.Join(modes, ",") != "builtin,external" {
+		t.Errorf("mode choices = %v, want builtin and external", modes)
+	}
+	external := byID(root, "broker-external")
+	if external == nil {
+		t.Fatal("no broker-external")
+	}
+	if _, hidden := attrOf(external, "hidden"); !hidden {
+		t.Error("the external broker's fields are shown before the mode is known")
+	}
+	for _, f := range []struct{ name, tag string }{
+		{"url", "input"}, {"username", "input"}, {"password", "input"}, {"ca_cert_pem", "textarea"},
+		{"topic_root", "input"}, {"client_id", "input"},
+	} {
+		nodes := findNodes(external, func(n *html.Node) bool { v, _ := attrOf(n, "name"); return v == f.name })
+		if len(nodes) != 1 || nodes[0].Data != f.tag {
+			t.Errorf("field %s: want one <%s> among the external broker's fields, found %d", f.name, f.tag, len(nodes))
+			continue
+		}
+		errs := findNodes(form, func(n *html.Node) bool { v, _ := attrOf(n, "data-error-for"); return v == f.name })
+		if len(errs) != 1 {
+			t.Errorf("field %s has %d places for its field error, want 1", f.name, len(errs))
+		}
+	}
+	if pw := named("password"); len(pw) == 1 {
+		if typ, _ := attrOf(pw[0], "type"); typ != "password" {
+			t.Errorf("password type = %q", typ)
+		}
+		if _, ok := attrOf(pw[0], "value"); ok {
+			t.Error("the password field carries a value: it is write-only")
+		}
+	}
+	for id, text := range map[string]string{"broker-test": "Test connection", "broker-reload": "Reload"} {
+		n := byID(root, id)
+		if n == nil || n.Data != "button" {
+			t.Errorf("no <button id=%s>", id)
+			continue
+		}
+		var b bytes.Buffer
+		_ = html.Render(&b, n)
+		if !strings.Contains(b.String(), text) {
+			t.Errorf("%s reads %q, want %q in it", id, b.String(), text)
+		}
+	}
+	if _, hidden := attrOf(byID(root, "broker-reload"), "hidden"); !hidden {
+		t.Error("the reload button is shown before a conflict")
+	}
+	if res := byID(root, "broker-test-result"); res == nil {
+		t.Error("no place for the test result")
+	} else if role, _ := attrOf(res, "role"); role != "status" {
+		t.Errorf("test result role = %q, want status", role)
+	}
+	if st := byID(root, "broker-state"); st == nil {
+		t.Error("no live state")
+	} else if role, _ := attrOf(st, "role"); role != "status" {
+		t.Errorf("live state role = %q, want status", role)
+	}
+	if len(findNodes(form, func(n *html.Node) bool {
+		typ, _ := attrOf(n, "type")
+		return n.Data == "button" && typ == "submit" && strings.Contains(n.FirstChild.Data, "Save broker settings")
+	})) != 1 {
+		t.Error("no Save broker settings button")
+	}
+
+	// Someone without settings:manage sees neither the form nor the state.
+	buf.Reset()
+	viewer := userBase(map[string]bool{"tenant:read": true, "devices:read": true}, "viewer")
+	if err := u.Render(&buf, "settings", &SettingsView{Base: viewer}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"broker-form", "broker-state", "settings/broker"} {
+		if strings.Contains(buf.String(), m) {
+			t.Errorf("a viewer's settings page contains %s", m)
+		}
 	}
 }

@@ -310,6 +310,82 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator("#dash-errors").getByText("No open errors.").waitFor();
   });
 
+  test("settings: the broker's connection test, field errors, live state, a conflict, and back to built-in", async () => {
+    await page.getByRole("link", { name: "Settings", exact: true }).click();
+    await page.waitForURL(/\/t\/acme\/settings$/);
+    const status = page.locator("#broker-status");
+    await page.locator('#broker-status[data-state="builtin"]').waitFor();
+    assert.equal(await page.getByLabel("the built-in broker").isChecked(), true, "built-in is the default");
+    assert.equal(await page.getByLabel(/^Broker URL/).isVisible(), false, "the external broker's fields are hidden for built-in");
+
+    // External, with an address nothing listens on: the test says so readably.
+    await page.getByLabel("the tenant's own broker (external)").check();
+    await page.getByLabel(/^Broker URL/).fill("tcp://127.0.0.1:1");
+    await page.getByLabel("Password (write-only)").fill("s3cret-password");
+    await page.getByLabel("Username", { exact: true }).fill("espadmin");
+    await page.getByRole("button", { name: "Test connection" }).click();
+    const result = page.locator("#broker-test-result");
+    await page.locator('#broker-test-result[data-result="unreachable"]').waitFor();
+    assert.match(await result.textContent(), /^Unreachable: nothing answered at this address/);
+    await screenshot(page, "09l-settings-broker-test-unreachable");
+
+    // A scheme MQTT does not use is a field error next to the URL, from the test and from saving.
+    await page.getByLabel(/^Broker URL/).fill("http://127.0.0.1:1883");
+    await page.getByRole("button", { name: "Test connection" }).click();
+    const urlError = page.locator('#broker-form [data-error-for="url"]');
+    await urlError.filter({ hasText: /scheme "http" is not supported/ }).waitFor();
+    assert.equal(await result.textContent(), "", "no test result next to a field error");
+    await page.getByRole("button", { name: "Save broker settings" }).click();
+    await urlError.filter({ hasText: /^Broker URL: scheme "http" is not supported/ }).waitFor();
+    assert.equal(await page.getByLabel(/^Broker URL/).getAttribute("aria-invalid"), "true");
+    await screenshot(page, "09m-settings-broker-field-error");
+
+    // Saved with the unreachable address, the live state shows the failure without a reload;
+    // the password reads back only as set.
+    await page.getByLabel(/^Broker URL/).fill("tcp://127.0.0.1:1");
+    await page.getByRole("button", { name: "Save broker settings" }).click();
+    await page.locator("#broker-form [data-form-done]").filter({ hasText: "Saved: the server now connects to the tenant's broker." }).waitFor();
+    assert.equal(await page.getByLabel("Password (write-only)").inputValue(), "", "the password is not shown again");
+    await page.locator('#br-password-state[data-set="true"]').waitFor();
+    await page.locator("#broker-last-error").filter({ hasText: /^Last error: Unreachable/ }).waitFor();
+    assert.match(await status.getAttribute("data-state"), /^(connecting|disconnected|failed)$/);
+    await page.locator("#broker-since").filter({ hasText: /^since / }).waitFor();
+    await screenshot(page, "09n-settings-broker-external-state");
+
+    // Someone else saves meanwhile (a second tab): this page's save is a readable 409, and
+    // reloading the settings lets it save.
+    const other = watch(await owner.newPage(), "owner (second tab)");
+    await other.goto(server.url + "/t/acme/settings");
+    await other.locator('#br-password-state[data-set="true"]').waitFor();
+    await other.getByLabel("Topic root (empty means espadmin)").fill("acme");
+    await other.getByRole("button", { name: "Save broker settings" }).click();
+    await other.locator("#broker-form [data-form-done]").filter({ hasText: /^Saved/ }).waitFor();
+    await other.close();
+
+    await page.getByLabel("the built-in broker").check();
+    assert.equal(await page.getByRole("button", { name: "Test connection" }).isVisible(), false, "no test for built-in");
+    await page.getByRole("button", { name: "Save broker settings" }).click();
+    await page.locator("#broker-form [data-form-error]").filter({ hasText: /changed by someone else/ }).waitFor();
+    await screenshot(page, "09o-settings-broker-conflict");
+    await page.getByRole("button", { name: "Reload the broker settings" }).click();
+    await page.getByRole("button", { name: "Reload the broker settings" }).waitFor({ state: "hidden" });
+    await page.waitForFunction(() => document.getElementById("br-topic-root").value === "acme");
+    assert.equal(await page.locator("#broker-form [data-form-error]").textContent(), "", "the conflict message is gone");
+    assert.equal(await page.getByLabel("the tenant's own broker (external)").isChecked(), true);
+
+    // Back to built-in: saved, and the live state follows.
+    await page.getByLabel("the built-in broker").check();
+    await page.getByRole("button", { name: "Save broker settings" }).click();
+    await page.locator("#broker-form [data-form-done]").filter({ hasText: "Saved: devices use the built-in broker." }).waitFor();
+    await page.locator('#broker-status[data-state="builtin"]').waitFor();
+    assert.equal(await page.locator("#broker-last-error").textContent(), "");
+    await page.reload();
+    await page.locator('#br-password-state[data-set="true"]').waitFor({ state: "attached" });
+    assert.equal(await page.getByLabel("the built-in broker").isChecked(), true, "built-in after a reload");
+    assert.equal(await page.getByLabel(/^Broker URL/).isVisible(), false);
+    await screenshot(page, "09p-settings-broker-builtin");
+  });
+
   test("API tokens are shown once; the audit log records the changes", async () => {
     await page.getByRole("link", { name: "API tokens" }).click();
     await page.getByLabel("Name").fill("ci");
