@@ -71,6 +71,9 @@ type Options struct {
 	// CommandTTL is how long a config command waits for an offline device (default
 	// fleet.DefaultCommandTTL); after that the device still gets its config at its next boot.
 	CommandTTL time.Duration
+	// Credentials switches a device's MQTT secret once it applied a staged one
+	// (fleet.Devices, see SetCredentials); nil refuses staged rotations.
+	Credentials CredentialSwitcher
 }
 
 // Service manages config entries, computes and versions effective configs and delivers them.
@@ -570,6 +573,7 @@ func (s *Service) CommandAcked(ctx context.Context, cmd store.Command, ack proto
 	})
 	if ack.Result == protocol.ResultOK {
 		s.o.Logger.Info("config applied", "tenant_id", cmd.TenantID, "device_id", cmd.DeviceID, "version", version)
+		s.rotationApplied(ctx, cmd.TenantID, cmd.DeviceID, version)
 	} else {
 		s.o.Logger.Warn("config refused by device", "tenant_id", cmd.TenantID, "device_id", cmd.DeviceID,
 			"version", version, "result", ack.Result, "message", ack.Message)

@@ -167,6 +167,24 @@ func (d *Devices) Rotate(ctx context.Context, tenantID, id string) (Provisioned,
 	return Provisioned{Device: dev, Secret: secret, Bundle: b}, nil
 }
 
+// SwitchSecret makes secret the device's MQTT password and keeps its per-device key: the
+// end of a staged rotation, once the device holds the new secret (package devconfig). The
+// old secret is refused from now on; the live session is closed so the device reconnects
+// with the new one.
+func (d *Devices) SwitchSecret(ctx context.Context, tenantID, id, secret string) error {
+	dev, err := d.o.Store.Device(ctx, tenantID, id)
+	if err != nil {
+		return err
+	}
+	at := d.o.Now.now()
+	if err := d.o.Store.SetDeviceCredentials(ctx, tenantID, id, HashSecret(secret), dev.KeySealed, at); err != nil {
+		return err
+	}
+	d.kick(id)
+	d.o.Hub.Publish(Event{Type: EventDevice, TenantID: tenantID, DeviceID: id, Data: map[string]any{"action": "credentials_rotated", "mode": "staged"}})
+	return nil
+}
+
 // SetDisabled disables or enables a device. Disabling kicks the live session; the broker
 // refuses the device until it is enabled again.
 func (d *Devices) SetDisabled(ctx context.Context, tenantID, id string, disabled bool) (store.Device, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/espadmin/espadmin/devconfig"
 	"github.com/espadmin/espadmin/fleet"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/store"
@@ -65,6 +66,7 @@ type deviceResponse struct {
 	LastSeenAt           *time.Time              `json:"last_seen_at,omitempty"`
 	Metadata             *deviceMetadataResponse `json:"metadata,omitempty" doc:"absent until the device reported at boot"`
 	CredentialsRotatedAt *time.Time              `json:"credentials_rotated_at,omitempty"`
+	CredentialsRotation  *credentialsRotation    `json:"credentials_rotation,omitempty" doc:"a staged rotation the device has not applied yet (shown by the single-device routes)"`
 	CreatedAt            time.Time               `json:"created_at"`
 	UpdatedAt            time.Time               `json:"updated_at"`
 }
@@ -97,6 +99,32 @@ func deviceOf(d store.Device) deviceResponse {
 		}
 	}
 	return r
+}
+
+// Credential rotation modes (rotateDeviceRequest.Mode).
+const (
+	rotateImmediate = "immediate"
+	rotateStaged    = "staged"
+)
+
+type rotateDeviceRequest struct {
+	Mode string `json:"mode,omitempty" doc:"immediate (default): new secret and key at once, the device must be reflashed; staged: the new secret reaches the device in its config and replaces the old one once the device applied it"`
+}
+
+// credentialsRotation is a staged rotation waiting for the device. The new secret never
+// appears on the API: only the device receives it, sealed with its key.
+type credentialsRotation struct {
+	State         string    `json:"state" doc:"pending: the old secret works until the device acknowledges the config version carrying the new one"`
+	Mode          string    `json:"mode" doc:"staged"`
+	StagedAt      time.Time `json:"staged_at"`
+	ConfigVersion int64     `json:"config_version" doc:"the config version carrying the new secret (or any later one)"`
+}
+
+func rotationOf(r *devconfig.Rotation) *credentialsRotation {
+	if r == nil {
+		return nil
+	}
+	return &credentialsRotation{State: "pending", Mode: rotateStaged, StagedAt: r.StagedAt, ConfigVersion: r.ConfigVersion}
 }
 
 // deviceCredentialsResponse answers creation and rotation: the device with its secret and
@@ -282,7 +310,15 @@ func (s *Server) getDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, deviceOf(d))
+	out := deviceOf(d)
+	if s.deps.Config != nil {
+		r, err := s.deps.Config.PendingRotation(c.Request().Context(), d)
+		if err != nil {
+			return err
+		}
+		out.CredentialsRotation = rotationOf(r)
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // updateDevice serves PATCH /api/v1/tenants/:tenant/devices/:device.
@@ -341,21 +377,67 @@ func (s *Server) deleteDevice(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// rotateDevice serves POST /api/v1/tenants/:tenant/devices/:device/rotate-credentials.
+// rotateDevice serves POST /api/v1/tenants/:tenant/devices/:device/rotate-credentials. The
+// body is optional; {"mode":"staged"} stages the new secret in the device's config instead
+// of replacing the credentials at once (docs/provisioning.md).
 func (s *Server) rotateDevice(c echo.Context) error {
 	if err := s.fleetReady(); err != nil {
 		return err
+	}
+	var req rotateDeviceRequest
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	switch req.Mode {
+	case "", rotateImmediate, rotateStaged:
+	default:
+		return &ValidationError{Fields: map[string]string{"mode": "must be immediate or staged"}}
 	}
 	d, err := s.device(c)
 	if err != nil {
 		return err
 	}
-	p, err := s.deps.Devices.Rotate(c.Request().Context(), d.TenantID, d.ID)
+	ctx := c.Request().Context()
+	if req.Mode == rotateStaged {
+		if s.deps.Config == nil {
+			return &Error{Status: http.StatusServiceUnavailable, Message: "staged rotation needs the config service"}
+		}
+		r, err := s.deps.Config.StageSecret(ctx, d.TenantID, d.ID, configActor(tenantFrom(c).Principal))
+		if errors.Is(err, devconfig.ErrNoRotation) {
+			return &Error{Status: http.StatusServiceUnavailable, Message: "staged rotation is not available", Err: err}
+		}
+		if err != nil {
+			return configError(err, store.ScopeDevice, false)
+		}
+		s.audit(c, auditDeviceRotate, "device", d.ID, map[string]any{"mode": rotateStaged})
+		if d, err = s.deps.Store.Device(ctx, d.TenantID, d.ID); err != nil {
+			return err
+		}
+		out := deviceOf(d)
+		out.CredentialsRotation = rotationOf(&r)
+		return c.JSON(http.StatusAccepted, out)
+	}
+	p, err := s.deps.Devices.Rotate(ctx, d.TenantID, d.ID)
 	if err != nil {
 		return err
 	}
+	s.dropStagedSecret(c, d)
 	s.audit(c, auditDeviceRotate, "device", d.ID, nil)
 	return c.JSON(http.StatusOK, deviceCredentialsResponse{deviceResponse: deviceOf(p.Device), Secret: p.Secret, Provisioning: p.Bundle})
+}
+
+// dropStagedSecret removes a staged secret after an immediate rotation, so a device
+// reflashed with the new bundle is not given the stale staged one. The rotation is done
+// either way; a failure is logged.
+func (s *Server) dropStagedSecret(c echo.Context, d store.Device) {
+	if s.deps.Config == nil {
+		return
+	}
+	if err := s.deps.Config.DropStagedSecret(c.Request().Context(), d.TenantID, d.ID, configActor(tenantFrom(c).Principal)); err != nil {
+		s.log.Warn("staged secret not dropped after rotation", "device_id", d.ID, "error", err)
+	}
 }
 
 // setDeviceDisabled serves POST …/devices/:device/disable and …/enable.
@@ -422,6 +504,7 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		s.dropStagedSecret(c, d)
 		s.audit(c, auditDeviceRotate, "device", d.ID, map[string]any{"via": "provisioning"})
 		b = p.Bundle
 	} else if b, err = s.deps.Devices.Bundle(ctx, d); err != nil {

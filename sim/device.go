@@ -56,6 +56,10 @@ type Options struct {
 	LogLinesPerSecond int
 	// ReconnectDelay is the pause between connection attempts (default 1 s).
 	ReconnectDelay time.Duration
+	// StateDir, when set, is where the device keeps its bundle (WriteBundle): a rotated
+	// _mqtt_secret from a config is saved there before the config is acknowledged, as the
+	// firmware commits it to NVS, so the next run connects with it.
+	StateDir string
 }
 
 // Stats are counters a test or benchmark reads.
@@ -661,13 +665,23 @@ func (d *Device) applyConfig(p protocol.ConfigParams, id string) protocol.Ack {
 		}
 		values[e.Key] = v
 	}
+	var secret string
+	if s, ok := values[protocol.KeyMQTTSecret]; ok {
+		if json.Unmarshal(s, &secret) != nil || secret == "" {
+			return protocol.Ack{ID: id, Result: protocol.ResultError, Message: protocol.KeyMQTTSecret + " is not a non-empty string"}
+		}
+		if d.o.StateDir != "" {
+			b := d.o.Bundle
+			b.Secret = secret
+			if err := WriteBundle(d.o.StateDir, b); err != nil {
+				return protocol.Ack{ID: id, Result: protocol.ResultError, Message: "state not saved"}
+			}
+		}
+	}
 	d.mu.Lock()
 	d.config, d.configVersion, d.configHash = values, p.Version, p.Hash
-	if s, ok := values[protocol.KeyMQTTSecret]; ok {
-		var secret string
-		if json.Unmarshal(s, &secret) == nil && secret != "" {
-			d.secret = secret
-		}
+	if secret != "" {
+		d.secret = secret // used from the next connection on
 	}
 	d.mu.Unlock()
 	data, _ := json.Marshal(map[string]int64{"config_version": p.Version})

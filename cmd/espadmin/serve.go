@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	remoteConfig.SetCommands(fl.commands)
 	remoteConfig.SetHub(fl.hub)
 	remoteConfig.SetEndpoint(fl.devices.Endpoint)
+	remoteConfig.SetCredentials(fl.devices)
 	fl.commands.Observe(remoteConfig)
 	debugger.Commands = fl.commands
 	updates.SetCommands(fl.commands)

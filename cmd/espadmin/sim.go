@@ -64,6 +64,7 @@ func (c *simCmd) run(ctx context.Context, cfg config.Config, _ io.Reader, stdout
 	}
 	f, err := sim.NewFleet(bundles, sim.Options{
 		BrokerURL: c.broker, Firmware: c.firmware, Logger: log, LogLinesPerSecond: c.logLines,
+		StateDir: c.stateDir, // a rotated secret is kept in the device's bundle there
 	})
 	if err != nil {
 		return err
