@@ -30,6 +30,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -140,6 +141,13 @@ func openSQLite(raw string) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("create database folder: %w", err)
 		}
+	}
+	// The database holds password hashes and sealed secrets: create it readable by its owner
+	// only. SQLite gives its -wal and -shm files the database file's permissions.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create database file: %w", err)
 	}
 	// Pragmas given in the DSN are applied by the driver to every new connection, so a
 	// connection that the pool replaces keeps them. busy_timeout comes first so the others

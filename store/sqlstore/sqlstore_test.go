@@ -163,8 +163,12 @@ func TestSQLiteSetup(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "a", "b", "espadmin.db")
 	s := openURL(t, "sqlite://"+path)
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		t.Fatalf("database file not created in a new folder: %v", err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("database file mode = %o, want 600 (it holds hashes and sealed secrets)", perm)
 	}
 	check := func(name string, query string, want string) {
 		t.Helper()
