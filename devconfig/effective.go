@@ -92,12 +92,19 @@ func (s *Service) openItem(tenantID string, it item) ([]byte, error) {
 	return plain, nil
 }
 
-// platformItems are the keys the platform manages from the endpoint devices connect to.
-func (s *Service) platformItems() []item {
-	if s.o.Endpoint == nil {
+// platformItems are the keys the platform manages from the endpoint a tenant's devices
+// connect to: the tenant's own broker when it uses one (TenantEndpoint), else the embedded
+// broker's.
+func (s *Service) platformItems(tenantID string) []item {
+	var e fleet.Endpoint
+	switch {
+	case s.o.TenantEndpoint != nil:
+		e = s.o.TenantEndpoint(tenantID)
+	case s.o.Endpoint != nil:
+		e = s.o.Endpoint()
+	default:
 		return nil
 	}
-	e := s.o.Endpoint()
 	var out []item
 	if e.MQTTHost != "" {
 		host, _ := json.Marshal(e.MQTTHost)
@@ -122,7 +129,7 @@ type layers struct {
 // merge applies the layers in order and returns the effective items sorted by key. Entries
 // of the device scope whose key is reserved were written by the platform (a staged
 // credential) and belong to the platform layer.
-func (s *Service) merge(l layers) ([]item, error) {
+func (s *Service) merge(tenantID string, l layers) ([]item, error) {
 	byKey := map[string]item{}
 	for _, e := range l.project {
 		it, err := s.itemOf(e, LayerProject)
@@ -147,7 +154,7 @@ func (s *Service) merge(l layers) ([]item, error) {
 		}
 		byKey[e.Key] = it
 	}
-	for _, it := range append(s.platformItems(), platform...) {
+	for _, it := range append(s.platformItems(tenantID), platform...) {
 		byKey[it.Key] = it
 	}
 	out := make([]item, 0, len(byKey))

@@ -66,8 +66,11 @@ type Options struct {
 	// Endpoint gives the broker host, port and CA devices use (fleet.Devices.Endpoint); nil
 	// leaves those platform keys out.
 	Endpoint func() fleet.Endpoint
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// TenantEndpoint, when set, replaces Endpoint per tenant (fleet.Devices.EndpointFor), so
+	// the platform keys of a tenant on its own broker name that broker.
+	TenantEndpoint func(tenantID string) fleet.Endpoint
+	Logger         *slog.Logger
+	Now            func() time.Time
 	// CommandTTL is how long a config command waits for an offline device (default
 	// fleet.DefaultCommandTTL); after that the device still gets its config at its next boot.
 	CommandTTL time.Duration
@@ -104,6 +107,10 @@ func (s *Service) SetHub(h *fleet.Hub) { s.o.Hub = h }
 // SetEndpoint sets where the platform keys come from, e.g. fleet.Devices.Endpoint (see
 // SetCommands).
 func (s *Service) SetEndpoint(e func() fleet.Endpoint) { s.o.Endpoint = e }
+
+// SetTenantEndpoint sets where each tenant's platform keys come from, e.g.
+// fleet.Devices.EndpointFor; it takes precedence over SetEndpoint (see SetCommands).
+func (s *Service) SetTenantEndpoint(e func(tenantID string) fleet.Endpoint) { s.o.TenantEndpoint = e }
 
 var (
 	_ fleet.ConfigRequester = (*Service)(nil)
@@ -284,7 +291,7 @@ func (s *Service) checkFits(ctx context.Context, tenantID string, scope store.Co
 		} else {
 			l.device = overlay(l.device, changed)
 		}
-		items, err := s.merge(l)
+		items, err := s.merge(tenantID, l)
 		if err != nil {
 			return err
 		}
@@ -348,7 +355,7 @@ func (s *Service) effectiveItems(ctx context.Context, dev store.Device) ([]item,
 	if err != nil {
 		return nil, err
 	}
-	return s.merge(l)
+	return s.merge(dev.TenantID, l)
 }
 
 // update recomputes a device's effective config and, when its content changed, stores a new

@@ -142,8 +142,11 @@ func NewIngest(o IngestOptions) *Ingest {
 }
 
 // Filter returns the subscription filter: {root}/+/up/# or its shared form.
-func (in *Ingest) Filter() string {
-	f := protocol.UplinkFilter(in.o.Root, "")
+func (in *Ingest) Filter() string { return in.filter(in.o.Root) }
+
+// filter is the uplink filter of a topic root, shared when ShareGroup is set.
+func (in *Ingest) filter(root string) string {
+	f := protocol.UplinkFilter(root, "")
 	if in.o.ShareGroup != "" {
 		f = "$share/" + in.o.ShareGroup + "/" + f
 	}
@@ -189,16 +192,17 @@ func (in *Ingest) Run(ctx context.Context) error {
 	}
 }
 
-// Attach subscribes to the uplink of one tenant's own broker ({root}/+/up/#, shared when the
-// bus is configured so) with the same handling as the embedded broker's, except that reports
-// of devices of other tenants are dropped: a tenant's broker speaks for its devices only.
-// It has the signature of tenantbus.Subscriber; the bus ends the subscription when it shuts
-// down. Messages wait in the workers' queues until Run starts.
+// Attach subscribes to the uplink of one tenant's own broker ({root}/+/up/#, as
+// $share/ShareGroup/… when ShareGroup is set, so that each report reaches one replica) with
+// the same handling as the embedded broker's, except that reports of devices of other
+// tenants are dropped: a tenant's broker speaks for its devices only. It has the signature
+// of tenantbus.Subscriber; the bus ends the subscription when it shuts down. Messages wait
+// in the workers' queues until Run starts.
 func (in *Ingest) Attach(ctx context.Context, tenantID, root string, bus messaging.Bus) error {
 	if tenantID == "" {
 		return errors.New("fleet: attach ingestion: empty tenant ID")
 	}
-	_, err := bus.Subscribe(ctx, protocol.UplinkFilter(root, ""), 1, in.handler(root, tenantID))
+	_, err := bus.Subscribe(ctx, in.filter(root), 1, in.handler(root, tenantID))
 	return err
 }
 

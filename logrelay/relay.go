@@ -95,8 +95,13 @@ func (d *CommandsDebugger) Debug(ctx context.Context, tenantID, deviceID string,
 
 // Options configure a Relay. Zero values take the defaults.
 type Options struct {
-	Bus      messaging.Bus
-	Root     string
+	Bus  messaging.Bus
+	Root string
+	// Router, when set, replaces Bus and Root per tenant (tenantbus.Manager): a device of a
+	// tenant on its own broker is watched through that tenant's bridge. The relay's
+	// subscriptions there are per device and must reach every replica with a viewer, so
+	// they are plain (not shared) subscriptions.
+	Router   fleet.Router
 	Debugger Debugger
 	// AutoDebug makes the first viewer turn debug on and the last one leaving turn it off.
 	AutoDebug bool
@@ -231,7 +236,7 @@ func (r *Relay) Watch(ctx context.Context, tenantID, deviceID, level string) (*V
 	f := r.feeds[deviceID]
 	created := false
 	if f == nil {
-		f = &feed{r: r, tenantID: tenantID, deviceID: deviceID, viewers: map[*Viewer]struct{}{},
+		f = &feed{r: r, tenantID: tenantID, deviceID: deviceID, root: r.o.Root, viewers: map[*Viewer]struct{}{},
 			queue: make(chan messaging.Message, r.o.DeviceQueue), stop: make(chan struct{}), nextSeq: -1}
 		r.feeds[deviceID] = f
 		created = true
@@ -413,6 +418,7 @@ func (r *Relay) leave(v *Viewer) {
 type feed struct {
 	r                  *Relay
 	tenantID, deviceID string
+	root               string               // topic root of the broker the feed subscribes on; set before run
 	viewers            map[*Viewer]struct{} // guarded by r.mu
 	level              string               // guarded by r.mu
 	renewAt            time.Time            // guarded by r.mu
@@ -427,13 +433,28 @@ type feed struct {
 	nextSeq int64 // fan-out goroutine only; -1 until the first batch
 }
 
-// subscribe subscribes to the device's log uplink and its command downlink. Both handlers
-// only copy and enqueue: they run on the broker's goroutine.
-func (f *feed) subscribe(ctx context.Context) error {
-	bus := f.r.o.Bus
-	if bus == nil {
-		return errors.New("logrelay: no broker (messaging.Bus)")
+// route returns the bus and topic root of the feed's device: its tenant's broker when a
+// Router is set, else Options.Bus and Options.Root.
+func (r *Relay) route(tenantID string) (messaging.Bus, string) {
+	if r.o.Router == nil {
+		return r.o.Bus, r.o.Root
 	}
+	bus, root, _ := r.o.Router.Route(tenantID)
+	if root == "" {
+		root = protocol.DefaultRoot
+	}
+	return bus, root
+}
+
+// subscribe subscribes to the device's log uplink and its command downlink on the broker of
+// the device's tenant. Both handlers only copy and enqueue: they run on the broker's (or the
+// bridge's) goroutine.
+func (f *feed) subscribe(ctx context.Context) error {
+	bus, root := f.r.route(f.tenantID)
+	if bus == nil {
+		return errors.New("logrelay: no broker (messaging.Bus) for the device's tenant")
+	}
+	f.root = root
 	handler := func(m messaging.Message) {
 		m.Payload = append([]byte(nil), m.Payload...)
 		select {
@@ -442,7 +463,7 @@ func (f *feed) subscribe(ctx context.Context) error {
 			f.r.metrics.Dropped.WithLabelValues("queue_full").Inc()
 		}
 	}
-	for _, topic := range []string{protocol.Uplink(f.r.o.Root, f.deviceID, protocol.KindLog), protocol.DownlinkCommand(f.r.o.Root, f.deviceID)} {
+	for _, topic := range []string{protocol.Uplink(root, f.deviceID, protocol.KindLog), protocol.DownlinkCommand(root, f.deviceID)} {
 		unsub, err := bus.Subscribe(ctx, topic, 0, handler)
 		if err != nil {
 			f.shutdown()
@@ -468,7 +489,7 @@ func (f *feed) shutdown() {
 }
 
 func (f *feed) run() {
-	logTopic := protocol.Uplink(f.r.o.Root, f.deviceID, protocol.KindLog)
+	logTopic := protocol.Uplink(f.root, f.deviceID, protocol.KindLog)
 	for {
 		select {
 		case <-f.stop:

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,10 +50,11 @@ type Options struct {
 	Default messaging.Bus
 	// DefaultRoot is the embedded broker's topic root; empty means protocol.DefaultRoot.
 	DefaultRoot string
-	// ShareGroup makes every bridge subscribe with $share/ShareGroup/… (mqtt.share_group).
-	ShareGroup string
 	// ReplicaID is appended to each bridge's client ID ("ID-REPLICA") so that replicas
-	// sharing a tenant broker keep distinct persistent sessions (mqtt.replica_id).
+	// sharing a tenant broker keep distinct persistent sessions (mqtt.replica_id). It also
+	// replaces ReplicaPlaceholder in a tenant's broker username, for brokers that force the
+	// client ID to the username (Mosquitto's use_username_as_clientid): each replica then
+	// logs in with its own account.
 	ReplicaID string
 	// Bridge holds tuning applied to every bridge (timeouts, backoff, queue sizes); its
 	// connection fields are ignored.
@@ -78,6 +80,10 @@ type tenantBridge struct {
 	settings store.BrokerSettings
 	root     string
 }
+
+// ReplicaPlaceholder in a tenant's broker username is replaced by the replica's ID
+// (Options.ReplicaID), e.g. "espadmin-{replica_id}" logs in as "espadmin-a" on replica a.
+const ReplicaPlaceholder = "{replica_id}"
 
 // PasswordAD is the associated data sealing a tenant's broker password, so a sealed password
 // cannot be moved to another tenant.
@@ -280,8 +286,12 @@ func (m *Manager) Apply(ctx context.Context, tenantID string, bs store.BrokerSet
 // config builds the bridge configuration of a tenant's settings.
 func (m *Manager) config(tenantID string, bs store.BrokerSettings) (bridge.Config, error) {
 	cfg := m.o.Bridge
-	cfg.URL, cfg.Username, cfg.CACertPEM, cfg.TopicRoot = bs.URL, bs.Username, bs.CACertPEM, bs.TopicRoot
-	cfg.ShareGroup = m.o.ShareGroup
+	cfg.URL, cfg.CACertPEM, cfg.TopicRoot = bs.URL, bs.CACertPEM, bs.TopicRoot
+	cfg.Username = strings.ReplaceAll(bs.Username, ReplicaPlaceholder, m.o.ReplicaID)
+	// Bridges subscribe filters as given: ingestion shares its own subscription
+	// (fleet.IngestOptions.ShareGroup) while the log relay's per-device subscriptions stay
+	// plain, so that every replica with a viewer receives the device's lines.
+	cfg.ShareGroup = ""
 	cfg.ClientID = bs.ClientID
 	if cfg.ClientID == "" {
 		cfg.ClientID = "espadmin-" + tenantID

@@ -107,11 +107,18 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		}
 		bus, sessions = mqttBroker, mqttBroker
 	}
+	// Tenants on their own brokers: one bridge each, loaded below once ingestion has
+	// registered on them, refreshed periodically so changes saved on another replica apply.
+	brokers := tenantbus.New(tenantbus.Options{
+		Store: st, Keyring: keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
+		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+	})
 	// Live logs and device errors: the relay sends debug commands through the fleet's
-	// command service, which exists only once newFleet has run.
+	// command service, which exists only once newFleet has run. It watches a device on its
+	// tenant's broker (brokers routes), so live logs work with the embedded broker off.
 	debugger := &logrelay.CommandsDebugger{}
 	relay := logrelay.New(logrelay.Options{
-		Bus: bus, Root: protocol.DefaultRoot, Debugger: debugger, AutoDebug: true,
+		Bus: bus, Root: protocol.DefaultRoot, Router: brokers, Debugger: debugger, AutoDebug: true,
 		DebugDuration: cfg.Logs.DebugDuration, ViewerBuffer: cfg.Logs.ViewerBuffer,
 		Registerer: metrics, Logger: log.With("component", "logrelay"),
 	})
@@ -130,17 +137,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		Store: st, Keyring: keyring, FingerprintKey: seal.DeriveKey(master, purposeConfigFingerprint),
 		Logger: log.With("component", "devconfig"),
 	})
-	// Tenants on their own brokers: one bridge each, loaded below once ingestion has
-	// registered on them, refreshed periodically so changes saved on another replica apply.
-	brokers := tenantbus.New(tenantbus.Options{
-		Store: st, Keyring: keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
-		ShareGroup: cfg.MQTT.ShareGroup, ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
-	})
 	fl := newFleet(cfg, st, keyring, bus, sessions, brokers, metrics, log,
 		ingestHooks{logs: relay, errors: deviceErrors, ota: updates, config: remoteConfig})
 	remoteConfig.SetCommands(fl.commands)
 	remoteConfig.SetHub(fl.hub)
 	remoteConfig.SetEndpoint(fl.devices.Endpoint)
+	// Platform keys (_mqtt_host, _mqtt_port, _mqtt_ca) name the broker of the device's tenant.
+	remoteConfig.SetTenantEndpoint(fl.devices.EndpointFor)
 	remoteConfig.SetCredentials(fl.devices)
 	fl.commands.Observe(remoteConfig)
 	debugger.Commands = fl.commands
