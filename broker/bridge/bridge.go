@@ -17,9 +17,11 @@
 //     broker queued for the bridge while it was away are delivered after reconnect, and QoS 1
 //     publishes interrupted by a connection loss stay in paho's in-memory store and are sent
 //     again (DUP set, MQTT 3.1.1 §4.4) when the session resumes.
-//   - Messages are not ordered (SetOrderMatters(false)) and the one paho handler never blocks:
-//     it routes by our own subscription table into a bounded queue per subscription, drained by
-//     one goroutine each. A full queue drops the message and counts it (Stats).
+//   - Messages keep their arrival order (SetOrderMatters(true): paho calls the handler in
+//     order on its router goroutine, so a log viewer sees no false gaps), which is safe because
+//     the one paho handler never blocks: it routes by our own subscription table into a
+//     bounded queue per subscription, drained by one goroutine each. A full queue drops the
+//     message and counts it (Stats).
 //   - Publish refuses QoS 0 and QoS 1 alike with ErrNotConnected while disconnected (paho
 //     would silently drop QoS 0 during a reconnect), bounds the number of unacknowledged
 //     publishes (MaxInFlight, a semaphore held until paho completes the token, which also
@@ -186,7 +188,7 @@ func (b *Bridge) clientOptions() (*mqtt.ClientOptions, error) {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetResumeSubs(false). // we subscribe again ourselves after every connect
-		SetOrderMatters(false).
+		SetOrderMatters(true).
 		SetConnectTimeout(b.cfg.ConnectTimeout).
 		SetKeepAlive(b.cfg.KeepAlive).
 		SetPingTimeout(b.cfg.ConnectTimeout).
