@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/store"
@@ -106,13 +107,7 @@ func startBroker(t testing.TB, mutate func(*config.MQTT)) *testBroker {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, within, what, cond)
 }
 
 // counter reads one labelled counter of the broker's registry.

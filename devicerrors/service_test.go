@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
@@ -217,13 +218,7 @@ func report(fw string) protocol.ErrorReport {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func counter(c *prometheus.CounterVec, label string) float64 {

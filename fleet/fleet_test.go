@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/seal"
@@ -43,13 +44,7 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // loopBus hands published messages to the subscribed handler, in process: enough for the

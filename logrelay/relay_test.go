@@ -15,6 +15,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/store/sqlstore"
@@ -111,13 +112,7 @@ func batch(seq int64, n int) protocol.LogBatch {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // next reads one frame with a deadline.

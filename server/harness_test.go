@@ -17,6 +17,7 @@ import (
 
 	"github.com/espadmin/espadmin/account"
 	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/mail"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
@@ -373,13 +374,7 @@ func errCode(t *testing.T, resp map[string]any) string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func mustURL(t *testing.T, raw string) *url.URL {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/bridge"
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/internal/testsvc"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
@@ -101,13 +102,7 @@ func (w *world) save(t *testing.T, bs store.BrokerSettings, password string) {
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, timeout, what, cond)
 }
 
 // TestTenantOnMosquitto is the tenant's own broker end to end: Debian's Mosquitto with a

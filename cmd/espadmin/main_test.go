@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/internal/poll"
 )
 
 // The espadmin binary is built once into binDir for the tests that exec it.
@@ -88,13 +90,7 @@ func freePort(t testing.TB) string {
 // waitFor polls fn until it returns true or the deadline passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval, not synchronisation
-	}
+	poll.Until(t, timeout, what, fn)
 }
 
 func get(url string) (int, []byte, error) {

@@ -1,0 +1,40 @@
+package poll
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestUntilReturnsOnceTheConditionHolds(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	Until(t, time.Second, "three checks", func() bool { return n.Add(1) >= 3 })
+	if got := n.Load(); got != 3 {
+		t.Fatalf("checked %d times, want 3", got)
+	}
+}
+
+// fakeTB records a fatal failure instead of ending the test.
+type fakeTB struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatalf(string, ...any) {
+	f.failed = true
+	panic(f)
+}
+
+func TestUntilFailsAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	f := &fakeTB{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Until(f, 20*time.Millisecond, "never", func() bool { return false })
+	}()
+	if !f.failed {
+		t.Fatal("Until did not fail when the condition never held")
+	}
+}
