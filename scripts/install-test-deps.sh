@@ -16,6 +16,7 @@ packages=(
   libcurl4-openssl-dev
   libcmocka-dev
   clang
+  libclang-rt-14-dev     # libFuzzer and the sanitizers' runtimes for clang (a Recommends, not a Depends)
   python3
   chromium               # the web UI's browser tests (tests/browser, driven by playwright-core)
 )

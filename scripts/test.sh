@@ -17,21 +17,15 @@ go vet "${pkgs[@]}"
 
 echo "== go test -race"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-status=0
-go test -race -count=1 -timeout 25m -v "${pkgs[@]}" >"$log" 2>&1 || status=$?
-
-# The full verbose log is long; show package results, failures, and which store and blob
-# backends the conformance suites ran on. On failure, show everything.
-if [ "$status" -ne 0 ]; then
-  cat "$log"
-else
-  grep -E '^(ok|FAIL|PASS$|panic:)|^\s+[a-z_]+\.go:[0-9]+: (conformance|backend)' "$log" || true
-fi
-passed=$(grep -cE '^--- PASS' "$log" || true)
-failed=$(grep -cE '^--- FAIL' "$log" || true)
-skipped=$(grep -cE '^--- SKIP' "$log" || true)
-echo "go: ${passed} passed, ${failed} failed, ${skipped} skipped"
+report=$(mktemp)
+trap 'rm -f "$log" "$report"' EXIT
+go test -race -count=1 -timeout 25m -json "${pkgs[@]}" >"$log" 2>&1 || true
+# One line per package, the backends the conformance suites ran on, the counts, and the whole
+# output of each failed test (internal/testreport).
+go_status=0
+go run ./internal/testreport <"$log" >"$report" || go_status=$?
+cat "$report"
+status=$go_status
 
 # The firmware's portable core and Linux port: warnings-as-errors build, cmocka unit tests
 # against the shared protocol vectors (with ASan/UBSan), and bounded fuzzing of the decoders.
@@ -48,5 +42,15 @@ if [ "$#" -eq 0 ]; then
   br_status=0
   tests/browser/run.sh || br_status=$?
   [ "$br_status" -eq 0 ] || status=$br_status
+
+  echo "== summary"
+  echo "firmware: $([ "$fw_status" -eq 0 ] && echo ok || echo "FAILED (exit $fw_status)")"
+  echo "browser: $([ "$br_status" -eq 0 ] && echo ok || echo "FAILED (exit $br_status)")"
+  # Repeated last, so that the end of a long log names what failed.
+  if [ "$go_status" -ne 0 ]; then
+    sed -n '/^go: [0-9]* passed/,$p' "$report"
+  else
+    grep '^go: [0-9]* passed' "$report"
+  fi
 fi
 exit "$status"
