@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/internal/testsvc"
 )
 
@@ -45,21 +46,32 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// eventually polls fn until it reports true or waitTimeout passes; fn's text describes the
-// last state seen and goes into the failure message.
+// eventually checks fn every 25 ms (most checks are HTTP requests) until it reports true or
+// waitTimeout passes; fn's text describes the state it saw, and the last one is logged when
+// the wait fails.
 func eventually(t *testing.T, what string, fn func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ok, last := fn()
-		if ok {
-			return
+	pollState(t, 25*time.Millisecond, waitTimeout, what, fn)
+}
+
+// pollState is poll.Every for a condition that also describes the state it saw. A timeout
+// ends the test with t.Fatalf, through runtime.Goexit, which still runs deferred calls: that
+// is how the last state gets into the log, right after the failure.
+func pollState(t *testing.T, interval, timeout time.Duration, what string, fn func() (bool, string)) {
+	t.Helper()
+	var last string
+	held := false
+	defer func() {
+		if !held && last != "" {
+			t.Logf("last state while waiting for %s: %s", what, last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", waitTimeout, what, last)
-		}
-		time.Sleep(25 * time.Millisecond) // poll interval, not synchronisation
-	}
+	}()
+	poll.Every(t, interval, timeout, what, func() bool {
+		ok, state := fn()
+		last = state
+		return ok
+	})
+	held = true
 }
 
 // tail is the last n lines of s.

@@ -337,20 +337,11 @@ func TestReplicas(t *testing.T) {
 // marker is the firmware version device i reports: unique per device.
 func marker(i int) string { return fmt.Sprintf("1.0.0-r%04d", i) }
 
-// eventually2 is eventually with its own deadline.
+// eventually2 is eventually with its own deadline, checking every 100 ms: its checks scrape
+// both replicas' metrics, list every device or publish a report.
 func eventually2(t *testing.T, timeout time.Duration, what string, fn func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := fn()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval, not synchronisation
-	}
+	pollState(t, 100*time.Millisecond, timeout, what, fn)
 }
 
 // ingested reads espadmin_ingest_messages_total{kind} from a replica's /metrics.

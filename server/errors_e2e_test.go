@@ -18,6 +18,7 @@ import (
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/devicerrors"
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/sim"
 	"github.com/espadmin/espadmin/store"
@@ -275,13 +276,7 @@ func publishReport(t *testing.T, d *sim.Device, r protocol.ErrorReport) {
 // than waitFor's deadline.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, d, what, cond)
 }
 
 // gathered returns the value of the counter or gauge name whose labels include want

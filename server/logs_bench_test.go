@@ -24,6 +24,7 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/logrelay"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/seal"
@@ -134,11 +135,7 @@ func BenchmarkLogLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	for deadline := time.Now().Add(10 * time.Second); relay.Viewers(p.Device.ID) != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("the viewer was not registered")
-		}
-	}
+	poll.Until(b, 10*time.Second, "the viewer to be registered", func() bool { return relay.Viewers(p.Device.ID) == 1 })
 
 	// The device: its own credentials, QoS 0 like the firmware's log batches.
 	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brk.Addr("tcp")).

@@ -216,16 +216,22 @@ func contiguous(t *testing.T, who string, lines []logrelay.Line, from int64) {
 	}
 }
 
-// holds checks that cond stays true for the whole window d: the observation window of a
-// "nothing more happens" assertion, not a synchronisation.
+// holds checks every 20 ms that cond stays true for the whole window d, its end included:
+// the observation window of a "nothing more happens" assertion, not a wait, so it is not
+// poll.Until (which returns as soon as its condition holds).
 func holds(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	for {
 		if !cond() {
 			t.Fatalf("%s stopped holding", what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if !time.Now().Before(end) {
+			return
+		}
+		<-tick.C
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
 	"github.com/espadmin/espadmin/store"
@@ -92,21 +93,19 @@ func newRig(t *testing.T, otaKey ed25519.PublicKey) *rig {
 // wait waits for an uplink message matching cond.
 func (r *rig) wait(t *testing.T, what string, cond func(m messaging.Message, kind string) bool) messaging.Message {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var found messaging.Message
+	poll.Until(t, 10*time.Second, what, func() bool {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, m := range r.got {
 			if _, _, kind, err := protocol.ParseTopic(protocol.DefaultRoot, m.Topic); err == nil && cond(m, kind) {
-				r.mu.Unlock()
-				return m
+				found = m
+				return true
 			}
 		}
-		r.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 func (r *rig) command(t *testing.T, c protocol.Command) {
@@ -216,15 +215,10 @@ func TestCommandsAndDuplicates(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func TestConfigWithSecrets(t *testing.T) {

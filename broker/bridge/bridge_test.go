@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/internal/testsvc"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
@@ -95,16 +96,25 @@ func waitConnected(t *testing.T, b *Bridge) {
 	}
 }
 
-// eventually polls cond every 10 ms until it holds or the deadline passes.
+// eventually polls cond until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+	poll.Until(t, d, what, cond)
+}
+
+// eventuallyExplained is eventually that, when the wait fails, also logs explain's text: the
+// state at the deadline. A timeout ends the test with t.Fatalf, through runtime.Goexit, which
+// still runs deferred calls.
+func eventuallyExplained(t *testing.T, d time.Duration, what string, cond func() bool, explain func() string) {
+	t.Helper()
+	held := false
+	defer func() {
+		if !held {
+			t.Log(explain())
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+	}()
+	poll.Until(t, d, what, cond)
+	held = true
 }
 
 // inbox collects messages for a test.
@@ -236,15 +246,13 @@ func TestUplinkDownlinkAndACL(t *testing.T) {
 	if err := publish(b, protocol.DownlinkCommand(root, "dev-2"), "cmd-2"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
 	// dev-2 may get cmd-2 twice: Mosquitto sends one copy per matching subscription ("#"
 	// and its downlink), both allowed by the delivery-time check.
-	for !(uplinks.count("marker") == 1 && dev2.in.count("cmd-2") >= 1) {
-		if time.Now().After(deadline) {
-			t.Fatalf("marker and cmd-2 not received: uplinks %q, dev-2 %q\n%s", uplinks.payloads(), dev2.in.payloads(), srv.Log())
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	eventuallyExplained(t, 5*time.Second, "the marker and cmd-2", func() bool {
+		return uplinks.count("marker") == 1 && dev2.in.count("cmd-2") >= 1
+	}, func() string {
+		return fmt.Sprintf("uplinks %q, dev-2 %q\n%s", uplinks.payloads(), dev2.in.payloads(), srv.Log())
+	})
 	if uplinks.count("forged-uplink") != 0 || dev1.in.count("forged-command") != 0 {
 		t.Fatalf("a device published into another device's subtree: uplinks %q, dev-1 %q", uplinks.payloads(), dev1.in.payloads())
 	}
@@ -362,13 +370,9 @@ func TestOutageNoLossNoDuplicate(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for len(missing()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
-	if m := missing(); len(m) > 0 {
-		t.Fatalf("acknowledged commands never reached the device: %q (failed: %q, received: %q)\n%s", m, failed, dev.in.payloads(), srv.Log())
-	}
+	eventuallyExplained(t, 15*time.Second, "every acknowledged command at the device", func() bool { return len(missing()) == 0 }, func() string {
+		return fmt.Sprintf("never reached the device: %q (failed: %q, received: %q)\n%s", missing(), failed, dev.in.payloads(), srv.Log())
+	})
 	// A device applies a command ID once (docs/protocol.md §4, Duplicates). A second copy
 	// is acceptable only as a QoS 1 redelivery by the broker (DUP set: the device's PUBACK
 	// was lost in the restart), never as a second publish by the bridge (DUP clear).

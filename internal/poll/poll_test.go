@@ -38,3 +38,19 @@ func TestUntilFailsAtTheDeadline(t *testing.T) {
 		t.Fatal("Until did not fail when the condition never held")
 	}
 }
+
+func TestEveryChecksAtItsInterval(t *testing.T) {
+	t.Parallel()
+	const interval = 30 * time.Millisecond
+	var n atomic.Int32
+	start := time.Now()
+	Every(t, interval, 5*time.Second, "three checks", func() bool { return n.Add(1) >= 3 })
+	// The first check is immediate and a ticker never ticks early: the third comes no sooner
+	// than two intervals in.
+	if took := time.Since(start); took < 2*interval {
+		t.Fatalf("three checks took %s, want at least %s", took, 2*interval)
+	}
+	if got := n.Load(); got != 3 {
+		t.Fatalf("checked %d times, want 3", got)
+	}
+}
