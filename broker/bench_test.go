@@ -3,12 +3,12 @@ package broker
 // Broker benchmarks, each beside Debian's Mosquitto under the same load (docs/benchmarks.md).
 // The clients are minimal raw MQTT 3.1.1 clients (no goroutine while idle), identical for
 // both brokers, so rates are measured by the same tool. The idle devices of
-// BenchmarkIdleDevices run in a child process (this test binary, TestIdleClientsChild), so
+// BenchmarkIdleDevices run in a child process (this test binary, TestClientsChild), so
 // the embedded broker's memory delta holds none of the clients' memory and the broker
-// process holds one descriptor per device, not two.
+// process holds one descriptor per device, not two; so do those of BenchmarkCommandFanout.
 //
 //	go test -run XXX -bench . -benchtime 1x ./broker
-//	BROKER_BENCH_DEVICES=10000 go test -run XXX -bench IdleDevices -benchtime 1x -timeout 30m ./broker
+//	BROKER_BENCH_DEVICES=10000 go test -run XXX -bench 'IdleDevices|CommandFanout' -benchtime 1x -timeout 30m ./broker
 
 import (
 	"bufio"
@@ -31,6 +31,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/internal/testsvc"
 	"github.com/espadmin/espadmin/messaging"
 	"github.com/espadmin/espadmin/protocol"
@@ -143,19 +144,14 @@ func startMosquitto(b *testing.B, n int) *benchTarget {
 		testsvc.Unavailable(b, "mosquitto", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	b.Cleanup(func() { _ = cmd.Process.Kill() }) // in case it never answers
+	poll.Until(b, 10*time.Second, "mosquitto to accept connections", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			b.Fatalf("mosquitto did not start: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling for the port, not synchronisation
-	}
+		return err == nil
+	})
 	return &benchTarget{
 		name: "mosquitto", addr: addr,
 		rss: func() int64 { return procRSS(cmd.Process.Pid) },
@@ -325,8 +321,7 @@ func BenchmarkIdleDevices(b *testing.B) {
 				heap0, stack0 = t.heap(), t.stack()
 			}
 			rss0 := t.rss()
-			stop := idleClients(b, t.addr, n)
-			time.Sleep(500 * time.Millisecond) // let the broker settle before sampling memory
+			child := startClientsChild(b, t.addr, n, childIdle)
 			rss1 := t.rss()
 			if t.heap != nil {
 				b.ReportMetric(float64(t.heap()-heap0)/float64(n), "heap-B/device")
@@ -334,17 +329,34 @@ func BenchmarkIdleDevices(b *testing.B) {
 			}
 			b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/device")
 			b.ReportMetric(float64(n), "devices")
-			stop()
+			child.stop()
 		}
 	})
 }
 
-// idleClients connects devices 0..n-1 to addr from a child process and returns once all are
-// connected; stop disconnects them all.
-func idleClients(b *testing.B, addr string, n int) (stop func()) {
+// What the child process's devices do once connected.
+const (
+	childIdle   = "idle"   // nothing
+	childFanout = "fanout" // subscribe to their downlink; on each "round" line, wait for one command each
+)
+
+// clientsChild is a child process (this test binary, TestClientsChild) holding devices
+// 0..n-1 connected to a broker, so that the broker's process holds only its own memory and
+// one descriptor per device. It talks line by line over its standard input and output.
+type clientsChild struct {
+	b    *testing.B
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader
+	once sync.Once
+}
+
+// startClientsChild returns once all n devices are connected (and subscribed, for fan-out).
+func startClientsChild(b *testing.B, addr string, n int, mode string) *clientsChild {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "BROKER_BENCH_CHILD_ADDR="+addr, "BROKER_BENCH_DEVICES="+strconv.Itoa(n))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClientsChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "BROKER_BENCH_CHILD_ADDR="+addr, "BROKER_BENCH_CHILD_MODE="+mode,
+		"BROKER_BENCH_DEVICES="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -357,21 +369,38 @@ func idleClients(b *testing.B, addr string, n int) (stop func()) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	stop = func() {
-		_ = in.Close() // the child disconnects and exits when its stdin closes
-		_ = cmd.Wait()
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "connected" {
-		stop()
-		b.Fatalf("idle clients: %q", line)
-	}
-	return stop
+	c := &clientsChild{b: b, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	c.expect("connected")
+	return c
 }
 
-// TestIdleClientsChild is BenchmarkIdleDevices' child process; it does nothing in a normal
-// test run.
-func TestIdleClientsChild(t *testing.T) {
+// expect reads the child's next line and fails the benchmark unless it is want.
+func (c *clientsChild) expect(want string) {
+	c.b.Helper()
+	line, _ := c.out.ReadString('\n')
+	if got := strings.TrimSpace(line); got != want {
+		c.stop()
+		c.b.Fatalf("clients child: want %q, got %q", want, got)
+	}
+}
+
+func (c *clientsChild) send(line string) {
+	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
+		c.b.Fatalf("clients child: %v", err)
+	}
+}
+
+// stop disconnects the devices: the child closes them and exits when its input closes.
+func (c *clientsChild) stop() {
+	c.once.Do(func() {
+		_ = c.in.Close()
+		_ = c.cmd.Wait()
+	})
+}
+
+// TestClientsChild is the benchmarks' child process (clientsChild); it does nothing in a
+// normal test run.
+func TestClientsChild(t *testing.T) {
 	addr := os.Getenv("BROKER_BENCH_CHILD_ADDR")
 	if addr == "" {
 		return
@@ -383,9 +412,11 @@ func TestIdleClientsChild(t *testing.T) {
 	}
 	n := benchDevices()
 	clients := make([]*rawClient, n)
+	defer closeAll(clients)
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	fanout := os.Getenv("BROKER_BENCH_CHILD_MODE") == childFanout
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
@@ -401,17 +432,68 @@ func TestIdleClientsChild(t *testing.T) {
 					return
 				}
 				clients[i] = c
+				if fanout {
+					if err := c.subscribe(protocol.DownlinkFilter(protocol.DefaultRoot, deviceID(i)), 1); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		closeAll(clients)
 		t.Fatal(err)
 	}
 	fmt.Println("connected")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	closeAll(clients)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() != "round" || !fanout {
+			continue
+		}
+		// Every device waits for one command and acknowledges it; "received" says that all
+		// have theirs, or names how many did before the deadline.
+		var received atomic.Int64
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if receiveCommand(c, time.Now().Add(60*time.Second)) {
+					received.Add(1)
+				}
+			}()
+		}
+		fmt.Println("ready")
+		wg.Wait()
+		if got := received.Load(); got == int64(n) {
+			fmt.Println("received")
+		} else {
+			fmt.Printf("received %d of %d\n", got, n)
+		}
+	}
+}
+
+// receiveCommand reads c until a PUBLISH arrives, acknowledges it when it is QoS 1, and
+// reports whether one arrived before the deadline.
+func receiveCommand(c *rawClient, deadline time.Time) bool {
+	_ = c.c.SetReadDeadline(deadline)
+	for {
+		typ, body, err := c.next()
+		if err != nil {
+			return false
+		}
+		if typ != packets.Publish {
+			continue
+		}
+		if len(body) > 2 { // QoS 1: acknowledge (the packet ID follows the topic)
+			tl := int(body[0])<<8 | int(body[1])
+			if len(body) >= 4+tl {
+				_, _ = c.c.Write([]byte{packets.Puback << 4, 2, body[2+tl], body[3+tl]})
+			}
+		}
+		return true
+	}
 }
 
 // BenchmarkConnectRate: authenticated CONNECTs per second from 8 parallel connectors.
@@ -423,20 +505,10 @@ func BenchmarkConnectRate(b *testing.B) {
 			b.ReportMetric(rate, "connects/s")
 			closeAll(clients)
 			if t.broker != nil {
-				waitForB(b, 30*time.Second, func() bool { return t.broker.OnlineCount() == 0 })
+				poll.Until(b, 30*time.Second, "every device to be offline", func() bool { return t.broker.OnlineCount() == 0 })
 			}
 		}
 	})
-}
-
-func waitForB(b *testing.B, within time.Duration, cond func() bool) {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
 }
 
 const ingestPublishers, ingestPerPublisher = 20, 20000
@@ -509,8 +581,10 @@ func runIngest(b *testing.B, t *benchTarget, count func() int64) float64 {
 	// Wait until everything arrived or nothing has arrived for a second (the rest was
 	// dropped); the rate runs to the last arrival.
 	last, lastAt := count(), time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for last < total && time.Since(lastAt) < time.Second {
-		time.Sleep(time.Millisecond) // polling interval
+		<-tick.C
 		if c := count(); c != last {
 			last, lastAt = c, time.Now()
 		}
@@ -525,17 +599,13 @@ func runIngest(b *testing.B, t *benchTarget, count func() int64) float64 {
 }
 
 // BenchmarkCommandFanout: time from the first command published to every online device
-// having received its own command.
+// having received its own command. The devices run in a child process (clientsChild); the
+// time ends when the child says that all have theirs.
 func BenchmarkCommandFanout(b *testing.B) {
 	n := benchDevices()
 	bothBrokers(b, n, func(b *testing.B, t *benchTarget) {
-		clients, _ := connectAll(b, t.addr, n, 8)
-		defer closeAll(clients)
-		for i, c := range clients {
-			if err := c.subscribe(protocol.DownlinkFilter(protocol.DefaultRoot, deviceID(i)), 1); err != nil {
-				b.Fatal(err)
-			}
-		}
+		child := startClientsChild(b, t.addr, n, childFanout)
+		defer child.stop()
 		var publish func(i int)
 		if t.broker != nil {
 			publish = func(i int) {
@@ -549,10 +619,7 @@ func BenchmarkCommandFanout(b *testing.B) {
 			}
 			defer srv.c.Close()
 			w := bufio.NewWriterSize(srv.c, 64<<10)
-			var mu sync.Mutex
 			publish = func(i int) {
-				mu.Lock()
-				defer mu.Unlock()
 				_, _ = w.Write(publishFrame(protocol.DownlinkCommand(protocol.DefaultRoot, deviceID(i)), []byte(`{"v":1,"id":"c1","type":"restart"}`)))
 				if i == n-1 {
 					_ = w.Flush()
@@ -560,41 +627,14 @@ func BenchmarkCommandFanout(b *testing.B) {
 			}
 		}
 		for it := 0; it < b.N; it++ {
-			var received atomic.Int64
-			var wg sync.WaitGroup
-			for _, c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_ = c.c.SetReadDeadline(time.Now().Add(60 * time.Second))
-					for {
-						typ, body, err := c.next()
-						if err != nil {
-							return
-						}
-						if typ == packets.Publish {
-							received.Add(1)
-							if len(body) > 2 { // QoS 1: acknowledge (packet ID follows the topic)
-								tl := int(body[0])<<8 | int(body[1])
-								if len(body) >= 4+tl {
-									_, _ = c.c.Write([]byte{packets.Puback << 4, 2, body[2+tl], body[3+tl]})
-								}
-							}
-							return
-						}
-					}
-				}()
-			}
+			child.send("round")
+			child.expect("ready")
 			start := time.Now()
 			for i := 0; i < n; i++ {
 				publish(i)
 			}
-			wg.Wait()
-			el := time.Since(start)
-			if got := received.Load(); got != int64(n) {
-				b.Fatalf("%d of %d devices received the command", got, n)
-			}
-			b.ReportMetric(el.Seconds()*1000, "ms/all-devices")
+			child.expect("received")
+			b.ReportMetric(time.Since(start).Seconds()*1000, "ms/all-devices")
 			b.ReportMetric(float64(n), "devices")
 		}
 	})
