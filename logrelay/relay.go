@@ -526,13 +526,40 @@ func (f *feed) logs(payload []byte) {
 		lines[i] = Line{Seq: b.Seq + int64(i), Level: l.Level, Tag: l.Tag, Msg: l.Msg, TS: l.MS}
 	}
 	f.r.metrics.Lines.Add(float64(len(lines)))
-	frame := Frame{Type: FrameLines, Lines: lines}
+	// The device logs at the most verbose level any viewer asked for; each viewer gets the
+	// lines at or below its own level. Viewers at the same level share one frame.
+	byLevel := map[string][]Line{}
 	for _, v := range f.snapshot() {
 		for _, p := range pre {
 			v.offer(p, 0)
 		}
-		v.offer(frame, int64(len(lines)))
+		shown, ok := byLevel[v.level]
+		if !ok {
+			shown = linesUpTo(lines, v.level)
+			byLevel[v.level] = shown
+		}
+		if len(shown) > 0 {
+			v.offer(Frame{Type: FrameLines, Lines: shown}, int64(len(shown)))
+		}
 	}
+}
+
+// linesUpTo returns the lines no more verbose than level (lines of an unknown level are
+// kept), reusing lines when all of them are.
+func linesUpTo(lines []Line, level string) []Line {
+	limit := verbosity(level)
+	for i, l := range lines {
+		if verbosity(l.Level) > limit {
+			kept := append(make([]Line, 0, len(lines)-1), lines[:i]...)
+			for _, l := range lines[i+1:] {
+				if verbosity(l.Level) <= limit {
+					kept = append(kept, l)
+				}
+			}
+			return kept
+		}
+	}
+	return lines
 }
 
 // command tells viewers about debug commands on the device's downlink, whoever sent them.

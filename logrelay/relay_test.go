@@ -361,3 +361,51 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestViewerLevels: the device logs at the most verbose level any viewer asked for; each
+// viewer receives only the lines at or below its own level, and nothing when a batch holds
+// none of those.
+func TestViewerLevels(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	r, _ := newRelay(t, b, Options{})
+	errs, err := r.Watch(t.Context(), "tenant", "dev-a", protocol.LevelError)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := r.Watch(t.Context(), "tenant", "dev-a", protocol.LevelVerbose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := protocol.LogBatch{Seq: 0}
+	for i, level := range levels {
+		mixed.Lines = append(mixed.Lines, protocol.LogLine{Level: level, Tag: "app", Msg: level, MS: int64(i)})
+	}
+	publishBatch(t, b, "dev-a", mixed)
+	publishBatch(t, b, "dev-a", protocol.LogBatch{Seq: 5, Lines: []protocol.LogLine{{Level: protocol.LevelDebug, Tag: "app", Msg: "chatter"}}})
+	publishBatch(t, b, "dev-a", protocol.LogBatch{Seq: 6, Lines: []protocol.LogLine{{Level: protocol.LevelError, Tag: "app", Msg: "boom"}}})
+
+	msgs := func(f Frame) (out []string) {
+		for _, l := range f.Lines {
+			out = append(out, l.Msg)
+		}
+		return out
+	}
+	if f := next(t, all); strings.Join(msgs(f), ",") != "error,warn,info,debug,verbose" {
+		t.Errorf("verbose viewer, first frame %+v", f)
+	}
+	if f := next(t, all); strings.Join(msgs(f), ",") != "chatter" {
+		t.Errorf("verbose viewer, second frame %+v", f)
+	}
+	if f := next(t, all); strings.Join(msgs(f), ",") != "boom" {
+		t.Errorf("verbose viewer, third frame %+v", f)
+	}
+	// The error viewer's frames: the one error line of the first batch, then "boom"; the
+	// debug-only batch gave it nothing (and is not a gap: its sequence is accounted for).
+	if f := next(t, errs); f.Type != FrameLines || strings.Join(msgs(f), ",") != "error" || f.Lines[0].Seq != 0 {
+		t.Errorf("error viewer, first frame %+v", f)
+	}
+	if f := next(t, errs); f.Type != FrameLines || strings.Join(msgs(f), ",") != "boom" || f.Lines[0].Seq != 6 {
+		t.Errorf("error viewer, second frame %+v", f)
+	}
+}
