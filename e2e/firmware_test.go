@@ -252,7 +252,7 @@ func TestFirmwareAgent(t *testing.T) {
 	if boot := ag.boot(t); boot.BootSlot != 1 || boot.Slots[1].Version != "v-1.1.0" || !ag.running() || ag.pid() != pid {
 		t.Errorf("after the corrupted update: boot %+v, running %v", boot, ag.running())
 	}
-	if ag.count("update to v-1.2.0 failed: hash_mismatch") != 1 {
+	if ag.count("update to v-1.2.0 failed: hash_mismatch\n") != 1 { // the whole line, no trailing space
 		t.Error("the agent did not log the hash mismatch")
 	}
 

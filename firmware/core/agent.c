@@ -906,8 +906,8 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 
 static void ota_fail(espadmin_agent_t *a, const char *reason, const char *message)
 {
-    logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s %s", a->ota_version, reason,
-          message ? message : "");
+    logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s%s%s", a->ota_version, reason,
+          message && *message ? " " : "", message ? message : "");
     if (a->ota == OTA_DOWNLOADING) {
         a->p->http_close(a->p->ctx);
         a->p->ota_abort(a->p->ctx);
