@@ -130,6 +130,7 @@ type Metrics struct {
 	Ingested     prometheus.Counter     // batches ingestion handed over (not relayed; see package doc)
 	DebugSent    *prometheus.CounterVec // debug commands, by outcome
 	TransitLines prometheus.Counter     // lines missing from device sequences
+	Rerouted     prometheus.Counter     // streams moved to a tenant's new broker
 }
 
 func newMetrics(reg prometheus.Registerer) *Metrics {
@@ -148,9 +149,11 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "espadmin_logrelay_debug_commands_total", Help: "Debug commands the relay sent, by outcome."}, []string{"outcome"}),
 		TransitLines: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "espadmin_logrelay_gap_lines_total", Help: "Log lines missing from device sequences (lost in transit)."}),
+		Rerouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "espadmin_logrelay_rerouted_total", Help: "Live log streams moved to a tenant's new broker after its broker settings changed."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Viewers, m.Lines, m.ViewerDrops, m.Dropped, m.Invalid, m.Ingested, m.DebugSent, m.TransitLines)
+		reg.MustRegister(m.Viewers, m.Lines, m.ViewerDrops, m.Dropped, m.Invalid, m.Ingested, m.DebugSent, m.TransitLines, m.Rerouted)
 	}
 	return m
 }
@@ -236,7 +239,7 @@ func (r *Relay) Watch(ctx context.Context, tenantID, deviceID, level string) (*V
 	f := r.feeds[deviceID]
 	created := false
 	if f == nil {
-		f = &feed{r: r, tenantID: tenantID, deviceID: deviceID, root: r.o.Root, viewers: map[*Viewer]struct{}{},
+		f = &feed{r: r, tenantID: tenantID, deviceID: deviceID, viewers: map[*Viewer]struct{}{},
 			queue: make(chan messaging.Message, r.o.DeviceQueue), stop: make(chan struct{}), nextSeq: -1}
 		r.feeds[deviceID] = f
 		created = true
@@ -306,6 +309,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case req := <-r.control:
 			r.debug(ctx, req)
 		case <-t.C:
+			r.reroute(ctx)
 			r.renew()
 		}
 	}
@@ -339,6 +343,40 @@ func (r *Relay) debug(ctx context.Context, req debugRequest) {
 		return
 	}
 	r.metrics.DebugSent.WithLabelValues("ok").Inc()
+}
+
+// reroute moves the feeds of tenants whose broker changed (Router: a tenant switched between
+// the embedded broker and its own, or its broker settings changed) to the new broker, so open
+// consoles keep streaming; with AutoDebug, debug is turned on again through the new broker.
+func (r *Relay) reroute(ctx context.Context) {
+	if r.o.Router == nil {
+		return
+	}
+	r.mu.Lock()
+	feeds := make([]*feed, 0, len(r.feeds))
+	for _, f := range r.feeds {
+		feeds = append(feeds, f)
+	}
+	r.mu.Unlock()
+	for _, f := range feeds {
+		bus, root := r.route(f.tenantID)
+		// A feed without a bus is still subscribing (Watch); it gets the current route.
+		if cur, _ := f.current(); cur == nil || bus == nil || sameBus(cur, bus) {
+			continue
+		}
+		if f.moveTo(ctx, bus, root) {
+			r.metrics.Rerouted.Inc()
+			if r.o.AutoDebug {
+				r.sendDebug(f, true)
+			}
+		}
+	}
+}
+
+// sameBus compares two buses by identity (they are pointers).
+func sameBus(a, b messaging.Bus) bool {
+	defer func() { _ = recover() }() // a non-comparable Bus is never "the same"
+	return a == b
 }
 
 // renew re-enables debug for devices whose session is about to end and still has viewers.
@@ -418,7 +456,6 @@ func (r *Relay) leave(v *Viewer) {
 type feed struct {
 	r                  *Relay
 	tenantID, deviceID string
-	root               string               // topic root of the broker the feed subscribes on; set before run
 	viewers            map[*Viewer]struct{} // guarded by r.mu
 	level              string               // guarded by r.mu
 	renewAt            time.Time            // guarded by r.mu
@@ -429,6 +466,8 @@ type feed struct {
 
 	unsubMu sync.Mutex
 	unsubs  []func()
+	bus     messaging.Bus // guarded by unsubMu: where the subscriptions are
+	logRoot string        // guarded by unsubMu: the topic root of bus
 
 	nextSeq int64 // fan-out goroutine only; -1 until the first batch
 }
@@ -447,14 +486,46 @@ func (r *Relay) route(tenantID string) (messaging.Bus, string) {
 }
 
 // subscribe subscribes to the device's log uplink and its command downlink on the broker of
-// the device's tenant. Both handlers only copy and enqueue: they run on the broker's (or the
-// bridge's) goroutine.
+// the device's tenant.
 func (f *feed) subscribe(ctx context.Context) error {
 	bus, root := f.r.route(f.tenantID)
 	if bus == nil {
 		return errors.New("logrelay: no broker (messaging.Bus) for the device's tenant")
 	}
-	f.root = root
+	unsubs, err := f.subscribeOn(ctx, bus, root)
+	if err != nil {
+		f.shutdown()
+		return err
+	}
+	f.install(unsubs, bus, root)
+	return nil
+}
+
+// install makes unsubs, on bus, the feed's subscriptions and drops the previous ones; when
+// the feed has ended meanwhile it drops unsubs instead and reports false.
+func (f *feed) install(unsubs []func(), bus messaging.Bus, root string) bool {
+	f.unsubMu.Lock()
+	select {
+	case <-f.stop:
+		f.unsubMu.Unlock()
+		for _, u := range unsubs {
+			u()
+		}
+		return false
+	default:
+	}
+	old := f.unsubs
+	f.unsubs, f.bus, f.logRoot = unsubs, bus, root
+	f.unsubMu.Unlock()
+	for _, u := range old {
+		u()
+	}
+	return true
+}
+
+// subscribeOn subscribes on bus and returns the unsubscribe functions. Both handlers only
+// copy and enqueue: they run on the broker's (or the bridge's) goroutine.
+func (f *feed) subscribeOn(ctx context.Context, bus messaging.Bus, root string) ([]func(), error) {
 	handler := func(m messaging.Message) {
 		m.Payload = append([]byte(nil), m.Payload...)
 		select {
@@ -463,17 +534,36 @@ func (f *feed) subscribe(ctx context.Context) error {
 			f.r.metrics.Dropped.WithLabelValues("queue_full").Inc()
 		}
 	}
+	var unsubs []func()
 	for _, topic := range []string{protocol.Uplink(root, f.deviceID, protocol.KindLog), protocol.DownlinkCommand(root, f.deviceID)} {
 		unsub, err := bus.Subscribe(ctx, topic, 0, handler)
 		if err != nil {
-			f.shutdown()
-			return err
+			for _, u := range unsubs {
+				u()
+			}
+			return nil, err
 		}
-		f.unsubMu.Lock()
-		f.unsubs = append(f.unsubs, unsub)
-		f.unsubMu.Unlock()
+		unsubs = append(unsubs, unsub)
 	}
-	return nil
+	return unsubs, nil
+}
+
+// moveTo subscribes on bus and drops the subscriptions on the previous broker; it reports
+// false when the feed has ended or the new subscriptions failed (the old ones then stay).
+func (f *feed) moveTo(ctx context.Context, bus messaging.Bus, root string) bool {
+	unsubs, err := f.subscribeOn(ctx, bus, root)
+	if err != nil {
+		f.r.o.Logger.Warn("move log stream to the tenant's broker", "tenant_id", f.tenantID, "device_id", f.deviceID, "error", err)
+		return false
+	}
+	return f.install(unsubs, bus, root)
+}
+
+// current returns the broker the feed listens on and its topic root.
+func (f *feed) current() (messaging.Bus, string) {
+	f.unsubMu.Lock()
+	defer f.unsubMu.Unlock()
+	return f.bus, f.logRoot
 }
 
 func (f *feed) shutdown() {
@@ -489,13 +579,13 @@ func (f *feed) shutdown() {
 }
 
 func (f *feed) run() {
-	logTopic := protocol.Uplink(f.root, f.deviceID, protocol.KindLog)
 	for {
 		select {
 		case <-f.stop:
 			return
 		case m := <-f.queue:
-			if m.Topic == logTopic {
+			_, root := f.current()
+			if m.Topic == protocol.Uplink(root, f.deviceID, protocol.KindLog) {
 				f.logs(m.Payload)
 			} else {
 				f.command(m.Payload)

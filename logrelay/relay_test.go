@@ -409,3 +409,61 @@ func TestViewerLevels(t *testing.T) {
 		t.Errorf("error viewer, second frame %+v", f)
 	}
 }
+
+// switchRouter routes every tenant to one bus, which the test can change.
+type switchRouter struct{ bus atomic.Pointer[broker.Broker] }
+
+func (s *switchRouter) Route(string) (messaging.Bus, string, bool) {
+	return s.bus.Load(), protocol.DefaultRoot, false
+}
+
+// TestViewerFollowsBrokerChange: when a tenant's broker changes under an open console (its
+// own broker configured, changed, or dropped), the relay moves the device's subscriptions to
+// the new broker within a tick and turns debug on again there; the old broker's messages no
+// longer reach the viewer.
+func TestViewerFollowsBrokerChange(t *testing.T) {
+	t.Parallel()
+	oldBus, newBus := startBroker(t), startBroker(t)
+	router := &switchRouter{}
+	router.bus.Store(oldBus)
+	r, debugs := newRelay(t, nil, Options{Router: router, AutoDebug: true})
+	v, err := r.Watch(t.Context(), "tenant", "dev-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishBatch(t, oldBus, "dev-a", batch(0, 1))
+	if f := next(t, v); f.Type != FrameLines || f.Lines[0].Seq != 0 {
+		t.Fatalf("before the change: %+v", f)
+	}
+	waitFor(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
+
+	router.bus.Store(newBus)
+	waitFor(t, "the stream to move to the new broker", func() bool { return counter(t, r.metrics.Rerouted) == 1 })
+	waitFor(t, "debug on again through the new broker", func() bool {
+		all := debugs.all()
+		return len(all) == 2 && all[1].Enabled
+	})
+	publishBatch(t, oldBus, "dev-a", batch(1, 1)) // the old broker is no longer listened to
+	publishBatch(t, newBus, "dev-a", batch(2, 1))
+	f := next(t, v)
+	if f.Type == FrameGap {
+		f = next(t, v) // seq 1 never arrived: a transit gap is right
+	}
+	if f.Type != FrameLines || len(f.Lines) != 1 || f.Lines[0].Seq != 2 {
+		t.Fatalf("after the change: %+v, want line 2 from the new broker", f)
+	}
+	select {
+	case f := <-v.Frames():
+		t.Errorf("extra frame %+v", f)
+	default:
+	}
+}
+
+func counter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
