@@ -260,12 +260,22 @@ func publishFrame(topic string, payload []byte) []byte {
 // connectAll connects devices 0..n-1 with workers in parallel and returns them and the rate.
 func connectAll(b *testing.B, addr string, n, workers int) ([]*rawClient, float64) {
 	b.Helper()
+	start := time.Now()
+	clients, err := connectDevices(addr, n, workers, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return clients, float64(n) / time.Since(start).Seconds()
+}
+
+// connectDevices connects devices 0..n-1 with workers in parallel, calling then (when set)
+// on each connected device. On the first error it closes them all and returns it.
+func connectDevices(addr string, n, workers int, then func(i int, c *rawClient) error) ([]*rawClient, error) {
 	clients := make([]*rawClient, n)
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < workers; w++ {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -275,21 +285,25 @@ func connectAll(b *testing.B, addr string, n, workers int) ([]*rawClient, float6
 					return
 				}
 				c, err := dialRaw(addr, deviceID(i), "secret-"+deviceID(i))
+				if err == nil {
+					clients[i] = c
+					if then != nil {
+						err = then(i, c)
+					}
+				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				clients[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	rate := float64(n) / time.Since(start).Seconds()
 	if err, _ := firstErr.Load().(error); err != nil {
 		closeAll(clients)
-		b.Fatal(err)
+		return nil, err
 	}
-	return clients, rate
+	return clients, nil
 }
 
 func closeAll(cs []*rawClient) {
@@ -411,40 +425,18 @@ func TestClientsChild(t *testing.T) {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 	n := benchDevices()
-	clients := make([]*rawClient, n)
-	defer closeAll(clients)
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
 	fanout := os.Getenv("BROKER_BENCH_CHILD_MODE") == childFanout
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := dialRaw(addr, deviceID(i), "secret-"+deviceID(i))
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				clients[i] = c
-				if fanout {
-					if err := c.subscribe(protocol.DownlinkFilter(protocol.DefaultRoot, deviceID(i)), 1); err != nil {
-						firstErr.CompareAndSwap(nil, err)
-						return
-					}
-				}
-			}
-		}()
+	var subscribe func(i int, c *rawClient) error
+	if fanout {
+		subscribe = func(i int, c *rawClient) error {
+			return c.subscribe(protocol.DownlinkFilter(protocol.DefaultRoot, deviceID(i)), 1)
+		}
 	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
+	clients, err := connectDevices(addr, n, 8, subscribe)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer closeAll(clients)
 	fmt.Println("connected")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
