@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -133,6 +134,13 @@ func (s *Server) updateMember(c echo.Context) error {
 	if err := s.deps.Store.UpdateMembershipRole(ctx, tc.Tenant.ID, target.UserID, req.Role); err != nil {
 		return err
 	}
+	if target.Role == store.RoleOwner {
+		if err := s.keepAnOwner(ctx, tc.Tenant.ID, func(ctx context.Context) error {
+			return s.deps.Store.UpdateMembershipRole(ctx, tc.Tenant.ID, target.UserID, store.RoleOwner)
+		}); err != nil {
+			return err
+		}
+	}
 	s.audit(c, auditMemberRole, "member", target.UserID, map[string]any{"from": string(target.Role), "to": string(req.Role)})
 	target.Role = req.Role
 	mr, err := s.memberOf(ctx, target)
@@ -194,7 +202,32 @@ func (s *Server) dropMembership(ctx context.Context, tenantID string, m store.Me
 	if err := s.deps.Store.DeleteMembership(ctx, tenantID, m.UserID); err != nil {
 		return err
 	}
+	if m.Role == store.RoleOwner {
+		if err := s.keepAnOwner(ctx, tenantID, func(ctx context.Context) error {
+			restored := m
+			return s.deps.Store.CreateMembership(ctx, &restored)
+		}); err != nil {
+			return err
+		}
+	}
 	return s.deleteUserTokens(ctx, tenantID, m.UserID)
+}
+
+// keepAnOwner runs after an owner was demoted or removed. The check before the change counted
+// two owners, but two owners demoting each other at once both pass it (the store has no
+// transaction across the count and the change); so the count is taken again, and when no
+// owner is left the change is undone with undo and refused as errLastOwner. Undoing only
+// adds owners back, so whatever the interleaving, the tenant keeps at least one.
+func (s *Server) keepAnOwner(ctx context.Context, tenantID string, undo func(context.Context) error) error {
+	n, err := s.countOwners(ctx, tenantID)
+	if err != nil || n > 0 {
+		return err
+	}
+	// Undo even when the request has been cancelled meanwhile: the tenant must keep an owner.
+	if err := undo(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("restore the tenant's last owner: %w", err)
+	}
+	return errLastOwner
 }
 
 // deleteUserTokens removes a user's personal tokens in one tenant.

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/espadmin/espadmin/store"
@@ -299,5 +301,82 @@ func TestBadInput(t *testing.T) {
 	}
 	if n := countTenants(t, h.st); n != tenants {
 		t.Errorf("tenants %d, want %d", n, tenants)
+	}
+}
+
+// interleavingStore runs before once, just ahead of the first membership role change or
+// removal it is asked for: a request of another replica landing between this request's
+// owner count and its own change.
+type interleavingStore struct {
+	store.Store
+	once   sync.Once
+	before func()
+}
+
+func (s *interleavingStore) UpdateMembershipRole(ctx context.Context, tenantID, userID string, role store.Role) error {
+	s.once.Do(s.before)
+	return s.Store.UpdateMembershipRole(ctx, tenantID, userID, role)
+}
+
+func (s *interleavingStore) DeleteMembership(ctx context.Context, tenantID, userID string) error {
+	s.once.Do(s.before)
+	return s.Store.DeleteMembership(ctx, tenantID, userID)
+}
+
+// TestOwnersDemotingEachOtherKeepOne: two owners demote (or remove) each other at the same
+// moment; both pass the "another owner remains" check, and the change that would leave no
+// owner is undone and refused as last_owner.
+func TestOwnersDemotingEachOtherKeepOne(t *testing.T) {
+	t.Parallel()
+	w := newTenantWorld(t)
+	h := w.h
+	tenant := tenantID(t, h.st, "alpha")
+	ownerID := lateUserID(t, h, memberEmail("alpha", store.RoleOwner))
+	otherID := lateUserID(t, h, memberEmail("alpha", store.RoleAdmin))
+	owner := w.session(t, "alpha", store.RoleOwner)
+	members := "/api/v1/tenants/alpha/members/"
+	roleOf := func(id string) store.Role {
+		m, err := h.st.Membership(t.Context(), tenant, id)
+		if err != nil {
+			t.Fatalf("membership of %s: %v", id, err)
+		}
+		return m.Role
+	}
+	for _, tc := range []struct {
+		name, method string
+		body         map[string]any
+	}{
+		{"demote", "PATCH", map[string]any{"role": "admin"}},
+		{"remove", "DELETE", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Two owners again.
+			if err := h.st.UpdateMembershipRole(t.Context(), tenant, ownerID, store.RoleOwner); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.st.UpdateMembershipRole(t.Context(), tenant, otherID, store.RoleOwner); err != nil {
+				t.Fatal(err)
+			}
+			// The other owner's demotion of this one lands while this request runs.
+			racing := &interleavingStore{Store: h.st, before: func() {
+				if err := h.st.UpdateMembershipRole(context.Background(), tenant, ownerID, store.RoleAdmin); err != nil {
+					t.Error(err)
+				}
+			}}
+			_, url, _ := h.startServer(racing)
+			c := *owner
+			c.base = url
+			status, resp := c.do(tc.method, members+otherID, tc.body)
+			wantError(t, tc.name+" the other owner while being demoted", status, resp, 409)
+			if errCode(t, resp) != "last_owner" {
+				t.Errorf("code %v", resp)
+			}
+			if got := roleOf(otherID); got != store.RoleOwner {
+				t.Errorf("the other owner is now %s; the tenant has no owner", got)
+			}
+			if got := roleOf(ownerID); got != store.RoleAdmin {
+				t.Errorf("the concurrent demotion was lost: %s", got)
+			}
+		})
 	}
 }
