@@ -45,7 +45,10 @@ func rolesMarkdown() string {
 	b.WriteString("\nIn short: a viewer reads; a developer also manages devices, projects, releases, commands\n")
 	b.WriteString("and configuration; an admin also manages members, API tokens, tenant settings and reads the\n")
 	b.WriteString("audit log; an owner also deletes the tenant and transfers ownership. Only an owner may make\n")
-	b.WriteString("someone an owner, change or remove an owner, and a tenant always keeps at least one owner.\n\n")
+	b.WriteString("someone an owner, change or remove an owner, and a tenant always keeps at least one owner:\n")
+	b.WriteString("demoting, removing or leaving as the last owner is `409 last_owner`, and when two owners\n")
+	b.WriteString("demote each other at the same moment (on one replica or two), the change that would leave\n")
+	b.WriteString("none is undone and answered the same way.\n\n")
 
 	b.WriteString("## API token scopes\n\n")
 	b.WriteString("Known scopes: " + "`" + strings.Join(account.Scopes, "`, `") + "`.\n\n")
