@@ -3,18 +3,15 @@ package devicerrors
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/espadmin/espadmin/devicerrors/bugsnagtest"
 	"github.com/espadmin/espadmin/fleet"
 	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/protocol"
@@ -27,94 +24,6 @@ const (
 	tenantKey  = "0123456789abcdef0123456789abcdef"
 	projectKey = "fedcba9876543210fedcba9876543210"
 )
-
-// fakeBugsnag stands in for Bugsnag's notify endpoint and records what bugsnag-go sends.
-type fakeBugsnag struct {
-	*httptest.Server
-	mu       sync.Mutex
-	payloads []notifyPayload
-	headers  []http.Header
-	// status answers each request; block, when set, holds requests until it closes.
-	status int
-	block  chan struct{}
-	hits   int
-}
-
-// notifyPayload is the part of Bugsnag's notify payload (v4) the tests look at.
-type notifyPayload struct {
-	APIKey string `json:"apiKey"`
-	Events []struct {
-		App struct {
-			ReleaseStage string `json:"releaseStage"`
-			Version      string `json:"version"`
-			Type         string `json:"type"`
-		} `json:"app"`
-		Context    string                    `json:"context"`
-		Device     struct{ Hostname string } `json:"device"`
-		Exceptions []struct {
-			ErrorClass string `json:"errorClass"`
-			Message    string `json:"message"`
-			Stacktrace []struct {
-				Method     string `json:"method"`
-				File       string `json:"file"`
-				LineNumber int    `json:"lineNumber"`
-			} `json:"stacktrace"`
-		} `json:"exceptions"`
-		Metadata map[string]map[string]any `json:"metaData"`
-		Severity string                    `json:"severity"`
-		User     struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"user"`
-	} `json:"events"`
-}
-
-func newFakeBugsnag(t *testing.T) *fakeBugsnag {
-	f := &fakeBugsnag{status: http.StatusOK}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		f.hits++
-		block, status := f.block, f.status
-		f.mu.Unlock()
-		if block != nil {
-			<-block
-		}
-		if status == http.StatusOK {
-			var p notifyPayload
-			if err := json.Unmarshal(body, &p); err != nil {
-				t.Errorf("notify payload is not JSON: %v", err)
-			}
-			f.mu.Lock()
-			f.payloads = append(f.payloads, p)
-			f.headers = append(f.headers, r.Header.Clone())
-			f.mu.Unlock()
-		}
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(func() {
-		f.mu.Lock()
-		if f.block != nil {
-			close(f.block)
-			f.block = nil
-		}
-		f.mu.Unlock()
-		f.Close()
-	})
-	return f
-}
-
-func (f *fakeBugsnag) received() []notifyPayload {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]notifyPayload(nil), f.payloads...)
-}
-
-func (f *fakeBugsnag) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.hits
-}
 
 // world is a store with one tenant, one project and two devices (one in the project).
 type world struct {
@@ -234,7 +143,7 @@ func counter(c *prometheus.CounterVec, label string) float64 {
 // and hostname, the device metadata and report details as tabs, and the backtrace as frames.
 func TestForwardPayload(t *testing.T) {
 	t.Parallel()
-	bs := newFakeBugsnag(t)
+	bs := bugsnagtest.New(t)
 	w := newWorld(t, bs.URL)
 	s := runService(t, Options{Store: w.st, Keyring: w.kr})
 	ctx := t.Context()
@@ -242,8 +151,8 @@ func TestForwardPayload(t *testing.T) {
 	if err := s.ErrorReport(ctx, fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.withoutProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first payload", func() bool { return len(bs.received()) == 1 })
-	p := bs.received()[0]
+	waitFor(t, "first payload", func() bool { return len(bs.Received()) == 1 })
+	p := bs.Received()[0]
 	if p.APIKey != tenantKey || len(p.Events) != 1 {
 		t.Fatalf("payload %+v", p)
 	}
@@ -270,7 +179,7 @@ func TestForwardPayload(t *testing.T) {
 		md["error"]["code"] != "0x1c" || md["error"]["reset_reason"] != "panic" || md["core_dump"]["task"] != "main" {
 		t.Errorf("metadata %v", md)
 	}
-	if h := bs.headers[0].Get("Bugsnag-Api-Key"); h != tenantKey {
+	if h := bs.Header(0).Get("Bugsnag-Api-Key"); h != tenantKey {
 		t.Errorf("header Bugsnag-Api-Key %q", h)
 	}
 
@@ -278,8 +187,8 @@ func TestForwardPayload(t *testing.T) {
 	if err := s.ErrorReport(ctx, fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.inProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "project payload", func() bool { return len(bs.received()) == 2 })
-	p = bs.received()[1]
+	waitFor(t, "project payload", func() bool { return len(bs.Received()) == 2 })
+	p = bs.Received()[1]
 	if p.APIKey != projectKey || p.Events[0].App.ReleaseStage != "beta" || p.Events[0].Metadata["device"]["project_id"] != w.project {
 		t.Errorf("project payload key %q stage %q", p.APIKey, p.Events[0].App.ReleaseStage)
 	}
@@ -350,8 +259,8 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 	t.Parallel()
 	t.Run("slow", func(t *testing.T) {
 		t.Parallel()
-		bs := newFakeBugsnag(t)
-		bs.block = make(chan struct{})
+		bs := bugsnagtest.New(t)
+		bs.Hang()
 		w := newWorld(t, bs.URL)
 		s := runService(t, Options{Store: w.st, Keyring: w.kr, QueueSize: 2, Workers: 1, ForwardBurst: 100, Timeout: time.Minute})
 		start := time.Now()
@@ -367,7 +276,7 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 		if len(g.Items) != 1 || g.Items[0].Count != 20 {
 			t.Errorf("stored %+v", g.Items)
 		}
-		waitFor(t, "one request in flight", func() bool { return bs.count() >= 1 })
+		waitFor(t, "one request in flight", func() bool { return bs.Requests() >= 1 })
 		// One in flight, two queued, the rest dropped.
 		if n := counter(s.Metrics().Forward, "queue_full"); n < 17 {
 			t.Errorf("queue_full %v", n)
@@ -375,15 +284,15 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 	})
 	t.Run("down", func(t *testing.T) {
 		t.Parallel()
-		bs := newFakeBugsnag(t)
-		bs.status = http.StatusServiceUnavailable
+		bs := bugsnagtest.New(t)
+		bs.SetStatus(http.StatusServiceUnavailable)
 		w := newWorld(t, bs.URL)
 		s := runService(t, Options{Store: w.st, Keyring: w.kr, Attempts: 3, Backoff: time.Millisecond})
 		if err := s.ErrorReport(t.Context(), fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.inProject}, report("v-1.2.0")); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "failed after retries", func() bool { return counter(s.Metrics().Forward, "failed") == 1 })
-		if n := bs.count(); n != 3 {
+		if n := bs.Requests(); n != 3 {
 			t.Errorf("attempts %d, want 3", n)
 		}
 		if n := counter(s.Metrics().Forward, "retried"); n != 2 {
@@ -396,7 +305,7 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 // higher one, and the rest is counted.
 func TestRateLimits(t *testing.T) {
 	t.Parallel()
-	bs := newFakeBugsnag(t)
+	bs := bugsnagtest.New(t)
 	w := newWorld(t, bs.URL)
 	now := time.Now()
 	s := runService(t, Options{Store: w.st, Keyring: w.kr, ForwardBurst: 3, StoreBurst: 10, Now: func() time.Time { return now }})
@@ -410,7 +319,7 @@ func TestRateLimits(t *testing.T) {
 	if err := s.ErrorReport(t.Context(), fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.withoutProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "forwarded", func() bool { return len(bs.received()) == 4 })
+	waitFor(t, "forwarded", func() bool { return len(bs.Received()) == 4 })
 	if n := counter(s.Metrics().Forward, "rate_limited"); n != 7 {
 		t.Errorf("forward rate_limited %v, want 7", n)
 	}

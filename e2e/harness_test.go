@@ -155,26 +155,12 @@ const tenant = "acme"
 
 func startServer(t *testing.T, root string) *server {
 	t.Helper()
-	binDir := t.TempDir()
-	bin := filepath.Join(binDir, "espadmin")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/espadmin")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildEspadmin(t, root)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	base := []string{"--data-dir", dataDir}
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, base...)...)
-		cmd.Env = cleanEnv()
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("espadmin %v: %v\n%s", args, err, errOut.String())
-		}
-		return out.String()
+		return runCLI(t, bin, cleanEnv(), stdin, append(args, base...)...)
 	}
 	cli("a long enough password\n", "user", "create", "--email", "e2e@example.com", "--tenant", tenant)
 	out := cli("", "token", "create", "--email", "e2e@example.com", "--tenant", tenant, "--name", "e2e",
@@ -187,6 +173,45 @@ func startServer(t *testing.T, root string) *server {
 	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--mqtt-addr", mqttAddr,
 		"--mqtt-tls-addr", "", "--log-format", "text", "--shutdown-timeout", "5s"}, base...)...)
 	cmd.Env = cleanEnv()
+	runServer(t, "espadmin serve", cmd, s)
+	return s
+}
+
+// buildEspadmin builds ./cmd/espadmin of the module at root into a temporary folder and
+// returns the binary.
+func buildEspadmin(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "espadmin")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/espadmin")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runCLI runs the espadmin binary bin with args, the environment env and stdin as its
+// input, and returns what it writes to stdout; should it fail, so does the test, with its
+// stderr.
+func runCLI(t *testing.T, bin string, env []string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("espadmin %v: %v\n%s", args, err, errOut.String())
+	}
+	return out.String()
+}
+
+// runServer starts cmd, an "espadmin serve" for s, with its stderr going to s.stderr, and
+// waits until s answers /readyz; should the process exit first, the test fails with the end
+// of its log. The process gets SIGTERM when the test ends (SIGKILL after 10 s). name says
+// which server in the test's messages.
+func runServer(t *testing.T, name string, cmd *exec.Cmd, s *server) {
+	t.Helper()
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -202,11 +227,11 @@ func startServer(t *testing.T, root string) *server {
 			<-exited
 		}
 	})
-	eventually(t, "the server to be ready", func() (bool, string) {
+	eventually(t, name+" ready", func() (bool, string) {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("espadmin serve exited: %v", err)
+			t.Fatalf("%s exited: %v\n%s", name, err, tail(s.stderr.String(), 40))
 		default:
 		}
 		resp, err := http.Get(s.url + "/readyz")
@@ -216,7 +241,6 @@ func startServer(t *testing.T, root string) *server {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	return s
 }
 
 // call sends a request to /api/v1/tenants/acme{path}: body []byte is sent as an image,

@@ -394,18 +394,6 @@ func storedFirmware(t *testing.T, s *server) map[string]string {
 	}
 }
 
-// buildEspadmin builds the binary once for the test.
-func buildEspadmin(t *testing.T, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "espadmin")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/espadmin")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // replicaShared is what every replica shares: the binary, the database, the master key and
 // the firmware storage folder.
 type replicaShared struct {
@@ -419,15 +407,7 @@ func (r replicaShared) env() []string {
 // cli runs an espadmin command against the shared database.
 func (r replicaShared) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(r.bin, append(args, "--data-dir", filepath.Join(t.TempDir(), "cli"), "--database-url", r.dbURL)...)
-	cmd.Env = r.env()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("espadmin %v: %v\n%s", args, err, errOut.String())
-	}
-	return out.String()
+	return runCLI(t, r.bin, r.env(), stdin, append(args, "--data-dir", filepath.Join(t.TempDir(), "cli"), "--database-url", r.dbURL)...)
 }
 
 // start runs one replica: embedded broker off, the shared settings, its own replica ID and
@@ -442,38 +422,13 @@ func (r replicaShared) start(t *testing.T, id, token string) *server {
 		"--mqtt-enabled=false", "--mqtt-replica-id", id, "--mqtt-share-group", "espadmin",
 		"--log-format", "text", "--shutdown-timeout", "5s")
 	cmd.Env = r.env()
-	cmd.Stderr = s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// Registered before runServer's cleanup, so it runs after the replica has stopped.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 		if t.Failed() {
 			t.Logf("replica %s log:\n%s", id, tail(s.stderr.String(), 60))
 		}
 	})
-	eventually(t, "replica "+id+" ready", func() (bool, string) {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("replica %s exited: %v\n%s", id, err, tail(s.stderr.String(), 40))
-		default:
-		}
-		resp, err := http.Get(s.url + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
+	runServer(t, "replica "+id, cmd, s)
 	return s
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/devicerrors"
+	"github.com/espadmin/espadmin/devicerrors/bugsnagtest"
 	"github.com/espadmin/espadmin/fleet"
 	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/protocol"
@@ -26,116 +25,6 @@ import (
 
 // e2eBugsnagKey is the tenant's Bugsnag API key in the end-to-end error tests.
 const e2eBugsnagKey = "00112233445566778899aabbccddeeff"
-
-// bugsnagEndpoint stands in for Bugsnag's notify URL: it records the JSON bugsnag-go sends
-// and can be made to hang until released.
-type bugsnagEndpoint struct {
-	*httptest.Server
-	mu       sync.Mutex
-	payloads []bugsnagPayload
-	apiKeys  []string // Bugsnag-Api-Key header of each recorded request
-	hits     int
-	hang     chan struct{} // non-nil: requests wait until it closes
-}
-
-// bugsnagPayload is the part of the notify payload (v4) the tests look at.
-type bugsnagPayload struct {
-	APIKey string `json:"apiKey"`
-	Events []struct {
-		App struct {
-			ReleaseStage string `json:"releaseStage"`
-			Version      string `json:"version"`
-			Type         string `json:"type"`
-		} `json:"app"`
-		Context string `json:"context"`
-		Device  struct {
-			Hostname string `json:"hostname"`
-		} `json:"device"`
-		Exceptions []struct {
-			ErrorClass string `json:"errorClass"`
-			Message    string `json:"message"`
-			Stacktrace []struct {
-				Method     string `json:"method"`
-				File       string `json:"file"`
-				LineNumber int    `json:"lineNumber"`
-			} `json:"stacktrace"`
-		} `json:"exceptions"`
-		Metadata map[string]map[string]any `json:"metaData"`
-		Severity string                    `json:"severity"`
-		User     struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"user"`
-	} `json:"events"`
-}
-
-func newBugsnagEndpoint(t *testing.T) *bugsnagEndpoint {
-	t.Helper()
-	e := &bugsnagEndpoint{}
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		e.mu.Lock()
-		e.hits++
-		hang := e.hang
-		e.mu.Unlock()
-		if hang != nil {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		var p bugsnagPayload
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Errorf("notify payload is not JSON: %v: %q", err, body)
-		}
-		e.mu.Lock()
-		e.payloads = append(e.payloads, p)
-		e.apiKeys = append(e.apiKeys, r.Header.Get("Bugsnag-Api-Key"))
-		e.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(func() {
-		e.release()
-		e.Close()
-	})
-	return e
-}
-
-// hangRequests makes every request wait until release.
-func (e *bugsnagEndpoint) hangRequests() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.hang = make(chan struct{})
-}
-
-func (e *bugsnagEndpoint) release() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.hang != nil {
-		close(e.hang)
-		e.hang = nil
-	}
-}
-
-func (e *bugsnagEndpoint) received() []bugsnagPayload {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]bugsnagPayload(nil), e.payloads...)
-}
-
-// apiKeyHeader is the Bugsnag-Api-Key header of the i-th recorded request.
-func (e *bugsnagEndpoint) apiKeyHeader(i int) string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.apiKeys[i]
-}
-
-func (e *bugsnagEndpoint) requests() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.hits
-}
 
 // errorRig is the whole error path on the harness's store: the real embedded broker on
 // 127.0.0.1:0, ingestion with the device error service as its ErrorReporter (as serve.go
@@ -320,7 +209,7 @@ func gathered(t *testing.T, reg prometheus.Gatherer, name string, want map[strin
 // backtrace as stack frames. The group is listed by the API with its count.
 func TestErrorsEndToEnd(t *testing.T) {
 	t.Parallel()
-	bs := newBugsnagEndpoint(t)
+	bs := bugsnagtest.New(t)
 	r := newErrorRig(t, devicerrors.Options{Backoff: 20 * time.Millisecond})
 	r.setBugsnag(t, bs.URL+"/notify")
 	d := r.device(t, "boiler", "v-2.3.4")
@@ -328,9 +217,9 @@ func TestErrorsEndToEnd(t *testing.T) {
 	for range 3 {
 		publishReport(t, d, e2eReport("v-2.3.4", "LoadProhibited"))
 	}
-	waitFor(t, "three notifications", func() bool { return len(bs.received()) == 3 })
-	p := bs.received()[0]
-	if hdr := bs.apiKeyHeader(0); p.APIKey != e2eBugsnagKey || len(p.Events) != 1 || hdr != e2eBugsnagKey {
+	waitFor(t, "three notifications", func() bool { return len(bs.Received()) == 3 })
+	p := bs.Received()[0]
+	if hdr := bs.Header(0).Get("Bugsnag-Api-Key"); p.APIKey != e2eBugsnagKey || len(p.Events) != 1 || hdr != e2eBugsnagKey {
 		t.Fatalf("key %q header %q events %d", p.APIKey, hdr, len(p.Events))
 	}
 	ev := p.Events[0]
@@ -418,14 +307,14 @@ func (r *errorRig) get(t *testing.T, path string) map[string]any {
 // endpoint answers again, the held reports are delivered.
 func TestErrorsBugsnagHangs(t *testing.T) {
 	t.Parallel()
-	bs := newBugsnagEndpoint(t)
-	bs.hangRequests()
+	bs := bugsnagtest.New(t)
+	bs.Hang()
 	r := newErrorRig(t, devicerrors.Options{Timeout: time.Minute, Workers: 1, Attempts: 1})
 	r.setBugsnag(t, bs.URL)
 	d := r.device(t, "pump", "v-1.4.0")
 
 	publishReport(t, d, e2eReport("v-1.4.0", "StoreProhibited"))
-	waitFor(t, "the first notification to hang", func() bool { return bs.requests() == 1 })
+	waitFor(t, "the first notification to hang", func() bool { return bs.Requests() == 1 })
 
 	start := time.Now()
 	for range 4 {
@@ -446,12 +335,12 @@ func TestErrorsBugsnagHangs(t *testing.T) {
 		return err == nil && dev.Metadata.FreeHeap == 4242
 	})
 	t.Logf("4 reports and metadata stored %v after the hang began", time.Since(start).Round(time.Millisecond))
-	if n := len(bs.received()); n != 0 {
+	if n := len(bs.Received()); n != 0 {
 		t.Fatalf("%d notifications completed while the endpoint hangs", n)
 	}
 
-	bs.release()
-	waitFor(t, "held reports delivered", func() bool { return len(bs.received()) == 5 })
+	bs.Release()
+	waitFor(t, "held reports delivered", func() bool { return len(bs.Received()) == 5 })
 	// The endpoint records a notification before its response reaches the forwarder, which
 	// counts it as sent only then.
 	waitFor(t, "five notifications counted as sent", func() bool {
@@ -466,7 +355,7 @@ func TestErrorsBugsnagHangs(t *testing.T) {
 // service's per-device limit; forwarding to Bugsnag stops at the forward limit.
 func TestErrorsBadInputAndFlood(t *testing.T) {
 	t.Parallel()
-	bs := newBugsnagEndpoint(t)
+	bs := bugsnagtest.New(t)
 	r := newErrorRig(t, devicerrors.Options{})
 	r.setBugsnag(t, bs.URL)
 	bad := r.device(t, "flood", "v-1.0.0")
@@ -539,7 +428,7 @@ func TestErrorsBadInputAndFlood(t *testing.T) {
 			gathered(t, r.reg, "espadmin_bugsnag_forward_total", map[string]string{"outcome": "queued"})
 	})
 	perDevice := map[string]int{}
-	for _, p := range bs.received() {
+	for _, p := range bs.Received() {
 		perDevice[p.Events[0].User.ID]++
 	}
 	if perDevice[good.ID()] != 5 || perDevice[bad.ID()] > devicerrors.DefaultForwardBurst+2 {

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -49,77 +48,44 @@ func startMariaDB() (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mariadbd not found (apt-get install mariadb-server): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "espadmin-mariadb-")
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	dataDir := filepath.Join(dir, "data")
 	userArgs := []string{}
 	if os.Geteuid() == 0 {
 		userArgs = []string{"--user=root"}
 	}
-
-	args := append([]string{"--no-defaults", "--datadir=" + dataDir, "--auth-root-authentication-method=normal", "--skip-test-db"}, userArgs...)
-	cmd := exec.Command(install, args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "mariadb.log")
-	args = append([]string{
-		"--no-defaults",
-		"--datadir=" + dataDir,
-		"--port=" + strconv.Itoa(port),
-		"--bind-address=127.0.0.1",
-		"--socket=" + filepath.Join(dir, "sock"),
-		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"),
-		"--log-error=" + logPath,
-		"--skip-name-resolve",
-		"--skip-log-bin",
-		"--character-set-server=utf8mb4",
-		"--collation-server=utf8mb4_bin",
-		"--innodb-buffer-pool-size=64M",
-		"--innodb-log-file-size=32M",
-		"--innodb-flush-log-at-trx-commit=0",
-		"--innodb-doublewrite=0",
-		"--max-connections=300",
-	}, userArgs...)
-	srv := &server{
-		cmd:        exec.Command(mariadbd, args...),
-		dir:        dir,
-		port:       port,
-		stopSignal: syscall.SIGTERM,
-		done:       make(chan struct{}),
-		logPath:    logPath,
-	}
-	srv.cmd.Dir = dir
-	// Pdeathsig takes the server down with the test process should StopAll not be called.
-	srv.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := srv.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start mariadbd: %w", err)
-	}
-	go func() { _ = srv.cmd.Wait(); close(srv.done) }()
-
-	dsn := fmt.Sprintf("root@tcp(127.0.0.1:%d)/?timeout=2s", port)
-	if err := waitReady(srv, "mysql", dsn); err != nil {
-		tail := srv.logTail()
-		srv.stop()
-		ok = true // stop removed the folder
-		return nil, fmt.Errorf("mariadbd did not start: %w\n%s", err, tail)
-	}
-	ok = true
-	return srv, nil
+	return startServer(serverSpec{
+		name:        "mariadbd",
+		dirPattern:  "espadmin-mariadb-",
+		logName:     "mariadb.log",
+		stopSignal:  syscall.SIGTERM,
+		deathSignal: syscall.SIGKILL,
+		prepare: func(dir string) (*exec.Cmd, error) {
+			args := append([]string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"),
+				"--auth-root-authentication-method=normal", "--skip-test-db"}, userArgs...)
+			return exec.Command(install, args...), nil
+		},
+		command: func(dir, logPath string, port int) *exec.Cmd {
+			return exec.Command(mariadbd, append([]string{
+				"--no-defaults",
+				"--datadir=" + filepath.Join(dir, "data"),
+				"--port=" + strconv.Itoa(port),
+				"--bind-address=127.0.0.1",
+				"--socket=" + filepath.Join(dir, "sock"),
+				"--pid-file=" + filepath.Join(dir, "mariadbd.pid"),
+				"--log-error=" + logPath,
+				"--skip-name-resolve",
+				"--skip-log-bin",
+				"--character-set-server=utf8mb4",
+				"--collation-server=utf8mb4_bin",
+				"--innodb-buffer-pool-size=64M",
+				"--innodb-log-file-size=32M",
+				"--innodb-flush-log-at-trx-commit=0",
+				"--innodb-doublewrite=0",
+				"--max-connections=300",
+			}, userArgs...)...)
+		},
+		driver: "mysql",
+		dsn:    func(port int) string { return fmt.Sprintf("root@tcp(127.0.0.1:%d)/?timeout=2s", port) },
+	})
 }
 
 // lookPathSbin finds name on PATH or in the sbin folders, which are not on every user's PATH.

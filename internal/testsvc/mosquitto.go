@@ -250,13 +250,7 @@ func (s *MosquittoServer) stopLocked() {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	stopProcess(s.cmd.Process, syscall.SIGTERM, s.done)
 	s.cmd, s.done = nil, nil
 }
 

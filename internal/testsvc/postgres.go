@@ -13,7 +13,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,7 +30,7 @@ const startTimeout = 30 * time.Second
 // Shared servers. Starting PostgreSQL or MariaDB takes about a second, so one server of each
 // kind is started per test binary, on first use, and every test gets a fresh database on it.
 // StopAll (called from TestMain) stops them; should a test binary exit without calling it, the
-// servers still go down with it (see sharedServer.start).
+// servers still go down with it (see serverSpec.deathSignal).
 var (
 	postgresServer sharedServer
 	mariaDBServer  sharedServer
@@ -74,50 +73,6 @@ func (s *sharedServer) stop() {
 	if srv != nil {
 		srv.stop()
 	}
-}
-
-// server is one database server process running from a temporary folder.
-type server struct {
-	cmd  *exec.Cmd
-	dir  string
-	port int
-	// stopSignal asks the server to shut down (PostgreSQL: SIGQUIT is its "immediate" mode).
-	stopSignal syscall.Signal
-	done       chan struct{} // closed when the process has exited
-	logPath    string
-}
-
-// stop signals the server, waits for it (killing it after a deadline) and removes its folder.
-func (s *server) stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(s.stopSignal)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
-	_ = os.RemoveAll(s.dir)
-}
-
-// exited reports whether the process has ended, which during start means it failed.
-func (s *server) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// logTail returns the end of the server's log, to explain a failed start.
-func (s *server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // StopAll stops the shared PostgreSQL and MariaDB servers. Call it from TestMain after m.Run in
@@ -166,86 +121,55 @@ func startPostgres() (*server, error) {
 			return nil, fmt.Errorf("%s not found (apt-get install postgresql-15): %w", bin, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "espadmin-pg-")
+	cred, err := postgresCredential()
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
-	cred, err := postgresCredential(dir)
-	if err != nil {
-		return nil, err
-	}
-	dataDir := filepath.Join(dir, "data")
-	sockDir := filepath.Join(dir, "sock")
-	if err := os.Mkdir(sockDir, 0o755); err != nil {
-		return nil, err
-	}
-	if cred != nil {
-		if err := os.Chown(sockDir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, err
-		}
-	}
-
-	cmd := exec.Command(initdb, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D", dataDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	srv := &server{
-		cmd: exec.Command(postgres, "-D", dataDir,
-			"-p", strconv.Itoa(port), "-k", sockDir,
-			"-c", "listen_addresses=127.0.0.1",
-			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-			"-c", "max_connections=200"),
-		dir:        dir,
-		port:       port,
-		stopSignal: syscall.SIGQUIT,
-		done:       make(chan struct{}),
-		logPath:    logPath,
-	}
-	srv.cmd.Dir = dir
-	srv.cmd.Stdout, srv.cmd.Stderr = logFile, logFile
-	// Pdeathsig takes the server down with the test process should StopAll not be called.
-	srv.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	if err := srv.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
-	go func() { _ = srv.cmd.Wait(); close(srv.done) }()
-
-	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", port)
-	if err := waitReady(srv, "pgx", url); err != nil {
-		tail := srv.logTail()
-		srv.stop()
-		ok = true // stop removed the folder
-		return nil, fmt.Errorf("postgres did not start: %w\n%s", err, tail)
-	}
-	ok = true
-	return srv, nil
+	return startServer(serverSpec{
+		name:        "postgres",
+		dirPattern:  "espadmin-pg-",
+		logName:     "postgres.log",
+		stdioLog:    true,
+		stopSignal:  syscall.SIGQUIT,
+		deathSignal: syscall.SIGQUIT,
+		prepare: func(dir string) (*exec.Cmd, error) {
+			if err := os.Chmod(dir, 0o755); err != nil {
+				return nil, err
+			}
+			sockDir := filepath.Join(dir, "sock")
+			if err := os.Mkdir(sockDir, 0o755); err != nil {
+				return nil, err
+			}
+			if cred != nil {
+				for _, d := range []string{dir, sockDir} {
+					if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
+						return nil, err
+					}
+				}
+			}
+			cmd := exec.Command(initdb, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D", filepath.Join(dir, "data"))
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			return cmd, nil
+		},
+		command: func(dir, _ string, port int) *exec.Cmd {
+			cmd := exec.Command(postgres, "-D", filepath.Join(dir, "data"),
+				"-p", strconv.Itoa(port), "-k", filepath.Join(dir, "sock"),
+				"-c", "listen_addresses=127.0.0.1",
+				"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+				"-c", "max_connections=200")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			return cmd
+		},
+		driver: "pgx",
+		dsn: func(port int) string {
+			return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", port)
+		},
+	})
 }
 
-// postgresCredential returns the credential to run PostgreSQL with when the test runs as root
-// (nil otherwise) and gives dir to that user.
-func postgresCredential(dir string) (*syscall.Credential, error) {
+// postgresCredential returns the credential to run PostgreSQL with when the test runs as root,
+// nil otherwise.
+func postgresCredential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -261,29 +185,7 @@ func postgresCredential(dir string) (*syscall.Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
-		return nil, err
-	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// waitReady polls the server until it accepts a connection, it exits, or startTimeout passes.
-func waitReady(srv *server, driver, dsn string) error {
-	deadline := time.Now().Add(startTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		if srv.exited() {
-			return fmt.Errorf("server exited: %v", lastErr)
-		}
-		if lastErr = ping(driver, dsn); lastErr == nil {
-			return nil
-		}
-		select {
-		case <-srv.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("not ready after %s: %w", startTimeout, lastErr)
 }
 
 // ping opens one connection to dsn and checks it answers.
