@@ -101,16 +101,26 @@ const (
 	ipFreeFailures      = 20
 	backoffBase         = time.Second
 	backoffMax          = 15 * time.Minute
-	limiterSize         = 10000
+)
+
+// Kinds of rate-limit keys, the prefixes of the keys in the store.
+const (
+	limitLoginAccount   = "login-account"
+	limitLoginAddr      = "login-addr"
+	limitPasswordChange = "password-change"
+	limitResetMail      = "reset-mail"
 )
 
 // Service implements the account operations on a store.
 type Service struct {
-	st       store.Store
-	opts     Options
-	now      func() time.Time
+	st   store.Store
+	opts Options
+	now  func() time.Time
+	// Rate limits, counted in the store so that replicas share them: logins per account and
+	// per client address, password changes per user, reset mails per address.
 	accounts *limiter
 	addrs    *limiter
+	changes  *limiter
 	resets   *limiter
 	// dummyHash is compared when the email is unknown, so an unknown email takes as long as
 	// a wrong password. It is made on first use: hashing allocates the full argon2 memory
@@ -145,9 +155,10 @@ func New(st store.Store, opts Options) *Service {
 	})
 	return &Service{
 		st: st, opts: opts, now: now, dummyHash: dummy,
-		accounts: newLimiter(accountFreeFailures, backoffBase, backoffMax, limiterSize),
-		addrs:    newLimiter(ipFreeFailures, backoffBase, backoffMax, limiterSize),
-		resets:   newLimiter(resetMailsFree, time.Minute, time.Hour, limiterSize),
+		accounts: newLimiter(st, limitLoginAccount, accountFreeFailures, backoffBase, backoffMax),
+		addrs:    newLimiter(st, limitLoginAddr, ipFreeFailures, backoffBase, backoffMax),
+		changes:  newLimiter(st, limitPasswordChange, accountFreeFailures, backoffBase, backoffMax),
+		resets:   newLimiter(st, limitResetMail, resetMailsFree, time.Minute, time.Hour),
 	}
 }
 
@@ -266,22 +277,35 @@ func (s *Service) CreateUser(ctx context.Context, in SignupInput) (store.User, e
 }
 
 // Login checks an email and password. Unknown email, wrong password and disabled account all
-// give ErrInvalidCredentials after the same amount of hashing work. Failures are counted per
-// account and per client address; over the limit, Login returns *RateLimitError without
-// checking the password.
+// give ErrInvalidCredentials after the same amount of hashing work and the same store writes.
+// Failures are counted per account and per client address, in the store, so every replica
+// sees them; over the limit, Login returns *RateLimitError without checking the password. When
+// the counts cannot be read or written, Login fails with that error rather than letting the
+// attempt through uncounted.
 func (s *Service) Login(ctx context.Context, email, password, remoteAddr string) (store.User, error) {
 	now := s.now()
 	norm, err := NormalizeEmail(email)
 	if err != nil {
 		norm = strings.ToLower(strings.TrimSpace(email))
 	}
-	acctKey, addrKey := "a:"+norm, "i:"+remoteAddr
-	if wait := max(s.accounts.wait(acctKey, now), s.addrs.wait(addrKey, now)); wait > 0 {
+	acctWait, err := s.accounts.wait(ctx, norm, now)
+	if err != nil {
+		return store.User{}, err
+	}
+	addrWait, err := s.addrs.wait(ctx, remoteAddr, now)
+	if err != nil {
+		return store.User{}, err
+	}
+	if wait := max(acctWait, addrWait); wait > 0 {
 		return store.User{}, &RateLimitError{RetryAfter: wait}
 	}
 	fail := func() (store.User, error) {
-		s.accounts.fail(acctKey, now)
-		s.addrs.fail(addrKey, now)
+		if err := s.accounts.fail(ctx, norm, now); err != nil {
+			return store.User{}, err
+		}
+		if err := s.addrs.fail(ctx, remoteAddr, now); err != nil {
+			return store.User{}, err
+		}
 		return store.User{}, ErrInvalidCredentials
 	}
 	u, err := s.st.UserByEmail(ctx, norm)
@@ -299,7 +323,9 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr string)
 	if !VerifyPassword(hash, password) || u.PasswordHash == "" || u.Disabled {
 		return fail()
 	}
-	s.accounts.reset(acctKey)
+	if err := s.accounts.reset(ctx, norm); err != nil {
+		return store.User{}, err
+	}
 	at := store.Timestamp(now)
 	u.LastLoginAt = &at
 	if needsRehash(u.PasswordHash, s.opts.Hash) {
@@ -401,12 +427,44 @@ func truncate(s string, n int) string {
 const resetMailsFree = 3
 
 // AllowResetMail counts a reset-mail request for email and reports whether one may be sent.
-func (s *Service) AllowResetMail(email string) bool {
+// The count is kept per address whether or not it has an account, so the answer reveals
+// nothing; an error means the count is unavailable, and no mail should be sent.
+func (s *Service) AllowResetMail(ctx context.Context, email string) (bool, error) {
 	now := s.now()
-	key := "r:" + strings.ToLower(strings.TrimSpace(email))
-	if s.resets.wait(key, now) > 0 {
-		return false
+	subject := strings.ToLower(strings.TrimSpace(email))
+	wait, err := s.resets.wait(ctx, subject, now)
+	if err != nil || wait > 0 {
+		return false, err
 	}
-	s.resets.fail(key, now)
-	return true
+	if err := s.resets.fail(ctx, subject, now); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SweepStats counts what one Sweep removed.
+type SweepStats struct {
+	Sessions    int64
+	LoginLimits int64
+}
+
+// Sweep deletes expired sessions and rate-limit records that no longer limit anything (no
+// failure and no lock for an hour: a new failure would start over anyway). The server runs it
+// periodically on every replica; the deletes are idempotent, so replicas sweeping at once only
+// repeat work. Both deletes are attempted even when one fails.
+func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
+	now := store.Timestamp(s.now())
+	var stats SweepStats
+	var errs []error
+	n, err := s.st.DeleteExpiredSessions(ctx, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("account: sweep sessions: %w", err))
+	}
+	stats.Sessions = n
+	n, err = s.st.DeleteStaleLoginLimits(ctx, now.Add(-limitForget))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("account: sweep login limits: %w", err))
+	}
+	stats.LoginLimits = n
+	return stats, errors.Join(errs...)
 }

@@ -236,8 +236,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, newPasswo
 		return &ValidationError{Fields: map[string]string{"new_password": err.Error()}}
 	}
 	now := s.now()
-	key := "c:" + userID
-	if wait := s.accounts.wait(key, now); wait > 0 {
+	wait, err := s.changes.wait(ctx, userID, now)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
 		return &RateLimitError{RetryAfter: wait}
 	}
 	u, err := s.st.User(ctx, userID)
@@ -246,11 +249,15 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, newPasswo
 	}
 	if u.PasswordHash != "" || current != "" {
 		if !VerifyPassword(u.PasswordHash, current) {
-			s.accounts.fail(key, now)
+			if err := s.changes.fail(ctx, userID, now); err != nil {
+				return err
+			}
 			return ErrWrongPassword
 		}
 	}
-	s.accounts.reset(key)
+	if err := s.changes.reset(ctx, userID); err != nil {
+		return err
+	}
 	return s.setPassword(ctx, &u, newPassword)
 }
 

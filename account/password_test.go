@@ -3,7 +3,6 @@ package account
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -31,29 +30,6 @@ func TestPasswordHash(t *testing.T) {
 		if (CheckPasswordPolicy(pw) == nil) != ok {
 			t.Errorf("policy(%d chars) ok=%v", len(pw), !ok)
 		}
-	}
-}
-
-func TestLimiterBackoff(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(0, 0)
-	l := newLimiter(2, time.Second, 4*time.Second, 2)
-	waits := []time.Duration{}
-	for i := 0; i < 6; i++ {
-		l.fail("k", now)
-		waits = append(waits, l.wait("k", now))
-	}
-	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
-	for i := range want {
-		if waits[i] != want[i] {
-			t.Fatalf("waits %v, want %v", waits, want)
-		}
-	}
-	// Bounded: a third key evicts the least recently failed one.
-	l.fail("a", now.Add(time.Second))
-	l.fail("b", now.Add(2*time.Second))
-	if len(l.entries) > 2 {
-		t.Errorf("%d entries, bound 2", len(l.entries))
 	}
 }
 

@@ -25,7 +25,15 @@ func (s *Server) forgotPassword(c echo.Context) error {
 	}
 	if s.deps.Mailer == nil {
 		s.log.Warn("password reset requested but mail is not configured; an admin can run: espadmin user reset-link --email …")
-	} else if s.accounts.AllowResetMail(req.Email) {
+		return c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted"})
+	}
+	// The count is kept per address, account or not, so an error here says nothing about the
+	// account either; without the count no mail goes out.
+	allow, err := s.accounts.AllowResetMail(c.Request().Context(), req.Email)
+	if err != nil {
+		return err
+	}
+	if allow {
 		go s.mailResetLink(req.Email)
 	}
 	return c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted"})

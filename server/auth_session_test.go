@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"reflect"
 	"strings"
@@ -189,6 +191,67 @@ func TestLoginRateLimit(t *testing.T) {
 	h.clock.Advance(time.Second)
 	if st, resp := c.do("POST", "/api/v1/auth/login", good); st != 200 {
 		t.Fatalf("after backoff: %d %v", st, resp)
+	}
+}
+
+// TestLoginRateLimitSharedByReplicas: the failure counts live in the database, so failures
+// spread over two replicas use up one budget and the lock holds on both.
+func TestLoginRateLimitSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h2 := h.secondServer()
+	h.createUser(t, "ada@example.com", "", "")
+	c1, c2 := h.newClient(), h2.newClient()
+	bad := map[string]any{"email": "ada@example.com", "password": "wrong password!"}
+	good := map[string]any{"email": "ada@example.com", "password": testPassword}
+	for i := 0; i < 6; i++ { // 3 failures on each replica: the 6th starts the backoff
+		c := []*apiClient{c1, c2}[i%2]
+		if st, resp := c.do("POST", "/api/v1/auth/login", bad); st != 401 {
+			t.Fatalf("failure %d: %d %v", i+1, st, resp)
+		}
+	}
+	for name, c := range map[string]*apiClient{"first": c1, "second": c2} {
+		if st, resp := c.do("POST", "/api/v1/auth/login", good); st != 429 || errCode(t, resp) != "too_many_requests" {
+			t.Errorf("%s replica while locked: %d %v", name, st, resp)
+		}
+	}
+	h.clock.Advance(time.Second)
+	if st, resp := c2.do("POST", "/api/v1/auth/login", good); st != 200 {
+		t.Fatalf("after backoff: %d %v", st, resp)
+	}
+}
+
+// limitsDown is a store whose rate-limit counts cannot be read.
+type limitsDown struct{ store.Store }
+
+func (limitsDown) LoginLimit(context.Context, string) (store.LoginLimit, error) {
+	return store.LoginLimit{}, errors.New("database down")
+}
+
+// TestLoginFailsClosedWithoutLimits: when the counts cannot be read, login answers 500 (the
+// detail goes to the log), never lets the attempt through, and looks the same for unknown
+// emails.
+func TestLoginFailsClosedWithoutLimits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.createUser(t, "ada@example.com", "", "")
+	down := *h
+	down.srv, down.url, down.logs = h.startServer(limitsDown{h.st})
+	for _, email := range []string{"ada@example.com", "nobody@example.com"} {
+		c := down.newClient()
+		st, resp := c.do("POST", "/api/v1/auth/login", map[string]any{"email": email, "password": testPassword})
+		if st != 500 || errCode(t, resp) != "internal" {
+			t.Errorf("login %s without limits: %d %v", email, st, resp)
+		}
+		if st, _ := c.do("GET", "/api/v1/auth/me", nil); st != 401 {
+			t.Errorf("session after a failed login %s: %d", email, st)
+		}
+	}
+	if st, resp := down.newClient().do("POST", "/api/v1/auth/password/forgot", map[string]any{"email": "ada@example.com"}); st != 500 {
+		t.Errorf("forgot password without limits: %d %v", st, resp)
+	}
+	if !strings.Contains(down.logs.String(), "database down") {
+		t.Errorf("the store's error is not in the log: %s", down.logs.String())
 	}
 }
 

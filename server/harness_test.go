@@ -11,13 +11,13 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/espadmin/espadmin/account"
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/internal/poll"
+	"github.com/espadmin/espadmin/internal/testclock"
 	"github.com/espadmin/espadmin/mail"
 	"github.com/espadmin/espadmin/seal"
 	"github.com/espadmin/espadmin/store"
@@ -29,25 +29,6 @@ const testPassword = "correct horse battery"
 
 // cheapHash keeps argon2id fast in tests; production uses account.DefaultHashParams.
 var cheapHash = account.HashParams{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-
-// testClock is an injectable clock tests move forward by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // harnessOptions change what newHarness builds.
 type harnessOptions struct {
@@ -82,7 +63,7 @@ type harness struct {
 	dbURL    string
 	st       store.Store
 	mail     *mail.Capture
-	clock    *testClock
+	clock    *testclock.Clock
 	keyring  *seal.Keyring
 	stateKey []byte
 	opts     harnessOptions
@@ -111,7 +92,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		t:        t,
 		dbURL:    "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "espadmin.db")),
 		mail:     &mail.Capture{},
-		clock:    &testClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)},
+		clock:    testclock.New(),
 		keyring:  kr,
 		stateKey: seal.DeriveKey(master, "oauth-state"),
 		opts:     o,

@@ -43,6 +43,7 @@ type Store interface {
 	MembershipStore
 	IdentityStore
 	SessionStore
+	LoginLimitStore
 	APITokenStore
 	InvitationStore
 	OneTimeTokenStore

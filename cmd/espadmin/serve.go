@@ -262,6 +262,10 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	runFleet("rollout engine", updates.Run)
 	runFleet("log relay", relay.Run)
 	runFleet("error forwarding", deviceErrors.Run)
+	// Expired sessions and stale login limits: removed at start and every sweepInterval.
+	runFleet("housekeeping", func(ctx context.Context) error {
+		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")

@@ -26,6 +26,7 @@ type migration struct {
 // migrations lists every step in version order.
 var migrations = []migration{
 	{1, "collections and indexes", migrateInitial},
+	{2, "login limits", migrateLoginLimits},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -155,18 +156,31 @@ var allCollections = append([]string{colTenants, colUsers, colIdentities, colSes
 // codeNamespaceExists is the server's error code for creating a collection that exists.
 const codeNamespaceExists = 48
 
+// createCollection creates the named collection; one that exists already is no error.
+func createCollection(ctx context.Context, db *mongo.Database, name string) error {
+	err := db.CreateCollection(ctx, name)
+	var ce mongo.CommandError
+	if err != nil && !(errors.As(err, &ce) && ce.Code == codeNamespaceExists) {
+		return fmt.Errorf("create collection %s: %w", name, err)
+	}
+	return nil
+}
+
 func migrateInitial(ctx context.Context, db *mongo.Database) error {
 	for _, name := range allCollections {
-		err := db.CreateCollection(ctx, name)
-		var ce mongo.CommandError
-		if err != nil && !(errors.As(err, &ce) && ce.Code == codeNamespaceExists) {
-			return fmt.Errorf("create collection %s: %w", name, err)
+		if err := createCollection(ctx, db, name); err != nil {
+			return err
 		}
 	}
-	// One index per createIndexes command: FerretDB v1.24 panics on a command that lists
-	// several indexes which all exist already (a slice bounds error in its handler), which is
-	// what a second run of this step sends. MongoDB accepts either form.
-	for _, ix := range initialIndexes {
+	return createIndexes(ctx, db, initialIndexes)
+}
+
+// createIndexes creates each index that does not exist yet. One index per createIndexes
+// command: FerretDB v1.24 panics on a command that lists several indexes which all exist
+// already (a slice bounds error in its handler), which is what a second run of a step sends.
+// MongoDB accepts either form.
+func createIndexes(ctx context.Context, db *mongo.Database, indexes []index) error {
+	for _, ix := range indexes {
 		o := options.Index().SetName(ix.name)
 		if ix.unique {
 			o.SetUnique(true)
@@ -176,4 +190,19 @@ func migrateInitial(ctx context.Context, db *mongo.Database) error {
 		}
 	}
 	return nil
+}
+
+// loginLimitIndexes make the natural key unique (concurrent first failures of one key create
+// one document) and let the sweep find stale records without a collection scan.
+var loginLimitIndexes = []index{
+	{colLoginLimits, "key_unique", asc("key"), true},
+	{colLoginLimits, "last_failure", asc("last_failure_at"), false},
+}
+
+// migrateLoginLimits adds the collection behind login rate limiting (store.LoginLimitStore).
+func migrateLoginLimits(ctx context.Context, db *mongo.Database) error {
+	if err := createCollection(ctx, db, colLoginLimits); err != nil {
+		return err
+	}
+	return createIndexes(ctx, db, loginLimitIndexes)
 }

@@ -73,6 +73,7 @@ const (
 	colErrorGroupDevices = "error_group_devices"
 	colErrorReports      = "error_reports"
 	colAuditEvents       = "audit_events"
+	colLoginLimits       = "login_limits"
 	colSchemaMigrations  = "schema_migrations"
 )
 

@@ -51,6 +51,7 @@ func Run(t *testing.T, open OpenFunc) {
 	}{
 		{"Tenant", testTenant},
 		{"Account", testAccount},
+		{"LoginLimit", testLoginLimit},
 		{"Project", testProject},
 		{"Device", testDevice},
 		{"Config", testConfig},

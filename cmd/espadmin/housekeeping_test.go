@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/sqlstore"
+)
+
+// countingSweeper counts its sweeps and fails each with err.
+type countingSweeper struct {
+	n   atomic.Int32
+	err error
+}
+
+func (s *countingSweeper) Sweep(context.Context) (account.SweepStats, error) {
+	s.n.Add(1)
+	return account.SweepStats{Sessions: 2, LoginLimits: 3}, s.err
+}
+
+func TestRunSweeps(t *testing.T) {
+	t.Parallel()
+	t.Run("at start, then every interval", func(t *testing.T) {
+		t.Parallel()
+		var logs bytes.Buffer
+		s := &countingSweeper{}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- runSweeps(ctx, s, time.Millisecond, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		}()
+		waitFor(t, 10*time.Second, "three sweeps", func() bool { return s.n.Load() >= 3 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runSweeps after cancel: %v", err)
+		}
+		if !strings.Contains(logs.String(), `"sessions":2,"login_limits":3`) {
+			t.Errorf("the counts are not logged: %s", logs.String())
+		}
+	})
+	t.Run("errors are logged and the loop goes on", func(t *testing.T) {
+		t.Parallel()
+		var logs bytes.Buffer
+		s := &countingSweeper{err: errors.New("database down")}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- runSweeps(ctx, s, time.Millisecond, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
+		}()
+		waitFor(t, 10*time.Second, "two sweeps", func() bool { return s.n.Load() >= 2 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runSweeps after cancel: %v", err)
+		}
+		if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "database down") {
+			t.Errorf("the error is not logged as a warning: %s", logs.String())
+		}
+	})
+}
+
+// TestServeSweepsAtStart runs serve on a database holding an expired session and a stale
+// login limit: both are gone soon after the start, and the sweep logs its counts.
+func TestServeSweepsAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := run(ctx, []string{"migrate", "--data-dir", dir, "--log-level", "error"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlstore.Open(ctx, config.DefaultDatabaseURL(dir), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u := store.User{Email: "ada@example.com"}
+	if err := st.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	sess := store.Session{
+		TokenHash: account.HashSecret("expired"), UserID: u.ID, CreatedAt: past, LastSeenAt: past,
+		IdleExpiresAt: past.Add(time.Hour), ExpiresAt: past.Add(24 * time.Hour),
+	}
+	if err := st.CreateSession(ctx, &sess); err != nil {
+		t.Fatal(err)
+	}
+	const staleKey = "login-account:0000"
+	if _, err := st.AddLoginFailure(ctx, staleKey, past, past.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs bytes.Buffer
+	serveCtx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- run(serveCtx, []string{"serve", "--data-dir", dir, "--http-addr", freePort(t), "--mqtt-addr", "127.0.0.1:0",
+			"--log-level", "debug", "--log-format", "json"}, io.Discard, &syncWriter{w: &logs})
+	}()
+	waitFor(t, 20*time.Second, "the expired session and the stale limit to be swept", func() bool {
+		_, serr := st.SessionByTokenHash(ctx, sess.TokenHash)
+		_, lerr := st.LoginLimit(ctx, staleKey)
+		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound)
+	})
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+	found := false
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "swept expired sessions and login limits" &&
+			m["sessions"] == 1.0 && m["login_limits"] == 1.0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no debug line with the sweep's counts:\n%s", logs.String())
+	}
+}
