@@ -18,7 +18,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/config"
 	"github.com/espadmin/espadmin/internal/poll"
@@ -123,11 +123,7 @@ func (tb *testBroker) counter(vec string, label string) float64 {
 	case "uplink":
 		c = tb.metrics.uplink.WithLabelValues(label)
 	}
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
+	return testutil.ToFloat64(c)
 }
 
 type clientOpt func(*paho.ClientOptions)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/devicerrors/bugsnagtest"
 	"github.com/espadmin/espadmin/fleet"
@@ -131,11 +131,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func counter(c *prometheus.CounterVec, label string) float64 {
-	var m dto.Metric
-	if err := c.WithLabelValues(label).Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
+	return testutil.ToFloat64(c.WithLabelValues(label))
 }
 
 // TestForwardPayload: bugsnag-go's real payload carries the key (tenant's, or the project's

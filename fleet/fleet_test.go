@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/internal/poll"
 	"github.com/espadmin/espadmin/messaging"
@@ -31,15 +30,6 @@ func openStore(t *testing.T) store.Store {
 		t.Fatal(err)
 	}
 	return st
-}
-
-func counter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -192,7 +182,7 @@ func TestPresenceDelay(t *testing.T) {
 	if time.Since(start) < 300*time.Millisecond {
 		t.Error("online applied before the presence delay")
 	}
-	if counter(t, m.Presence.WithLabelValues("stale_will")) != 1 {
+	if testutil.ToFloat64(m.Presence.WithLabelValues("stale_will")) != 1 {
 		t.Error("stale will not counted")
 	}
 	bus.up(id, protocol.KindStatus, protocol.WillPayload)
@@ -203,9 +193,9 @@ func TestPresenceDelay(t *testing.T) {
 	bus.up(id, protocol.KindMetadata, `{"v":1`)
 	bus.up("unknown-device", protocol.KindStatus, `{"v":1,"online":true}`)
 	waitUntil(t, "drops counted", func() bool {
-		return counter(t, m.Dropped.WithLabelValues("unknown_kind")) == 1 &&
-			counter(t, m.Invalid.WithLabelValues(protocol.KindMetadata, "malformed")) == 1 &&
-			counter(t, m.Dropped.WithLabelValues("unknown_device")) == 1
+		return testutil.ToFloat64(m.Dropped.WithLabelValues("unknown_kind")) == 1 &&
+			testutil.ToFloat64(m.Invalid.WithLabelValues(protocol.KindMetadata, "malformed")) == 1 &&
+			testutil.ToFloat64(m.Dropped.WithLabelValues("unknown_device")) == 1
 	})
 	waitUntil(t, "last seen batched", func() bool {
 		d, _ := st.Device(t.Context(), tn.ID, id)
@@ -221,12 +211,12 @@ func TestQueueFullDrops(t *testing.T) {
 	for range 10 {
 		in.handle(messaging.Message{Topic: protocol.Uplink(protocol.DefaultRoot, "dev", protocol.KindLog), Payload: []byte("{}")})
 	}
-	if got := counter(t, m.Dropped.WithLabelValues("queue_full")); got != 7 {
+	if got := testutil.ToFloat64(m.Dropped.WithLabelValues("queue_full")); got != 7 {
 		t.Errorf("queue_full %v, want 7", got)
 	}
 	in.handle(messaging.Message{Topic: "espadmin/dev/down/cmd"})
 	in.handle(messaging.Message{Topic: "other/dev/up/status"})
-	if got := counter(t, m.Dropped.WithLabelValues("invalid_topic")); got != 2 {
+	if got := testutil.ToFloat64(m.Dropped.WithLabelValues("invalid_topic")); got != 2 {
 		t.Errorf("invalid_topic %v, want 2", got)
 	}
 	if in.Filter() != "espadmin/+/up/#" {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/config"
@@ -226,7 +226,7 @@ func TestSlowViewer(t *testing.T) {
 	if d := slow.TakeDropped(); d != (batches-4)*per {
 		t.Errorf("slow viewer dropped %d lines, want %d", d, (batches-4)*per)
 	}
-	if n := value(r.Metrics().ViewerDrops); n != (batches-4)*per {
+	if n := testutil.ToFloat64(r.Metrics().ViewerDrops); n != (batches-4)*per {
 		t.Errorf("drop metric %v", n)
 	}
 }
@@ -325,7 +325,7 @@ func TestBadInput(t *testing.T) {
 	}
 	var invalid float64
 	for _, class := range []string{"malformed", "invalid_field", "too_large", "unsupported_version"} {
-		invalid += value(r.Metrics().Invalid.WithLabelValues(class))
+		invalid += testutil.ToFloat64(r.Metrics().Invalid.WithLabelValues(class))
 	}
 	if invalid != float64(len(bad)) {
 		t.Errorf("invalid counted %v, want %d", invalid, len(bad))
@@ -351,15 +351,6 @@ func TestClose(t *testing.T) {
 		t.Errorf("watch after close: %v", err)
 	}
 	v.Close()
-}
-
-// value reads a counter.
-func value(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
 
 // TestViewerLevels: the device logs at the most verbose level any viewer asked for; each
@@ -438,7 +429,7 @@ func TestViewerFollowsBrokerChange(t *testing.T) {
 	waitFor(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
 
 	router.bus.Store(newBus)
-	waitFor(t, "the stream to move to the new broker", func() bool { return counter(t, r.metrics.Rerouted) == 1 })
+	waitFor(t, "the stream to move to the new broker", func() bool { return testutil.ToFloat64(r.metrics.Rerouted) == 1 })
 	waitFor(t, "debug on again through the new broker", func() bool {
 		all := debugs.all()
 		return len(all) == 2 && all[1].Enabled
@@ -457,13 +448,4 @@ func TestViewerFollowsBrokerChange(t *testing.T) {
 		t.Errorf("extra frame %+v", f)
 	default:
 	}
-}
-
-func counter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/fleet"
 	"github.com/espadmin/espadmin/protocol"
@@ -119,15 +118,6 @@ func (w *deviceWorld) waitState(t *testing.T, cmd map[string]any, want string) {
 func (w *deviceWorld) waitOnline(t *testing.T, id string, online bool) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("device %s online=%v", id, online), func() bool { return w.device(t, id)["online"] == online })
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // eventStream reads a tenant's Server-Sent Events.
@@ -400,7 +390,7 @@ func TestCommandsAcknowledged(t *testing.T) {
 	cmds = w.send(t, map[string]any{"name": "debug", "params": map[string]any{"enabled": true, "level": "debug", "duration_s": 60}, "target": map[string]any{"device_ids": []string{id2}}})
 	w.waitState(t, cmds[0], "succeeded")
 	waitFor(t, "log batches", func() bool {
-		return d2.Stats().LogBatches > 0 && counterValue(t, w.h.fleet.metrics.Unhandled.WithLabelValues("log")) > 0
+		return d2.Stats().LogBatches > 0 && testutil.ToFloat64(w.h.fleet.metrics.Unhandled.WithLabelValues("log")) > 0
 	})
 	cmds = w.send(t, map[string]any{"name": "debug", "params": map[string]any{"enabled": false}, "target": map[string]any{"device_ids": []string{id2}}})
 	w.waitState(t, cmds[0], "succeeded")
@@ -462,7 +452,7 @@ func TestDuplicateAckAppliesOnce(t *testing.T) {
 	before := w.get(t, "/api/v1/tenants/alpha/devices/"+id+"/commands/"+cmd["id"].(string))
 
 	m := w.h.fleet.metrics
-	dup, unknown := counterValue(t, m.Acks.WithLabelValues("duplicate")), counterValue(t, m.Acks.WithLabelValues("unknown"))
+	dup, unknown := testutil.ToFloat64(m.Acks.WithLabelValues("duplicate")), testutil.ToFloat64(m.Acks.WithLabelValues("unknown"))
 	ack := fmt.Sprintf(`{"v":1,"id":%q,"result":"error","message":"late"}`, cmd["id"])
 	if err := d.PublishRaw(protocol.KindAck, []byte(ack)); err != nil {
 		t.Fatal(err)
@@ -471,7 +461,7 @@ func TestDuplicateAckAppliesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "duplicate and unknown acks counted", func() bool {
-		return counterValue(t, m.Acks.WithLabelValues("duplicate")) == dup+1 && counterValue(t, m.Acks.WithLabelValues("unknown")) == unknown+1
+		return testutil.ToFloat64(m.Acks.WithLabelValues("duplicate")) == dup+1 && testutil.ToFloat64(m.Acks.WithLabelValues("unknown")) == unknown+1
 	})
 	after := w.get(t, "/api/v1/tenants/alpha/devices/"+id+"/commands/"+cmd["id"].(string))
 	if after["state"] != "succeeded" || after["completed_at"] != before["completed_at"] || after["error"] != nil {
@@ -712,13 +702,13 @@ func TestMalformedUplinks(t *testing.T) {
 	}
 	before := make([]float64, len(cases))
 	for i, tc := range cases {
-		before[i] = counterValue(t, m.WithLabelValues(tc.kind, tc.class))
+		before[i] = testutil.ToFloat64(m.WithLabelValues(tc.kind, tc.class))
 		if err := bad.PublishRaw(tc.kind, []byte(tc.payload)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, tc := range cases {
-		waitFor(t, tc.class+" counted", func() bool { return counterValue(t, m.WithLabelValues(tc.kind, tc.class)) == before[i]+1 })
+		waitFor(t, tc.class+" counted", func() bool { return testutil.ToFloat64(m.WithLabelValues(tc.kind, tc.class)) == before[i]+1 })
 	}
 	md, _ := protocol.EncodeMetadata(protocol.Metadata{FirmwareVersion: "v-2.0.0", ChipModel: "esp32", IDFVersion: "v5.2.1",
 		MAC: "24:0a:c4:00:00:01", FreeHeap: 1, UptimeMS: 1, ResetReason: "poweron", ProtocolVersion: 1})
