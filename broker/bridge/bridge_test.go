@@ -163,19 +163,32 @@ func connectDevice(t *testing.T, url, id, password string, filters ...string) *d
 		filters = []string{protocol.DownlinkFilter(root, id)}
 	}
 	d := &device{in: &inbox{}}
+	// Subscribed closes when the first connection's subscriptions are acknowledged, so that
+	// nothing published after connectDevice returns can miss the device.
+	subscribed := make(chan struct{})
+	var once sync.Once
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername(id).SetPassword(password).
 		SetProtocolVersion(4).SetCleanSession(false).SetAutoReconnect(true).
 		SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetryInterval(100 * time.Millisecond).
 		SetOrderMatters(false).
 		SetOnConnectHandler(func(c mqtt.Client) {
+			var toks []mqtt.Token
 			for _, f := range filters {
-				c.Subscribe(f, 1, func(_ mqtt.Client, m mqtt.Message) {
+				toks = append(toks, c.Subscribe(f, 1, func(_ mqtt.Client, m mqtt.Message) {
 					d.in.mu.Lock()
 					defer d.in.mu.Unlock()
 					d.in.msgs = append(d.in.msgs, messaging.Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos()})
 					d.in.dups = append(d.in.dups, m.Duplicate())
-				})
+				}))
 			}
+			go func() {
+				for _, tok := range toks {
+					if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+						return
+					}
+				}
+				once.Do(func() { close(subscribed) })
+			}()
 		})
 	d.c = mqtt.NewClient(o)
 	tok := d.c.Connect()
@@ -183,6 +196,11 @@ func connectDevice(t *testing.T, url, id, password string, filters ...string) *d
 		t.Fatalf("device %s connect: %v", id, tok.Error())
 	}
 	t.Cleanup(func() { d.c.Disconnect(100) })
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("device %s: subscriptions %q not acknowledged", id, filters)
+	}
 	return d
 }
 

@@ -102,31 +102,35 @@ func TestServeSweepsAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs bytes.Buffer
+	logs := &syncWriter{w: &bytes.Buffer{}}
 	serveCtx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
 		served <- run(serveCtx, []string{"serve", "--data-dir", dir, "--http-addr", freePort(t), "--mqtt-addr", "127.0.0.1:0",
-			"--log-level", "debug", "--log-format", "json"}, io.Discard, &syncWriter{w: &logs})
+			"--log-level", "debug", "--log-format", "json"}, io.Discard, logs)
 	}()
-	waitFor(t, 20*time.Second, "the expired session and the stale limit to be swept", func() bool {
+	// The rows go first, then the sweep logs its counts: wait for both before stopping.
+	swept := func() bool {
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "swept expired sessions and login limits" &&
+				m["sessions"] == 1.0 && m["login_limits"] == 1.0 {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 20*time.Second, "the expired session and the stale limit to be swept and the counts logged", func() bool {
 		_, serr := st.SessionByTokenHash(ctx, sess.TokenHash)
 		_, lerr := st.LoginLimit(ctx, staleKey)
-		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound)
+		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && swept()
 	})
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("serve after cancel: %v", err)
 	}
-	found := false
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "swept expired sessions and login limits" &&
-			m["sessions"] == 1.0 && m["login_limits"] == 1.0 {
-			found = true
-		}
-	}
+	found := swept()
 	if !found {
 		t.Errorf("no debug line with the sweep's counts:\n%s", logs.String())
 	}

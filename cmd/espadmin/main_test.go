@@ -197,6 +197,13 @@ type syncWriter struct {
 	w  *bytes.Buffer
 }
 
+// String returns what has been written so far.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
