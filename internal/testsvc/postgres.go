@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -211,17 +210,6 @@ func execSQL(driver, dsn, query string) error {
 	defer cancel()
 	_, err = db.ExecContext(ctx, query)
 	return err
-}
-
-// freePort returns a loopback TCP port that was free a moment ago (FreePort without a
-// testing.TB, for servers started outside any one test).
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // randomName returns 16 random hex characters for database names.

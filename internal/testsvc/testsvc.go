@@ -7,9 +7,11 @@ package testsvc
 
 import (
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -33,10 +35,53 @@ func Unavailable(tb testing.TB, service string, err error) {
 // cannot be given port 0.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		tb.Fatalf("testsvc: free port: %v", err)
 	}
+	return port
+}
+
+// freePort returns a loopback TCP port that was free a moment ago. It is chosen below the
+// kernel's ephemeral range (ip_local_port_range): a port from that range, free when checked,
+// can be taken by any outgoing connection of a parallel test before the server binds it (or
+// while a test has it stopped), which made a broker fail with "Address already in use".
+func freePort() (int, error) {
+	lo := ephemeralLow()
+	const floor = 10000
+	for range 50 {
+		if lo-floor < 1000 {
+			break
+		}
+		port := floor + mathrand.IntN(lo-floor)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return lo
 }
