@@ -223,6 +223,10 @@ func TestSlowViewer(t *testing.T) {
 	if n := <-got; n != batches*per {
 		t.Fatalf("fast viewer got %d lines in order, want %d", n, batches*per)
 	}
+	// The last batch may reach the slow viewer after the fast one has read it.
+	waitFor(t, "the slow viewer's drops to be counted", func() bool {
+		return testutil.ToFloat64(r.Metrics().ViewerDrops) >= (batches-4)*per
+	})
 	if d := slow.TakeDropped(); d != (batches-4)*per {
 		t.Errorf("slow viewer dropped %d lines, want %d", d, (batches-4)*per)
 	}
