@@ -464,10 +464,10 @@ type feed struct {
 	stop  chan struct{}
 	once  sync.Once
 
-	unsubMu sync.Mutex
-	unsubs  []func()
-	bus     messaging.Bus // guarded by unsubMu: where the subscriptions are
-	logRoot string        // guarded by unsubMu: the topic root of bus
+	unsubMu  sync.Mutex
+	unsubs   []func()
+	bus      messaging.Bus // guarded by unsubMu: where the subscriptions are
+	logTopic string        // guarded by unsubMu: the device's log topic on bus
 
 	nextSeq int64 // fan-out goroutine only; -1 until the first batch
 }
@@ -515,7 +515,7 @@ func (f *feed) install(unsubs []func(), bus messaging.Bus, root string) bool {
 	default:
 	}
 	old := f.unsubs
-	f.unsubs, f.bus, f.logRoot = unsubs, bus, root
+	f.unsubs, f.bus, f.logTopic = unsubs, bus, protocol.Uplink(root, f.deviceID, protocol.KindLog)
 	f.unsubMu.Unlock()
 	for _, u := range old {
 		u()
@@ -559,11 +559,11 @@ func (f *feed) moveTo(ctx context.Context, bus messaging.Bus, root string) bool 
 	return f.install(unsubs, bus, root)
 }
 
-// current returns the broker the feed listens on and its topic root.
+// current returns the broker the feed listens on and the device's log topic there.
 func (f *feed) current() (messaging.Bus, string) {
 	f.unsubMu.Lock()
 	defer f.unsubMu.Unlock()
-	return f.bus, f.logRoot
+	return f.bus, f.logTopic
 }
 
 func (f *feed) shutdown() {
@@ -584,8 +584,7 @@ func (f *feed) run() {
 		case <-f.stop:
 			return
 		case m := <-f.queue:
-			_, root := f.current()
-			if m.Topic == protocol.Uplink(root, f.deviceID, protocol.KindLog) {
+			if _, logTopic := f.current(); m.Topic == logTopic {
 				f.logs(m.Payload)
 			} else {
 				f.command(m.Payload)
