@@ -7,7 +7,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
 )
 
 // aclHook confines every device to its own subtree with the rules of docs/protocol.md §1.1

@@ -31,10 +31,10 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/internal/testsvc"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
 func benchDevices() int {

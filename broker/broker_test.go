@@ -13,9 +13,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it

@@ -20,11 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // fakeDevices is a DeviceAuthenticator holding real SHA-256 hashes of secrets.

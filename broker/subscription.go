@@ -6,7 +6,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/broker/messaging"
 )
 
 // subscription is one server Subscribe: mochi calls offer on whichever client goroutine

@@ -19,8 +19,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // TestWebSocket: only the configured path upgrades, only listed Origins (or none, as devices

@@ -21,9 +21,9 @@ report=$(mktemp)
 trap 'rm -f "$log" "$report"' EXIT
 go test -race -count=1 -timeout 25m -json "${pkgs[@]}" >"$log" 2>&1 || true
 # One line per package, the backends the conformance suites ran on, the counts, and the whole
-# output of each failed test (internal/testreport).
+# output of each failed test (tests/testreport).
 go_status=0
-go run ./internal/testreport <"$log" >"$report" || go_status=$?
+go run ./tests/testreport <"$log" >"$report" || go_status=$?
 cat "$report"
 status=$go_status
 

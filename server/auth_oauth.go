@@ -21,7 +21,7 @@ import (
 	"github.com/markbates/goth/providers/gitlab"
 	"github.com/markbates/goth/providers/openidConnect"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 )
 
 // OAuth login goes through goth's providers, but not through gothic: its session store keeps

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 

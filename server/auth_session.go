@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/mail"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 )
 
 // Names of the cookies and the header of authentication.

@@ -9,8 +9,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/broker/bridge"
+	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/store"
-	"github.com/espadmin/espadmin/tenantbus"
 )
 
 const (

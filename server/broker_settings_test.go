@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/espadmin/espadmin/internal/testsvc"
+	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/store"
-	"github.com/espadmin/espadmin/tenantbus"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
 // TestBrokerSettingsAPI: defaults, a valid external save (password sealed, write-only, not

@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

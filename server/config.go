@@ -10,8 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/devconfig"
-	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

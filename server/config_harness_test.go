@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/espadmin/espadmin/devconfig"
-	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/store"
 )
 

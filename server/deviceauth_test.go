@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -10,11 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/devconfig"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

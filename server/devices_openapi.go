@@ -3,7 +3,7 @@ package server
 import (
 	"net/http"
 
-	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/server/fleet"
 )
 
 type (

@@ -17,9 +17,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/devicerrors"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/devicerrors"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/store"
 )
 

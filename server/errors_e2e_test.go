@@ -13,14 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/devicerrors"
-	"github.com/espadmin/espadmin/devicerrors/bugsnagtest"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/devicerrors"
+	"github.com/espadmin/espadmin/server/devicerrors/bugsnagtest"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // e2eBugsnagKey is the tenant's Bugsnag API key in the end-to-end error tests.

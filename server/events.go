@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/fleet"
+	"github.com/espadmin/espadmin/server/fleet"
 )
 
 // EventHeartbeat is how often an idle event stream sends a comment line, so proxies and

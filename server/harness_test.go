@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/account"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/internal/testclock"
-	"github.com/espadmin/espadmin/mail"
-	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/seal"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
+	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
 // testPassword is the password createUser gives users.

@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/logrelay"
+	"github.com/espadmin/espadmin/server/logrelay"
 )
 
 // Live log stream limits.

@@ -20,16 +20,16 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
-	"github.com/espadmin/espadmin/account"
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/logrelay"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/seal"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // Live log benchmark load: batchesPerSecond batches of linesPerBatch lines (1,000 lines/s).

@@ -11,11 +11,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/logrelay"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/store"
 )
 

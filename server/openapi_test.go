@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // undocumentedRoutes are the routes outside the JSON API, which the OpenAPI document does

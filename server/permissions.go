@@ -3,7 +3,7 @@ package server
 import (
 	"slices"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 )
 

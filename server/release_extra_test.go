@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/ota/otatest"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/ota/otatest"
 	"github.com/espadmin/espadmin/store"
 )
 

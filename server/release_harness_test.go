@@ -13,9 +13,9 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/ota"
-	"github.com/espadmin/espadmin/ota/otatest"
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/server/ota"
+	"github.com/espadmin/espadmin/server/ota/otatest"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
 )

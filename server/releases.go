@@ -14,7 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/ota"
+	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 )
 

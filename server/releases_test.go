@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/espadmin/espadmin/ota/otatest"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/ota/otatest"
 )
 
 // otaWorld is a tenant with a signed project and devices linked to it.

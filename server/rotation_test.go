@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/account"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/ui"
 )

@@ -44,7 +44,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/broker/messaging"
 )
 
 var _ messaging.Bus = (*Bridge)(nil)

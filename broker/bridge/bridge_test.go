@@ -14,10 +14,10 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/espadmin/espadmin/internal/poll"
-	"github.com/espadmin/espadmin/internal/testsvc"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/espadmin/espadmin/protocol"
+	"github.com/espadmin/espadmin/broker/protocol"
 )
 
 // Defaults applied by New and Test to zero fields of Config.

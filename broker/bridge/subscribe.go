@@ -10,7 +10,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/espadmin/espadmin/messaging"
+	"github.com/espadmin/espadmin/broker/messaging"
 )
 
 // subscription is one Subscribe call: the filter sent to the broker, the filter messages are

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/espadmin/espadmin/account"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/mail"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 )
 

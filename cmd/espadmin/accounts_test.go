@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/espadmin/espadmin/account"
-	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store/sqlstore"
 )
 

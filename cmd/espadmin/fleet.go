@@ -11,13 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/broker/tenantbus"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
-	"github.com/espadmin/espadmin/tenantbus"
+	"github.com/espadmin/espadmin/store/seal"
 )
 
 // fleetServices are the device services of package fleet, wired for serve.

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/espadmin/espadmin/account"
+	"github.com/espadmin/espadmin/server/account"
 )
 
 // Housekeeping timing: how often expired sessions and stale login limits are removed, and how

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/account"
-	"github.com/espadmin/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/sqlstore"
 )

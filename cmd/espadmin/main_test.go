@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/internal/poll"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // The espadmin binary is built once into binDir for the tests that exec it.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/ota/otatest"
+	"github.com/espadmin/espadmin/server/ota/otatest"
 )
 
 // releaseServer is "espadmin serve" run in-process on a temp data dir, with a user, a tenant

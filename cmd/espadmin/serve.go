@@ -17,19 +17,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/devconfig"
-	"github.com/espadmin/espadmin/devicerrors"
-	"github.com/espadmin/espadmin/logrelay"
-	"github.com/espadmin/espadmin/messaging"
-	"github.com/espadmin/espadmin/ota"
-	"github.com/espadmin/espadmin/protocol"
-	"github.com/espadmin/espadmin/seal"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/broker/tenantbus"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/devicerrors"
+	"github.com/espadmin/espadmin/server/logrelay"
+	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
 	"github.com/espadmin/espadmin/store/blob"
-	"github.com/espadmin/espadmin/tenantbus"
+	"github.com/espadmin/espadmin/store/seal"
 )
 
 // Deadlines for the start-up and shutdown steps that have no setting of their own.

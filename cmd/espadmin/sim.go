@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/espadmin/espadmin/config"
-	"github.com/espadmin/espadmin/fleet"
-	"github.com/espadmin/espadmin/sim"
+	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/fleet"
 )
 
 // simCmd is `espadmin sim`: simulated devices for demos, tests and benchmarks.

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-const char *g_vectors_dir = "../protocol/testdata/vectors";
+const char *g_vectors_dir = "../broker/protocol/testdata/vectors";
 
 int main(int argc, char **argv)
 {

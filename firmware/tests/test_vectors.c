@@ -1,4 +1,4 @@
-/* The shared protocol vectors (protocol/testdata/vectors): the C decoders, validators,
+/* The shared protocol vectors (broker/protocol/testdata/vectors): the C decoders, validators,
  * encoders, topic and access functions and crypto helpers must agree with every case. */
 #include "tests.h"
 

@@ -3,9 +3,9 @@ package mongostore
 import (
 	"testing"
 
-	"github.com/espadmin/espadmin/internal/testsvc/ferretdb"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/storetest"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc/ferretdb"
 )
 
 // TestConformance runs the store conformance suite on MongoDB's wire protocol, served by

@@ -12,8 +12,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/espadmin/espadmin/internal/testsvc/ferretdb"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc/ferretdb"
 )
 
 // openStore returns a store on a fresh database of the shared FerretDB server, migrated

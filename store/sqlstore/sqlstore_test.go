@@ -11,9 +11,9 @@ import (
 
 	"github.com/uptrace/bun/driver/sqliteshim"
 
-	"github.com/espadmin/espadmin/internal/testsvc"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/storetest"
+	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
 func TestMain(m *testing.M) {

@@ -137,11 +137,11 @@ export function startSim(bin, bundle, dir, name = "sim") {
   };
 }
 
-// makeImage writes a valid ESP32 application image (ota/otatest/cmd/mkimage) and returns its
+// makeImage writes a valid ESP32 application image (server/ota/otatest/cmd/mkimage) and returns its
 // path.
 export function makeImage(dir, { chip, version, size = 0 }) {
   const file = join(dir, `firmware-${chip}-${version}.bin`);
-  execFileSync("go", ["run", "./ota/otatest/cmd/mkimage", "-chip", chip, "-version", version, "-size", String(size), "-o", file],
+  execFileSync("go", ["run", "./server/ota/otatest/cmd/mkimage", "-chip", chip, "-version", version, "-size", String(size), "-o", file],
     { cwd: repoRoot, stdio: "inherit" });
   return file;
 }
