@@ -12,6 +12,11 @@ scripts/install-test-deps.sh
 pkgs=("$@")
 [ "${#pkgs[@]}" -gt 0 ] || pkgs=(./...)
 
+# go.mod lists what the code imports, directly or not, and nothing else.
+echo "== go mod tidy"
+tidy_status=0
+go mod tidy -diff || { tidy_status=1; echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; }
+
 echo "== go vet"
 go vet "${pkgs[@]}"
 
@@ -26,6 +31,7 @@ go_status=0
 go run ./tests/testreport <"$log" >"$report" || go_status=$?
 cat "$report"
 status=$go_status
+[ "$tidy_status" -eq 0 ] || status=$tidy_status
 
 # The firmware's portable core and Linux port: warnings-as-errors build, cmocka unit tests
 # against the shared protocol vectors (with ASan/UBSan), and bounded fuzzing of the decoders.
@@ -44,6 +50,7 @@ if [ "$#" -eq 0 ]; then
   [ "$br_status" -eq 0 ] || status=$br_status
 
   echo "== summary"
+  echo "go mod tidy: $([ "$tidy_status" -eq 0 ] && echo ok || echo FAILED)"
   echo "firmware: $([ "$fw_status" -eq 0 ] && echo ok || echo "FAILED (exit $fw_status)")"
   echo "browser: $([ "$br_status" -eq 0 ] && echo ok || echo "FAILED (exit $br_status)")"
   # Repeated last, so that the end of a long log names what failed.
