@@ -122,6 +122,7 @@ struct espadmin_agent {
     uint32_t commands_refused;
     uint32_t json_too_large;
     uint32_t no_memory;
+    uint32_t uplinks_dropped;
 
     /* debug logs */
     bool debug_on;
@@ -244,7 +245,11 @@ static const char *cfg_ns(char which)
 
 static int publish(espadmin_agent_t *a, espadmin_kind_t kind, const char *payload, int len)
 {
-    if (len < 0 || a->conn != CONN_UP) {
+    if (len < 0) {
+        a->uplinks_dropped++; /* did not encode (or its self-check found no memory) */
+        return -1;
+    }
+    if (a->conn != CONN_UP) {
         return -1;
     }
     int qos = kind == ESPADMIN_KIND_LOG ? 0 : 1;
@@ -1527,6 +1532,7 @@ void espadmin_get_stats(const espadmin_agent_t *a, espadmin_stats_t *out)
     out->commands_refused = a->commands_refused;
     out->json_too_large = a->json_too_large;
     out->no_memory = a->no_memory;
+    out->uplinks_dropped = a->uplinks_dropped;
 }
 
 bool espadmin_is_connected(const espadmin_agent_t *a) { return a->conn == CONN_UP; }

@@ -36,6 +36,8 @@ typedef struct {
     uint32_t commands_refused; /* commands that did not decode (any error class) */
     uint32_t json_too_large;   /* of those: within 16 KiB but over ESPADMIN_JSON_MAX_NODES values */
     uint32_t no_memory;        /* allocations that failed (the work was refused, not crashed) */
+    uint32_t uplinks_dropped;  /* uplinks not sent because they did not encode (out of memory
+                                  for the encoder's self-check, or a value out of range) */
 } espadmin_stats_t;
 
 /* Reads the provisioning and the agent's state from storage and decides what the boot means
