@@ -3,6 +3,7 @@
 #include "tests.h"
 
 #include "crypto_openssl.h"
+#include "espadmin/json.h"
 #include "espadmin/protocol.h"
 #include "espadmin/util.h"
 
@@ -417,9 +418,109 @@ static void test_config_secret_vectors(void **state)
     cJSON_Delete(root);
 }
 
+/* ---- integer text without printf (newlib-nano has no 64-bit formats) ---- */
+
+static void test_fmt_integers(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t v;
+        const char *want;
+    } cases[] = {
+        {0, "0"},
+        {7, "7"},
+        {-1, "-1"},
+        {10, "10"},
+        {-10, "-10"},
+        {4294967296LL, "4294967296"},
+        {ESPADMIN_MAX_SAFE_INTEGER, "9007199254740991"},
+        {-ESPADMIN_MAX_SAFE_INTEGER, "-9007199254740991"},
+        {INT64_MAX, "9223372036854775807"},
+        {INT64_MIN, "-9223372036854775808"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[ESPADMIN_I64_TEXT_MAX];
+        memset(buf, 'x', sizeof(buf));
+        size_t n = espadmin_fmt_i64(buf, cases[i].v);
+        assert_string_equal(buf, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+        /* the JSON writer and the parser agree on the same text */
+        char json[64];
+        ej_writer_t w;
+        ejw_init(&w, json, sizeof(json));
+        ejw_obj_begin(&w);
+        ejw_key(&w, "n");
+        ejw_int(&w, cases[i].v);
+        ejw_obj_end(&w);
+        assert_true(ejw_finish(&w) > 0);
+        ej_doc_t doc;
+        assert_int_equal(ej_parse(&doc, json, strlen(json)), EJ_OK);
+        int64_t back = 0;
+        assert_true(ej_int(ej_get(doc.root, "n"), &back, NULL));
+        assert_true(back == cases[i].v);
+        ej_free(&doc);
+    }
+    char buf[ESPADMIN_I64_TEXT_MAX];
+    assert_int_equal(espadmin_fmt_u64(buf, UINT64_MAX), 20);
+    assert_string_equal(buf, "18446744073709551615");
+}
+
+static void test_append_is_bounded_and_sticky(void **state)
+{
+    (void)state;
+    char buf[8];
+    size_t n = 0;
+    assert_true(espadmin_append(buf, sizeof(buf), &n, "ab"));
+    assert_true(espadmin_append_i64(buf, sizeof(buf), &n, -12));
+    assert_string_equal(buf, "ab-12");
+    assert_int_equal(n, 5);
+    assert_true(espadmin_append(buf, sizeof(buf), &n, "cd")); /* exactly fills: 7 + NUL */
+    assert_string_equal(buf, "ab-12cd");
+    assert_false(espadmin_append(buf, sizeof(buf), &n, "e"));
+    assert_int_equal(n, sizeof(buf));
+    assert_false(espadmin_append(buf, sizeof(buf), &n, "")); /* stays failed */
+    assert_string_equal(buf, "ab-12cd");                     /* and intact */
+    n = 0;
+    assert_false(espadmin_append_i64(buf, sizeof(buf), &n, INT64_MIN));
+    /* the signing string refuses a buffer one byte short, and fits exactly otherwise */
+    espadmin_update_params_t u;
+    memset(&u, 0, sizeof(u));
+    snprintf(u.version, sizeof(u.version), "v-1.2.3");
+    u.size = 4294967297LL; /* above 32 bits: what %lld under newlib-nano would get wrong */
+    snprintf(u.sha256, sizeof(u.sha256), "%064d", 0);
+    snprintf(u.url, sizeof(u.url), "https://x/y");
+    u.url_expires_at = 1767225600000LL;
+    static const char want[] = "espadmin-ota-v1\nv-1.2.3\n4294967297\n"
+                               "0000000000000000000000000000000000000000000000000000000000000000\n"
+                               "https://x/y\n1767225600000";
+    char canon[256];
+    assert_int_equal(espadmin_ota_signing_string(&u, canon, sizeof(want)), (int)sizeof(want) - 1);
+    assert_string_equal(canon, want);
+    assert_int_equal(espadmin_ota_signing_string(&u, canon, sizeof(want) - 1), -1);
+    assert_int_equal(espadmin_secret_aad("dev", "k", -5, canon, sizeof(canon)), 24);
+    assert_string_equal(canon, "espadmin-cfg-v1\ndev\nk\n-5");
+}
+
+static void test_writer_escapes_control_characters(void **state)
+{
+    (void)state;
+    char json[64];
+    ej_writer_t w;
+    ejw_init(&w, json, sizeof(json));
+    ejw_obj_begin(&w);
+    ejw_key(&w, "s");
+    ejw_string(&w, "a\x01\x1f\"\n");
+    ejw_obj_end(&w);
+    assert_true(ejw_finish(&w) > 0);
+    assert_string_equal(json, "{\"s\":\"a\\u0001\\u001f\\\"\\n\"}");
+}
+
 int run_vector_tests(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmt_integers),
+        cmocka_unit_test(test_append_is_bounded_and_sticky),
+        cmocka_unit_test(test_writer_escapes_control_characters),
         cmocka_unit_test(test_command_vectors),
         cmocka_unit_test(test_status_vectors),
         cmocka_unit_test(test_metadata_vectors),
