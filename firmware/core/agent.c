@@ -972,12 +972,20 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         return;
     }
     if (a->has_pubkey) {
+        /* the signing string (up to 2.3 KB with the longest URL) is kept off the stack */
         uint8_t sig[66];
-        char canon[ESPADMIN_MAX_URL_LEN + 256];
-        int n = espadmin_ota_signing_string(u, canon, sizeof(canon));
-        if (u->signature[0] == '\0' || n < 0 ||
-            espadmin_base64_decode(u->signature, strlen(u->signature), sig, sizeof(sig)) != 64 ||
-            !a->p->ed25519_verify(a->p->ctx, a->ota_pubkey, canon, (size_t)n, sig)) {
+        char *canon = espadmin_malloc(ESPADMIN_MAX_URL_LEN + 256);
+        if (canon == NULL) {
+            a->no_memory++;
+            reject_update(a, c, "internal");
+            return;
+        }
+        int n = espadmin_ota_signing_string(u, canon, ESPADMIN_MAX_URL_LEN + 256);
+        bool good = u->signature[0] != '\0' && n >= 0 &&
+                    espadmin_base64_decode(u->signature, strlen(u->signature), sig, sizeof(sig)) == 64 &&
+                    a->p->ed25519_verify(a->p->ctx, a->ota_pubkey, canon, (size_t)n, sig);
+        espadmin_free(canon);
+        if (!good) {
             reject_update(a, c, "bad_signature");
             return;
         }
