@@ -32,7 +32,8 @@ typedef struct {
 
 /* Counters of what the agent refused or dropped since it started. */
 typedef struct {
-    uint32_t inbox_dropped;    /* messages not queued: oversize, fragments out of order, inbox full */
+    uint32_t inbox_dropped;    /* messages not queued: oversize, fragments out of order, inbox
+                                  full, or no memory for the message */
     uint32_t commands_refused; /* commands that did not decode (any error class) */
     uint32_t json_too_large;   /* of those: within 16 KiB but over ESPADMIN_JSON_MAX_NODES values */
     uint32_t no_memory;        /* allocations that failed (the work was refused, not crashed) */
