@@ -22,14 +22,10 @@ extern "C" {
  * input's length + values bytes, sized by a first pass that allocates nothing. A document
  * with more values (objects, arrays, strings, numbers, literals) than this is refused with
  * EJ_ERR_TOO_LARGE before any allocation. With the default, a 16 KiB command takes at most
- * 768 × 44 + 16384 + 768 bytes (about 50 KB) on a 32-bit target. A build may set it with -D
- * (ESP-IDF: CONFIG_ESPADMIN_JSON_MAX_NODES). */
+ * 768 × 44 + 16384 + 768 bytes (about 50 KB) on a 32-bit target. A build may set it with
+ * -DESPADMIN_JSON_MAX_NODES=N when it compiles the core. */
 #ifndef ESPADMIN_JSON_MAX_NODES
-#ifdef CONFIG_ESPADMIN_JSON_MAX_NODES
-#define ESPADMIN_JSON_MAX_NODES CONFIG_ESPADMIN_JSON_MAX_NODES
-#else
 #define ESPADMIN_JSON_MAX_NODES 768
-#endif
 #endif
 
 typedef enum {
