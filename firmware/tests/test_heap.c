@@ -116,15 +116,20 @@ static int deliver(ctx_t *c, const char *msg, size_t len, size_t frag)
 
 /* The peak the command adds over the heap held before it; the tick runs until the agent is
  * idle again (downloads included). */
+static void run_ticks(ctx_t *c)
+{
+    for (int i = 0; i < 2000; i++) {
+        c->f.now += 10;
+        espadmin_tick(c->a, c->f.now);
+    }
+}
+
 static size_t run_command(ctx_t *c, const char *msg, size_t frag)
 {
     size_t before = alloc_live();
     alloc_reset_peak();
     assert_int_equal(deliver(c, msg, strlen(msg), frag), 0);
-    for (int i = 0; i < 2000; i++) {
-        c->f.now += 10;
-        espadmin_tick(c->a, c->f.now);
-    }
+    run_ticks(c);
     return alloc_peak() - before;
 }
 
@@ -398,6 +403,68 @@ static void test_commands_survive_every_failed_allocation(void **state)
     free(cmd);
 }
 
+/* The same for an update, downloaded to the end: a failed allocation fails the update with a
+ * reason, or drops an uplink (counted); the download's buffers never outlive it. */
+static void test_update_survives_every_failed_allocation(void **state)
+{
+    ctx_t *c = *state;
+    boot_online(c);
+    size_t base = alloc_live();
+    for (size_t i = 0; i < 8192; i++) {
+        g_image[i] = (uint8_t)(i * 31);
+    }
+    uint8_t h[32];
+    char hex[65];
+    void *s = ossl_sha256_begin(NULL);
+    ossl_sha256_update(NULL, s, g_image, 8192);
+    ossl_sha256_finish(NULL, s, h);
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    }
+    char cmd[1024], id[16], version[16], out[512];
+    size_t n = 0;
+    for (size_t k = 0; k == 0 || k <= n; k++) {
+        snprintf(id, sizeof(id), "upd%zu", k);
+        snprintf(version, sizeof(version), "v-3.0.%zu", k);
+        snprintf(cmd, sizeof(cmd),
+                 "{\"v\":1,\"id\":\"%s\",\"name\":\"update\",\"expires_at\":9000000000000,\"params\":{\"version\":"
+                 "\"%s\",\"size\":8192,\"sha256\":\"%s\",\"url\":\"https://x.example/i.bin\",\"url_expires_at\":0}}",
+                 id, version, hex);
+        c->f.http_data = g_image;
+        c->f.http_len = 8192;
+        c->f.http_pos = 0;
+        c->f.http_chunk = 1024;
+        espadmin_stats_t before, after;
+        espadmin_get_stats(c->a, &before);
+        int restarts = c->f.restarts;
+        size_t calls = alloc_calls();
+        alloc_fail_nth(k);
+        deliver(c, cmd, strlen(cmd), 4096); /* refused when the failure hits the message's copy */
+        /* until the restart into the new image (which, on a device, does not return) */
+        for (int i = 0; i < 2000 && c->f.restarts == restarts; i++) {
+            c->f.now += 10;
+            espadmin_tick(c->a, c->f.now);
+        }
+        if (k == 0) {
+            n = alloc_calls() - calls; /* the allocations a whole update makes */
+            assert_true(n >= 4);
+            assert_int_equal(c->f.restarts, restarts + 1);
+        } else {
+            assert_true(alloc_failed());
+        }
+        alloc_fail_nth(0);
+        espadmin_get_stats(c->a, &after);
+        bool reported = strcmp(last_field(c, "ota", "id", out, sizeof(out)), id) == 0;
+        bool counted = after.inbox_dropped > before.inbox_dropped || after.no_memory > before.no_memory ||
+                       after.uplinks_dropped > before.uplinks_dropped;
+        if (k > 0 && !reported && !counted) {
+            fail_msg("allocation %zu of %zu failed without a report or a count", k, n);
+        }
+        assert_int_equal(alloc_live(), base);
+        assert_false(c->f.ota_open); /* no slot left half-written */
+    }
+}
+
 static int print_figures(void **state)
 {
     (void)state;
@@ -424,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_size_config_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_over_the_cap_is_refused_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands_survive_every_failed_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_survives_every_failed_allocation, setup, teardown),
     };
     return cmocka_run_group_tests_name("heap", tests, NULL, print_figures);
 }
