@@ -1125,11 +1125,10 @@ static void pump_download(espadmin_agent_t *a)
 static void run_command(espadmin_agent_t *a, const espadmin_command_t *c);
 static void debug_stop(espadmin_agent_t *a);
 
-/* Decodes the command into a block allocated for its dispatch only (it is 20 KB, mostly the
- * room a 16 KiB config's values may need). */
+/* Decodes the command into a block allocated for its dispatch only, sized for the payload. */
 static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
 {
-    espadmin_command_t *c = espadmin_malloc(sizeof(*c));
+    espadmin_command_t *c = espadmin_command_new(len);
     espadmin_perr_t err = {.code = ESPADMIN_E_NO_MEMORY};
     if (c != NULL && espadmin_command_decode(payload, len, c, &err) == ESPADMIN_OK) {
         run_command(a, c);

@@ -790,7 +790,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 
 static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const char *s, size_t n)
 {
-    if (cmd->values_len + n + 1 > sizeof(cmd->values)) {
+    if (cmd->values_len + n + 1 > cmd->values_cap) {
         return false;
     }
     memcpy(cmd->values + cmd->values_len, s, n);
@@ -867,7 +867,7 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
                      store_value(cmd, entry, v->raw, v->raw_len);
                 break;
             case ESPADMIN_CFG_JSON: {
-                size_t room = sizeof(cmd->values) - cmd->values_len;
+                size_t room = cmd->values_cap - cmd->values_len;
                 size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
                 ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
                 if (ok) {
@@ -887,6 +887,20 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
     cmd->config.count = i;
 }
 
+espadmin_command_t *espadmin_command_new(size_t payload_len)
+{
+    if (payload_len > ESPADMIN_MAX_COMMAND_SIZE) {
+        payload_len = 0; /* refused as too_large before any value is stored */
+    }
+    size_t cap = ESPADMIN_COMMAND_VALUES_CAP(payload_len);
+    espadmin_command_t *cmd = espadmin_malloc(offsetof(espadmin_command_t, values) + cap);
+    if (cmd != NULL) {
+        memset(cmd, 0, offsetof(espadmin_command_t, values));
+        cmd->values_cap = cap;
+    }
+    return cmd;
+}
+
 espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
                                              espadmin_command_t *cmd, espadmin_perr_t *err)
 {
@@ -895,7 +909,12 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         err = &local;
     }
     reset_err(err);
+    size_t values_cap = cmd->values_cap;
     memset(cmd, 0, offsetof(espadmin_command_t, values));
+    cmd->values_cap = values_cap;
+    if (len <= ESPADMIN_MAX_COMMAND_SIZE && values_cap < ESPADMIN_COMMAND_VALUES_CAP(len)) {
+        return err->code = ESPADMIN_E_NO_MEMORY; /* not from espadmin_command_new(len) */
+    }
     rd_t r = {err};
     ej_doc_t doc = {0};
     obj_t o;

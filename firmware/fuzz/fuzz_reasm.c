@@ -13,7 +13,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static espadmin_command_t cmd;
     static const char topic[] = "espadmin/01hzx3k9qv4m7c2d8e5f6g7h8j/down/cmd";
     espadmin_reasm_t r;
     espadmin_reasm_init(&r, ESPADMIN_MAX_COMMAND_SIZE);
@@ -38,7 +37,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
             espadmin_perr_t err;
-            espadmin_command_decode(r.data, r.received, &cmd, &err);
+            espadmin_command_t *cmd = espadmin_command_new(r.received);
+            if (cmd == NULL) {
+                abort();
+            }
+            espadmin_command_decode(r.data, r.received, cmd, &err);
+            espadmin_free(cmd);
             if (flags & 4) {
                 espadmin_free(espadmin_reasm_take(&r)); /* as the agent does */
             }

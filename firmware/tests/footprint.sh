@@ -28,7 +28,7 @@ size_of() {
 agent=$(size_of agent)
 slot=$(size_of inbox_slot)
 echo "heap on lx106 (sizeof): agent $agent B + inbox 2 x $slot B = $((agent + 2 * slot)) B at init" \
-  "(plus the provisioned CA); while needed: command $(size_of command) B, JSON value $(size_of json_value) B each," \
+  "(plus the provisioned CA); while needed: command $(size_of command) B + its payload's length + 64 B, JSON value $(size_of json_value) B each," \
   "log ring $(size_of log_ring) B"
 
 if [ "$total" -gt "$budget" ]; then

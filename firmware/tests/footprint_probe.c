@@ -5,6 +5,6 @@
 
 char espadmin_size_of_agent[sizeof(struct espadmin_agent)];
 char espadmin_size_of_inbox_slot[sizeof(slot_t)];
-char espadmin_size_of_command[sizeof(espadmin_command_t)];
+char espadmin_size_of_command[sizeof(espadmin_command_t)]; /* without its values */
 char espadmin_size_of_json_value[sizeof(ej_node_t)];
 char espadmin_size_of_log_ring[8192];

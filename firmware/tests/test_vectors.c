@@ -216,7 +216,7 @@ static void run_message_file(const char *file)
         espadmin_perr_code_t code;
         espadmin_command_t *cmd = NULL;
         if (kind == ESPADMIN_KIND_CMD) {
-            cmd = malloc(sizeof(*cmd));
+            cmd = espadmin_command_new(len);
             code = espadmin_command_decode(payload, len, cmd, &err);
             char peek[65];
             espadmin_command_peek_id(payload, len, peek);
@@ -247,7 +247,7 @@ static void run_message_file(const char *file)
                          err.field, want, field ? field : "");
             }
         }
-        free(cmd);
+        espadmin_free(cmd);
         free(payload);
         g_cases++;
     }
