@@ -18,6 +18,9 @@ packages=(
   clang
   libclang-rt-14-dev     # libFuzzer and the sanitizers' runtimes for clang (a Recommends, not a Depends)
   python3
+  gcc-xtensa-lx106            # the firmware core compiled for the ESP8266's Xtensa lx106 (make -C firmware lx106)
+  binutils-xtensa-lx106       # its size(1) and nm(1), for the footprint figures
+  picolibc-xtensa-lx106-elf   # the C library (headers and specs) that compile uses
   chromium               # the web UI's browser tests (tests/browser, driven by playwright-core)
 )
 

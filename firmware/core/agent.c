@@ -1,6 +1,13 @@
 /* The agent core: connection management, boot publications, command dispatch, config apply,
  * the OTA state machine, debug log streaming and error reports. No platform call except
- * through espadmin_platform_t. */
+ * through espadmin_platform_t.
+ *
+ * Memory: the agent keeps only its own state and one publish buffer at all times (about
+ * 20 KB on a 32-bit target, plus the provisioned CA). Everything large is allocated while it
+ * is needed and freed afterwards: a received message (its exact size, in the inbox until the
+ * tick handles it), a fragmented message's reassembly buffer (while in flight), the decoded
+ * command (during its dispatch), the log ring (while debug is on) and the download chunk
+ * (while an update downloads). All of it goes through espadmin_malloc (util.h). */
 #include "espadmin/agent.h"
 
 #include "espadmin/json.h"
@@ -12,6 +19,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The core formats no int64_t with printf (newlib-nano has no 64-bit formats): I64(v) is its
+ * decimal text, for a "%s", valid until the end of the enclosing full expression. */
+typedef struct {
+    char s[ESPADMIN_I64_TEXT_MAX];
+} i64_text_t;
+static i64_text_t i64_text(int64_t v)
+{
+    i64_text_t t;
+    espadmin_fmt_i64(t.s, v);
+    return t;
+}
+#define I64(v) (i64_text(v).s)
 
 #define TAG "espadmin"
 #define NS ESPADMIN_NVS_NAMESPACE
@@ -41,7 +61,7 @@ typedef struct {
 } pending_error_t;
 
 typedef struct {
-    char *data;
+    char *data; /* allocated for the message it holds (exactly its size), NULL when empty */
     size_t len;
     bool full;
     char topic[ESPADMIN_MAX_TOPIC_LEN + 1];
@@ -85,8 +105,7 @@ struct espadmin_agent {
     int64_t cfg_version;
     char cfg_hash[65];
 
-    /* commands */
-    espadmin_command_t cmd;
+    /* commands (each decoded into a block allocated for its dispatch) */
     recent_t recent[RECENT_IDS];
     size_t recent_next;
     char last_restart[ESPADMIN_MAX_ID_LEN + 1];
@@ -97,10 +116,13 @@ struct espadmin_agent {
 
     /* inbox */
     espadmin_reasm_t reasm;
-    char *reasm_buf;
     slot_t *slots;
     size_t nslots;
     uint32_t inbox_dropped;
+    uint32_t commands_refused;
+    uint32_t json_too_large;
+    uint32_t no_memory;
+    uint32_t uplinks_dropped;
 
     /* debug logs */
     bool debug_on;
@@ -108,8 +130,7 @@ struct espadmin_agent {
     int64_t debug_until;
     int64_t last_flush;
     uint64_t next_expected_seq;
-    espadmin_logring_t ring;
-    uint8_t *ring_buf;
+    espadmin_logring_t ring; /* its buffer is allocated while debug is on */
     bool in_capture;
 
     /* errors */
@@ -135,7 +156,7 @@ struct espadmin_agent {
     bool ota_report_pending;
     char ota_report_state[16];
     char ota_report_reason[32];
-    uint8_t chunk[CHUNK];
+    uint8_t *chunk; /* CHUNK bytes while downloading */
 
     char pub[PUB_BUF];
 };
@@ -224,7 +245,11 @@ static const char *cfg_ns(char which)
 
 static int publish(espadmin_agent_t *a, espadmin_kind_t kind, const char *payload, int len)
 {
-    if (len < 0 || a->conn != CONN_UP) {
+    if (len < 0) {
+        a->uplinks_dropped++; /* did not encode (or its self-check found no memory) */
+        return -1;
+    }
+    if (a->conn != CONN_UP) {
         return -1;
     }
     int qos = kind == ESPADMIN_KIND_LOG ? 0 : 1;
@@ -291,7 +316,7 @@ static bool load_provisioning(espadmin_agent_t *a)
     size_t ca_len = 0;
     if (a->p->kv_get(a->p->ctx, NS, "mqtt_ca", NULL, &ca_len) != ESPADMIN_PLATFORM_NOT_FOUND &&
         ca_len > 0 && ca_len < 16384) {
-        a->mqtt_ca = calloc(1, ca_len + 1);
+        a->mqtt_ca = espadmin_calloc(1, ca_len + 1);
         if (a->mqtt_ca) {
             kv_str(a, NS, "mqtt_ca", a->mqtt_ca, ca_len + 1);
         }
@@ -428,7 +453,7 @@ static bool is_crash_reason(const char *r)
 espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
                                       const espadmin_options_t *options)
 {
-    espadmin_agent_t *a = calloc(1, sizeof(*a));
+    espadmin_agent_t *a = espadmin_calloc(1, sizeof(*a));
     if (a == NULL) {
         return NULL;
     }
@@ -446,21 +471,14 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     if (!a->opt.inbox_slots) a->opt.inbox_slots = 2;
     a->now = platform->now_ms ? platform->now_ms(platform->ctx) : 0;
 
-    a->reasm_buf = malloc(ESPADMIN_MAX_COMMAND_SIZE);
-    a->ring_buf = malloc(a->opt.log_ring_bytes);
-    a->slots = calloc(a->opt.inbox_slots, sizeof(slot_t));
+    espadmin_reasm_init(&a->reasm, ESPADMIN_MAX_COMMAND_SIZE);
+    espadmin_logring_init(&a->ring, NULL, 0);
+    a->slots = espadmin_calloc(a->opt.inbox_slots, sizeof(slot_t));
     a->nslots = a->opt.inbox_slots;
-    bool ok = a->reasm_buf && a->ring_buf && a->slots;
-    for (size_t i = 0; ok && i < a->nslots; i++) {
-        a->slots[i].data = malloc(ESPADMIN_MAX_COMMAND_SIZE);
-        ok = a->slots[i].data != NULL;
-    }
-    if (!ok || !load_provisioning(a)) {
+    if (a->slots == NULL || !load_provisioning(a)) {
         espadmin_agent_free(a);
         return NULL;
     }
-    espadmin_reasm_init(&a->reasm, a->reasm_buf, ESPADMIN_MAX_COMMAND_SIZE);
-    espadmin_logring_init(&a->ring, a->ring_buf, a->opt.log_ring_bytes);
     espadmin_backoff_init(&a->backoff, a->opt.backoff_base_ms, a->opt.backoff_max_ms);
     for (int k = 0; k < ESPADMIN_KIND_COUNT; k++) {
         if (espadmin_topic(a->topics[k], sizeof(a->topics[k]), a->root, a->device_id,
@@ -492,8 +510,8 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     }
     a->conn = CONN_IDLE;
     a->next_connect_at = a->now;
-    logf_(a, ESPADMIN_LEVEL_INFO, "agent for device %s, firmware %s, reset reason %s, config version %" PRId64,
-          a->device_id, a->version, a->reset_reason, a->cfg_version);
+    logf_(a, ESPADMIN_LEVEL_INFO, "agent for device %s, firmware %s, reset reason %s, config version %s",
+          a->device_id, a->version, a->reset_reason, I64(a->cfg_version));
     return a;
 }
 
@@ -507,15 +525,16 @@ void espadmin_agent_free(espadmin_agent_t *a)
     }
     if (a->slots) {
         for (size_t i = 0; i < a->nslots; i++) {
-            free(a->slots[i].data);
+            espadmin_free(a->slots[i].data);
         }
     }
-    free(a->slots);
-    free(a->reasm_buf);
-    free(a->ring_buf);
-    free(a->mqtt_ca);
+    espadmin_free(a->slots);
+    espadmin_reasm_free(&a->reasm);
+    espadmin_free(a->ring.buf);
+    espadmin_free(a->chunk);
+    espadmin_free(a->mqtt_ca);
     memset(a->device_key, 0, sizeof(a->device_key));
-    free(a);
+    espadmin_free(a);
 }
 
 /* ---- connection ---- */
@@ -546,7 +565,7 @@ static void start_connect(espadmin_agent_t *a)
     if (!managed(a, "_mqtt_secret", password, sizeof(password))) {
         snprintf(password, sizeof(password), "%s", a->secret);
     }
-    ca_override = malloc(ESPADMIN_MAX_CONFIG_VALUE_LEN + 1);
+    ca_override = espadmin_malloc(ESPADMIN_MAX_CONFIG_VALUE_LEN + 1);
     if (ca_override && managed(a, "_mqtt_ca", ca_override, ESPADMIN_MAX_CONFIG_VALUE_LEN + 1)) {
         ca = ca_override;
     }
@@ -569,7 +588,7 @@ static void start_connect(espadmin_agent_t *a)
     a->conn = CONN_CONNECTING;
     logf_(a, ESPADMIN_LEVEL_INFO, "connecting to %s:%u", host, (unsigned)port);
     int rc = a->p->mqtt_connect(a->p->ctx, &cfg);
-    free(ca_override);
+    espadmin_free(ca_override);
     memset(password, 0, sizeof(password));
     if (rc != ESPADMIN_PLATFORM_OK && a->conn == CONN_CONNECTING) {
         uint32_t d = espadmin_backoff_next(&a->backoff, rand32(a));
@@ -638,22 +657,34 @@ void espadmin_on_published(espadmin_agent_t *a, int msg_id)
 
 /* ---- inbox ---- */
 
-static int enqueue(espadmin_agent_t *a, const char *topic, const void *data, size_t len)
+/* Queues a complete message for the tick. owned, when not NULL, is an allocated buffer holding
+ * data that the inbox takes over (a reassembled message); otherwise data is copied into a
+ * buffer of its exact size. */
+static int enqueue(espadmin_agent_t *a, const char *topic, const void *data, size_t len, char *owned)
 {
     if (len > ESPADMIN_MAX_COMMAND_SIZE || strlen(topic) > ESPADMIN_MAX_TOPIC_LEN) {
+        espadmin_free(owned);
         a->inbox_dropped++;
         return -1;
     }
     for (size_t i = 0; i < a->nslots; i++) {
         slot_t *s = &a->slots[i];
         if (!s->full) {
-            memcpy(s->data, data, len);
+            if (owned == NULL && (owned = espadmin_malloc(len ? len : 1)) != NULL) {
+                memcpy(owned, data, len);
+            }
+            if (owned == NULL) {
+                a->no_memory++;
+                break;
+            }
+            s->data = owned;
             s->len = len;
             snprintf(s->topic, sizeof(s->topic), "%s", topic);
             s->full = true;
             return 0;
         }
     }
+    espadmin_free(owned);
     a->inbox_dropped++;
     return -1;
 }
@@ -675,7 +706,8 @@ int espadmin_on_message_fragment(espadmin_agent_t *a, const char *topic, size_t 
     if (r == ESPADMIN_REASM_PENDING) {
         return 0;
     }
-    return enqueue(a, a->reasm.topic, a->reasm.buf, a->reasm.received);
+    return enqueue(a, a->reasm.topic, a->reasm.data, a->reasm.received,
+                   espadmin_reasm_take(&a->reasm));
 }
 
 /* ---- config ---- */
@@ -688,7 +720,7 @@ int espadmin_config_get(espadmin_agent_t *a, const char *key, espadmin_cfg_type_
     if (a->cfg_active == 0 || cap == 0) {
         return ESPADMIN_PLATFORM_NOT_FOUND;
     }
-    char *tmp = malloc(cap + 1);
+    char *tmp = espadmin_malloc(cap + 1);
     if (tmp == NULL) {
         return ESPADMIN_PLATFORM_ERR;
     }
@@ -704,7 +736,7 @@ int espadmin_config_get(espadmin_agent_t *a, const char *key, espadmin_cfg_type_
         memcpy(buf, tmp + 1, len - 1);
         buf[len - 1] = '\0';
     }
-    free(tmp);
+    espadmin_free(tmp);
     return rc;
 }
 
@@ -727,7 +759,10 @@ static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out,
         if (!ej_int(v, &i, NULL) || i < -ESPADMIN_MAX_SAFE_INTEGER || i > ESPADMIN_MAX_SAFE_INTEGER) {
             return false;
         }
-        n = (size_t)snprintf(out + 1, cap - 1, "%" PRId64, i);
+        if (cap < 1 + ESPADMIN_I64_TEXT_MAX) {
+            return false;
+        }
+        n = espadmin_fmt_i64(out + 1, i);
         break;
     }
     case ESPADMIN_CFG_FLOAT:
@@ -759,7 +794,7 @@ static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out,
  * tree points into (free it after ej_free), or NULL. */
 static char *parse_bare(ej_doc_t *doc, const char *text, size_t len, const ej_node_t **v)
 {
-    char *wrapped = malloc(len + 8);
+    char *wrapped = espadmin_malloc(len + 8);
     if (wrapped == NULL) {
         return NULL;
     }
@@ -768,7 +803,7 @@ static char *parse_bare(ej_doc_t *doc, const char *text, size_t len, const ej_no
     wrapped[5 + len] = '}';
     if (ej_parse(doc, wrapped, len + 6) != EJ_OK || (*v = ej_get(doc->root, "x")) == NULL) {
         ej_free(doc);
-        free(wrapped);
+        espadmin_free(wrapped);
         return NULL;
     }
     return wrapped;
@@ -794,9 +829,9 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     char staging = a->cfg_active == 'a' ? 'b' : 'a';
     const char *ns = cfg_ns(staging);
     size_t cap = ESPADMIN_MAX_SECRET_VALUE_LEN + 8;
-    char *val = malloc(cap);
-    uint8_t *sealed = malloc(cap);
-    char *plain = malloc(cap);
+    char *val = espadmin_malloc(cap);
+    uint8_t *sealed = espadmin_malloc(cap);
+    char *plain = espadmin_malloc(cap);
     bool ok = val && sealed && plain;
     if (!ok) {
         snprintf(msg, sizeof(msg), "out of memory");
@@ -847,7 +882,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
         }
         if (wrapper != NULL) {
             ej_free(&doc);
-            free(wrapper);
+            espadmin_free(wrapper);
         }
         if (!ok) {
             snprintf(msg, sizeof(msg), "%s: value does not match type %s", e->key,
@@ -873,7 +908,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     if (ok) {
         char key[16], num[24];
         snprintf(key, sizeof(key), "cfg_%c_ver", staging);
-        snprintf(num, sizeof(num), "%" PRId64, c->config.version);
+        espadmin_fmt_i64(num, c->config.version);
         ok = kv_put_str(a, NS, key, num) == ESPADMIN_PLATFORM_OK;
         snprintf(key, sizeof(key), "cfg_%c_hash", staging);
         ok = ok && kv_put_str(a, NS, key, c->config.hash) == ESPADMIN_PLATFORM_OK;
@@ -889,17 +924,17 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             a->p->kv_erase_all(a->p->ctx, ns);
             a->p->kv_commit(a->p->ctx, ns);
         }
-        logf_(a, ESPADMIN_LEVEL_WARN, "config %" PRId64 " refused: %s", c->config.version, msg);
+        logf_(a, ESPADMIN_LEVEL_WARN, "config %s refused: %s", I64(c->config.version), msg);
         send_ack(a, c->id, "error", msg, -1, true);
     } else {
         load_config_state(a);
-        logf_(a, ESPADMIN_LEVEL_INFO, "config %" PRId64 " applied (%zu entries)", c->config.version,
-              c->config.count);
+        logf_(a, ESPADMIN_LEVEL_INFO, "config %s applied (%u entries)", I64(c->config.version),
+              (unsigned)c->config.count);
         send_ack(a, c->id, "ok", NULL, c->config.version, true);
     }
-    free(val);
-    free(sealed);
-    free(plain);
+    espadmin_free(val);
+    espadmin_free(sealed);
+    espadmin_free(plain);
 }
 
 /* ---- OTA ---- */
@@ -937,12 +972,20 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         return;
     }
     if (a->has_pubkey) {
+        /* the signing string (up to 2.3 KB with the longest URL) is kept off the stack */
         uint8_t sig[66];
-        char canon[ESPADMIN_MAX_URL_LEN + 256];
-        int n = espadmin_ota_signing_string(u, canon, sizeof(canon));
-        if (u->signature[0] == '\0' || n < 0 ||
-            espadmin_base64_decode(u->signature, strlen(u->signature), sig, sizeof(sig)) != 64 ||
-            !a->p->ed25519_verify(a->p->ctx, a->ota_pubkey, canon, (size_t)n, sig)) {
+        char *canon = espadmin_malloc(ESPADMIN_MAX_URL_LEN + 256);
+        if (canon == NULL) {
+            a->no_memory++;
+            reject_update(a, c, "internal");
+            return;
+        }
+        int n = espadmin_ota_signing_string(u, canon, ESPADMIN_MAX_URL_LEN + 256);
+        bool good = u->signature[0] != '\0' && n >= 0 &&
+                    espadmin_base64_decode(u->signature, strlen(u->signature), sig, sizeof(sig)) == 64 &&
+                    a->p->ed25519_verify(a->p->ctx, a->ota_pubkey, canon, (size_t)n, sig);
+        espadmin_free(canon);
+        if (!good) {
             reject_update(a, c, "bad_signature");
             return;
         }
@@ -992,7 +1035,7 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         send_ota(a, a->ota_id, a->ota_version, "failed", 0, "download_error", "cannot open the URL");
         return;
     }
-    logf_(a, ESPADMIN_LEVEL_INFO, "downloading %s (%" PRId64 " bytes)", u->version, u->size);
+    logf_(a, ESPADMIN_LEVEL_INFO, "downloading %s (%s bytes)", u->version, I64(u->size));
     send_ota(a, a->ota_id, a->ota_version, "downloading", 0, NULL, NULL);
 }
 
@@ -1035,8 +1078,13 @@ static void download_done(espadmin_agent_t *a)
 
 static void pump_download(espadmin_agent_t *a)
 {
+    if (a->chunk == NULL && (a->chunk = espadmin_malloc(CHUNK)) == NULL) {
+        a->no_memory++;
+        ota_fail(a, "internal", "out of memory");
+        return;
+    }
     for (int round = 0; round < 4 && a->ota == OTA_DOWNLOADING; round++) {
-        int n = a->p->http_read(a->p->ctx, a->chunk, sizeof(a->chunk));
+        int n = a->p->http_read(a->p->ctx, a->chunk, CHUNK);
         if (n == ESPADMIN_PLATFORM_AGAIN) {
             if (a->now - a->ota_last_data > a->opt.download_timeout_ms) {
                 ota_fail(a, "download_error", "timed out");
@@ -1074,24 +1122,41 @@ static void pump_download(espadmin_agent_t *a)
 
 /* ---- commands ---- */
 
+static void run_command(espadmin_agent_t *a, const espadmin_command_t *c);
+static void debug_stop(espadmin_agent_t *a);
+
+/* Decodes the command into a block allocated for its dispatch only, sized for the payload. */
 static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
 {
-    espadmin_command_t *c = &a->cmd;
-    espadmin_perr_t err;
-    if (espadmin_command_decode(payload, len, c, &err) != ESPADMIN_OK) {
-        char id[ESPADMIN_MAX_ID_LEN + 1];
-        char msg[96];
-        if (err.code == ESPADMIN_E_INVALID_FIELD) {
-            snprintf(msg, sizeof(msg), "invalid_field: %s", err.field);
-        } else {
-            snprintf(msg, sizeof(msg), "%s", espadmin_perr_class(err.code));
-        }
-        logf_(a, ESPADMIN_LEVEL_WARN, "command refused: %s", msg);
-        if (espadmin_command_peek_id(payload, len, id)) {
-            send_ack(a, id, "rejected", msg, -1, true);
-        }
+    espadmin_command_t *c = espadmin_command_new(len);
+    espadmin_perr_t err = {.code = ESPADMIN_E_NO_MEMORY};
+    if (c != NULL && espadmin_command_decode(payload, len, c, &err) == ESPADMIN_OK) {
+        run_command(a, c);
+        espadmin_free(c);
         return;
     }
+    espadmin_free(c);
+    a->commands_refused++;
+    if (err.code == ESPADMIN_E_NO_MEMORY) {
+        a->no_memory++;
+    } else if (err.code == ESPADMIN_E_TOO_LARGE && len <= ESPADMIN_MAX_COMMAND_SIZE) {
+        a->json_too_large++; /* within the size limit, over the JSON working-memory cap */
+    }
+    char id[ESPADMIN_MAX_ID_LEN + 1];
+    char msg[96];
+    if (err.code == ESPADMIN_E_INVALID_FIELD) {
+        snprintf(msg, sizeof(msg), "invalid_field: %s", err.field);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", espadmin_perr_class(err.code));
+    }
+    logf_(a, ESPADMIN_LEVEL_WARN, "command refused: %s", msg);
+    if (espadmin_command_peek_id(payload, len, id)) {
+        send_ack(a, id, "rejected", msg, -1, true);
+    }
+}
+
+static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
+{
     for (size_t i = 0; i < RECENT_IDS; i++) {
         recent_t *r = &a->recent[i];
         if (r->id[0] && strcmp(r->id, c->id) == 0) {
@@ -1128,7 +1193,19 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
         break;
     case ESPADMIN_CMD_DEBUG:
         if (c->debug.enabled) {
+            uint8_t *ring = NULL;
+            if (a->ring.buf == NULL && (ring = espadmin_malloc(a->opt.log_ring_bytes)) == NULL) {
+                a->no_memory++;
+                logf_(a, ESPADMIN_LEVEL_ERROR, "debug on: no memory for the log buffer");
+                send_ack(a, c->id, "error", "out of memory", -1, true);
+                break;
+            }
             if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+            if (ring != NULL) {
+                uint64_t seq = a->ring.next_seq; /* sequence numbers continue across sessions */
+                espadmin_logring_init(&a->ring, ring, a->opt.log_ring_bytes);
+                a->ring.next_seq = seq;
+            }
             if (!a->debug_on) {
                 a->next_expected_seq = a->ring.next_seq;
                 a->ring.dropped = 0;
@@ -1141,10 +1218,7 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
             logf_(a, ESPADMIN_LEVEL_INFO, "debug on at %s for %" PRId32 " s",
                   espadmin_level_name(c->debug.level), c->debug.duration_s);
         } else {
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
-            a->debug_on = false;
-            espadmin_logring_clear(&a->ring);
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+            debug_stop(a);
             logf_(a, ESPADMIN_LEVEL_INFO, "debug off");
         }
         send_ack(a, c->id, "ok", NULL, -1, true);
@@ -1156,6 +1230,19 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
         start_update(a, c);
         break;
     }
+}
+
+/* Switches debug off and frees the log ring; the sequence numbers go on where they were. */
+static void debug_stop(espadmin_agent_t *a)
+{
+    if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+    a->debug_on = false;
+    uint8_t *ring = a->ring.buf;
+    uint64_t seq = a->ring.next_seq;
+    espadmin_logring_init(&a->ring, NULL, 0);
+    a->ring.next_seq = seq;
+    if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+    espadmin_free(ring);
 }
 
 static void handle_message(espadmin_agent_t *a, const char *topic, const char *payload, size_t len)
@@ -1393,10 +1480,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     }
     if (a->debug_on && a->now >= a->debug_until) {
         flush_logs(a, true);
-        if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
-        a->debug_on = false;
-        espadmin_logring_clear(&a->ring);
-        if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+        debug_stop(a);
         logf_(a, ESPADMIN_LEVEL_INFO, "debug stopped after its duration");
     }
     switch (a->conn) {
@@ -1423,6 +1507,8 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         slot_t *s = &a->slots[i];
         if (s->full) {
             handle_message(a, s->topic, s->data, s->len);
+            espadmin_free(s->data);
+            s->data = NULL;
             s->full = false;
             if (a->restart_pending || a->ota == OTA_REBOOTING) {
                 break;
@@ -1431,6 +1517,10 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     }
     if (a->ota == OTA_DOWNLOADING) {
         pump_download(a);
+    }
+    if (a->ota != OTA_DOWNLOADING && a->chunk != NULL) {
+        espadmin_free(a->chunk);
+        a->chunk = NULL;
     }
     if (a->conn == CONN_UP && a->greeted) {
         send_errors(a);
@@ -1441,6 +1531,15 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->debug_on) {
         flush_logs(a, false);
     }
+}
+
+void espadmin_get_stats(const espadmin_agent_t *a, espadmin_stats_t *out)
+{
+    out->inbox_dropped = a->inbox_dropped;
+    out->commands_refused = a->commands_refused;
+    out->json_too_large = a->json_too_large;
+    out->no_memory = a->no_memory;
+    out->uplinks_dropped = a->uplinks_dropped;
 }
 
 bool espadmin_is_connected(const espadmin_agent_t *a) { return a->conn == CONN_UP; }

@@ -1,9 +1,8 @@
 /* Strict JSON parser (two passes: measure, then build into one arena) and bounded writer. */
 #include "espadmin/json.h"
 
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include "espadmin/util.h"
+
 #include <string.h>
 
 typedef struct {
@@ -464,7 +463,10 @@ ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
     }
     size_t nodes = ps.nodes;
     size_t strings = ps.strings;
-    void *arena = malloc(nodes * sizeof(ej_node_t) + strings + 1);
+    if (nodes > ESPADMIN_JSON_MAX_NODES) {
+        return EJ_ERR_TOO_LARGE; /* measured before anything is allocated */
+    }
+    void *arena = espadmin_malloc(nodes * sizeof(ej_node_t) + strings + 1);
     if (arena == NULL) {
         return EJ_ERR_NO_MEMORY;
     }
@@ -474,7 +476,7 @@ ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
     ps.str_buf = (char *)arena + nodes * sizeof(ej_node_t);
     ej_node_t *root = NULL;
     if (!run(&ps, data, len, &root)) {
-        free(arena); /* duplicate key: only the build pass sees keys */
+        espadmin_free(arena); /* duplicate key: only the build pass sees keys */
         return EJ_ERR_MALFORMED;
     }
     doc->root = root;
@@ -485,7 +487,7 @@ ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
 void ej_free(ej_doc_t *doc)
 {
     if (doc) {
-        free(doc->arena);
+        espadmin_free(doc->arena);
         doc->arena = NULL;
         doc->root = NULL;
     }
@@ -650,7 +652,11 @@ static void put_escaped(ej_writer_t *w, const char *s, size_t n)
         } else if (c == '\t') {
             esc = "\\t";
         } else if (c < 0x20) {
-            snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+            static const char hex[] = "0123456789abcdef";
+            memcpy(tmp, "\\u00", 4);
+            tmp[4] = hex[c >> 4];
+            tmp[5] = hex[c & 0xF];
+            tmp[6] = '\0';
             esc = tmp;
         }
         if (esc) {
@@ -681,10 +687,10 @@ void ejw_string(ej_writer_t *w, const char *s) { ejw_string_n(w, s, strlen(s)); 
 
 void ejw_int(ej_writer_t *w, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    char tmp[ESPADMIN_I64_TEXT_MAX];
+    size_t n = espadmin_fmt_i64(tmp, v);
     before_value(w);
-    put(w, tmp, (size_t)n);
+    put(w, tmp, n);
 }
 
 void ejw_bool(ej_writer_t *w, bool v)

@@ -2,8 +2,8 @@
 #include "espadmin/protocol.h"
 
 #include "espadmin/json.h"
+#include "espadmin/util.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -710,11 +710,13 @@ static const ej_node_t *o_array(const obj_t *o, const char *key, bool required, 
 
 static void index_path(char *out, size_t cap, const char *path, size_t i)
 {
-    char num[24];
-    snprintf(num, sizeof(num), "[%zu]", i);
+    char num[ESPADMIN_I64_TEXT_MAX];
+    espadmin_fmt_u64(num, (uint64_t)i);
     out[0] = '\0';
     append(out, cap, path);
+    append(out, cap, "[");
     append(out, cap, num);
+    append(out, cap, "]");
 }
 
 /* Size, well-formedness and version (§2 steps 1–3). */
@@ -730,6 +732,9 @@ static espadmin_perr_code_t open_payload(ej_doc_t *doc, rd_t *r, obj_t *top, con
     ej_result_t pr = ej_parse(doc, data, len);
     if (pr == EJ_ERR_NO_MEMORY) {
         return r->err->code = ESPADMIN_E_NO_MEMORY;
+    }
+    if (pr == EJ_ERR_TOO_LARGE) {
+        return r->err->code = ESPADMIN_E_TOO_LARGE; /* over the JSON working-memory cap */
     }
     if (pr != EJ_OK) {
         return r->err->code = ESPADMIN_E_MALFORMED;
@@ -785,7 +790,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 
 static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const char *s, size_t n)
 {
-    if (cmd->values_len + n + 1 > sizeof(cmd->values)) {
+    if (cmd->values_len + n + 1 > cmd->values_cap) {
         return false;
     }
     memcpy(cmd->values + cmd->values_len, s, n);
@@ -836,9 +841,9 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
             ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_SECRET_VALUE_LEN &&
                  v->str_len % 4 == 0 && base64_decoded_len(v->str, v->str_len) >= 12 + 16 + 1;
             if (ok) {
-                uint8_t *tmp = malloc(v->str_len);
+                uint8_t *tmp = espadmin_malloc(v->str_len);
                 ok = tmp && espadmin_base64_decode(v->str, v->str_len, tmp, v->str_len) >= 12 + 16 + 1;
-                free(tmp);
+                espadmin_free(tmp);
             }
             ok = ok && store_value(cmd, entry, v->str, v->str_len);
         } else {
@@ -862,7 +867,7 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
                      store_value(cmd, entry, v->raw, v->raw_len);
                 break;
             case ESPADMIN_CFG_JSON: {
-                size_t room = sizeof(cmd->values) - cmd->values_len;
+                size_t room = cmd->values_cap - cmd->values_len;
                 size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
                 ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
                 if (ok) {
@@ -882,6 +887,20 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
     cmd->config.count = i;
 }
 
+espadmin_command_t *espadmin_command_new(size_t payload_len)
+{
+    if (payload_len > ESPADMIN_MAX_COMMAND_SIZE) {
+        payload_len = 0; /* refused as too_large before any value is stored */
+    }
+    size_t cap = ESPADMIN_COMMAND_VALUES_CAP(payload_len);
+    espadmin_command_t *cmd = espadmin_malloc(offsetof(espadmin_command_t, values) + cap);
+    if (cmd != NULL) {
+        memset(cmd, 0, offsetof(espadmin_command_t, values));
+        cmd->values_cap = cap;
+    }
+    return cmd;
+}
+
 espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
                                              espadmin_command_t *cmd, espadmin_perr_t *err)
 {
@@ -890,7 +909,12 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         err = &local;
     }
     reset_err(err);
+    size_t values_cap = cmd->values_cap;
     memset(cmd, 0, offsetof(espadmin_command_t, values));
+    cmd->values_cap = values_cap;
+    if (len <= ESPADMIN_MAX_COMMAND_SIZE && values_cap < ESPADMIN_COMMAND_VALUES_CAP(len)) {
+        return err->code = ESPADMIN_E_NO_MEMORY; /* not from espadmin_command_new(len) */
+    }
     rd_t r = {err};
     ej_doc_t doc = {0};
     obj_t o;
@@ -1120,16 +1144,39 @@ espadmin_perr_code_t espadmin_uplink_validate(espadmin_kind_t kind, const char *
 
 int espadmin_ota_signing_string(const espadmin_update_params_t *u, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "espadmin-ota-v1\n%s\n%" PRId64 "\n%s\n%s\n%" PRId64, u->version,
-                     u->size, u->sha256, u->url, u->url_expires_at);
-    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+    size_t n = 0;
+    if (cap == 0) {
+        return -1;
+    }
+    buf[0] = '\0';
+    espadmin_append(buf, cap, &n, "espadmin-ota-v1\n");
+    espadmin_append(buf, cap, &n, u->version);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append_i64(buf, cap, &n, u->size);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append(buf, cap, &n, u->sha256);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append(buf, cap, &n, u->url);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append_i64(buf, cap, &n, u->url_expires_at);
+    return n >= cap ? -1 : (int)n;
 }
 
 int espadmin_secret_aad(const char *device_id, const char *key, int64_t version, char *buf,
                         size_t cap)
 {
-    int n = snprintf(buf, cap, "espadmin-cfg-v1\n%s\n%s\n%" PRId64, device_id, key, version);
-    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+    size_t n = 0;
+    if (cap == 0) {
+        return -1;
+    }
+    buf[0] = '\0';
+    espadmin_append(buf, cap, &n, "espadmin-cfg-v1\n");
+    espadmin_append(buf, cap, &n, device_id);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append(buf, cap, &n, key);
+    espadmin_append(buf, cap, &n, "\n");
+    espadmin_append_i64(buf, cap, &n, version);
+    return n >= cap ? -1 : (int)n;
 }
 
 /* ---- encoders ---- */

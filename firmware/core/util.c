@@ -2,6 +2,52 @@
 
 #include <string.h>
 
+/* ---- integers as text ---- */
+
+size_t espadmin_fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[ESPADMIN_I64_TEXT_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = tmp[n - 1 - i];
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+size_t espadmin_fmt_i64(char *buf, int64_t v)
+{
+    if (v >= 0) {
+        return espadmin_fmt_u64(buf, (uint64_t)v);
+    }
+    buf[0] = '-';
+    /* the magnitude of INT64_MIN does not fit in int64_t: negate in unsigned arithmetic */
+    return 1 + espadmin_fmt_u64(buf + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+bool espadmin_append(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len >= cap || n >= cap - *len) {
+        *len = cap; /* sticky: every later append fails too */
+        return false;
+    }
+    memcpy(buf + *len, s, n + 1);
+    *len += n;
+    return true;
+}
+
+bool espadmin_append_i64(char *buf, size_t cap, size_t *len, int64_t v)
+{
+    char tmp[ESPADMIN_I64_TEXT_MAX];
+    espadmin_fmt_i64(tmp, v);
+    return espadmin_append(buf, cap, len, tmp);
+}
+
 /* ---- log ring ---- */
 /* record: u16 size | u64 seq | i64 ms | u8 level | u8 tag_len | tag | msg */
 #define REC_HEAD 20
@@ -131,11 +177,32 @@ void espadmin_backoff_reset(espadmin_backoff_t *b) { b->attempt = 0; }
 
 /* ---- reassembly ---- */
 
-void espadmin_reasm_init(espadmin_reasm_t *r, char *buf, size_t cap)
+void espadmin_reasm_init(espadmin_reasm_t *r, size_t cap)
 {
     memset(r, 0, sizeof(*r));
-    r->buf = buf;
     r->cap = cap;
+}
+
+void espadmin_reasm_free(espadmin_reasm_t *r)
+{
+    espadmin_free(r->buf);
+    r->buf = NULL;
+    r->data = NULL;
+    r->active = false;
+}
+
+char *espadmin_reasm_take(espadmin_reasm_t *r)
+{
+    char *b = r->buf;
+    r->buf = NULL;
+    return b;
+}
+
+static espadmin_reasm_result_t refuse(espadmin_reasm_t *r, bool skip_rest)
+{
+    espadmin_reasm_free(r);
+    r->skipping = skip_rest;
+    return ESPADMIN_REASM_REFUSED;
 }
 
 espadmin_reasm_result_t espadmin_reasm_feed(espadmin_reasm_t *r, const char *topic,
@@ -143,18 +210,26 @@ espadmin_reasm_result_t espadmin_reasm_feed(espadmin_reasm_t *r, const char *top
                                             const void *data, size_t len)
 {
     if (offset == 0) {
-        /* a new message; an unfinished one is abandoned */
-        r->active = false;
+        /* a new message; an unfinished one (or one completed and not taken) is abandoned */
+        espadmin_reasm_free(r);
         r->skipping = false;
         if (topic == NULL || topic_len == 0 || topic_len > ESPADMIN_MAX_TOPIC_LEN ||
             memchr(topic, '\0', topic_len) != NULL || total_len > r->cap || len > total_len) {
-            r->skipping = len < total_len;
-            return ESPADMIN_REASM_REFUSED;
+            return refuse(r, len < total_len);
         }
         memcpy(r->topic, topic, topic_len);
         r->topic[topic_len] = '\0';
         r->total = total_len;
         r->received = 0;
+        if (len == total_len) {
+            r->data = len ? data : "";
+            r->received = len;
+            return ESPADMIN_REASM_COMPLETE; /* whole: nothing to copy */
+        }
+        r->buf = espadmin_malloc(total_len);
+        if (r->buf == NULL) {
+            return refuse(r, true);
+        }
         r->active = true;
     } else if (!r->active) {
         if (!r->skipping) {
@@ -165,13 +240,10 @@ espadmin_reasm_result_t espadmin_reasm_feed(espadmin_reasm_t *r, const char *top
         }
         return ESPADMIN_REASM_PENDING;
     } else if (offset != r->received || total_len != r->total) {
-        r->active = false;
-        r->skipping = offset + len < total_len;
-        return ESPADMIN_REASM_REFUSED;
+        return refuse(r, offset + len < total_len);
     }
     if (len > r->total - r->received) {
-        r->active = false;
-        return ESPADMIN_REASM_REFUSED;
+        return refuse(r, false);
     }
     if (len) {
         memcpy(r->buf + r->received, data, len);
@@ -179,6 +251,7 @@ espadmin_reasm_result_t espadmin_reasm_feed(espadmin_reasm_t *r, const char *top
     r->received += len;
     if (r->received == r->total) {
         r->active = false;
+        r->data = r->buf;
         return ESPADMIN_REASM_COMPLETE;
     }
     return ESPADMIN_REASM_PENDING;

@@ -1,7 +1,7 @@
 /* libFuzzer target: the fragment reassembler. The input is a script of fragments:
  * [flags][total_len:2][offset:2][len:2][bytes…]…; completed messages go through the command
- * decoder. Invariants: nothing is written out of bounds and a completed message has exactly
- * the announced length. */
+ * decoder. Invariants: nothing is written out of bounds, a completed message has exactly the
+ * announced length, and no buffer leaks whatever the order of fragments. */
 #include "espadmin/protocol.h"
 #include "espadmin/util.h"
 
@@ -13,11 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char buf[ESPADMIN_MAX_COMMAND_SIZE];
-    static espadmin_command_t cmd;
     static const char topic[] = "espadmin/01hzx3k9qv4m7c2d8e5f6g7h8j/down/cmd";
     espadmin_reasm_t r;
-    espadmin_reasm_init(&r, buf, sizeof(buf));
+    espadmin_reasm_init(&r, ESPADMIN_MAX_COMMAND_SIZE);
     size_t i = 0;
     while (i + 7 <= size) {
         uint8_t flags = data[i];
@@ -34,13 +32,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *t = offset == 0 || (flags & 2) ? topic : NULL;
         espadmin_reasm_result_t res = espadmin_reasm_feed(&r, t, t ? strlen(t) : 0, total, offset, data + i, len);
         if (res == ESPADMIN_REASM_COMPLETE) {
-            if (r.received != r.total || r.total > sizeof(buf) || strcmp(r.topic, topic) != 0) {
+            if (r.received != r.total || r.total > ESPADMIN_MAX_COMMAND_SIZE ||
+                strcmp(r.topic, topic) != 0 || (r.buf != NULL && r.data != r.buf)) {
                 abort();
             }
             espadmin_perr_t err;
-            espadmin_command_decode(r.buf, r.received, &cmd, &err);
+            espadmin_command_t *cmd = espadmin_command_new(r.received);
+            if (cmd == NULL) {
+                abort();
+            }
+            espadmin_command_decode(r.data, r.received, cmd, &err);
+            espadmin_free(cmd);
+            if (flags & 4) {
+                espadmin_free(espadmin_reasm_take(&r)); /* as the agent does */
+            }
         }
         i += len;
     }
+    espadmin_reasm_free(&r); /* LeakSanitizer checks that nothing stays allocated */
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "tests.h"
 
 #include "crypto_openssl.h"
+#include "espadmin/json.h"
 #include "espadmin/protocol.h"
 #include "espadmin/util.h"
 
@@ -215,7 +216,7 @@ static void run_message_file(const char *file)
         espadmin_perr_code_t code;
         espadmin_command_t *cmd = NULL;
         if (kind == ESPADMIN_KIND_CMD) {
-            cmd = malloc(sizeof(*cmd));
+            cmd = espadmin_command_new(len);
             code = espadmin_command_decode(payload, len, cmd, &err);
             char peek[65];
             espadmin_command_peek_id(payload, len, peek);
@@ -246,7 +247,7 @@ static void run_message_file(const char *file)
                          err.field, want, field ? field : "");
             }
         }
-        free(cmd);
+        espadmin_free(cmd);
         free(payload);
         g_cases++;
     }
@@ -304,9 +305,8 @@ static void test_acl_vectors(void **state)
         if (strstr(sget(c, "name"), "NUL")) {
             /* a C string cannot carry the NUL: the reassembler refuses such a topic */
             static const char topic_with_nul[] = "espadmin/dev1/down/\0cmd";
-            char buf[8];
             espadmin_reasm_t ra;
-            espadmin_reasm_init(&ra, buf, sizeof(buf));
+            espadmin_reasm_init(&ra, 8);
             assert_int_equal(espadmin_reasm_feed(&ra, topic_with_nul, sizeof(topic_with_nul) - 1, 1, 0, "x", 1),
                              ESPADMIN_REASM_REFUSED);
             assert_false(bget(c, "allowed"));
@@ -418,9 +418,147 @@ static void test_config_secret_vectors(void **state)
     cJSON_Delete(root);
 }
 
+/* ---- integer text without printf (newlib-nano has no 64-bit formats) ---- */
+
+static void test_fmt_integers(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t v;
+        const char *want;
+    } cases[] = {
+        {0, "0"},
+        {7, "7"},
+        {-1, "-1"},
+        {10, "10"},
+        {-10, "-10"},
+        {4294967296LL, "4294967296"},
+        {ESPADMIN_MAX_SAFE_INTEGER, "9007199254740991"},
+        {-ESPADMIN_MAX_SAFE_INTEGER, "-9007199254740991"},
+        {INT64_MAX, "9223372036854775807"},
+        {INT64_MIN, "-9223372036854775808"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[ESPADMIN_I64_TEXT_MAX];
+        memset(buf, 'x', sizeof(buf));
+        size_t n = espadmin_fmt_i64(buf, cases[i].v);
+        assert_string_equal(buf, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+        /* the JSON writer and the parser agree on the same text */
+        char json[64];
+        ej_writer_t w;
+        ejw_init(&w, json, sizeof(json));
+        ejw_obj_begin(&w);
+        ejw_key(&w, "n");
+        ejw_int(&w, cases[i].v);
+        ejw_obj_end(&w);
+        assert_true(ejw_finish(&w) > 0);
+        ej_doc_t doc;
+        assert_int_equal(ej_parse(&doc, json, strlen(json)), EJ_OK);
+        int64_t back = 0;
+        assert_true(ej_int(ej_get(doc.root, "n"), &back, NULL));
+        assert_true(back == cases[i].v);
+        ej_free(&doc);
+    }
+    char buf[ESPADMIN_I64_TEXT_MAX];
+    assert_int_equal(espadmin_fmt_u64(buf, UINT64_MAX), 20);
+    assert_string_equal(buf, "18446744073709551615");
+}
+
+static void test_append_is_bounded_and_sticky(void **state)
+{
+    (void)state;
+    char buf[8];
+    size_t n = 0;
+    assert_true(espadmin_append(buf, sizeof(buf), &n, "ab"));
+    assert_true(espadmin_append_i64(buf, sizeof(buf), &n, -12));
+    assert_string_equal(buf, "ab-12");
+    assert_int_equal(n, 5);
+    assert_true(espadmin_append(buf, sizeof(buf), &n, "cd")); /* exactly fills: 7 + NUL */
+    assert_string_equal(buf, "ab-12cd");
+    assert_false(espadmin_append(buf, sizeof(buf), &n, "e"));
+    assert_int_equal(n, sizeof(buf));
+    assert_false(espadmin_append(buf, sizeof(buf), &n, "")); /* stays failed */
+    assert_string_equal(buf, "ab-12cd");                     /* and intact */
+    n = 0;
+    assert_false(espadmin_append_i64(buf, sizeof(buf), &n, INT64_MIN));
+    /* the signing string refuses a buffer one byte short, and fits exactly otherwise */
+    espadmin_update_params_t u;
+    memset(&u, 0, sizeof(u));
+    snprintf(u.version, sizeof(u.version), "v-1.2.3");
+    u.size = 4294967297LL; /* above 32 bits: what %lld under newlib-nano would get wrong */
+    snprintf(u.sha256, sizeof(u.sha256), "%064d", 0);
+    snprintf(u.url, sizeof(u.url), "https://x/y");
+    u.url_expires_at = 1767225600000LL;
+    static const char want[] = "espadmin-ota-v1\nv-1.2.3\n4294967297\n"
+                               "0000000000000000000000000000000000000000000000000000000000000000\n"
+                               "https://x/y\n1767225600000";
+    char canon[256];
+    assert_int_equal(espadmin_ota_signing_string(&u, canon, sizeof(want)), (int)sizeof(want) - 1);
+    assert_string_equal(canon, want);
+    assert_int_equal(espadmin_ota_signing_string(&u, canon, sizeof(want) - 1), -1);
+    assert_int_equal(espadmin_secret_aad("dev", "k", -5, canon, sizeof(canon)), 24);
+    assert_string_equal(canon, "espadmin-cfg-v1\ndev\nk\n-5");
+}
+
+static void test_writer_escapes_control_characters(void **state)
+{
+    (void)state;
+    char json[64];
+    ej_writer_t w;
+    ejw_init(&w, json, sizeof(json));
+    ejw_obj_begin(&w);
+    ejw_key(&w, "s");
+    ejw_string(&w, "a\x01\x1f\"\n");
+    ejw_obj_end(&w);
+    assert_true(ejw_finish(&w) > 0);
+    assert_string_equal(json, "{\"s\":\"a\\u0001\\u001f\\\"\\n\"}");
+}
+
+/* The reassembler copies nothing for a whole message, holds a fragmented one in a block of its
+ * exact size only while it is in flight, and frees what it abandons (LeakSanitizer checks). */
+static void test_reasm_buffers(void **state)
+{
+    (void)state;
+    static const char topic[] = "espadmin/dev1/down/cmd";
+    espadmin_reasm_t r;
+    espadmin_reasm_init(&r, 16);
+    const char whole[] = "abc";
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 3, 0, whole, 3), ESPADMIN_REASM_COMPLETE);
+    assert_ptr_equal(r.data, whole);
+    assert_null(r.buf);
+    assert_null(espadmin_reasm_take(&r));
+    /* fragmented: a buffer appears with the first fragment and is handed over at the end */
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 6, 0, "abc", 3), ESPADMIN_REASM_PENDING);
+    assert_non_null(r.buf);
+    assert_int_equal(espadmin_reasm_feed(&r, NULL, 0, 6, 3, "def", 3), ESPADMIN_REASM_COMPLETE);
+    assert_ptr_equal(r.data, r.buf);
+    assert_memory_equal(r.data, "abcdef", 6);
+    assert_string_equal(r.topic, topic);
+    char *taken = espadmin_reasm_take(&r);
+    assert_non_null(taken);
+    assert_null(r.buf);
+    espadmin_free(taken);
+    /* abandoned by a new message, refused out of order, over the cap: nothing is kept */
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 6, 0, "abc", 3), ESPADMIN_REASM_PENDING);
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 8, 0, "abcd", 4), ESPADMIN_REASM_PENDING);
+    assert_int_equal(espadmin_reasm_feed(&r, NULL, 0, 8, 5, "x", 1), ESPADMIN_REASM_REFUSED);
+    assert_null(r.buf);
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 17, 0, "abcd", 4), ESPADMIN_REASM_REFUSED);
+    assert_null(r.buf);
+    assert_int_equal(espadmin_reasm_feed(&r, NULL, 0, 17, 4, "efgh", 4), ESPADMIN_REASM_PENDING); /* skipped */
+    assert_int_equal(espadmin_reasm_feed(&r, topic, strlen(topic), 6, 0, "abc", 3), ESPADMIN_REASM_PENDING);
+    espadmin_reasm_free(&r);
+    assert_null(r.buf);
+}
+
 int run_vector_tests(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmt_integers),
+        cmocka_unit_test(test_append_is_bounded_and_sticky),
+        cmocka_unit_test(test_writer_escapes_control_characters),
+        cmocka_unit_test(test_reasm_buffers),
         cmocka_unit_test(test_command_vectors),
         cmocka_unit_test(test_status_vectors),
         cmocka_unit_test(test_metadata_vectors),

@@ -25,9 +25,21 @@ typedef struct {
     uint32_t connect_timeout_ms;     /* a connection attempt without CONNACK; 30000 */
     uint32_t download_timeout_ms;    /* no data for this long fails the download; 60000 */
     uint32_t puback_wait_ms;         /* wait for the PUBACK before a restart; 2000 */
-    size_t log_ring_bytes;           /* 8192 */
-    size_t inbox_slots;              /* complete messages queued for the tick; 2 */
+    size_t log_ring_bytes;           /* 8192, allocated only while debug is on */
+    size_t inbox_slots;              /* complete messages queued for the tick; 2 (each holds
+                                        its message in a block of the message's size) */
 } espadmin_options_t;
+
+/* Counters of what the agent refused or dropped since it started. */
+typedef struct {
+    uint32_t inbox_dropped;    /* messages not queued: oversize, fragments out of order, inbox
+                                  full, or no memory for the message */
+    uint32_t commands_refused; /* commands that did not decode (any error class) */
+    uint32_t json_too_large;   /* of those: within 16 KiB but over ESPADMIN_JSON_MAX_NODES values */
+    uint32_t no_memory;        /* allocations that failed (the work was refused, not crashed) */
+    uint32_t uplinks_dropped;  /* uplinks not sent because they did not encode (out of memory
+                                  for the encoder's self-check, or a value out of range) */
+} espadmin_stats_t;
 
 /* Reads the provisioning and the agent's state from storage and decides what the boot means
  * (crash report, OTA confirmation or rollback report). Returns NULL when the device is not
@@ -66,6 +78,7 @@ int espadmin_config_get(espadmin_agent_t *a, const char *key, espadmin_cfg_type_
                         char *buf, size_t cap);
 int64_t espadmin_config_version(const espadmin_agent_t *a);
 
+void espadmin_get_stats(const espadmin_agent_t *a, espadmin_stats_t *out);
 bool espadmin_is_connected(const espadmin_agent_t *a);
 bool espadmin_debug_enabled(const espadmin_agent_t *a);
 const char *espadmin_device_id(const espadmin_agent_t *a);

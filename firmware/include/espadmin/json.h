@@ -18,6 +18,16 @@ extern "C" {
 
 #define ESPADMIN_JSON_MAX_DEPTH 16
 
+/* The parser's working memory is one block of (values × sizeof(ej_node_t)) + at most the
+ * input's length + values bytes, sized by a first pass that allocates nothing. A document
+ * with more values (objects, arrays, strings, numbers, literals) than this is refused with
+ * EJ_ERR_TOO_LARGE before any allocation. With the default, a 16 KiB command takes at most
+ * 768 × 44 + 16384 + 768 bytes (about 50 KB) on a 32-bit target. A build may set it with
+ * -DESPADMIN_JSON_MAX_NODES=N when it compiles the core. */
+#ifndef ESPADMIN_JSON_MAX_NODES
+#define ESPADMIN_JSON_MAX_NODES 768
+#endif
+
 typedef enum {
     EJ_NULL,
     EJ_FALSE,
@@ -51,9 +61,12 @@ typedef enum {
     EJ_OK = 0,
     EJ_ERR_MALFORMED = -1,
     EJ_ERR_NO_MEMORY = -2,
+    EJ_ERR_TOO_LARGE = -3, /* more than ESPADMIN_JSON_MAX_NODES values */
 } ej_result_t;
 
-/* Parses data[0..len). On success doc->root is the top value; free with ej_free. */
+/* Parses data[0..len). On success doc->root is the top value; free with ej_free. Nothing is
+ * allocated unless the input is well formed (apart from duplicate keys, found while building)
+ * and within ESPADMIN_JSON_MAX_NODES. */
 ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len);
 void ej_free(ej_doc_t *doc);
 

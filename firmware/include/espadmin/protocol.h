@@ -160,10 +160,22 @@ typedef struct {
     } config;
     espadmin_update_params_t update;
     size_t values_len;
-    char values[ESPADMIN_MAX_COMMAND_SIZE + ESPADMIN_MAX_CONFIG_ENTRIES];
+    size_t values_cap; /* room in values; set by espadmin_command_new, kept by the decoder */
+    /* A config's values, sized for the payload: they never exceed its text plus one NUL per
+     * entry, so a restart or an update takes no room for them. */
+    char values[];
 } espadmin_command_t;
 
-/* Decodes a command payload, checking in the documented order. */
+/* The room in values a command decoded from a payload of len bytes may need. */
+#define ESPADMIN_COMMAND_VALUES_CAP(len) ((len) + ESPADMIN_MAX_CONFIG_ENTRIES)
+
+/* Allocates (espadmin_malloc, util.h) a command with room for the values of a payload of
+ * payload_len bytes (no more than a 16 KiB payload needs); free it with espadmin_free.
+ * Returns NULL when memory is short. */
+espadmin_command_t *espadmin_command_new(size_t payload_len);
+
+/* Decodes a command payload, checking in the documented order. cmd comes from
+ * espadmin_command_new for at least len bytes (ESPADMIN_E_NO_MEMORY otherwise). */
 espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
                                              espadmin_command_t *cmd, espadmin_perr_t *err);
 /* The command's "id" when the payload is within the size limit, well formed and its id valid;
