@@ -584,9 +584,10 @@ func TestBadBrokers(t *testing.T) {
 			if (st.Status != tc.status && st.Status != StatusConnecting) || !errors.Is(st.Err, tc.class) {
 				t.Fatalf("state = %+v, want %s with %v", st, tc.status, tc.class)
 			}
-			if !strings.Contains(logs.String(), "broker connection failed") {
-				t.Fatalf("no log line:\n%s", logs.String())
-			}
+			// The state changes before the failure is logged: wait for the line too.
+			eventuallyExplained(t, 10*time.Second, "the failure's log line", func() bool {
+				return strings.Contains(logs.String(), "broker connection failed")
+			}, logs.String)
 			if tc.class == ErrDropped && accepted() == 0 {
 				t.Fatal("the dropping server saw no connection")
 			}
