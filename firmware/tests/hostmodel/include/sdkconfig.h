@@ -1,0 +1,16 @@
+/* The host model's sdkconfig: the port's Kconfig defaults, with a short OTA verify timeout so
+ * the rollback scenario finishes quickly. */
+#ifndef HM_SDKCONFIG_H
+#define HM_SDKCONFIG_H
+#define CONFIG_IDF_TARGET "esp32"
+#define CONFIG_ESPADMIN_TASK_STACK 8192
+#define CONFIG_ESPADMIN_TASK_PRIORITY 5
+#define CONFIG_ESPADMIN_TICK_MS 20
+#define CONFIG_ESPADMIN_LOG_RING_BYTES 8192
+#define CONFIG_ESPADMIN_INBOX_SLOTS 2
+#define CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S 3
+#define CONFIG_ESPADMIN_EVENT_QUEUE_LEN 16
+#define CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK 8192
+#define CONFIG_ESPADMIN_PROVISION_RETRY_S 1
+#define CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE 1
+#endif
