@@ -1177,7 +1177,9 @@ void espadmin_log_capture(espadmin_agent_t *a, espadmin_level_t level, const cha
         return;
     }
     a->in_capture = true;
-    espadmin_logring_push(&a->ring, level, tag, msg, len, now_of(a));
+    /* other tasks call this under log_lock: read the clock, never write a->now */
+    int64_t ms = a->p->now_ms ? a->p->now_ms(a->p->ctx) : a->now;
+    espadmin_logring_push(&a->ring, level, tag, msg, len, ms);
     a->in_capture = false;
 }
 
