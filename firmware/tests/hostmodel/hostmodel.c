@@ -82,6 +82,7 @@ struct hm_task {
     void *arg;
     uint8_t *stack;
     size_t stack_size;
+    uint8_t *entry; /* the stack pointer when the task function was entered */
     struct hm_task *next;
 };
 
@@ -94,6 +95,9 @@ static void *task_trampoline(void *p)
 {
     struct hm_task *t = p;
     t_self = t;
+    /* glibc keeps the thread's control block and TLS at the top of a caller-given stack: count
+     * only what lies below the task function's entry */
+    t->entry = __builtin_frame_address(0);
     t->fn(t->arg);
     fprintf(stderr, "hostmodel: task %s returned without vTaskDelete (FreeRTOS aborts)\n", t->name);
     abort();
@@ -161,17 +165,20 @@ TaskHandle_t xTaskGetCurrentTaskHandle(void) { return t_self ? t_self : &g_main_
 
 static size_t stack_used(const struct hm_task *t)
 {
+    if (t->stack == NULL || t->entry == NULL) {
+        return 0;
+    }
     size_t i = 0;
     while (i < t->stack_size && t->stack[i] == STACK_PAINT) {
         i++;
     }
-    return t->stack_size - i;
+    return (size_t)(t->entry - (t->stack + i));
 }
 
 UBaseType_t uxTaskGetStackHighWaterMark(TaskHandle_t t)
 {
     t = t ? t : xTaskGetCurrentTaskHandle();
-    return t->stack ? (UBaseType_t)(t->stack_size - stack_used(t)) : 0;
+    return t->stack && t->entry ? (UBaseType_t)((size_t)(t->entry - t->stack) - stack_used(t)) : 0;
 }
 
 size_t hm_task_stack_used(const char *name)
