@@ -841,24 +841,49 @@ static void p_http_close(void *ctx)
     dl_release(d); /* the download task frees it when it ends */
 }
 
-/* The CA for downloads: config "_ota_ca" (a platform-managed string), else provisioning
- * "ota_ca", else NULL (the certificate bundle). */
-static char *download_ca(void)
+/* Copies the string value of a config key (a platform-managed one) into ca. */
+static bool config_string(const char *key, char *ca, size_t cap)
+{
+    espadmin_cfg_type_t type;
+    return s_agent && espadmin_config_get(s_agent, key, &type, ca, cap) == ESPADMIN_PLATFORM_OK &&
+           type == ESPADMIN_CFG_STRING && ca[0];
+}
+
+static bool nvs_string(const char *key, char *buf, size_t cap)
+{
+    size_t n = cap - 1;
+    if (p_kv_get(NULL, ESPADMIN_NVS_NAMESPACE, key, buf, &n) == ESPADMIN_PLATFORM_OK && n > 0) {
+        buf[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* The CA for a download: config "_ota_ca", else provisioning "ota_ca"; for a URL on the
+ * provisioned server_url, the broker's CA (config "_mqtt_ca", else provisioning "mqtt_ca"),
+ * since a self-hosted server usually has one private CA for both; else NULL (the certificate
+ * bundle). */
+static char *download_ca(const char *url)
 {
     size_t cap = ESPADMIN_MAX_CONFIG_VALUE_LEN + 1;
     char *ca = malloc(cap);
     if (ca == NULL) {
         return NULL;
     }
-    espadmin_cfg_type_t type;
-    if (s_agent && espadmin_config_get(s_agent, "_ota_ca", &type, ca, cap) == ESPADMIN_PLATFORM_OK &&
-        type == ESPADMIN_CFG_STRING && ca[0]) {
+    if (config_string("_ota_ca", ca, cap) || nvs_string("ota_ca", ca, cap)) {
         return ca;
     }
-    size_t n = cap - 1;
-    if (p_kv_get(NULL, ESPADMIN_NVS_NAMESPACE, "ota_ca", ca, &n) == ESPADMIN_PLATFORM_OK && n > 0) {
-        ca[n] = '\0';
-        return ca;
+    char server[258];
+    size_t n = strlen(url);
+    if (nvs_string("server_url", server, sizeof(server)) && strncmp(server, "https://", 8) == 0) {
+        size_t k = strlen(server);
+        while (k > 8 && server[k - 1] == '/') {
+            k--;
+        }
+        bool same = n >= k && strncmp(url, server, k) == 0 && (url[k] == '/' || url[k] == '\0' || url[k] == '?');
+        if (same && (config_string("_mqtt_ca", ca, cap) || nvs_string("mqtt_ca", ca, cap))) {
+            return ca;
+        }
     }
     free(ca);
     return NULL;
@@ -873,7 +898,7 @@ static int p_http_open(void *ctx, const char *url)
     }
     d->refs = 2;
     d->url = dup_or_null(url);
-    d->ca_pem = download_ca();
+    d->ca_pem = download_ca(url);
     d->mu = xSemaphoreCreateMutex();
     d->space = xSemaphoreCreateBinary();
     if (d->url == NULL || d->mu == NULL || d->space == NULL ||

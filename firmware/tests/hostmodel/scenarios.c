@@ -221,6 +221,33 @@ static void s_first_boot(int boot)
     }
 }
 
+/* A new image that cannot reach the server is rolled back by the agent when the verify
+ * deadline (CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S, 3 s in the model) passes. */
+static void s_verify_timeout(int boot)
+{
+    switch (boot) {
+    case 1:
+        provision(false, NULL);
+        start();
+        wait_online();
+        update("up-3", "v-1.5.0", "v-1.5.0", 0, "http://files.local/fw/c.bin", true);
+        sleep(30);
+        fail("no restart after the update");
+    case 2:
+        CHECK(hm_ota_running_state() == ESP_OTA_IMG_PENDING_VERIFY, "new image is not pending verify");
+        hm_broker_set_refuse(true);
+        start();
+        sleep(30);
+        fail("no rollback after the verify deadline");
+    default:
+        CHECK(strcmp(hm_running_version(), "v-1.0.0") == 0, "not back on the previous image");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/ota", "boot_failed_rolled_back", NULL, 0, WAIT_MS), "rollback not reported");
+        pass();
+    }
+}
+
 /* CONFIG_LOG_VERSION_2 hands one line to the vprintf hook in three calls. */
 static void s_log_v2(int boot)
 {
@@ -295,13 +322,36 @@ static void s_ota_field(int boot)
     pass();
 }
 
+/* A self-hosted server with one private CA: a download from the provisioned server_url is
+ * verified with the broker's CA from the provisioning. */
+static void s_ota_server_ca(int boot)
+{
+    hm_broker_set_ca(CA_PEM);
+    if (boot == 1) {
+        provision(true, CA_PEM);
+        hm_nvs_set_str("espadmin", "server_url", "https://admin.local/");
+        hm_http_set_ca(CA_PEM);
+        start();
+        wait_online();
+        update("up-own-ca", "v-1.4.0", "v-1.4.0", 0, "https://admin.local/api/v1/firmware/v-1.4.0.bin?sig=x", true);
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS), "download failed");
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    pass();
+}
+
 static const struct {
     const char *name;
     void (*fn)(int boot);
 } k_scenarios[] = {
     {"deadlock", s_deadlock},       {"ca_uaf", s_ca_uaf},           {"provisioning_csv", s_provisioning_csv},
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
-    {"ota_field", s_ota_field},
+    {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
+    {"verify_timeout", s_verify_timeout},
 };
 
 int main(int argc, char **argv)
