@@ -1104,7 +1104,8 @@ static int log_hook(const char *fmt, va_list ap)
 {
     va_list copy;
     va_copy(copy, ap);
-    int r = s_prev_vprintf ? s_prev_vprintf(fmt, ap) : vprintf(fmt, ap);
+    vprintf_like_t prev = __atomic_load_n(&s_prev_vprintf, __ATOMIC_ACQUIRE);
+    int r = prev ? prev(fmt, ap) : vprintf(fmt, ap);
     espadmin_agent_t *a = agent_atomic();
     if (!s_in_hook && a != NULL) {
         s_in_hook = true;
@@ -1370,7 +1371,8 @@ static void agent_task(void *arg)
         ESP_LOGI(TAG, "provisioning found: starting");
     }
     __atomic_store_n(&s_agent, a, __ATOMIC_RELEASE);
-    s_prev_vprintf = esp_log_set_vprintf(log_hook);
+    /* until the store below, the hook falls back to vprintf (ESP-IDF's default) */
+    __atomic_store_n(&s_prev_vprintf, esp_log_set_vprintf(log_hook), __ATOMIC_RELEASE);
     for (;;) {
         drain(a, pdMS_TO_TICKS(CONFIG_ESPADMIN_TICK_MS));
         follow_link(a);
