@@ -8,8 +8,8 @@
  * the vprintf hook). Other tasks reach the agent through s_events:
  *  - esp-mqtt's task runs mqtt_event while holding esp-mqtt's recursive API lock. The handler
  *    never blocks: it records connection changes in atomics and copies PUBACKs and message
- *    fragments into the bounded queue (xQueueSend with no wait; a full queue drops the event
- *    and counts it). The agent task drains the queue and reassembles fragments in the core.
+ *    fragments into the bounded queue (xQueueSend with no wait; a full queue, or fragments
+ *    over CONFIG_ESPADMIN_EVENT_QUEUE_BYTES, drop the event and count it). The agent task drains the queue and reassembles fragments in the core.
  *  - application tasks call espadmin_esp_with_agent, which posts the call to the same queue
  *    and waits until the agent task has run it between two ticks.
  *  - the OTA download runs in its own task (TLS handshake, redirects, Range resume), which
@@ -82,6 +82,9 @@ static const char *TAG = "espadmin";
 #ifndef CONFIG_ESPADMIN_EVENT_QUEUE_LEN
 #define CONFIG_ESPADMIN_EVENT_QUEUE_LEN 16
 #endif
+#ifndef CONFIG_ESPADMIN_EVENT_QUEUE_BYTES
+#define CONFIG_ESPADMIN_EVENT_QUEUE_BYTES 20480
+#endif
 #ifndef CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK
 #define CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK 8192
 #endif
@@ -143,6 +146,7 @@ static SemaphoreHandle_t s_log_lock;
 static TaskHandle_t s_agent_task;
 static espadmin_agent_t *s_agent; /* written by the agent task; read by the log hook (atomic) */
 static uint32_t s_dropped;        /* events dropped by the handler (atomic) */
+static uint32_t s_queued_bytes;   /* fragment bytes waiting in s_events (atomic) */
 static uint32_t s_dropped_reported;
 static bool s_quiet;              /* agent task only: mute the core while provisioning is missing */
 
@@ -404,9 +408,17 @@ static void mqtt_event(void *arg, esp_event_base_t base, int32_t id, void *data)
             return;
         }
         int topic_len = e->current_data_offset == 0 ? e->topic_len : 0;
+        uint32_t size = (uint32_t)topic_len + (uint32_t)e->data_len + 1;
+        /* the copies waiting for the agent never exceed CONFIG_ESPADMIN_EVENT_QUEUE_BYTES */
+        if (__atomic_add_fetch(&s_queued_bytes, size, __ATOMIC_ACQ_REL) > CONFIG_ESPADMIN_EVENT_QUEUE_BYTES) {
+            __atomic_sub_fetch(&s_queued_bytes, size, __ATOMIC_ACQ_REL);
+            count_drop();
+            return;
+        }
         ev.kind = EV_DATA;
-        ev.frag = malloc((size_t)topic_len + (size_t)e->data_len + 1);
+        ev.frag = malloc(size);
         if (ev.frag == NULL) {
+            __atomic_sub_fetch(&s_queued_bytes, size, __ATOMIC_ACQ_REL);
             count_drop();
             return;
         }
@@ -426,7 +438,10 @@ static void mqtt_event(void *arg, esp_event_base_t base, int32_t id, void *data)
         return;
     }
     if (xQueueSend(s_events, &ev, 0) != pdTRUE) {
-        free(ev.frag);
+        if (ev.frag) {
+            free(ev.frag);
+            __atomic_sub_fetch(&s_queued_bytes, (uint32_t)ev.topic_len + (uint32_t)ev.len + 1, __ATOMIC_ACQ_REL);
+        }
         count_drop();
     }
 }
@@ -1309,6 +1324,7 @@ static void handle_event(espadmin_agent_t *a, ev_t *ev)
                                          ev->frag + ev->topic_len, (size_t)ev->len);
         }
         free(ev->frag);
+        __atomic_sub_fetch(&s_queued_bytes, (uint32_t)ev->topic_len + (uint32_t)ev->len + 1, __ATOMIC_ACQ_REL);
         return;
     }
 }

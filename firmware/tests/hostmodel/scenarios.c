@@ -344,6 +344,43 @@ static void s_ota_server_ca(int boot)
     pass();
 }
 
+/* Runs on the agent task (espadmin_esp_with_agent): while the agent is busy here, esp-mqtt
+ * delivers a burst of twelve 15 KB commands, 4 KiB fragments each. */
+static void burst_while_busy(espadmin_agent_t *agent, void *arg)
+{
+    (void)agent;
+    (void)arg;
+    static char big[15000];
+    for (int i = 0; i < 12; i++) {
+        int n = snprintf(big, sizeof(big),
+                         "{\"v\":1,\"id\":\"flood-%d\",\"name\":\"debug\",\"expires_at\":9000000000000,"
+                         "\"params\":{\"enabled\":false},\"pad\":\"", i);
+        memset(big + n, 'x', sizeof(big) - (size_t)n - 3);
+        memcpy(big + sizeof(big) - 3, "\"}", 3);
+        hm_broker_inject(g_cmd_topic, big, strlen(big), 4096);
+    }
+    vTaskDelay(pdMS_TO_TICKS(800));
+}
+
+/* A burst the agent cannot take at once: the handler drops what does not fit the queue or its
+ * byte budget (counted) instead of waiting, and the agent keeps working. */
+static void s_flood(int boot)
+{
+    (void)boot;
+    provision(false, NULL);
+    start();
+    wait_online();
+    CHECK(espadmin_esp_with_agent(burst_while_busy, NULL) == ESP_OK, "with_agent failed");
+    send_cmd("{\"v\":1,\"id\":\"after-flood\",\"name\":\"debug\",\"expires_at\":9000000000000,"
+             "\"params\":{\"enabled\":false}}", 0);
+    CHECK(hm_broker_wait("/up/ack", "after-flood", NULL, 0, WAIT_MS), "agent stopped after the burst");
+    CHECK(espadmin_esp_dropped_events() > 0, "nothing dropped: the burst did not test the bound");
+    CHECK(hm_broker_count("/up/ack", "flood-") >= 1, "no command of the burst got through");
+    fprintf(stderr, "burst: %d of 12 acknowledged, %u events dropped\n", hm_broker_count("/up/ack", "flood-"),
+            (unsigned)espadmin_esp_dropped_events());
+    pass();
+}
+
 static const struct {
     const char *name;
     void (*fn)(int boot);
@@ -351,7 +388,7 @@ static const struct {
     {"deadlock", s_deadlock},       {"ca_uaf", s_ca_uaf},           {"provisioning_csv", s_provisioning_csv},
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
     {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
-    {"verify_timeout", s_verify_timeout},
+    {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
 };
 
 int main(int argc, char **argv)
