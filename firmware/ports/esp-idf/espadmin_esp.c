@@ -66,6 +66,9 @@
 
 static const char *TAG = "espadmin";
 
+/* No 64-bit printf formats here: newlib-nano (the default on ESP32-C2) does not print them.
+ * Image sizes and offsets fit an unsigned long (a partition is at most 16 MiB). */
+
 /* Download buffer between the download task and the agent task, and the largest piece the
  * download task reads at once. */
 #define DL_BUF 4096
@@ -564,7 +567,7 @@ static int p_ota_begin(void *ctx, int64_t size)
         return ESPADMIN_PLATFORM_ERR;
     }
     if ((int64_t)s_ota_part->size < size) {
-        ESP_LOGE(TAG, "image of %" PRId64 " bytes does not fit partition %s", size, s_ota_part->label);
+        ESP_LOGE(TAG, "image of %lu bytes does not fit partition %s", (unsigned long)size, s_ota_part->label);
         return ESPADMIN_PLATFORM_ERR;
     }
     esp_err_t err = esp_ota_begin(s_ota_part, OTA_WITH_SEQUENTIAL_WRITES, &s_ota);
@@ -739,7 +742,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
     }
     char range[40];
     if (offset > 0) {
-        snprintf(range, sizeof(range), "bytes=%" PRId64 "-", offset);
+        snprintf(range, sizeof(range), "bytes=%lu-", (unsigned long)offset);
         esp_http_client_set_header(h, "Range", range);
     }
     int status = 0;
@@ -786,14 +789,14 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         }
         int n = esp_http_client_read(h, (char *)tmp, DL_READ);
         if (n < 0) {
-            ESP_LOGW(TAG, "download: read error after %" PRId64 " bytes", offset + got);
+            ESP_LOGW(TAG, "download: read error after %lu bytes", (unsigned long)(offset + got));
             break;
         }
         if (n == 0) {
             if (esp_http_client_is_complete_data_received(h)) {
                 *finished = true;
             } else {
-                ESP_LOGW(TAG, "download: connection closed after %" PRId64 " bytes", offset + got);
+                ESP_LOGW(TAG, "download: connection closed after %lu bytes", (unsigned long)(offset + got));
             }
             break;
         }
@@ -831,7 +834,7 @@ static void download_task(void *arg)
         }
         failures = got > 0 ? 1 : failures + 1;
         if (failures < DL_MAX_ATTEMPTS) {
-            ESP_LOGI(TAG, "download: resuming at byte %" PRId64, offset);
+            ESP_LOGI(TAG, "download: resuming at byte %lu", (unsigned long)offset);
             vTaskDelay(pdMS_TO_TICKS(500 * failures));
         }
     }
