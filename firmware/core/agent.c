@@ -375,31 +375,45 @@ static void queue_ota_report(espadmin_agent_t *a, const char *state, const char 
     snprintf(a->ota_report_reason, sizeof(a->ota_report_reason), "%s", reason ? reason : "");
 }
 
-/* What does this boot mean for an update in flight? */
+/* What does this boot mean for an update in flight? The bootloader's image state decides
+ * whether this is the first boot of a new image (pending verify); the NVS record only names
+ * the update to report, and the running version is compared only to tell a rolled-back boot
+ * from a completed one when the image is no longer pending. */
 static void load_ota_state(espadmin_agent_t *a)
 {
     char buf[256];
-    if (!kv_str(a, NS, "ota_pending", buf, sizeof(buf))) {
-        return;
-    }
+    bool pending = a->p->boot_state(a->p->ctx) == ESPADMIN_BOOT_PENDING_VERIFY;
+    bool have = kv_str(a, NS, "ota_pending", buf, sizeof(buf));
+    bool ok = false;
     ej_doc_t doc;
-    if (ej_parse(&doc, buf, strlen(buf)) != EJ_OK) {
-        clear_ota_pending(a);
+    if (have && ej_parse(&doc, buf, strlen(buf)) == EJ_OK) {
+        const ej_node_t *id = ej_get(doc.root, "id");
+        const ej_node_t *ver = ej_get(doc.root, "version");
+        const ej_node_t *from = ej_get(doc.root, "from");
+        const ej_node_t *state = ej_get(doc.root, "state");
+        ok = id && ver && from && state && id->type == EJ_STRING && ver->type == EJ_STRING &&
+             from->type == EJ_STRING && state->type == EJ_STRING;
+        if (ok) {
+            snprintf(a->ota_id, sizeof(a->ota_id), "%s", id->str);
+            snprintf(a->ota_version, sizeof(a->ota_version), "%s", ver->str);
+            snprintf(a->ota_from, sizeof(a->ota_from), "%s", from->str);
+            ok = strcmp(state->str, "rebooting") == 0;
+        }
+        ej_free(&doc);
+    }
+    if (pending) {
+        a->ota = OTA_VERIFYING;
+        a->ota_verify_deadline = a->now + a->opt.ota_verify_timeout_ms;
+        if (!ok) {
+            a->ota_id[0] = '\0'; /* nothing to report, but the image is still confirmed */
+        }
+        logf_(a, ESPADMIN_LEVEL_INFO, "running new image %s: confirming once the server is reached",
+              a->version);
         return;
     }
-    const ej_node_t *id = ej_get(doc.root, "id");
-    const ej_node_t *ver = ej_get(doc.root, "version");
-    const ej_node_t *from = ej_get(doc.root, "from");
-    const ej_node_t *state = ej_get(doc.root, "state");
-    bool ok = id && ver && from && state && id->type == EJ_STRING && ver->type == EJ_STRING &&
-              from->type == EJ_STRING && state->type == EJ_STRING;
-    if (ok) {
-        snprintf(a->ota_id, sizeof(a->ota_id), "%s", id->str);
-        snprintf(a->ota_version, sizeof(a->ota_version), "%s", ver->str);
-        snprintf(a->ota_from, sizeof(a->ota_from), "%s", from->str);
-        ok = strcmp(state->str, "rebooting") == 0;
+    if (!have) {
+        return;
     }
-    ej_free(&doc);
     if (!ok) {
         /* a download interrupted by a reset: the old image keeps running */
         if (a->ota_id[0] && espadmin_valid_release_version(a->ota_version)) {
@@ -408,22 +422,14 @@ static void load_ota_state(espadmin_agent_t *a)
         clear_ota_pending(a);
         return;
     }
-    if (strcmp(a->version, a->ota_version) == 0) {
-        if (a->p->boot_state(a->p->ctx) == ESPADMIN_BOOT_PENDING_VERIFY) {
-            a->ota = OTA_VERIFYING;
-            a->ota_verify_deadline = a->now + a->opt.ota_verify_timeout_ms;
-            logf_(a, ESPADMIN_LEVEL_INFO, "running new image %s: confirming once the server is reached",
-                  a->version);
-        } else {
-            queue_ota_report(a, "succeeded", NULL);
-            clear_ota_pending(a);
-        }
+    if (strcmp(a->version, a->ota_from) != 0 || strcmp(a->version, a->ota_version) == 0) {
+        queue_ota_report(a, "succeeded", NULL);
     } else {
         logf_(a, ESPADMIN_LEVEL_WARN, "update to %s was rolled back; running %s", a->ota_version,
               a->version);
         queue_ota_report(a, "failed", "boot_failed_rolled_back");
-        clear_ota_pending(a);
     }
+    clear_ota_pending(a);
 }
 
 static void load_config_state(espadmin_agent_t *a)
@@ -1264,7 +1270,9 @@ void espadmin_log_capture(espadmin_agent_t *a, espadmin_level_t level, const cha
         return;
     }
     a->in_capture = true;
-    espadmin_logring_push(&a->ring, level, tag, msg, len, now_of(a));
+    /* other tasks call this under log_lock: read the clock, never write a->now */
+    int64_t ms = a->p->now_ms ? a->p->now_ms(a->p->ctx) : a->now;
+    espadmin_logring_push(&a->ring, level, tag, msg, len, ms);
     a->in_capture = false;
 }
 

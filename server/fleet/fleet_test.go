@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -237,5 +238,30 @@ func TestSecrets(t *testing.T) {
 	}
 	if !SecretMatches(a, HashSecret(a)) || SecretMatches(b, HashSecret(a)) {
 		t.Error("SecretMatches")
+	}
+}
+
+// TestNVSCSVMatchesFirmwareModel pins the server's NVS CSV byte for byte to the file the
+// firmware's host model of ESP-IDF loads (firmware/tests/testdata/provisioning-nvs.csv): the
+// model reads it with ESP-IDF's typed NVS semantics and must connect to exactly the host, port
+// and TLS written here, so a change to either side's format fails one of the two tests.
+func TestNVSCSVMatchesFirmwareModel(t *testing.T) {
+	t.Parallel()
+	b := Bundle{V: 1, DeviceID: "01hzx4a0b1c2d3e4f5g6h7j8k9",
+		Secret:    "k0Qm3Zp8sV2xY7wR4tU1nB6cL9dF5gH0jK2lM4nP6qS",
+		DeviceKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		MQTT: BundleMQTT{Host: "mqtt.example.com", Port: 8883, TLS: true, TopicRoot: "espadmin",
+			CAPEM: "-----BEGIN CERTIFICATE-----\nMIIBhostmodelTestCAonlyNotARealCertificate0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"},
+		ServerURL: "https://espadmin.example.com"}
+	got, err := b.NVSCSV()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "..", "firmware", "tests", "testdata", "provisioning-nvs.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the server's NVS CSV differs from the firmware model's:\n got: %q\nwant: %q", got, want)
 	}
 }

@@ -1,8 +1,10 @@
-/* Minimal application with the ESP Admin agent: NVS (encrypted when configured), Wi-Fi
- * station, SNTP, then the agent. The provisioning comes from the NVS partition flashed with
- * nvs_partition_gen.py (see firmware/README.md). */
+/* Minimal application with the ESP Admin agent: NVS (encrypted when CONFIG_NVS_ENCRYPTION),
+ * Wi-Fi station, SNTP, then the agent. The provisioning comes from the NVS partition flashed
+ * with nvs_partition_gen.py (docs/provisioning.md); an unprovisioned board keeps running and
+ * the agent waits for it, so there is no reboot loop. Builds with ESP-IDF v5.1 to v6.0. */
 #include <string.h>
 
+#include "esp_bit_defs.h"
 #include "esp_event.h"
 #include "esp_log.h"
 #include "esp_netif.h"
@@ -39,7 +41,11 @@ static void show_interval(espadmin_agent_t *agent, void *arg)
 
 void app_main(void)
 {
-    ESP_ERROR_CHECK(espadmin_esp_nvs_init());
+    esp_err_t err = espadmin_esp_nvs_init();
+    if (err != ESP_OK) {
+        /* the reason is logged; the agent will report the board unprovisioned and wait */
+        ESP_LOGE(TAG, "NVS unavailable: %s", esp_err_to_name(err));
+    }
     ESP_ERROR_CHECK(esp_netif_init());
     ESP_ERROR_CHECK(esp_event_loop_create_default());
     esp_netif_create_default_wifi_sta();
@@ -59,9 +65,12 @@ void app_main(void)
     esp_sntp_config_t sntp = ESP_NETIF_SNTP_DEFAULT_CONFIG("pool.ntp.org");
     esp_netif_sntp_init(&sntp); /* commands are checked for expiry once the clock is set */
 
-    ESP_ERROR_CHECK(espadmin_esp_start());
+    err = espadmin_esp_start();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "agent not started: %s", esp_err_to_name(err));
+    }
     for (;;) {
-        espadmin_esp_with_agent(show_interval, NULL);
+        espadmin_esp_with_agent(show_interval, NULL); /* ESP_ERR_INVALID_STATE until provisioned */
         vTaskDelay(pdMS_TO_TICKS(60000));
     }
 }

@@ -1,0 +1,2 @@
+/* host model: see hostmodel.h */
+#include "hostmodel.h"

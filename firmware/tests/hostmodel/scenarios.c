@@ -1,0 +1,420 @@
+/* Scenarios that run the real ESP-IDF port (ports/esp-idf/espadmin_esp.c) and the core on the
+ * host model. Usage: hm-scenarios NAME STATE_FILE. A restart of the device re-executes this
+ * program with the same arguments (hostmodel.h hm_boot), so a scenario is written per boot.
+ * Exit status 0 and "PASS NAME" on success. */
+#include "espadmin/protocol.h"
+#include "espadmin_esp.h"
+#include "hostmodel.h"
+
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEVICE "01hzx4a0b1c2d3e4f5g6h7j8k9"
+#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIBhostmodelTestCAonlyNotARealCertificate0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"
+#define OTA_CA "-----BEGIN CERTIFICATE-----\nMIIBdownloadServerPrivateCA\n-----END CERTIFICATE-----\n"
+#define WAIT_MS 20000
+
+static const char *g_name;
+static char g_cmd_topic[ESPADMIN_MAX_TOPIC_LEN + 1];
+
+static void fail(const char *why) __attribute__((noreturn));
+static void fail(const char *why)
+{
+    fprintf(stderr, "FAIL %s: %s\n", g_name, why);
+    fflush(stderr);
+    _exit(1);
+}
+
+#define CHECK(cond, why)                                                                          \
+    do {                                                                                          \
+        if (!(cond)) fail(why);                                                                   \
+    } while (0)
+
+/* The plain build runs each task on a painted stack: report its use on x86-64 and fail when a
+ * task used more than its Kconfig size (a proxy: Xtensa and RISC-V frames differ). */
+static void check_stacks(void)
+{
+    size_t agent = hm_task_stack_used("espadmin"), dl = hm_task_stack_used("espadmin_dl");
+    if (agent == 0) {
+        return; /* a sanitizer build */
+    }
+    fprintf(stderr, "stack used on the host: espadmin %zu of %d bytes, espadmin_dl %zu of %d bytes\n", agent,
+            CONFIG_ESPADMIN_TASK_STACK, dl, CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK);
+    CHECK(agent <= CONFIG_ESPADMIN_TASK_STACK, "agent task stack over its Kconfig size");
+    CHECK(dl <= CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK, "download task stack over its Kconfig size");
+}
+
+static void pass(void) __attribute__((noreturn));
+static void pass(void)
+{
+    check_stacks();
+    fprintf(stderr, "PASS %s\n", g_name);
+    fflush(stderr);
+    _exit(0);
+}
+
+static void provision(bool tls, const char *ca)
+{
+    hm_nvs_set_str("espadmin", "device_id", DEVICE);
+    hm_nvs_set_str("espadmin", "secret", "s3cret-s3cret-s3cret");
+    hm_nvs_set_str("espadmin", "device_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    hm_nvs_set_str("espadmin", "mqtt_host", "broker.local");
+    hm_nvs_set_str("espadmin", "mqtt_port", tls ? "8883" : "1883");
+    hm_nvs_set_str("espadmin", "mqtt_tls", tls ? "1" : "0");
+    if (ca) {
+        hm_nvs_set_str("espadmin", "mqtt_ca", ca);
+    }
+}
+
+static void start(void)
+{
+    ESP_ERROR_CHECK(espadmin_esp_start()); /* what examples/basic does */
+}
+
+static void wait_online(void)
+{
+    CHECK(hm_broker_wait("/up/status", "\"online\":true", NULL, 0, WAIT_MS), "no online status");
+}
+
+static void send_cmd(const char *json, int frag) { hm_broker_inject(g_cmd_topic, json, strlen(json), frag); }
+
+static void hex(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+    }
+}
+
+/* Serves an image at url and sends the update command for it. */
+static void update(const char *id, const char *release, const char *image_version, uint8_t flags, const char *url,
+                   bool serve_at_url)
+{
+    static uint8_t img[20000];
+    size_t n = hm_image_make(img, sizeof(img), image_version, flags, 12000);
+    if (serve_at_url) {
+        hm_http_serve(url, img, n);
+    }
+    uint8_t h[32];
+    unsigned hl = 32;
+    EVP_Digest(img, n, h, &hl, EVP_sha256(), NULL);
+    char sha[65];
+    hex(h, 32, sha);
+    char *cmd = malloc(8192);
+    snprintf(cmd, 8192,
+             "{\"v\":1,\"id\":\"%s\",\"name\":\"update\",\"expires_at\":9000000000000,\"params\":{\"version\":\"%s\","
+             "\"size\":%zu,\"sha256\":\"%s\",\"url\":\"%s\",\"url_expires_at\":0}}",
+             id, release, n, sha, url);
+    send_cmd(cmd, 1000);
+    free(cmd);
+}
+
+static void serve_image(const char *url, const char *image_version)
+{
+    static uint8_t img[20000];
+    size_t n = hm_image_make(img, sizeof(img), image_version, 0, 12000);
+    hm_http_serve(url, img, n);
+}
+
+/* ---- scenarios ---- */
+
+/* A PUBACK arrives while the update's download is in a 300 ms handshake. The old port held the
+ * agent lock across the handshake and its MQTT handler waited for that lock inside esp-mqtt's
+ * API lock: both tasks froze. */
+static void s_deadlock(int boot)
+{
+    if (boot == 1) {
+        provision(false, NULL);
+        hm_broker_set_puback_delay_ms(30);
+        hm_http_set_handshake_ms(300);
+        start();
+        wait_online();
+        update("up-deadlock", "v-1.1.0", "v-1.1.0", 0, "http://files.local/fw/v-1.1.0.bin", true);
+        /* 30 s (the alarm) without the restart that ends the update fails the scenario */
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS), "update stalled (deadlock)");
+        check_stacks();
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    CHECK(strcmp(hm_running_version(), "v-1.1.0") == 0, "not running the new image");
+    pass();
+}
+
+/* The broker CA comes from config (_mqtt_ca); the core frees its copy right after connect
+ * returns while esp-mqtt reads the certificate at connect time, in its own task. */
+static void s_ca_uaf(int boot)
+{
+    (void)boot;
+    provision(true, "-----BEGIN CERTIFICATE-----\nprovisioned-CA-superseded-by-config\n-----END CERTIFICATE-----\n");
+    hm_nvs_set_str("espadmin_cfg_a", "_mqtt_ca", "0" CA_PEM);
+    hm_nvs_set_str("espadmin", "cfg_active", "a");
+    hm_nvs_set_str("espadmin", "cfg_a_ver", "3");
+    hm_broker_set_ca(CA_PEM);
+    hm_broker_set_connect_delay_ms(150);
+    start();
+    wait_online();
+    hm_connection_t c;
+    CHECK(hm_broker_connections(&c) >= 1, "no connection");
+    CHECK(strcmp(c.ca, CA_PEM) == 0, "esp-mqtt did not get the config CA");
+    pass();
+}
+
+/* The NVS CSV exactly as the server writes it (typed mqtt_port u16, mqtt_tls u8, CA as base64
+ * blob): the board connects to exactly that host, port and TLS with that CA. */
+static void s_provisioning_csv(int boot)
+{
+    (void)boot;
+    CHECK(hm_nvs_load_csv(TESTDATA "/provisioning-nvs.csv") == 0, "cannot load the CSV");
+    hm_broker_set_ca(CA_PEM);
+    start();
+    wait_online();
+    hm_connection_t c;
+    CHECK(hm_broker_connections(&c) >= 1, "no connection");
+    CHECK(strcmp(c.host, "mqtt.example.com") == 0, "wrong host");
+    CHECK(c.port == 8883, "wrong port (typed u16 not read)");
+    CHECK(c.transport == MQTT_TRANSPORT_OVER_SSL, "not TLS (typed u8 not read)");
+    CHECK(strcmp(c.ca, CA_PEM) == 0, "wrong CA");
+    CHECK(strcmp(c.client_id, DEVICE) == 0 && strcmp(c.username, DEVICE) == 0, "wrong client ID or user");
+    CHECK(strcmp(c.password, "k0Qm3Zp8sV2xY7wR4tU1nB6cL9dF5gH0jK2lM4nP6qS") == 0, "wrong password");
+    pass();
+}
+
+/* First boot of a new image: confirmed from the bootloader's pending-verify state although the
+ * image's version string differs from the release version; then an image that crashes at
+ * boot is rolled back by the bootloader and reported. */
+static void s_first_boot(int boot)
+{
+    switch (boot) {
+    case 1:
+        provision(false, NULL);
+        start();
+        wait_online();
+        update("up-1", "v-1.1.0", "1.1.0-local-build", 0, "http://files.local/fw/a.bin", true);
+        sleep(30);
+        fail("no restart after the update");
+    case 2:
+        CHECK(hm_ota_running_state() == ESP_OTA_IMG_PENDING_VERIFY, "new image is not pending verify");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "no succeeded report");
+        for (int i = 0; i < 200 && hm_ota_running_state() != ESP_OTA_IMG_VALID; i++) {
+            vTaskDelay(pdMS_TO_TICKS(20));
+        }
+        CHECK(hm_ota_running_state() == ESP_OTA_IMG_VALID, "image not marked valid");
+        update("up-2", "v-1.2.0", "v-1.2.0", HM_IMG_CRASHES, "http://files.local/fw/b.bin", true);
+        sleep(30);
+        fail("no restart after the second update");
+    case 3:
+        fail("the crashing image ran"); /* main() panics before this */
+    default:
+        CHECK(strcmp(hm_running_version(), "1.1.0-local-build") == 0, "not back on the confirmed image");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/ota", "boot_failed_rolled_back", NULL, 0, WAIT_MS), "rollback not reported");
+        CHECK(hm_broker_wait("/up/error", "panic", NULL, 0, WAIT_MS), "crash not reported");
+        pass();
+    }
+}
+
+/* A new image that cannot reach the server is rolled back by the agent when the verify
+ * deadline (CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S, 3 s in the model) passes. */
+static void s_verify_timeout(int boot)
+{
+    switch (boot) {
+    case 1:
+        provision(false, NULL);
+        start();
+        wait_online();
+        update("up-3", "v-1.5.0", "v-1.5.0", 0, "http://files.local/fw/c.bin", true);
+        sleep(30);
+        fail("no restart after the update");
+    case 2:
+        CHECK(hm_ota_running_state() == ESP_OTA_IMG_PENDING_VERIFY, "new image is not pending verify");
+        hm_broker_set_refuse(true);
+        start();
+        sleep(30);
+        fail("no rollback after the verify deadline");
+    default:
+        CHECK(strcmp(hm_running_version(), "v-1.0.0") == 0, "not back on the previous image");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/ota", "boot_failed_rolled_back", NULL, 0, WAIT_MS), "rollback not reported");
+        pass();
+    }
+}
+
+/* CONFIG_LOG_VERSION_2 hands one line to the vprintf hook in three calls. */
+static void s_log_v2(int boot)
+{
+    (void)boot;
+    hm_log_set_version(2);
+    provision(false, NULL);
+    start();
+    wait_online();
+    send_cmd("{\"v\":1,\"id\":\"dbg-1\",\"name\":\"debug\",\"expires_at\":9000000000000,\"params\":{\"enabled\":true,"
+             "\"level\":\"info\",\"duration_s\":60}}", 0);
+    CHECK(hm_broker_wait("/up/ack", "dbg-1", NULL, 0, WAIT_MS), "debug not acknowledged");
+    for (int i = 0; i < 100 && hm_broker_count("/up/log", "hello 42 from v2") == 0; i++) {
+        ESP_LOGI("app", "hello %d from v2", 42);
+        vTaskDelay(pdMS_TO_TICKS(50));
+    }
+    char buf[8192];
+    CHECK(hm_broker_wait("/up/log", "\"tag\":\"app\",\"msg\":\"hello 42 from v2\"", buf, sizeof(buf), WAIT_MS),
+          "line not captured whole (tag and message)");
+    CHECK(hm_broker_count("/up/log", "\"msg\":\"\"") == 0, "empty lines captured from the line's pieces");
+    pass();
+}
+
+/* No provisioning: the board waits and logs, never restarts; provisioned later, it starts. */
+static void s_unprovisioned(int boot)
+{
+    CHECK(boot == 1, "the board restarted");
+    start();
+    sleep(3);
+    CHECK(hm_restarts() == 0, "the board restarted");
+    CHECK(hm_broker_connections(NULL) == 0, "connected without provisioning");
+    CHECK(espadmin_esp_with_agent(NULL, NULL) == ESP_ERR_INVALID_STATE, "with_agent ran without an agent");
+    provision(false, NULL);
+    wait_online();
+    pass();
+}
+
+/* OTA in the field: a 2,000-byte URL, a redirect, a private CA for the download server from
+ * config (_ota_ca), a link dropped mid-way resumed with Range. */
+static void s_ota_field(int boot)
+{
+    if (boot == 1) {
+        provision(false, NULL);
+        hm_nvs_set_str("espadmin_cfg_a", "_ota_ca", "0" OTA_CA);
+        hm_nvs_set_str("espadmin", "cfg_active", "a");
+        hm_nvs_set_str("espadmin", "cfg_a_ver", "4");
+        hm_http_set_ca(OTA_CA);
+        hm_http_set_handshake_ms(50);
+        hm_http_set_drop_after(5000);
+        hm_broker_set_puback_delay_ms(300);
+        char url[2049];
+        int n = snprintf(url, sizeof(url), "https://files.local/fw/v-1.3.0.bin?sig=");
+        while (n < 2000) {
+            url[n] = (char)('a' + n % 26);
+            n++;
+        }
+        url[n] = '\0';
+        serve_image("https://cdn.local/real/v-1.3.0.bin", "v-1.3.0");
+        hm_http_redirect(url, "https://cdn.local/real/v-1.3.0.bin", 302);
+        start();
+        wait_online();
+        update("up-field", "v-1.3.0", "v-1.3.0", 0, url, false);
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS), "download failed");
+        CHECK(hm_http_range_requests() >= 1, "the dropped download was not resumed with Range");
+        check_stacks();
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    CHECK(strcmp(hm_running_version(), "v-1.3.0") == 0, "not running the new image");
+    pass();
+}
+
+/* A self-hosted server with one private CA: a download from the provisioned server_url is
+ * verified with the broker's CA from the provisioning. */
+static void s_ota_server_ca(int boot)
+{
+    hm_broker_set_ca(CA_PEM);
+    if (boot == 1) {
+        provision(true, CA_PEM);
+        hm_nvs_set_str("espadmin", "server_url", "https://admin.local/");
+        hm_http_set_ca(CA_PEM);
+        start();
+        wait_online();
+        update("up-own-ca", "v-1.4.0", "v-1.4.0", 0, "https://admin.local/api/v1/firmware/v-1.4.0.bin?sig=x", true);
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS), "download failed");
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    pass();
+}
+
+/* Runs on the agent task (espadmin_esp_with_agent): while the agent is busy here, esp-mqtt
+ * delivers a burst of twelve 15 KB commands, 4 KiB fragments each. */
+static void burst_while_busy(espadmin_agent_t *agent, void *arg)
+{
+    (void)agent;
+    (void)arg;
+    static char big[15000];
+    for (int i = 0; i < 12; i++) {
+        int n = snprintf(big, sizeof(big),
+                         "{\"v\":1,\"id\":\"flood-%d\",\"name\":\"debug\",\"expires_at\":9000000000000,"
+                         "\"params\":{\"enabled\":false},\"pad\":\"", i);
+        memset(big + n, 'x', sizeof(big) - (size_t)n - 3);
+        memcpy(big + sizeof(big) - 3, "\"}", 3);
+        hm_broker_inject(g_cmd_topic, big, strlen(big), 4096);
+    }
+    vTaskDelay(pdMS_TO_TICKS(800));
+}
+
+/* A burst the agent cannot take at once: the handler drops what does not fit the queue or its
+ * byte budget (counted) instead of waiting, and the agent keeps working. */
+static void s_flood(int boot)
+{
+    (void)boot;
+    provision(false, NULL);
+    start();
+    wait_online();
+    CHECK(espadmin_esp_with_agent(burst_while_busy, NULL) == ESP_OK, "with_agent failed");
+    send_cmd("{\"v\":1,\"id\":\"after-flood\",\"name\":\"debug\",\"expires_at\":9000000000000,"
+             "\"params\":{\"enabled\":false}}", 0);
+    CHECK(hm_broker_wait("/up/ack", "after-flood", NULL, 0, WAIT_MS), "agent stopped after the burst");
+    CHECK(espadmin_esp_dropped_events() > 0, "nothing dropped: the burst did not test the bound");
+    CHECK(hm_broker_count("/up/ack", "flood-") >= 1, "no command of the burst got through");
+    fprintf(stderr, "burst: %d of 12 acknowledged, %u events dropped\n", hm_broker_count("/up/ack", "flood-"),
+            (unsigned)espadmin_esp_dropped_events());
+    pass();
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(int boot);
+} k_scenarios[] = {
+    {"deadlock", s_deadlock},       {"ca_uaf", s_ca_uaf},           {"provisioning_csv", s_provisioning_csv},
+    {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
+    {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
+    {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SCENARIO STATE_FILE\n", argv[0]);
+        return 2;
+    }
+    g_name = argv[1];
+    alarm(60); /* a frozen device fails the scenario */
+    int boot = hm_boot(argv[2], argv);
+    if (boot == 1) {
+        hm_ota_install_factory("v-1.0.0");
+    }
+    if (hm_running_image_crashes()) {
+        fprintf(stderr, "hostmodel: image %s crashes at boot\n", hm_running_version());
+        hm_panic();
+    }
+    ESP_ERROR_CHECK(espadmin_esp_nvs_init());
+    espadmin_topic(g_cmd_topic, sizeof(g_cmd_topic), "espadmin", DEVICE, ESPADMIN_KIND_CMD);
+    for (size_t i = 0; i < sizeof(k_scenarios) / sizeof(k_scenarios[0]); i++) {
+        if (strcmp(k_scenarios[i].name, g_name) == 0) {
+            k_scenarios[i].fn(boot);
+            fail("scenario returned");
+        }
+    }
+    fprintf(stderr, "unknown scenario %s\n", g_name);
+    return 2;
+}
