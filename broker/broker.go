@@ -50,19 +50,6 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// TopicRoot is the protocol's topic root; empty means protocol.DefaultRoot.
 	TopicRoot string
-	// OnPresence, when set, receives every device connect and disconnect, in order, from a
-	// bounded queue on its own goroutine (events are dropped and counted when it falls
-	// behind). Presence also reaches the server as the device's retained status messages.
-	OnPresence func(PresenceEvent)
-	// SubscriptionQueue is the length of each Subscribe handler's queue; 0 means 8192.
-	SubscriptionQueue int
-}
-
-// PresenceEvent is a device connecting or disconnecting.
-type PresenceEvent struct {
-	DeviceID string
-	Online   bool
-	At       time.Time
 }
 
 // Timeouts that have no setting of their own.
@@ -71,8 +58,6 @@ const (
 	authLookupTimeout = 5 * time.Second
 	// authCacheSize bounds the credentials cache (entries of about 150 bytes).
 	authCacheSize = 100_000
-	// presenceQueue is the length of the presence event queue.
-	presenceQueue = 4096
 	// defaultSubscriptionQueue is each Subscribe handler's queue length.
 	defaultSubscriptionQueue = 8192
 	// sysTopicInterval is how often mochi refreshes $SYS topics; devices cannot read them
@@ -191,7 +176,7 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 
 	b.auth = newAuthHook(deps.Devices, cfg.AuthCacheTTL, authCacheSize, b.metrics, log, ctx)
 	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
-	b.presence = newPresenceHook(b, deps.OnPresence)
+	b.presence = newPresenceHook(b)
 	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
 	b.limits = &limitsHook{min: cfg.KeepaliveMin, max: cfg.KeepaliveMax}
 	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest} {
@@ -235,7 +220,6 @@ func (b *Broker) Start(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
-	b.presence.start()
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
@@ -281,7 +265,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			delete(b.subs, id)
 		}
 		b.subMu.Unlock()
-		b.presence.stop()
 		b.workers.Wait()
 		close(done)
 	}()

@@ -324,7 +324,7 @@ func TestLastWill(t *testing.T) {
 }
 
 // TestPresence: Online follows the connection; a clean DISCONNECT (which discards the will)
-// still tells the server the device is offline; events reach Deps.OnPresence in order.
+// still tells the server the device is offline.
 func TestPresence(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
@@ -344,34 +344,6 @@ func TestPresence(t *testing.T) {
 	// A late subscriber (a restarted server) gets the retained offline status at once.
 	late := serverSubscribe(t, tb.Broker, status)
 	waitFor(t, 5*time.Second, "retained offline", func() bool { return late.has(status, protocol.WillPayload) })
-}
-
-func TestPresenceEvents(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig()
-	devs := newFakeDevices()
-	devs.add("dev-a", "sa", false)
-	events := make(chan PresenceEvent, 10)
-	b, err := New(cfg, Deps{Devices: devs, OnPresence: func(ev PresenceEvent) { events <- ev }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown(context.Background())
-	a := mustDial(t, "tcp://"+b.Addr("tcp"), "dev-a", "sa")
-	a.Disconnect(100)
-	for _, want := range []bool{true, false} {
-		select {
-		case ev := <-events:
-			if ev.DeviceID != "dev-a" || ev.Online != want {
-				t.Fatalf("event %+v, want online=%v", ev, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no presence event online=%v", want)
-		}
-	}
 }
 
 // TestDisconnectKicksSession: Disconnect closes the live connection at once, drops its
