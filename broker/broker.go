@@ -8,7 +8,7 @@
 // One hook per concern, each providing exactly its events:
 //   - auth: device ID, client ID and secret hash at CONNECT, with a short-lived cache;
 //   - acl: SUBSCRIBE filters, PUBLISH topics and retain flags, last wills, and delivery;
-//   - presence: who is online, connect/disconnect events, offline status on clean leaves;
+//   - presence: who is online, offline status on clean leaves;
 //   - ingest: per-device publish rate limit and message counters;
 //   - limits: keepalive clamp.
 package broker
@@ -32,7 +32,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -67,7 +66,7 @@ const (
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	cfg     config.MQTT
+	cfg     Config
 	log     *slog.Logger
 	root    string
 	srv     *mqtt.Server
@@ -107,7 +106,7 @@ var (
 )
 
 // New builds the broker from cfg; nothing listens until Start.
-func New(cfg config.MQTT, deps Deps) (*Broker, error) {
+func New(cfg Config, deps Deps) (*Broker, error) {
 	if deps.Devices == nil {
 		return nil, errors.New("broker: Deps.Devices is required")
 	}
@@ -125,7 +124,7 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 	}
 	if cfg.MaxPacketSize <= 0 || cfg.MaxClients <= 0 || cfg.MaxPendingWrites <= 0 ||
 		cfg.ReceiveMaximum <= 0 || cfg.MaxInflight <= 0 || cfg.BufferSize <= 0 {
-		return nil, errors.New("broker: size limits must be positive (use config.Defaults)")
+		return nil, errors.New("broker: size limits must be positive (start from DefaultConfig)")
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -15,7 +15,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it
@@ -416,7 +415,7 @@ func TestSessionTakeover(t *testing.T) {
 // devices keep working.
 func TestOversizedPacket(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.MaxPacketSize = 4096 })
+	tb := startBroker(t, func(c *Config) { c.MaxPacketSize = 4096 })
 	addr := "tcp://" + tb.addr
 	tb.devices.add("dev-a", "sa", false)
 	tb.devices.add("dev-b", "sb", false)
@@ -443,7 +442,7 @@ func TestOversizedPacket(t *testing.T) {
 // TestConnectTimeout: a connection that never sends CONNECT is closed after the deadline.
 func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.ConnectTimeout = 200 * time.Millisecond })
+	tb := startBroker(t, func(c *Config) { c.ConnectTimeout = 200 * time.Millisecond })
 	c, err := net.Dial("tcp", tb.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +464,7 @@ func TestConnectTimeout(t *testing.T) {
 // messages all arrive.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.RateLimit = 10; c.RateBurst = 20 })
+	tb := startBroker(t, func(c *Config) { c.RateLimit = 10; c.RateBurst = 20 })
 	addr := "tcp://" + tb.addr
 	tb.devices.add("dev-flood", "sf", false)
 	tb.devices.add("dev-calm", "sc", false)
@@ -498,7 +497,7 @@ func TestRateLimit(t *testing.T) {
 // devices, and is disconnected once a write to it has waited for the write timeout.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) {
+	tb := startBroker(t, func(c *Config) {
 		c.WriteTimeout = 500 * time.Millisecond
 		c.MaxInflight = 65535
 	})

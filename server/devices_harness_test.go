@@ -12,7 +12,6 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
@@ -81,7 +80,7 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	var bus messaging.Bus
 	var sessions messaging.Sessions
 	if h.opts.broker {
-		cfg := config.Defaults().MQTT
+		cfg := broker.DefaultConfig()
 		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
 		b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: fl.reg})
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
@@ -32,8 +31,8 @@ var cheapHash = account.HashParams{Memory: 1024, Time: 1, Threads: 1, SaltLen: 1
 
 // harnessOptions change what newHarness builds.
 type harnessOptions struct {
-	accounts config.Accounts
-	oauth    config.OAuth
+	accounts AccountsConfig
+	oauth    OAuthConfig
 	noMailer bool
 	broker   bool // run the embedded MQTT broker and ingestion (devices_harness_test.go)
 }
@@ -43,11 +42,11 @@ type harnessOption func(*harnessOptions)
 
 // withSignupOpen opens sign-up (closed by default, like the product).
 func withSignupOpen() harnessOption {
-	return func(o *harnessOptions) { o.accounts.Signup = config.SignupOpen }
+	return func(o *harnessOptions) { o.accounts.Signup = SignupOpen }
 }
 
 // withOAuth enables OAuth providers.
-func withOAuth(cfg config.OAuth) harnessOption {
+func withOAuth(cfg OAuthConfig) harnessOption {
 	return func(o *harnessOptions) { o.oauth = cfg }
 }
 
@@ -76,8 +75,8 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	o := harnessOptions{accounts: config.Accounts{
-		Signup: config.SignupClosed, SessionIdleTimeout: 24 * time.Hour,
+	o := harnessOptions{accounts: AccountsConfig{
+		Signup: SignupClosed, SessionIdleTimeout: 24 * time.Hour,
 		SessionMaxAge: 30 * 24 * time.Hour, ResetLinkTTL: time.Hour,
 	}}
 	for _, opt := range opts {
@@ -125,7 +124,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	}
 	fl := h.startFleet(st)
 	h.fleet = fl
-	s := New(config.HTTP{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
+	s := New(HTTPConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:        st,
 		Keyring:      h.keyring,

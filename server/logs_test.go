@@ -13,7 +13,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/store"
@@ -27,7 +26,7 @@ func logServer(t *testing.T, h *harness) (string, *logrelay.Relay) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = relay.Run(ctx) }()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{Logger: slog.New(slog.DiscardHandler), Store: h.st, Keyring: h.keyring,
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{Logger: slog.New(slog.DiscardHandler), Store: h.st, Keyring: h.keyring,
 		Now: h.clock.Now, Accounts: h.opts.accounts, PasswordHash: cheapHash,
 		Devices: h.fleet.devices, Commands: h.fleet.commands, Events: h.fleet.hub, Logs: relay,
 		AllowedOrigins: []string{"https://console.example.test"}})

@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/espadmin/espadmin/broker/tenantbus"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -71,9 +70,9 @@ type Deps struct {
 	// Now is the clock; nil means time.Now. Tests inject one to expire sessions.
 	Now func() time.Time
 	// Accounts configures sign-up and session lifetimes.
-	Accounts config.Accounts
+	Accounts AccountsConfig
 	// OAuth enables external login providers.
-	OAuth config.OAuth
+	OAuth OAuthConfig
 	// StateKey signs the short-lived OAuth state cookie (HMAC-SHA256); derive it from the
 	// master key so every replica accepts the others' cookies.
 	StateKey []byte
@@ -111,7 +110,7 @@ type Deps struct {
 
 // Server is the HTTP server.
 type Server struct {
-	cfg     config.HTTP
+	cfg     HTTPConfig
 	deps    Deps
 	log     *slog.Logger
 	echo    *echo.Echo
@@ -146,7 +145,7 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // New builds the server and registers its routes. It does not listen yet.
-func New(cfg config.HTTP, deps Deps) *Server {
+func New(cfg HTTPConfig, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -49,7 +48,7 @@ type testServer struct {
 func start(t *testing.T, ready func(context.Context) error, extra func(*Server)) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
-	s := New(config.HTTP{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
+	s := New(HTTPConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ready:  ready,
 	})
@@ -324,7 +323,7 @@ func TestMount(t *testing.T) {
 
 func TestTimeoutsSet(t *testing.T) {
 	t.Parallel()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
 	h := s.http
 	if h.ReadHeaderTimeout == 0 || h.ReadTimeout == 0 || h.WriteTimeout == 0 || h.IdleTimeout == 0 {
 		t.Errorf("timeouts not all set: %+v", h)
@@ -337,7 +336,7 @@ func TestShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	ts := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
+	ts := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
 	ts.echo.GET("/slow", func(c echo.Context) error {
 		close(entered)
 		<-release

@@ -20,7 +20,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/broker/tenantbus"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/devicerrors"
@@ -101,7 +101,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	if cfg.MQTT.Enabled {
 		// Built (listeners bound) before the server so the fleet services can use it;
 		// started further down.
-		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
