@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -35,6 +36,8 @@ type harnessOptions struct {
 	oauth    OAuthConfig
 	noMailer bool
 	broker   bool // run the embedded MQTT broker and ingestion (devices_harness_test.go)
+	// s3Firmware keeps firmware in gofakes3 instead of a local folder (release_harness_test.go).
+	s3Firmware bool
 }
 
 // harnessOption is an option of newHarness.
@@ -122,9 +125,10 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	if h.opts.noMailer {
 		mailer = nil
 	}
-	fl := h.startFleet(st)
+	ln, url := listenLocal(h.t)
+	fl := h.startFleet(st, url)
 	h.fleet = fl
-	s := New(HTTPConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
+	s := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: url, ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:        st,
 		Keyring:      h.keyring,
@@ -139,14 +143,8 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Events:       fl.hub,
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
+		Mounts:       fl.ota.mounts(),
 	})
-	ln, err := s.Listen(h.t.Context())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	s.SetPublicURL(url)
-	fl.ota.open(s, url)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	h.t.Cleanup(func() {
@@ -160,6 +158,19 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		}
 	})
 	return s, url, logs
+}
+
+// listenLocal listens on a free loopback port, as the process listens before it builds the
+// server, and returns the listener and the server's URL on it. The listener is closed when
+// the test ends, if the server did not close it.
+func listenLocal(t testing.TB) (net.Listener, string) {
+	t.Helper()
+	ln, err := Listen(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, "http://" + ln.Addr().String()
 }
 
 // secondServer starts another replica on the same database (its own connections), to show

@@ -86,14 +86,9 @@ func BenchmarkLogLatency(b *testing.B) {
 		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost"}})
 	relay := logrelay.New(logrelay.Options{Bus: brk, Root: protocol.DefaultRoot})
 	accounts := AccountsConfig{Signup: SignupClosed, SessionIdleTimeout: time.Hour, SessionMaxAge: time.Hour, ResetLinkTTL: time.Hour}
-	srv := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Keyring: kr,
+	ln, base := listenLocal(b)
+	srv := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: base}, Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Keyring: kr,
 		Accounts: accounts, PasswordHash: cheapHash, Devices: devices, Events: hub, Logs: relay})
-	ln, err := srv.Listen(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	srv.SetPublicURL(base)
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -95,7 +95,7 @@ func fetchOpenAPI(t *testing.T, s *Server) map[string]any {
 func TestOpenAPICoversRoutes(t *testing.T) {
 	t.Parallel()
 	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
-	s.Mount("/blobs/", http.NotFoundHandler())
+	s.mount("/blobs/", http.NotFoundHandler())
 	doc := fetchOpenAPI(t, s)
 	registered := registeredRoutes(s)
 	documented := documentedRoutes(t, doc)
