@@ -8,7 +8,7 @@
 // One hook per concern, each providing exactly its events:
 //   - auth: device ID, client ID and secret hash at CONNECT, with a short-lived cache;
 //   - acl: SUBSCRIBE filters, PUBLISH topics and retain flags, last wills, and delivery;
-//   - presence: who is online, connect/disconnect events, offline status on clean leaves;
+//   - presence: who is online, offline status on clean leaves;
 //   - ingest: per-device publish rate limit and message counters;
 //   - limits: keepalive clamp.
 package broker
@@ -32,7 +32,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -50,19 +49,6 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// TopicRoot is the protocol's topic root; empty means protocol.DefaultRoot.
 	TopicRoot string
-	// OnPresence, when set, receives every device connect and disconnect, in order, from a
-	// bounded queue on its own goroutine (events are dropped and counted when it falls
-	// behind). Presence also reaches the server as the device's retained status messages.
-	OnPresence func(PresenceEvent)
-	// SubscriptionQueue is the length of each Subscribe handler's queue; 0 means 8192.
-	SubscriptionQueue int
-}
-
-// PresenceEvent is a device connecting or disconnecting.
-type PresenceEvent struct {
-	DeviceID string
-	Online   bool
-	At       time.Time
 }
 
 // Timeouts that have no setting of their own.
@@ -71,8 +57,6 @@ const (
 	authLookupTimeout = 5 * time.Second
 	// authCacheSize bounds the credentials cache (entries of about 150 bytes).
 	authCacheSize = 100_000
-	// presenceQueue is the length of the presence event queue.
-	presenceQueue = 4096
 	// defaultSubscriptionQueue is each Subscribe handler's queue length.
 	defaultSubscriptionQueue = 8192
 	// sysTopicInterval is how often mochi refreshes $SYS topics; devices cannot read them
@@ -82,7 +66,7 @@ const (
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	cfg     config.MQTT
+	cfg     Config
 	log     *slog.Logger
 	root    string
 	srv     *mqtt.Server
@@ -122,7 +106,7 @@ var (
 )
 
 // New builds the broker from cfg; nothing listens until Start.
-func New(cfg config.MQTT, deps Deps) (*Broker, error) {
+func New(cfg Config, deps Deps) (*Broker, error) {
 	if deps.Devices == nil {
 		return nil, errors.New("broker: Deps.Devices is required")
 	}
@@ -140,7 +124,7 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 	}
 	if cfg.MaxPacketSize <= 0 || cfg.MaxClients <= 0 || cfg.MaxPendingWrites <= 0 ||
 		cfg.ReceiveMaximum <= 0 || cfg.MaxInflight <= 0 || cfg.BufferSize <= 0 {
-		return nil, errors.New("broker: size limits must be positive (use config.Defaults)")
+		return nil, errors.New("broker: size limits must be positive (start from DefaultConfig)")
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -191,7 +175,7 @@ func New(cfg config.MQTT, deps Deps) (*Broker, error) {
 
 	b.auth = newAuthHook(deps.Devices, cfg.AuthCacheTTL, authCacheSize, b.metrics, log, ctx)
 	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
-	b.presence = newPresenceHook(b, deps.OnPresence)
+	b.presence = newPresenceHook(b)
 	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
 	b.limits = &limitsHook{min: cfg.KeepaliveMin, max: cfg.KeepaliveMax}
 	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest} {
@@ -235,7 +219,6 @@ func (b *Broker) Start(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
-	b.presence.start()
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
@@ -281,7 +264,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			delete(b.subs, id)
 		}
 		b.subMu.Unlock()
-		b.presence.stop()
 		b.workers.Wait()
 		close(done)
 	}()

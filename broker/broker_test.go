@@ -15,7 +15,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it
@@ -324,7 +323,7 @@ func TestLastWill(t *testing.T) {
 }
 
 // TestPresence: Online follows the connection; a clean DISCONNECT (which discards the will)
-// still tells the server the device is offline; events reach Deps.OnPresence in order.
+// still tells the server the device is offline.
 func TestPresence(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
@@ -344,34 +343,6 @@ func TestPresence(t *testing.T) {
 	// A late subscriber (a restarted server) gets the retained offline status at once.
 	late := serverSubscribe(t, tb.Broker, status)
 	waitFor(t, 5*time.Second, "retained offline", func() bool { return late.has(status, protocol.WillPayload) })
-}
-
-func TestPresenceEvents(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig()
-	devs := newFakeDevices()
-	devs.add("dev-a", "sa", false)
-	events := make(chan PresenceEvent, 10)
-	b, err := New(cfg, Deps{Devices: devs, OnPresence: func(ev PresenceEvent) { events <- ev }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown(context.Background())
-	a := mustDial(t, "tcp://"+b.Addr("tcp"), "dev-a", "sa")
-	a.Disconnect(100)
-	for _, want := range []bool{true, false} {
-		select {
-		case ev := <-events:
-			if ev.DeviceID != "dev-a" || ev.Online != want {
-				t.Fatalf("event %+v, want online=%v", ev, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no presence event online=%v", want)
-		}
-	}
 }
 
 // TestDisconnectKicksSession: Disconnect closes the live connection at once, drops its
@@ -444,7 +415,7 @@ func TestSessionTakeover(t *testing.T) {
 // devices keep working.
 func TestOversizedPacket(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.MaxPacketSize = 4096 })
+	tb := startBroker(t, func(c *Config) { c.MaxPacketSize = 4096 })
 	addr := "tcp://" + tb.addr
 	tb.devices.add("dev-a", "sa", false)
 	tb.devices.add("dev-b", "sb", false)
@@ -471,7 +442,7 @@ func TestOversizedPacket(t *testing.T) {
 // TestConnectTimeout: a connection that never sends CONNECT is closed after the deadline.
 func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.ConnectTimeout = 200 * time.Millisecond })
+	tb := startBroker(t, func(c *Config) { c.ConnectTimeout = 200 * time.Millisecond })
 	c, err := net.Dial("tcp", tb.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +464,7 @@ func TestConnectTimeout(t *testing.T) {
 // messages all arrive.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) { c.RateLimit = 10; c.RateBurst = 20 })
+	tb := startBroker(t, func(c *Config) { c.RateLimit = 10; c.RateBurst = 20 })
 	addr := "tcp://" + tb.addr
 	tb.devices.add("dev-flood", "sf", false)
 	tb.devices.add("dev-calm", "sc", false)
@@ -526,7 +497,7 @@ func TestRateLimit(t *testing.T) {
 // devices, and is disconnected once a write to it has waited for the write timeout.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) {
+	tb := startBroker(t, func(c *Config) {
 		c.WriteTimeout = 500 * time.Millisecond
 		c.MaxInflight = 65535
 	})

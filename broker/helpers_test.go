@@ -22,7 +22,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
@@ -56,8 +55,8 @@ func (f *fakeDevices) DeviceAuth(_ context.Context, id string) (store.DeviceAuth
 
 // testConfig is the default broker configuration on loopback ephemeral ports, TLS and
 // WebSocket off.
-func testConfig() config.MQTT {
-	c := config.Defaults().MQTT
+func testConfig() Config {
+	c := DefaultConfig()
 	c.Addr = "127.0.0.1:0"
 	c.TLSAddr = ""
 	c.WSAddr = ""
@@ -71,7 +70,7 @@ type testBroker struct {
 	addr    string
 }
 
-func startBroker(t testing.TB, mutate func(*config.MQTT)) *testBroker {
+func startBroker(t testing.TB, mutate func(*Config)) *testBroker {
 	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {

@@ -36,7 +36,6 @@ const (
 	dropOversized            = "oversized_packet"
 	dropClientQueueFull      = "client_queue_full"
 	dropSubscriberQueueFull  = "subscriber_queue_full"
-	dropPresenceQueueFull    = "presence_queue_full"
 	dropSlowClientDisconnect = "slow_client_disconnected"
 )
 
@@ -86,7 +85,7 @@ func newMetrics(b *Broker) *metrics {
 		m.aclDenied.WithLabelValues(k)
 	}
 	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropClientQueueFull,
-		dropSubscriberQueueFull, dropPresenceQueueFull, dropSlowClientDisconnect} {
+		dropSubscriberQueueFull, dropSlowClientDisconnect} {
 		m.dropped.WithLabelValues(r)
 	}
 	info := func(f func() int64) func() float64 { return func() float64 { return float64(f()) } }
@@ -116,10 +115,6 @@ func newMetrics(b *Broker) *metrics {
 			Name: "espadmin_mqtt_subscription_queue_depth",
 			Help: "Messages waiting in the server's subscription queues (sum over subscriptions).",
 		}, func() float64 { return float64(b.subscriptionDepth()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "espadmin_mqtt_presence_queue_depth",
-			Help: "Presence events waiting for the server.",
-		}, func() float64 { return float64(b.presence.depth()) }),
 	}
 	return m
 }

@@ -3,7 +3,6 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -22,20 +21,13 @@ import (
 // publishes nothing here (the device is still online).
 //
 // Online answers from the live connection table, which is authoritative with the embedded
-// broker. Connect and disconnect events also go to Deps.OnPresence, when set, through a
-// bounded queue served by one goroutine (never blocking a client's goroutine).
+// broker.
 type presenceHook struct {
 	mqtt.HookBase
-	b      *Broker
-	notify func(PresenceEvent)
+	b *Broker
 
 	mu     sync.Mutex
 	online map[string]*presenceEntry
-
-	queue   chan PresenceEvent
-	done    chan struct{}
-	stopped sync.Once
-	running atomic.Bool
 }
 
 type presenceEntry struct {
@@ -45,12 +37,8 @@ type presenceEntry struct {
 
 var offlineStatus = []byte(protocol.WillPayload)
 
-func newPresenceHook(b *Broker, notify func(PresenceEvent)) *presenceHook {
-	h := &presenceHook{b: b, notify: notify, online: map[string]*presenceEntry{}, done: make(chan struct{})}
-	if notify != nil {
-		h.queue = make(chan PresenceEvent, presenceQueue)
-	}
-	return h
+func newPresenceHook(b *Broker) *presenceHook {
+	return &presenceHook{b: b, online: map[string]*presenceEntry{}}
 }
 
 func (h *presenceHook) ID() string { return "espadmin-presence" }
@@ -58,26 +46,6 @@ func (h *presenceHook) ID() string { return "espadmin-presence" }
 func (h *presenceHook) Provides(b byte) bool {
 	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
 }
-
-func (h *presenceHook) start() {
-	if h.queue == nil || !h.running.CompareAndSwap(false, true) {
-		return
-	}
-	h.b.workers.Add(1)
-	go func() {
-		defer h.b.workers.Done()
-		for {
-			select {
-			case ev := <-h.queue:
-				h.notify(ev)
-			case <-h.done:
-				return
-			}
-		}
-	}()
-}
-
-func (h *presenceHook) stop() { h.stopped.Do(func() { close(h.done) }) }
 
 func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Net.Inline {
@@ -94,7 +62,6 @@ func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1}
 	h.mu.Unlock()
-	h.emit(PresenceEvent{DeviceID: cl.ID, Online: true, At: time.Now()})
 }
 
 func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -116,18 +83,6 @@ func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if err == nil || !e.hadWill {
 		_ = h.b.srv.Publish(protocol.Uplink(h.b.root, cl.ID, protocol.KindStatus), offlineStatus, true, 1)
 	}
-	h.emit(PresenceEvent{DeviceID: cl.ID, Online: false, At: time.Now()})
-}
-
-func (h *presenceHook) emit(ev PresenceEvent) {
-	if h.queue == nil {
-		return
-	}
-	select {
-	case h.queue <- ev:
-	default:
-		h.b.metrics.dropped.WithLabelValues(dropPresenceQueueFull).Inc()
-	}
 }
 
 // Online reports whether deviceID has a live connection.
@@ -143,5 +98,3 @@ func (h *presenceHook) count() int {
 	defer h.mu.Unlock()
 	return len(h.online)
 }
-
-func (h *presenceHook) depth() int { return len(h.queue) }

@@ -20,14 +20,13 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // TestWebSocket: only the configured path upgrades, only listed Origins (or none, as devices
 // send) are accepted, and MQTT works over it end to end.
 func TestWebSocket(t *testing.T) {
 	t.Parallel()
-	tb := startBroker(t, func(c *config.MQTT) {
+	tb := startBroker(t, func(c *Config) {
 		c.WSAddr = "127.0.0.1:0"
 		c.WSPath = "/mqtt"
 		c.WSAllowedOrigins = "https://admin.example.com"
@@ -82,7 +81,7 @@ func TestWebSocket(t *testing.T) {
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, pool := selfSigned(t)
-	tb := startBroker(t, func(c *config.MQTT) {
+	tb := startBroker(t, func(c *Config) {
 		c.TLSAddr = "127.0.0.1:0"
 		c.TLSCert, c.TLSKey = certFile, keyFile
 	})

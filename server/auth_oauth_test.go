@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -109,8 +108,8 @@ func (p *testIDP) signInAs(claims map[string]any) {
 	p.next = claims
 }
 
-func (p *testIDP) config() config.OAuth {
-	return config.OAuth{OIDC: config.OIDCProvider{
+func (p *testIDP) config() OAuthConfig {
+	return OAuthConfig{OIDC: OIDCProvider{
 		DiscoveryURL: p.srv.URL + "/.well-known/openid-configuration",
 		ClientID:     p.clientID, ClientSecret: p.secret, Name: "Test SSO",
 	}}

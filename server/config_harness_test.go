@@ -7,21 +7,19 @@ import (
 	"testing"
 
 	"github.com/espadmin/espadmin/server/devconfig"
-	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 
 // startConfig builds the config service of a harness fleet: it sends through the fleet's
-// commands, observes their acks and answers the ingest's boot refreshes. It is called
-// between the commands and the ingest of startFleet; the endpoint is read from the fleet's
-// devices once they exist.
+// commands, observes their acks, switches credentials through its devices and answers the
+// ingest's boot refreshes. It is called between the devices and the ingest of startFleet.
 func (h *harness) startConfig(st store.Store, fl *testFleet) *devconfig.Service {
 	fl.configLogs = &syncBuffer{}
 	fp := sha256.Sum256([]byte("espadmin test config fingerprint"))
 	svc := devconfig.New(devconfig.Options{
 		Store: st, Keyring: h.keyring, FingerprintKey: fp[:], Commands: fl.commands, Hub: fl.hub,
-		Endpoint: func() fleet.Endpoint { return fl.devices.Endpoint() },
-		Logger:   slog.New(slog.NewJSONHandler(fl.configLogs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: fl.clock.Now,
+		Endpoint: fl.devices.Endpoint, Credentials: fl.devices,
+		Logger: slog.New(slog.NewJSONHandler(fl.configLogs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: fl.clock.Now,
 	})
 	fl.commands.Observe(svc)
 	return svc

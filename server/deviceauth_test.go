@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
@@ -37,7 +36,7 @@ func TestDeviceAuthEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "shared-secret-0123456789"
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{Store: h.st, MQTTAuthSecret: secret})
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{Store: h.st, MQTTAuthSecret: secret})
 	id := dev.Device.ID
 
 	call := func(path string, body map[string]any, form bool, auth func(*http.Request)) (int, map[string]any) {
@@ -153,7 +152,7 @@ func TestDeviceAuthEndpoints(t *testing.T) {
 	}
 
 	// Without mqtt.auth_secret the endpoints do not exist.
-	s = New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{Store: h.st})
+	s = New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{Store: h.st})
 	if st, _ := call("/api/v1/mqtt/auth", valid, false, header); st != 404 {
 		t.Errorf("without a secret: %d, want 404", st)
 	}

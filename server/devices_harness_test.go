@@ -12,7 +12,6 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
@@ -71,8 +70,8 @@ func (b *recordingBus) Subscribe(context.Context, string, byte, messaging.Handle
 }
 
 // startFleet builds the fleet services on st (with the real broker when the harness asks for
-// it) and stops them when the test ends.
-func (h *harness) startFleet(st store.Store) *testFleet {
+// it), for a server at publicURL, and stops them when the test ends.
+func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	h.t.Helper()
 	t := h.t
 	fl := &testFleet{clock: &fleetClock{}, reg: prometheus.NewRegistry()}
@@ -81,7 +80,7 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	var bus messaging.Bus
 	var sessions messaging.Sessions
 	if h.opts.broker {
-		cfg := config.Defaults().MQTT
+		cfg := broker.DefaultConfig()
 		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
 		b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: fl.reg})
 		if err != nil {
@@ -100,21 +99,24 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 		fl.bus = &recordingBus{}
 		bus = fl.bus
 	}
+	// In dependency order, as the process builds them (cmd/espadmin/serve.go).
 	fl.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 	})
+	tenants := fleet.NewTenantCache(st, 0)
+	fl.devices = fleet.NewDevices(fleet.DevicesOptions{
+		Store: st, Keyring: h.keyring, Sessions: sessions, Caches: []fleet.Forgetter{tenants},
+		Hub: fl.hub, Now: fl.clock.Now,
+		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost:8080"},
+	})
 	fl.config = h.startConfig(st, fl)
-	fl.ota = h.startOTA(st, fl)
+	fl.ota = h.startOTA(st, fl, publicURL)
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,
+		Tenants:        tenants,
 		ConfigRequests: fl.config,
 		OTA:            fl.ota.svc,
-	})
-	fl.devices = fleet.NewDevices(fleet.DevicesOptions{
-		Store: st, Keyring: h.keyring, Sessions: sessions, Caches: []fleet.Forgetter{fl.ingest},
-		Hub: fl.hub, Now: fl.clock.Now,
-		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost:8080"},
 	})
 	if h.opts.broker {
 		ctx, cancel := context.WithCancel(context.Background())

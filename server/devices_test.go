@@ -30,9 +30,9 @@ type deviceWorld struct {
 	owner *apiClient
 }
 
-func newDeviceWorld(t *testing.T) *deviceWorld {
+func newDeviceWorld(t *testing.T, opts ...harnessOption) *deviceWorld {
 	t.Helper()
-	h := newHarness(t, withBroker())
+	h := newHarness(t, append([]harnessOption{withBroker()}, opts...)...)
 	h.createUser(t, memberEmail("alpha", store.RoleOwner), "alpha", store.RoleOwner)
 	h.createUser(t, memberEmail("beta", store.RoleOwner), "beta", store.RoleOwner)
 	return &deviceWorld{h: h, owner: h.login(t, memberEmail("alpha", store.RoleOwner))}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/devicerrors/bugsnagtest"
@@ -45,7 +44,7 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	r := &errorRig{h: h, reg: prometheus.NewRegistry(), tenantID: tenantID(t, h.st, "alpha")}
 	r.owner = h.login(t, "owner@alpha.test")
 
-	cfg := config.Defaults().MQTT
+	cfg := broker.DefaultConfig()
 	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
 	b, err := broker.New(cfg, broker.Deps{Devices: h.st, Registerer: r.reg})
 	if err != nil {

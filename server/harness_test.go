@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
@@ -32,10 +32,12 @@ var cheapHash = account.HashParams{Memory: 1024, Time: 1, Threads: 1, SaltLen: 1
 
 // harnessOptions change what newHarness builds.
 type harnessOptions struct {
-	accounts config.Accounts
-	oauth    config.OAuth
+	accounts AccountsConfig
+	oauth    OAuthConfig
 	noMailer bool
 	broker   bool // run the embedded MQTT broker and ingestion (devices_harness_test.go)
+	// s3Firmware keeps firmware in gofakes3 instead of a local folder (release_harness_test.go).
+	s3Firmware bool
 }
 
 // harnessOption is an option of newHarness.
@@ -43,11 +45,11 @@ type harnessOption func(*harnessOptions)
 
 // withSignupOpen opens sign-up (closed by default, like the product).
 func withSignupOpen() harnessOption {
-	return func(o *harnessOptions) { o.accounts.Signup = config.SignupOpen }
+	return func(o *harnessOptions) { o.accounts.Signup = SignupOpen }
 }
 
 // withOAuth enables OAuth providers.
-func withOAuth(cfg config.OAuth) harnessOption {
+func withOAuth(cfg OAuthConfig) harnessOption {
 	return func(o *harnessOptions) { o.oauth = cfg }
 }
 
@@ -76,8 +78,8 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	o := harnessOptions{accounts: config.Accounts{
-		Signup: config.SignupClosed, SessionIdleTimeout: 24 * time.Hour,
+	o := harnessOptions{accounts: AccountsConfig{
+		Signup: SignupClosed, SessionIdleTimeout: 24 * time.Hour,
 		SessionMaxAge: 30 * 24 * time.Hour, ResetLinkTTL: time.Hour,
 	}}
 	for _, opt := range opts {
@@ -123,9 +125,10 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	if h.opts.noMailer {
 		mailer = nil
 	}
-	fl := h.startFleet(st)
+	ln, url := listenLocal(h.t)
+	fl := h.startFleet(st, url)
 	h.fleet = fl
-	s := New(config.HTTP{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
+	s := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: url, ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:        st,
 		Keyring:      h.keyring,
@@ -140,14 +143,8 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Events:       fl.hub,
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
+		Mounts:       fl.ota.mounts(),
 	})
-	ln, err := s.Listen(h.t.Context())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	s.SetPublicURL(url)
-	fl.ota.open(s, url)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	h.t.Cleanup(func() {
@@ -161,6 +158,19 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		}
 	})
 	return s, url, logs
+}
+
+// listenLocal listens on a free loopback port, as the process listens before it builds the
+// server, and returns the listener and the server's URL on it. The listener is closed when
+// the test ends, if the server did not close it.
+func listenLocal(t testing.TB) (net.Listener, string) {
+	t.Helper()
+	ln, err := Listen(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, "http://" + ln.Addr().String()
 }
 
 // secondServer starts another replica on the same database (its own connections), to show

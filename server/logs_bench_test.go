@@ -22,7 +22,6 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
@@ -67,7 +66,7 @@ func BenchmarkLogLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mcfg := config.Defaults().MQTT
+	mcfg := broker.DefaultConfig()
 	mcfg.Addr, mcfg.TLSAddr, mcfg.WSAddr = "127.0.0.1:0", "", ""
 	mcfg.RateLimit, mcfg.RateBurst = 1_000_000, 1_000_000
 	brk, err := broker.New(mcfg, broker.Deps{Devices: st})
@@ -86,15 +85,10 @@ func BenchmarkLogLatency(b *testing.B) {
 	devices := fleet.NewDevices(fleet.DevicesOptions{Store: st, Keyring: kr, Sessions: brk, Hub: hub,
 		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost"}})
 	relay := logrelay.New(logrelay.Options{Bus: brk, Root: protocol.DefaultRoot})
-	accounts := config.Accounts{Signup: config.SignupClosed, SessionIdleTimeout: time.Hour, SessionMaxAge: time.Hour, ResetLinkTTL: time.Hour}
-	srv := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Keyring: kr,
+	accounts := AccountsConfig{Signup: SignupClosed, SessionIdleTimeout: time.Hour, SessionMaxAge: time.Hour, ResetLinkTTL: time.Hour}
+	ln, base := listenLocal(b)
+	srv := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: base}, Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Keyring: kr,
 		Accounts: accounts, PasswordHash: cheapHash, Devices: devices, Events: hub, Logs: relay})
-	ln, err := srv.Listen(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	srv.SetPublicURL(base)
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

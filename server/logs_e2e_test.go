@@ -16,7 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
@@ -45,15 +44,11 @@ func newLogWorld(t *testing.T, opts logrelay.Options) *logWorld {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.relay.Run(ctx) }()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{Logger: slog.New(slog.DiscardHandler), Store: h.st, Keyring: h.keyring,
+	ln, base := listenLocal(t)
+	w.base = base
+	s := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: base}, Deps{Logger: slog.New(slog.DiscardHandler), Store: h.st, Keyring: h.keyring,
 		Now: h.clock.Now, Accounts: h.opts.accounts, PasswordHash: cheapHash,
 		Devices: h.fleet.devices, Commands: h.fleet.commands, Events: h.fleet.hub, Logs: w.relay})
-	ln, err := s.Listen(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.base = "http://" + ln.Addr().String()
-	s.SetPublicURL(w.base)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {

@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 )
 
 // undocumentedRoutes are the routes outside the JSON API, which the OpenAPI document does
@@ -96,8 +94,8 @@ func fetchOpenAPI(t *testing.T, s *Server) map[string]any {
 // mounted handlers are excluded explicitly, not by accident.
 func TestOpenAPICoversRoutes(t *testing.T) {
 	t.Parallel()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
-	s.Mount("/blobs/", http.NotFoundHandler())
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
+	s.mount("/blobs/", http.NotFoundHandler())
 	doc := fetchOpenAPI(t, s)
 	registered := registeredRoutes(s)
 	documented := documentedRoutes(t, doc)
@@ -121,7 +119,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 // permission.
 func TestOpenAPIDocument(t *testing.T) {
 	t.Parallel()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
 	doc := fetchOpenAPI(t, s)
 	if doc["openapi"] != "3.1.0" {
 		t.Errorf("openapi %v", doc["openapi"])

@@ -21,7 +21,7 @@ import (
 )
 
 // testOTA is the update service of one harness server, with firmware storage in a temp
-// folder served by the server at /blobs/ (or in gofakes3 after useS3).
+// folder served by the server at /blobs/ (or in gofakes3 with withS3Firmware).
 type testOTA struct {
 	t     *testing.T
 	svc   *ota.Service
@@ -30,30 +30,46 @@ type testOTA struct {
 	s3    *s3mem.Backend
 }
 
-// startOTA builds the update service on st with the fleet's command service and hub. Its
-// engine is driven by the tests (Tick), not by a timer.
-func (h *harness) startOTA(st store.Store, fl *testFleet) *testOTA {
+// withS3Firmware keeps firmware in gofakes3 over real HTTP, through minio-go, instead of a
+// local folder.
+func withS3Firmware() harnessOption {
+	return func(o *harnessOptions) { o.s3Firmware = true }
+}
+
+// startOTA builds the update service on st with the fleet's command service and hub, and its
+// firmware storage for a server at publicURL. Its engine is driven by the tests (Tick), not
+// by a timer.
+func (h *harness) startOTA(st store.Store, fl *testFleet, publicURL string) *testOTA {
 	h.t.Helper()
-	return &testOTA{t: h.t, dir: h.t.TempDir(), svc: ota.New(ota.Options{
-		Store: st, Keyring: h.keyring, Commands: fl.commands, Hub: fl.hub, Now: fl.clock.Now,
-		MaxImageSize: 2 << 20, Interval: time.Hour,
-	})}
-}
-
-// open gives the service its local firmware storage once the server's URL is known.
-func (o *testOTA) open(s *Server, url string) {
-	o.t.Helper()
-	l, err := blob.NewLocal(o.dir, bytes.Repeat([]byte{9}, 32), url)
-	if err != nil {
-		o.t.Fatal(err)
+	o := &testOTA{t: h.t, dir: h.t.TempDir()}
+	var blobs blob.Store
+	if h.opts.s3Firmware {
+		blobs = o.openS3(h.t)
+	} else {
+		l, err := blob.NewLocal(o.dir, bytes.Repeat([]byte{9}, 32), publicURL)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		o.local, blobs = l, l
 	}
-	o.local = l
-	o.svc.SetBlobs(l)
-	s.Mount(blob.LocalMountPath, l.Handler())
+	o.svc = ota.New(ota.Options{
+		Store: st, Blobs: blobs, Keyring: h.keyring, Commands: fl.commands, Hub: fl.hub, Now: fl.clock.Now,
+		MaxImageSize: 2 << 20, Interval: time.Hour,
+	})
+	return o
 }
 
-// useS3 moves firmware storage to gofakes3 over real HTTP, through minio-go.
-func (o *testOTA) useS3(t *testing.T) {
+// mounts are the handlers the server serves for the firmware storage: the local folder's
+// signed downloads, none for S3.
+func (o *testOTA) mounts() map[string]http.Handler {
+	if o.local == nil {
+		return nil
+	}
+	return map[string]http.Handler{blob.LocalMountPath: o.local.Handler()}
+}
+
+// openS3 starts gofakes3 over real HTTP and opens it through minio-go.
+func (o *testOTA) openS3(t *testing.T) blob.Store {
 	t.Helper()
 	o.s3 = s3mem.New()
 	if err := o.s3.CreateBucket("firmware"); err != nil {
@@ -68,7 +84,7 @@ func (o *testOTA) useS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.svc.SetBlobs(s3)
+	return s3
 }
 
 // blobKeys lists what firmware storage holds (local folder or S3).

@@ -17,9 +17,9 @@ type otaWorld struct {
 	project string
 }
 
-func newOTAWorld(t *testing.T) *otaWorld {
+func newOTAWorld(t *testing.T, opts ...harnessOption) *otaWorld {
 	t.Helper()
-	w := newDeviceWorld(t)
+	w := newDeviceWorld(t, opts...)
 	status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/projects", map[string]any{"name": "thermostat"})
 	if status != http.StatusCreated {
 		t.Fatalf("create project: %d %v", status, resp)
@@ -61,10 +61,11 @@ func TestReleaseRolloutEndToEnd(t *testing.T) {
 	for _, backend := range []string{"local", "s3"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			w := newOTAWorld(t)
+			var opts []harnessOption
 			if backend == "s3" {
-				w.h.fleet.ota.useS3(t)
+				opts = append(opts, withS3Firmware())
 			}
+			w := newOTAWorld(t, opts...)
 			devs := []*sim.Device{w.deviceRunning(t), w.deviceRunning(t)}
 			img := otatest.Image(otatest.ImageOptions{Version: "v-1.1.0", ChipID: 0x0009, Size: 200 << 10})
 			status, resp := w.owner.upload(w.releasesPath()+"?version=v-1.1.0&notes=fix&rollout=all", "application/octet-stream", bytes.NewReader(img))

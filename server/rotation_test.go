@@ -56,7 +56,6 @@ func TestStagedRotation(t *testing.T) {
 	t.Parallel()
 	w := newDeviceWorld(t)
 	h := w.h
-	h.fleet.config.SetCredentials(h.fleet.devices)
 	capture := captureMQTT(t, h)
 	api := &recorder{c: w.owner}
 	base := "/api/v1/tenants/alpha/devices/"

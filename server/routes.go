@@ -199,10 +199,10 @@ func (s *Server) routes() {
 	pages.GET("/t/:tenant/settings/audit", s.tenantPage("audit", PermAuditRead, s.uiAudit))
 }
 
-// Mount serves h for every method and every path under prefix (which must end in "/"), with
-// the request path unchanged. It is how other packages' handlers join the server, for
-// example the local blob store's signed downloads at /blobs/. Call it before serving.
-func (s *Server) Mount(prefix string, h http.Handler) {
+// mount serves h for every method and every path under prefix (which must end in "/"), with
+// the request path unchanged. It is how other packages' handlers (Deps.Mounts) join the
+// server, for example the local blob store's signed downloads at /blobs/.
+func (s *Server) mount(prefix string, h http.Handler) {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}

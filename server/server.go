@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/espadmin/espadmin/broker/tenantbus"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -49,7 +48,8 @@ const DefaultBodyLimit = 1 << 20
 // readyTimeout bounds one readiness check, so /readyz answers even when the database hangs.
 const readyTimeout = 3 * time.Second
 
-// Deps are the collaborators the server needs. Later issues add the services behind the API.
+// Deps are the collaborators the server needs: the services behind the API, built before the
+// server (nil services answer 503 on their routes).
 type Deps struct {
 	// Logger receives request logs and the details of internal errors. Nil discards.
 	Logger *slog.Logger
@@ -71,9 +71,9 @@ type Deps struct {
 	// Now is the clock; nil means time.Now. Tests inject one to expire sessions.
 	Now func() time.Time
 	// Accounts configures sign-up and session lifetimes.
-	Accounts config.Accounts
+	Accounts AccountsConfig
 	// OAuth enables external login providers.
-	OAuth config.OAuth
+	OAuth OAuthConfig
 	// StateKey signs the short-lived OAuth state cookie (HMAC-SHA256); derive it from the
 	// master key so every replica accepts the others' cookies.
 	StateKey []byte
@@ -107,11 +107,16 @@ type Deps struct {
 	// MQTTAuthSecret is the shared secret external brokers present to the device
 	// authentication endpoints (mqtt.auth_secret); empty turns those endpoints off (404).
 	MQTTAuthSecret string
+
+	// Mounts are other packages' handlers, each served for every method and every path under
+	// its prefix (which ends in "/"), for example the local blob store's signed downloads at
+	// blob.LocalMountPath.
+	Mounts map[string]http.Handler
 }
 
 // Server is the HTTP server.
 type Server struct {
-	cfg     config.HTTP
+	cfg     HTTPConfig
 	deps    Deps
 	log     *slog.Logger
 	echo    *echo.Echo
@@ -146,7 +151,7 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // New builds the server and registers its routes. It does not listen yet.
-func New(cfg config.HTTP, deps Deps) *Server {
+func New(cfg HTTPConfig, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,12 +207,11 @@ func New(cfg config.HTTP, deps Deps) *Server {
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
 	s.routes()
+	for prefix, h := range deps.Mounts {
+		s.mount(prefix, h)
+	}
 	return s
 }
-
-// SetPublicURL changes the base URL used in links (setup, reset, OAuth callbacks). Serve
-// calls it when the port is only known after listening; call it before serving.
-func (s *Server) SetPublicURL(u string) { s.publicURL = strings.TrimRight(u, "/") }
 
 // Accounts returns the account service (nil without a store), for the command line and the
 // tenancy handlers.
@@ -216,24 +220,16 @@ func (s *Server) Accounts() *account.Service { return s.accounts }
 // Handler returns the server's root handler, for tests that do not need a socket.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Listen opens the configured address. Separate from Serve so the caller learns the real
-// address (port 0) before serving.
-func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
+// Listen opens the HTTP listen address addr (http.addr). The process listens before it
+// builds the server, so the real address of port 0 is in the public URL the server and the
+// services behind it are built with.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http: listen on %s (ESPADMIN_HTTP_ADDR / --http-addr): %w", s.cfg.Addr, err)
+		return nil, fmt.Errorf("http: listen on %s (ESPADMIN_HTTP_ADDR / --http-addr): %w", addr, err)
 	}
 	return ln, nil
-}
-
-// Start listens on the configured address and serves until Shutdown.
-func (s *Server) Start(ctx context.Context) error {
-	ln, err := s.Listen(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ln)
 }
 
 // Serve serves on ln until Shutdown; it returns nil after a shutdown.

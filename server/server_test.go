@@ -16,7 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -49,16 +48,13 @@ type testServer struct {
 func start(t *testing.T, ready func(context.Context) error, extra func(*Server)) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
-	s := New(config.HTTP{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, Deps{
+	ln, url := listenLocal(t)
+	s := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: url, ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ready:  ready,
 	})
 	if extra != nil {
 		extra(s)
-	}
-	ln, err := s.Listen(t.Context())
-	if err != nil {
-		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
@@ -72,7 +68,7 @@ func start(t *testing.T, ready func(context.Context) error, extra func(*Server))
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs}
+	return &testServer{Server: s, url: url, logs: logs}
 }
 
 type result struct {
@@ -306,7 +302,7 @@ func TestMetrics(t *testing.T) {
 func TestMount(t *testing.T) {
 	t.Parallel()
 	ts := start(t, nil, func(s *Server) {
-		s.Mount("/blobs/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mount("/blobs/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Path", r.URL.Path)
 			http.Error(w, "mounted", http.StatusTeapot)
 		}))
@@ -324,7 +320,7 @@ func TestMount(t *testing.T) {
 
 func TestTimeoutsSet(t *testing.T) {
 	t.Parallel()
-	s := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
+	s := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
 	h := s.http
 	if h.ReadHeaderTimeout == 0 || h.ReadTimeout == 0 || h.WriteTimeout == 0 || h.IdleTimeout == 0 {
 		t.Errorf("timeouts not all set: %+v", h)
@@ -337,16 +333,13 @@ func TestShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	ts := New(config.HTTP{Addr: "127.0.0.1:0"}, Deps{})
+	ts := New(HTTPConfig{Addr: "127.0.0.1:0"}, Deps{})
 	ts.echo.GET("/slow", func(c echo.Context) error {
 		close(entered)
 		<-release
 		return c.NoContent(204)
 	})
-	ln, err := ts.Listen(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, _ := listenLocal(t)
 	served := make(chan error, 1)
 	go func() { served <- ts.Serve(ln) }()
 	reqDone := make(chan struct{})

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/mail"

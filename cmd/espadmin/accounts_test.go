@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store/sqlstore"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/sqlstore"

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 )
 
 // command is one subcommand. Every command that needs configuration gets all configuration
@@ -34,7 +34,7 @@ func commands() []command {
 	// Fresh flag targets on every call, so values never leak between runs.
 	uc, rl, tc, sc := &userCreateCmd{}, &userResetLinkCmd{}, &tokenCreateCmd{}, &simCmd{}
 	return []command{
-		{name: "serve", summary: "run the server (HTTP API and UI; the MQTT broker joins with its own issue)", run: serve},
+		{name: "serve", summary: "run the server: HTTP API, web UI and the embedded MQTT broker", run: serve},
 		{name: "migrate", summary: "apply database migrations and print the schema version", run: migrate},
 		{name: "config", summary: "print the effective configuration, secrets redacted", run: printConfig},
 		{name: "healthcheck", summary: "exit 0 when the local server answers /readyz (for container health checks)", run: healthcheck},

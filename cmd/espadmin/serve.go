@@ -8,24 +8,20 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/espadmin/espadmin/broker"
-	"github.com/espadmin/espadmin/broker/messaging"
-	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/broker/tenantbus"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
-	"github.com/espadmin/espadmin/server/devconfig"
-	"github.com/espadmin/espadmin/server/devicerrors"
-	"github.com/espadmin/espadmin/server/logrelay"
-	"github.com/espadmin/espadmin/server/ota"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
 	"github.com/espadmin/espadmin/store/blob"
@@ -34,8 +30,9 @@ import (
 
 // Deadlines for the start-up and shutdown steps that have no setting of their own.
 const (
-	openTimeout       = 30 * time.Second
-	storeCloseTimeout = 10 * time.Second
+	openTimeout         = 30 * time.Second
+	storeCloseTimeout   = 10 * time.Second
+	mqttShutdownTimeout = 10 * time.Second
 )
 
 // Purposes of keys derived from the master key; never change them once released, or
@@ -48,40 +45,19 @@ const (
 	purposeConfigFingerprint = "config-secret-fingerprint"
 )
 
-// serve wires the process: config → logger → data dir → master key → store → migrate →
-// blob store → HTTP server (→ MQTT broker, its own issue), runs them together and shuts them
-// down in order when ctx ends.
+// serve runs the server. It builds everything in one pass, in dependency order, each part
+// complete when it is built (nothing is set afterwards): data folder and master key → store
+// (migrated) → HTTP listener, which fixes the public URL → firmware storage → MQTT broker →
+// the services (services.go) → HTTP server. Then it runs them together until ctx ends and
+// shuts them down in order: HTTP, background workers, broker, store.
 func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	started := time.Now()
 
-	if err := ensureDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	_, statErr := os.Stat(filepath.Join(cfg.DataDir, seal.MasterKeyFile))
-	master, err := seal.LoadOrCreateMasterKey(cfg.DataDir, cfg.Security.MasterKey)
+	master, err := loadMasterKey(cfg, log)
 	if err != nil {
 		return err
 	}
-	if cfg.Security.MasterKey == "" && errors.Is(statErr, fs.ErrNotExist) {
-		log.Warn("generated a new master key; back it up with the database",
-			"path", absPath(filepath.Join(cfg.DataDir, seal.MasterKeyFile)))
-	}
-
-	st, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore(st, log)
-
-	version, err := st.Migrate(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate database: %w", err)
-	}
-	log.Info("database ready", "backend", st.Backend(), "schema_version", version)
-
-	// blobs is opened below, once the listener fixes the public URL, and before serving.
-	var blobs blob.Store
 	keyring, err := seal.NewKeyring(master)
 	if err != nil {
 		return err
@@ -90,66 +66,109 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// One registry for the HTTP server, the broker and the fleet services (/metrics).
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st, log)
+	version, err := st.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	log.Info("database ready", "backend", st.Backend(), "schema_version", version)
+
+	// Listening comes before everything that writes the public URL into links, signed
+	// download URLs and provisioning bundles: with port 0 the port is only known now.
+	ln, err := server.Listen(ctx, cfg.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // for the error returns below; closed already once the server has run
+	cfg.HTTP.PublicURL = publicURL(cfg.HTTP, ln.Addr())
+
+	blobs, err := openBlobs(ctx, cfg, master)
+	if err != nil {
+		return err
+	}
+	// One registry for the HTTP server, the broker and the services (/metrics).
 	metrics := server.NewRegistry()
-	const mqttShutdownTimeout = 10 * time.Second
-	var (
-		mqttBroker *broker.Broker
-		bus        messaging.Bus
-		sessions   messaging.Sessions
-	)
+	// The embedded broker is built with its listeners bound, so their addresses are known for
+	// provisioning bundles; runAll starts it. There is none with --mqtt-enabled=false
+	// (replicas whose devices use an external broker).
+	var mqttBroker *broker.Broker
 	if cfg.MQTT.Enabled {
-		// Built (listeners bound) before the server so the fleet services can use it;
-		// started further down.
-		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
-		bus, sessions = mqttBroker, mqttBroker
 	}
-	// Tenants on their own brokers: one bridge each, loaded below once ingestion has
-	// registered on them, refreshed periodically so changes saved on another replica apply.
-	brokers := tenantbus.New(tenantbus.Options{
-		Store: st, Keyring: keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
-		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+	endpoint, err := deviceEndpoint(cfg, cfg.HTTP.PublicURL, mqttBroker)
+	if err != nil {
+		return err
+	}
+	svc := buildServices(cfg, serviceDeps{
+		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
+		endpoint: endpoint, metrics: metrics, log: log,
 	})
-	// Live logs and device errors: the relay sends debug commands through the fleet's
-	// command service, which exists only once newFleet has run. It watches a device on its
-	// tenant's broker (brokers routes), so live logs work with the embedded broker off.
-	debugger := &logrelay.CommandsDebugger{}
-	relay := logrelay.New(logrelay.Options{
-		Bus: bus, Root: protocol.DefaultRoot, Router: brokers, Debugger: debugger, AutoDebug: true,
-		DebugDuration: cfg.Logs.DebugDuration, ViewerBuffer: cfg.Logs.ViewerBuffer,
-		Registerer: metrics, Logger: log.With("component", "logrelay"),
+	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
+	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {
+		return err
+	}
+	return runAll(ctx, cfg, log, started, ln, srv, mqttBroker, svc)
+}
+
+// loadMasterKey makes sure the data folder is writable and returns the master key: the
+// configured one, or the one kept in the data folder, generated on first start.
+func loadMasterKey(cfg config.Config, log *slog.Logger) ([]byte, error) {
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.DataDir, seal.MasterKeyFile)
+	_, statErr := os.Stat(path)
+	master, err := seal.LoadOrCreateMasterKey(cfg.DataDir, cfg.Security.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Security.MasterKey == "" && errors.Is(statErr, fs.ErrNotExist) {
+		log.Warn("generated a new master key; back it up with the database", "path", absPath(path))
+	}
+	return master, nil
+}
+
+// publicURL is the configured public URL, with the real port when the listener was asked for
+// port 0 and the URL was derived from the listen address (links must carry the real port).
+func publicURL(cfg server.HTTPConfig, bound net.Addr) string {
+	if _, port, _ := net.SplitHostPort(cfg.Addr); port == "0" && cfg.PublicURL == config.PublicURLFromAddr(cfg.Addr) {
+		return config.PublicURLFromAddr(bound.String())
+	}
+	return cfg.PublicURL
+}
+
+// openBlobs opens firmware storage; local download URLs are signed for the public URL.
+func openBlobs(ctx context.Context, cfg config.Config, master []byte) (blob.Store, error) {
+	blobs, err := blob.Open(ctx, cfg.Storage.URL, blob.Options{
+		SigningKey:    seal.DeriveKey(master, purposeBlobURLs),
+		PublicBaseURL: cfg.HTTP.PublicURL,
+		S3: blob.S3Options{
+			Endpoint:        cfg.Storage.S3.Endpoint,
+			Region:          cfg.Storage.S3.Region,
+			AccessKeyID:     cfg.Storage.S3.AccessKeyID,
+			SecretAccessKey: cfg.Storage.S3.SecretAccessKey,
+			PathStyle:       cfg.Storage.S3.PathStyle,
+			Insecure:        cfg.Storage.S3.Insecure,
+		},
 	})
-	deviceErrors := devicerrors.New(devicerrors.Options{
-		Store: st, Keyring: keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
-		Registerer: metrics, Logger: log.With("component", "devicerrors"),
-	})
-	// Remote updates: ingestion reports OTA progress to the service, which sends update
-	// commands through the fleet's command service (set once it exists) and reads firmware
-	// storage (set once it is open, below).
-	updates := ota.New(ota.Options{Store: st, Keyring: keyring, Logger: log.With("component", "ota"),
-		MaxImageSize: int64(cfg.OTA.ReleaseMaxSize)})
-	// Remote configuration: ingestion hands boot refreshes to it; it sends config commands
-	// through the fleet's command service and learns their acks as an observer.
-	remoteConfig := devconfig.New(devconfig.Options{
-		Store: st, Keyring: keyring, FingerprintKey: seal.DeriveKey(master, purposeConfigFingerprint),
-		Logger: log.With("component", "devconfig"),
-	})
-	fl := newFleet(cfg, st, keyring, bus, sessions, brokers, metrics, log,
-		ingestHooks{logs: relay, errors: deviceErrors, ota: updates, config: remoteConfig})
-	remoteConfig.SetCommands(fl.commands)
-	remoteConfig.SetHub(fl.hub)
-	remoteConfig.SetEndpoint(fl.devices.Endpoint)
-	// Platform keys (_mqtt_host, _mqtt_port, _mqtt_ca) name the broker of the device's tenant.
-	remoteConfig.SetTenantEndpoint(fl.devices.EndpointFor)
-	remoteConfig.SetCredentials(fl.devices)
-	fl.commands.Observe(remoteConfig)
-	debugger.Commands = fl.commands
-	updates.SetCommands(fl.commands)
-	updates.SetHub(fl.hub)
-	srv := server.New(cfg.HTTP, server.Deps{
+	if err != nil {
+		return nil, fmt.Errorf("open firmware storage (ESPADMIN_STORAGE_URL / --storage-url): %w", err)
+	}
+	return blobs, nil
+}
+
+// buildServer builds the HTTP server on the services; local firmware storage serves its
+// signed downloads through it.
+func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, master []byte, mailer mail.Sender,
+	blobs blob.Store, metrics *prometheus.Registry, svc *services, log *slog.Logger) *server.Server {
+	deps := server.Deps{
 		Logger:         log,
 		Store:          st,
 		Keyring:        keyring,
@@ -159,13 +178,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		StateKey:       seal.DeriveKey(master, purposeOAuthState),
 		Registerer:     metrics,
 		Gatherer:       metrics,
-		Devices:        fl.devices,
-		Commands:       fl.commands,
-		Events:         fl.hub,
-		Logs:           relay,
-		OTA:            updates,
-		Config:         remoteConfig,
-		Brokers:        brokers,
+		Devices:        svc.devices,
+		Commands:       svc.commands,
+		Events:         svc.hub,
+		Logs:           svc.relay,
+		OTA:            svc.ota,
+		Config:         svc.config,
+		Brokers:        svc.brokers,
 		MQTTAuthSecret: cfg.MQTT.AuthSecret,
 		AllowedOrigins: config.SplitList(cfg.Logs.AllowedOrigins),
 		Ready: func(ctx context.Context) error {
@@ -177,93 +196,55 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 			}
 			return nil
 		},
-	})
-	ln, err := srv.Listen(ctx)
-	if err != nil {
-		return err
 	}
-	publicURL := cfg.HTTP.PublicURL
-	if _, port, _ := net.SplitHostPort(cfg.HTTP.Addr); port == "0" && publicURL == config.PublicURLFromAddr(cfg.HTTP.Addr) {
-		// An ephemeral port is only known now; links must carry the real one.
-		publicURL = config.PublicURLFromAddr(ln.Addr().String())
-	}
-	srv.SetPublicURL(publicURL)
-	endpoint, err := deviceEndpoint(cfg, publicURL, mqttBroker)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	fl.devices.SetEndpoint(endpoint)
-	if err := announceSetup(ctx, srv, publicURL, log); err != nil {
-		ln.Close()
-		return err
-	}
-
-	blobs, err = blob.Open(ctx, cfg.Storage.URL, blob.Options{
-		SigningKey:    seal.DeriveKey(master, purposeBlobURLs),
-		PublicBaseURL: publicURL,
-		S3: blob.S3Options{
-			Endpoint:        cfg.Storage.S3.Endpoint,
-			Region:          cfg.Storage.S3.Region,
-			AccessKeyID:     cfg.Storage.S3.AccessKeyID,
-			SecretAccessKey: cfg.Storage.S3.SecretAccessKey,
-			PathStyle:       cfg.Storage.S3.PathStyle,
-			Insecure:        cfg.Storage.S3.Insecure,
-		},
-	})
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("open firmware storage (ESPADMIN_STORAGE_URL / --storage-url): %w", err)
-	}
-	updates.SetBlobs(blobs)
 	if local, ok := blobs.(*blob.Local); ok {
-		srv.Mount(blob.LocalMountPath, local.Handler())
+		deps.Mounts = map[string]http.Handler{blob.LocalMountPath: local.Handler()}
 	}
+	return server.New(cfg.HTTP, deps)
+}
 
-	// MQTT broker: started below, after the blob store and before the HTTP server serves;
-	// shut down after HTTP and the fleet workers, before the store. With
-	// --mqtt-enabled=false (replicas whose devices use an external broker) there is no
-	// embedded broker and bus/sessions stay nil.
+// runAll starts the broker and the tenants' bridges, serves HTTP and runs the background
+// workers until ctx ends, then shuts down in order: HTTP, the workers, the broker. The
+// caller closes the store last.
+func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started time.Time, ln net.Listener,
+	srv *server.Server, mqttBroker *broker.Broker, svc *services) error {
 	if mqttBroker != nil {
 		if err := mqttBroker.Start(ctx); err != nil {
-			ln.Close()
 			return err
 		}
 	}
-
 	// Bridges to tenants' own brokers connect in the background; an unreachable one does not
 	// hold up the start.
-	if err := brokers.Load(ctx); err != nil {
+	if err := svc.brokers.Load(ctx); err != nil {
 		log.Warn("load tenant broker settings", "error", err)
 	}
 
-	// Fleet workers (ingestion, command sweeper) run until HTTP has shut down, and stop
-	// before the broker does.
-	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFleet()
-	var fleetWG sync.WaitGroup
+	// Background workers run until HTTP has shut down, and stop before the broker does.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var workers sync.WaitGroup
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ln) })
-	runFleet := func(name string, run func(context.Context) error) {
-		fleetWG.Add(1)
+	runWorker := func(name string, run func(context.Context) error) {
+		workers.Add(1)
 		g.Go(func() error {
-			defer fleetWG.Done()
-			if err := run(fleetCtx); err != nil {
+			defer workers.Done()
+			if err := run(workCtx); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			return nil
 		})
 	}
 	// Ingestion also serves the tenants' bridges, so it runs without the embedded broker.
-	runFleet("ingestion", fl.ingest.Run)
-	runFleet("tenant brokers", brokers.Run)
-	runFleet("command sweeper", fl.commands.Run)
-	runFleet("rollout engine", updates.Run)
-	runFleet("log relay", relay.Run)
-	runFleet("error forwarding", deviceErrors.Run)
+	runWorker("ingestion", svc.ingest.Run)
+	runWorker("tenant brokers", svc.brokers.Run)
+	runWorker("command sweeper", svc.commands.Run)
+	runWorker("rollout engine", svc.ota.Run)
+	runWorker("log relay", svc.relay.Run)
+	runWorker("error forwarding", svc.errors.Run)
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
-	runFleet("housekeeping", func(ctx context.Context) error {
+	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))
 	})
 	g.Go(func() error {
@@ -272,8 +253,8 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		err := srv.Shutdown(sctx)
-		stopFleet()
-		fleetWG.Wait()
+		stopWork()
+		workers.Wait()
 		if mqttBroker != nil {
 			mctx, cancel := context.WithTimeout(context.Background(), mqttShutdownTimeout)
 			defer cancel()
@@ -285,7 +266,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	})
 
 	log.Info("espadmin is ready",
-		"url", publicURL,
+		"url", cfg.HTTP.PublicURL,
 		"data_dir", absPath(cfg.DataDir),
 		"database", config.RedactURL(cfg.Database.URL),
 		"storage", config.RedactURL(cfg.Storage.URL),

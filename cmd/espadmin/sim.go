@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
 )

@@ -23,9 +23,7 @@ func TestPlatformKeysPerTenant(t *testing.T) {
 			return fleet.Endpoint{MQTTHost: "mqtt.tenant.example", MQTTPort: 1884, CAPEM: "tenant-ca"}, true
 		},
 	})
-	s := New(Options{})
-	s.SetEndpoint(devices.Endpoint)
-	s.SetTenantEndpoint(devices.EndpointFor)
+	s := New(Options{Endpoint: devices.Endpoint, TenantEndpoint: devices.EndpointFor})
 	cases := []struct {
 		tenant   string
 		host, ca string

@@ -17,7 +17,7 @@ import (
 const ReasonRotation = "rotation"
 
 // ErrNoRotation is returned by StageSecret when the service cannot switch credentials (no
-// CredentialSwitcher was set).
+// CredentialSwitcher was given).
 var ErrNoRotation = errors.New("devconfig: staged credential rotation is not available")
 
 // CredentialSwitcher makes a new secret a device's MQTT password once the device holds it,
@@ -27,10 +27,6 @@ type CredentialSwitcher interface {
 }
 
 var _ CredentialSwitcher = (*fleet.Devices)(nil)
-
-// SetCredentials sets what switches a device's secret after it applied a staged one (see
-// SetCommands: call it before the service handles anything).
-func (s *Service) SetCredentials(c CredentialSwitcher) { s.o.Credentials = c }
 
 // Rotation is a staged credential rotation that the device has not applied yet.
 type Rotation struct {

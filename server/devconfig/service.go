@@ -75,7 +75,7 @@ type Options struct {
 	// fleet.DefaultCommandTTL); after that the device still gets its config at its next boot.
 	CommandTTL time.Duration
 	// Credentials switches a device's MQTT secret once it applied a staged one
-	// (fleet.Devices, see SetCredentials); nil refuses staged rotations.
+	// (fleet.Devices); nil refuses staged rotations.
 	Credentials CredentialSwitcher
 }
 
@@ -95,22 +95,6 @@ func New(o Options) *Service {
 	}
 	return &Service{o: o}
 }
-
-// SetCommands, SetHub and SetEndpoint supply collaborators that are built after the
-// service: the process builds it before the fleet services, whose ingestion takes it as its
-// ConfigRequester. Call them before the service handles anything; they are not synchronised.
-func (s *Service) SetCommands(c Sender) { s.o.Commands = c }
-
-// SetHub sets where sync events go (see SetCommands).
-func (s *Service) SetHub(h *fleet.Hub) { s.o.Hub = h }
-
-// SetEndpoint sets where the platform keys come from, e.g. fleet.Devices.Endpoint (see
-// SetCommands).
-func (s *Service) SetEndpoint(e func() fleet.Endpoint) { s.o.Endpoint = e }
-
-// SetTenantEndpoint sets where each tenant's platform keys come from, e.g.
-// fleet.Devices.EndpointFor; it takes precedence over SetEndpoint (see SetCommands).
-func (s *Service) SetTenantEndpoint(e func(tenantID string) fleet.Endpoint) { s.o.TenantEndpoint = e }
 
 var (
 	_ fleet.ConfigRequester = (*Service)(nil)

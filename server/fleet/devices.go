@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/store"
@@ -45,9 +44,6 @@ type DevicesOptions struct {
 // in the answer to Create and Rotate; the store keeps its SHA-256.
 type Devices struct {
 	o DevicesOptions
-
-	endpointMu sync.RWMutex
-	endpoint   Endpoint
 }
 
 // NewDevices returns the device service.
@@ -55,23 +51,11 @@ func NewDevices(o DevicesOptions) *Devices {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Devices{o: o, endpoint: o.Endpoint}
-}
-
-// SetEndpoint changes what bundles say about where devices connect; the process calls it
-// once the HTTP listener fixed the public URL.
-func (d *Devices) SetEndpoint(e Endpoint) {
-	d.endpointMu.Lock()
-	d.endpoint = e
-	d.endpointMu.Unlock()
+	return &Devices{o: o}
 }
 
 // Endpoint returns what bundles say about where devices connect.
-func (d *Devices) Endpoint() Endpoint {
-	d.endpointMu.RLock()
-	defer d.endpointMu.RUnlock()
-	return d.endpoint
-}
+func (d *Devices) Endpoint() Endpoint { return d.o.Endpoint }
 
 // EndpointFor returns where a tenant's devices connect: its own broker when it uses one,
 // else Endpoint.

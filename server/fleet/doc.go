@@ -14,6 +14,6 @@
 // With several server replicas the ingestion subscription is a shared subscription
 // ($share/GROUP/…) so each report is handled once. Events are published by the replica that
 // ingested the report, so a browser connected to another replica does not see them live; it
-// sees the new state on its next read. A cross-replica event bus belongs to the replicas
-// issue.
+// sees the new state on its next read. There is no cross-replica event bus: the event
+// stream is per replica by design (docs/deployment.md, "Several replicas").
 package fleet

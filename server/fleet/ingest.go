@@ -54,7 +54,10 @@ type IngestOptions struct {
 	TouchInterval time.Duration
 	// LogInterval limits the log lines about one device's malformed payloads.
 	LogInterval time.Duration
-	// CacheTTL bounds how long a device's tenant is cached.
+	// Tenants maps reporting devices to their tenants; the process shares it with Devices
+	// (as a Forgetter). Nil builds one whose entries live CacheTTL.
+	Tenants *TenantCache
+	// CacheTTL bounds how long a device's tenant is cached when Tenants is nil.
 	CacheTTL time.Duration
 
 	ConfigRequests ConfigRequester
@@ -71,20 +74,13 @@ type Ingest struct {
 	o       IngestOptions
 	conns   Connections
 	workers []*worker
-
-	cacheMu sync.Mutex
-	cache   map[string]cacheEntry
+	tenants *TenantCache
 
 	touchMu sync.Mutex
 	touches map[string]map[string]time.Time
 
 	logMu     sync.Mutex
 	lastWarns map[string]time.Time
-}
-
-type cacheEntry struct {
-	tenantID string
-	expires  time.Time
 }
 
 type uplink struct {
@@ -123,12 +119,12 @@ func NewIngest(o IngestOptions) *Ingest {
 	if o.LogInterval <= 0 {
 		o.LogInterval = DefaultLogInterval
 	}
-	if o.CacheTTL <= 0 {
-		o.CacheTTL = DefaultCacheTTL
+	if o.Tenants == nil {
+		o.Tenants = NewTenantCache(o.Store, o.CacheTTL)
 	}
 	in := &Ingest{
 		o:         o,
-		cache:     map[string]cacheEntry{},
+		tenants:   o.Tenants,
 		touches:   map[string]map[string]time.Time{},
 		lastWarns: map[string]time.Time{},
 	}
@@ -239,34 +235,7 @@ func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
 }
 
 // Forget drops the cached tenant of a device (deleted, rotated, disabled).
-func (in *Ingest) Forget(deviceID string) {
-	in.cacheMu.Lock()
-	delete(in.cache, deviceID)
-	in.cacheMu.Unlock()
-}
-
-// tenantOf maps a device ID (unique across tenants) to its tenant, through a small cache so
-// a flood of reports does not become a flood of queries.
-func (in *Ingest) tenantOf(ctx context.Context, deviceID string) (string, error) {
-	now := time.Now()
-	in.cacheMu.Lock()
-	e, ok := in.cache[deviceID]
-	in.cacheMu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.tenantID, nil
-	}
-	a, err := in.o.Store.DeviceAuth(ctx, deviceID)
-	if err != nil {
-		return "", err
-	}
-	in.cacheMu.Lock()
-	if len(in.cache) >= maxCacheEntries {
-		in.cache = map[string]cacheEntry{}
-	}
-	in.cache[deviceID] = cacheEntry{tenantID: a.TenantID, expires: now.Add(in.o.CacheTTL)}
-	in.cacheMu.Unlock()
-	return a.TenantID, nil
-}
+func (in *Ingest) Forget(deviceID string) { in.tenants.Forget(deviceID) }
 
 func (in *Ingest) touch(tenantID, deviceID string, at time.Time) {
 	in.touchMu.Lock()
@@ -359,7 +328,7 @@ func (w *worker) process(ctx context.Context, u uplink) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	in.o.Metrics.Ingested.WithLabelValues(u.kind).Inc()
-	tenantID, err := in.tenantOf(ctx, u.deviceID)
+	tenantID, err := in.tenants.TenantOf(ctx, u.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		in.o.Metrics.Dropped.WithLabelValues("unknown_device").Inc()
 		return

@@ -16,7 +16,6 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store/sqlstore"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
@@ -34,7 +33,7 @@ func startBroker(t *testing.T) *broker.Broker {
 	if _, err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Defaults().MQTT
+	cfg := broker.DefaultConfig()
 	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
 	b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: prometheus.NewRegistry()})
 	if err != nil {

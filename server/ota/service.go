@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
@@ -62,7 +61,7 @@ var _ Commander = (*fleet.Commands)(nil)
 // Options are the collaborators and settings of Service.
 type Options struct {
 	Store    Store
-	Blobs    blob.Store // may be set later with SetBlobs (serve opens it after listening)
+	Blobs    blob.Store
 	Keyring  *seal.Keyring
 	Commands Commander
 	Hub      *fleet.Hub
@@ -78,11 +77,6 @@ type Options struct {
 // Service manages projects, releases and rollouts.
 type Service struct {
 	o Options
-
-	mu    sync.RWMutex
-	blobs blob.Store
-	cmds  Commander
-	hub   *fleet.Hub
 }
 
 // New returns the OTA service; Run starts its rollout engine.
@@ -105,57 +99,26 @@ func New(o Options) *Service {
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
 	}
-	return &Service{o: o, blobs: o.Blobs, cmds: o.Commands, hub: o.Hub}
+	return &Service{o: o}
 }
 
-// SetHub sets the event hub that rollout and device update events go to.
-func (s *Service) SetHub(h *fleet.Hub) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hub = h
-}
-
-func (s *Service) eventHub() *fleet.Hub {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.hub
-}
-
-// SetCommands sets the command service; serve builds this service before the fleet's (whose
-// ingestion reports to it) and calls it once the fleet exists, before serving.
-func (s *Service) SetCommands(c Commander) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cmds = c
-}
+func (s *Service) eventHub() *fleet.Hub { return s.o.Hub }
 
 func (s *Service) commander() (Commander, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.cmds == nil {
+	if s.o.Commands == nil {
 		return nil, errors.New("ota: the command service is not set")
 	}
-	return s.cmds, nil
-}
-
-// SetBlobs sets the blob store; serve calls it once the public URL (and so the local store's
-// signed URL base) is known, before serving.
-func (s *Service) SetBlobs(b blob.Store) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.blobs = b
+	return s.o.Commands, nil
 }
 
 // MaxImageSize is the upload cap in bytes.
 func (s *Service) MaxImageSize() int64 { return s.o.MaxImageSize }
 
 func (s *Service) blobStore() (blob.Store, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.blobs == nil {
+	if s.o.Blobs == nil {
 		return nil, errors.New("ota: firmware storage is not open")
 	}
-	return s.blobs, nil
+	return s.o.Blobs, nil
 }
 
 func (s *Service) now() time.Time { return store.Timestamp(s.o.Now()) }

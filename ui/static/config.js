@@ -46,22 +46,12 @@ export function deviceConfig(deviceID) {
     }
   }
 
-  function parse(type, raw) {
-    switch (type) {
-      case "int": return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
-      case "float": return raw.trim() !== "" && !isNaN(Number(raw)) ? Number(raw) : raw;
-      case "bool": return raw.trim() === "true" ? true : raw.trim() === "false" ? false : raw;
-      case "json": try { return JSON.parse(raw); } catch { return raw; }
-      default: return raw;
-    }
-  }
-
   if (form) {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const key = form.elements.key.value.trim();
       const type = form.elements.type.value;
-      const body = { type, value: parse(type, form.elements.value.value), secret: form.elements.secret.checked, version: versions.get(key) || 0 };
+      const body = { type, value: parseValue(type, form.elements.value.value), secret: form.elements.secret.checked, version: versions.get(key) || 0 };
       const btn = form.querySelector('button[type="submit"]');
       btn.disabled = true;
       try {
@@ -103,6 +93,8 @@ function showValue(v) {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
+// parseValue turns what was typed into a value of the entry's type; what does not parse is
+// sent as typed, so the server answers with the field error.
 function parseValue(type, raw) {
   switch (type) {
     case "int": return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;

@@ -17,7 +17,6 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -48,7 +47,7 @@ type rig struct {
 func newRig(t *testing.T, otaKey ed25519.PublicKey) *rig {
 	t.Helper()
 	id, secret := store.NewID(), "secret-"+store.NewID()
-	cfg := config.Defaults().MQTT
+	cfg := broker.DefaultConfig()
 	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
 	b, err := broker.New(cfg, broker.Deps{Devices: devices{id: secret}})
 	if err != nil {

@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/broker"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md")
@@ -328,9 +331,28 @@ func TestTableIsConsistent(t *testing.T) {
 	}
 }
 
+// TestDefaultsGivenOnce: a setting of a sub-struct owned by another package takes its default
+// from that package, so the table must not give a second one that could drift from it.
+func TestDefaultsGivenOnce(t *testing.T) {
+	t.Parallel()
+	d := packageDefaults()
+	for _, s := range settings {
+		if s.def == "" {
+			continue
+		}
+		var zero Config
+		if s.value(&d) != s.value(&zero) {
+			t.Errorf("%s: default %q in the table and %v from its package", s.key, s.def, s.value(&d))
+		}
+	}
+	if !reflect.DeepEqual(Defaults().MQTT.Config, broker.DefaultConfig()) {
+		t.Error("the mqtt settings change the broker's defaults")
+	}
+}
+
 // TestDocsUpToDate fails when docs/configuration.md no longer matches the settings table.
 func TestDocsUpToDate(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "docs", "configuration.md")
+	path := filepath.Join("..", "..", "..", "..", "docs", "configuration.md")
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +368,6 @@ func TestDocsUpToDate(t *testing.T) {
 		return
 	}
 	if want != string(doc) {
-		t.Errorf("%s is out of date; run: go test ./config -update", path)
+		t.Errorf("%s is out of date; run: go test ./cmd/espadmin/internal/config -update", path)
 	}
 }

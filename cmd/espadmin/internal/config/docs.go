@@ -7,7 +7,7 @@ import (
 
 // Markers delimit the generated table in docs/configuration.md.
 const (
-	DocsBeginMarker = "<!-- BEGIN GENERATED SETTINGS (go test ./config -update) -->"
+	DocsBeginMarker = "<!-- BEGIN GENERATED SETTINGS (go test ./cmd/espadmin/internal/config -update) -->"
 	DocsEndMarker   = "<!-- END GENERATED SETTINGS -->"
 )
 
@@ -30,14 +30,7 @@ func MarkdownTable() string {
 			envCol += "<br>`" + s.fileEnv() + "`"
 			keyCol += "<br>`" + s.fileKey() + "`"
 		}
-		def := s.docDef
-		if def == "" {
-			def = "`" + s.def + "`"
-			if s.def == "" {
-				def = "empty"
-			}
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", keyCol, flagCol, envCol, def, secret, s.help)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", keyCol, flagCol, envCol, s.defaultText(), secret, s.help)
 	}
 	return b.String()
 }

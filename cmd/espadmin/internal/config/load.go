@@ -24,7 +24,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration `file` (env ESPADMIN_CONFIG)")
 	for _, s := range settings {
 		if s.flag != "" {
-			fs.Var(&flagValue{f: f, key: s.key, def: s.def, isBool: s.isBool()}, s.flag, s.help+" (env "+s.env+")")
+			fs.Var(&flagValue{f: f, key: s.key, def: s.defaultValue(), isBool: s.isBool()}, s.flag, s.help+" (env "+s.env+")")
 		}
 		if s.secret {
 			fs.Var(&flagValue{f: f, key: s.fileKey()}, s.fileFlag(), "read "+s.env+" from this `file`")

@@ -23,6 +23,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/server"
 )
 
 // Config is the whole effective configuration.
@@ -30,15 +33,15 @@ type Config struct {
 	// DataDir holds everything ESP Admin keeps on local disk by default: the SQLite database,
 	// the firmware blobs and the generated master key.
 	DataDir  string
-	HTTP     HTTP
+	HTTP     server.HTTPConfig
 	MQTT     MQTT
 	Database Database
 	Storage  Storage
 	Log      Log
 	Security Security
-	Accounts Accounts
+	Accounts server.AccountsConfig
 	Mail     Mail
-	OAuth    OAuth
+	OAuth    server.OAuthConfig
 	Logs     Logs
 	Bugsnag  Bugsnag
 	OTA      OTA
@@ -71,69 +74,13 @@ type Bugsnag struct {
 	QueueSize int
 }
 
-// HTTP configures the management server (REST API, web UI, health and metrics).
-type HTTP struct {
-	// Addr is the listen address, host:port; an empty host listens on every interface.
-	Addr string
-	// PublicURL is the base URL users open and devices download from. It appears in links and
-	// signed download URLs, so behind a reverse proxy it must be the proxy's URL. Derived from
-	// Addr when empty.
-	PublicURL string
-	// ShutdownTimeout bounds how long in-flight requests may take to finish at shutdown.
-	ShutdownTimeout time.Duration
-}
-
-// MQTT configures the embedded MQTT broker that devices connect to (package broker,
-// docs/broker.md). Every listener address may be empty to disable that listener.
+// MQTT holds the mqtt.* settings: the embedded broker's own (package broker) and what the
+// rest of the process needs to know about the broker devices use, embedded or not.
 type MQTT struct {
 	// Enabled runs the embedded broker; false for replicas whose devices use an external broker.
 	Enabled bool
-	// Addr is the plain TCP listen address.
-	Addr string
-	// TLSAddr is the MQTT-over-TLS listen address, used when TLSCert and TLSKey are set.
-	TLSAddr string
-	// TLSCert and TLSKey are PEM files of the TLS listener's certificate chain and key.
-	TLSCert string
-	TLSKey  string
-	// WSAddr is the MQTT-over-WebSocket listen address; WSPath the only path it serves.
-	WSAddr string
-	WSPath string
-	// WSAllowedOrigins lists the Origin header values a WebSocket upgrade may carry, comma
-	// separated ("*" allows any). Requests without an Origin header (devices, not browsers)
-	// are always allowed.
-	WSAllowedOrigins string
-	// ConnectTimeout closes a connection that has not sent CONNECT within it.
-	ConnectTimeout time.Duration
-	// WriteTimeout bounds every socket write to a client; a client that does not read for
-	// that long is disconnected so it cannot hold the broker's per-client lock.
-	WriteTimeout time.Duration
-	// MaxPacketSize is the largest MQTT packet accepted, in bytes.
-	MaxPacketSize int
-	// MaxClients caps simultaneously connected clients.
-	MaxClients int
-	// MaxPendingWrites is the per-client outbound queue length; messages beyond it are dropped.
-	MaxPendingWrites int
-	// ReceiveMaximum is how many unacknowledged QoS 1/2 publishes a client may have in flight
-	// towards the broker.
-	ReceiveMaximum int
-	// MaxInflight is how many unacknowledged QoS 1/2 messages the broker keeps per client.
-	MaxInflight int
-	// BufferSize is each client's socket read and write buffer, in bytes.
-	BufferSize int
-	// KeepaliveMin and KeepaliveMax clamp the keepalive a client asks for; 0 (no keepalive)
-	// becomes KeepaliveMax.
-	KeepaliveMin time.Duration
-	KeepaliveMax time.Duration
-	// SessionExpiryMax caps how long a disconnected persistent session is kept.
-	SessionExpiryMax time.Duration
-	// MessageExpiryMax caps how long a queued message is kept.
-	MessageExpiryMax time.Duration
-	// RateLimit is each device's sustained publish rate in messages per second; RateBurst
-	// the burst above it. A device's excess is dropped and counted.
-	RateLimit int
-	RateBurst int
-	// AuthCacheTTL is how long a device's credentials lookup is cached.
-	AuthCacheTTL time.Duration
+	// Config is the embedded broker's listeners and limits.
+	broker.Config
 
 	// PublicHost and PublicPort are the broker address written into provisioning bundles;
 	// empty or 0 derive them from the public URL's host and the (TLS) listen address.
@@ -197,29 +144,6 @@ type Security struct {
 	MasterKey string
 }
 
-// Sign-up modes of Accounts.Signup.
-const (
-	SignupOpen   = "open"
-	SignupClosed = "closed"
-)
-
-// Accounts configures sign-in: who may create an account and how long sessions live.
-type Accounts struct {
-	// Signup is "closed" (the default: accounts come from the first-run setup, the CLI and
-	// invitations) or "open" (anyone who reaches the server may create an account, by email
-	// or OAuth).
-	Signup string
-	// SessionIdleTimeout ends a session nobody used for this long.
-	SessionIdleTimeout time.Duration
-	// SessionMaxAge ends every session this long after login, used or not.
-	SessionMaxAge time.Duration
-	// ResetLinkTTL is how long a password-reset link stays valid.
-	ResetLinkTTL time.Duration
-}
-
-// SignupOpen reports whether anyone may create an account.
-func (a Accounts) SignupOpen() bool { return a.Signup == SignupOpen }
-
 // Mail configures outgoing email (password resets, verification, invitations).
 type Mail struct {
 	// SMTPURL is smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465
@@ -232,40 +156,19 @@ type Mail struct {
 // Enabled reports whether mail can be sent.
 func (m Mail) Enabled() bool { return m.SMTPURL != "" }
 
-// OAuth enables sign-in through external identity providers. A provider is enabled when its
-// client ID is set.
-type OAuth struct {
-	GitHub OAuthProvider
-	Google OAuthProvider
-	GitLab OAuthProvider
-	OIDC   OIDCProvider
-}
-
-// OAuthProvider holds one OAuth application's credentials.
-type OAuthProvider struct {
-	ClientID     string
-	ClientSecret string
-}
-
-// OIDCProvider is a generic OpenID Connect provider found through its discovery document.
-type OIDCProvider struct {
-	// DiscoveryURL is the provider's .well-known/openid-configuration URL.
-	DiscoveryURL string
-	ClientID     string
-	ClientSecret string
-	// Name is what the login page shows, e.g. "Company SSO".
-	Name string
-}
-
 // Redaction is what Redacted prints in place of a secret.
 const Redaction = "[redacted]"
 
 // Defaults returns the built-in configuration before any file, environment or flag is
-// applied. Settings derived from others (database and storage URLs, public URL) are filled in
-// by Load once the data dir and listen address are known.
+// applied: the defaults of the packages that own a sub-struct, then those the settings table
+// gives for the rest. Settings derived from others (database and storage URLs, public URL)
+// are filled in by Load once the data dir and listen address are known.
 func Defaults() Config {
-	var c Config
+	c := packageDefaults()
 	for _, s := range settings {
+		if s.def == "" {
+			continue
+		}
 		if err := s.set(&c, s.def); err != nil {
 			// The defaults are constants in this package; a bad one is a programming error
 			// caught by the package tests.
@@ -273,6 +176,17 @@ func Defaults() Config {
 		}
 	}
 	return c
+}
+
+// packageDefaults is the configuration holding only the defaults of the packages that own a
+// sub-struct.
+func packageDefaults() Config {
+	return Config{
+		HTTP:     server.DefaultHTTPConfig(),
+		MQTT:     MQTT{Config: broker.DefaultConfig()},
+		Accounts: server.DefaultAccountsConfig(),
+		OAuth:    server.DefaultOAuthConfig(),
+	}
 }
 
 // derive fills in the settings whose defaults depend on other settings.
@@ -358,7 +272,7 @@ func (c Config) Validate() error {
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "auto", "text", "json")},
 		{"security.master_key", validateMasterKey(c.Security.MasterKey)},
-		{"accounts.signup", oneOf(c.Accounts.Signup, SignupOpen, SignupClosed)},
+		{"accounts.signup", oneOf(c.Accounts.Signup, server.SignupOpen, server.SignupClosed)},
 		{"accounts.session_idle_timeout", positive(c.Accounts.SessionIdleTimeout)},
 		{"accounts.session_max_age", positive(c.Accounts.SessionMaxAge)},
 		{"accounts.reset_link_ttl", positive(c.Accounts.ResetLinkTTL)},
@@ -605,7 +519,7 @@ func pairSet(id, secret string) error {
 	return nil
 }
 
-func validateOIDC(o OIDCProvider) error {
+func validateOIDC(o server.OIDCProvider) error {
 	if o.ClientID == "" && o.DiscoveryURL == "" {
 		return nil
 	}

@@ -9,12 +9,15 @@ import (
 
 // setting describes one configuration value: its key in the YAML file, its flag, its
 // environment variable, its default and where it lives in Config. The table below is the only
-// place these names are written down.
+// place these names are written down. A setting of a sub-struct owned by another package
+// (broker.Config, server.HTTPConfig, server.AccountsConfig, server.OAuthConfig) takes its
+// default from that package's defaults function and has no def here, so every default is
+// written once.
 type setting struct {
 	key    string // dotted key in the configuration file, e.g. "http.addr"
 	flag   string // command-line flag without dashes; empty for secrets (see package doc)
 	env    string // environment variable
-	def    string // default as a string; empty for derived defaults
+	def    string // default as a string; empty for derived defaults and package-owned settings
 	docDef string // default as documented, when it differs from def
 	help   string
 	secret bool // also accepted from a file; printed as [redacted]
@@ -29,7 +32,7 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.DataDir },
 	},
 	{
-		key: "http.addr", flag: "http-addr", env: "ESPADMIN_HTTP_ADDR", def: ":8080",
+		key: "http.addr", flag: "http-addr", env: "ESPADMIN_HTTP_ADDR",
 		help:  "Listen address of the web UI, REST API, /healthz, /readyz and /metrics.",
 		field: func(c *Config) any { return &c.HTTP.Addr },
 	},
@@ -40,7 +43,7 @@ var settings = []setting{
 		field:  func(c *Config) any { return &c.HTTP.PublicURL },
 	},
 	{
-		key: "http.shutdown_timeout", flag: "shutdown-timeout", env: "ESPADMIN_SHUTDOWN_TIMEOUT", def: "10s",
+		key: "http.shutdown_timeout", flag: "shutdown-timeout", env: "ESPADMIN_SHUTDOWN_TIMEOUT",
 		help:  "How long in-flight HTTP requests may take to finish at shutdown (Go duration).",
 		field: func(c *Config) any { return &c.HTTP.ShutdownTimeout },
 	},
@@ -50,12 +53,12 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.Enabled },
 	},
 	{
-		key: "mqtt.addr", flag: "mqtt-addr", env: "ESPADMIN_MQTT_ADDR", def: ":1883",
+		key: "mqtt.addr", flag: "mqtt-addr", env: "ESPADMIN_MQTT_ADDR",
 		help:  "Plain TCP listen address of the embedded MQTT broker devices connect to; empty disables it.",
 		field: func(c *Config) any { return &c.MQTT.Addr },
 	},
 	{
-		key: "mqtt.tls_addr", flag: "mqtt-tls-addr", env: "ESPADMIN_MQTT_TLS_ADDR", def: ":8883",
+		key: "mqtt.tls_addr", flag: "mqtt-tls-addr", env: "ESPADMIN_MQTT_TLS_ADDR",
 		help:  "MQTT over TLS listen address, used when a certificate and key are set; empty disables it.",
 		field: func(c *Config) any { return &c.MQTT.TLSAddr },
 	},
@@ -75,7 +78,7 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.WSAddr },
 	},
 	{
-		key: "mqtt.ws_path", flag: "mqtt-ws-path", env: "ESPADMIN_MQTT_WS_PATH", def: "/mqtt",
+		key: "mqtt.ws_path", flag: "mqtt-ws-path", env: "ESPADMIN_MQTT_WS_PATH",
 		help:  "The only HTTP path the WebSocket listener upgrades.",
 		field: func(c *Config) any { return &c.MQTT.WSPath },
 	},
@@ -85,77 +88,77 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.WSAllowedOrigins },
 	},
 	{
-		key: "mqtt.connect_timeout", flag: "mqtt-connect-timeout", env: "ESPADMIN_MQTT_CONNECT_TIMEOUT", def: "10s",
+		key: "mqtt.connect_timeout", flag: "mqtt-connect-timeout", env: "ESPADMIN_MQTT_CONNECT_TIMEOUT",
 		help:  "A connection that has not sent CONNECT within this time is closed.",
 		field: func(c *Config) any { return &c.MQTT.ConnectTimeout },
 	},
 	{
-		key: "mqtt.write_timeout", flag: "mqtt-write-timeout", env: "ESPADMIN_MQTT_WRITE_TIMEOUT", def: "10s",
+		key: "mqtt.write_timeout", flag: "mqtt-write-timeout", env: "ESPADMIN_MQTT_WRITE_TIMEOUT",
 		help:  "A client whose socket accepts no data for this long is disconnected, so a device that stops reading cannot stall the broker.",
 		field: func(c *Config) any { return &c.MQTT.WriteTimeout },
 	},
 	{
-		key: "mqtt.max_packet_size", flag: "mqtt-max-packet-size", env: "ESPADMIN_MQTT_MAX_PACKET_SIZE", def: "65536",
+		key: "mqtt.max_packet_size", flag: "mqtt-max-packet-size", env: "ESPADMIN_MQTT_MAX_PACKET_SIZE",
 		help:  "Largest MQTT packet accepted, in bytes; a client sending a larger one is disconnected.",
 		field: func(c *Config) any { return &c.MQTT.MaxPacketSize },
 	},
 	{
-		key: "mqtt.max_clients", flag: "mqtt-max-clients", env: "ESPADMIN_MQTT_MAX_CLIENTS", def: "20000",
+		key: "mqtt.max_clients", flag: "mqtt-max-clients", env: "ESPADMIN_MQTT_MAX_CLIENTS",
 		help:  "Most simultaneously connected MQTT clients.",
 		field: func(c *Config) any { return &c.MQTT.MaxClients },
 	},
 	{
-		key: "mqtt.max_pending_writes", flag: "mqtt-max-pending-writes", env: "ESPADMIN_MQTT_MAX_PENDING_WRITES", def: "128",
+		key: "mqtt.max_pending_writes", flag: "mqtt-max-pending-writes", env: "ESPADMIN_MQTT_MAX_PENDING_WRITES",
 		help:  "Outbound messages queued per client (8 bytes each); further messages to a client that does not keep up are dropped and counted.",
 		field: func(c *Config) any { return &c.MQTT.MaxPendingWrites },
 	},
 	{
-		key: "mqtt.receive_maximum", flag: "mqtt-receive-maximum", env: "ESPADMIN_MQTT_RECEIVE_MAXIMUM", def: "32",
+		key: "mqtt.receive_maximum", flag: "mqtt-receive-maximum", env: "ESPADMIN_MQTT_RECEIVE_MAXIMUM",
 		help:  "Unacknowledged QoS 1 messages a client may send at once.",
 		field: func(c *Config) any { return &c.MQTT.ReceiveMaximum },
 	},
 	{
-		key: "mqtt.max_inflight", flag: "mqtt-max-inflight", env: "ESPADMIN_MQTT_MAX_INFLIGHT", def: "128",
+		key: "mqtt.max_inflight", flag: "mqtt-max-inflight", env: "ESPADMIN_MQTT_MAX_INFLIGHT",
 		help:  "Unacknowledged QoS 1 messages the broker keeps per client.",
 		field: func(c *Config) any { return &c.MQTT.MaxInflight },
 	},
 	{
-		key: "mqtt.buffer_size", flag: "mqtt-buffer-size", env: "ESPADMIN_MQTT_BUFFER_SIZE", def: "2048",
+		key: "mqtt.buffer_size", flag: "mqtt-buffer-size", env: "ESPADMIN_MQTT_BUFFER_SIZE",
 		help:  "Socket read and write buffer per client, in bytes.",
 		field: func(c *Config) any { return &c.MQTT.BufferSize },
 	},
 	{
-		key: "mqtt.keepalive_min", flag: "mqtt-keepalive-min", env: "ESPADMIN_MQTT_KEEPALIVE_MIN", def: "10s",
+		key: "mqtt.keepalive_min", flag: "mqtt-keepalive-min", env: "ESPADMIN_MQTT_KEEPALIVE_MIN",
 		help:  "Smallest keepalive a client may use; smaller requests are raised to it.",
 		field: func(c *Config) any { return &c.MQTT.KeepaliveMin },
 	},
 	{
-		key: "mqtt.keepalive_max", flag: "mqtt-keepalive-max", env: "ESPADMIN_MQTT_KEEPALIVE_MAX", def: "5m0s",
+		key: "mqtt.keepalive_max", flag: "mqtt-keepalive-max", env: "ESPADMIN_MQTT_KEEPALIVE_MAX",
 		help:  "Largest keepalive a client may use; larger requests, and 0 (none), are lowered to it.",
 		field: func(c *Config) any { return &c.MQTT.KeepaliveMax },
 	},
 	{
-		key: "mqtt.session_expiry_max", flag: "mqtt-session-expiry-max", env: "ESPADMIN_MQTT_SESSION_EXPIRY_MAX", def: "1h0m0s",
+		key: "mqtt.session_expiry_max", flag: "mqtt-session-expiry-max", env: "ESPADMIN_MQTT_SESSION_EXPIRY_MAX",
 		help:  "Longest time a disconnected persistent session (subscriptions, queued QoS 1 messages) is kept.",
 		field: func(c *Config) any { return &c.MQTT.SessionExpiryMax },
 	},
 	{
-		key: "mqtt.message_expiry_max", flag: "mqtt-message-expiry-max", env: "ESPADMIN_MQTT_MESSAGE_EXPIRY_MAX", def: "24h0m0s",
+		key: "mqtt.message_expiry_max", flag: "mqtt-message-expiry-max", env: "ESPADMIN_MQTT_MESSAGE_EXPIRY_MAX",
 		help:  "Longest time a queued message is kept before it expires.",
 		field: func(c *Config) any { return &c.MQTT.MessageExpiryMax },
 	},
 	{
-		key: "mqtt.rate_limit", flag: "mqtt-rate-limit", env: "ESPADMIN_MQTT_RATE_LIMIT", def: "50",
+		key: "mqtt.rate_limit", flag: "mqtt-rate-limit", env: "ESPADMIN_MQTT_RATE_LIMIT",
 		help:  "Messages per second each device may publish on average; the excess is dropped and counted.",
 		field: func(c *Config) any { return &c.MQTT.RateLimit },
 	},
 	{
-		key: "mqtt.rate_burst", flag: "mqtt-rate-burst", env: "ESPADMIN_MQTT_RATE_BURST", def: "100",
+		key: "mqtt.rate_burst", flag: "mqtt-rate-burst", env: "ESPADMIN_MQTT_RATE_BURST",
 		help:  "Messages a device may publish in a burst above its rate.",
 		field: func(c *Config) any { return &c.MQTT.RateBurst },
 	},
 	{
-		key: "mqtt.auth_cache_ttl", flag: "mqtt-auth-cache-ttl", env: "ESPADMIN_MQTT_AUTH_CACHE_TTL", def: "30s",
+		key: "mqtt.auth_cache_ttl", flag: "mqtt-auth-cache-ttl", env: "ESPADMIN_MQTT_AUTH_CACHE_TTL",
 		help:  "How long a device's credentials lookup is cached (0 disables the cache). Rotating or disabling a device evicts it at once.",
 		field: func(c *Config) any { return &c.MQTT.AuthCacheTTL },
 	},
@@ -281,22 +284,22 @@ var settings = []setting{
 		field:  func(c *Config) any { return &c.Security.MasterKey },
 	},
 	{
-		key: "accounts.signup", flag: "signup", env: "ESPADMIN_SIGNUP", def: "closed",
+		key: "accounts.signup", flag: "signup", env: "ESPADMIN_SIGNUP",
 		help:  "`closed`: accounts come only from the first-run setup URL, `espadmin user create` and invitations; `open`: anyone who reaches the server may sign up (email or OAuth).",
 		field: func(c *Config) any { return &c.Accounts.Signup },
 	},
 	{
-		key: "accounts.session_idle_timeout", flag: "session-idle-timeout", env: "ESPADMIN_SESSION_IDLE_TIMEOUT", def: "24h",
+		key: "accounts.session_idle_timeout", flag: "session-idle-timeout", env: "ESPADMIN_SESSION_IDLE_TIMEOUT",
 		help:  "A browser session unused for this long ends (Go duration).",
 		field: func(c *Config) any { return &c.Accounts.SessionIdleTimeout },
 	},
 	{
-		key: "accounts.session_max_age", flag: "session-max-age", env: "ESPADMIN_SESSION_MAX_AGE", def: "720h",
+		key: "accounts.session_max_age", flag: "session-max-age", env: "ESPADMIN_SESSION_MAX_AGE",
 		help:  "Every browser session ends this long after login, used or not (Go duration).",
 		field: func(c *Config) any { return &c.Accounts.SessionMaxAge },
 	},
 	{
-		key: "accounts.reset_link_ttl", flag: "reset-link-ttl", env: "ESPADMIN_RESET_LINK_TTL", def: "1h",
+		key: "accounts.reset_link_ttl", flag: "reset-link-ttl", env: "ESPADMIN_RESET_LINK_TTL",
 		help:  "How long a password-reset link stays valid (Go duration).",
 		field: func(c *Config) any { return &c.Accounts.ResetLinkTTL },
 	},
@@ -356,7 +359,7 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.OAuth.OIDC.ClientSecret },
 	},
 	{
-		key: "oauth.oidc.name", flag: "oidc-name", env: "ESPADMIN_OIDC_NAME", def: "OpenID Connect",
+		key: "oauth.oidc.name", flag: "oidc-name", env: "ESPADMIN_OIDC_NAME",
 		help:  "Name of the OpenID Connect provider on the login page, e.g. `Company SSO`.",
 		field: func(c *Config) any { return &c.OAuth.OIDC.Name },
 	},
@@ -424,6 +427,44 @@ func (s setting) set(c *Config, v string) error {
 		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.key, p))
 	}
 	return nil
+}
+
+// defaultValue is the setting's default as a value set parses: the table's, else the owning
+// package's.
+func (s setting) defaultValue() string {
+	if s.def != "" {
+		return s.def
+	}
+	d := packageDefaults()
+	if p, ok := s.field(&d).(*time.Duration); ok {
+		return shortDuration(*p)
+	}
+	return fmt.Sprint(s.value(&d))
+}
+
+// defaultText is the setting's default as documented: docDef, else defaultValue ("empty"
+// when that is an empty string).
+func (s setting) defaultText() string {
+	if s.docDef != "" {
+		return s.docDef
+	}
+	if v := s.defaultValue(); v != "" {
+		return "`" + v + "`"
+	}
+	return "empty"
+}
+
+// shortDuration writes d without zero trailing units: 5m rather than 5m0s, 24h rather than
+// 24h0m0s.
+func shortDuration(d time.Duration) string {
+	v := d.String()
+	if strings.HasSuffix(v, "m0s") {
+		v = strings.TrimSuffix(v, "0s")
+	}
+	if strings.HasSuffix(v, "h0m") {
+		v = strings.TrimSuffix(v, "0m")
+	}
+	return v
 }
 
 // value formats the setting's current value the way set parses it.

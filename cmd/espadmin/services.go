@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/messaging"
+	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/broker/tenantbus"
+	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/devicerrors"
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/server/logrelay"
+	"github.com/espadmin/espadmin/server/ota"
+	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/blob"
+	"github.com/espadmin/espadmin/store/seal"
+)
+
+// services are the services behind the API and the background workers, built by
+// buildServices.
+type services struct {
+	brokers  *tenantbus.Manager
+	hub      *fleet.Hub
+	commands *fleet.Commands
+	devices  *fleet.Devices
+	config   *devconfig.Service
+	ota      *ota.Service
+	relay    *logrelay.Relay
+	errors   *devicerrors.Service
+	ingest   *fleet.Ingest
+}
+
+// serviceDeps are what the services are built on.
+type serviceDeps struct {
+	store   store.Store
+	keyring *seal.Keyring
+	master  []byte
+	// broker is the embedded broker; nil when it is disabled: commands of tenants on it then
+	// stay queued and nothing of theirs is ingested here.
+	broker *broker.Broker
+	blobs  blob.Store
+	// endpoint is where provisioning bundles send devices (deviceEndpoint).
+	endpoint fleet.Endpoint
+	metrics  prometheus.Registerer
+	log      *slog.Logger
+}
+
+// buildServices builds the services in dependency order, each with everything it needs:
+// tenant brokers → event hub → commands → devices → remote configuration → updates → live
+// logs → device errors → ingestion, which hands reports to the services before it.
+//
+// The graph has three cycles, broken without setting anything on a built service:
+//   - commands ↔ config: the config service sends through commands and learns the acks of
+//     what it sent; it registers as an ack observer right after it is built (Observe).
+//   - tenant brokers ↔ ingestion: commands route through the tenant brokers, built first, and
+//     ingestion subscribes on each of their bridges; it registers right after it is built
+//     (OnBridge), before runAll loads the bridges.
+//   - devices → ingestion → config → devices: the device service drops deleted, rotated and
+//     disabled devices from ingestion's device-to-tenant cache; that cache is a value of its
+//     own (fleet.TenantCache), built before both.
+func buildServices(cfg config.Config, d serviceDeps) *services {
+	st, log := d.store, d.log
+	fleetLog := log.With("component", "fleet")
+	s := &services{}
+
+	// bus and sessions stay nil interfaces (not typed nils) without the embedded broker.
+	var (
+		bus      messaging.Bus
+		sessions messaging.Sessions
+	)
+	if d.broker != nil {
+		bus, sessions = d.broker, d.broker
+	}
+	// Tenants on their own brokers: one bridge each, loaded by runAll, refreshed periodically
+	// so changes saved on another replica apply.
+	s.brokers = tenantbus.New(tenantbus.Options{
+		Store: st, Keyring: d.keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
+		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+	})
+	fleetMetrics := fleet.NewMetrics(d.metrics)
+	s.hub = fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })
+	s.commands = fleet.NewCommands(fleet.CommandsOptions{
+		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: s.brokers, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
+	})
+	tenants := fleet.NewTenantCache(st, 0)
+	s.devices = fleet.NewDevices(fleet.DevicesOptions{
+		Store: st, Keyring: d.keyring, Sessions: sessions, Caches: []fleet.Forgetter{tenants}, Hub: s.hub, Logger: fleetLog,
+		Endpoint: d.endpoint,
+		TenantEndpoint: func(tenantID string) (fleet.Endpoint, bool) {
+			e, ok := s.brokers.Endpoint(tenantID)
+			return fleet.Endpoint{Root: e.Root, MQTTHost: e.Host, MQTTPort: e.Port, TLS: e.TLS, CAPEM: e.CAPEM}, ok
+		},
+	})
+	// Remote configuration: platform keys (_mqtt_host, _mqtt_port, _mqtt_ca) name the broker
+	// of the device's tenant; staged secrets switch through the device service.
+	s.config = devconfig.New(devconfig.Options{
+		Store: st, Keyring: d.keyring, FingerprintKey: seal.DeriveKey(d.master, purposeConfigFingerprint),
+		Commands: s.commands, Hub: s.hub, Endpoint: s.devices.Endpoint, TenantEndpoint: s.devices.EndpointFor,
+		Credentials: s.devices, Logger: log.With("component", "devconfig"),
+	})
+	s.commands.Observe(s.config)
+	s.ota = ota.New(ota.Options{
+		Store: st, Blobs: d.blobs, Keyring: d.keyring, Commands: s.commands, Hub: s.hub,
+		Logger: log.With("component", "ota"), MaxImageSize: int64(cfg.OTA.ReleaseMaxSize),
+	})
+	// Live logs watch a device on its tenant's broker (brokers routes), so they work with the
+	// embedded broker off; debug commands go through the command service.
+	s.relay = logrelay.New(logrelay.Options{
+		Bus: bus, Root: protocol.DefaultRoot, Router: s.brokers, Debugger: &logrelay.CommandsDebugger{Commands: s.commands},
+		AutoDebug: true, DebugDuration: cfg.Logs.DebugDuration, ViewerBuffer: cfg.Logs.ViewerBuffer,
+		Registerer: d.metrics, Logger: log.With("component", "logrelay"),
+	})
+	s.errors = devicerrors.New(devicerrors.Options{
+		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
+		Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
+	})
+	s.ingest = fleet.NewIngest(fleet.IngestOptions{
+		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
+		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup, Tenants: tenants,
+		Logs: s.relay, Errors: s.errors, OTA: s.ota, ConfigRequests: s.config,
+	})
+	s.brokers.OnBridge(s.ingest.Attach)
+	return s
+}
+
+// deviceEndpoint is where provisioning bundles send devices: the configured public host and
+// port, or the public URL's host and the bound broker port (TLS when configured).
+func deviceEndpoint(cfg config.Config, publicURL string, b *broker.Broker) (fleet.Endpoint, error) {
+	e := fleet.Endpoint{Root: protocol.DefaultRoot, ServerURL: publicURL, MQTTHost: cfg.MQTT.PublicHost, MQTTPort: cfg.MQTT.PublicPort}
+	if e.MQTTHost == "" {
+		if u, err := url.Parse(publicURL); err == nil {
+			e.MQTTHost = u.Hostname()
+		}
+	}
+	e.TLS = cfg.MQTT.TLSCert != "" && cfg.MQTT.TLSAddr != ""
+	if e.MQTTPort == 0 {
+		addr := cfg.MQTT.Addr
+		if e.TLS {
+			addr = cfg.MQTT.TLSAddr
+		}
+		if b != nil {
+			proto := "tcp"
+			if e.TLS {
+				proto = "tls"
+			}
+			if bound := b.Addr(proto); bound != "" {
+				addr = bound
+			}
+		}
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			e.MQTTPort, _ = strconv.Atoi(port)
+		}
+	}
+	if cfg.MQTT.DeviceCAFile != "" {
+		pem, err := os.ReadFile(cfg.MQTT.DeviceCAFile)
+		if err != nil {
+			return e, fmt.Errorf("read ESPADMIN_MQTT_DEVICE_CA_FILE / --mqtt-device-ca-file: %w", err)
+		}
+		e.CAPEM = string(pem)
+	}
+	return e, nil
+}
