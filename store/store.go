@@ -61,6 +61,7 @@ type Store interface {
 	ErrorReportStore
 	AuditStore
 	SettingsStore
+	KeyCheckStore
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.
 	Backend() string

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +44,7 @@ const (
 	purposeConfigFingerprint = "config-secret-fingerprint"
 )
 
-// serve wires the process: config → logger → data dir → master key → store → migrate →
+// serve wires the process: config → logger → data dir → store → migrate → master key →
 // blob store → HTTP server (→ MQTT broker, its own issue), runs them together and shuts them
 // down in order when ctx ends.
 func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
@@ -58,27 +54,26 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	_, statErr := os.Stat(filepath.Join(cfg.DataDir, seal.MasterKeyFile))
-	master, err := seal.LoadOrCreateMasterKey(cfg.DataDir, cfg.Security.MasterKey)
-	if err != nil {
-		return err
-	}
-	if cfg.Security.MasterKey == "" && errors.Is(statErr, fs.ErrNotExist) {
-		log.Warn("generated a new master key; back it up with the database",
-			"path", absPath(filepath.Join(cfg.DataDir, seal.MasterKeyFile)))
-	}
-
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeStore(st, log)
 
+	before, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read database schema version: %w", err)
+	}
 	version, err := st.Migrate(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	log.Info("database ready", "backend", st.Backend(), "schema_version", version)
+	// The key must open the database's key check; a new one only for an empty database.
+	master, err := openMasterKey(ctx, cfg, st, before == 0, log)
+	if err != nil {
+		return err
+	}
 
 	// blobs is opened below, once the listener fixes the public URL, and before serving.
 	var blobs blob.Store

@@ -75,6 +75,7 @@ const (
 	colAuditEvents       = "audit_events"
 	colLoginLimits       = "login_limits"
 	colSchemaMigrations  = "schema_migrations"
+	colKeyChecks         = "key_checks"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
