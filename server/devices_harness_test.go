@@ -16,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // withBroker runs the real embedded broker on 127.0.0.1:0 (authenticating devices against
@@ -80,10 +81,12 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	fl.hub = fleet.NewHub(func(n int) { fl.metrics.EventsDropped.Add(float64(n)) })
 	var bus messaging.Bus
 	var sessions messaging.Sessions
+	// One device-auth cache for the broker and ingestion, as serve wires them.
+	deviceAuth := devauth.New(st, devauth.Options{TTL: config.Defaults().MQTT.AuthCacheTTL})
 	if h.opts.broker {
 		cfg := config.Defaults().MQTT
 		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-		b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: fl.reg})
+		b, err := broker.New(cfg, broker.Deps{Devices: st, AuthCache: deviceAuth, Registerer: fl.reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +109,7 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	fl.config = h.startConfig(st, fl)
 	fl.ota = h.startOTA(st, fl)
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
-		Bus: bus, Store: st, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
+		Bus: bus, Store: st, DeviceAuth: deviceAuth, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,
 		ConfigRequests: fl.config,
 		OTA:            fl.ota.svc,

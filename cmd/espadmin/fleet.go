@@ -17,6 +17,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 	"github.com/espadmin/espadmin/store/seal"
 )
 
@@ -40,7 +41,7 @@ type ingestHooks struct {
 // embedded broker is disabled: commands of tenants on it then stay queued and nothing of
 // theirs is ingested here). brokers routes each tenant on its own broker: commands go
 // through its bridge, ingestion subscribes on every bridge and bundles point at it.
-func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus messaging.Bus, sessions messaging.Sessions,
+func newFleet(cfg config.Config, st store.Store, deviceAuth *devauth.Cache, keyring *seal.Keyring, bus messaging.Bus, sessions messaging.Sessions,
 	brokers *tenantbus.Manager, reg prometheus.Registerer, log *slog.Logger, hooks ingestHooks) *fleetServices {
 	log = log.With("component", "fleet")
 	metrics := fleet.NewMetrics(reg)
@@ -49,7 +50,7 @@ func newFleet(cfg config.Config, st store.Store, keyring *seal.Keyring, bus mess
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: brokers, Hub: hub, Metrics: metrics, Logger: log,
 	})
 	ingest := fleet.NewIngest(fleet.IngestOptions{
-		Bus: bus, Store: st, Commands: commands, Hub: hub, Metrics: metrics, Logger: log,
+		Bus: bus, Store: st, DeviceAuth: deviceAuth, Commands: commands, Hub: hub, Metrics: metrics, Logger: log,
 		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup,
 		Logs: hooks.logs, Errors: hooks.errors, OTA: hooks.ota, ConfigRequests: hooks.config,
 	})

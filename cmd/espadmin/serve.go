@@ -25,6 +25,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
 	"github.com/espadmin/espadmin/store/blob"
+	"github.com/espadmin/espadmin/store/devauth"
 	"github.com/espadmin/espadmin/store/seal"
 )
 
@@ -93,10 +94,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		bus        messaging.Bus
 		sessions   messaging.Sessions
 	)
+	// One cache of device credentials for the broker and ingestion: forgetting a device or a
+	// tenant there reaches both.
+	deviceAuth := devauth.New(st, devauth.Options{TTL: cfg.MQTT.AuthCacheTTL})
 	if cfg.MQTT.Enabled {
 		// Built (listeners bound) before the server so the fleet services can use it;
 		// started further down.
-		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
@@ -132,7 +136,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		Store: st, Keyring: keyring, FingerprintKey: seal.DeriveKey(master, purposeConfigFingerprint),
 		Logger: log.With("component", "devconfig"),
 	})
-	fl := newFleet(cfg, st, keyring, bus, sessions, brokers, metrics, log,
+	fl := newFleet(cfg, st, deviceAuth, keyring, bus, sessions, brokers, metrics, log,
 		ingestHooks{logs: relay, errors: deviceErrors, ota: updates, config: remoteConfig})
 	remoteConfig.SetCommands(fl.commands)
 	remoteConfig.SetHub(fl.hub)

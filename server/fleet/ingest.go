@@ -11,6 +11,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // Ingest defaults.
@@ -54,8 +55,12 @@ type IngestOptions struct {
 	TouchInterval time.Duration
 	// LogInterval limits the log lines about one device's malformed payloads.
 	LogInterval time.Duration
-	// CacheTTL bounds how long a device's tenant is cached.
+	// CacheTTL bounds how long a device's tenant is cached, when DeviceAuth is nil.
 	CacheTTL time.Duration
+	// DeviceAuth is the device-auth cache shared with the embedded broker (package devauth),
+	// through which reports find their device's tenant. Nil builds one of Ingest's own on
+	// Store with CacheTTL.
+	DeviceAuth *devauth.Cache
 
 	ConfigRequests ConfigRequester
 	OTA            OTAReporter
@@ -72,19 +77,13 @@ type Ingest struct {
 	conns   Connections
 	workers []*worker
 
-	cacheMu sync.Mutex
-	cache   map[string]cacheEntry
+	auth *devauth.Cache
 
 	touchMu sync.Mutex
 	touches map[string]map[string]time.Time
 
 	logMu     sync.Mutex
 	lastWarns map[string]time.Time
-}
-
-type cacheEntry struct {
-	tenantID string
-	expires  time.Time
 }
 
 type uplink struct {
@@ -126,9 +125,12 @@ func NewIngest(o IngestOptions) *Ingest {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = DefaultCacheTTL
 	}
+	if o.DeviceAuth == nil {
+		o.DeviceAuth = devauth.New(o.Store, devauth.Options{TTL: o.CacheTTL, Size: maxCacheEntries})
+	}
 	in := &Ingest{
 		o:         o,
-		cache:     map[string]cacheEntry{},
+		auth:      o.DeviceAuth,
 		touches:   map[string]map[string]time.Time{},
 		lastWarns: map[string]time.Time{},
 	}
@@ -239,32 +241,18 @@ func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
 }
 
 // Forget drops the cached tenant of a device (deleted, rotated, disabled).
-func (in *Ingest) Forget(deviceID string) {
-	in.cacheMu.Lock()
-	delete(in.cache, deviceID)
-	in.cacheMu.Unlock()
-}
+func (in *Ingest) Forget(deviceID string) { in.auth.Forget(deviceID) }
 
-// tenantOf maps a device ID (unique across tenants) to its tenant, through a small cache so
-// a flood of reports does not become a flood of queries.
+// ForgetTenant drops the cached devices of a deleted tenant.
+func (in *Ingest) ForgetTenant(tenantID string) { in.auth.ForgetTenant(tenantID) }
+
+// tenantOf maps a device ID (unique across tenants) to its tenant, through the device-auth
+// cache so a flood of reports does not become a flood of queries.
 func (in *Ingest) tenantOf(ctx context.Context, deviceID string) (string, error) {
-	now := time.Now()
-	in.cacheMu.Lock()
-	e, ok := in.cache[deviceID]
-	in.cacheMu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.tenantID, nil
-	}
-	a, err := in.o.Store.DeviceAuth(ctx, deviceID)
+	a, err := in.auth.DeviceAuth(ctx, deviceID)
 	if err != nil {
 		return "", err
 	}
-	in.cacheMu.Lock()
-	if len(in.cache) >= maxCacheEntries {
-		in.cache = map[string]cacheEntry{}
-	}
-	in.cache[deviceID] = cacheEntry{tenantID: a.TenantID, expires: now.Add(in.o.CacheTTL)}
-	in.cacheMu.Unlock()
 	return a.TenantID, nil
 }
 
