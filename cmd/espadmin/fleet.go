@@ -27,6 +27,8 @@ type fleetServices struct {
 	devices  *fleet.Devices
 	commands *fleet.Commands
 	ingest   *fleet.Ingest
+	// presence reconciles presence with the embedded broker's connections; nil without it.
+	presence *fleet.PresenceReconciler
 }
 
 // ingestHooks are the services of later features that ingestion hands reports to.
@@ -62,7 +64,13 @@ func newFleet(cfg config.Config, st store.Store, deviceAuth *devauth.Cache, keyr
 		},
 	})
 	brokers.OnBridge(ingest.Attach)
-	return &fleetServices{hub: hub, devices: devices, commands: commands, ingest: ingest}
+	fs := &fleetServices{hub: hub, devices: devices, commands: commands, ingest: ingest}
+	if b, ok := bus.(*broker.Broker); ok && b != nil {
+		fs.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
+			Store: st, Broker: b, Router: brokers, Root: protocol.DefaultRoot, Metrics: metrics, Logger: log,
+		})
+	}
+	return fs
 }
 
 // deviceEndpoint is where provisioning bundles send devices: the configured public host and

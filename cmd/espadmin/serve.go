@@ -256,6 +256,9 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	}
 	// Ingestion also serves the tenants' bridges, so it runs without the embedded broker.
 	runFleet("ingestion", fl.ingest.Run)
+	if fl.presence != nil {
+		runFleet("presence reconciliation", fl.presence.Run)
+	}
 	runFleet("tenant brokers", brokers.Run)
 	runFleet("command sweeper", fl.commands.Run)
 	runFleet("rollout engine", updates.Run)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -37,8 +38,9 @@ func PostgresForOutage(tb testing.TB) *OutagePostgres {
 	return nil
 }
 
-// Stop shuts the server down at once (PostgreSQL's immediate mode), keeping its data: new
-// connections are refused and open ones are closed.
+// Stop shuts the server down (PostgreSQL's fast mode: open connections are closed, new ones
+// refused), keeping its data. Not the immediate mode the shared servers stop with: the servers
+// run with synchronous_commit=off, and an immediate stop could lose the last commits.
 func (p *OutagePostgres) Stop(tb testing.TB) {
 	tb.Helper()
 	p.mu.Lock()
@@ -46,7 +48,7 @@ func (p *OutagePostgres) Stop(tb testing.TB) {
 	if p.srv.exited() {
 		return
 	}
-	stopProcess(p.srv.cmd.Process, p.srv.stopSignal, p.srv.done)
+	stopProcess(p.srv.cmd.Process, syscall.SIGINT, p.srv.done)
 }
 
 // Start starts the stopped server again on the same port and data, and waits until it
