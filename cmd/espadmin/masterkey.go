@@ -22,9 +22,10 @@ var errMasterKey = errors.New("master key")
 // openMasterKey returns the master key and makes sure it is the database's: a key check (the
 // key's ID and a known value sealed with it) is kept in the database, written at the first
 // start, and every later start refuses a key that does not open it, before anything is sealed
-// with the wrong key. A new key is generated into the data folder only for an empty database
-// (fresh: it had no schema before this start); a database that already holds data and has no
-// key at hand is refused, since a new key could not open its secrets.
+// with the wrong key. A new key is generated into the data folder only for a database that
+// holds nothing sealed yet (fresh: it had no schema before this start; or it has no device,
+// project or tenant settings, the records that hold sealed values); a database that holds
+// sealed data and has no key at hand is refused, since a new key could not open its secrets.
 //
 // Databases from before the key check get one at their first start with a key; that key is
 // taken as theirs.
@@ -43,6 +44,15 @@ func openMasterKey(ctx context.Context, cfg config.Config, st store.Store, fresh
 	key, err := seal.LoadMasterKey(cfg.DataDir, cfg.Security.MasterKey)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if !hasCheck && !fresh {
+			// Made by a command that creates accounts only (espadmin user create)? Then
+			// nothing is sealed yet and a new key loses nothing.
+			sealed, err := holdsSealedData(ctx, st)
+			if err != nil {
+				return nil, fmt.Errorf("look for sealed data in the database: %w", err)
+			}
+			fresh = !sealed
+		}
 		if hasCheck || !fresh {
 			id := "unknown (the database predates key checks)"
 			if hasCheck {
@@ -82,4 +92,35 @@ func openMasterKey(ctx context.Context, cfg config.Config, st store.Store, fresh
 	}
 	log.Info("recorded the master key check in the database", "key_id", id.String())
 	return key, nil
+}
+
+// holdsSealedData reports whether any tenant has a device, a project or saved settings: the
+// records that carry values sealed with the master key (device keys, signing keys, secret
+// config values, broker passwords and Bugsnag keys).
+func holdsSealedData(ctx context.Context, st store.Store) (bool, error) {
+	opts := store.ListOptions{Limit: store.MaxPageSize}
+	for {
+		page, err := st.ListTenants(ctx, opts)
+		if err != nil {
+			return false, err
+		}
+		for _, tn := range page.Items {
+			n, err := st.CountDevices(ctx, tn.ID, store.DeviceFilter{})
+			if err != nil || n > 0 {
+				return n > 0, err
+			}
+			projects, err := st.ListProjects(ctx, tn.ID, store.ListOptions{Limit: 1})
+			if err != nil || len(projects.Items) > 0 {
+				return len(projects.Items) > 0, err
+			}
+			_, err = st.TenantSettings(ctx, tn.ID)
+			if !errors.Is(err, store.ErrNotFound) {
+				return err == nil, err
+			}
+		}
+		if page.NextCursor == "" {
+			return false, nil
+		}
+		opts.Cursor = page.NextCursor
+	}
 }

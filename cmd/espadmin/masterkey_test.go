@@ -17,7 +17,7 @@ import (
 )
 
 // TestMasterKeyCheck runs the real binary through the life of a master key: a new database
-// generates one and records its check; the same key starts again; a missing key file next to
+// (or one with accounts only) generates one and records its check; the same key starts again; a missing key file next to
 // that database, or a wrong ESPADMIN_MASTER_KEY, stops the start with one line that names the
 // setting, and generates no key.
 func TestMasterKeyCheck(t *testing.T) {
@@ -79,6 +79,20 @@ func TestMasterKeyCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	serveUntilReady(t, bin, dataDir)
+
+	// A database that only the account commands have used holds nothing sealed: the first
+	// start generates its key.
+	cliDir := filepath.Join(t.TempDir(), "data")
+	create := exec.Command(bin, "user", "create", "--email", "first@example.com", "--tenant", "acme")
+	create.Env = cleanEnv("ESPADMIN_DATA_DIR=" + cliDir)
+	create.Stdin = strings.NewReader("a long enough password\n")
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("user create: %v\n%s", err, out)
+	}
+	serveUntilReady(t, bin, cliDir)
+	if _, err := os.Stat(filepath.Join(cliDir, "master.key")); err != nil {
+		t.Errorf("no master key after the first start on an accounts-only database: %v", err)
+	}
 }
 
 // serveUntilReady starts "espadmin serve" on dataDir, waits until /readyz answers 200 and
