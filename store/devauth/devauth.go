@@ -4,7 +4,9 @@
 // serves both, so one Forget clears a device everywhere at once.
 //
 // Entries, found and not found alike, live for a TTL and the least recently used go first
-// when the cache is full (github.com/hashicorp/golang-lru/v2). A device is forgotten on its
+// when the cache is full (github.com/hashicorp/golang-lru/v2). Expiry is checked on read
+// against an injected clock rather than with the library's expirable variant, whose sweeper
+// goroutine never stops and which reads the wall clock. A device is forgotten on its
 // own (rotated, disabled, deleted) or with its whole tenant (deleted); a lookup that was
 // reading the store while a Forget ran does not put its possibly stale answer back.
 package devauth
