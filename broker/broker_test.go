@@ -15,8 +15,8 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/store/devauth"
 	"github.com/espadmin/espadmin/cmd/espadmin/config"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it

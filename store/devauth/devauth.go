@@ -130,7 +130,9 @@ func (e entry) result(deviceID string) (store.DeviceAuth, bool, error) {
 // notFoundError is the answer for a device that does not exist.
 type notFoundError struct{ deviceID string }
 
-func (e *notFoundError) Error() string { return "devauth: device " + e.deviceID + ": " + store.ErrNotFound.Error() }
+func (e *notFoundError) Error() string {
+	return "devauth: device " + e.deviceID + ": " + store.ErrNotFound.Error()
+}
 func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 
 // Forget drops what is cached about deviceID, so its next lookup reads the store.
