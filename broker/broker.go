@@ -33,6 +33,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // DeviceAuthenticator looks up a device's credentials; store.Store satisfies it.
@@ -45,6 +46,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// Devices authenticates connecting devices (required).
 	Devices DeviceAuthenticator
+	// AuthCache, when set, is the device-auth cache the broker shares with the server's
+	// services (built on Devices), so that forgetting a device or a tenant there reaches the
+	// broker too. Nil builds one of the broker's own with cfg.AuthCacheTTL.
+	AuthCache *devauth.Cache
 	// Registerer receives the broker's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// TopicRoot is the protocol's topic root; empty means protocol.DefaultRoot.
@@ -173,7 +178,11 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 		}
 	}
 
-	b.auth = newAuthHook(deps.Devices, cfg.AuthCacheTTL, authCacheSize, b.metrics, log, ctx)
+	cache := deps.AuthCache
+	if cache == nil {
+		cache = devauth.New(deps.Devices, devauth.Options{TTL: cfg.AuthCacheTTL, Size: authCacheSize})
+	}
+	b.auth = newAuthHook(cache, b.metrics, log, ctx)
 	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
 	b.presence = newPresenceHook(b)
 	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
@@ -410,6 +419,11 @@ func (b *Broker) Disconnect(deviceID string) error {
 
 // Forget drops the cached credentials of deviceID.
 func (b *Broker) Forget(deviceID string) { b.auth.Forget(deviceID) }
+
+// ForgetTenant drops the cached credentials of every device of tenantID (deleted), so none
+// of them connects again on a cached answer; their live connections are closed with
+// Disconnect.
+func (b *Broker) ForgetTenant(tenantID string) { b.auth.cache.ForgetTenant(tenantID) }
 
 // Online reports whether deviceID has a live connection to this broker.
 func (b *Broker) Online(deviceID string) bool { return b.presence.Online(deviceID) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it
@@ -135,8 +136,8 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	devs.add("dev-a", "s", false)
 	m := newMetrics(&Broker{})
 	now := time.Unix(1000, 0)
-	h := newAuthHook(devs, 30*time.Second, 10, m, testLogger(), context.Background())
-	h.now = func() time.Time { return now }
+	cache := devauth.New(devs, devauth.Options{TTL: 30 * time.Second, Size: 10, Now: func() time.Time { return now }})
+	h := newAuthHook(cache, m, testLogger(), context.Background())
 	if _, err := h.lookup("dev-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +157,7 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		_, _ = h.lookup("dev-n" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
 	}
-	h.mu.Lock()
-	n := len(h.cache)
-	h.mu.Unlock()
-	if n > 10 {
+	if n := cache.Len(); n > 10 {
 		t.Fatalf("cache holds %d entries, bound is 10", n)
 	}
 }

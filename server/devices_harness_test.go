@@ -15,6 +15,7 @@ import (
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // withBroker runs the real embedded broker on 127.0.0.1:0 (authenticating devices against
@@ -79,10 +80,12 @@ func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	fl.hub = fleet.NewHub(func(n int) { fl.metrics.EventsDropped.Add(float64(n)) })
 	var bus messaging.Bus
 	var sessions messaging.Sessions
+	// One device-auth cache for the broker and ingestion, as serve wires them.
+	deviceAuth := devauth.New(st, devauth.Options{TTL: broker.DefaultConfig().AuthCacheTTL})
 	if h.opts.broker {
 		cfg := broker.DefaultConfig()
 		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-		b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: fl.reg})
+		b, err := broker.New(cfg, broker.Deps{Devices: st, AuthCache: deviceAuth, Registerer: fl.reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,18 +106,16 @@ func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	fl.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 	})
-	tenants := fleet.NewTenantCache(st, 0)
 	fl.devices = fleet.NewDevices(fleet.DevicesOptions{
-		Store: st, Keyring: h.keyring, Sessions: sessions, Caches: []fleet.Forgetter{tenants},
+		Store: st, Keyring: h.keyring, Sessions: sessions, Caches: []fleet.Forgetter{deviceAuth},
 		Hub: fl.hub, Now: fl.clock.Now,
 		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost:8080"},
 	})
 	fl.config = h.startConfig(st, fl)
 	fl.ota = h.startOTA(st, fl, publicURL)
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
-		Bus: bus, Store: st, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
+		Bus: bus, Store: st, DeviceAuth: deviceAuth, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,
-		Tenants:        tenants,
 		ConfigRequests: fl.config,
 		OTA:            fl.ota.svc,
 	})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -62,6 +63,10 @@ func (e *ValidationError) Error() string {
 	}
 	return "invalid input: " + strings.Join(parts, "; ")
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 answered while the database is
+// unavailable.
+const unavailableRetryAfter = 5
 
 // codes maps HTTP statuses to the stable codes of ErrorBody.
 var codes = map[int]string{
@@ -125,6 +130,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status, body.Code, body.Message = http.StatusNotFound, "not_found", "not found"
 	case errors.Is(err, store.ErrConflict):
 		status, body.Code, body.Message = http.StatusConflict, "conflict", "conflicts with existing data"
+	case errors.Is(err, store.ErrUnavailable):
+		// The database is down or not answering: a client should retry, as /readyz says.
+		status, body.Code, body.Message = http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry later"
+		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 	default:
 		body.Code, body.Message = "internal", "internal error; quote the request ID when reporting it"
 	}

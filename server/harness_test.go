@@ -35,7 +35,8 @@ type harnessOptions struct {
 	accounts AccountsConfig
 	oauth    OAuthConfig
 	noMailer bool
-	broker   bool // run the embedded MQTT broker and ingestion (devices_harness_test.go)
+	broker   bool   // run the embedded MQTT broker and ingestion (devices_harness_test.go)
+	dbURL    string // the database; empty means a fresh SQLite file
 	// s3Firmware keeps firmware in gofakes3 instead of a local folder (release_harness_test.go).
 	s3Firmware bool
 }
@@ -56,6 +57,11 @@ func withOAuth(cfg OAuthConfig) harnessOption {
 // withoutMailer runs the server as if SMTP were not configured.
 func withoutMailer() harnessOption {
 	return func(o *harnessOptions) { o.noMailer = true }
+}
+
+// withDatabase runs the server on the database at url instead of a fresh SQLite file.
+func withDatabase(url string) harnessOption {
+	return func(o *harnessOptions) { o.dbURL = url }
 }
 
 // harness is a real server on 127.0.0.1:0 with a fresh migrated SQLite database, a capturing
@@ -98,6 +104,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		keyring:  kr,
 		stateKey: seal.DeriveKey(master, "oauth-state"),
 		opts:     o,
+	}
+	if o.dbURL != "" {
+		h.dbURL = o.dbURL
 	}
 	h.st = h.openStore()
 	if _, err := h.st.Migrate(t.Context()); err != nil {

@@ -237,8 +237,33 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	if req.Confirm != tc.Tenant.Slug {
 		return &ValidationError{Fields: map[string]string{"confirm": "must equal the tenant's slug"}}
 	}
-	if err := s.deps.Store.DeleteTenant(c.Request().Context(), tc.Tenant.ID); err != nil {
+	ctx := c.Request().Context()
+	// What lives outside the store rows is listed first: the rows are gone afterwards.
+	var (
+		deviceIDs []string
+		blobKeys  []string
+		err       error
+	)
+	if s.deps.Devices != nil {
+		if deviceIDs, err = s.deps.Devices.DeviceIDs(ctx, tc.Tenant.ID); err != nil {
+			return err
+		}
+	}
+	if s.deps.OTA != nil {
+		if blobKeys, err = s.deps.OTA.TenantBlobKeys(ctx, tc.Tenant.ID); err != nil {
+			return err
+		}
+	}
+	if err := s.deps.Store.DeleteTenant(ctx, tc.Tenant.ID); err != nil {
 		return err
+	}
+	// At once, as for one deleted device: no cached credentials, no open connection, and no
+	// firmware left to download through a URL signed earlier.
+	if s.deps.Devices != nil {
+		s.deps.Devices.TenantDeleted(tc.Tenant.ID, deviceIDs)
+	}
+	if s.deps.OTA != nil {
+		s.deps.OTA.DeleteBlobs(context.WithoutCancel(ctx), tc.Tenant.ID, blobKeys)
 	}
 	s.log.Info("tenant deleted", "tenant_id", tc.Tenant.ID, "slug", tc.Tenant.Slug,
 		"actor_user_id", tc.Principal.UserID, "actor_token_id", tc.Principal.TokenID, "remote_addr", c.RealIP())

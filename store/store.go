@@ -33,6 +33,11 @@ var (
 	// ErrSchemaTooNew means the database was migrated by a newer binary; running against it
 	// could corrupt data this binary does not understand.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrUnavailable means the database could not be reached or did not answer in time (a
+	// refused or lost connection, a timeout, a server shutting down). The request may succeed
+	// when retried later; the API answers 503 with Retry-After. Backends wrap it around the
+	// driver's error, which stays in the chain.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Store is everything the server needs from a database. It is composed of one small interface
@@ -56,6 +61,7 @@ type Store interface {
 	ErrorReportStore
 	AuditStore
 	SettingsStore
+	KeyCheckStore
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.
 	Backend() string

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +21,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
 	"github.com/espadmin/espadmin/store/blob"
+	"github.com/espadmin/espadmin/store/devauth"
 	"github.com/espadmin/espadmin/store/seal"
 )
 
@@ -46,20 +43,15 @@ const (
 )
 
 // serve runs the server. It builds everything in one pass, in dependency order, each part
-// complete when it is built (nothing is set afterwards): data folder and master key → store
-// (migrated) → HTTP listener, which fixes the public URL → firmware storage → MQTT broker →
+// complete when it is built (nothing is set afterwards): data folder → store (migrated) →
+// master key, checked against the store → HTTP listener, which fixes the public URL → firmware storage → MQTT broker →
 // the services (services.go) → HTTP server. Then it runs them together until ctx ends and
 // shuts them down in order: HTTP, background workers, broker, store.
 func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	started := time.Now()
 
-	master, err := loadMasterKey(cfg, log)
-	if err != nil {
-		return err
-	}
-	keyring, err := seal.NewKeyring(master)
-	if err != nil {
+	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	mailer, err := newMailer(cfg.Mail)
@@ -71,11 +63,24 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 		return err
 	}
 	defer closeStore(st, log)
+	before, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read database schema version: %w", err)
+	}
 	version, err := st.Migrate(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	log.Info("database ready", "backend", st.Backend(), "schema_version", version)
+	// The key must open the database's key check; a new one only for an empty database.
+	master, err := openMasterKey(ctx, cfg, st, before == 0, log)
+	if err != nil {
+		return err
+	}
+	keyring, err := seal.NewKeyring(master)
+	if err != nil {
+		return err
+	}
 
 	// Listening comes before everything that writes the public URL into links, signed
 	// download URLs and provisioning bundles: with port 0 the port is only known now.
@@ -95,9 +100,12 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	// The embedded broker is built with its listeners bound, so their addresses are known for
 	// provisioning bundles; runAll starts it. There is none with --mqtt-enabled=false
 	// (replicas whose devices use an external broker).
+	// One cache of device credentials for the broker and ingestion: forgetting a device or a
+	// tenant there reaches both.
+	deviceAuth := devauth.New(st, devauth.Options{TTL: cfg.MQTT.AuthCacheTTL})
 	var mqttBroker *broker.Broker
 	if cfg.MQTT.Enabled {
-		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
@@ -108,31 +116,13 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	}
 	svc := buildServices(cfg, serviceDeps{
 		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
-		endpoint: endpoint, metrics: metrics, log: log,
+		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log,
 	})
 	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
 	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {
 		return err
 	}
 	return runAll(ctx, cfg, log, started, ln, srv, mqttBroker, svc)
-}
-
-// loadMasterKey makes sure the data folder is writable and returns the master key: the
-// configured one, or the one kept in the data folder, generated on first start.
-func loadMasterKey(cfg config.Config, log *slog.Logger) ([]byte, error) {
-	if err := ensureDataDir(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(cfg.DataDir, seal.MasterKeyFile)
-	_, statErr := os.Stat(path)
-	master, err := seal.LoadOrCreateMasterKey(cfg.DataDir, cfg.Security.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Security.MasterKey == "" && errors.Is(statErr, fs.ErrNotExist) {
-		log.Warn("generated a new master key; back it up with the database", "path", absPath(path))
-	}
-	return master, nil
 }
 
 // publicURL is the configured public URL, with the real port when the listener was asked for
@@ -238,6 +228,9 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	}
 	// Ingestion also serves the tenants' bridges, so it runs without the embedded broker.
 	runWorker("ingestion", svc.ingest.Run)
+	if svc.presence != nil {
+		runWorker("presence reconciliation", svc.presence.Run)
+	}
 	runWorker("tenant brokers", svc.brokers.Run)
 	runWorker("command sweeper", svc.commands.Run)
 	runWorker("rollout engine", svc.ota.Run)

@@ -22,6 +22,7 @@ import (
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
+	"github.com/espadmin/espadmin/store/devauth"
 	"github.com/espadmin/espadmin/store/seal"
 )
 
@@ -37,6 +38,8 @@ type services struct {
 	relay    *logrelay.Relay
 	errors   *devicerrors.Service
 	ingest   *fleet.Ingest
+	// presence reconciles presence with the embedded broker's connections; nil without it.
+	presence *fleet.PresenceReconciler
 }
 
 // serviceDeps are what the services are built on.
@@ -48,6 +51,8 @@ type serviceDeps struct {
 	// stay queued and nothing of theirs is ingested here.
 	broker *broker.Broker
 	blobs  blob.Store
+	// deviceAuth caches device credentials for the broker and ingestion alike.
+	deviceAuth *devauth.Cache
 	// endpoint is where provisioning bundles send devices (deviceEndpoint).
 	endpoint fleet.Endpoint
 	metrics  prometheus.Registerer
@@ -65,8 +70,9 @@ type serviceDeps struct {
 //     ingestion subscribes on each of their bridges; it registers right after it is built
 //     (OnBridge), before runAll loads the bridges.
 //   - devices → ingestion → config → devices: the device service drops deleted, rotated and
-//     disabled devices from ingestion's device-to-tenant cache; that cache is a value of its
-//     own (fleet.TenantCache), built before both.
+//     disabled devices (and deleted tenants) from the device-auth cache ingestion reads; that
+//     cache is a value of its own (package devauth), built before both and shared with the
+//     broker.
 func buildServices(cfg config.Config, d serviceDeps) *services {
 	st, log := d.store, d.log
 	fleetLog := log.With("component", "fleet")
@@ -91,9 +97,8 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	s.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: s.brokers, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
 	})
-	tenants := fleet.NewTenantCache(st, 0)
 	s.devices = fleet.NewDevices(fleet.DevicesOptions{
-		Store: st, Keyring: d.keyring, Sessions: sessions, Caches: []fleet.Forgetter{tenants}, Hub: s.hub, Logger: fleetLog,
+		Store: st, Keyring: d.keyring, Sessions: sessions, Caches: []fleet.Forgetter{d.deviceAuth}, Hub: s.hub, Logger: fleetLog,
 		Endpoint: d.endpoint,
 		TenantEndpoint: func(tenantID string) (fleet.Endpoint, bool) {
 			e, ok := s.brokers.Endpoint(tenantID)
@@ -125,10 +130,15 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
-		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup, Tenants: tenants,
+		Root: protocol.DefaultRoot, ShareGroup: cfg.MQTT.ShareGroup, DeviceAuth: d.deviceAuth,
 		Logs: s.relay, Errors: s.errors, OTA: s.ota, ConfigRequests: s.config,
 	})
 	s.brokers.OnBridge(s.ingest.Attach)
+	if d.broker != nil {
+		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
+			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,
+		})
+	}
 	return s
 }
 

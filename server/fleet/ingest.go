@@ -11,6 +11,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/devauth"
 )
 
 // Ingest defaults.
@@ -54,11 +55,12 @@ type IngestOptions struct {
 	TouchInterval time.Duration
 	// LogInterval limits the log lines about one device's malformed payloads.
 	LogInterval time.Duration
-	// Tenants maps reporting devices to their tenants; the process shares it with Devices
-	// (as a Forgetter). Nil builds one whose entries live CacheTTL.
-	Tenants *TenantCache
-	// CacheTTL bounds how long a device's tenant is cached when Tenants is nil.
+	// CacheTTL bounds how long a device's tenant is cached, when DeviceAuth is nil.
 	CacheTTL time.Duration
+	// DeviceAuth is the device-auth cache shared with the embedded broker (package devauth),
+	// through which reports find their device's tenant. Nil builds one of Ingest's own on
+	// Store with CacheTTL.
+	DeviceAuth *devauth.Cache
 
 	ConfigRequests ConfigRequester
 	OTA            OTAReporter
@@ -74,7 +76,8 @@ type Ingest struct {
 	o       IngestOptions
 	conns   Connections
 	workers []*worker
-	tenants *TenantCache
+
+	auth *devauth.Cache
 
 	touchMu sync.Mutex
 	touches map[string]map[string]time.Time
@@ -119,12 +122,15 @@ func NewIngest(o IngestOptions) *Ingest {
 	if o.LogInterval <= 0 {
 		o.LogInterval = DefaultLogInterval
 	}
-	if o.Tenants == nil {
-		o.Tenants = NewTenantCache(o.Store, o.CacheTTL)
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	if o.DeviceAuth == nil {
+		o.DeviceAuth = devauth.New(o.Store, devauth.Options{TTL: o.CacheTTL, Size: maxCacheEntries})
 	}
 	in := &Ingest{
 		o:         o,
-		tenants:   o.Tenants,
+		auth:      o.DeviceAuth,
 		touches:   map[string]map[string]time.Time{},
 		lastWarns: map[string]time.Time{},
 	}
@@ -235,7 +241,20 @@ func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
 }
 
 // Forget drops the cached tenant of a device (deleted, rotated, disabled).
-func (in *Ingest) Forget(deviceID string) { in.tenants.Forget(deviceID) }
+func (in *Ingest) Forget(deviceID string) { in.auth.Forget(deviceID) }
+
+// ForgetTenant drops the cached devices of a deleted tenant.
+func (in *Ingest) ForgetTenant(tenantID string) { in.auth.ForgetTenant(tenantID) }
+
+// tenantOf maps a device ID (unique across tenants) to its tenant, through the device-auth
+// cache so a flood of reports does not become a flood of queries.
+func (in *Ingest) tenantOf(ctx context.Context, deviceID string) (string, error) {
+	a, err := in.auth.DeviceAuth(ctx, deviceID)
+	if err != nil {
+		return "", err
+	}
+	return a.TenantID, nil
+}
 
 func (in *Ingest) touch(tenantID, deviceID string, at time.Time) {
 	in.touchMu.Lock()
@@ -328,7 +347,7 @@ func (w *worker) process(ctx context.Context, u uplink) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	in.o.Metrics.Ingested.WithLabelValues(u.kind).Inc()
-	tenantID, err := in.tenants.TenantOf(ctx, u.deviceID)
+	tenantID, err := in.tenantOf(ctx, u.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		in.o.Metrics.Dropped.WithLabelValues("unknown_device").Inc()
 		return

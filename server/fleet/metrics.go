@@ -17,7 +17,9 @@ type Metrics struct {
 	// while their services are not configured), by kind.
 	Unhandled *prometheus.CounterVec
 	// Presence counts presence reports by outcome: online, offline, stale_will (an old
-	// session's will ignored), superseded (an online whose connection was already gone).
+	// session's will ignored), superseded (an online whose connection was already gone),
+	// reconciled (an offline status published for a device shown online that the broker
+	// did not have connected: PresenceReconciler).
 	Presence *prometheus.CounterVec
 	// CommandsCreated counts commands stored, by name.
 	CommandsCreated *prometheus.CounterVec

@@ -423,6 +423,49 @@ func (s *Service) DeleteRelease(ctx context.Context, r store.Release) error {
 	return nil
 }
 
+// TenantBlobKeys returns where every release binary of tenantID lives in blob storage; the
+// server lists them before deleting the tenant and hands them to DeleteBlobs afterwards.
+func (s *Service) TenantBlobKeys(ctx context.Context, tenantID string) ([]string, error) {
+	var keys []string
+	opts := store.ListOptions{Limit: store.MaxPageSize}
+	for {
+		page, err := s.o.Store.ListProjects(ctx, tenantID, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page.Items {
+			rels, err := s.allReleases(ctx, tenantID, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rels {
+				keys = append(keys, r.BlobKey)
+			}
+		}
+		if page.NextCursor == "" {
+			return keys, nil
+		}
+		opts.Cursor = page.NextCursor
+	}
+}
+
+// DeleteBlobs removes the binaries at keys (of a deleted tenant). A signed download URL
+// issued earlier stops serving with them. A failure is logged and the rest are still tried.
+func (s *Service) DeleteBlobs(ctx context.Context, tenantID string, keys []string) {
+	b, err := s.blobStore()
+	if err != nil {
+		if len(keys) > 0 {
+			s.o.Logger.Warn("delete release binaries of a deleted tenant", "tenant_id", tenantID, "error", err)
+		}
+		return
+	}
+	for _, k := range keys {
+		if err := b.Delete(ctx, k); err != nil {
+			s.o.Logger.Warn("delete release binary of a deleted tenant", "tenant_id", tenantID, "key", k, "error", err)
+		}
+	}
+}
+
 // DownloadURL returns a signed URL for a release's binary, valid for ttl (DownloadTTL when 0),
 // and when it expires.
 func (s *Service) DownloadURL(ctx context.Context, r store.Release, ttl time.Duration) (string, time.Time, error) {

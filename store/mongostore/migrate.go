@@ -27,6 +27,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "collections and indexes", migrateInitial},
 	{2, "login limits", migrateLoginLimits},
+	{3, "key checks", migrateKeyChecks},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -200,6 +201,11 @@ var loginLimitIndexes = []index{
 }
 
 // migrateLoginLimits adds the collection behind login rate limiting (store.LoginLimitStore).
+// migrateKeyChecks creates key_checks (the master key check; only its _id is looked up).
+func migrateKeyChecks(ctx context.Context, db *mongo.Database) error {
+	return createCollection(ctx, db, colKeyChecks)
+}
+
 func migrateLoginLimits(ctx context.Context, db *mongo.Database) error {
 	if err := createCollection(ctx, db, colLoginLimits); err != nil {
 		return err

@@ -75,6 +75,7 @@ const (
 	colAuditEvents       = "audit_events"
 	colLoginLimits       = "login_limits"
 	colSchemaMigrations  = "schema_migrations"
+	colKeyChecks         = "key_checks"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
@@ -181,7 +182,7 @@ func (s *Store) Database() string { return s.db.Name() }
 // Ping checks that the server answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx, nil); err != nil {
-		return fmt.Errorf("store: ping mongodb: %w", err)
+		return wrap(err, "ping mongodb")
 	}
 	return nil
 }
@@ -308,8 +309,20 @@ func wrap(err error, format string, args ...any) error {
 		return fmt.Errorf("store: %s: %w", msg, store.ErrNotFound)
 	case isDuplicate(err):
 		return fmt.Errorf("store: %s: %w (%v)", msg, store.ErrConflict, err)
+	case unavailable(err):
+		return fmt.Errorf("store: %s: %w: %w", msg, store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("store: %s: %w", msg, err)
+}
+
+// unavailable reports whether err says the server could not be reached or did not answer in
+// time (no server selected, a network error, a timeout), rather than that the operation was
+// wrong.
+func unavailable(err error) bool {
+	if errors.Is(err, store.ErrUnavailable) {
+		return false // already classified
+	}
+	return mongo.IsNetworkError(err) || mongo.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // isDuplicate reports whether err is a unique index violation. MongoDB reports every one as

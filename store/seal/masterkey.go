@@ -16,12 +16,20 @@ const MasterKeyFile = "master.key"
 
 // LoadOrCreateMasterKey returns the master key. A configured key (base64 of exactly 32 bytes,
 // from ESPADMIN_MASTER_KEY) wins; otherwise dataDir/master.key is read; otherwise a new random
-// key is written there with mode 0600. The file holds the same base64 text as the setting, so
-// it can be copied into ESPADMIN_MASTER_KEY when a deployment grows to several replicas.
-//
-// The file is created atomically and never overwritten: if two processes start at once on
-// one data dir, both end up with the key that reached the disk first.
+// key is written there with mode 0600 (CreateMasterKey). The file holds the same base64 text
+// as the setting, so it can be copied into ESPADMIN_MASTER_KEY when a deployment grows to
+// several replicas.
 func LoadOrCreateMasterKey(dataDir string, configured string) ([]byte, error) {
+	key, err := LoadMasterKey(dataDir, configured)
+	if errors.Is(err, fs.ErrNotExist) {
+		return CreateMasterKey(dataDir)
+	}
+	return key, err
+}
+
+// LoadMasterKey returns the configured key (ESPADMIN_MASTER_KEY) or the one in
+// dataDir/master.key; an error matching fs.ErrNotExist when there is neither.
+func LoadMasterKey(dataDir string, configured string) ([]byte, error) {
 	if configured != "" {
 		key, err := decodeKey(configured)
 		if err != nil {
@@ -29,16 +37,15 @@ func LoadOrCreateMasterKey(dataDir string, configured string) ([]byte, error) {
 		}
 		return key, nil
 	}
-	path := filepath.Join(dataDir, MasterKeyFile)
-	key, err := readKeyFile(path)
-	if err == nil {
-		return key, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
+	return readKeyFile(filepath.Join(dataDir, MasterKeyFile))
+}
 
-	key = make([]byte, KeySize)
+// CreateMasterKey writes a new random key to dataDir/master.key with mode 0600 and returns
+// it. The file is created atomically and never overwritten: if two processes start at once
+// on one data dir, both end up with the key that reached the disk first.
+func CreateMasterKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, MasterKeyFile)
+	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate master key: %w", err)
 	}

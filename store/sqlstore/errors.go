@@ -1,9 +1,14 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,11 +42,15 @@ type sqliteError interface{ Code() int }
 
 // classify returns the store sentinel that err stands for, or nil.
 func classify(err error) error {
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrSchemaTooNew) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, store.ErrSchemaTooNew) || errors.Is(err, store.ErrUnavailable) {
 		return nil // already classified
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
+	}
+	if unavailable(err) {
+		return store.ErrUnavailable
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -73,6 +82,33 @@ func classify(err error) error {
 		}
 	}
 	return nil
+}
+
+// unavailable reports whether err says the database could not be reached or did not answer
+// in time, rather than that the statement was wrong: a connection refused, reset or closed, a
+// timeout, or a server that refuses connections while it starts or shuts down.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 is "connection exception"; 57P01-57P03 a server shutting down or
+		// starting; 53300 too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	// pgx reports a connection it closed after an earlier failure without a typed error.
+	return pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed")
 }
 
 // wrap adds context to err and, when err is a missing row, a unique violation or a reference

@@ -279,10 +279,10 @@ func (s *Store) Backend() string { return s.backend }
 // Ping checks that the database answers (on SQLite, both the writer and the read pool).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
-		return err
+		return wrap(err, "ping")
 	}
 	if s.r != s.w {
-		return s.r.PingContext(ctx)
+		return wrap(s.r.PingContext(ctx), "ping")
 	}
 	return nil
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ErrorReport", testErrorReport},
 		{"Audit", testAudit},
 		{"Settings", testSettings},
+		{"KeyCheck", testKeyCheck},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
 	}

@@ -113,18 +113,27 @@ func Postgres(tb testing.TB) string {
 // that user owns. The folder is made with os.MkdirTemp under the system temp dir and opened to
 // 0755, because t.TempDir() may sit under a parent the postgres user cannot traverse.
 func startPostgres() (*server, error) {
+	spec, err := postgresSpec()
+	if err != nil {
+		return nil, err
+	}
+	return startServer(spec)
+}
+
+// postgresSpec says how to run a PostgreSQL 15 server from a temporary folder.
+func postgresSpec() (serverSpec, error) {
 	initdb := filepath.Join(PostgresBinDir, "initdb")
 	postgres := filepath.Join(PostgresBinDir, "postgres")
 	for _, bin := range []string{initdb, postgres} {
 		if _, err := os.Stat(bin); err != nil {
-			return nil, fmt.Errorf("%s not found (apt-get install postgresql-15): %w", bin, err)
+			return serverSpec{}, fmt.Errorf("%s not found (apt-get install postgresql-15): %w", bin, err)
 		}
 	}
 	cred, err := postgresCredential()
 	if err != nil {
-		return nil, err
+		return serverSpec{}, err
 	}
-	return startServer(serverSpec{
+	return serverSpec{
 		name:        "postgres",
 		dirPattern:  "espadmin-pg-",
 		logName:     "postgres.log",
@@ -163,7 +172,7 @@ func startPostgres() (*server, error) {
 		dsn: func(port int) string {
 			return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", port)
 		},
-	})
+	}, nil
 }
 
 // postgresCredential returns the credential to run PostgreSQL with when the test runs as root,

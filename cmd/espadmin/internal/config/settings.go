@@ -159,7 +159,7 @@ var settings = []setting{
 	},
 	{
 		key: "mqtt.auth_cache_ttl", flag: "mqtt-auth-cache-ttl", env: "ESPADMIN_MQTT_AUTH_CACHE_TTL",
-		help:  "How long a device's credentials lookup is cached (0 disables the cache). Rotating or disabling a device evicts it at once.",
+		help:  "How long a device's credentials lookup is cached, by the broker and by ingestion alike (0 disables the cache). Rotating, disabling or deleting a device, or deleting its tenant, evicts it at once.",
 		field: func(c *Config) any { return &c.MQTT.AuthCacheTTL },
 	},
 	{
