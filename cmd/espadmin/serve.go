@@ -210,6 +210,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 			PathStyle:       cfg.Storage.S3.PathStyle,
 			Insecure:        cfg.Storage.S3.Insecure,
 		},
+		Logger: log,
 	})
 	if err != nil {
 		ln.Close()
