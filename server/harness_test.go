@@ -36,6 +36,9 @@ type harnessOptions struct {
 	oauth    config.OAuth
 	noMailer bool
 	broker   bool // run the embedded MQTT broker and ingestion (devices_harness_test.go)
+	// publicBrokersOnly keeps the product's default of refusing tenants' brokers on private
+	// addresses; the harness allows them by default, since test brokers listen on loopback.
+	publicBrokersOnly bool
 }
 
 // harnessOption is an option of newHarness.
@@ -49,6 +52,12 @@ func withSignupOpen() harnessOption {
 // withOAuth enables OAuth providers.
 func withOAuth(cfg config.OAuth) harnessOption {
 	return func(o *harnessOptions) { o.oauth = cfg }
+}
+
+// withPublicBrokersOnly refuses tenants' brokers on private, loopback and link-local
+// addresses, as a server does unless mqtt.bridge_allow_private is set.
+func withPublicBrokersOnly() harnessOption {
+	return func(o *harnessOptions) { o.publicBrokersOnly = true }
 }
 
 // withoutMailer runs the server as if SMTP were not configured.
@@ -140,6 +149,8 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Events:       fl.hub,
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
+
+		BrokerAllowPrivate: !h.opts.publicBrokersOnly,
 	})
 	ln, err := s.Listen(h.t.Context())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/bridge"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/broker/tenantbus"
@@ -112,6 +113,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	brokers := tenantbus.New(tenantbus.Options{
 		Store: st, Keyring: keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
 		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+		Bridge: bridge.Config{AllowPrivate: cfg.MQTT.BridgeAllowPrivate},
 	})
 	// Live logs and device errors: the relay sends debug commands through the fleet's
 	// command service, which exists only once newFleet has run. It watches a device on its
@@ -150,24 +152,25 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	updates.SetCommands(fl.commands)
 	updates.SetHub(fl.hub)
 	srv := server.New(cfg.HTTP, server.Deps{
-		Logger:         log,
-		Store:          st,
-		Keyring:        keyring,
-		Mailer:         mailer,
-		Accounts:       cfg.Accounts,
-		OAuth:          cfg.OAuth,
-		StateKey:       seal.DeriveKey(master, purposeOAuthState),
-		Registerer:     metrics,
-		Gatherer:       metrics,
-		Devices:        fl.devices,
-		Commands:       fl.commands,
-		Events:         fl.hub,
-		Logs:           relay,
-		OTA:            updates,
-		Config:         remoteConfig,
-		Brokers:        brokers,
-		MQTTAuthSecret: cfg.MQTT.AuthSecret,
-		AllowedOrigins: config.SplitList(cfg.Logs.AllowedOrigins),
+		Logger:             log,
+		Store:              st,
+		Keyring:            keyring,
+		Mailer:             mailer,
+		Accounts:           cfg.Accounts,
+		OAuth:              cfg.OAuth,
+		StateKey:           seal.DeriveKey(master, purposeOAuthState),
+		Registerer:         metrics,
+		Gatherer:           metrics,
+		Devices:            fl.devices,
+		Commands:           fl.commands,
+		Events:             fl.hub,
+		Logs:               relay,
+		OTA:                updates,
+		Config:             remoteConfig,
+		Brokers:            brokers,
+		BrokerAllowPrivate: cfg.MQTT.BridgeAllowPrivate,
+		MQTTAuthSecret:     cfg.MQTT.AuthSecret,
+		AllowedOrigins:     config.SplitList(cfg.Logs.AllowedOrigins),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
