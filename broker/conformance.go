@@ -18,6 +18,11 @@ import (
 //     connection closed, as §3.1.4 requires. A zero-length password (allowed by both 3.1.1
 //     §3.1.3.5 and 5 §3.1.3.5) is refused as bad credentials: 5 in 3.1.1 like every other
 //     credential refusal (mochi's mapping of 0x86), 0x86 in MQTT 5.
+//   - The broker offers QoS 0 and 1 only (CONNACK Maximum QoS 1 in MQTT 5). mochi turns a
+//     QoS 2 PUBLISH into QoS 1 and answers PUBACK, while the client waits for PUBREC; the
+//     client is disconnected instead (DISCONNECT 0x9B in MQTT 5, [MQTT-3.2.2-11]; closed in
+//     3.1.1, which has no way to refuse a QoS), and the message is not delivered. A will of
+//     QoS 2 is refused at CONNECT (0x9B, or 3 "server unavailable" in 3.1.1).
 //   - A QoS 1 or 2 PUBLISH to a topic mochi never routes ($SYS/…) is dropped by mochi without
 //     an acknowledgement, so the client resends it forever. It is refused like any publish
 //     outside the device's uplink: PUBACK/PUBREC 0x87 in MQTT 5, connection closed in 3.1.1.
@@ -87,8 +92,16 @@ func (h *conformanceHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) pac
 }
 
 func (h *conformanceHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline ||
-		pk.TopicName == "" || mqtt.IsValidFilter(pk.TopicName, true) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline {
+		return pk, nil
+	}
+	if pk.FixedHeader.Qos > h.srv.Options.Capabilities.MaximumQos {
+		// mochi would downgrade it and answer PUBACK where the client waits for PUBREC.
+		h.metrics.dropped.WithLabelValues(dropQoSNotSupported).Inc()
+		_ = h.srv.DisconnectClient(cl, packets.ErrQosNotSupported) // [MQTT-3.2.2-11]; 3.1.1: closed silently
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.TopicName == "" || mqtt.IsValidFilter(pk.TopicName, true) {
 		return pk, nil
 	}
 	// mochi's processPublish returns before any acknowledgement for this topic.

@@ -104,7 +104,7 @@ func publishQoS1(topic string, id uint16) packets.Packet {
 func TestMQTT311Conformance(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
-	for _, id := range []string{"dev-1", "dev-2", "dev-3", "dev-4"} {
+	for _, id := range []string{"dev-1", "dev-2", "dev-3", "dev-4", "dev-5"} {
 		tb.devices.add(id, "s3cret", false)
 	}
 
@@ -141,6 +141,14 @@ func TestMQTT311Conformance(t *testing.T) {
 		wc.send(publishQoS1("espadmin/dev-1/up/status", 8))
 		wc.closedSilently()
 	})
+	t.Run("QoS 2 publish closes the connection", func(t *testing.T) {
+		t.Parallel()
+		wc, _ := dialWire(t, tb.addr, 4, "dev-5", "s3cret")
+		pk := publishQoS1("espadmin/dev-5/up/status", 11)
+		pk.FixedHeader.Qos = 2
+		wc.send(pk)
+		wc.closedSilently() // not a PUBACK the client would not expect
+	})
 	t.Run("session takeover closes the old connection without DISCONNECT", func(t *testing.T) {
 		t.Parallel()
 		old, _ := dialWire(t, tb.addr, 4, "dev-4", "s3cret")
@@ -157,11 +165,23 @@ func TestMQTT5Conformance(t *testing.T) {
 	tb := startBroker(t, nil)
 	tb.devices.add("dev-1", "s3cret", false)
 	tb.devices.add("dev-2", "s3cret", false)
+	tb.devices.add("dev-3", "s3cret", false)
 
 	t.Run("empty password is bad credentials", func(t *testing.T) {
 		t.Parallel()
 		if _, code := dialWire(t, tb.addr, 5, "dev-1", ""); code != packets.ErrBadUsernameOrPassword.Code {
 			t.Fatalf("CONNACK %#x, want 0x86", code)
+		}
+	})
+	t.Run("QoS 2 publish is DISCONNECT 0x9B", func(t *testing.T) {
+		t.Parallel()
+		wc, _ := dialWire(t, tb.addr, 5, "dev-3", "s3cret")
+		pk := publishQoS1("espadmin/dev-3/up/status", 12)
+		pk.FixedHeader.Qos = 2
+		wc.send(pk)
+		typ, body := wc.read()
+		if typ != packets.Disconnect || len(body) < 1 || body[0] != packets.ErrQosNotSupported.Code {
+			t.Fatalf("got type %d % x, want DISCONNECT 0x9B (QoS not supported)", typ, body)
 		}
 	})
 	t.Run("QoS 1 publish to $SYS is PUBACK 0x87", func(t *testing.T) {

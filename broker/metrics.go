@@ -38,6 +38,7 @@ const (
 	dropSubscriberQueueFull  = "subscriber_queue_full"
 	dropPresenceQueueFull    = "presence_queue_full"
 	dropSlowClientDisconnect = "slow_client_disconnected"
+	dropQoSNotSupported      = "qos_not_supported" // a QoS 2 PUBLISH (the broker offers QoS 0 and 1)
 )
 
 type metrics struct {
@@ -85,7 +86,7 @@ func newMetrics(b *Broker) *metrics {
 	for _, k := range []string{aclSubscribe, aclReceive, aclPublish, aclRetain, aclWill} {
 		m.aclDenied.WithLabelValues(k)
 	}
-	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropClientQueueFull,
+	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropQoSNotSupported, dropClientQueueFull,
 		dropSubscriberQueueFull, dropPresenceQueueFull, dropSlowClientDisconnect} {
 		m.dropped.WithLabelValues(r)
 	}
