@@ -82,6 +82,7 @@ type Broker struct {
 	presence *presenceHook
 	ingest   *ingestHook
 	limits   *limitsHook
+	conform  *conformanceHook
 
 	listeners []mqttListener
 	readPool  *readPool // read chunks of TCP connections (listeners.go)
@@ -187,7 +188,8 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 	b.presence = newPresenceHook(b)
 	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
 	b.limits = &limitsHook{min: cfg.KeepaliveMin, max: cfg.KeepaliveMax}
-	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest} {
+	b.conform = &conformanceHook{srv: b.srv, metrics: b.metrics}
+	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest, b.conform} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			cancel()
 			return nil, fmt.Errorf("broker: add hook %s: %w", h.ID(), err)

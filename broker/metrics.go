@@ -37,6 +37,7 @@ const (
 	dropClientQueueFull      = "client_queue_full"
 	dropSubscriberQueueFull  = "subscriber_queue_full"
 	dropSlowClientDisconnect = "slow_client_disconnected"
+	dropQoSNotSupported      = "qos_not_supported" // a QoS 2 PUBLISH (the broker offers QoS 0 and 1)
 )
 
 type metrics struct {
@@ -84,7 +85,7 @@ func newMetrics(b *Broker) *metrics {
 	for _, k := range []string{aclSubscribe, aclReceive, aclPublish, aclRetain, aclWill} {
 		m.aclDenied.WithLabelValues(k)
 	}
-	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropClientQueueFull,
+	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropQoSNotSupported, dropClientQueueFull,
 		dropSubscriberQueueFull, dropSlowClientDisconnect} {
 		m.dropped.WithLabelValues(r)
 	}

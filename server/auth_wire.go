@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,9 @@ import (
 
 // decodeJSON reads the request body into v strictly: the body must be one JSON value with
 // Content-Type application/json; unknown fields and malformed JSON are 400; a value of the
-// wrong type is 422 naming the field; an oversized body is 413 (BodyLimit).
+// wrong type is 422 naming the field; an oversized body is 413 (BodyLimit). Text the store
+// cannot keep as sent is refused too (input.go): invalid UTF-8 is 400 invalid_utf8, a NUL
+// character in any string is 422 naming the field.
 func decodeJSON(c echo.Context, v any) error {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
@@ -28,17 +31,20 @@ func decodeJSON(c echo.Context, v any) error {
 			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the body as application/json"}
 		}
 	}
-	dec := json.NewDecoder(req.Body)
+	raw, err := readJSONBody(req.Body)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
 		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "body must hold exactly one JSON object"}
+	}
+	if field, ok := nulField(raw); ok {
+		return &ValidationError{Fields: map[string]string{field: msgNUL}}
 	}
 	return nil
 }

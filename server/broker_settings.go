@@ -164,7 +164,7 @@ func (s *Server) putBrokerSettings(c echo.Context) error {
 	// Validate whenever a URL is given, so builtin mode can keep tested settings for later.
 	if mode == store.BrokerExternal || req.URL != "" {
 		err := bridge.Validate(bridge.Config{URL: req.URL, Username: req.Username, Password: password,
-			CACertPEM: req.CACertPEM, TopicRoot: req.TopicRoot, ClientID: req.ClientID})
+			CACertPEM: req.CACertPEM, TopicRoot: req.TopicRoot, ClientID: req.ClientID, AllowPrivate: s.deps.BrokerAllowPrivate})
 		if f := bridgeFields(err); len(f) > 0 {
 			return &ValidationError{Fields: f}
 		}
@@ -208,7 +208,9 @@ func (s *Server) putBrokerSettings(c echo.Context) error {
 
 // testBrokerSettings serves POST /api/v1/tenants/:tenant/settings/broker/test: connect once
 // with the submitted settings (or the saved ones), subscribe and publish a probe, disconnect.
-// A failed test is a 200 with ok false and the classified reason; invalid settings are 422.
+// A failed test is a 200 with ok false and the classified reason; invalid settings are 422,
+// and so is a broker on a private, loopback or link-local address unless the operator allows
+// them (bridge.Config.AllowPrivate), so the action cannot probe the server's own network.
 func (s *Server) testBrokerSettings(c echo.Context) error {
 	var req brokerTestRequest
 	if c.Request().ContentLength != 0 {
@@ -233,6 +235,7 @@ func (s *Server) testBrokerSettings(c echo.Context) error {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "espadmin-" + tc.Tenant.ID
 	}
+	cfg.AllowPrivate = s.deps.BrokerAllowPrivate
 	if req.Password != nil {
 		cfg.Password = *req.Password
 	} else if len(st.Broker.PasswordSealed) > 0 {

@@ -120,3 +120,74 @@ func TestBrokerSettingsTest(t *testing.T) {
 		t.Errorf("saved settings: %d %v", st, resp)
 	}
 }
+
+// TestBrokerSettingsBoundsAndTargets: the connection test and the save bound every field
+// (a 200 KB username used to be sent to the broker), and with the default policy neither
+// accepts a broker on a private, loopback, link-local or CGNAT address, so a tenant admin
+// cannot make the server probe its own network: each is 422 on the field, nothing is dialled
+// and nothing saved.
+func TestBrokerSettingsBoundsAndTargets(t *testing.T) {
+	t.Parallel()
+	base := "/api/v1/tenants/alpha/settings/broker"
+	long := strings.Repeat("u", 200<<10)
+	t.Run("bounds", func(t *testing.T) {
+		t.Parallel()
+		w := newTenantWorld(t)
+		admin := w.session(t, "alpha", store.RoleAdmin)
+		closed := "tcp://127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t))
+		for _, tc := range []struct {
+			field string
+			body  map[string]any
+		}{
+			{"username", map[string]any{"url": closed, "username": long}},
+			{"password", map[string]any{"url": closed, "username": "u", "password": long}},
+			{"url", map[string]any{"url": closed + "/" + long[:4096]}},
+			{"ca_cert_pem", map[string]any{"url": "ssl://127.0.0.1:8883", "ca_cert_pem": strings.Repeat("A", 65<<10)}},
+		} {
+			st, resp := admin.do("POST", base+"/test", tc.body)
+			if st != 422 || fieldError(resp, tc.field) == "" {
+				t.Errorf("test with long %s: %d %v, want 422 on %s", tc.field, st, resp, tc.field)
+			}
+			put := map[string]any{"mode": "external", "version": 0}
+			for k, v := range tc.body {
+				put[k] = v
+			}
+			st, resp = admin.do("PUT", base, put)
+			if st != 422 || fieldError(resp, tc.field) == "" {
+				t.Errorf("save with long %s: %d %v, want 422 on %s", tc.field, st, resp, tc.field)
+			}
+		}
+	})
+	t.Run("private targets", func(t *testing.T) {
+		t.Parallel()
+		w := newTenantWorld(t, withPublicBrokersOnly())
+		admin := w.session(t, "alpha", store.RoleAdmin)
+		// A listener that would answer: the refusal must not depend on the port being closed.
+		mq := testsvc.Mosquitto(t, testsvc.MosquittoOptions{Servers: map[string]string{"espadmin": "right-pass"}})
+		for _, url := range []string{
+			mq.URL(), "tcp://localhost:1883", "tcp://10.1.2.3:1883", "tcp://192.168.1.10:1883", "ssl://[::1]:8883",
+			"tcp://169.254.169.254:80", "ws://100.64.0.1/mqtt", "wss://[fe80::1]/mqtt", "tcp://0.0.0.0:1883",
+			"tcp://[::ffff:127.0.0.1]:1883",
+		} {
+			st, resp := admin.do("POST", base+"/test", map[string]any{"url": url, "username": "espadmin", "password": "right-pass"})
+			if st != 422 || !strings.Contains(fieldError(resp, "url"), "mqtt.bridge_allow_private") {
+				t.Errorf("test %s: %d %v, want 422 on url", url, st, resp)
+			}
+			st, resp = admin.do("PUT", base, map[string]any{"mode": "external", "url": url, "version": 0})
+			if st != 422 || fieldError(resp, "url") == "" {
+				t.Errorf("save %s: %d %v, want 422 on url", url, st, resp)
+			}
+		}
+		if _, resp := admin.do("GET", base, nil); resp["mode"] != "builtin" || resp["version"] != float64(0) {
+			t.Errorf("settings changed: %v", resp)
+		}
+	})
+}
+
+// fieldError is the message of field in a 422 answer, or "".
+func fieldError(resp map[string]any, field string) string {
+	e, _ := resp["error"].(map[string]any)
+	f, _ := e["fields"].(map[string]any)
+	s, _ := f[field].(string)
+	return s
+}

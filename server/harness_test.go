@@ -39,6 +39,9 @@ type harnessOptions struct {
 	dbURL    string // the database; empty means a fresh SQLite file
 	// s3Firmware keeps firmware in gofakes3 instead of a local folder (release_harness_test.go).
 	s3Firmware bool
+	// publicBrokersOnly keeps the product's default of refusing tenants' brokers on private
+	// addresses; the harness allows them by default, since test brokers listen on loopback.
+	publicBrokersOnly bool
 }
 
 // harnessOption is an option of newHarness.
@@ -52,6 +55,12 @@ func withSignupOpen() harnessOption {
 // withOAuth enables OAuth providers.
 func withOAuth(cfg OAuthConfig) harnessOption {
 	return func(o *harnessOptions) { o.oauth = cfg }
+}
+
+// withPublicBrokersOnly refuses tenants' brokers on private, loopback and link-local
+// addresses, as a server does unless mqtt.bridge_allow_private is set.
+func withPublicBrokersOnly() harnessOption {
+	return func(o *harnessOptions) { o.publicBrokersOnly = true }
 }
 
 // withoutMailer runs the server as if SMTP were not configured.
@@ -153,6 +162,8 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
 		Mounts:       fl.ota.mounts(),
+
+		BrokerAllowPrivate: !h.opts.publicBrokersOnly,
 	})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()

@@ -187,6 +187,11 @@ func (s *Server) createRelease(c echo.Context) error {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Message: "send the image as application/octet-stream (parameters in the query) or as the file part of multipart/form-data"}
 	}
+	for name, v := range params {
+		if p := textProblem(v); p != "" {
+			return &ValidationError{Fields: map[string]string{name: p}}
+		}
+	}
 	tc := tenantFrom(c)
 	var rollout *ota.RolloutInput
 	if params["rollout"] != "" {
@@ -254,6 +259,9 @@ func parseRolloutSpec(spec, stages, threshold string) (ota.RolloutInput, error) 
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			return ota.RolloutInput{}, bad("rollout", "must be all, tag:TAG, percent:N, devices:ID,… or a JSON rollout object: "+err.Error())
+		}
+		if _, ok := nulField([]byte(spec)); ok {
+			return ota.RolloutInput{}, bad("rollout", msgNUL)
 		}
 		return req.input(), nil
 	}

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 		s.observeMiddleware,
 		s.recoverMiddleware,
 		s.routeBodyLimit, // BodyLimit(DefaultBodyLimit) unless the route sets its own
+		validTextMiddleware,
 	)
 
 	// Operations.

@@ -104,6 +104,9 @@ type Deps struct {
 	// settings routes apply saved settings through it and read its connection states. When
 	// nil, settings are saved and take effect at the next start.
 	Brokers *tenantbus.Manager
+	// BrokerAllowPrivate lets tenants' broker settings and connection tests name private,
+	// loopback and link-local addresses (mqtt.bridge_allow_private, bridge.Config.AllowPrivate).
+	BrokerAllowPrivate bool
 	// MQTTAuthSecret is the shared secret external brokers present to the device
 	// authentication endpoints (mqtt.auth_secret); empty turns those endpoints off (404).
 	MQTTAuthSecret string

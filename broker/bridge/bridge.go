@@ -183,7 +183,8 @@ func (b *Bridge) clientOptions() (*mqtt.ClientOptions, error) {
 		SetClientID(b.cfg.ClientID).
 		SetUsername(b.cfg.Username).
 		SetPassword(b.cfg.Password).
-		SetProtocolVersion(4). // explicit: no silent fallback to 3.1 doubling each failed attempt
+		SetProtocolVersion(4).          // explicit: no silent fallback to 3.1 doubling each failed attempt
+		SetDialer(targetDialer(b.cfg)). // before SetConnectTimeout, which sets its timeout
 		SetCleanSession(false).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -278,6 +279,12 @@ func (b *Bridge) run(ctx context.Context) {
 // connect makes one attempt, bounded by ConnectTimeout (paho bounds each phase; this bounds
 // the whole) and by ctx.
 func (b *Bridge) connect(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.ConnectTimeout)
+	err := checkTarget(cctx, b.cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
 	tok := b.client.Connect()
 	t := time.NewTimer(b.cfg.ConnectTimeout + time.Second)
 	defer t.Stop()

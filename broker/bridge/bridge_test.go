@@ -64,6 +64,7 @@ func fastConfig(url string) Config {
 		URL: url, Username: serverUser, Password: serverPass,
 		ConnectTimeout: 3 * time.Second, PublishTimeout: 5 * time.Second,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
+		AllowPrivate: true, // the test brokers listen on loopback
 	}
 }
 

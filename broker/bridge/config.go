@@ -27,6 +27,14 @@ const (
 	DefaultClientID       = "espadmin-server"
 )
 
+// Bounds of the settings a tenant types in, so that neither a save nor a connection test
+// carries arbitrarily large values to the store or to the tenant's broker.
+const (
+	MaxURLLength        = 2048
+	MaxCredentialLength = 1024
+	MaxCACertLength     = 64 << 10
+)
+
 // Config says how to reach a tenant's broker. It mirrors store.BrokerSettings with the
 // password already opened (package seal) plus tuning knobs that have sensible defaults.
 type Config struct {
@@ -48,6 +56,10 @@ type Config struct {
 	// §4.8.2, also honoured by Mosquitto 2, EMQX and HiveMQ for 3.1.1 clients), so that among
 	// several replicas each message goes to one of them only.
 	ShareGroup string
+	// AllowPrivate lets the bridge connect to private, loopback and link-local addresses
+	// (target.go). Off, only public addresses are dialled, so a tenant's settings cannot
+	// reach the server's own network. An operator setting, never a tenant's.
+	AllowPrivate bool
 
 	ConnectTimeout time.Duration // TCP + TLS + CONNACK; default DefaultConnectTimeout
 	KeepAlive      time.Duration // MQTT keep alive (§3.1.2.10); default DefaultKeepAlive
@@ -138,6 +150,11 @@ func Validate(cfg Config) error {
 		}
 		if u.Hostname() == "" {
 			add("url", "host is missing")
+		} else if p := literalTargetProblem(u.Hostname()); p != "" && !cfg.AllowPrivate {
+			add("url", "%s", p)
+		}
+		if len(cfg.URL) > MaxURLLength {
+			add("url", "must be at most %d bytes", MaxURLLength)
 		}
 		if u.User != nil {
 			add("url", "credentials belong in username and password, not in the URL")
@@ -161,6 +178,15 @@ func Validate(cfg Config) error {
 		} else if u != nil && !isTLS && fieldsLack(fields, "url") {
 			add("ca_cert_pem", "a CA certificate is set but the URL does not use TLS (ssl:// or wss://)")
 		}
+	}
+	if len(cfg.Username) > MaxCredentialLength {
+		add("username", "must be at most %d bytes", MaxCredentialLength)
+	}
+	if len(cfg.Password) > MaxCredentialLength {
+		add("password", "must be at most %d bytes", MaxCredentialLength)
+	}
+	if len(cfg.CACertPEM) > MaxCACertLength {
+		add("ca_cert_pem", "must be at most %d bytes", MaxCACertLength)
 	}
 	if cfg.Password != "" && cfg.Username == "" {
 		// MQTT 3.1.1 §3.1.2.9: a password needs a username.

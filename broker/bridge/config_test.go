@@ -2,7 +2,10 @@ package bridge
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -86,6 +89,41 @@ func TestBackoff(t *testing.T) {
 			if int64(d) < want/2 || int64(d) > want {
 				t.Fatalf("backoff(%d) = %d, want in [%d, %d]", failures, d, want/2, want)
 			}
+		}
+	}
+}
+
+// TestTargetDialerRefusesPrivate: the dialer checks the address it actually connects to, so
+// a host name that resolved to a public address at checkTarget and to a private one at
+// connect time (DNS rebinding) is still refused; allowed, it connects.
+func TestTargetDialerRefusesPrivate(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = targetDialer(Config{ConnectTimeout: 5 * time.Second}).Dial("tcp", ln.Addr().String())
+	if !errors.Is(err, ErrForbiddenTarget) {
+		t.Fatalf("dial loopback = %v, want ErrForbiddenTarget", err)
+	}
+	var verr *ValidationError
+	if !errors.As(classify(err), &verr) || verr.Fields[0].Field != "url" {
+		t.Fatalf("classify = %v, want a url field error", classify(err))
+	}
+	c, err := targetDialer(Config{ConnectTimeout: 5 * time.Second, AllowPrivate: true}).Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial loopback with AllowPrivate = %v", err)
+	}
+	c.Close()
+	for addr, public := range map[string]bool{
+		"8.8.8.8": true, "2001:4860:4860::8888": true, "127.0.0.1": false, "10.0.0.1": false,
+		"172.16.0.1": false, "192.168.0.1": false, "169.254.169.254": false, "100.64.0.1": false,
+		"::1": false, "fe80::1": false, "fc00::1": false, "0.0.0.0": false, "::ffff:10.0.0.1": false,
+		"224.0.0.1": false,
+	} {
+		if got := publicAddr(netip.MustParseAddr(addr)); got != public {
+			t.Errorf("publicAddr(%s) = %v, want %v", addr, got, public)
 		}
 	}
 }

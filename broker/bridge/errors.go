@@ -33,6 +33,10 @@ var (
 	ErrDropped = errors.New("broker closed the connection")
 	// ErrTimeout: the broker accepted the TCP connection but sent no CONNACK in time.
 	ErrTimeout = errors.New("broker did not answer in time")
+	// ErrForbiddenTarget: the broker's address is private, loopback or link-local and the
+	// operator does not allow such targets (Config.AllowPrivate). Connection errors report
+	// it as a *ValidationError on the url field.
+	ErrForbiddenTarget = errors.New("broker address not allowed")
 	// ErrNotConnected: a publish while the bridge has no connection; nothing was sent.
 	ErrNotConnected = errors.New("bridge not connected to the broker")
 	// ErrPublishTimeout: no acknowledgement in time; the outcome is unknown (the message
@@ -76,6 +80,8 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidConfig):
 		return err
+	case errors.As(err, &opErr) && errors.Is(opErr.Err, ErrForbiddenTarget):
+		return &ValidationError{Fields: []FieldError{{Field: "url", Message: fmt.Sprintf(privateMessage, opErr.Err.Error())}}}
 	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return fmt.Errorf("%w: bad user name or password (CONNACK 4)", ErrNotAuthorized)
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised):

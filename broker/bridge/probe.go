@@ -31,6 +31,9 @@ func Test(ctx context.Context, cfg Config) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
+	if err := checkTarget(ctx, cfg); err != nil {
+		return err
+	}
 	tc, err := tlsConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%w: ca_cert_pem: %v", ErrInvalidConfig, err)
@@ -48,6 +51,7 @@ func Test(ctx context.Context, cfg Config) error {
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
 		SetProtocolVersion(4).
+		SetDialer(targetDialer(cfg)). // before SetConnectTimeout, which sets its timeout
 		SetCleanSession(true).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).

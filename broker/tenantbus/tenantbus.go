@@ -56,8 +56,8 @@ type Options struct {
 	// client ID to the username (Mosquitto's use_username_as_clientid): each replica then
 	// logs in with its own account.
 	ReplicaID string
-	// Bridge holds tuning applied to every bridge (timeouts, backoff, queue sizes); its
-	// connection fields are ignored.
+	// Bridge holds tuning applied to every bridge (timeouts, backoff, queue sizes) and the
+	// operator's AllowPrivate; its connection fields are ignored.
 	Bridge bridge.Config
 	// RefreshInterval is how often Run re-reads the settings; 0 means DefaultRefreshInterval.
 	RefreshInterval time.Duration

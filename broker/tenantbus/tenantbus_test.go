@@ -53,7 +53,7 @@ func newWorld(t *testing.T) *world {
 	}
 	brokers := tenantbus.New(tenantbus.Options{
 		Store: st, Keyring: kr,
-		Bridge: bridge.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second},
+		Bridge: bridge.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second, AllowPrivate: true},
 	})
 	commands := fleet.NewCommands(fleet.CommandsOptions{Store: st, Root: protocol.DefaultRoot, Router: brokers})
 	ingest := fleet.NewIngest(fleet.IngestOptions{Store: st, Commands: commands, PresenceDelay: 100 * time.Millisecond,

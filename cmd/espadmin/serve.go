@@ -91,7 +91,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	defer ln.Close() // for the error returns below; closed already once the server has run
 	cfg.HTTP.PublicURL = publicURL(cfg.HTTP, ln.Addr())
 
-	blobs, err := openBlobs(ctx, cfg, master)
+	blobs, err := openBlobs(ctx, cfg, master, log)
 	if err != nil {
 		return err
 	}
@@ -135,10 +135,11 @@ func publicURL(cfg server.HTTPConfig, bound net.Addr) string {
 }
 
 // openBlobs opens firmware storage; local download URLs are signed for the public URL.
-func openBlobs(ctx context.Context, cfg config.Config, master []byte) (blob.Store, error) {
+func openBlobs(ctx context.Context, cfg config.Config, master []byte, log *slog.Logger) (blob.Store, error) {
 	blobs, err := blob.Open(ctx, cfg.Storage.URL, blob.Options{
 		SigningKey:    seal.DeriveKey(master, purposeBlobURLs),
 		PublicBaseURL: cfg.HTTP.PublicURL,
+		Logger:        log,
 		S3: blob.S3Options{
 			Endpoint:        cfg.Storage.S3.Endpoint,
 			Region:          cfg.Storage.S3.Region,
@@ -159,24 +160,25 @@ func openBlobs(ctx context.Context, cfg config.Config, master []byte) (blob.Stor
 func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, master []byte, mailer mail.Sender,
 	blobs blob.Store, metrics *prometheus.Registry, svc *services, log *slog.Logger) *server.Server {
 	deps := server.Deps{
-		Logger:         log,
-		Store:          st,
-		Keyring:        keyring,
-		Mailer:         mailer,
-		Accounts:       cfg.Accounts,
-		OAuth:          cfg.OAuth,
-		StateKey:       seal.DeriveKey(master, purposeOAuthState),
-		Registerer:     metrics,
-		Gatherer:       metrics,
-		Devices:        svc.devices,
-		Commands:       svc.commands,
-		Events:         svc.hub,
-		Logs:           svc.relay,
-		OTA:            svc.ota,
-		Config:         svc.config,
-		Brokers:        svc.brokers,
-		MQTTAuthSecret: cfg.MQTT.AuthSecret,
-		AllowedOrigins: config.SplitList(cfg.Logs.AllowedOrigins),
+		Logger:             log,
+		Store:              st,
+		Keyring:            keyring,
+		Mailer:             mailer,
+		Accounts:           cfg.Accounts,
+		OAuth:              cfg.OAuth,
+		StateKey:           seal.DeriveKey(master, purposeOAuthState),
+		Registerer:         metrics,
+		Gatherer:           metrics,
+		Devices:            svc.devices,
+		Commands:           svc.commands,
+		Events:             svc.hub,
+		Logs:               svc.relay,
+		OTA:                svc.ota,
+		Config:             svc.config,
+		Brokers:            svc.brokers,
+		BrokerAllowPrivate: cfg.MQTT.BridgeAllowPrivate,
+		MQTTAuthSecret:     cfg.MQTT.AuthSecret,
+		AllowedOrigins:     config.SplitList(cfg.Logs.AllowedOrigins),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

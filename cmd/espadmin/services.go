@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/bridge"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/broker/tenantbus"
@@ -91,6 +92,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	s.brokers = tenantbus.New(tenantbus.Options{
 		Store: st, Keyring: d.keyring, Default: bus, DefaultRoot: protocol.DefaultRoot,
 		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
+		Bridge: bridge.Config{AllowPrivate: cfg.MQTT.BridgeAllowPrivate},
 	})
 	fleetMetrics := fleet.NewMetrics(d.metrics)
 	s.hub = fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })

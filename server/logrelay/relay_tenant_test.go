@@ -68,7 +68,7 @@ func TestRelayThroughTenantBroker(t *testing.T) {
 	replicas := map[string]*replica{"a": {}, "b": {}}
 	for id, r := range replicas {
 		r.brokers = tenantbus.New(tenantbus.Options{Store: st, Keyring: kr, ReplicaID: id,
-			Bridge: bridge.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second}})
+			Bridge: bridge.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second, AllowPrivate: true}})
 		r.brokers.OnBridge(func(ctx context.Context, _, root string, bus messaging.Bus) error {
 			_, err := bus.Subscribe(ctx, "$share/espadmin/"+protocol.UplinkFilter(root, ""), 1, func(messaging.Message) { r.shared.Add(1) })
 			return err

@@ -31,6 +31,12 @@ const LocalMountPath = "/blobs/"
 // start with a dot, so a temp file can never be mistaken for, or collide with, a key.
 const tempPrefix = ".upload-"
 
+// StaleUploadAge is how long a local upload's temp file may go unmodified before Open
+// removes it as the leftover of a killed process. An upload in progress writes its file
+// continuously and the server cuts a stalled one after 15 minutes, so an hour never removes
+// the in-flight upload of another replica sharing the folder.
+const StaleUploadAge = time.Hour
+
 // Local keeps blobs as files under one folder. It is the zero-dependency default: one
 // binary, one data folder. Downloads are served by Handler through HMAC-signed URLs so
 // devices need no account, and the files never sit in a web root.
@@ -73,6 +79,47 @@ func NewLocal(dir string, signingKey []byte, baseURL string) (*Local, error) {
 		baseURL: strings.TrimRight(baseURL, "/"),
 		now:     time.Now,
 	}, nil
+}
+
+// SweepUploads removes the temp files of uploads (and write probes) under the folder that
+// were last modified more than olderThan ago, and returns how many it removed. Open calls it
+// once at start for StaleUploadAge.
+func (l *Local) SweepUploads(olderThan time.Duration) (int, error) {
+	cutoff := l.now().Add(-olderThan)
+	removed := 0
+	var errs []error
+	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // renamed into place meanwhile
+				errs = append(errs, err)
+			}
+			return nil
+		}
+		if !fi.ModTime().Before(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			return nil
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("blob: sweep stale uploads: %w", err)
+	}
+	return removed, nil
 }
 
 // Dir returns the absolute folder the store writes to.

@@ -354,3 +354,57 @@ func TestLocalFiles(t *testing.T) {
 	}
 	assertNoTempFiles(t, dir)
 }
+
+// TestOpenSweepsStaleUploads plays a process killed during an upload: its ".upload-*" temp
+// file stays behind. Opening the folder again removes temp files unmodified for longer than
+// StaleUploadAge, keeps a younger one (another replica's upload in progress) and never
+// touches objects.
+func TestOpenSweepsStaleUploads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := blob.Options{SigningKey: testSigningKey, PublicBaseURL: "http://fleet.test"}
+	l, err := blob.Open(t.Context(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := "tenants/t1/releases/r1/firmware.bin"
+	if _, err := l.Put(t.Context(), obj, strings.NewReader("image"), 100); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-blob.StaleUploadAge - time.Minute)
+	write := func(rel string, mtime time.Time) string {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := []string{
+		write("tenants/t1/releases/r2/.upload-123", old),
+		write(".upload-probe-456", old),
+	}
+	kept := []string{
+		write("tenants/t1/releases/r3/.upload-789", time.Now().Add(-time.Minute)), // in flight
+		write("tenants/t1/releases/r4/old.bin", old),                              // not a temp file
+		filepath.Join(dir, filepath.FromSlash(obj)),
+	}
+	if _, err := blob.Open(t.Context(), dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale upload %s still there (stat: %v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ type Options struct {
 	PublicBaseURL string
 	// S3 configures the service an s3:// URL refers to.
 	S3 S3Options
+	// Logger reports the start-up sweep of a local folder's stale uploads; nil discards.
+	Logger *slog.Logger
 }
 
 // S3Options holds the connection settings for s3:// storage URLs; the bucket and prefix
@@ -114,7 +117,23 @@ func openLocal(dir string, opts Options) (*Local, error) {
 	if err := probeWritable(abs); err != nil {
 		return nil, fmt.Errorf("blob: local folder %q is not writable: %w", abs, err)
 	}
-	return NewLocal(abs, opts.SigningKey, opts.PublicBaseURL)
+	l, err := NewLocal(abs, opts.SigningKey, opts.PublicBaseURL)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// A process killed during an upload leaves its temp file behind; nothing else would
+	// ever remove it. A failed sweep is not worth refusing to start over.
+	n, err := l.SweepUploads(StaleUploadAge)
+	if err != nil {
+		log.Warn("sweep stale uploads", "dir", abs, "removed", n, "error", err)
+	} else if n > 0 {
+		log.Info("removed stale uploads", "dir", abs, "removed", n, "older_than", StaleUploadAge.String())
+	}
+	return l, nil
 }
 
 // redactURL hides the user-info part of a URL-like string, even one url.Parse rejects,

@@ -101,6 +101,8 @@ export async function startServer(bin, dir) {
     ESPADMIN_MQTT_PUBLIC_HOST: "127.0.0.1",
     ESPADMIN_MQTT_TLS_ADDR: "",
     ESPADMIN_MQTT_WS_ADDR: "",
+    // The broker settings journey points a tenant at loopback addresses.
+    ESPADMIN_MQTT_BRIDGE_ALLOW_PRIVATE: "true",
     ESPADMIN_SIGNUP: "open",
     ESPADMIN_LOG_FORMAT: "json",
     ESPADMIN_LOG_LEVEL: "info",

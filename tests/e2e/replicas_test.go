@@ -420,6 +420,7 @@ func (r replicaShared) start(t *testing.T, id, token string) *server {
 	cmd := exec.Command(r.bin, "serve", "--http-addr", httpAddr, "--data-dir", dataDir,
 		"--database-url", r.dbURL, "--storage-url", r.storage,
 		"--mqtt-enabled=false", "--mqtt-replica-id", id, "--mqtt-share-group", "espadmin",
+		"--mqtt-bridge-allow-private", // the tenant's Mosquitto listens on loopback
 		"--log-format", "text", "--shutdown-timeout", "5s")
 	cmd.Env = r.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

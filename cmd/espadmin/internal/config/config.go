@@ -95,6 +95,9 @@ type MQTT struct {
 	// ReplicaID is appended to the client IDs of tenants' broker bridges so that replicas
 	// sharing a tenant broker keep distinct persistent sessions.
 	ReplicaID string
+	// BridgeAllowPrivate lets tenants' broker bridges and connection tests dial private,
+	// loopback and link-local addresses (bridge.Config.AllowPrivate).
+	BridgeAllowPrivate bool
 	// AuthSecret is the shared secret external brokers present to the device authentication
 	// endpoints (/api/v1/mqtt/…); empty turns those endpoints off.
 	AuthSecret string

@@ -190,6 +190,11 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.ReplicaID },
 	},
 	{
+		key: "mqtt.bridge_allow_private", flag: "mqtt-bridge-allow-private", env: "ESPADMIN_MQTT_BRIDGE_ALLOW_PRIVATE", def: "false",
+		help:  "Let tenants point their broker settings (and the connection test) at private, loopback, link-local and CGNAT addresses. Off, only public addresses are dialled, so a tenant admin cannot make the server probe its own network; turn it on when tenants' brokers run on your LAN or on this host.",
+		field: func(c *Config) any { return &c.MQTT.BridgeAllowPrivate },
+	},
+	{
 		key: "mqtt.auth_secret", env: "ESPADMIN_MQTT_AUTH_SECRET", secret: true,
 		help:  "Shared secret external brokers (EMQX HTTP authentication, mosquitto-go-auth HTTP backend) present to `/api/v1/mqtt/…` to check device credentials; empty turns those endpoints off. At least 16 characters.",
 		field: func(c *Config) any { return &c.MQTT.AuthSecret },
