@@ -74,12 +74,13 @@ func (d *Devices) Endpoint() Endpoint {
 }
 
 // EndpointFor returns where a tenant's devices connect: its own broker when it uses one,
-// else Endpoint.
+// else Endpoint. Firmware downloads always come from this server (ServerURL, OTACAPEM).
 func (d *Devices) EndpointFor(tenantID string) Endpoint {
 	e := d.Endpoint()
 	if d.o.TenantEndpoint != nil {
 		if te, ok := d.o.TenantEndpoint(tenantID); ok {
 			te.ServerURL = e.ServerURL
+			te.OTACAPEM = e.OTACAPEM
 			return te
 		}
 	}

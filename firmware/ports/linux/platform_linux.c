@@ -645,24 +645,47 @@ static void http_close(void *ctx)
     g.http_ca = NULL;
 }
 
-/* The CA for downloads: config "_ota_ca", else provisioning "ota_ca" (as on ESP-IDF); NULL
- * when neither is set (the system roots). */
-static char *download_ca(void)
+static bool kv_string(const char *key, char *buf, size_t cap)
+{
+    size_t n = cap - 1;
+    if (kv_get(NULL, ESPADMIN_NVS_NAMESPACE, key, buf, &n) == ESPADMIN_PLATFORM_OK && n > 0) {
+        buf[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+static bool config_string(const char *key, char *buf, size_t cap)
+{
+    espadmin_cfg_type_t type;
+    return g.agent && espadmin_config_get(g.agent, key, &type, buf, cap) == ESPADMIN_PLATFORM_OK &&
+           type == ESPADMIN_CFG_STRING && buf[0];
+}
+
+/* The CA for a download, as on ESP-IDF: config "_ota_ca", else provisioning "ota_ca"; for a
+ * URL under the provisioned https server_url, the broker's CA (config "_mqtt_ca", else
+ * provisioning "mqtt_ca"); else NULL (the system roots). */
+static char *download_ca(const char *url)
 {
     size_t cap = ESPADMIN_MAX_CONFIG_VALUE_LEN + 1;
     char *ca = malloc(cap);
     if (ca == NULL) {
         return NULL;
     }
-    espadmin_cfg_type_t type;
-    if (g.agent && espadmin_config_get(g.agent, "_ota_ca", &type, ca, cap) == ESPADMIN_PLATFORM_OK &&
-        type == ESPADMIN_CFG_STRING && ca[0]) {
+    if (config_string("_ota_ca", ca, cap) || kv_string("ota_ca", ca, cap)) {
         return ca;
     }
-    size_t n = cap - 1;
-    if (kv_get(NULL, ESPADMIN_NVS_NAMESPACE, "ota_ca", ca, &n) == ESPADMIN_PLATFORM_OK && n > 0) {
-        ca[n] = '\0';
-        return ca;
+    char server[258];
+    if (kv_string("server_url", server, sizeof(server)) && strncmp(server, "https://", 8) == 0) {
+        size_t k = strlen(server);
+        while (k > 8 && server[k - 1] == '/') {
+            k--;
+        }
+        bool same = strlen(url) >= k && strncmp(url, server, k) == 0 &&
+                    (url[k] == '/' || url[k] == '\0' || url[k] == '?');
+        if (same && (config_string("_mqtt_ca", ca, cap) || kv_string("mqtt_ca", ca, cap))) {
+            return ca;
+        }
     }
     free(ca);
     return NULL;
@@ -713,7 +736,7 @@ static int http_open(void *ctx, const char *url)
     g.http_errbuf[0] = '\0';
     g.err[0] = '\0';
     curl_easy_setopt(g.easy, CURLOPT_ERRORBUFFER, g.http_errbuf);
-    g.http_ca = download_ca();
+    g.http_ca = download_ca(url);
     if (g.http_ca) {
         struct curl_blob blob = {.data = g.http_ca, .len = strlen(g.http_ca), .flags = CURL_BLOB_NOCOPY};
         curl_easy_setopt(g.easy, CURLOPT_CAINFO_BLOB, &blob);
@@ -862,6 +885,7 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         {"topic_root", bundle_str(mqtt, "topic_root")},
         {"server_url", bundle_str(b, "server_url")},
         {"ota_pubkey", bundle_str(b, "ota_public_key")},
+        {"ota_ca", bundle_str(b, "ota_ca_pem")},
     };
     for (size_t i = 0; i < sizeof(prov) / sizeof(prov[0]); i++) {
         if (kv_set(NULL, ESPADMIN_NVS_NAMESPACE, prov[i].key, prov[i].val, strlen(prov[i].val)) != 0) {

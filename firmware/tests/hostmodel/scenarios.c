@@ -184,6 +184,28 @@ static void s_provisioning_csv(int boot)
     pass();
 }
 
+/* The server's CSV with a download CA (ota.download_ca_file): a download from a host that is
+ * not server_url, signed by another private CA than the broker's, is verified with ota_ca. */
+static void s_provisioning_ota_ca(int boot)
+{
+    hm_broker_set_ca(CA_PEM);
+    if (boot == 1) {
+        CHECK(hm_nvs_load_csv(TESTDATA "/provisioning-nvs-ota-ca.csv") == 0, "cannot load the CSV");
+        hm_http_set_ca(OTA_CA);
+        start();
+        wait_online();
+        update("up-ota-ca", "v-1.6.0", "v-1.6.0", 0, "https://files.example.net/fw/v-1.6.0.bin", true);
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS),
+              "download not verified with the provisioned ota_ca");
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    pass();
+}
+
 /* First boot of a new image: confirmed from the bootloader's pending-verify state although the
  * image's version string differs from the release version; then an image that crashes at
  * boot is rolled back by the bootloader and reported. */
@@ -428,7 +450,7 @@ static const struct {
     {"deadlock", s_deadlock},       {"ca_uaf", s_ca_uaf},           {"provisioning_csv", s_provisioning_csv},
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
     {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
-    {"ota_reasons", s_ota_reasons},
+    {"ota_reasons", s_ota_reasons},         {"provisioning_ota_ca", s_provisioning_ota_ca},
     {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
 };
 
