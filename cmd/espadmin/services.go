@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -179,5 +182,44 @@ func deviceEndpoint(cfg config.Config, publicURL string, b *broker.Broker) (flee
 		}
 		e.CAPEM = string(pem)
 	}
+	if cfg.OTA.DownloadCAFile != "" {
+		ca, err := os.ReadFile(cfg.OTA.DownloadCAFile)
+		if err != nil {
+			return e, fmt.Errorf("read ESPADMIN_OTA_DOWNLOAD_CA_FILE / --ota-download-ca-file: %w", err)
+		}
+		if err := checkDownloadCA(ca); err != nil {
+			return e, fmt.Errorf("ESPADMIN_OTA_DOWNLOAD_CA_FILE / --ota-download-ca-file %s: %w", cfg.OTA.DownloadCAFile, err)
+		}
+		e.OTACAPEM = string(ca)
+	}
 	return e, nil
+}
+
+// errBadDownloadCA reports a download CA file a device could not use.
+var errBadDownloadCA = errors.New("not a usable download CA")
+
+// checkDownloadCA refuses a download CA that is not PEM certificates only, or that is longer
+// than a device reads (a config value's limit, which the agent's buffer is sized for).
+func checkDownloadCA(data []byte) error {
+	if len(data) > protocol.MaxConfigValueLength {
+		return fmt.Errorf("%w: %d bytes, at most %d", errBadDownloadCA, len(data), protocol.MaxConfigValueLength)
+	}
+	n := 0
+	for rest := data; ; n++ {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			if len(bytes.TrimSpace(rest)) > 0 {
+				return fmt.Errorf("%w: text outside PEM blocks", errBadDownloadCA)
+			}
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("%w: a %s block", errBadDownloadCA, b.Type)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: no PEM certificate", errBadDownloadCA)
+	}
+	return nil
 }

@@ -945,6 +945,33 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 
 /* ---- OTA ---- */
 
+/* The port's account of its last failure (empty when it has none), read before the download
+ * is closed or the slot aborted. */
+static const char *platform_error(espadmin_agent_t *a, char *buf, size_t cap, const char *fallback)
+{
+    buf[0] = '\0';
+    if (a->p->last_error) {
+        a->p->last_error(a->p->ctx, buf, cap);
+        buf[cap - 1] = '\0';
+    }
+    return buf[0] ? buf : fallback;
+}
+
+/* The protocol's reason for an ota_begin or ota_write refusal. */
+static const char *slot_reason(int rc)
+{
+    switch (rc) {
+    case ESPADMIN_PLATFORM_NO_SPACE:
+        return "no_space";
+    case ESPADMIN_PLATFORM_PENDING_VERIFY:
+        return "busy"; /* the previous update is still being verified */
+    case ESPADMIN_PLATFORM_INVALID_IMAGE:
+        return "invalid_image";
+    default:
+        return "internal";
+    }
+}
+
 static void ota_fail(espadmin_agent_t *a, const char *reason, const char *message)
 {
     logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s%s%s", a->ota_version, reason,
@@ -1021,10 +1048,16 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
     save_ota_pending(a, "downloading");
 
     a->ota = OTA_DOWNLOADING;
-    if (a->p->ota_begin(a->p->ctx, u->size) != ESPADMIN_PLATFORM_OK) {
+    char why[96];
+    int rc = a->p->ota_begin(a->p->ctx, u->size);
+    if (rc != ESPADMIN_PLATFORM_OK) {
+        const char *msg = platform_error(a, why, sizeof(why),
+                                         rc == ESPADMIN_PLATFORM_PENDING_VERIFY ? "the running image awaits confirmation"
+                                                                                : "cannot open the update slot");
         a->ota = OTA_IDLE;
         clear_ota_pending(a);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, "no_space", NULL);
+        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s %s", a->ota_version, slot_reason(rc), msg);
+        send_ota(a, a->ota_id, a->ota_version, "failed", 0, slot_reason(rc), msg);
         return;
     }
     a->ota_hash = a->p->sha256_begin(a->p->ctx);
@@ -1033,12 +1066,14 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         return;
     }
     if (a->p->http_open(a->p->ctx, u->url) != ESPADMIN_PLATFORM_OK) {
+        const char *msg = platform_error(a, why, sizeof(why), "cannot open the URL");
+        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: download_error %s", a->ota_version, msg);
         a->p->ota_abort(a->p->ctx);
         a->p->sha256_finish(a->p->ctx, a->ota_hash, NULL);
         a->ota_hash = NULL;
         a->ota = OTA_IDLE;
         clear_ota_pending(a);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, "download_error", "cannot open the URL");
+        send_ota(a, a->ota_id, a->ota_version, "failed", 0, "download_error", msg);
         return;
     }
     logf_(a, ESPADMIN_LEVEL_INFO, "downloading %s (%s bytes)", u->version, I64(u->size));
@@ -1065,8 +1100,9 @@ static void download_done(espadmin_agent_t *a)
     }
     send_ota(a, a->ota_id, a->ota_version, "downloaded", 100, NULL, NULL);
     if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
+        char why[96];
         a->ota = OTA_IDLE;
-        ota_fail(a, "invalid_image", NULL);
+        ota_fail(a, "invalid_image", platform_error(a, why, sizeof(why), NULL));
         return;
     }
     send_ota(a, a->ota_id, a->ota_version, "installing", 100, NULL, NULL);
@@ -1098,7 +1134,8 @@ static void pump_download(espadmin_agent_t *a)
             return;
         }
         if (n < 0) {
-            ota_fail(a, "download_error", NULL);
+            char why[96];
+            ota_fail(a, "download_error", platform_error(a, why, sizeof(why), NULL));
             return;
         }
         if (n == 0) {
@@ -1112,8 +1149,10 @@ static void pump_download(espadmin_agent_t *a)
             return;
         }
         a->p->sha256_update(a->p->ctx, a->ota_hash, a->chunk, (size_t)n);
-        if (a->p->ota_write(a->p->ctx, a->chunk, (size_t)n) != ESPADMIN_PLATFORM_OK) {
-            ota_fail(a, "no_space", "slot write failed");
+        int rc = a->p->ota_write(a->p->ctx, a->chunk, (size_t)n);
+        if (rc != ESPADMIN_PLATFORM_OK) {
+            char why[96];
+            ota_fail(a, slot_reason(rc), platform_error(a, why, sizeof(why), "slot write failed"));
             return;
         }
         a->ota_received += n;

@@ -148,6 +148,9 @@ static int f_publish(void *ctx, const char *topic, const void *payload, size_t l
 static int f_ota_begin(void *ctx, int64_t size)
 {
     (void)size;
+    if (F(ctx)->ota_begin_rc) {
+        return F(ctx)->ota_begin_rc;
+    }
     F(ctx)->ota_open = true;
     F(ctx)->ota_written = 0;
     return ESPADMIN_PLATFORM_OK;
@@ -156,6 +159,9 @@ static int f_ota_begin(void *ctx, int64_t size)
 static int f_ota_write(void *ctx, const void *data, size_t len)
 {
     (void)data;
+    if (F(ctx)->ota_write_rc) {
+        return F(ctx)->ota_write_rc;
+    }
     F(ctx)->ota_written += len;
     return ESPADMIN_PLATFORM_OK;
 }
@@ -200,6 +206,9 @@ static int f_http_read(void *ctx, void *buf, size_t cap)
     if (f->http_stall) {
         return ESPADMIN_PLATFORM_AGAIN;
     }
+    if (f->http_fail) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
     size_t n = f->http_len - f->http_pos;
     if (n > f->http_chunk) n = f->http_chunk;
     if (n > cap) n = cap;
@@ -209,6 +218,7 @@ static int f_http_read(void *ctx, void *buf, size_t cap)
 }
 
 static void f_http_close(void *ctx) { F(ctx)->http_open_ = false; }
+static void f_last_error(void *ctx, char *buf, size_t cap) { snprintf(buf, cap, "%s", F(ctx)->err); }
 static void f_restart(void *ctx) { F(ctx)->restarts++; }
 static const char *f_reset_reason(void *ctx) { return F(ctx)->reset; }
 
@@ -259,6 +269,7 @@ void fake_init(fake_t *f)
         .boot_state = f_boot_state,
         .http_open = f_http_open,
         .http_read = f_http_read,
+        .last_error = f_last_error,
         .http_close = f_http_close,
         .restart = f_restart,
         .reset_reason = f_reset_reason,

@@ -61,6 +61,13 @@ typedef struct {
     bool http_open_;
     bool http_stall;
 
+    /* failures: ota_begin_rc / ota_write_rc returned instead of OK when non-zero, http_fail makes
+     * reads fail; err is what last_error reports */
+    int ota_begin_rc;
+    int ota_write_rc;
+    bool http_fail;
+    char err[96];
+
     espadmin_platform_t p;
 } fake_t;
 

@@ -676,6 +676,50 @@ static void test_ota_already_running_and_busy(void **state)
     assert_all_uplinks_valid(c);
 }
 
+/* Each refusal of the port is reported with the protocol's reason, its account in the message. */
+static void test_ota_failure_reasons(void **state)
+{
+    ctx_t *c = *state;
+    boot(c);
+    online(c);
+    char cmd[4096];
+    static const struct {
+        int begin_rc, write_rc;
+        bool http_fail;
+        const char *err, *reason, *message;
+    } cases[] = {
+        {ESPADMIN_PLATFORM_PENDING_VERIFY, 0, false, "", "busy", "the running image awaits confirmation"},
+        {ESPADMIN_PLATFORM_PENDING_VERIFY, 0, false, "ESP_ERR_OTA_ROLLBACK_INVALID_STATE", "busy",
+         "ESP_ERR_OTA_ROLLBACK_INVALID_STATE"},
+        {ESPADMIN_PLATFORM_NO_SPACE, 0, false, "image does not fit", "no_space", "image does not fit"},
+        {ESPADMIN_PLATFORM_ERR, 0, false, "", "internal", "cannot open the update slot"},
+        {0, ESPADMIN_PLATFORM_INVALID_IMAGE, false, "esp_ota_write: ESP_ERR_OTA_VALIDATE_FAILED", "invalid_image",
+         "esp_ota_write: ESP_ERR_OTA_VALIDATE_FAILED"},
+        {0, ESPADMIN_PLATFORM_NO_SPACE, false, "", "no_space", "slot write failed"},
+        {0, 0, true, "HTTP 404", "download_error", "HTTP 404"},
+        {0, 0, true, "too many redirects", "download_error", "too many redirects"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "upr%zu", i);
+        c->f.ota_begin_rc = cases[i].begin_rc;
+        c->f.ota_write_rc = cases[i].write_rc;
+        c->f.http_fail = cases[i].http_fail;
+        snprintf(c->f.err, sizeof(c->f.err), "%s", cases[i].err);
+        update_cmd(cmd, sizeof(cmd), id, "v-1.1.0", true, true);
+        serve(c, g_image, sizeof(g_image));
+        send_cmd(c, cmd);
+        run_until_idle(c);
+        assert_string_equal(field(c, "ota", "id"), id);
+        assert_string_equal(field(c, "ota", "state"), "failed");
+        assert_string_equal(field(c, "ota", "reason"), cases[i].reason);
+        assert_string_equal(field(c, "ota", "message"), cases[i].message);
+        assert_false(c->f.ota_open);
+        assert_false(c->f.http_open_);
+    }
+    assert_all_uplinks_valid(c);
+}
+
 static void test_ota_boot_failure_rolled_back_and_reported(void **state)
 {
     ctx_t *c = *state;
@@ -785,6 +829,7 @@ int run_agent_tests(void)
         cmocka_unit_test_setup_teardown(test_ota_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ota_hash_mismatch_keeps_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ota_already_running_and_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ota_failure_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ota_boot_failure_rolled_back_and_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ota_verify_deadline_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragment_reassembly, setup, teardown),

@@ -28,6 +28,9 @@ type Endpoint struct {
 	CAPEM string
 	// ServerURL is the public HTTP base URL (firmware downloads).
 	ServerURL string
+	// OTACAPEM is the CA certificate (PEM) devices verify every firmware download with, empty
+	// when they use their built-in bundle (or, for URLs under ServerURL, the broker's CA).
+	OTACAPEM string
 }
 
 // Bundle is the provisioning bundle a device is flashed with. The firmware reads exactly this
@@ -41,6 +44,9 @@ type Bundle struct {
 	MQTT         BundleMQTT `json:"mqtt"`
 	ServerURL    string     `json:"server_url"`
 	OTAPublicKey string     `json:"ota_public_key"` // base64 Ed25519 public key, "" when signing is off
+	// OTACAPEM is the CA (PEM) to verify firmware downloads with (ota.download_ca_file); ""
+	// means: for a URL under ServerURL the broker's CA, else the firmware's CA bundle.
+	OTACAPEM string `json:"ota_ca_pem"`
 }
 
 // BundleMQTT is the broker part of a bundle.
@@ -65,6 +71,7 @@ const (
 	NVSTopicRoot = "topic_root"
 	NVSServerURL = "server_url"
 	NVSOTAPubKey = "ota_pubkey"
+	NVSOTACA     = "ota_ca"
 )
 
 func (d *Devices) bundle(ctx context.Context, dev store.Device, secret string, key []byte) (Bundle, error) {
@@ -78,6 +85,7 @@ func (d *Devices) bundle(ctx context.Context, dev store.Device, secret string, k
 			Host: e.MQTTHost, Port: e.MQTTPort, TLS: e.TLS, CAPEM: e.CAPEM, TopicRoot: e.Root,
 		},
 		ServerURL: e.ServerURL,
+		OTACAPEM:  e.OTACAPEM,
 	}
 	if dev.ProjectID != "" {
 		p, err := d.o.Store.Project(ctx, dev.TenantID, dev.ProjectID)
@@ -93,10 +101,11 @@ func (d *Devices) bundle(ctx context.Context, dev store.Device, secret string, k
 
 // NVSCSV renders the bundle as an ESP-IDF NVS partition CSV for nvs_partition_gen.py
 // (header key,type,encoding,value; one namespace line; then the entries). Values are
-// CSV-quoted where needed. The CA certificate, which is multi-line PEM, is written with the
+// CSV-quoted where needed. The CA certificates, which are multi-line PEM, are written with the
 // base64 encoding: nvs_partition_gen.py decodes it and stores the exact PEM bytes as a blob
 // (read it with nvs_get_blob), so no newline ever sits inside a CSV field. Entries whose
-// value is empty (no secret outside creation and rotation, no CA, no OTA key) are left out;
+// value is empty (no secret outside creation and rotation, no CA, no OTA key, no download CA)
+// are left out;
 // the firmware treats an absent key as empty.
 func (b Bundle) NVSCSV() ([]byte, error) {
 	var buf bytes.Buffer
@@ -126,6 +135,9 @@ func (b Bundle) NVSCSV() ([]byte, error) {
 	str(NVSTopicRoot, b.MQTT.TopicRoot)
 	str(NVSServerURL, b.ServerURL)
 	str(NVSOTAPubKey, b.OTAPublicKey)
+	if b.OTACAPEM != "" {
+		rows = append(rows, []string{NVSOTACA, "data", "base64", base64.StdEncoding.EncodeToString([]byte(b.OTACAPEM))})
+	}
 	if err := w.WriteAll(rows); err != nil {
 		return nil, fmt.Errorf("fleet: write NVS CSV: %w", err)
 	}
@@ -175,6 +187,12 @@ func ParseNVSCSV(data []byte) (Bundle, error) {
 			b.ServerURL = v
 		case NVSOTAPubKey:
 			b.OTAPublicKey = v
+		case NVSOTACA:
+			pem, err := base64.StdEncoding.DecodeString(v)
+			if err != nil || enc != "base64" {
+				return Bundle{}, fmt.Errorf("fleet: NVS CSV: bad %s", k)
+			}
+			b.OTACAPEM = string(pem)
 		default:
 			return Bundle{}, fmt.Errorf("fleet: NVS CSV: unknown key %q", k)
 		}

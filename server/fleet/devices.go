@@ -58,12 +58,13 @@ func NewDevices(o DevicesOptions) *Devices {
 func (d *Devices) Endpoint() Endpoint { return d.o.Endpoint }
 
 // EndpointFor returns where a tenant's devices connect: its own broker when it uses one,
-// else Endpoint.
+// else Endpoint. Firmware downloads always come from this server (ServerURL, OTACAPEM).
 func (d *Devices) EndpointFor(tenantID string) Endpoint {
 	e := d.Endpoint()
 	if d.o.TenantEndpoint != nil {
 		if te, ok := d.o.TenantEndpoint(tenantID); ok {
 			te.ServerURL = e.ServerURL
+			te.OTACAPEM = e.OTACAPEM
 			return te
 		}
 	}

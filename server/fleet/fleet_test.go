@@ -3,6 +3,8 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +113,7 @@ func TestNVSCSVRoundTrip(t *testing.T) {
 	ca := "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUY2E=\n-----END CERTIFICATE-----\n"
 	b := Bundle{V: 1, DeviceID: "01hzx4a0b1c2d3e4f5g6h7j8k9", Secret: "s3cr,et\"x", DeviceKey: "AAAA",
 		MQTT:      BundleMQTT{Host: "mqtt.example.com", Port: 8883, TLS: true, CAPEM: ca, TopicRoot: "fleet/eu-1"},
-		ServerURL: "https://example.com/a,b", OTAPublicKey: "key"}
+		ServerURL: "https://example.com/a,b", OTAPublicKey: "key", OTACAPEM: ca + ca}
 	data, err := b.NVSCSV()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +125,8 @@ func TestNVSCSVRoundTrip(t *testing.T) {
 	if bytes.Contains(data, []byte("BEGIN CERTIFICATE")) {
 		t.Error("the CA PEM must be base64 encoded, not multi-line in the CSV")
 	}
-	for _, want := range []string{"mqtt_port,data,u16,8883", "mqtt_tls,data,u8,1", `secret,data,string,"s3cr,et""x"`} {
+	for _, want := range []string{"mqtt_port,data,u16,8883", "mqtt_tls,data,u8,1", `secret,data,string,"s3cr,et""x"`,
+		"ota_ca,data,base64," + base64.StdEncoding.EncodeToString([]byte(ca+ca))} {
 		if !strings.Contains(string(data), want+"\n") {
 			t.Errorf("missing %q in\n%s", want, data)
 		}
@@ -133,9 +136,9 @@ func TestNVSCSVRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v %v", got, err)
 	}
 	// Empty values are left out.
-	b.Secret, b.MQTT.CAPEM, b.OTAPublicKey = "", "", ""
+	b.Secret, b.MQTT.CAPEM, b.OTAPublicKey, b.OTACAPEM = "", "", "", ""
 	data, _ = b.NVSCSV()
-	for _, k := range []string{"secret,", "mqtt_ca,", "ota_pubkey,"} {
+	for _, k := range []string{"secret,", "mqtt_ca,", "ota_pubkey,", "ota_ca,"} {
 		if strings.Contains(string(data), "\n"+k) {
 			t.Errorf("%s present with an empty value", k)
 		}
@@ -244,24 +247,76 @@ func TestSecrets(t *testing.T) {
 // TestNVSCSVMatchesFirmwareModel pins the server's NVS CSV byte for byte to the file the
 // firmware's host model of ESP-IDF loads (firmware/tests/testdata/provisioning-nvs.csv): the
 // model reads it with ESP-IDF's typed NVS semantics and must connect to exactly the host, port
-// and TLS written here, so a change to either side's format fails one of the two tests.
+// and TLS written here (and, with a download CA, verify a download from another host with
+// it), so a change to either side's format fails one of the two tests.
 func TestNVSCSVMatchesFirmwareModel(t *testing.T) {
 	t.Parallel()
-	b := Bundle{V: 1, DeviceID: "01hzx4a0b1c2d3e4f5g6h7j8k9",
-		Secret:    "k0Qm3Zp8sV2xY7wR4tU1nB6cL9dF5gH0jK2lM4nP6qS",
-		DeviceKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		MQTT: BundleMQTT{Host: "mqtt.example.com", Port: 8883, TLS: true, TopicRoot: "espadmin",
-			CAPEM: "-----BEGIN CERTIFICATE-----\nMIIBhostmodelTestCAonlyNotARealCertificate0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"},
-		ServerURL: "https://espadmin.example.com"}
-	got, err := b.NVSCSV()
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		file, otaCA string
+	}{
+		{"provisioning-nvs.csv", ""},
+		{"provisioning-nvs-ota-ca.csv", "-----BEGIN CERTIFICATE-----\nMIIBdownloadServerPrivateCA\n-----END CERTIFICATE-----\n"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			b := Bundle{V: 1, DeviceID: "01hzx4a0b1c2d3e4f5g6h7j8k9",
+				Secret:    "k0Qm3Zp8sV2xY7wR4tU1nB6cL9dF5gH0jK2lM4nP6qS",
+				DeviceKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+				MQTT: BundleMQTT{Host: "mqtt.example.com", Port: 8883, TLS: true, TopicRoot: "espadmin",
+					CAPEM: "-----BEGIN CERTIFICATE-----\nMIIBhostmodelTestCAonlyNotARealCertificate0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"},
+				ServerURL: "https://espadmin.example.com", OTACAPEM: tc.otaCA}
+			got, err := b.NVSCSV()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join("..", "..", "firmware", "tests", "testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("the server's NVS CSV differs from the firmware model's:\n got: %q\nwant: %q", got, want)
+			}
+		})
 	}
-	want, err := os.ReadFile(filepath.Join("..", "..", "firmware", "tests", "testdata", "provisioning-nvs.csv"))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestBundleCarriesDownloadCA: the download CA reaches every bundle, including those of a
+// tenant on its own broker (firmware still comes from this server), in JSON and in the CSV.
+func TestBundleCarriesDownloadCA(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	kr, _ := seal.NewKeyring(bytes.Repeat([]byte{1}, 32))
+	own := store.Tenant{Slug: "own", Name: "Own broker"}
+	shared := store.Tenant{Slug: "shared", Name: "Shared broker"}
+	for _, tn := range []*store.Tenant{&own, &shared} {
+		if err := st.CreateTenant(t.Context(), tn); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("the server's NVS CSV differs from the firmware model's:\n got: %q\nwant: %q", got, want)
+	const otaCA = "-----BEGIN CERTIFICATE-----\nMIIBdownloadCA\n-----END CERTIFICATE-----\n"
+	devs := NewDevices(DevicesOptions{Store: st, Keyring: kr, Hub: NewHub(nil),
+		Endpoint: Endpoint{MQTTHost: "mqtt.example.com", MQTTPort: 1883, ServerURL: "https://fw.example.com", OTACAPEM: otaCA},
+		TenantEndpoint: func(tenantID string) (Endpoint, bool) {
+			return Endpoint{MQTTHost: "broker.own.example", MQTTPort: 8883, TLS: true}, tenantID == own.ID
+		}})
+	for _, tn := range []store.Tenant{own, shared} {
+		p, err := devs.Create(t.Context(), tn.ID, DeviceInput{Name: "d"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Bundle.OTACAPEM != otaCA || p.Bundle.ServerURL != "https://fw.example.com" {
+			t.Errorf("tenant %s: bundle %+v", tn.Slug, p.Bundle)
+		}
+		js, _ := json.Marshal(p.Bundle)
+		if !bytes.Contains(js, []byte(`"ota_ca_pem":"-----BEGIN CERTIFICATE-----\nMIIBdownloadCA`)) {
+			t.Errorf("tenant %s: JSON without ota_ca_pem: %s", tn.Slug, js)
+		}
+		csvData, err := p.Bundle.NVSCSV()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(csvData, []byte("\nota_ca,data,base64,"+base64.StdEncoding.EncodeToString([]byte(otaCA))+"\n")) {
+			t.Errorf("tenant %s: CSV without ota_ca:\n%s", tn.Slug, csvData)
+		}
 	}
 }

@@ -19,6 +19,10 @@ extern "C" {
 #define ESPADMIN_PLATFORM_NOT_FOUND (-2)
 #define ESPADMIN_PLATFORM_TOO_SMALL (-3)
 #define ESPADMIN_PLATFORM_AGAIN (-4)
+/* Why ota_begin or ota_write refused (any other negative value is reported as "internal"). */
+#define ESPADMIN_PLATFORM_NO_SPACE (-5)       /* no slot, or the image does not fit it */
+#define ESPADMIN_PLATFORM_PENDING_VERIFY (-6) /* the running image still awaits confirmation */
+#define ESPADMIN_PLATFORM_INVALID_IMAGE (-7)  /* the slot refused the data (not a firmware image) */
 
 /* The namespace holding the provisioning bundle and the agent's own state. */
 #define ESPADMIN_NVS_NAMESPACE "espadmin"
@@ -85,7 +89,9 @@ typedef struct espadmin_platform {
     /* OTA slots. finish validates the written image; set_boot makes it the next boot image
      * (the version is what running_version reports after the switch on ports that cannot read
      * it from the image); rollback marks the running image invalid and boots the previous one
-     * (it does not return when it succeeds). */
+     * (it does not return when it succeeds). begin and write return OK or one of NO_SPACE,
+     * PENDING_VERIFY, INVALID_IMAGE or ERR, which the core reports as the protocol's reasons
+     * no_space, busy, invalid_image and internal. */
     int (*ota_begin)(void *ctx, int64_t size);
     int (*ota_write)(void *ctx, const void *data, size_t len);
     int (*ota_finish)(void *ctx);
@@ -101,6 +107,12 @@ typedef struct espadmin_platform {
     int (*http_open)(void *ctx, const char *url);
     int (*http_read)(void *ctx, void *buf, size_t cap);
     void (*http_close)(void *ctx);
+
+    /* Optional: a short description of why the last failing ota_* or http_* call failed ("HTTP
+     * 404", "TLS handshake failed", "timed out", "too many redirects", an esp_err name), for
+     * the message of the failure report; buf[0] = '\0' when unknown. Called before http_close
+     * or ota_abort. */
+    void (*last_error)(void *ctx, char *buf, size_t cap);
 
     /* System. */
     void (*restart)(void *ctx);

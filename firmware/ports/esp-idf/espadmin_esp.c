@@ -138,6 +138,7 @@ typedef struct {
     bool cancel;
     bool done;
     bool failed;
+    char why[80]; /* the last attempt's failure, for the report's message */
     uint8_t buf[DL_BUF];
     size_t head;
     size_t len;
@@ -166,6 +167,7 @@ static bool s_seen_down;
 static esp_ota_handle_t s_ota;
 static const esp_partition_t *s_ota_part;
 static dl_t *s_dl;
+static char s_err[80]; /* why the last ota_* or http_* call failed (last_error) */
 
 /* Logs. */
 static vprintf_like_t s_prev_vprintf;
@@ -561,21 +563,29 @@ static int p_mqtt_publish(void *ctx, const char *topic, const void *payload, siz
 static int p_ota_begin(void *ctx, int64_t size)
 {
     (void)ctx;
+    s_err[0] = '\0';
     s_ota_part = esp_ota_get_next_update_partition(NULL);
     if (s_ota_part == NULL) {
         ESP_LOGE(TAG, "no OTA partition to write to");
-        return ESPADMIN_PLATFORM_ERR;
+        snprintf(s_err, sizeof(s_err), "no OTA partition to write to");
+        return ESPADMIN_PLATFORM_NO_SPACE;
     }
     if ((int64_t)s_ota_part->size < size) {
         ESP_LOGE(TAG, "image of %lu bytes does not fit partition %s", (unsigned long)size, s_ota_part->label);
-        return ESPADMIN_PLATFORM_ERR;
+        snprintf(s_err, sizeof(s_err), "image does not fit partition %s (%lu bytes)", s_ota_part->label,
+                 (unsigned long)s_ota_part->size);
+        return ESPADMIN_PLATFORM_NO_SPACE;
     }
     esp_err_t err = esp_ota_begin(s_ota_part, OTA_WITH_SEQUENTIAL_WRITES, &s_ota);
     if (err != ESP_OK) {
-        /* ESP_ERR_OTA_ROLLBACK_INVALID_STATE: the running image still awaits confirmation */
         ESP_LOGE(TAG, "esp_ota_begin: %s", esp_err_to_name(err));
         s_ota = 0;
-        return ESPADMIN_PLATFORM_ERR;
+        if (err == ESP_ERR_OTA_ROLLBACK_INVALID_STATE) {
+            snprintf(s_err, sizeof(s_err), "the running image awaits confirmation (%s)", esp_err_to_name(err));
+            return ESPADMIN_PLATFORM_PENDING_VERIFY;
+        }
+        snprintf(s_err, sizeof(s_err), "esp_ota_begin: %s", esp_err_to_name(err));
+        return err == ESP_ERR_INVALID_SIZE ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
     }
     return ESPADMIN_PLATFORM_OK;
 }
@@ -586,7 +596,10 @@ static int p_ota_write(void *ctx, const void *data, size_t len)
     esp_err_t err = esp_ota_write(s_ota, data, len);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_write: %s", esp_err_to_name(err));
-        return ESPADMIN_PLATFORM_ERR;
+        snprintf(s_err, sizeof(s_err), "esp_ota_write: %s", esp_err_to_name(err));
+        return err == ESP_ERR_OTA_VALIDATE_FAILED ? ESPADMIN_PLATFORM_INVALID_IMAGE
+               : err == ESP_ERR_INVALID_SIZE      ? ESPADMIN_PLATFORM_NO_SPACE
+                                                  : ESPADMIN_PLATFORM_ERR;
     }
     return ESPADMIN_PLATFORM_OK;
 }
@@ -598,6 +611,7 @@ static int p_ota_finish(void *ctx)
     s_ota = 0;
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_end: %s", esp_err_to_name(err));
+        snprintf(s_err, sizeof(s_err), "esp_ota_end: %s", esp_err_to_name(err));
         return ESPADMIN_PLATFORM_ERR;
     }
     return ESPADMIN_PLATFORM_OK;
@@ -688,6 +702,17 @@ static void dl_end(dl_t *d, bool failed)
     xSemaphoreGive(d->mu);
 }
 
+/* Records why the current attempt failed (the last one is reported when all attempts fail). */
+static void dl_why(dl_t *d, const char *fmt, ...)
+{
+    va_list ap;
+    xSemaphoreTake(d->mu, portMAX_DELAY);
+    va_start(ap, fmt);
+    vsnprintf(d->why, sizeof(d->why), fmt, ap);
+    va_end(ap);
+    xSemaphoreGive(d->mu);
+}
+
 /* Hands n bytes to the agent task, waiting while the buffer is full. */
 static bool dl_push(dl_t *d, const uint8_t *p, size_t n)
 {
@@ -737,6 +762,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
     esp_http_client_handle_t h = esp_http_client_init(&cfg);
     if (h == NULL) {
         ESP_LOGE(TAG, "download: esp_http_client_init failed");
+        dl_why(d, "esp_http_client_init failed");
         *fatal = true;
         return 0;
     }
@@ -751,10 +777,13 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         esp_err_t err = esp_http_client_open(h, 0);
         if (err != ESP_OK) {
             ESP_LOGW(TAG, "download: connect failed: %s", esp_err_to_name(err));
+            dl_why(d, "%s: %s", err == ESP_ERR_HTTP_EAGAIN ? "timed out" : "connect or TLS handshake failed",
+                   esp_err_to_name(err));
             goto out;
         }
         if (esp_http_client_fetch_headers(h) < 0) {
             ESP_LOGW(TAG, "download: no response headers");
+            dl_why(d, "no response headers (timed out or connection closed)");
             goto out;
         }
         status = esp_http_client_get_status_code(h);
@@ -763,6 +792,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         }
         if (redirects >= DL_MAX_REDIRECTS) {
             ESP_LOGE(TAG, "download: more than %d redirects", DL_MAX_REDIRECTS);
+            dl_why(d, "too many redirects (more than %d)", DL_MAX_REDIRECTS);
             *fatal = true;
             goto out;
         }
@@ -770,6 +800,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         esp_http_client_flush_response(h, &flushed);
         if (esp_http_client_set_redirection(h) != ESP_OK) {
             ESP_LOGE(TAG, "download: redirect %d without a usable Location", status);
+            dl_why(d, "HTTP %d redirect without a usable Location", status);
             *fatal = true;
             goto out;
         }
@@ -779,6 +810,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         skip = offset; /* the server ignored Range: drop what we already have */
     } else if (!(status == 200 || (status == 206 && offset > 0))) {
         ESP_LOGE(TAG, "download: HTTP status %d", status);
+        dl_why(d, "HTTP %d", status);
         *fatal = status >= 400 && status < 500;
         goto out;
     }
@@ -790,6 +822,8 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
         int n = esp_http_client_read(h, (char *)tmp, DL_READ);
         if (n < 0) {
             ESP_LOGW(TAG, "download: read error after %lu bytes", (unsigned long)(offset + got));
+            dl_why(d, "%s after %lu bytes", n == -ESP_ERR_HTTP_EAGAIN ? "timed out" : "read error",
+                   (unsigned long)(offset + got));
             break;
         }
         if (n == 0) {
@@ -797,6 +831,7 @@ static int64_t dl_attempt(dl_t *d, int64_t offset, uint8_t *tmp, bool *finished,
                 *finished = true;
             } else {
                 ESP_LOGW(TAG, "download: connection closed after %lu bytes", (unsigned long)(offset + got));
+                dl_why(d, "connection closed after %lu bytes", (unsigned long)(offset + got));
             }
             break;
         }
@@ -910,6 +945,7 @@ static char *download_ca(const char *url)
 static int p_http_open(void *ctx, const char *url)
 {
     p_http_close(ctx);
+    s_err[0] = '\0';
     dl_t *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         return ESPADMIN_PLATFORM_ERR;
@@ -923,6 +959,7 @@ static int p_http_open(void *ctx, const char *url)
         xTaskCreate(download_task, "espadmin_dl", CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK, d,
                     CONFIG_ESPADMIN_TASK_PRIORITY, NULL) != pdPASS) {
         ESP_LOGE(TAG, "download: cannot start the download task");
+        snprintf(s_err, sizeof(s_err), "cannot start the download task");
         if (d->mu) vSemaphoreDelete(d->mu);
         if (d->space) vSemaphoreDelete(d->space);
         free(d->url);
@@ -932,6 +969,13 @@ static int p_http_open(void *ctx, const char *url)
     }
     s_dl = d;
     return ESPADMIN_PLATFORM_OK;
+}
+
+static void p_last_error(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "%s", s_err);
+    s_err[0] = '\0';
 }
 
 /* Never blocks: data, 0 at the end, AGAIN while the download task is connecting or waiting. */
@@ -954,6 +998,9 @@ static int p_http_read(void *ctx, void *buf, size_t cap)
         rc = (int)k;
     } else if (d->done) {
         rc = d->failed ? ESPADMIN_PLATFORM_ERR : 0;
+        if (d->failed) {
+            snprintf(s_err, sizeof(s_err), "%s", d->why[0] ? d->why : "download failed");
+        }
     } else {
         rc = ESPADMIN_PLATFORM_AGAIN;
     }
@@ -1290,6 +1337,7 @@ static const espadmin_platform_t s_platform = {
     .http_open = p_http_open,
     .http_read = p_http_read,
     .http_close = p_http_close,
+    .last_error = p_last_error,
     .restart = p_restart,
     .reset_reason = p_reset_reason,
     .system_info = p_system_info,

@@ -46,6 +46,9 @@ typedef struct {
     bool http_paused;
     bool http_done;
     bool http_failed;
+    char http_errbuf[CURL_ERROR_SIZE];
+    char *http_ca; /* the download's CA (PEM), NULL: the system roots */
+    char err[96];  /* why the last ota_* or http_* call failed (last_error) */
     espadmin_agent_t *agent;
     bool in_log;
 } linux_t;
@@ -410,13 +413,21 @@ static int ota_begin(void *ctx, int64_t size)
     g.ota_target = 1 - boot_slot();
     slot_path(g.ota_target, path, sizeof(path), true);
     g.ota_file = fopen(path, "wb");
-    return g.ota_file ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+    if (g.ota_file == NULL) {
+        snprintf(g.err, sizeof(g.err), "cannot create the slot file: %.60s", strerror(errno));
+        return errno == ENOSPC ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
+    }
+    return ESPADMIN_PLATFORM_OK;
 }
 
 static int ota_write(void *ctx, const void *data, size_t len)
 {
     (void)ctx;
-    return g.ota_file && fwrite(data, 1, len, g.ota_file) == len ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+    if (g.ota_file && fwrite(data, 1, len, g.ota_file) == len) {
+        return ESPADMIN_PLATFORM_OK;
+    }
+    snprintf(g.err, sizeof(g.err), "slot write failed: %.60s", strerror(errno));
+    return errno == ENOSPC ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
 }
 
 static int ota_finish(void *ctx)
@@ -630,6 +641,87 @@ static void http_close(void *ctx)
         curl_easy_cleanup(g.easy);
         g.easy = NULL;
     }
+    free(g.http_ca);
+    g.http_ca = NULL;
+}
+
+static bool kv_string(const char *key, char *buf, size_t cap)
+{
+    size_t n = cap - 1;
+    if (kv_get(NULL, ESPADMIN_NVS_NAMESPACE, key, buf, &n) == ESPADMIN_PLATFORM_OK && n > 0) {
+        buf[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+static bool config_string(const char *key, char *buf, size_t cap)
+{
+    espadmin_cfg_type_t type;
+    return g.agent && espadmin_config_get(g.agent, key, &type, buf, cap) == ESPADMIN_PLATFORM_OK &&
+           type == ESPADMIN_CFG_STRING && buf[0];
+}
+
+/* The CA for a download, as on ESP-IDF: config "_ota_ca", else provisioning "ota_ca"; for a
+ * URL under the provisioned https server_url, the broker's CA (config "_mqtt_ca", else
+ * provisioning "mqtt_ca"); else NULL (the system roots). */
+static char *download_ca(const char *url)
+{
+    size_t cap = ESPADMIN_MAX_CONFIG_VALUE_LEN + 1;
+    char *ca = malloc(cap);
+    if (ca == NULL) {
+        return NULL;
+    }
+    if (config_string("_ota_ca", ca, cap) || kv_string("ota_ca", ca, cap)) {
+        return ca;
+    }
+    char server[258];
+    if (kv_string("server_url", server, sizeof(server)) && strncmp(server, "https://", 8) == 0) {
+        size_t k = strlen(server);
+        while (k > 8 && server[k - 1] == '/') {
+            k--;
+        }
+        bool same = strlen(url) >= k && strncmp(url, server, k) == 0 &&
+                    (url[k] == '/' || url[k] == '\0' || url[k] == '?');
+        if (same && (config_string("_mqtt_ca", ca, cap) || kv_string("mqtt_ca", ca, cap))) {
+            return ca;
+        }
+    }
+    free(ca);
+    return NULL;
+}
+
+/* Why a transfer failed, in the words of the protocol's message field. */
+static void http_describe(CURLcode rc)
+{
+    long status = 0;
+    switch (rc) {
+    case CURLE_HTTP_RETURNED_ERROR:
+        curl_easy_getinfo(g.easy, CURLINFO_RESPONSE_CODE, &status);
+        snprintf(g.err, sizeof(g.err), "HTTP %ld", status);
+        return;
+    case CURLE_TOO_MANY_REDIRECTS:
+        snprintf(g.err, sizeof(g.err), "too many redirects");
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(g.err, sizeof(g.err), "timed out");
+        return;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        snprintf(g.err, sizeof(g.err), "TLS failure: %.80s", g.http_errbuf[0] ? g.http_errbuf : curl_easy_strerror(rc));
+        return;
+    default:
+        snprintf(g.err, sizeof(g.err), "%.90s", g.http_errbuf[0] ? g.http_errbuf : curl_easy_strerror(rc));
+    }
+}
+
+static void last_error(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "%s", g.err);
+    g.err[0] = '\0';
 }
 
 static int http_open(void *ctx, const char *url)
@@ -641,6 +733,14 @@ static int http_open(void *ctx, const char *url)
     }
     g.http_len = 0;
     g.http_paused = g.http_done = g.http_failed = false;
+    g.http_errbuf[0] = '\0';
+    g.err[0] = '\0';
+    curl_easy_setopt(g.easy, CURLOPT_ERRORBUFFER, g.http_errbuf);
+    g.http_ca = download_ca(url);
+    if (g.http_ca) {
+        struct curl_blob blob = {.data = g.http_ca, .len = strlen(g.http_ca), .flags = CURL_BLOB_NOCOPY};
+        curl_easy_setopt(g.easy, CURLOPT_CAINFO_BLOB, &blob);
+    }
     curl_easy_setopt(g.easy, CURLOPT_URL, url);
     curl_easy_setopt(g.easy, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(g.easy, CURLOPT_FAILONERROR, 1L);
@@ -673,6 +773,7 @@ static int http_read(void *ctx, void *buf, size_t cap)
                 g.http_done = true;
                 if (m->data.result != CURLE_OK) {
                     g.http_failed = true;
+                    http_describe(m->data.result);
                     linux_log(ESPADMIN_LEVEL_WARN, "http", "download: %s", curl_easy_strerror(m->data.result));
                 }
             }
@@ -784,6 +885,7 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         {"topic_root", bundle_str(mqtt, "topic_root")},
         {"server_url", bundle_str(b, "server_url")},
         {"ota_pubkey", bundle_str(b, "ota_public_key")},
+        {"ota_ca", bundle_str(b, "ota_ca_pem")},
     };
     for (size_t i = 0; i < sizeof(prov) / sizeof(prov[0]); i++) {
         if (kv_set(NULL, ESPADMIN_NVS_NAMESPACE, prov[i].key, prov[i].val, strlen(prov[i].val)) != 0) {
@@ -822,6 +924,7 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         .boot_state = boot_state,
         .http_open = http_open,
         .http_read = http_read,
+        .last_error = last_error,
         .http_close = http_close,
         .restart = restart,
         .reset_reason = reset_reason,

@@ -1062,6 +1062,13 @@ esp_ota_img_states_t hm_ota_running_state(void)
     return s;
 }
 
+void hm_ota_set_running_state(esp_ota_img_states_t st)
+{
+    pthread_mutex_lock(&g_ota_mu);
+    g_slots[g_running].state = st;
+    pthread_mutex_unlock(&g_ota_mu);
+}
+
 const char *hm_running_version(void) { return g_app_desc.version; }
 bool hm_running_image_crashes(void) { return (g_slots[g_running].header[38] & HM_IMG_CRASHES) != 0; }
 

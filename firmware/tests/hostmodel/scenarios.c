@@ -184,6 +184,28 @@ static void s_provisioning_csv(int boot)
     pass();
 }
 
+/* The server's CSV with a download CA (ota.download_ca_file): a download from a host that is
+ * not server_url, signed by another private CA than the broker's, is verified with ota_ca. */
+static void s_provisioning_ota_ca(int boot)
+{
+    hm_broker_set_ca(CA_PEM);
+    if (boot == 1) {
+        CHECK(hm_nvs_load_csv(TESTDATA "/provisioning-nvs-ota-ca.csv") == 0, "cannot load the CSV");
+        hm_http_set_ca(OTA_CA);
+        start();
+        wait_online();
+        update("up-ota-ca", "v-1.6.0", "v-1.6.0", 0, "https://files.example.net/fw/v-1.6.0.bin", true);
+        CHECK(hm_broker_wait("/up/ota", "\"state\":\"rebooting\"", NULL, 0, WAIT_MS),
+              "download not verified with the provisioned ota_ca");
+        sleep(30);
+        fail("no restart after the update");
+    }
+    start();
+    wait_online();
+    CHECK(hm_broker_wait("/up/ota", "\"state\":\"succeeded\"", NULL, 0, WAIT_MS), "update not confirmed");
+    pass();
+}
+
 /* First boot of a new image: confirmed from the bootloader's pending-verify state although the
  * image's version string differs from the release version; then an image that crashes at
  * boot is rolled back by the bootloader and reported. */
@@ -344,6 +366,46 @@ static void s_ota_server_ca(int boot)
     pass();
 }
 
+/* Each failure is reported with its true reason, the port's account of it in the message: an
+ * HTTP 404, a redirect loop, an image whose hash differs, and esp_ota_begin refused because the
+ * running image still awaits confirmation (ESP_ERR_OTA_ROLLBACK_INVALID_STATE). */
+static void s_ota_reasons(int boot)
+{
+    CHECK(boot == 1, "the board restarted");
+    provision(false, NULL);
+    start();
+    wait_online();
+    char buf[4096];
+
+    update("up-404", "v-1.1.0", "v-1.1.0", 0, "http://files.local/fw/missing.bin", false);
+    CHECK(hm_broker_wait("/up/ota", "\"id\":\"up-404\",\"version\":\"v-1.1.0\",\"state\":\"failed\"", buf,
+                         sizeof(buf), WAIT_MS), "404 not reported");
+    CHECK(strstr(buf, "\"reason\":\"download_error\"") && strstr(buf, "HTTP 404"), "404: wrong reason or message");
+
+    hm_http_redirect("http://files.local/fw/a.bin", "http://files.local/fw/b.bin", 302);
+    hm_http_redirect("http://files.local/fw/b.bin", "http://files.local/fw/a.bin", 302);
+    update("up-loop", "v-1.1.0", "v-1.1.0", 0, "http://files.local/fw/a.bin", false);
+    CHECK(hm_broker_wait("/up/ota", "\"id\":\"up-loop\",\"version\":\"v-1.1.0\",\"state\":\"failed\"", buf,
+                         sizeof(buf), WAIT_MS), "redirect loop not reported");
+    CHECK(strstr(buf, "\"reason\":\"download_error\"") && strstr(buf, "too many redirects"),
+          "redirect loop: wrong reason or message");
+
+    serve_image("http://files.local/fw/other.bin", "v-9.9.9"); /* not the image the hash is of */
+    update("up-hash", "v-1.1.0", "v-1.1.0", 0, "http://files.local/fw/other.bin", false);
+    CHECK(hm_broker_wait("/up/ota", "\"id\":\"up-hash\",\"version\":\"v-1.1.0\",\"state\":\"failed\"", buf,
+                         sizeof(buf), WAIT_MS), "hash mismatch not reported");
+    CHECK(strstr(buf, "\"reason\":\"hash_mismatch\""), "hash mismatch: wrong reason");
+
+    hm_ota_set_running_state(ESP_OTA_IMG_PENDING_VERIFY);
+    update("up-pv", "v-1.1.0", "v-1.1.0", 0, "http://files.local/fw/v-1.1.0.bin", true);
+    CHECK(hm_broker_wait("/up/ota", "\"id\":\"up-pv\",\"version\":\"v-1.1.0\",\"state\":\"failed\"", buf,
+                         sizeof(buf), WAIT_MS), "refused begin not reported");
+    CHECK(strstr(buf, "\"reason\":\"busy\"") && strstr(buf, "awaits confirmation"),
+          "begin during pending verify: wrong reason or message");
+    CHECK(hm_broker_count("/up/ota", "no_space") == 0, "a failure reported as no_space");
+    pass();
+}
+
 /* Runs on the agent task (espadmin_esp_with_agent): while the agent is busy here, esp-mqtt
  * delivers a burst of twelve 15 KB commands, 4 KiB fragments each. */
 static void burst_while_busy(espadmin_agent_t *agent, void *arg)
@@ -388,6 +450,7 @@ static const struct {
     {"deadlock", s_deadlock},       {"ca_uaf", s_ca_uaf},           {"provisioning_csv", s_provisioning_csv},
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
     {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
+    {"ota_reasons", s_ota_reasons},         {"provisioning_ota_ca", s_provisioning_ota_ca},
     {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
 };
 

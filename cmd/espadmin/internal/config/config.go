@@ -52,6 +52,9 @@ type OTA struct {
 	// ReleaseMaxSize caps an uploaded firmware image in bytes. The largest app partition of
 	// common ESP32 partition tables (ota_0/ota_1 of 16 MB flash) is about 7.9 MB.
 	ReleaseMaxSize int
+	// DownloadCAFile is a PEM file with the CA devices verify firmware downloads with; it is
+	// written into provisioning bundles (ota_ca). Empty: no ota_ca.
+	DownloadCAFile string
 }
 
 // Logs configures the live device log relay (package logrelay, docs/logs-and-errors.md).

@@ -273,6 +273,14 @@ var settings = []setting{
 		field:  func(c *Config) any { return &c.OTA.ReleaseMaxSize },
 	},
 	{
+		key: "ota.download_ca_file", flag: "ota-download-ca-file", env: "ESPADMIN_OTA_DOWNLOAD_CA_FILE",
+		help: "PEM file of the CA devices verify every firmware download with (provisioning key `ota_ca`). " +
+			"Unset, a device verifies a download under the public URL with the broker's CA (`mqtt.device_ca_file`) " +
+			"and any other (an S3 presigned URL) with its built-in CA bundle; set it when firmware comes from a host " +
+			"with another private CA.",
+		field: func(c *Config) any { return &c.OTA.DownloadCAFile },
+	},
+	{
 		key: "log.level", flag: "log-level", env: "ESPADMIN_LOG_LEVEL", def: "info",
 		help:  "Log level: `debug`, `info`, `warn` or `error`.",
 		field: func(c *Config) any { return &c.Log.Level },

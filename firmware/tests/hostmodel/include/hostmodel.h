@@ -62,6 +62,8 @@ typedef int esp_err_t;
 #define ESP_ERR_HTTP_WRITE_DATA (ESP_ERR_HTTP_BASE + 3)
 #define ESP_ERR_HTTP_FETCH_HEADER (ESP_ERR_HTTP_BASE + 4)
 #define ESP_ERR_HTTP_INVALID_TRANSPORT (ESP_ERR_HTTP_BASE + 5)
+#define ESP_ERR_HTTP_CONNECTING (ESP_ERR_HTTP_BASE + 6)
+#define ESP_ERR_HTTP_EAGAIN (ESP_ERR_HTTP_BASE + 7)
 const char *esp_err_to_name(esp_err_t code);
 void hm_error_check_failed(esp_err_t rc, const char *file, int line, const char *expr);
 #define ESP_ERROR_CHECK(x)                                                                       \
@@ -415,6 +417,7 @@ int hm_nvs_set_str(const char *ns, const char *key, const char *value);
 size_t hm_image_make(uint8_t *out, size_t cap, const char *version, uint8_t flags, size_t payload);
 void hm_ota_install_factory(const char *version); /* first boot only: ota_0 valid, running */
 esp_ota_img_states_t hm_ota_running_state(void);
+void hm_ota_set_running_state(esp_ota_img_states_t st); /* behind the agent's back */
 const char *hm_running_version(void);
 bool hm_running_image_crashes(void);
 
