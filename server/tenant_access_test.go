@@ -139,10 +139,11 @@ var tenantAccess = map[string]accessCase{
 	"GET /api/v1/tenants/:tenant/devices/:device/updates":   {noBody, statuses(200, 200, 200, 200)},
 }
 
-// tenantRouteDocs lists the documented tenant routes.
-func tenantRouteDocs() []routeDoc {
-	var out []routeDoc
-	for _, r := range apiRouteDocs() {
+// tenantRouteDocs lists the tenant routes of the route table, the same table that registers
+// them. The handlers are never called, so a zero Server serves to build it.
+func tenantRouteDocs() []apiRoute {
+	var out []apiRoute
+	for _, r := range (&Server{}).apiRoutes() {
 		if r.Auth == authTenant {
 			out = append(out, r)
 		}
