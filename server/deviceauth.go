@@ -167,7 +167,7 @@ func bindDeviceAuth(c echo.Context) (deviceAuthRequest, error) {
 	if acc := req.PostForm.Get("acc"); acc != "" {
 		n, err := strconv.Atoi(acc)
 		if err != nil {
-			return r, &ValidationError{Fields: map[string]string{"acc": "must be 1, 2, 3 or 4"}}
+			return r, store.Invalid("acc", "must be 1, 2, 3 or 4")
 		}
 		r.Acc = n
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -606,8 +607,8 @@ func TestBadBrokers(t *testing.T) {
 		logs := &logBuffer{}
 		b := New(Config{URL: "http://127.0.0.1:1883"}, Deps{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		err := b.Start(context.Background())
-		var verr *ValidationError
-		if !errors.As(err, &verr) || verr.Fields[0].Field != "url" || !errors.Is(err, ErrInvalidConfig) {
+		var verr *store.InvalidError
+		if !errors.As(err, &verr) || verr.Fields["url"] == "" || !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("Start = %v, want a url field error", err)
 		}
 		if st := b.State(); st.Status != StatusFailed || !errors.Is(st.Err, ErrInvalidConfig) {

@@ -3,6 +3,8 @@ package bridge
 import (
 	"errors"
 	"testing"
+
+	"github.com/espadmin/espadmin/store"
 )
 
 func TestValidate(t *testing.T) {
@@ -41,12 +43,12 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			var verr *ValidationError
-			if !errors.As(err, &verr) || !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("Validate = %v, want a *ValidationError", err)
+			var verr *store.InvalidError
+			if !errors.As(err, &verr) || !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("Validate = %v, want a *store.InvalidError", err)
 			}
-			if verr.Fields[0].Field != tc.field {
-				t.Fatalf("field = %q (%v), want %q", verr.Fields[0].Field, err, tc.field)
+			if _, ok := verr.Fields[tc.field]; !ok {
+				t.Fatalf("fields = %v, want %q", verr.Fields, tc.field)
 			}
 		})
 	}
