@@ -24,7 +24,6 @@ import (
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/store"
-	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // fakeDevices is a DeviceAuthenticator holding real SHA-256 hashes of secrets.
@@ -102,12 +101,6 @@ func startBroker(t testing.TB, mutate func(*config.MQTT)) *testBroker {
 		}
 	})
 	return &testBroker{Broker: b, devices: devs, reg: reg, addr: b.Addr("tcp")}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, within, what, cond)
 }
 
 // counter reads one labelled counter of the broker's registry.

@@ -110,11 +110,6 @@ func batch(seq int64, n int) protocol.LogBatch {
 	return b
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 // next reads one frame with a deadline.
 func next(t *testing.T, v *Viewer) Frame {
 	t.Helper()
@@ -217,14 +212,14 @@ func TestSlowViewer(t *testing.T) {
 		publishBatch(t, b, "dev-a", batch(int64(i*per), per))
 		// Pace the device so the fast reader is never more than two batches behind.
 		if i >= 2 {
-			waitFor(t, "fast reader", func() bool { return read.Load() >= int64((i-1)*per) })
+			poll.Wait(t, "fast reader", func() bool { return read.Load() >= int64((i-1)*per) })
 		}
 	}
 	if n := <-got; n != batches*per {
 		t.Fatalf("fast viewer got %d lines in order, want %d", n, batches*per)
 	}
 	// The last batch may reach the slow viewer after the fast one has read it.
-	waitFor(t, "the slow viewer's drops to be counted", func() bool {
+	poll.Wait(t, "the slow viewer's drops to be counted", func() bool {
 		return testutil.ToFloat64(r.Metrics().ViewerDrops) >= (batches-4)*per
 	})
 	if d := slow.TakeDropped(); d != (batches-4)*per {
@@ -244,20 +239,20 @@ func TestAutoDebug(t *testing.T) {
 	clock := &testClock{}
 	r, d := newRelay(t, b, Options{AutoDebug: true, DebugDuration: 100 * time.Second, Now: clock.Now})
 	v1, _ := r.Watch(t.Context(), "tenant", "dev-a", "warn")
-	waitFor(t, "debug on", func() bool { return len(d.all()) == 1 })
+	poll.Wait(t, "debug on", func() bool { return len(d.all()) == 1 })
 	if p := d.all()[0]; !p.Enabled || p.Level != "warn" || p.DurationS != 100 {
 		t.Errorf("first debug %+v", p)
 	}
 	v2, _ := r.Watch(t.Context(), "tenant", "dev-a", "error") // less verbose: nothing sent
 	v3, _ := r.Watch(t.Context(), "tenant", "dev-a", "verbose")
-	waitFor(t, "raised", func() bool { return len(d.all()) == 2 })
+	poll.Wait(t, "raised", func() bool { return len(d.all()) == 2 })
 	if p := d.all()[1]; !p.Enabled || p.Level != "verbose" {
 		t.Errorf("raised debug %+v", p)
 	}
 	clock.Advance(89 * time.Second)
 	v3.Close()
 	clock.Advance(2 * time.Second) // past 90 % of the duration
-	waitFor(t, "renewal", func() bool { return len(d.all()) == 3 })
+	poll.Wait(t, "renewal", func() bool { return len(d.all()) == 3 })
 	if p := d.all()[2]; !p.Enabled || p.Level != "verbose" || p.DurationS != 100 {
 		t.Errorf("renewal %+v", p)
 	}
@@ -266,7 +261,7 @@ func TestAutoDebug(t *testing.T) {
 		t.Errorf("a viewer leaving while others remain sent debug: %d commands", got)
 	}
 	v2.Close()
-	waitFor(t, "debug off", func() bool { return len(d.all()) == 4 })
+	poll.Wait(t, "debug off", func() bool { return len(d.all()) == 4 })
 	if p := d.all()[3]; p.Enabled {
 		t.Errorf("last debug %+v", p)
 	}
@@ -343,14 +338,14 @@ func TestClose(t *testing.T) {
 	b := startBroker(t)
 	r, d := newRelay(t, b, Options{AutoDebug: true})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
-	waitFor(t, "debug on", func() bool { return len(d.all()) == 1 })
+	poll.Wait(t, "debug on", func() bool { return len(d.all()) == 1 })
 	r.Close()
 	select {
 	case <-v.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("viewer not ended")
 	}
-	waitFor(t, "debug off", func() bool { return len(d.all()) == 2 && !d.all()[1].Enabled })
+	poll.Wait(t, "debug off", func() bool { return len(d.all()) == 2 && !d.all()[1].Enabled })
 	if _, err := r.Watch(t.Context(), "tenant", "dev-a", ""); err != ErrClosed {
 		t.Errorf("watch after close: %v", err)
 	}
@@ -430,11 +425,11 @@ func TestViewerFollowsBrokerChange(t *testing.T) {
 	if f := next(t, v); f.Type != FrameLines || f.Lines[0].Seq != 0 {
 		t.Fatalf("before the change: %+v", f)
 	}
-	waitFor(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
+	poll.Wait(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
 
 	router.bus.Store(newBus)
-	waitFor(t, "the stream to move to the new broker", func() bool { return testutil.ToFloat64(r.metrics.Rerouted) == 1 })
-	waitFor(t, "debug on again through the new broker", func() bool {
+	poll.Wait(t, "the stream to move to the new broker", func() bool { return testutil.ToFloat64(r.metrics.Rerouted) == 1 })
+	poll.Wait(t, "debug on again through the new broker", func() bool {
 		all := debugs.all()
 		return len(all) == 2 && all[1].Enabled
 	})

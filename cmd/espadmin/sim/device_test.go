@@ -179,12 +179,12 @@ func TestCommandsAndDuplicates(t *testing.T) {
 	if !r.dev.Debugging() {
 		t.Error("not debugging after debug on")
 	}
-	waitFor(t, "debug stopped", func() bool { return !r.dev.Debugging() })
+	poll.Wait(t, "debug stopped", func() bool { return !r.dev.Debugging() })
 	lines := r.dev.Stats().LogLines
 
 	// A repeated ID is answered from memory without running again.
 	r.command(t, protocol.Command{ID: id, Name: protocol.CommandDebug, Debug: &protocol.DebugParams{Enabled: true, Level: "info", DurationS: 1}})
-	waitFor(t, "duplicate answered", func() bool { return r.dev.Stats().Duplicates == 1 && r.dev.Stats().Acks == 2 })
+	poll.Wait(t, "duplicate answered", func() bool { return r.dev.Stats().Duplicates == 1 && r.dev.Stats().Acks == 2 })
 	if r.dev.Debugging() || r.dev.Stats().LogLines != lines {
 		t.Error("a duplicate debug command ran again")
 	}
@@ -213,12 +213,6 @@ func TestCommandsAndDuplicates(t *testing.T) {
 	if r.dev.Stats().Restarts != 1 {
 		t.Errorf("restarts %d", r.dev.Stats().Restarts)
 	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func TestConfigWithSecrets(t *testing.T) {
