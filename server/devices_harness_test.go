@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
@@ -81,20 +81,7 @@ func (h *harness) startFleet(st store.Store) *testFleet {
 	var bus messaging.Bus
 	var sessions messaging.Sessions
 	if h.opts.broker {
-		cfg := config.Defaults().MQTT
-		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-		b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: fl.reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = b.Shutdown(ctx)
-		})
+		b := brokertest.Start(t, brokertest.Options{Devices: st, Registerer: fl.reg})
 		fl.broker, fl.mqttAddr, bus, sessions = b, b.Addr("tcp"), b, b
 	} else {
 		fl.bus = &recordingBus{}

@@ -12,9 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/devicerrors/bugsnagtest"
@@ -45,15 +44,7 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	r := &errorRig{h: h, reg: prometheus.NewRegistry(), tenantID: tenantID(t, h.st, "alpha")}
 	r.owner = h.login(t, "owner@alpha.test")
 
-	cfg := config.Defaults().MQTT
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: h.st, Registerer: r.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, brokertest.Options{Devices: h.st, Registerer: r.reg})
 	r.addr = b.Addr("tcp")
 	metrics := fleet.NewMetrics(r.reg)
 	hub := fleet.NewHub(func(int) {})
@@ -77,9 +68,6 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = b.Shutdown(sctx)
 	})
 	return r
 }

@@ -3,53 +3,20 @@ package logrelay
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
-	"github.com/espadmin/espadmin/store/sqlstore"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
-
-// startBroker runs the real embedded broker (no network listener is needed: the test
-// publishes as the device through the broker's inline client, which goes through the same
-// topic tree and subscriptions).
-func startBroker(t *testing.T) *broker.Broker {
-	t.Helper()
-	st, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "e.db")), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Defaults().MQTT
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
-	return b
-}
 
 // recordingDebugger records debug commands.
 type recordingDebugger struct {
@@ -127,7 +94,7 @@ func next(t *testing.T, v *Viewer) Frame {
 // to 0) is not a gap.
 func TestLinesInOrderWithGaps(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, err := r.Watch(t.Context(), "tenant", "dev-a", "")
 	if err != nil {
@@ -180,7 +147,7 @@ func TestLinesInOrderWithGaps(t *testing.T) {
 // while a fast viewer of the same device misses nothing.
 func TestSlowViewer(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{ViewerBuffer: 4})
 	slow, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	fast, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
@@ -235,7 +202,7 @@ func TestSlowViewer(t *testing.T) {
 // turns it off.
 func TestAutoDebug(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	clock := &testClock{}
 	r, d := newRelay(t, b, Options{AutoDebug: true, DebugDuration: 100 * time.Second, Now: clock.Now})
 	v1, _ := r.Watch(t.Context(), "tenant", "dev-a", "warn")
@@ -280,7 +247,7 @@ func TestAutoDebug(t *testing.T) {
 // debug off sent through the commands API.
 func TestDebugFrames(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	for _, on := range []bool{false, true} {
@@ -303,7 +270,7 @@ func TestDebugFrames(t *testing.T) {
 // stream goes on.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	topic := protocol.Uplink(protocol.DefaultRoot, "dev-a", protocol.KindLog)
@@ -335,7 +302,7 @@ func TestBadInput(t *testing.T) {
 // Watch then fails.
 func TestClose(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, d := newRelay(t, b, Options{AutoDebug: true})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	poll.Wait(t, "debug on", func() bool { return len(d.all()) == 1 })
@@ -357,7 +324,7 @@ func TestClose(t *testing.T) {
 // none of those.
 func TestViewerLevels(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	errs, err := r.Watch(t.Context(), "tenant", "dev-a", protocol.LevelError)
 	if err != nil {
@@ -413,7 +380,7 @@ func (s *switchRouter) Route(string) (messaging.Bus, string, bool) {
 // longer reach the viewer.
 func TestViewerFollowsBrokerChange(t *testing.T) {
 	t.Parallel()
-	oldBus, newBus := startBroker(t), startBroker(t)
+	oldBus, newBus := brokertest.Start(t, brokertest.Options{}), brokertest.Start(t, brokertest.Options{})
 	router := &switchRouter{}
 	router.bus.Store(oldBus)
 	r, debugs := newRelay(t, nil, Options{Router: router, AutoDebug: true})

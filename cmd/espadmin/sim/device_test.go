@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/cmd/espadmin/config"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -48,20 +48,7 @@ type rig struct {
 func newRig(t *testing.T, otaKey ed25519.PublicKey) *rig {
 	t.Helper()
 	id, secret := store.NewID(), "secret-"+store.NewID()
-	cfg := config.Defaults().MQTT
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: devices{id: secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
+	b := brokertest.Start(t, brokertest.Options{Devices: devices{id: secret}})
 	r := &rig{b: b, key: make([]byte, 32)}
 	for i := range r.key {
 		r.key[i] = byte(i)
