@@ -16,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store/devauth"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestHookProvides pins the events each hook answers: mochi calls a hook for every event it
@@ -212,8 +213,8 @@ func TestDeviceIsolation(t *testing.T) {
 	mustPublish(t, b, upTopic("dev-b", protocol.KindMetadata), 1, false, `{"v":1}`)
 	serverPublish(t, tb.Broker, cmdTopic("dev-a"), false, `{"live":"for-a"}`)
 
-	waitFor(t, 5*time.Second, "A's own command", func() bool { return in.has(cmdTopic("dev-a"), "") })
-	waitFor(t, 5*time.Second, "B's command", func() bool { return binbox.has(cmdTopic("dev-b"), `{"live":"for-b"}`) })
+	poll.Until(t, 5*time.Second, "A's own command", func() bool { return in.has(cmdTopic("dev-a"), "") })
+	poll.Until(t, 5*time.Second, "B's command", func() bool { return binbox.has(cmdTopic("dev-b"), `{"live":"for-b"}`) })
 	for _, m := range in.all() {
 		if m.Topic != cmdTopic("dev-a") {
 			t.Errorf("A received %s %s", m.Topic, m.Payload)
@@ -255,7 +256,7 @@ func TestPublishConfinement(t *testing.T) {
 	mustPublish(t, a, upTopic("dev-a", protocol.KindStatus), 1, true, `{"v":1,"online":true}`)
 	mustPublish(t, a, upTopic("dev-a", protocol.KindMetadata), 1, false, `{"v":1}`)
 
-	waitFor(t, 5*time.Second, "the allowed metadata", func() bool { return all.has(upTopic("dev-a", protocol.KindMetadata), "") })
+	poll.Until(t, 5*time.Second, "the allowed metadata", func() bool { return all.has(upTopic("dev-a", protocol.KindMetadata), "") })
 	for _, m := range all.all() {
 		if m.Topic != upTopic("dev-a", protocol.KindStatus) && m.Topic != upTopic("dev-a", protocol.KindMetadata) {
 			t.Errorf("server received forbidden %s (retain %v)", m.Topic, m.Retain)
@@ -317,9 +318,9 @@ func TestLastWill(t *testing.T) {
 	// The protocol's will is accepted and published when the link dies.
 	server := serverSubscribe(t, tb.Broker, protocol.UplinkFilter(protocol.DefaultRoot, protocol.KindStatus))
 	c := rawConnectWithWill(t, tb.addr, "dev-a", "sa", status, protocol.WillPayload)
-	waitFor(t, 5*time.Second, "dev-a online", func() bool { return tb.Online("dev-a") })
+	poll.Until(t, 5*time.Second, "dev-a online", func() bool { return tb.Online("dev-a") })
 	c.Close()
-	waitFor(t, 5*time.Second, "the will", func() bool { return server.has(status, protocol.WillPayload) })
+	poll.Until(t, 5*time.Second, "the will", func() bool { return server.has(status, protocol.WillPayload) })
 }
 
 // TestPresence: Online follows the connection; a clean DISCONNECT (which discards the will)
@@ -334,15 +335,15 @@ func TestPresence(t *testing.T) {
 
 	a := mustDial(t, addr, "dev-a", "sa", withWill(status, protocol.WillPayload))
 	// mochi runs OnSessionEstablished just after writing CONNACK.
-	waitFor(t, 5*time.Second, "dev-a online", func() bool { return tb.Online("dev-a") && tb.OnlineCount() == 1 })
+	poll.Until(t, 5*time.Second, "dev-a online", func() bool { return tb.Online("dev-a") && tb.OnlineCount() == 1 })
 	mustPublish(t, a, status, 1, true, `{"v":1,"online":true}`)
 	a.Disconnect(100)
-	waitFor(t, 5*time.Second, "dev-a offline", func() bool { return !tb.Online("dev-a") })
-	waitFor(t, 5*time.Second, "offline status", func() bool { return server.has(status, protocol.WillPayload) })
+	poll.Until(t, 5*time.Second, "dev-a offline", func() bool { return !tb.Online("dev-a") })
+	poll.Until(t, 5*time.Second, "offline status", func() bool { return server.has(status, protocol.WillPayload) })
 
 	// A late subscriber (a restarted server) gets the retained offline status at once.
 	late := serverSubscribe(t, tb.Broker, status)
-	waitFor(t, 5*time.Second, "retained offline", func() bool { return late.has(status, protocol.WillPayload) })
+	poll.Until(t, 5*time.Second, "retained offline", func() bool { return late.has(status, protocol.WillPayload) })
 }
 
 // TestDisconnectKicksSession: Disconnect closes the live connection at once, drops its
@@ -369,7 +370,7 @@ func TestDisconnectKicksSession(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("connection still open after Disconnect")
 	}
-	waitFor(t, 5*time.Second, "dev-a offline", func() bool { return !tb.Online("dev-a") })
+	poll.Until(t, 5*time.Second, "dev-a offline", func() bool { return !tb.Online("dev-a") })
 	if _, ok := tb.srv.Clients.Get("dev-a"); ok {
 		t.Error("session kept after Disconnect")
 	}
@@ -405,7 +406,7 @@ func TestSessionTakeover(t *testing.T) {
 	in := &inbox{}
 	mustSubscribe(t, second, protocol.DownlinkFilter(protocol.DefaultRoot, "dev-a"), in.pahoHandler)
 	serverPublish(t, tb.Broker, cmdTopic("dev-a"), false, `{"n":1}`)
-	waitFor(t, 5*time.Second, "command on the new session", func() bool { return in.has(cmdTopic("dev-a"), "") })
+	poll.Until(t, 5*time.Second, "command on the new session", func() bool { return in.has(cmdTopic("dev-a"), "") })
 	if !tb.Online("dev-a") {
 		t.Error("device offline after takeover")
 	}
@@ -431,9 +432,9 @@ func TestOversizedPacket(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("oversized packet did not close the connection")
 	}
-	waitFor(t, 5*time.Second, "oversized counted", func() bool { return tb.counter("dropped", dropOversized) == 1 })
+	poll.Until(t, 5*time.Second, "oversized counted", func() bool { return tb.counter("dropped", dropOversized) == 1 })
 	mustPublish(t, b, upTopic("dev-b", protocol.KindMetadata), 1, false, `{"v":1}`)
-	waitFor(t, 5*time.Second, "B's message", func() bool { return server.has(upTopic("dev-b", protocol.KindMetadata), "") })
+	poll.Until(t, 5*time.Second, "B's message", func() bool { return server.has(upTopic("dev-b", protocol.KindMetadata), "") })
 	if server.count(upTopic("dev-a", protocol.KindLog)) != 0 {
 		t.Error("the oversized message was delivered")
 	}
@@ -457,7 +458,7 @@ func TestConnectTimeout(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second {
 		t.Fatalf("closed after %s, want about 200ms", el)
 	}
-	waitFor(t, 5*time.Second, "connect_timeout counted", func() bool { return tb.counter("connects", connectTimeout) == 1 })
+	poll.Until(t, 5*time.Second, "connect_timeout counted", func() bool { return tb.counter("connects", connectTimeout) == 1 })
 }
 
 // TestRateLimit: one device flooding is cut to its burst plus rate; another device's
@@ -481,10 +482,10 @@ func TestRateLimit(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		mustPublish(t, calm, upTopic("dev-calm", protocol.KindAck), 1, false, `{"v":1}`)
 	}
-	waitFor(t, 5*time.Second, "all of the calm device's messages", func() bool {
+	poll.Until(t, 5*time.Second, "all of the calm device's messages", func() bool {
 		return server.count("espadmin/dev-calm/") == 10
 	})
-	waitFor(t, 5*time.Second, "the flood counted", func() bool {
+	poll.Until(t, 5*time.Second, "the flood counted", func() bool {
 		return tb.counter("dropped", dropRateLimited)+float64(server.count("espadmin/dev-flood/")) == 501
 	})
 	allowed := 20 + 10*time.Since(start).Seconds() + 1
@@ -535,14 +536,14 @@ func TestSlowConsumer(t *testing.T) {
 			t.Logf("B received %d of 100 commands (connected %v, online %v)", in.count(cmdTopic("dev-b")), b.IsConnected(), tb.Online("dev-b"))
 		}
 	}()
-	waitFor(t, 2*time.Second, "B to receive 100 commands", func() bool { return in.count(cmdTopic("dev-b")) >= 100 })
+	poll.Until(t, 2*time.Second, "B to receive 100 commands", func() bool { return in.count(cmdTopic("dev-b")) >= 100 })
 	received = true
 	if n := in.count(cmdTopic("dev-b")); n != 100 {
 		t.Fatalf("B received %d of 100 commands (connected %v, online %v)", n, b.IsConnected(), tb.Online("dev-b"))
 	}
 	t.Logf("B received 100 commands in %s while the slow device was stuck", time.Since(start))
 
-	waitFor(t, 5*time.Second, "the slow device disconnected", func() bool { return !tb.Online("dev-slow") })
+	poll.Until(t, 5*time.Second, "the slow device disconnected", func() bool { return !tb.Online("dev-slow") })
 	if tb.counter("dropped", dropSlowClientDisconnect) != 1 {
 		t.Errorf("slow_client_disconnected = %v, want 1", tb.counter("dropped", dropSlowClientDisconnect))
 	}

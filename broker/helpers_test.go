@@ -23,7 +23,6 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
-	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // fakeDevices is a DeviceAuthenticator holding real SHA-256 hashes of secrets.
@@ -101,12 +100,6 @@ func startBroker(t testing.TB, mutate func(*Config)) *testBroker {
 		}
 	})
 	return &testBroker{Broker: b, devices: devs, reg: reg, addr: b.Addr("tcp")}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, within, what, cond)
 }
 
 // counter reads one labelled counter of the broker's registry.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestDeadlineConnWriteTimeout: a peer that never reads makes the flusher's write time out;
@@ -24,7 +26,7 @@ func TestDeadlineConnWriteTimeout(t *testing.T) {
 	if el := time.Since(start); el > 50*time.Millisecond {
 		t.Fatalf("Write blocked for %s", el)
 	}
-	waitFor(t, 5*time.Second, "the write timeout", dc.writeFailed.Load)
+	poll.Until(t, 5*time.Second, "the write timeout", dc.writeFailed.Load)
 	if _, err := dc.Write([]byte("x")); err == nil {
 		t.Fatal("Write succeeded after the write timeout")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestWebSocket: only the configured path upgrades, only listed Origins (or none, as devices
@@ -70,8 +71,8 @@ func TestWebSocket(t *testing.T) {
 	mustSubscribe(t, c, protocol.DownlinkFilter(protocol.DefaultRoot, "dev-ws"), in.pahoHandler)
 	mustPublish(t, c, upTopic("dev-ws", protocol.KindMetadata), 1, false, `{"v":1}`)
 	serverPublish(t, tb.Broker, cmdTopic("dev-ws"), false, `{"n":1}`)
-	waitFor(t, 5*time.Second, "uplink over WebSocket", func() bool { return server.has(upTopic("dev-ws", protocol.KindMetadata), "") })
-	waitFor(t, 5*time.Second, "command over WebSocket", func() bool { return in.has(cmdTopic("dev-ws"), "") })
+	poll.Until(t, 5*time.Second, "uplink over WebSocket", func() bool { return server.has(upTopic("dev-ws", protocol.KindMetadata), "") })
+	poll.Until(t, 5*time.Second, "command over WebSocket", func() bool { return in.has(cmdTopic("dev-ws"), "") })
 	if _, err := dial(t, base+"/mqtt", "dev-ws", "wrong"); err == nil {
 		t.Fatal("wrong secret accepted over WebSocket")
 	}

@@ -21,7 +21,7 @@ func (s *Server) forgotPassword(c echo.Context) error {
 		return err
 	}
 	if _, err := account.NormalizeEmail(req.Email); err != nil {
-		return &ValidationError{Fields: map[string]string{"email": err.Error()}}
+		return store.Invalid("email", err.Error())
 	}
 	if s.deps.Mailer == nil {
 		s.log.Warn("password reset requested but mail is not configured; an admin can run: espadmin user reset-link --email …")

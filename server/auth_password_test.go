@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 func TestSetup(t *testing.T) {
@@ -99,7 +101,7 @@ func TestPasswordReset(t *testing.T) {
 			t.Fatalf("forgot %s: %d %v", email, st, resp)
 		}
 	}
-	waitFor(t, "reset mail", func() bool { return len(h.mail.To("ada@example.com")) == 1 })
+	poll.Wait(t, "reset mail", func() bool { return len(h.mail.To("ada@example.com")) == 1 })
 	token := linkToken(t, h.mail.To("ada@example.com")[0].Body)
 
 	st, resp := c.do("POST", "/api/v1/auth/password/reset", map[string]any{"token": token, "password": "short"})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 func TestSignup(t *testing.T) {
@@ -79,7 +80,7 @@ func TestSignup(t *testing.T) {
 			if st, me := c.do("GET", "/api/v1/auth/me", nil); st != 200 || me["user"].(map[string]any)["email"] != "ada@example.com" {
 				t.Errorf("me after signup: %d %v", st, me)
 			}
-			waitFor(t, "verification mail", func() bool { return len(h.mail.To("ada@example.com")) == 1 })
+			poll.Wait(t, "verification mail", func() bool { return len(h.mail.To("ada@example.com")) == 1 })
 			// The same email again is a conflict.
 			st, resp = h.newClient().do("POST", "/api/v1/auth/signup", map[string]any{"email": "ADA@example.com", "password": "another long pw"})
 			if st != 409 || errCode(t, resp) != "email_taken" {

@@ -44,7 +44,7 @@ func decodeJSON(c echo.Context, v any) error {
 		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "body must hold exactly one JSON object"}
 	}
 	if field, ok := nulField(raw); ok {
-		return &ValidationError{Fields: map[string]string{field: msgNUL}}
+		return store.Invalid(field, msgNUL)
 	}
 	return nil
 }
@@ -67,7 +67,7 @@ func jsonError(err error) error {
 		if field == "" {
 			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "request body must be a JSON object"}
 		}
-		return &ValidationError{Fields: map[string]string{field: "must be " + jsonKind(typ.Type.Kind().String())}}
+		return store.Invalid(field, "must be "+jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
 		if u, uerr := strconv.Unquote(name); uerr == nil {
@@ -94,15 +94,10 @@ func jsonKind(k string) string {
 
 // accountError turns the account package's errors into API errors.
 func accountError(err error) error {
-	var (
-		verr *account.ValidationError
-		rerr *account.RateLimitError
-	)
+	var rerr *account.RateLimitError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &verr):
-		return &ValidationError{Fields: verr.Fields}
 	case errors.As(err, &rerr):
 		return &rateLimited{retryAfter: rerr.RetryAfter}
 	case errors.Is(err, account.ErrInvalidCredentials):

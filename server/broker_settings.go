@@ -105,21 +105,6 @@ func (s *Server) getBrokerSettings(c echo.Context) error {
 	return c.JSON(http.StatusOK, brokerSettingsOf(st))
 }
 
-// bridgeFields maps bridge.Validate's field errors to the request's fields.
-func bridgeFields(err error) map[string]string {
-	var ve *bridge.ValidationError
-	if !errors.As(err, &ve) {
-		return nil
-	}
-	fields := map[string]string{}
-	for _, f := range ve.Fields {
-		if _, dup := fields[f.Field]; !dup {
-			fields[f.Field] = f.Message
-		}
-	}
-	return fields
-}
-
 // putBrokerSettings serves PUT /api/v1/tenants/:tenant/settings/broker: validate, seal the
 // password, save with the version check, audit without the password, apply.
 func (s *Server) putBrokerSettings(c echo.Context) error {
@@ -136,7 +121,7 @@ func (s *Server) putBrokerSettings(c echo.Context) error {
 		fields["mode"] = "must be builtin or external"
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if s.deps.Keyring == nil {
 		return &Error{Status: http.StatusServiceUnavailable, Message: "secrets cannot be sealed on this server"}
@@ -165,8 +150,8 @@ func (s *Server) putBrokerSettings(c echo.Context) error {
 	if mode == store.BrokerExternal || req.URL != "" {
 		err := bridge.Validate(bridge.Config{URL: req.URL, Username: req.Username, Password: password,
 			CACertPEM: req.CACertPEM, TopicRoot: req.TopicRoot, ClientID: req.ClientID, AllowPrivate: s.deps.BrokerAllowPrivate})
-		if f := bridgeFields(err); len(f) > 0 {
-			return &ValidationError{Fields: f}
+		if err != nil {
+			return err
 		}
 	}
 	next := st.Broker
@@ -228,7 +213,7 @@ func (s *Server) testBrokerSettings(c echo.Context) error {
 	if req.URL == "" {
 		b := st.Broker
 		if b.URL == "" {
-			return &ValidationError{Fields: map[string]string{"url": "is required: no broker URL is saved"}}
+			return store.Invalid("url", "is required: no broker URL is saved")
 		}
 		cfg = bridge.Config{URL: b.URL, Username: b.Username, CACertPEM: b.CACertPEM, TopicRoot: b.TopicRoot, ClientID: b.ClientID}
 	}
@@ -248,14 +233,14 @@ func (s *Server) testBrokerSettings(c echo.Context) error {
 		}
 		cfg.Password = string(p)
 	}
-	if f := bridgeFields(bridge.Validate(cfg)); len(f) > 0 {
-		return &ValidationError{Fields: f}
+	if err := bridge.Validate(cfg); err != nil {
+		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, brokerTestTimeout)
 	defer cancel()
 	err = bridge.Test(tctx, cfg)
-	if f := bridgeFields(err); len(f) > 0 {
-		return &ValidationError{Fields: f}
+	if errors.Is(err, store.ErrInvalid) {
+		return err // field errors: 422 like a save
 	}
 	if err != nil {
 		s.log.Info("broker connection test failed", "tenant_id", tc.Tenant.ID, "error_kind", bridgeErrorKind(err), "error", err)

@@ -77,18 +77,6 @@ func commandOf(c store.Command) commandResponse {
 	return r
 }
 
-// commandError maps a fleet.InputError to a 422.
-func commandError(err error) error {
-	var ie *fleet.InputError
-	if errors.As(err, &ie) {
-		if ie.Unknown {
-			return &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_command", Message: ie.Reason}
-		}
-		return &ValidationError{Fields: map[string]string{ie.Field: ie.Reason}}
-	}
-	return err
-}
-
 // sendCommand serves POST /api/v1/tenants/:tenant/commands: one command per target device,
 // stored queued and published at once to the devices that are connected.
 func (s *Server) sendCommand(c echo.Context) error {
@@ -101,13 +89,13 @@ func (s *Server) sendCommand(c echo.Context) error {
 		return err
 	}
 	if req.TTLSeconds < 0 {
-		return &ValidationError{Fields: map[string]string{"ttl_seconds": "must not be negative"}}
+		return store.Invalid("ttl_seconds", "must not be negative")
 	}
 	var params json.RawMessage
 	if req.Params != nil {
 		b, err := json.Marshal(req.Params)
 		if err != nil {
-			return &ValidationError{Fields: map[string]string{"params": "must be an object"}}
+			return store.Invalid("params", "must be an object")
 		}
 		params = b
 	}
@@ -122,7 +110,7 @@ func (s *Server) sendCommand(c echo.Context) error {
 		TTL:    time.Duration(req.TTLSeconds) * time.Second, CreatedBy: createdBy,
 	})
 	if err != nil {
-		return commandError(err)
+		return err
 	}
 	ids := make([]string, len(cmds))
 	out := commandListResponse{Items: make([]commandResponse, len(cmds))}
@@ -165,7 +153,7 @@ func (s *Server) listDeviceCommands(c echo.Context) error {
 	case store.CommandQueued, store.CommandDelivered, store.CommandSucceeded, store.CommandFailed, store.CommandExpired:
 		f.State = st
 	default:
-		return &ValidationError{Fields: map[string]string{"state": "must be queued, delivered, succeeded, failed or expired"}}
+		return store.Invalid("state", "must be queued, delivered, succeeded, failed or expired")
 	}
 	page, err := s.deps.Store.ListCommands(c.Request().Context(), d.TenantID, f, opts)
 	if err != nil {

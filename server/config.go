@@ -249,19 +249,17 @@ func configScope(c echo.Context, scope store.ConfigScope) string {
 // configError turns service errors into API errors. single renames the batch field names of
 // a one-entry request ("entries[0].value" → "value", "entries" → "value").
 func configError(err error, scope store.ConfigScope, single bool) error {
-	var fe *devconfig.FieldError
-	if errors.As(err, &fe) {
+	var fe *store.InvalidError
+	if single && errors.As(err, &fe) {
 		fields := make(map[string]string, len(fe.Fields))
 		for k, v := range fe.Fields {
-			if single {
-				k = strings.TrimPrefix(k, "entries[0].")
-				if k == "entries" {
-					k = "value"
-				}
+			k = strings.TrimPrefix(k, "entries[0].")
+			if k == "entries" {
+				k = "value"
 			}
 			fields[k] = v
 		}
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: string(scope) + " not found", Err: err}
@@ -331,7 +329,7 @@ func (s *Server) putConfigEntry(scope store.ConfigScope) echo.HandlerFunc {
 			return err
 		}
 		if body.Key != "" && body.Key != c.Param("key") {
-			return &ValidationError{Fields: map[string]string{"key": "must match the key in the path, or be left out"}}
+			return store.Invalid("key", "must match the key in the path, or be left out")
 		}
 		body.Key = c.Param("key")
 		return s.putConfig(c, scope, []putEntryBody{body}, true)
@@ -385,7 +383,7 @@ func (s *Server) deleteConfigEntry(scope store.ConfigScope) echo.HandlerFunc {
 		}
 		version, err := strconv.ParseInt(c.QueryParam("version"), 10, 64)
 		if err != nil || version < 1 {
-			return &ValidationError{Fields: map[string]string{"version": "required: the entry's current version"}}
+			return store.Invalid("version", "required: the entry's current version")
 		}
 		err = s.deps.Config.Delete(c.Request().Context(), tc.Tenant.ID, scope, id, key, version, configActor(tc.Principal))
 		if errors.Is(err, store.ErrNotFound) {

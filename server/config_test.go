@@ -11,6 +11,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // configProject creates a project in tenant alpha of the harness and links devices to it.
@@ -117,7 +118,7 @@ func TestConfigScenario(t *testing.T) {
 	project := configProject(t, h, b1.DeviceID, b2.DeviceID)
 	base := "/api/v1/tenants/alpha"
 	d1 := w.start(t, b1)
-	waitFor(t, "device one online", func() bool { return w.device(t, b1.DeviceID)["online"] == true })
+	poll.Wait(t, "device one online", func() bool { return w.device(t, b1.DeviceID)["online"] == true })
 
 	// Project variables, one of them secret; device two is offline.
 	api.do(t, "PUT", base+"/projects/"+project+"/config", map[string]any{"entries": []map[string]any{
@@ -133,7 +134,7 @@ func TestConfigScenario(t *testing.T) {
 	}
 
 	path1 := base + "/devices/" + b1.DeviceID + "/config/effective"
-	waitFor(t, "device one in sync", func() bool {
+	poll.Wait(t, "device one in sync", func() bool {
 		eff := api.do(t, "GET", path1, nil, http.StatusOK)
 		sync := eff["sync"].(map[string]any)
 		return sync["state"] == "in_sync" && sync["applied_version"] == eff["version"]
@@ -164,7 +165,7 @@ func TestConfigScenario(t *testing.T) {
 		t.Errorf("offline device two: sync %v", s)
 	}
 	d2 := w.start(t, b2)
-	waitFor(t, "device two in sync after its boot", func() bool {
+	poll.Wait(t, "device two in sync after its boot", func() bool {
 		s := api.do(t, "GET", path2, nil, http.StatusOK)["sync"].(map[string]any)
 		return s["state"] == "in_sync"
 	})
@@ -176,7 +177,7 @@ func TestConfigScenario(t *testing.T) {
 	before := int64(eff1["version"].(float64))
 	api.do(t, "PUT", base+"/devices/"+b1.DeviceID+"/config/interval_s",
 		map[string]any{"type": "int", "value": 7, "version": 1}, http.StatusOK)
-	waitFor(t, "device one runs 7", func() bool { return string(d1.Config()["interval_s"]) == "7" })
+	poll.Wait(t, "device one runs 7", func() bool { return string(d1.Config()["interval_s"]) == "7" })
 	versions := api.do(t, "GET", base+"/devices/"+b1.DeviceID+"/config/versions", nil, http.StatusOK)
 	items := versions["items"].([]any)
 	latest := items[0].(map[string]any)
@@ -188,7 +189,7 @@ func TestConfigScenario(t *testing.T) {
 	if e := entryOf(t, rb, "interval_s"); e["value"] != float64(5) || rb["version"].(float64) <= float64(before) {
 		t.Errorf("rollback: %v", rb)
 	}
-	waitFor(t, "device one runs 5 again", func() bool {
+	poll.Wait(t, "device one runs 5 again", func() bool {
 		return string(d1.Config()["interval_s"]) == "5" && d1.ConfigVersion() == int64(rb["version"].(float64))
 	})
 	if string(d2.Config()["interval_s"]) != "30" {

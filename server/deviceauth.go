@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
@@ -64,9 +65,8 @@ type emqxAuthResponse struct {
 // deviceAuthLimiter is a token bucket for the whole endpoint plus a failure count per
 // device ID.
 type deviceAuthLimiter struct {
+	rate     *rate.Limiter
 	mu       sync.Mutex
-	tokens   float64
-	last     time.Time
 	failures map[string]authFailures
 }
 
@@ -76,23 +76,12 @@ type authFailures struct {
 }
 
 func newDeviceAuthLimiter() *deviceAuthLimiter {
-	return &deviceAuthLimiter{tokens: deviceAuthBurst, failures: map[string]authFailures{}}
+	return &deviceAuthLimiter{rate: rate.NewLimiter(deviceAuthRate, deviceAuthBurst), failures: map[string]authFailures{}}
 }
 
-// allow takes a token; false means over the rate.
-func (l *deviceAuthLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() {
-		l.tokens = min(deviceAuthBurst, l.tokens+now.Sub(l.last).Seconds()*deviceAuthRate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
+// allow takes a token at now (the server's clock, so tests can move it); false means over
+// the rate.
+func (l *deviceAuthLimiter) allow(now time.Time) bool { return l.rate.AllowN(now, 1) }
 
 // blocked reports whether id has used up its failures in the current window.
 func (l *deviceAuthLimiter) blocked(id string, now time.Time) bool {
@@ -167,7 +156,7 @@ func bindDeviceAuth(c echo.Context) (deviceAuthRequest, error) {
 	if acc := req.PostForm.Get("acc"); acc != "" {
 		n, err := strconv.Atoi(acc)
 		if err != nil {
-			return r, &ValidationError{Fields: map[string]string{"acc": "must be 1, 2, 3 or 4"}}
+			return r, store.Invalid("acc", "must be 1, 2, 3 or 4")
 		}
 		r.Acc = n
 	}

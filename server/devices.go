@@ -218,7 +218,7 @@ func cleanTags(tags []string, fields map[string]string) []string {
 // deviceError maps fleet errors to API errors.
 func deviceError(err error) error {
 	if errors.Is(err, fleet.ErrProjectNotFound) {
-		return &ValidationError{Fields: map[string]string{"project_id": "no such project in this tenant"}}
+		return store.Invalid("project_id", "no such project in this tenant")
 	}
 	return err
 }
@@ -239,7 +239,7 @@ func (s *Server) createDevice(c echo.Context) error {
 	}
 	tags := cleanTags(req.Tags, fields)
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	p, err := s.deps.Devices.Create(c.Request().Context(), tc.Tenant.ID, fleet.DeviceInput{
 		Name: strings.TrimSpace(req.Name), ProjectID: req.ProjectID, Tags: tags,
@@ -272,7 +272,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	case "false":
 		f.Online = new(bool)
 	default:
-		return &ValidationError{Fields: map[string]string{"online": "must be true or false"}}
+		return store.Invalid("online", "must be true or false")
 	}
 	fields := map[string]string{}
 	for name, v := range map[string]string{"q": f.Search, "tag": f.Tag, "project": f.ProjectID, "firmware": f.FirmwareVersion} {
@@ -281,7 +281,7 @@ func (s *Server) listDevices(c echo.Context) error {
 		}
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	page, err := s.deps.Store.ListDevices(c.Request().Context(), tc.Tenant.ID, f, opts)
 	if err != nil {
@@ -352,7 +352,7 @@ func (s *Server) updateDevice(c echo.Context) error {
 		changed["project_id"] = d.ProjectID
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if err := s.deps.Devices.Update(c.Request().Context(), &d); err != nil {
 		return deviceError(err)
@@ -393,7 +393,7 @@ func (s *Server) rotateDevice(c echo.Context) error {
 	switch req.Mode {
 	case "", rotateImmediate, rotateStaged:
 	default:
-		return &ValidationError{Fields: map[string]string{"mode": "must be immediate or staged"}}
+		return store.Invalid("mode", "must be immediate or staged")
 	}
 	d, err := s.device(c)
 	if err != nil {
@@ -476,7 +476,7 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 		format = "json"
 	}
 	if format != "json" && format != "nvs-csv" {
-		return &ValidationError{Fields: map[string]string{"format": "must be json or nvs-csv"}}
+		return store.Invalid("format", "must be json or nvs-csv")
 	}
 	rotate := false
 	switch c.QueryParam("rotate") {
@@ -484,7 +484,7 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 	case "true":
 		rotate = true
 	default:
-		return &ValidationError{Fields: map[string]string{"rotate": "must be true or false"}}
+		return store.Invalid("rotate", "must be true or false")
 	}
 	d, err := s.device(c)
 	if err != nil {

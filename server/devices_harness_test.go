@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/server/devconfig"
@@ -83,20 +84,7 @@ func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	// One device-auth cache for the broker and ingestion, as serve wires them.
 	deviceAuth := devauth.New(st, devauth.Options{TTL: broker.DefaultConfig().AuthCacheTTL})
 	if h.opts.broker {
-		cfg := broker.DefaultConfig()
-		cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-		b, err := broker.New(cfg, broker.Deps{Devices: st, AuthCache: deviceAuth, Registerer: fl.reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = b.Shutdown(ctx)
-		})
+		b := brokertest.Start(t, brokertest.Options{Devices: st, Registerer: fl.reg, AuthCache: deviceAuth})
 		fl.broker, fl.mqttAddr, bus, sessions = b, b.Addr("tcp"), b, b
 	} else {
 		fl.bus = &recordingBus{}

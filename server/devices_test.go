@@ -21,6 +21,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // deviceWorld is a harness with the real broker, tenants alpha and beta with an owner each,
@@ -112,12 +113,12 @@ func (w *deviceWorld) commandState(t *testing.T, deviceID, id string) string {
 func (w *deviceWorld) waitState(t *testing.T, cmd map[string]any, want string) {
 	t.Helper()
 	dev, id := cmd["device_id"].(string), cmd["id"].(string)
-	waitFor(t, fmt.Sprintf("command %s %s", id, want), func() bool { return w.commandState(t, dev, id) == want })
+	poll.Wait(t, fmt.Sprintf("command %s %s", id, want), func() bool { return w.commandState(t, dev, id) == want })
 }
 
 func (w *deviceWorld) waitOnline(t *testing.T, id string, online bool) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("device %s online=%v", id, online), func() bool { return w.device(t, id)["online"] == online })
+	poll.Wait(t, fmt.Sprintf("device %s online=%v", id, online), func() bool { return w.device(t, id)["online"] == online })
 }
 
 // eventStream reads a tenant's Server-Sent Events.
@@ -167,7 +168,7 @@ func (w *deviceWorld) openEvents(t *testing.T, c *apiClient, slug string) *event
 	t.Cleanup(func() { cancel(); <-done })
 	// The subscription exists once the server sent its first bytes; wait until the hub
 	// counts it so no event is missed.
-	waitFor(t, "event subscription", func() bool { return w.h.fleet.hub.Subscribers() > 0 })
+	poll.Wait(t, "event subscription", func() bool { return w.h.fleet.hub.Subscribers() > 0 })
 	return s
 }
 
@@ -221,25 +222,25 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 
 	// It waits a second before reconnecting after a power loss, so the offline is visible.
 	d := w.startWith(t, b, time.Second)
-	waitFor(t, "online event", func() bool {
+	poll.Wait(t, "online event", func() bool {
 		return events.find(eventIs(fleet.EventPresence, id, func(d map[string]any) bool { return d["online"] == true })) != nil
 	})
-	waitFor(t, "metadata event", func() bool { return events.find(eventIs(fleet.EventMetadata, id, nil)) != nil })
+	poll.Wait(t, "metadata event", func() bool { return events.find(eventIs(fleet.EventMetadata, id, nil)) != nil })
 	w.waitOnline(t, id, true)
-	waitFor(t, "metadata stored", func() bool { return w.device(t, id)["metadata"] != nil })
+	poll.Wait(t, "metadata stored", func() bool { return w.device(t, id)["metadata"] != nil })
 	got := w.device(t, id)
 	md := got["metadata"].(map[string]any)
 	if md["firmware_version"] != sim.DefaultFirmware || md["chip_model"] != sim.DefaultChip || md["reset_reason"] != "poweron" || md["mac"] == "" {
 		t.Errorf("metadata %v", md)
 	}
-	waitFor(t, "last seen", func() bool { return w.device(t, id)["last_seen_at"] != nil })
+	poll.Wait(t, "last seen", func() bool { return w.device(t, id)["last_seen_at"] != nil })
 
 	// A power loss: the broker publishes the will, the device shows offline, then comes back.
 	d.Kill()
-	waitFor(t, "offline event", func() bool {
+	poll.Wait(t, "offline event", func() bool {
 		return events.find(eventIs(fleet.EventPresence, id, func(d map[string]any) bool { return d["online"] == false })) != nil
 	})
-	waitFor(t, "reconnected", func() bool { return d.Stats().Connects == 2 && d.Connected() })
+	poll.Wait(t, "reconnected", func() bool { return d.Stats().Connects == 2 && d.Connected() })
 	w.waitOnline(t, id, true)
 	// A clean stop: no will, but the broker reports the device offline.
 	d.Stop()
@@ -267,7 +268,7 @@ func TestDeviceList(t *testing.T) {
 	r3, _ := w.create(t, map[string]any{"name": "Attic"})
 	w.start(t, b1)
 	w.waitOnline(t, r1["id"].(string), true)
-	waitFor(t, "metadata", func() bool { return w.device(t, r1["id"].(string))["metadata"] != nil })
+	poll.Wait(t, "metadata", func() bool { return w.device(t, r1["id"].(string))["metadata"] != nil })
 
 	ids := func(q string) []string {
 		var out []string
@@ -354,8 +355,8 @@ func TestCommandsAcknowledged(t *testing.T) {
 		t.Errorf("command to an online device is %v", s)
 	}
 	w.waitState(t, cmds[0], "succeeded")
-	waitFor(t, "reboot", func() bool { return d1.Stats().Restarts == 1 && d1.Stats().Connects == 2 })
-	waitFor(t, "metadata after reboot", func() bool {
+	poll.Wait(t, "reboot", func() bool { return d1.Stats().Restarts == 1 && d1.Stats().Connects == 2 })
+	poll.Wait(t, "metadata after reboot", func() bool {
 		md, _ := w.device(t, id1)["metadata"].(map[string]any)
 		return md != nil && md["reset_reason"] == "sw"
 	})
@@ -363,7 +364,7 @@ func TestCommandsAcknowledged(t *testing.T) {
 	if c["ack"].(map[string]any)["result"] != "ok" || c["completed_at"] == nil || c["delivered_at"] == nil {
 		t.Errorf("acknowledged command: %v", c)
 	}
-	waitFor(t, "command event", func() bool {
+	poll.Wait(t, "command event", func() bool {
 		return events.find(eventIs(fleet.EventCommand, id1, func(d map[string]any) bool { return d["state"] == "succeeded" })) != nil
 	})
 
@@ -389,7 +390,7 @@ func TestCommandsAcknowledged(t *testing.T) {
 	// debug on: acked, then log batches flow (and are counted as unhandled: no log relay yet).
 	cmds = w.send(t, map[string]any{"name": "debug", "params": map[string]any{"enabled": true, "level": "debug", "duration_s": 60}, "target": map[string]any{"device_ids": []string{id2}}})
 	w.waitState(t, cmds[0], "succeeded")
-	waitFor(t, "log batches", func() bool {
+	poll.Wait(t, "log batches", func() bool {
 		return d2.Stats().LogBatches > 0 && testutil.ToFloat64(w.h.fleet.metrics.Unhandled.WithLabelValues("log")) > 0
 	})
 	cmds = w.send(t, map[string]any{"name": "debug", "params": map[string]any{"enabled": false}, "target": map[string]any{"device_ids": []string{id2}}})
@@ -423,7 +424,7 @@ func TestCommandToOfflineDevice(t *testing.T) {
 	d := w.start(t, b1)
 	w.waitState(t, first, "succeeded")
 	w.waitState(t, second, "succeeded")
-	waitFor(t, "restart", func() bool { return d.Stats().Restarts == 1 })
+	poll.Wait(t, "restart", func() bool { return d.Stats().Restarts == 1 })
 
 	expiring := w.send(t, map[string]any{"name": "restart", "ttl_seconds": 10, "target": map[string]any{"device_ids": []string{id2}}})[0]
 	w.h.fleet.clock.Advance(11 * time.Second)
@@ -433,7 +434,7 @@ func TestCommandToOfflineDevice(t *testing.T) {
 	if s := w.commandState(t, id2, expiring["id"].(string)); s != "expired" {
 		t.Errorf("expired command is %s", s)
 	}
-	waitFor(t, "expiry event", func() bool {
+	poll.Wait(t, "expiry event", func() bool {
 		return events.find(func(ev map[string]any) bool { return ev["type"] == fleet.EventCommandsExpired }) != nil
 	})
 }
@@ -460,7 +461,7 @@ func TestDuplicateAckAppliesOnce(t *testing.T) {
 	if err := d.PublishRaw(protocol.KindAck, []byte(`{"v":1,"id":"0000000000000000000000zzzz","result":"ok"}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "duplicate and unknown acks counted", func() bool {
+	poll.Wait(t, "duplicate and unknown acks counted", func() bool {
 		return testutil.ToFloat64(m.Acks.WithLabelValues("duplicate")) == dup+1 && testutil.ToFloat64(m.Acks.WithLabelValues("unknown")) == unknown+1
 	})
 	after := w.get(t, "/api/v1/tenants/alpha/devices/"+id+"/commands/"+cmd["id"].(string))
@@ -490,7 +491,7 @@ func TestRotateAndDisable(t *testing.T) {
 	r, b := w.create(t, map[string]any{"name": "rotating"})
 	id, oldSecret := r["id"].(string), r["secret"].(string)
 	d := w.start(t, b)
-	waitFor(t, "connected", d.Connected)
+	poll.Wait(t, "connected", d.Connected)
 	w.waitOnline(t, id, true)
 
 	status, rot := w.owner.do("POST", "/api/v1/tenants/alpha/devices/"+id+"/rotate-credentials", nil)
@@ -501,12 +502,12 @@ func TestRotateAndDisable(t *testing.T) {
 	if rot["provisioning"].(map[string]any)["device_key"] == b.DeviceKey {
 		t.Error("rotation kept the device key")
 	}
-	waitFor(t, "old session kicked and refused", func() bool { return d.Stats().Refused > 0 })
+	poll.Wait(t, "old session kicked and refused", func() bool { return d.Stats().Refused > 0 })
 	if err := mqttConnect(w.h.fleet.mqttAddr, id, oldSecret); err == nil {
 		t.Error("old secret still accepted")
 	}
 	d.SetSecret(newSecret)
-	waitFor(t, "reconnected with the new secret", func() bool { return d.Stats().Connects == 2 && d.Connected() })
+	poll.Wait(t, "reconnected with the new secret", func() bool { return d.Stats().Connects == 2 && d.Connected() })
 	w.waitOnline(t, id, true)
 
 	status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/devices/"+id+"/disable", nil)
@@ -514,12 +515,12 @@ func TestRotateAndDisable(t *testing.T) {
 		t.Fatalf("disable: %d %v", status, resp)
 	}
 	refused := d.Stats().Refused
-	waitFor(t, "disabled device kicked and refused", func() bool { return !d.Connected() && d.Stats().Refused > refused })
+	poll.Wait(t, "disabled device kicked and refused", func() bool { return !d.Connected() && d.Stats().Refused > refused })
 	w.waitOnline(t, id, false)
 	if status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/devices/"+id+"/enable", nil); status != 200 || resp["disabled"] != false {
 		t.Fatalf("enable: %d %v", status, resp)
 	}
-	waitFor(t, "enabled device back", d.Connected)
+	poll.Wait(t, "enabled device back", d.Connected)
 	w.waitOnline(t, id, true)
 
 	for _, action := range []string{"device.rotate_credentials", "device.disable", "device.enable"} {
@@ -708,14 +709,14 @@ func TestMalformedUplinks(t *testing.T) {
 		}
 	}
 	for i, tc := range cases {
-		waitFor(t, tc.class+" counted", func() bool { return testutil.ToFloat64(m.WithLabelValues(tc.kind, tc.class)) == before[i]+1 })
+		poll.Wait(t, tc.class+" counted", func() bool { return testutil.ToFloat64(m.WithLabelValues(tc.kind, tc.class)) == before[i]+1 })
 	}
 	md, _ := protocol.EncodeMetadata(protocol.Metadata{FirmwareVersion: "v-2.0.0", ChipModel: "esp32", IDFVersion: "v5.2.1",
 		MAC: "24:0a:c4:00:00:01", FreeHeap: 1, UptimeMS: 1, ResetReason: "poweron", ProtocolVersion: 1})
 	if err := good.PublishRaw(protocol.KindMetadata, md); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "good device's metadata", func() bool {
+	poll.Wait(t, "good device's metadata", func() bool {
 		got, _ := w.device(t, rGood["id"].(string))["metadata"].(map[string]any)
 		return got != nil && got["firmware_version"] == "v-2.0.0"
 	})
@@ -741,7 +742,7 @@ func TestEventStreamEndsAtShutdown(t *testing.T) {
 		defer resp.Body.Close()
 		_, _ = bufio.NewReader(resp.Body).WriteTo(new(bytes.Buffer))
 	}()
-	waitFor(t, "subscription", func() bool { return w.h.fleet.hub.Subscribers() == 1 })
+	poll.Wait(t, "subscription", func() bool { return w.h.fleet.hub.Subscribers() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()

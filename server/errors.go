@@ -1,11 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -44,25 +44,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// ValidationError reports invalid request input, field by field; it becomes a 422 response.
-type ValidationError struct {
-	// Fields maps a request field (JSON name) to what is wrong with it.
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ": " + e.Fields[k]
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
 
 // unavailableRetryAfter is the Retry-After, in seconds, of a 503 answered while the database is
 // unavailable.
@@ -107,7 +88,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 
 	var (
 		apiErr *Error
-		valErr *ValidationError
+		valErr *store.InvalidError
 		httpEr *echo.HTTPError
 	)
 	switch {
@@ -117,7 +98,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 			body.Code = codeFor(status)
 		}
 	case errors.As(err, &valErr):
-		status, body.Code, body.Message, body.Fields = http.StatusUnprocessableEntity, "validation_failed", "invalid input", valErr.Fields
+		// Bad input from any package: one response shape, 422 with the field errors.
+		status, body.Code, body.Message, body.Fields = http.StatusUnprocessableEntity, cmp.Or(valErr.Code, "validation_failed"), cmp.Or(valErr.Message, "invalid input"), valErr.Fields
 	case errors.As(err, &httpEr):
 		status, body.Code = httpEr.Code, codeFor(httpEr.Code)
 		body.Message = fmt.Sprint(httpEr.Message)

@@ -127,7 +127,7 @@ func errorFilter(c echo.Context) (store.ErrorGroupFilter, error) {
 		}
 	}
 	if len(fields) > 0 {
-		return f, &ValidationError{Fields: fields}
+		return f, &store.InvalidError{Fields: fields}
 	}
 	return f, nil
 }
@@ -277,7 +277,7 @@ func (s *Server) putBugsnagSettings(c echo.Context) error {
 		return err
 	}
 	if fields := checkBugsnagRequest(req); len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if s.deps.Keyring == nil {
 		return &Error{Status: http.StatusServiceUnavailable, Message: "secrets cannot be sealed on this server"}
@@ -349,7 +349,7 @@ func (s *Server) putProjectBugsnag(c echo.Context, tenantID string, req bugsnagS
 	ctx := c.Request().Context()
 	p, err := s.deps.Store.Project(ctx, tenantID, req.ProjectID)
 	if errors.Is(err, store.ErrNotFound) {
-		return bugsnagSettingsResponse{}, &ValidationError{Fields: map[string]string{"project_id": "no such project in this tenant"}}
+		return bugsnagSettingsResponse{}, store.Invalid("project_id", "no such project in this tenant")
 	}
 	if err != nil {
 		return bugsnagSettingsResponse{}, err

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/devicerrors"
@@ -44,15 +44,7 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	r := &errorRig{h: h, reg: prometheus.NewRegistry(), tenantID: tenantID(t, h.st, "alpha")}
 	r.owner = h.login(t, "owner@alpha.test")
 
-	cfg := broker.DefaultConfig()
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: h.st, Registerer: r.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, brokertest.Options{Devices: h.st, Registerer: r.reg})
 	r.addr = b.Addr("tcp")
 	metrics := fleet.NewMetrics(r.reg)
 	hub := fleet.NewHub(func(int) {})
@@ -76,9 +68,6 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = b.Shutdown(sctx)
 	})
 	return r
 }
@@ -107,7 +96,7 @@ func (r *errorRig) device(t *testing.T, name, firmware string) *sim.Device {
 	}
 	d.Start(context.Background())
 	t.Cleanup(d.Stop)
-	waitFor(t, name+" metadata stored", func() bool {
+	poll.Wait(t, name+" metadata stored", func() bool {
 		dev, err := r.h.st.Device(t.Context(), r.tenantID, d.ID())
 		return err == nil && dev.Metadata.FirmwareVersion == firmware
 	})
@@ -216,7 +205,7 @@ func TestErrorsEndToEnd(t *testing.T) {
 	for range 3 {
 		publishReport(t, d, e2eReport("v-2.3.4", "LoadProhibited"))
 	}
-	waitFor(t, "three notifications", func() bool { return len(bs.Received()) == 3 })
+	poll.Wait(t, "three notifications", func() bool { return len(bs.Received()) == 3 })
 	p := bs.Received()[0]
 	if hdr := bs.Header(0).Get("Bugsnag-Api-Key"); p.APIKey != e2eBugsnagKey || len(p.Events) != 1 || hdr != e2eBugsnagKey {
 		t.Fatalf("key %q header %q events %d", p.APIKey, hdr, len(p.Events))
@@ -286,7 +275,7 @@ func TestErrorsEndToEnd(t *testing.T) {
 		t.Errorf("group devices %v", detail["devices"])
 	}
 	// Counted as sent once the endpoint's response is back, which may follow its record.
-	waitFor(t, "three notifications counted as sent", func() bool {
+	poll.Wait(t, "three notifications counted as sent", func() bool {
 		return gathered(t, r.reg, "espadmin_bugsnag_forward_total", map[string]string{"outcome": "sent"}) == 3
 	})
 }
@@ -313,7 +302,7 @@ func TestErrorsBugsnagHangs(t *testing.T) {
 	d := r.device(t, "pump", "v-1.4.0")
 
 	publishReport(t, d, e2eReport("v-1.4.0", "StoreProhibited"))
-	waitFor(t, "the first notification to hang", func() bool { return bs.Requests() == 1 })
+	poll.Wait(t, "the first notification to hang", func() bool { return bs.Requests() == 1 })
 
 	start := time.Now()
 	for range 4 {
@@ -339,10 +328,10 @@ func TestErrorsBugsnagHangs(t *testing.T) {
 	}
 
 	bs.Release()
-	waitFor(t, "held reports delivered", func() bool { return len(bs.Received()) == 5 })
+	poll.Wait(t, "held reports delivered", func() bool { return len(bs.Received()) == 5 })
 	// The endpoint records a notification before its response reaches the forwarder, which
 	// counts it as sent only then.
-	waitFor(t, "five notifications counted as sent", func() bool {
+	poll.Wait(t, "five notifications counted as sent", func() bool {
 		return gathered(t, r.reg, "espadmin_bugsnag_forward_total", map[string]string{"outcome": "sent"}) == 5
 	})
 }
@@ -377,7 +366,7 @@ func TestErrorsBadInputAndFlood(t *testing.T) {
 		}
 	}
 	for _, in := range inputs {
-		waitFor(t, in.name+" counted", func() bool {
+		poll.Wait(t, in.name+" counted", func() bool {
 			return gathered(t, r.reg, "espadmin_ingest_invalid_total", map[string]string{"kind": "error", "class": in.class}) == 1
 		})
 	}
@@ -403,7 +392,7 @@ func TestErrorsBadInputAndFlood(t *testing.T) {
 	wg.Wait()
 
 	var stored, limited, brokerDropped float64
-	waitFor(t, "every flood report accounted for", func() bool {
+	poll.Wait(t, "every flood report accounted for", func() bool {
 		stored = float64(r.groupCount(t, "looping"))
 		limited = gathered(t, r.reg, "espadmin_device_errors_total", map[string]string{"outcome": "rate_limited"})
 		brokerDropped = gathered(t, r.reg, "espadmin_mqtt_messages_dropped_total", map[string]string{"reason": "rate_limited"})
@@ -415,14 +404,14 @@ func TestErrorsBadInputAndFlood(t *testing.T) {
 	}
 	for i := range 5 {
 		msg := fmt.Sprintf("calm %d", i)
-		waitFor(t, msg+" stored", func() bool { return r.groupCount(t, msg) == 1 })
+		poll.Wait(t, msg+" stored", func() bool { return r.groupCount(t, msg) == 1 })
 	}
 	if n := len(r.groups(t, "?limit=100")); n != 6 {
 		t.Errorf("%d groups, want 6 (the flood's and the calm device's five)", n)
 	}
 
 	// Forwarding: the calm device's five, and the flood's up to the forward burst.
-	waitFor(t, "forwarding settles", func() bool {
+	poll.Wait(t, "forwarding settles", func() bool {
 		return gathered(t, r.reg, "espadmin_bugsnag_forward_total", map[string]string{"outcome": "sent"}) ==
 			gathered(t, r.reg, "espadmin_bugsnag_forward_total", map[string]string{"outcome": "queued"})
 	})

@@ -20,7 +20,6 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
 	"github.com/espadmin/espadmin/store/sqlstore"
-	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
@@ -380,12 +379,6 @@ func errCode(t *testing.T, resp map[string]any) string {
 	}
 	code, _ := e["code"].(string)
 	return code
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func mustURL(t *testing.T, raw string) *url.URL {

@@ -110,7 +110,7 @@ func (s *Server) createInvitation(c echo.Context) error {
 		fields["role"] = "must be one of owner, admin, developer, viewer"
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if req.Role == store.RoleOwner && tc.Role != store.RoleOwner {
 		return errForbidden("only an owner can invite an owner")
@@ -221,7 +221,7 @@ func (s *Server) acceptInvitation(c echo.Context) error {
 		return err
 	}
 	if req.Token == "" || len(req.Token) > 128 {
-		return &ValidationError{Fields: map[string]string{"token": "must be the token of an invitation link"}}
+		return store.Invalid("token", "must be the token of an invitation link")
 	}
 	ctx := c.Request().Context()
 	inv, err := s.deps.Store.InvitationByTokenHash(ctx, account.HashSecret(req.Token))

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/server/logrelay"
+	"github.com/espadmin/espadmin/store"
 )
 
 // Live log stream limits.
@@ -65,7 +66,7 @@ func (s *Server) streamLogs(c echo.Context) error {
 	}
 	level := c.QueryParam("level")
 	if level != "" && !logrelay.ValidLevel(level) {
-		return &ValidationError{Fields: map[string]string{"level": "must be one of error, warn, info, debug, verbose"}}
+		return store.Invalid("level", "must be one of error, warn, info, debug, verbose")
 	}
 	if !s.originAllowed(req) {
 		return &Error{Status: http.StatusForbidden, Code: "origin_refused",

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -66,21 +67,9 @@ func BenchmarkLogLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mcfg := broker.DefaultConfig()
-	mcfg.Addr, mcfg.TLSAddr, mcfg.WSAddr = "127.0.0.1:0", "", ""
-	mcfg.RateLimit, mcfg.RateBurst = 1_000_000, 1_000_000
-	brk, err := broker.New(mcfg, broker.Deps{Devices: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := brk.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = brk.Shutdown(sctx)
-	}()
+	brk := brokertest.Start(b, brokertest.Options{Devices: st, Configure: func(c *broker.Config) {
+		c.RateLimit, c.RateBurst = 1_000_000, 1_000_000
+	}})
 	hub := fleet.NewHub(func(int) {})
 	devices := fleet.NewDevices(fleet.DevicesOptions{Store: st, Keyring: kr, Sessions: brk, Hub: hub,
 		Endpoint: fleet.Endpoint{Root: protocol.DefaultRoot, MQTTHost: "127.0.0.1", MQTTPort: 1883, ServerURL: "http://localhost"}})

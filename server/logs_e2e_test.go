@@ -20,6 +20,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // logWorld is a harness with the real broker, a log relay on it (registered on the fleet's
@@ -78,7 +79,7 @@ func (w *logWorld) device(t *testing.T, name string, linesPerSecond int) *sim.De
 	}
 	d.Start(context.Background())
 	t.Cleanup(d.Stop)
-	waitFor(t, name+" connected", d.Connected)
+	poll.Wait(t, name+" connected", d.Connected)
 	return d
 }
 
@@ -242,19 +243,19 @@ func TestLogsEndToEndSlowViewer(t *testing.T) {
 	d := w.device(t, "chatty", 1000)
 
 	fast := w.watch(t, d.ID(), 0).read()
-	waitFor(t, "debug on at the device", d.Debugging)
+	poll.Wait(t, "debug on at the device", d.Debugging)
 	slow := w.watch(t, d.ID(), 4<<10) // never read until the relay has dropped some of its lines
-	waitFor(t, "two viewers", func() bool { return w.relay.Viewers(d.ID()) == 2 })
-	waitFor(t, "the slow viewer to lose 200 lines", func() bool {
+	poll.Wait(t, "two viewers", func() bool { return w.relay.Viewers(d.ID()) == 2 })
+	poll.Wait(t, "the slow viewer to lose 200 lines", func() bool {
 		return w.metric(t, "espadmin_logrelay_viewer_dropped_lines_total", nil) >= 200
 	})
 	slow.read()
-	waitFor(t, "the dropped frame", func() bool { n, _ := slow.count(logrelay.FrameDropped); return n > 0 })
+	poll.Wait(t, "the dropped frame", func() bool { n, _ := slow.count(logrelay.FrameDropped); return n > 0 })
 
 	w.debug(t, d.ID(), map[string]any{"enabled": false})
-	waitFor(t, "debug off at the device", func() bool { return !d.Debugging() })
+	poll.Wait(t, "debug off at the device", func() bool { return !d.Debugging() })
 	sent := d.Stats().LogLines
-	waitFor(t, "every line at the fast viewer", func() bool { return int64(len(fast.lines())) >= sent })
+	poll.Wait(t, "every line at the fast viewer", func() bool { return int64(len(fast.lines())) >= sent })
 	lines := fast.lines()
 	if int64(len(lines)) != sent {
 		t.Fatalf("fast viewer has %d lines, the device sent %d", len(lines), sent)
@@ -303,13 +304,13 @@ func TestLogsEndToEndStreamStops(t *testing.T) {
 			w := newLogWorld(t, tc.opts)
 			d := w.device(t, "sensor", 100)
 			v := w.watch(t, d.ID(), 0).read()
-			waitFor(t, "lines at the viewer", func() bool { return len(v.lines()) >= 20 })
+			poll.Wait(t, "lines at the viewer", func() bool { return len(v.lines()) >= 20 })
 			began := time.Now()
 			tc.stop(t, w, d)
-			waitFor(t, "the device to stop streaming", func() bool { return !d.Debugging() })
+			poll.Wait(t, "the device to stop streaming", func() bool { return !d.Debugging() })
 			t.Logf("device stopped %v after the first 20 lines", time.Since(began).Round(time.Millisecond))
 			sent := d.Stats().LogLines
-			waitFor(t, "the last lines at the viewer", func() bool { return int64(len(v.lines())) == sent })
+			poll.Wait(t, "the last lines at the viewer", func() bool { return int64(len(v.lines())) == sent })
 			contiguous(t, "viewer", v.lines(), 0)
 			holds(t, 1500*time.Millisecond, "no more lines", func() bool {
 				return d.Stats().LogLines == sent && int64(len(v.lines())) == sent
@@ -361,7 +362,7 @@ func TestLogsEndToEndBadInputAndFlood(t *testing.T) {
 	good := w.device(t, "quiet", 200)
 	badView := w.watch(t, bad.ID(), 0).read()
 	goodView := w.watch(t, good.ID(), 0).read()
-	waitFor(t, "both streaming", func() bool { return bad.Debugging() && good.Debugging() && len(goodView.lines()) > 0 })
+	poll.Wait(t, "both streaming", func() bool { return bad.Debugging() && good.Debugging() && len(goodView.lines()) > 0 })
 
 	inputs := []struct {
 		name, class string
@@ -377,7 +378,7 @@ func TestLogsEndToEndBadInputAndFlood(t *testing.T) {
 		}
 	}
 	for _, in := range inputs {
-		waitFor(t, in.name+" counted", func() bool {
+		poll.Wait(t, in.name+" counted", func() bool {
 			return w.metric(t, "espadmin_ingest_invalid_total", map[string]string{"kind": "log", "class": in.class}) == 1 &&
 				w.metric(t, "espadmin_logrelay_invalid_total", map[string]string{"class": in.class}) == 1
 		})
@@ -397,7 +398,7 @@ func TestLogsEndToEndBadInputAndFlood(t *testing.T) {
 	if got := w.metric(t, "espadmin_mqtt_messages_dropped_total", map[string]string{"reason": "rate_limited"}); got == 0 {
 		t.Errorf("the flood was not rate limited")
 	}
-	waitFor(t, "flood lines at the noisy device's viewer", func() bool {
+	poll.Wait(t, "flood lines at the noisy device's viewer", func() bool {
 		for _, l := range badView.lines() {
 			if l.Tag == "flood" {
 				return true
@@ -408,7 +409,7 @@ func TestLogsEndToEndBadInputAndFlood(t *testing.T) {
 
 	// Nothing else disturbed: the quiet device's viewer has every line, in order.
 	after := good.Stats().LogLines
-	waitFor(t, "the quiet device's lines", func() bool { return int64(len(goodView.lines())) >= after })
+	poll.Wait(t, "the quiet device's lines", func() bool { return int64(len(goodView.lines())) >= after })
 	contiguous(t, "quiet viewer", goodView.lines(), 0)
 	for _, typ := range []string{logrelay.FrameDropped, logrelay.FrameGap} {
 		if n, _ := goodView.count(typ); n != 0 {

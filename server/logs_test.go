@@ -16,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // logServer serves the harness's store with a log relay on the harness's real broker.
@@ -99,8 +100,8 @@ func TestLogStream(t *testing.T) {
 		t.Fatalf("allowed origin: %v", err)
 	}
 	defer conn.Close()
-	waitFor(t, "viewer registered", func() bool { return relay.Viewers(devA.Device.ID) == 1 })
-	waitFor(t, "debug on sent", func() bool {
+	poll.Wait(t, "viewer registered", func() bool { return relay.Viewers(devA.Device.ID) == 1 })
+	poll.Wait(t, "debug on sent", func() bool {
 		cmds, _ := h.st.ListCommands(t.Context(), ta, store.CommandFilter{DeviceID: devA.Device.ID}, store.ListOptions{Limit: 10})
 		return len(cmds.Items) == 1 && cmds.Items[0].Name == protocol.CommandDebug
 	})

@@ -105,7 +105,7 @@ func (s *Server) updateMember(c echo.Context) error {
 		return err
 	}
 	if !req.Role.Valid() {
-		return &ValidationError{Fields: map[string]string{"role": "must be one of owner, admin, developer, viewer"}}
+		return store.Invalid("role", "must be one of owner, admin, developer, viewer")
 	}
 	target, err := s.targetMember(c)
 	if err != nil {

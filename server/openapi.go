@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -14,54 +13,17 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// The OpenAPI 3.1 document at GET /api/v1/openapi.json is built from the route table in
-// openapi_routes.go: each entry names its method, path, permission and wire types, and the
-// JSON schemas are derived from those Go types by reflection over their json tags. So the
-// document changes with the code, and TestOpenAPICoversRoutes fails when the table and the
-// routes registered on Echo disagree in either direction.
+// The OpenAPI 3.1 document at GET /api/v1/openapi.json is built from the route table that
+// also registers the routes (routes.go, routes_*.go): each entry names its method, path,
+// handler, permission and wire types, and the JSON schemas are derived from those Go types by
+// reflection over their json tags. So the document changes with the code, and
+// TestOpenAPICoversRoutes checks that nothing is registered on Echo outside the table.
 //
 // Struct tags the generator reads besides json:
 //
 //	doc:"..."     a field description
 //	enum:"a,b,c"  the allowed values of a string (or of a []string's items)
 //	query:"name"  on a Query struct: one query parameter
-
-// authKind says how a route authenticates.
-type authKind int
-
-const (
-	// authNone: public route.
-	authNone authKind = iota
-	// authAny: a session or any API token.
-	authAny
-	// authSession: a signed-in user through a browser session only; API tokens are refused.
-	authSession
-	// authTenant: a member of the tenant in the path (session or personal token) or a
-	// tenant token, holding the route's permission.
-	authTenant
-)
-
-// routeDoc describes one route for the OpenAPI document.
-type routeDoc struct {
-	Method  string
-	Path    string // Echo syntax: /api/v1/tenants/:tenant
-	Tag     string
-	Summary string
-	// Description adds detail; the permission and auth notes are appended automatically.
-	Description string
-	Auth        authKind
-	// Perm is the permission tenant routes need (Auth == authTenant).
-	Perm Permission
-	// Query is a struct whose `query` tagged fields are the query parameters.
-	Query any
-	// Request is the JSON body's wire type; nil means no body.
-	Request any
-	// Status is the success status (200 when zero); Response its body type (nil: no body).
-	Status   int
-	Response any
-	// Errors lists the error statuses beyond those every route of its Auth kind can return.
-	Errors []int
-}
 
 // pathParamDocs describe the path parameters used across the API.
 var pathParamDocs = map[string]string{
@@ -85,7 +47,7 @@ var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 func openAPIPath(p string) string { return echoParam.ReplaceAllString(p, "{$1}") }
 
 // openAPIDocument builds the document from the route table.
-func openAPIDocument(routes []routeDoc, sec securityNames) map[string]any {
+func openAPIDocument(routes []apiRoute, sec securityNames) map[string]any {
 	g := &schemaGen{components: map[string]any{}, seen: map[reflect.Type]string{}}
 	errorSchema := g.schemaFor(reflect.TypeOf(ErrorResponse{}))
 
@@ -141,7 +103,7 @@ type securityNames struct {
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
 
-func (g *schemaGen) operation(r routeDoc, sec securityNames) map[string]any {
+func (g *schemaGen) operation(r apiRoute, sec securityNames) map[string]any {
 	op := map[string]any{
 		"summary":     r.Summary,
 		"operationId": operationID(r),
@@ -238,7 +200,7 @@ func sessionSecurity(method string) map[string]any {
 }
 
 // operationID derives a stable ID such as patchTenantsTenantMembersUser.
-func operationID(r routeDoc) string {
+func operationID(r apiRoute) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(r.Method))
 	for _, part := range strings.FieldsFunc(strings.TrimPrefix(r.Path, "/api/v1"), func(r rune) bool {
@@ -411,14 +373,7 @@ func componentName(t reflect.Type) string {
 	return b.String()
 }
 
-// serveOpenAPI returns the handler of GET /api/v1/openapi.json. The document is built once,
-// when the routes are registered.
-func (s *Server) serveOpenAPI(routes []routeDoc, sec securityNames) echo.HandlerFunc {
-	doc, err := json.Marshal(openAPIDocument(routes, sec))
-	if err != nil {
-		panic("server: build OpenAPI document: " + err.Error()) // a programming error in a wire type
-	}
-	return func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, doc)
-	}
+// serveOpenAPI answers GET /api/v1/openapi.json with the document built by routes().
+func (s *Server) serveOpenAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 }

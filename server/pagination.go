@@ -32,8 +32,7 @@ func parsePage(c echo.Context) (store.ListOptions, error) {
 	if raw := c.QueryParam("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > store.MaxPageSize {
-			return opts, &ValidationError{Fields: map[string]string{
-				"limit": fmt.Sprintf("must be an integer from 1 to %d", store.MaxPageSize)}}
+			return opts, store.Invalid("limit", fmt.Sprintf("must be an integer from 1 to %d", store.MaxPageSize))
 		}
 		opts.Limit = n
 	}
@@ -41,7 +40,7 @@ func parsePage(c echo.Context) (store.ListOptions, error) {
 	if len(opts.Cursor) > 64 || strings.ContainsFunc(opts.Cursor, func(r rune) bool {
 		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z')
 	}) {
-		return opts, &ValidationError{Fields: map[string]string{"cursor": "is not a cursor this server returned"}}
+		return opts, store.Invalid("cursor", "is not a cursor this server returned")
 	}
 	return opts, nil
 }

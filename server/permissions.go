@@ -8,7 +8,7 @@ import (
 )
 
 // Permission names one class of tenant route. Every route under /api/v1/tenants/{tenant}/ is
-// registered with exactly one permission (s.tenantRoute(perm) or s.tenantScope(perm)); the
+// registered with exactly one permission (the Perm of its apiRoute, or s.tenantScope(perm)); the
 // tables below decide which roles hold it and which token scope it needs. docs/roles.md is
 // generated from these tables (see TestRolesDocInSync), so the code and the documentation
 // cannot disagree.

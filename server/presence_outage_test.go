@@ -9,6 +9,7 @@ import (
 
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -45,7 +46,7 @@ func TestPresenceAfterDatabaseOutage(t *testing.T) {
 	before := testutil.ToFloat64(dropped)
 	pg.Stop(t)
 	d.Stop()
-	waitFor(t, "the offline status dropped for want of a database", func() bool {
+	poll.Wait(t, "the offline status dropped for want of a database", func() bool {
 		return testutil.ToFloat64(dropped) > before && !h.fleet.broker.Online(gone)
 	})
 

@@ -98,15 +98,12 @@ func (s *Server) otaReady() error {
 // otaError maps OTA service errors to API errors.
 func otaError(err error) error {
 	var (
-		in  *ota.InputError
 		st  *ota.StateError
 		img *ota.ImageError
 	)
 	switch {
 	case errors.As(err, &img):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_image", Message: img.Error()}
-	case errors.As(err, &in):
-		return &ValidationError{Fields: map[string]string{in.Field: in.Reason}}
 	case errors.As(err, &st):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: st.Reason}
 	case errors.Is(err, blob.ErrTooLarge):

@@ -16,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/ota/otatest"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestInterruptedUploadStoresNothing sends half of an image and hangs up: the upload was
@@ -37,10 +38,10 @@ func TestInterruptedUploadStoresNothing(t *testing.T) {
 	if _, err := conn.Write(img[:len(img)/2]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the upload to stream into a temp file", func() bool { return len(w.h.fleet.ota.blobKeys(t)) == 1 })
+	poll.Wait(t, "the upload to stream into a temp file", func() bool { return len(w.h.fleet.ota.blobKeys(t)) == 1 })
 	conn.Close()
-	waitFor(t, "the temp file to go", func() bool { return len(w.h.fleet.ota.blobKeys(t)) == 0 })
-	waitFor(t, "the request to end", func() bool {
+	poll.Wait(t, "the temp file to go", func() bool { return len(w.h.fleet.ota.blobKeys(t)) == 0 })
+	poll.Wait(t, "the request to end", func() bool {
 		return strings.Contains(w.h.logs.String(), `"method":"POST","path":"`+w.releasesPath()+`"`)
 	})
 
@@ -103,7 +104,7 @@ func TestExpiredDownloadURLRefused(t *testing.T) {
 	if status, _ := fetch(u.String()); status != http.StatusForbidden {
 		t.Errorf("URL with its expiry moved forward: %d, want 403", status)
 	}
-	waitFor(t, "the URL to expire", func() bool {
+	poll.Wait(t, "the URL to expire", func() bool {
 		status, _ := fetch(signed)
 		return status == http.StatusForbidden
 	})
@@ -135,7 +136,7 @@ func TestPauseAndResumeWithLiveDevices(t *testing.T) {
 	id := resp["rollout"].(map[string]any)["id"].(string)
 	rolloutPath := "/api/v1/tenants/alpha/rollouts/" + id
 	totals := func() map[string]any { return w.rolloutState(t, id)["totals"].(map[string]any) }
-	waitFor(t, "the online device to update", func() bool {
+	poll.Wait(t, "the online device to update", func() bool {
 		return online.Firmware() == "v-1.1.0" && totals()["succeeded"] == float64(1)
 	})
 	if got := w.rolloutState(t, id); got["state"] != "active" || got["totals"].(map[string]any)["pending"] != float64(1) {
@@ -187,7 +188,7 @@ func TestPauseAndResumeWithLiveDevices(t *testing.T) {
 	if status != http.StatusOK || resp["state"] == "paused" {
 		t.Fatalf("resume: %d %v", status, resp)
 	}
-	waitFor(t, "the rollout to complete", func() bool { return w.rolloutState(t, id)["state"] == "completed" })
+	poll.Wait(t, "the rollout to complete", func() bool { return w.rolloutState(t, id)["state"] == "completed" })
 	if dev.Firmware() != "v-1.1.0" {
 		t.Errorf("returned device runs %s", dev.Firmware())
 	}

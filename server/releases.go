@@ -165,7 +165,7 @@ func (s *Server) createRelease(c echo.Context) error {
 		for body == nil {
 			part, err := mr.NextPart()
 			if errors.Is(err, io.EOF) {
-				return &ValidationError{Fields: map[string]string{"file": "is required (a part named file)"}}
+				return store.Invalid("file", "is required (a part named file)")
 			}
 			if err != nil {
 				return uploadReadError(err)
@@ -189,7 +189,7 @@ func (s *Server) createRelease(c echo.Context) error {
 	}
 	for name, v := range params {
 		if p := textProblem(v); p != "" {
-			return &ValidationError{Fields: map[string]string{name: p}}
+			return store.Invalid(name, p)
 		}
 	}
 	tc := tenantFrom(c)
@@ -252,7 +252,7 @@ func createdByOf(tc tenantContext) string {
 // parseRolloutSpec reads a rollout from the short form (all, tag:X, percent:N, devices:a,b)
 // or a JSON rollout object, with stages and threshold from their own parameters.
 func parseRolloutSpec(spec, stages, threshold string) (ota.RolloutInput, error) {
-	bad := func(field, msg string) error { return &ValidationError{Fields: map[string]string{field: msg}} }
+	bad := func(field, msg string) error { return store.Invalid(field, msg) }
 	if strings.HasPrefix(strings.TrimSpace(spec), "{") {
 		var req createRolloutRequest
 		dec := json.NewDecoder(strings.NewReader(spec))
@@ -323,7 +323,7 @@ func (s *Server) updateRelease(c echo.Context) error {
 	}
 	if req.Notes != nil {
 		if len(*req.Notes) > ota.MaxNotes {
-			return &ValidationError{Fields: map[string]string{"notes": fmt.Sprintf("must be at most %d characters", ota.MaxNotes)}}
+			return store.Invalid("notes", fmt.Sprintf("must be at most %d characters", ota.MaxNotes))
 		}
 		if err := s.deps.Store.UpdateReleaseNotes(c.Request().Context(), r.TenantID, r.ID, *req.Notes); err != nil {
 			return err

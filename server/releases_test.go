@@ -9,6 +9,7 @@ import (
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // otaWorld is a tenant with a signed project and devices linked to it.
@@ -43,7 +44,7 @@ func (w *otaWorld) deviceRunning(t *testing.T) *sim.Device {
 	}
 	d.Start(t.Context())
 	t.Cleanup(d.Stop)
-	waitFor(t, "device online", d.Connected)
+	poll.Wait(t, "device online", d.Connected)
 	return d
 }
 
@@ -77,7 +78,7 @@ func TestReleaseRolloutEndToEnd(t *testing.T) {
 			}
 			ro := resp["rollout"].(map[string]any)
 			id := ro["id"].(string)
-			waitFor(t, "rollout completed", func() bool {
+			poll.Wait(t, "rollout completed", func() bool {
 				return w.rolloutState(t, id)["state"] == "completed"
 			})
 			for _, d := range devs {
@@ -128,7 +129,7 @@ func TestCorruptedImageFailsAndStagedRolloutPauses(t *testing.T) {
 		t.Fatalf("rollout: %d %v", status, ro)
 	}
 	id := ro["id"].(string)
-	waitFor(t, "rollout paused", func() bool { return w.rolloutState(t, id)["state"] == "paused" })
+	poll.Wait(t, "rollout paused", func() bool { return w.rolloutState(t, id)["state"] == "paused" })
 	got := w.rolloutState(t, id)
 	if got["current_stage"] != float64(0) || got["pause_reason"] == "" {
 		t.Errorf("paused rollout: %v", got)

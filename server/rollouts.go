@@ -133,7 +133,7 @@ func (s *Server) listRollouts(c echo.Context) error {
 	switch f.State {
 	case "", store.RolloutActive, store.RolloutPaused, store.RolloutAborted, store.RolloutCompleted:
 	default:
-		return &ValidationError{Fields: map[string]string{"state": "must be active, paused, aborted or completed"}}
+		return store.Invalid("state", "must be active, paused, aborted or completed")
 	}
 	page, err := s.deps.Store.ListRollouts(c.Request().Context(), tenantFrom(c).Tenant.ID, f, opts)
 	if err != nil {
@@ -160,7 +160,7 @@ func (s *Server) createRollout(c echo.Context) error {
 		return err
 	}
 	if req.ReleaseID == "" {
-		return &ValidationError{Fields: map[string]string{"release_id": "is required"}}
+		return store.Invalid("release_id", "is required")
 	}
 	tc := tenantFrom(c)
 	in := req.input()

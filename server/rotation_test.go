@@ -14,6 +14,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // startWithState runs a simulated device that keeps its bundle in dir.
@@ -87,12 +88,12 @@ func TestStagedRotation(t *testing.T) {
 	if cr, _ := rot["credentials_rotation"].(map[string]any); cr["state"] != "pending" || cr["mode"] != "staged" || cr["config_version"] == float64(0) {
 		t.Fatalf("staged rotation: %v", rot)
 	}
-	waitFor(t, "device one applied a new secret", func() bool { return stagedSecret(d1) != "" })
+	poll.Wait(t, "device one applied a new secret", func() bool { return stagedSecret(d1) != "" })
 	new1 := stagedSecret(d1)
 	if new1 == b1.Secret {
 		t.Fatal("the staged secret is the old one")
 	}
-	waitFor(t, "device one switched, reconnected and online", func() bool {
+	poll.Wait(t, "device one switched, reconnected and online", func() bool {
 		return switched(b1.DeviceID, new1) && d1.Stats().Connects >= 2 && d1.Connected() &&
 			w.device(t, b1.DeviceID)["online"] == true
 	})
@@ -125,9 +126,9 @@ func TestStagedRotation(t *testing.T) {
 		t.Fatalf("the old secret of the offline device is refused before it applied the new one: %v", err)
 	}
 	d2 := w.startWithState(t, b2, dir2)
-	waitFor(t, "device two applied a new secret at boot", func() bool { return stagedSecret(d2) != "" })
+	poll.Wait(t, "device two applied a new secret at boot", func() bool { return stagedSecret(d2) != "" })
 	new2 := stagedSecret(d2)
-	waitFor(t, "device two switched, reconnected and online", func() bool {
+	poll.Wait(t, "device two switched, reconnected and online", func() bool {
 		return switched(b2.DeviceID, new2) && d2.Stats().Connects >= 2 && d2.Connected() &&
 			w.device(t, b2.DeviceID)["online"] == true
 	})
@@ -144,8 +145,8 @@ func TestStagedRotation(t *testing.T) {
 	// A later config change does not switch or disconnect again.
 	connects := d1.Stats().Connects
 	api.do(t, "PUT", base+b1.DeviceID+"/config/interval_s", map[string]any{"type": "int", "value": 5, "version": 0}, http.StatusOK)
-	waitFor(t, "device one applied interval_s", func() bool { return string(d1.Config()["interval_s"]) == "5" })
-	waitFor(t, "device one in sync", func() bool {
+	poll.Wait(t, "device one applied interval_s", func() bool { return string(d1.Config()["interval_s"]) == "5" })
+	poll.Wait(t, "device one in sync", func() bool {
 		s := api.do(t, "GET", base+b1.DeviceID+"/config/effective", nil, http.StatusOK)["sync"].(map[string]any)
 		return s["state"] == "in_sync"
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,12 +10,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/espadmin/espadmin/store"
 )
 
-// routes registers the middleware and every route of the server. Keep all routes in this
-// file so the API reads top to bottom.
+// routes registers the middleware and every route of the server: the operational routes and
+// the web UI here, the JSON API from the table in apiRoutes.
 func (s *Server) routes() {
 	e := s.echo
 	// Order matters: the request ID exists before anything logs; observe sees the final
@@ -35,136 +34,23 @@ func (s *Server) routes() {
 	})))
 
 	// The JSON API. authenticate identifies the caller (session cookie or bearer token) on
-	// every route below and leaves anonymous requests to the route's own checks.
+	// every route below and leaves anonymous requests to the route's own checks. Every API
+	// route comes from one table (apiRoutes): it registers the route, builds the OpenAPI
+	// document and drives the permission tests, so the three cannot disagree.
 	api := e.Group("/api/v1", s.authenticate)
-	s.api = api
-
-	// --- Accounts and sessions (authn) ---
-	// Public routes (s.public) also work from a browser holding a stale session cookie.
-	s.public(api.GET("/setup", s.setupStatus))
-	s.public(api.POST("/setup", s.setup))
-	s.public(api.POST("/auth/signup", s.signup))
-	s.public(api.POST("/auth/login", s.login))
-	api.POST("/auth/logout", s.logout, s.requireUser)
-	api.GET("/auth/me", s.me, s.requireUser)
-	api.POST("/auth/password", s.changePassword, s.requireUser)
-	s.public(api.POST("/auth/password/forgot", s.forgotPassword))
-	s.public(api.POST("/auth/password/reset", s.resetPassword))
-	s.public(api.POST("/auth/email/verify", s.verifyEmail))
-	s.public(api.GET("/auth/providers", s.listProviders))
-	s.public(api.GET("/auth/oauth/:provider", s.oauthBegin))
-	s.public(api.GET("/auth/oauth/:provider/callback", s.oauthCallback))
-
-	// --- Tenants (tenancy) ---
-	// Tenant routes are registered with the permission they need (permissions.go) through
-	// s.tenantRoute, and each is described in openapi_routes.go.
-	api.GET("/openapi.json", s.serveOpenAPI(apiRouteDocs(), securityNames{Cookie: sessionCookie, CSRFHeader: csrfHeader}))
-	api.GET("/tenants", s.listTenants)
-	api.POST("/tenants", s.createTenant)
-	api.POST("/invitations/accept", s.acceptInvitation)
-	s.tenantRoute(PermTenantRead).GET("", s.getTenant)
-	s.tenantRoute(PermSettingsManage).PATCH("", s.updateTenant)
-	s.tenantRoute(PermTenantDelete).DELETE("", s.deleteTenant)
-	s.tenantRoute(PermOwnershipTransfer).POST("/transfer-ownership", s.transferOwnership)
-	s.tenantRoute(PermTenantRead).GET("/members", s.listMembers)
-	s.tenantRoute(PermMembersManage).PATCH("/members/:user", s.updateMember)
-	s.tenantRoute(PermMembersManage).DELETE("/members/:user", s.removeMember)
-	s.tenantRoute(PermTenantRead).POST("/leave", s.leaveTenant)
-	s.tenantRoute(PermMembersManage).POST("/invitations", s.createInvitation)
-	s.tenantRoute(PermMembersManage).GET("/invitations", s.listInvitations)
-	s.tenantRoute(PermMembersManage).DELETE("/invitations/:invitation", s.revokeInvitation)
-	s.tenantRoute(PermTenantRead).GET("/tokens", s.listTokens)
-	s.tenantRoute(PermTenantRead).POST("/tokens", s.createToken)
-	s.tenantRoute(PermTenantRead).DELETE("/tokens/:token", s.deleteToken)
-	s.tenantRoute(PermAuditRead).GET("/audit", s.listAudit)
-
-	// --- Devices and commands ---
-	// Described in devices_openapi.go; the services live in package fleet.
-	s.tenantRoute(PermDevicesWrite).POST("/devices", s.createDevice)
-	s.tenantRoute(PermDevicesRead).GET("/devices", s.listDevices)
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device", s.getDevice)
-	s.tenantRoute(PermDevicesWrite).PATCH("/devices/:device", s.updateDevice)
-	s.tenantRoute(PermDevicesWrite).DELETE("/devices/:device", s.deleteDevice)
-	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/rotate-credentials", s.rotateDevice)
-	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/disable", s.setDeviceDisabled(true))
-	s.tenantRoute(PermDevicesWrite).POST("/devices/:device/enable", s.setDeviceDisabled(false))
-	s.tenantRoute(PermDevicesWrite).GET("/devices/:device/provisioning", s.deviceProvisioning)
-	s.tenantRoute(PermCommandsWrite).POST("/commands", s.sendCommand)
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/commands", s.listDeviceCommands)
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/commands/:command", s.getDeviceCommand)
-	s.tenantRoute(PermDevicesRead).GET("/events", s.streamEvents)
-	// Event streams end when shutdown begins, or Shutdown would wait for them until its deadline.
+	table := s.apiRoutes()
+	doc, err := json.Marshal(openAPIDocument(table, securityNames{Cookie: sessionCookie, CSRFHeader: csrfHeader}))
+	if err != nil {
+		panic("server: build OpenAPI document: " + err.Error()) // a programming error in a wire type
+	}
+	s.openAPI = doc
+	for _, r := range table {
+		s.register(api, r)
+	}
+	// Event and log streams end when shutdown begins, or Shutdown would wait for them until
+	// its deadline.
 	s.http.RegisterOnShutdown(s.closeEventStreams)
-
-	// --- Live logs and device errors ---
-	// Described in logs_openapi.go; the services live in packages logrelay and devicerrors.
-	// The log stream is a WebSocket (logs.go); the error routes read the store directly, so
-	// any replica answers them.
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/logs/stream", s.streamLogs)
 	s.http.RegisterOnShutdown(s.closeLogStreams)
-	s.tenantRoute(PermDevicesRead).GET("/errors", s.listErrorGroups)
-	s.tenantRoute(PermDevicesRead).GET("/errors/:group", s.getErrorGroup)
-	s.tenantRoute(PermDevicesWrite).POST("/errors/:group/resolve", s.setErrorGroupResolved(true))
-	s.tenantRoute(PermDevicesWrite).POST("/errors/:group/reopen", s.setErrorGroupResolved(false))
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/errors", s.listDeviceErrorGroups)
-	s.tenantRoute(PermSettingsManage).GET("/settings/bugsnag", s.getBugsnagSettings)
-	s.tenantRoute(PermSettingsManage).PUT("/settings/bugsnag", s.putBugsnagSettings)
-
-	// --- Tenant broker and device auth ---
-	// Described in broker_settings_openapi.go. A tenant's own MQTT broker (package
-	// tenantbus runs the bridges), and the endpoints external brokers call to check device
-	// credentials and topics; those sit outside the API group's authentication (they carry
-	// the shared secret mqtt.auth_secret, possibly as HTTP basic auth) and are public.
-	s.tenantRoute(PermSettingsManage).GET("/settings/broker", s.getBrokerSettings)
-	s.tenantRoute(PermSettingsManage).PUT("/settings/broker", s.putBrokerSettings)
-	s.tenantRoute(PermSettingsManage).POST("/settings/broker/test", s.testBrokerSettings)
-	s.tenantRoute(PermSettingsManage).GET("/settings/broker/state", s.brokerState)
-	s.public(e.POST("/api/v1/mqtt/auth", s.emqxAuth, s.deviceAuthGuard))
-	s.public(e.POST("/api/v1/mqtt/user", s.goAuthUser, s.deviceAuthGuard))
-	s.public(e.POST("/api/v1/mqtt/superuser", s.goAuthSuperuser, s.deviceAuthGuard))
-	s.public(e.POST("/api/v1/mqtt/acl", s.goAuthACL, s.deviceAuthGuard))
-
-	// --- Remote configuration ---
-	// Described in config_openapi.go; the service lives in package devconfig. Entries of a
-	// project ("project variables") and of a device ("custom properties"); the static
-	// segments effective, versions and rollback take precedence over :key.
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project/config", s.listConfig(store.ScopeProject))
-	s.tenantRoute(PermConfigWrite).PUT("/projects/:project/config", s.putConfigBatch(store.ScopeProject))
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project/config/:key", s.getConfigEntry(store.ScopeProject))
-	s.tenantRoute(PermConfigWrite).PUT("/projects/:project/config/:key", s.putConfigEntry(store.ScopeProject))
-	s.tenantRoute(PermConfigWrite).DELETE("/projects/:project/config/:key", s.deleteConfigEntry(store.ScopeProject))
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config", s.listConfig(store.ScopeDevice))
-	s.tenantRoute(PermConfigWrite).PUT("/devices/:device/config", s.putConfigBatch(store.ScopeDevice))
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/effective", s.effectiveConfig)
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/versions", s.configVersions)
-	s.tenantRoute(PermConfigWrite).POST("/devices/:device/config/rollback", s.rollbackConfig)
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/config/:key", s.getConfigEntry(store.ScopeDevice))
-	s.tenantRoute(PermConfigWrite).PUT("/devices/:device/config/:key", s.putConfigEntry(store.ScopeDevice))
-	s.tenantRoute(PermConfigWrite).DELETE("/devices/:device/config/:key", s.deleteConfigEntry(store.ScopeDevice))
-	s.tenantRoute(PermConfigWrite).POST("/config/push", s.pushConfig)
-
-	// --- Projects, releases and rollouts ---
-	// Described in release_openapi.go; the service lives in package ota (docs/ota.md).
-	s.tenantRoute(PermDevicesRead).GET("/projects", s.listProjects)
-	s.tenantRoute(PermReleasesWrite).POST("/projects", s.createProject)
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project", s.getProject)
-	s.tenantRoute(PermReleasesWrite).PATCH("/projects/:project", s.updateProject)
-	s.tenantRoute(PermReleasesWrite).DELETE("/projects/:project", s.deleteProject)
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases", s.listReleases)
-	s.withBodyLimit(s.tenantRoute(PermReleasesWrite).POST("/projects/:project/releases", s.createRelease), s.releaseBodyLimit)
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases/:release", s.getRelease)
-	s.tenantRoute(PermReleasesWrite).PATCH("/projects/:project/releases/:release", s.updateRelease)
-	s.tenantRoute(PermReleasesWrite).DELETE("/projects/:project/releases/:release", s.deleteRelease)
-	s.tenantRoute(PermDevicesRead).GET("/projects/:project/releases/:release/download", s.releaseDownload)
-	s.public(api.GET("/public/tenants/:tenant/releases/:release/firmware.bin", s.publicRelease))
-	s.tenantRoute(PermDevicesRead).GET("/rollouts", s.listRollouts)
-	s.tenantRoute(PermReleasesWrite).POST("/rollouts", s.createRollout)
-	s.tenantRoute(PermDevicesRead).GET("/rollouts/:rollout", s.getRollout)
-	s.tenantRoute(PermDevicesRead).GET("/rollouts/:rollout/devices", s.listRolloutDevices)
-	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/pause", s.rolloutAction("pause"))
-	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/resume", s.rolloutAction("resume"))
-	s.tenantRoute(PermReleasesWrite).POST("/rollouts/:rollout/abort", s.rolloutAction("abort"))
-	s.tenantRoute(PermDevicesRead).GET("/devices/:device/updates", s.deviceUpdates)
 
 	// --- Web UI ---
 	// Server-rendered pages (package ui, server/ui.go); their scripts read the API above.
@@ -198,6 +84,94 @@ func (s *Server) routes() {
 	pages.GET("/t/:tenant/settings/members", s.tenantPage("members", PermTenantRead, s.uiMembers))
 	pages.GET("/t/:tenant/settings/tokens", s.tenantPage("tokens", PermTenantRead, s.uiTokens))
 	pages.GET("/t/:tenant/settings/audit", s.tenantPage("audit", PermAuditRead, s.uiAudit))
+}
+
+// authKind says how a route authenticates.
+type authKind int
+
+const (
+	// authNone: public route. Anonymous callers are served, and a stale session cookie is
+	// cleared rather than refused (see authenticate).
+	authNone authKind = iota
+	// authAny: a session or any API token.
+	authAny
+	// authSession: a signed-in user through a browser session only; API tokens are refused.
+	authSession
+	// authTenant: a member of the tenant in the path (session or personal token) or a
+	// tenant token, holding the route's permission.
+	authTenant
+)
+
+// apiRoute is one route of the JSON API: what serves it, who may call it, and how the
+// OpenAPI document describes it. The table of them (apiRoutes) is the one place a route is
+// written down.
+type apiRoute struct {
+	Method string
+	Path   string // Echo syntax: /api/v1/tenants/:tenant
+	// Handler serves the route; Middleware runs before it, after authentication and, for
+	// tenant routes, after the permission check.
+	Handler    echo.HandlerFunc
+	Middleware []echo.MiddlewareFunc
+	// OwnAuth routes skip the API's session and token authentication: their Middleware
+	// checks the caller (the device authentication endpoints external brokers call with a
+	// shared secret, possibly as HTTP basic auth).
+	OwnAuth bool
+	// BodyLimit, when set, replaces DefaultBodyLimit and is read at each request.
+	BodyLimit func() int64
+
+	Tag     string
+	Summary string
+	// Description adds detail; the permission and auth notes are appended automatically.
+	Description string
+	Auth        authKind
+	// Perm is the permission tenant routes need (Auth == authTenant); tenantScope checks it.
+	Perm Permission
+	// Query is a struct whose `query` tagged fields are the query parameters.
+	Query any
+	// Request is the JSON body's wire type; nil means no body.
+	Request any
+	// Status is the success status (200 when zero); Response its body type (nil: no body).
+	Status   int
+	Response any
+	// Errors lists the error statuses beyond those every route of its Auth kind can return.
+	Errors []int
+}
+
+// apiRoutes is the table of every route under /api/v1, grouped by feature; each group lives
+// in its routes_*.go file beside the handlers' wire types.
+func (s *Server) apiRoutes() []apiRoute {
+	var table []apiRoute
+	table = append(table, s.tenancyRoutes()...)
+	table = append(table, s.accountRoutes()...)
+	table = append(table, s.deviceRoutes()...)
+	table = append(table, s.logRoutes()...)
+	table = append(table, s.configRoutes()...)
+	table = append(table, s.releaseRoutes()...)
+	table = append(table, s.brokerRoutes()...)
+	return table
+}
+
+// register adds one API route to Echo. Tenant routes get their permission check
+// (tenantScope) as their first middleware. Each route gets its own middleware rather than an
+// echo.Group with Use, because Group.Use also registers catch-all not-found routes, and
+// several groups with different permissions on the same prefix would overwrite each other's.
+func (s *Server) register(api *echo.Group, r apiRoute) {
+	mw := r.Middleware
+	if r.Auth == authTenant {
+		mw = append([]echo.MiddlewareFunc{s.tenantScope(r.Perm)}, mw...)
+	}
+	var route *echo.Route
+	if r.OwnAuth {
+		route = s.echo.Add(r.Method, r.Path, r.Handler, mw...)
+	} else {
+		route = api.Add(r.Method, strings.TrimPrefix(r.Path, "/api/v1"), r.Handler, mw...)
+	}
+	if r.Auth == authNone {
+		s.public(route)
+	}
+	if r.BodyLimit != nil {
+		s.withBodyLimit(route, r.BodyLimit)
+	}
 }
 
 // mount serves h for every method and every path under prefix (which must end in "/"), with

@@ -125,8 +125,9 @@ type Server struct {
 	echo    *echo.Echo
 	http    *http.Server
 	metrics *httpMetrics
-	// api is the /api/v1 group with authentication applied; routes.go adds to it.
-	api *echo.Group
+	// openAPI is the JSON of GET /api/v1/openapi.json, built from the route table when the
+	// routes are registered.
+	openAPI []byte
 
 	now          func() time.Time
 	accounts     *account.Service

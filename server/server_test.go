@@ -159,7 +159,7 @@ func TestErrorShapes(t *testing.T) {
 		s.echo.GET("/test/boom", func(echo.Context) error { return errors.New("secret internal detail") })
 		s.echo.GET("/test/panic", func(echo.Context) error { panic("kaboom") })
 		s.echo.GET("/test/invalid", func(echo.Context) error {
-			return &ValidationError{Fields: map[string]string{"name": "must not be empty"}}
+			return store.Invalid("name", "must not be empty")
 		})
 		s.echo.GET("/test/missing", func(echo.Context) error {
 			return fmt.Errorf("get device %q: %w", "d1", store.ErrNotFound)

@@ -139,10 +139,11 @@ var tenantAccess = map[string]accessCase{
 	"GET /api/v1/tenants/:tenant/devices/:device/updates":   {noBody, statuses(200, 200, 200, 200)},
 }
 
-// tenantRouteDocs lists the documented tenant routes.
-func tenantRouteDocs() []routeDoc {
-	var out []routeDoc
-	for _, r := range apiRouteDocs() {
+// tenantAPIRoutes lists the tenant routes of the route table, the same table that registers
+// them. The handlers are never called, so a zero Server serves to build it.
+func tenantAPIRoutes() []apiRoute {
+	var out []apiRoute
+	for _, r := range (&Server{}).apiRoutes() {
 		if r.Auth == authTenant {
 			out = append(out, r)
 		}
@@ -158,7 +159,7 @@ func tenantRouteDocs() []routeDoc {
 // are checked once it has a row (a streaming route, for instance, needs its own test).
 func TestRoleMatrix(t *testing.T) {
 	t.Parallel()
-	for _, r := range tenantRouteDocs() {
+	for _, r := range tenantAPIRoutes() {
 		key := r.Method + " " + r.Path
 		tc, hasRow := tenantAccess[key]
 		t.Run(key, func(t *testing.T) {
@@ -212,7 +213,7 @@ func TestAnonymous(t *testing.T) {
 	t.Parallel()
 	w := newTenantWorld(t)
 	c := w.h.newClient()
-	for _, r := range tenantRouteDocs() {
+	for _, r := range tenantAPIRoutes() {
 		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x"}} {
 			status, resp := c.do(r.Method, fill(t, r.Path, ids), requestBody(r.Method+" "+r.Path, ids))
 			wantError(t, r.Method+" "+r.Path, status, resp, http.StatusUnauthorized)
@@ -251,7 +252,7 @@ func TestTenantIsolation(t *testing.T) {
 
 	before := snapshotTenant(t, h.st, tenantID(t, h.st, "beta"))
 	for name, c := range callers {
-		for _, r := range tenantRouteDocs() {
+		for _, r := range tenantAPIRoutes() {
 			key := r.Method + " " + r.Path
 			status, resp := c.do(r.Method, fill(t, r.Path, w.b), requestBody(key, w.b))
 			wantError(t, fmt.Sprintf("%s: %s on tenant B", name, key), status, resp, http.StatusNotFound)

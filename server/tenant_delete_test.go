@@ -7,6 +7,7 @@ import (
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestDeleteTenantCutsDevicesAndFirmware deletes a tenant whose device is connected and
@@ -23,7 +24,7 @@ func TestDeleteTenantCutsDevicesAndFirmware(t *testing.T) {
 	}
 	d.Start(t.Context())
 	t.Cleanup(d.Stop)
-	waitFor(t, "device connected", d.Connected)
+	poll.Wait(t, "device connected", d.Connected)
 	w.waitOnline(t, id, true)
 
 	img := otatest.Image(otatest.ImageOptions{Version: "v-2.0.0"})
@@ -42,7 +43,7 @@ func TestDeleteTenantCutsDevicesAndFirmware(t *testing.T) {
 	if status, resp := w.owner.do("DELETE", "/api/v1/tenants/alpha", map[string]any{"confirm": "alpha"}); status != http.StatusNoContent {
 		t.Fatalf("delete tenant: %d %v", status, resp)
 	}
-	waitFor(t, "the device's connection closed and its reconnects refused", func() bool {
+	poll.Wait(t, "the device's connection closed and its reconnects refused", func() bool {
 		return !d.Connected() && d.Stats().Refused > 0
 	})
 	if err := mqttConnect(w.h.fleet.mqttAddr, id, secret); err == nil {

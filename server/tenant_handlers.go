@@ -148,13 +148,13 @@ func (s *Server) createTenant(c echo.Context) error {
 		fields["name"] = msg
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	ctx := c.Request().Context()
 	t := store.Tenant{Slug: req.Slug, Name: strings.TrimSpace(req.Name)}
 	if err := s.deps.Store.CreateTenant(ctx, &t); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return &ValidationError{Fields: map[string]string{"slug": "is already taken"}}
+			return store.Invalid("slug", "is already taken")
 		}
 		return err
 	}
@@ -211,14 +211,14 @@ func (s *Server) updateTenant(c echo.Context) error {
 		}
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	if len(changes) == 0 {
 		return c.JSON(http.StatusOK, tenantOf(t, tc.Role))
 	}
 	if err := s.deps.Store.UpdateTenant(c.Request().Context(), &t); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return &ValidationError{Fields: map[string]string{"slug": "is already taken"}}
+			return store.Invalid("slug", "is already taken")
 		}
 		return err
 	}
@@ -235,7 +235,7 @@ func (s *Server) deleteTenant(c echo.Context) error {
 		return err
 	}
 	if req.Confirm != tc.Tenant.Slug {
-		return &ValidationError{Fields: map[string]string{"confirm": "must equal the tenant's slug"}}
+		return store.Invalid("confirm", "must equal the tenant's slug")
 	}
 	ctx := c.Request().Context()
 	// What lives outside the store rows is listed first: the rows are gone afterwards.
@@ -280,10 +280,10 @@ func (s *Server) transferOwnership(c echo.Context) error {
 		return err
 	}
 	if req.UserID == "" {
-		return &ValidationError{Fields: map[string]string{"user_id": "must not be empty"}}
+		return store.Invalid("user_id", "must not be empty")
 	}
 	if req.UserID == tc.Principal.UserID {
-		return &ValidationError{Fields: map[string]string{"user_id": "is you; name another member"}}
+		return store.Invalid("user_id", "is you; name another member")
 	}
 	ctx := c.Request().Context()
 	target, err := s.deps.Store.Membership(ctx, tc.Tenant.ID, req.UserID)

@@ -141,7 +141,7 @@ func (s *Server) createToken(c echo.Context) error {
 		}
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 
 	p := tc.Principal
@@ -169,10 +169,6 @@ func (s *Server) createToken(c echo.Context) error {
 		ExpiresAt: expiresAt,
 		CreatedBy: p.UserID,
 	})
-	var verr *account.ValidationError
-	if errors.As(err, &verr) {
-		return &ValidationError{Fields: verr.Fields}
-	}
 	if err != nil {
 		return err
 	}

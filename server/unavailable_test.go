@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -54,7 +55,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	pg.Start(t)
 	for _, c := range calls[:2] {
 		// The pool's connections died with the server; the first call may still find one.
-		waitFor(t, c.name+" after the database returned", func() bool {
+		poll.Wait(t, c.name+" after the database returned", func() bool {
 			st, _ := c.client.do(c.method, c.path, c.body)
 			return st == http.StatusOK
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -88,6 +89,10 @@ func startBridge(t *testing.T, cfg Config, logs *logBuffer) *Bridge {
 	return b
 }
 
+// explainEvery is how often a wait that describes what it saw checks: the description reads
+// Mosquitto's log.
+const explainEvery = 25 * time.Millisecond
+
 func waitConnected(t *testing.T, b *Bridge) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -95,27 +100,6 @@ func waitConnected(t *testing.T, b *Bridge) {
 	if err := b.WaitConnected(ctx); err != nil {
 		t.Fatalf("bridge not connected: %v (state %+v)", err, b.State())
 	}
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, d, what, cond)
-}
-
-// eventuallyExplained is eventually that, when the wait fails, also logs explain's text: the
-// state at the deadline. A timeout ends the test with t.Fatalf, through runtime.Goexit, which
-// still runs deferred calls.
-func eventuallyExplained(t *testing.T, d time.Duration, what string, cond func() bool, explain func() string) {
-	t.Helper()
-	held := false
-	defer func() {
-		if !held {
-			t.Log(explain())
-		}
-	}()
-	poll.Until(t, d, what, cond)
-	held = true
 }
 
 // inbox collects messages for a test.
@@ -247,7 +231,7 @@ func TestUplinkDownlinkAndACL(t *testing.T) {
 	dev2 := connectDevice(t, srv.URL(), "dev-2", "pw-2", protocol.DownlinkFilter(root, "dev-2"), "#", root+"/dev-1/down/#")
 
 	dev1.publish(t, protocol.Uplink(root, "dev-1", protocol.KindMetadata), `{"v":1,"fw":"1.0"}`)
-	eventually(t, 5*time.Second, "metadata at the bridge", func() bool { return uplinks.count(`{"v":1,"fw":"1.0"}`) == 1 })
+	poll.Until(t, 5*time.Second, "metadata at the bridge", func() bool { return uplinks.count(`{"v":1,"fw":"1.0"}`) == 1 })
 	if m := uplinks.msgs[0]; m.Topic != "espadmin/dev-1/up/metadata" || m.QoS != 1 {
 		t.Fatalf("uplink = %+v", m)
 	}
@@ -255,7 +239,7 @@ func TestUplinkDownlinkAndACL(t *testing.T) {
 	if err := publish(b, protocol.DownlinkCommand(root, "dev-1"), "cmd-1"); err != nil {
 		t.Fatalf("Publish command: %v", err)
 	}
-	eventually(t, 5*time.Second, "command at dev-1", func() bool { return dev1.in.count("cmd-1") == 1 })
+	poll.Until(t, 5*time.Second, "command at dev-1", func() bool { return dev1.in.count("cmd-1") == 1 })
 
 	// dev-2 publishes into dev-1's subtree (both branches): Mosquitto drops it silently.
 	dev2.publish(t, root+"/dev-1/up/metadata", "forged-uplink")
@@ -267,10 +251,11 @@ func TestUplinkDownlinkAndACL(t *testing.T) {
 	}
 	// dev-2 may get cmd-2 twice: Mosquitto sends one copy per matching subscription ("#"
 	// and its downlink), both allowed by the delivery-time check.
-	eventuallyExplained(t, 5*time.Second, "the marker and cmd-2", func() bool {
-		return uplinks.count("marker") == 1 && dev2.in.count("cmd-2") >= 1
-	}, func() string {
-		return fmt.Sprintf("uplinks %q, dev-2 %q\n%s", uplinks.payloads(), dev2.in.payloads(), srv.Log())
+	poll.State(t, explainEvery, 5*time.Second, "the marker and cmd-2", func() (bool, string) {
+		if uplinks.count("marker") == 1 && dev2.in.count("cmd-2") >= 1 {
+			return true, ""
+		}
+		return false, fmt.Sprintf("uplinks %q, dev-2 %q\n%s", uplinks.payloads(), dev2.in.payloads(), srv.Log())
 	})
 	if uplinks.count("forged-uplink") != 0 || dev1.in.count("forged-command") != 0 {
 		t.Fatalf("a device published into another device's subtree: uplinks %q, dev-1 %q", uplinks.payloads(), dev1.in.payloads())
@@ -301,10 +286,10 @@ func TestRestartResubscribes(t *testing.T) {
 	waitConnected(t, b)
 	dev := connectDevice(t, srv.URL(), "dev-1", "pw-1")
 	dev.publish(t, protocol.Uplink(root, "dev-1", protocol.KindMetadata), "before")
-	eventually(t, 5*time.Second, "message before restart", func() bool { return uplinks.count("before") == 1 })
+	poll.Until(t, 5*time.Second, "message before restart", func() bool { return uplinks.count("before") == 1 })
 
 	srv.Stop()
-	eventually(t, 10*time.Second, "bridge notices the loss", func() bool { return b.State().Status != StatusConnected })
+	poll.Until(t, 10*time.Second, "bridge notices the loss", func() bool { return b.State().Status != StatusConnected })
 	err := publish(b, protocol.DownlinkCommand(root, "dev-1"), "during-outage")
 	if !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Publish during outage = %v, want ErrNotConnected", err)
@@ -317,9 +302,9 @@ func TestRestartResubscribes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConnected(t, b)
-	eventually(t, 10*time.Second, "device reconnected", dev.c.IsConnectionOpen)
+	poll.Until(t, 10*time.Second, "device reconnected", dev.c.IsConnectionOpen)
 	dev.publish(t, protocol.Uplink(root, "dev-1", protocol.KindMetadata), "after")
-	eventually(t, 5*time.Second, "message after restart", func() bool { return uplinks.count("after") == 1 })
+	poll.Until(t, 5*time.Second, "message after restart", func() bool { return uplinks.count("after") == 1 })
 	if st := b.State(); st.Status != StatusConnected || st.LastError != "" {
 		t.Fatalf("state after reconnect = %+v", st)
 	}
@@ -363,7 +348,7 @@ func TestOutageNoLossNoDuplicate(t *testing.T) {
 		send(i)
 	}
 	srv.Stop()
-	eventually(t, 10*time.Second, "bridge notices the loss", func() bool { return b.State().Status != StatusConnected })
+	poll.Until(t, 10*time.Second, "bridge notices the loss", func() bool { return b.State().Status != StatusConnected })
 	for ; i < 30; i++ { // during the outage
 		send(i)
 	}
@@ -389,8 +374,12 @@ func TestOutageNoLossNoDuplicate(t *testing.T) {
 		}
 		return out
 	}
-	eventuallyExplained(t, 15*time.Second, "every acknowledged command at the device", func() bool { return len(missing()) == 0 }, func() string {
-		return fmt.Sprintf("never reached the device: %q (failed: %q, received: %q)\n%s", missing(), failed, dev.in.payloads(), srv.Log())
+	poll.State(t, explainEvery, 15*time.Second, "every acknowledged command at the device", func() (bool, string) {
+		m := missing()
+		if len(m) == 0 {
+			return true, ""
+		}
+		return false, fmt.Sprintf("never reached the device: %q (failed: %q, received: %q)\n%s", m, failed, dev.in.payloads(), srv.Log())
 	})
 	// A device applies a command ID once (docs/protocol.md §4, Duplicates). A second copy
 	// is acceptable only as a QoS 1 redelivery by the broker (DUP set: the device's PUBACK
@@ -425,7 +414,7 @@ func TestOutageNoLossNoDuplicate(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
 	waitConnected(t, second)
-	eventually(t, 10*time.Second, "uplink queued while the bridge was away", func() bool {
+	poll.Until(t, 10*time.Second, "uplink queued while the bridge was away", func() bool {
 		return queued.count("queued-while-away") == 1
 	})
 }
@@ -453,14 +442,14 @@ func TestBadCredentialsBackOff(t *testing.T) {
 	}
 	defer b.Shutdown(context.Background())
 	start := time.Now()
-	eventually(t, 10*time.Second, "state failed", func() bool { return b.State().Status == StatusFailed })
+	poll.Until(t, 10*time.Second, "state failed", func() bool { return b.State().Status == StatusFailed })
 	st := b.State()
 	if !errors.Is(st.Err, ErrNotAuthorized) || !strings.Contains(st.LastError, "not authorized") {
 		t.Fatalf("state = %+v, want a not authorized error", st)
 	}
 	// Over a 3 s window, backoff 200 ms doubling to 1 s (with jitter down to half) allows at
 	// most about 8 attempts; a tight loop would make hundreds.
-	eventually(t, 5*time.Second, "3 s of retries", func() bool { return time.Since(start) > 3*time.Second })
+	poll.Until(t, 5*time.Second, "3 s of retries", func() bool { return time.Since(start) > 3*time.Second })
 	if n := b.Stats().ConnectAttempts; n < 2 || n > 10 {
 		t.Fatalf("%d connect attempts in %s, want 2-10", n, time.Since(start))
 	}
@@ -515,7 +504,7 @@ func TestTLS(t *testing.T) {
 			t.Parallel()
 			logs := &logBuffer{}
 			b := startBridge(t, tc.cfg, logs)
-			eventually(t, 10*time.Second, "state failed", func() bool { return b.State().Status == StatusFailed })
+			poll.Until(t, 10*time.Second, "state failed", func() bool { return b.State().Status == StatusFailed })
 			st := b.State()
 			if !errors.Is(st.Err, ErrTLS) || !strings.Contains(st.LastError, tc.want) {
 				t.Fatalf("state = %+v, want a TLS error mentioning %q", st, tc.want)
@@ -580,19 +569,19 @@ func TestBadBrokers(t *testing.T) {
 			cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, time.Second
 			start := time.Now()
 			b := startBridge(t, cfg, logs)
-			eventually(t, 10*time.Second, "a failed attempt", func() bool { return b.State().Err != nil })
+			poll.Until(t, 10*time.Second, "a failed attempt", func() bool { return b.State().Err != nil })
 			st := b.State()
 			if (st.Status != tc.status && st.Status != StatusConnecting) || !errors.Is(st.Err, tc.class) {
 				t.Fatalf("state = %+v, want %s with %v", st, tc.status, tc.class)
 			}
 			// The state changes before the failure is logged: wait for the line too.
-			eventuallyExplained(t, 10*time.Second, "the failure's log line", func() bool {
-				return strings.Contains(logs.String(), "broker connection failed")
-			}, logs.String)
+			poll.State(t, poll.Interval, 10*time.Second, "the failure's log line", func() (bool, string) {
+				return strings.Contains(logs.String(), "broker connection failed"), logs.String()
+			})
 			if tc.class == ErrDropped && accepted() == 0 {
 				t.Fatal("the dropping server saw no connection")
 			}
-			eventually(t, 5*time.Second, "2 s of retries", func() bool { return time.Since(start) > 2*time.Second })
+			poll.Until(t, 5*time.Second, "2 s of retries", func() bool { return time.Since(start) > 2*time.Second })
 			if n := b.Stats().ConnectAttempts; n > 8 {
 				t.Fatalf("%d attempts in %s: no backoff", n, time.Since(start))
 			}
@@ -608,8 +597,8 @@ func TestBadBrokers(t *testing.T) {
 		logs := &logBuffer{}
 		b := New(Config{URL: "http://127.0.0.1:1883"}, Deps{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		err := b.Start(context.Background())
-		var verr *ValidationError
-		if !errors.As(err, &verr) || verr.Fields[0].Field != "url" || !errors.Is(err, ErrInvalidConfig) {
+		var verr *store.InvalidError
+		if !errors.As(err, &verr) || verr.Fields["url"] == "" || !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("Start = %v, want a url field error", err)
 		}
 		if st := b.State(); st.Status != StatusFailed || !errors.Is(st.Err, ErrInvalidConfig) {
@@ -667,7 +656,7 @@ func TestSharedSubscription(t *testing.T) {
 	for i := range n {
 		dev.publish(t, protocol.Uplink(root, "dev-1", protocol.KindStatus), fmt.Sprintf("s%d", i))
 	}
-	eventually(t, 10*time.Second, "every message at one replica", func() bool {
+	poll.Until(t, 10*time.Second, "every message at one replica", func() bool {
 		return len(ia.payloads())+len(ib.payloads()) >= n
 	})
 	for i := range n {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/store"
 )
 
 // Defaults applied by New and Test to zero fields of Config.
@@ -100,39 +101,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// FieldError is one invalid setting. Field is the snake_case name of the Config field, as
-// the API reports it.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-// ValidationError lists every invalid setting of a Config. errors.Is(err, ErrInvalidConfig)
-// holds for it.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "bridge: invalid broker settings: " + strings.Join(parts, "; ")
-}
-
-// Is makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalidConfig }
-
 // schemes are the URL schemes paho can dial that we support; tls reports whether it uses TLS.
 var schemes = map[string]bool{"tcp": false, "ssl": true, "ws": false, "wss": true}
 
 // Validate checks cfg without connecting: URL scheme, host and port; the CA certificate; the
-// topic root, client ID and share group. It returns a *ValidationError naming each bad field.
+// topic root, client ID and share group. It returns a *store.InvalidError naming each bad
+// field (by the snake_case name of its Config field, as the API reports it; the first reason
+// found for a field), wrapped so that errors.Is(err, ErrInvalidConfig) holds.
 func Validate(cfg Config) error {
-	var fields []FieldError
+	fields := map[string]string{}
 	add := func(field, format string, args ...any) {
-		fields = append(fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+		if _, dup := fields[field]; !dup {
+			fields[field] = fmt.Sprintf(format, args...)
+		}
 	}
 	isTLS := false
 	u, err := url.Parse(cfg.URL)
@@ -175,7 +156,7 @@ func Validate(cfg Config) error {
 	if cfg.CACertPEM != "" {
 		if _, err := parseCA(cfg.CACertPEM); err != nil {
 			add("ca_cert_pem", "%v", err)
-		} else if u != nil && !isTLS && fieldsLack(fields, "url") {
+		} else if _, badURL := fields["url"]; u != nil && !isTLS && !badURL {
 			add("ca_cert_pem", "a CA certificate is set but the URL does not use TLS (ssl:// or wss://)")
 		}
 	}
@@ -220,16 +201,7 @@ func Validate(cfg Config) error {
 	if len(fields) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: fields}
-}
-
-func fieldsLack(fields []FieldError, name string) bool {
-	for _, f := range fields {
-		if f.Field == name {
-			return false
-		}
-	}
-	return true
+	return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, &store.InvalidError{Fields: fields})
 }
 
 // parseCA parses every CERTIFICATE block of s into a pool; at least one is required.

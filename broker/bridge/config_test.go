@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/store"
 )
 
 func TestValidate(t *testing.T) {
@@ -44,12 +46,12 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			var verr *ValidationError
-			if !errors.As(err, &verr) || !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("Validate = %v, want a *ValidationError", err)
+			var verr *store.InvalidError
+			if !errors.As(err, &verr) || !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("Validate = %v, want a *store.InvalidError", err)
 			}
-			if verr.Fields[0].Field != tc.field {
-				t.Fatalf("field = %q (%v), want %q", verr.Fields[0].Field, err, tc.field)
+			if _, ok := verr.Fields[tc.field]; !ok {
+				t.Fatalf("fields = %v, want %q", verr.Fields, tc.field)
 			}
 		})
 	}
@@ -107,8 +109,8 @@ func TestTargetDialerRefusesPrivate(t *testing.T) {
 	if !errors.Is(err, ErrForbiddenTarget) {
 		t.Fatalf("dial loopback = %v, want ErrForbiddenTarget", err)
 	}
-	var verr *ValidationError
-	if !errors.As(classify(err), &verr) || verr.Fields[0].Field != "url" {
+	var verr *store.InvalidError
+	if !errors.As(classify(err), &verr) || verr.Fields["url"] == "" {
 		t.Fatalf("classify = %v, want a url field error", classify(err))
 	}
 	c, err := targetDialer(Config{ConnectTimeout: 5 * time.Second, AllowPrivate: true}).Dial("tcp", ln.Addr().String())

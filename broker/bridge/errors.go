@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/espadmin/espadmin/store"
 )
 
 // Error classes. Every connection error the bridge reports (State.LastError, Test, Start)
@@ -35,7 +37,7 @@ var (
 	ErrTimeout = errors.New("broker did not answer in time")
 	// ErrForbiddenTarget: the broker's address is private, loopback or link-local and the
 	// operator does not allow such targets (Config.AllowPrivate). Connection errors report
-	// it as a *ValidationError on the url field.
+	// it as a *store.InvalidError on the url field, wrapped with ErrInvalidConfig.
 	ErrForbiddenTarget = errors.New("broker address not allowed")
 	// ErrNotConnected: a publish while the bridge has no connection; nothing was sent.
 	ErrNotConnected = errors.New("bridge not connected to the broker")
@@ -81,7 +83,7 @@ func classify(err error) error {
 	case errors.Is(err, ErrInvalidConfig):
 		return err
 	case errors.As(err, &opErr) && errors.Is(opErr.Err, ErrForbiddenTarget):
-		return &ValidationError{Fields: []FieldError{{Field: "url", Message: fmt.Sprintf(privateMessage, opErr.Err.Error())}}}
+		return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", fmt.Sprintf(privateMessage, opErr.Err.Error())))
 	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return fmt.Errorf("%w: bad user name or password (CONNACK 4)", ErrNotAuthorized)
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised):

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/espadmin/espadmin/store"
 )
 
 // The bridge and the connection test connect wherever a tenant's settings point, so a tenant
@@ -45,7 +47,7 @@ func literalTargetProblem(host string) string {
 }
 
 // checkTarget resolves the URL's host and refuses it unless every address is public (or the
-// operator allows private targets). It returns a *ValidationError on the url field; a host
+// operator allows private targets). It returns a *store.InvalidError on the url field (wrapped with ErrInvalidConfig); a host
 // that does not resolve is left to the connection attempt, which reports it as unreachable.
 func checkTarget(ctx context.Context, cfg Config) error {
 	if cfg.AllowPrivate {
@@ -57,7 +59,7 @@ func checkTarget(ctx context.Context, cfg Config) error {
 	}
 	host := u.Hostname()
 	if p := literalTargetProblem(host); p != "" {
-		return &ValidationError{Fields: []FieldError{{Field: "url", Message: p}}}
+		return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", p))
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
@@ -65,7 +67,7 @@ func checkTarget(ctx context.Context, cfg Config) error {
 	}
 	for _, a := range addrs {
 		if !publicAddr(a) {
-			return &ValidationError{Fields: []FieldError{{Field: "url", Message: fmt.Sprintf(privateMessage, host+" ("+a.Unmap().String()+")")}}}
+			return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", fmt.Sprintf(privateMessage, host+" ("+a.Unmap().String()+")")))
 		}
 	}
 	return nil

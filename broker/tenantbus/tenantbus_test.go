@@ -100,11 +100,6 @@ func (w *world) save(t *testing.T, bs store.BrokerSettings, password string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	poll.Until(t, timeout, what, cond)
-}
-
 // TestTenantOnMosquitto is the tenant's own broker end to end: Debian's Mosquitto with a
 // password file and ACL patterns; a device provisioned while the tenant is on it gets a
 // bundle pointing there, connects with its credentials, reports metadata (stored through the
@@ -129,7 +124,7 @@ func TestTenantOnMosquitto(t *testing.T) {
 	if !ok {
 		t.Fatal("no bridge after switching to external")
 	}
-	waitFor(t, "bridge connected", 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, "bridge connected", func() bool {
 		st, _ = w.brokers.State(w.tenant.ID)
 		return st.Status == bridge.StatusConnected
 	})
@@ -152,7 +147,7 @@ func TestTenantOnMosquitto(t *testing.T) {
 	dev.Start(ctx)
 	t.Cleanup(dev.Stop)
 
-	waitFor(t, "metadata and presence stored", 15*time.Second, func() bool {
+	poll.Until(t, 15*time.Second, "metadata and presence stored", func() bool {
 		d, err := w.st.Device(ctx, w.tenant.ID, id)
 		return err == nil && d.Metadata.FirmwareVersion != "" && d.Presence.Online
 	})
@@ -160,7 +155,7 @@ func TestTenantOnMosquitto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "restart acknowledged", 15*time.Second, func() bool {
+	poll.Until(t, 15*time.Second, "restart acknowledged", func() bool {
 		c, err := w.st.Command(ctx, w.tenant.ID, cmds[0].ID)
 		return err == nil && c.State == store.CommandSucceeded
 	})
@@ -202,7 +197,7 @@ func TestTenantBrokerBadSettings(t *testing.T) {
 	for _, tc := range cases {
 		w.save(t, tc.settings, tc.password)
 		var st bridge.State
-		waitFor(t, tc.name+": failed state", 10*time.Second, func() bool {
+		poll.Until(t, 10*time.Second, tc.name+": failed state", func() bool {
 			st, _ = w.brokers.State(w.tenant.ID)
 			return st.Status == bridge.StatusFailed && errors.Is(st.Err, tc.class)
 		})
@@ -217,7 +212,7 @@ func TestTenantBrokerBadSettings(t *testing.T) {
 	}
 	// The right CA: connects (the settings change restarts the bridge).
 	w.save(t, store.BrokerSettings{Mode: store.BrokerExternal, URL: mq.TLSURL(), Username: "espadmin", CACertPEM: string(mq.CACertPEM)}, "right")
-	waitFor(t, "connected after the fix", 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, "connected after the fix", func() bool {
 		st, _ := w.brokers.State(w.tenant.ID)
 		return st.Status == bridge.StatusConnected
 	})

@@ -68,7 +68,7 @@ func withAccounts(ctx context.Context, cfg config.Config, stderr io.Writer, fn f
 
 // describeError turns account validation errors into one readable line.
 func describeError(err error) error {
-	var verr *account.ValidationError
+	var verr *store.InvalidError
 	if errors.As(err, &verr) {
 		parts := make([]string, 0, len(verr.Fields))
 		for k, v := range verr.Fields {

@@ -18,6 +18,7 @@ import (
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // countingSweeper counts its sweeps and fails each with err.
@@ -42,7 +43,7 @@ func TestRunSweeps(t *testing.T) {
 		go func() {
 			done <- runSweeps(ctx, s, time.Millisecond, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		}()
-		waitFor(t, 10*time.Second, "three sweeps", func() bool { return s.n.Load() >= 3 })
+		poll.Until(t, 10*time.Second, "three sweeps", func() bool { return s.n.Load() >= 3 })
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("runSweeps after cancel: %v", err)
@@ -60,7 +61,7 @@ func TestRunSweeps(t *testing.T) {
 		go func() {
 			done <- runSweeps(ctx, s, time.Millisecond, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
 		}()
-		waitFor(t, 10*time.Second, "two sweeps", func() bool { return s.n.Load() >= 2 })
+		poll.Until(t, 10*time.Second, "two sweeps", func() bool { return s.n.Load() >= 2 })
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("runSweeps after cancel: %v", err)
@@ -121,7 +122,7 @@ func TestServeSweepsAtStart(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 20*time.Second, "the expired session and the stale limit to be swept and the counts logged", func() bool {
+	poll.Until(t, 20*time.Second, "the expired session and the stale limit to be swept and the counts logged", func() bool {
 		_, serr := st.SessionByTokenHash(ctx, sess.TokenHash)
 		_, lerr := st.LoginLimit(ctx, staleKey)
 		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && swept()

@@ -87,12 +87,6 @@ func freePort(t testing.TB) string {
 	return addr
 }
 
-// waitFor polls fn until it returns true or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, fn func() bool) {
-	t.Helper()
-	poll.Until(t, timeout, what, fn)
-}
-
 func get(url string) (int, []byte, error) {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url)
@@ -124,7 +118,7 @@ func TestServeLifecycle(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() }) // no-op once it has exited
 
 	base := "http://" + addr
-	waitFor(t, 20*time.Second, "/readyz", func() bool {
+	poll.Until(t, 20*time.Second, "/readyz", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
@@ -383,7 +377,7 @@ func TestMigrateAndHealthcheck(t *testing.T) {
 	go func() {
 		served <- run(ctx, []string{"serve", "--data-dir", dir, "--http-addr", addr, "--log-level", "error"}, io.Discard, io.Discard)
 	}()
-	waitFor(t, 20*time.Second, "healthcheck to pass", func() bool {
+	poll.Until(t, 20*time.Second, "healthcheck to pass", func() bool {
 		return run(t.Context(), []string{"healthcheck", "--http-addr", addr}, io.Discard, io.Discard) == nil
 	})
 	cancel()
@@ -406,7 +400,7 @@ func BenchmarkStartToReady(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 20*time.Second, "/readyz", func() bool {
+		poll.Until(b, 20*time.Second, "/readyz", func() bool {
 			code, _, err := get("http://" + addr + "/readyz")
 			return err == nil && code == 200
 		})

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestMasterKeyCheck runs the real binary through the life of a master key: a new database
@@ -111,7 +113,7 @@ func serveUntilReady(t *testing.T, bin, dataDir string, env ...string) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer func() { _ = cmd.Process.Kill() }()
-	waitFor(t, 30*time.Second, "/readyz", func() bool {
+	poll.Until(t, 30*time.Second, "/readyz", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // releaseServer is "espadmin serve" run in-process on a temp data dir, with a user, a tenant
@@ -55,7 +56,7 @@ func startReleaseServer(t testing.TB) releaseServer {
 		}
 	})
 	url := "http://" + addr
-	waitFor(t, 20*time.Second, "server ready", func() bool {
+	poll.Until(t, 20*time.Second, "server ready", func() bool {
 		status, _, _ := get(url + "/readyz")
 		return status == http.StatusOK
 	})

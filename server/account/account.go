@@ -49,19 +49,6 @@ var (
 	ErrWrongPassword = errors.New("current password is wrong")
 )
 
-// ValidationError reports invalid input, field by field (JSON names).
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, 0, len(e.Fields))
-	for k, v := range e.Fields {
-		parts = append(parts, k+": "+v)
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
 // RateLimitError means too many failed logins; the client may retry after RetryAfter.
 type RateLimitError struct {
 	RetryAfter time.Duration
@@ -244,7 +231,7 @@ func (in *SignupInput) validate() error {
 		fields["name"] = err.Error()
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return &store.InvalidError{Fields: fields}
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, in NewAPIToken) (CreatedAP
 		fields["tenant"] = "must not be empty"
 	}
 	if len(fields) > 0 {
-		return CreatedAPIToken{}, &ValidationError{Fields: fields}
+		return CreatedAPIToken{}, &store.InvalidError{Fields: fields}
 	}
 	secret := APITokenPrefix + newSecret()
 	t := store.APIToken{

@@ -75,7 +75,7 @@ type SetupInput struct {
 func (s *Service) CompleteSetup(ctx context.Context, in SetupInput) (store.User, store.Tenant, error) {
 	signup := SignupInput{Email: in.Email, Password: in.Password, Name: in.Name}
 	fields := map[string]string{}
-	var verr *ValidationError
+	var verr *store.InvalidError
 	if err := signup.validate(); errors.As(err, &verr) {
 		fields = verr.Fields
 	}
@@ -90,7 +90,7 @@ func (s *Service) CompleteSetup(ctx context.Context, in SetupInput) (store.User,
 		fields["tenant_name"] = err.Error()
 	}
 	if len(fields) > 0 {
-		return store.User{}, store.Tenant{}, &ValidationError{Fields: fields}
+		return store.User{}, store.Tenant{}, &store.InvalidError{Fields: fields}
 	}
 	needed, err := s.SetupNeeded(ctx)
 	if err != nil {
@@ -112,10 +112,10 @@ func (s *Service) CompleteSetup(ctx context.Context, in SetupInput) (store.User,
 // When it fails midway, what it created is removed again, so nothing is half-written.
 func (s *Service) AddToTenant(ctx context.Context, in SignupInput, slug, tenantName string, role store.Role) (store.User, store.Tenant, bool, error) {
 	if !role.Valid() {
-		return store.User{}, store.Tenant{}, false, &ValidationError{Fields: map[string]string{"role": "must be owner, admin, developer or viewer"}}
+		return store.User{}, store.Tenant{}, false, store.Invalid("role", "must be owner, admin, developer or viewer")
 	}
 	if err := CheckSlug(slug); err != nil {
-		return store.User{}, store.Tenant{}, false, &ValidationError{Fields: map[string]string{"tenant": err.Error()}}
+		return store.User{}, store.Tenant{}, false, store.Invalid("tenant", err.Error())
 	}
 	var undo []func()
 	rollback := func() {
@@ -128,7 +128,7 @@ func (s *Service) AddToTenant(ctx context.Context, in SignupInput, slug, tenantN
 
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
-		return store.User{}, store.Tenant{}, false, &ValidationError{Fields: map[string]string{"email": err.Error()}}
+		return store.User{}, store.Tenant{}, false, store.Invalid("email", err.Error())
 	}
 	u, err := s.st.UserByEmail(ctx, email)
 	created := false
@@ -198,7 +198,7 @@ func (s *Service) PasswordResetToken(ctx context.Context, email string) (string,
 // the user, so whoever knew the old password is logged out everywhere.
 func (s *Service) ResetPassword(ctx context.Context, secret, newPassword string) (store.User, error) {
 	if err := CheckPasswordPolicy(newPassword); err != nil {
-		return store.User{}, &ValidationError{Fields: map[string]string{"password": err.Error()}}
+		return store.User{}, store.Invalid("password", err.Error())
 	}
 	t, err := s.consume(ctx, store.TokenPasswordReset, secret)
 	if err != nil {
@@ -233,7 +233,7 @@ func (s *Service) setPassword(ctx context.Context, u *store.User, password strin
 // of the user; the caller starts a fresh session for the client that asked.
 func (s *Service) ChangePassword(ctx context.Context, userID, current, newPassword string) error {
 	if err := CheckPasswordPolicy(newPassword); err != nil {
-		return &ValidationError{Fields: map[string]string{"new_password": err.Error()}}
+		return store.Invalid("new_password", err.Error())
 	}
 	now := s.now()
 	wait, err := s.changes.wait(ctx, userID, now)

@@ -190,7 +190,7 @@ func (s *Service) Put(ctx context.Context, tenantID string, scope store.ConfigSc
 		entries[i] = e
 	}
 	if len(fields) > 0 {
-		return nil, &FieldError{Fields: fields}
+		return nil, &store.InvalidError{Fields: fields}
 	}
 	if err := s.checkFits(ctx, tenantID, scope, scopeID, entries, ""); err != nil {
 		return nil, err
@@ -280,7 +280,7 @@ func (s *Service) checkFits(ctx context.Context, tenantID string, scope store.Co
 			return err
 		}
 		if len(items) > protocol.MaxConfigEntries {
-			return fieldError(field, fmt.Sprintf("device %s would have %d keys, more than %d", dev.ID, len(items), protocol.MaxConfigEntries))
+			return store.Invalid(field, fmt.Sprintf("device %s would have %d keys, more than %d", dev.ID, len(items), protocol.MaxConfigEntries))
 		}
 		// Sizes do not depend on the key a secret is sealed with, so a zero key measures.
 		p, err := s.params(dev, make([]byte, protocol.SecretKeySize), protocol.MaxSafeInteger, contentHash(items), items)
@@ -290,7 +290,7 @@ func (s *Service) checkFits(ctx context.Context, tenantID string, scope store.Co
 		_, err = protocol.EncodeCommand(protocol.Command{ID: store.NewID(), Name: protocol.CommandConfig,
 			ExpiresAt: protocol.MaxSafeInteger, Config: p})
 		if errors.Is(err, protocol.ErrTooLarge) {
-			return fieldError(field, fmt.Sprintf("the config of device %s would exceed the %d-byte command limit (too_large)", dev.ID, protocol.MaxCommandSize))
+			return store.Invalid(field, fmt.Sprintf("the config of device %s would exceed the %d-byte command limit (too_large)", dev.ID, protocol.MaxCommandSize))
 		}
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -24,29 +23,6 @@ type Input struct {
 	Value   json.RawMessage
 	Secret  bool
 	Version int64
-}
-
-// FieldError is input the caller must fix, field by field (request field names such as
-// "entries[2].value"). Nothing was changed when it is returned.
-type FieldError struct {
-	Fields map[string]string
-}
-
-func (e *FieldError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ": " + e.Fields[k]
-	}
-	return "devconfig: invalid input: " + strings.Join(parts, "; ")
-}
-
-func fieldError(field, reason string) *FieldError {
-	return &FieldError{Fields: map[string]string{field: reason}}
 }
 
 // Types returns the value types an entry may have.

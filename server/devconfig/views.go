@@ -188,11 +188,11 @@ func (s *Service) Rollback(ctx context.Context, tenantID, deviceID string, versi
 		return Effective{}, err
 	}
 	if version < 1 {
-		return Effective{}, fieldError("version", "must be a version number of this device")
+		return Effective{}, store.Invalid("version", "must be a version number of this device")
 	}
 	target, err := s.o.Store.ConfigVersion(ctx, tenantID, deviceID, version)
 	if errors.Is(err, store.ErrNotFound) {
-		return Effective{}, fieldError("version", "this device has no such config version")
+		return Effective{}, store.Invalid("version", "this device has no such config version")
 	}
 	if err != nil {
 		return Effective{}, err
@@ -327,23 +327,23 @@ func (s *Service) resolve(ctx context.Context, tenantID string, t fleet.Target) 
 		}
 	}
 	if set != 1 {
-		return nil, fieldError("target", "set exactly one of device_ids, tag, project_id")
+		return nil, store.Invalid("target", "set exactly one of device_ids, tag, project_id")
 	}
 	if t.DeviceIDs != nil {
 		if len(t.DeviceIDs) == 0 || len(t.DeviceIDs) > fleet.MaxTargetIDs {
-			return nil, fieldError("target.device_ids", fmt.Sprintf("must list 1 to %d devices", fleet.MaxTargetIDs))
+			return nil, store.Invalid("target.device_ids", fmt.Sprintf("must list 1 to %d devices", fleet.MaxTargetIDs))
 		}
 		out := make([]store.Device, 0, len(t.DeviceIDs))
 		seen := map[string]bool{}
 		for i, id := range t.DeviceIDs {
 			field := fmt.Sprintf("target.device_ids[%d]", i)
 			if seen[id] {
-				return nil, fieldError(field, "listed twice")
+				return nil, store.Invalid(field, "listed twice")
 			}
 			seen[id] = true
 			d, err := s.o.Store.Device(ctx, tenantID, id)
 			if errors.Is(err, store.ErrNotFound) || err == nil && !protocol.ValidDeviceID(id) {
-				return nil, fieldError(field, "no such device")
+				return nil, store.Invalid(field, "no such device")
 			}
 			if err != nil {
 				return nil, err
@@ -356,7 +356,7 @@ func (s *Service) resolve(ctx context.Context, tenantID string, t fleet.Target) 
 	if t.ProjectID != "" {
 		field = "target.project_id"
 		if _, err := s.o.Store.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {
-			return nil, fieldError(field, "no such project")
+			return nil, store.Invalid(field, "no such project")
 		} else if err != nil {
 			return nil, err
 		}
@@ -370,7 +370,7 @@ func (s *Service) resolve(ctx context.Context, tenantID string, t fleet.Target) 
 		}
 		out = append(out, page.Items...)
 		if len(out) > fleet.MaxTargets {
-			return nil, fieldError(field, fmt.Sprintf("matches more than %d devices", fleet.MaxTargets))
+			return nil, store.Invalid(field, fmt.Sprintf("matches more than %d devices", fleet.MaxTargets))
 		}
 		if page.NextCursor == "" {
 			break
@@ -378,7 +378,7 @@ func (s *Service) resolve(ctx context.Context, tenantID string, t fleet.Target) 
 		opts.Cursor = page.NextCursor
 	}
 	if len(out) == 0 {
-		return nil, fieldError(field, "matches no device")
+		return nil, store.Invalid(field, "matches no device")
 	}
 	return out, nil
 }

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -437,40 +438,28 @@ func (s *Service) send(ctx context.Context, j job) {
 // at worst lets a device through early.
 type limiter struct {
 	mu      sync.Mutex
-	burst   float64
-	every   time.Duration
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
+	burst   int
+	every   rate.Limit
+	buckets map[string]*rate.Limiter
 }
 
 func newLimiter(burst int, every time.Duration) *limiter {
-	return &limiter{burst: float64(burst), every: every, buckets: map[string]*bucket{}}
+	return &limiter{burst: burst, every: rate.Every(every), buckets: map[string]*rate.Limiter{}}
 }
 
+// allow takes one of id's tokens at now (the service's clock, so tests can move it).
 func (l *limiter) allow(id string, now time.Time) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	b := l.buckets[id]
 	if b == nil {
 		if len(l.buckets) >= maxLimiterEntries {
-			l.buckets = map[string]*bucket{}
+			l.buckets = map[string]*rate.Limiter{}
 		}
-		b = &bucket{tokens: l.burst, at: now}
+		b = rate.NewLimiter(l.every, l.burst)
 		l.buckets[id] = b
 	}
-	if elapsed := now.Sub(b.at); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+float64(elapsed)/float64(l.every))
-		b.at = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	l.mu.Unlock()
+	return b.AllowN(now, 1)
 }
 
 // TenantKeyAD is the associated data sealing a tenant's Bugsnag API key, so a sealed key

@@ -125,11 +125,6 @@ func report(fw string) protocol.ErrorReport {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 func counter(c *prometheus.CounterVec, label string) float64 {
 	return testutil.ToFloat64(c.WithLabelValues(label))
 }
@@ -147,7 +142,7 @@ func TestForwardPayload(t *testing.T) {
 	if err := s.ErrorReport(ctx, fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.withoutProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first payload", func() bool { return len(bs.Received()) == 1 })
+	poll.Wait(t, "first payload", func() bool { return len(bs.Received()) == 1 })
 	p := bs.Received()[0]
 	if p.APIKey != tenantKey || len(p.Events) != 1 {
 		t.Fatalf("payload %+v", p)
@@ -183,7 +178,7 @@ func TestForwardPayload(t *testing.T) {
 	if err := s.ErrorReport(ctx, fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.inProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "project payload", func() bool { return len(bs.Received()) == 2 })
+	poll.Wait(t, "project payload", func() bool { return len(bs.Received()) == 2 })
 	p = bs.Received()[1]
 	if p.APIKey != projectKey || p.Events[0].App.ReleaseStage != "beta" || p.Events[0].Metadata["device"]["project_id"] != w.project {
 		t.Errorf("project payload key %q stage %q", p.APIKey, p.Events[0].App.ReleaseStage)
@@ -272,7 +267,7 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 		if len(g.Items) != 1 || g.Items[0].Count != 20 {
 			t.Errorf("stored %+v", g.Items)
 		}
-		waitFor(t, "one request in flight", func() bool { return bs.Requests() >= 1 })
+		poll.Wait(t, "one request in flight", func() bool { return bs.Requests() >= 1 })
 		// One in flight, two queued, the rest dropped.
 		if n := counter(s.Metrics().Forward, "queue_full"); n < 17 {
 			t.Errorf("queue_full %v", n)
@@ -287,7 +282,7 @@ func TestBugsnagDownOrSlow(t *testing.T) {
 		if err := s.ErrorReport(t.Context(), fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.inProject}, report("v-1.2.0")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "failed after retries", func() bool { return counter(s.Metrics().Forward, "failed") == 1 })
+		poll.Wait(t, "failed after retries", func() bool { return counter(s.Metrics().Forward, "failed") == 1 })
 		if n := bs.Requests(); n != 3 {
 			t.Errorf("attempts %d, want 3", n)
 		}
@@ -315,7 +310,7 @@ func TestRateLimits(t *testing.T) {
 	if err := s.ErrorReport(t.Context(), fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.withoutProject}, report("v-1.2.0")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "forwarded", func() bool { return len(bs.Received()) == 4 })
+	poll.Wait(t, "forwarded", func() bool { return len(bs.Received()) == 4 })
 	if n := counter(s.Metrics().Forward, "rate_limited"); n != 7 {
 		t.Errorf("forward rate_limited %v, want 7", n)
 	}

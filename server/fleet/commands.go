@@ -42,17 +42,11 @@ type Router interface {
 	Route(tenantID string) (bus messaging.Bus, root string, external bool)
 }
 
-// InputError is a request the caller must fix; Field names the offending request field
-// (e.g. "name", "params.level", "target.device_ids[2]").
-type InputError struct {
-	Field  string
-	Reason string
-	// Unknown is set for an unknown command name, which the API reports as 422 too, with a
-	// code of its own.
-	Unknown bool
+// unknownCommand is the bad input of a command name that cannot be sent this way; the API
+// reports it as 422 too, with a code of its own.
+func unknownCommand(reason string) *store.InvalidError {
+	return &store.InvalidError{Fields: map[string]string{"name": reason}, Code: "unknown_command", Message: reason}
 }
-
-func (e *InputError) Error() string { return fmt.Sprintf("fleet: %s: %s", e.Field, e.Reason) }
 
 // Target selects the devices a command goes to: exactly one of the fields is set.
 type Target struct {
@@ -134,7 +128,7 @@ func (c *Commands) Send(ctx context.Context, tenantID string, req SendRequest) (
 		ttl = DefaultCommandTTL
 	}
 	if ttl < MinCommandTTL || ttl > MaxCommandTTL {
-		return nil, &InputError{Field: "ttl_seconds", Reason: fmt.Sprintf("must be from %d to %d", int(MinCommandTTL/time.Second), int(MaxCommandTTL/time.Second))}
+		return nil, store.Invalid("ttl_seconds", fmt.Sprintf("must be from %d to %d", int(MinCommandTTL/time.Second), int(MaxCommandTTL/time.Second)))
 	}
 	devices, err := c.resolve(ctx, tenantID, req.Target)
 	if err != nil {
@@ -179,7 +173,7 @@ func (c *Commands) builder(name string, raw json.RawMessage) (func(id string, ex
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
-			return &InputError{Field: "params", Reason: "must be an object with the fields of " + name + ": " + err.Error()}
+			return store.Invalid("params", "must be an object with the fields of "+name+": "+err.Error())
 		}
 		return nil
 	}
@@ -202,7 +196,7 @@ func (c *Commands) builder(name string, raw json.RawMessage) (func(id string, ex
 			return nil, err
 		}
 		if p.Enabled == nil {
-			return nil, &InputError{Field: "params.enabled", Reason: "is required"}
+			return nil, store.Invalid("params.enabled", "is required")
 		}
 		d := protocol.DebugParams{Enabled: *p.Enabled, Level: p.Level, DurationS: p.DurationS}
 		if d.Level == "" {
@@ -215,20 +209,20 @@ func (c *Commands) builder(name string, raw json.RawMessage) (func(id string, ex
 			return protocol.Command{ID: id, Name: name, ExpiresAt: exp, Debug: &d}
 		}, nil
 	case protocol.CommandConfig, protocol.CommandUpdate:
-		return nil, &InputError{Field: "name", Reason: name + " is sent by the config and OTA services, not through this API", Unknown: true}
+		return nil, unknownCommand(name + " is sent by the config and OTA services, not through this API")
 	}
-	return nil, &InputError{Field: "name", Reason: fmt.Sprintf("unknown command %q (one of restart, debug)", name), Unknown: true}
+	return nil, unknownCommand(fmt.Sprintf("unknown command %q (one of restart, debug)", name))
 }
 
 // paramError turns an encoder error (a *protocol.FieldError naming e.g. "params.level")
-// into an InputError.
+// into invalid input.
 func paramError(err error) error {
 	if f := protocol.Field(err); f != "" {
 		var fe *protocol.FieldError
 		errors.As(err, &fe)
-		return &InputError{Field: f, Reason: fe.Reason}
+		return store.Invalid(f, fe.Reason)
 	}
-	return &InputError{Field: "params", Reason: protocol.Class(err)}
+	return store.Invalid("params", protocol.Class(err))
 }
 
 // resolve turns a target into devices of the tenant.
@@ -244,26 +238,26 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 		set++
 	}
 	if set != 1 {
-		return nil, &InputError{Field: "target", Reason: "set exactly one of device_ids, tag, project_id"}
+		return nil, store.Invalid("target", "set exactly one of device_ids, tag, project_id")
 	}
 	if t.DeviceIDs != nil {
 		if len(t.DeviceIDs) == 0 || len(t.DeviceIDs) > MaxTargetIDs {
-			return nil, &InputError{Field: "target.device_ids", Reason: fmt.Sprintf("must list 1 to %d devices", MaxTargetIDs)}
+			return nil, store.Invalid("target.device_ids", fmt.Sprintf("must list 1 to %d devices", MaxTargetIDs))
 		}
 		seen := map[string]bool{}
 		out := make([]store.Device, 0, len(t.DeviceIDs))
 		for i, id := range t.DeviceIDs {
 			field := fmt.Sprintf("target.device_ids[%d]", i)
 			if seen[id] {
-				return nil, &InputError{Field: field, Reason: "listed twice"}
+				return nil, store.Invalid(field, "listed twice")
 			}
 			seen[id] = true
 			if !protocol.ValidDeviceID(id) {
-				return nil, &InputError{Field: field, Reason: "no such device"}
+				return nil, store.Invalid(field, "no such device")
 			}
 			d, err := c.o.Store.Device(ctx, tenantID, id)
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, &InputError{Field: field, Reason: "no such device"}
+				return nil, store.Invalid(field, "no such device")
 			}
 			if err != nil {
 				return nil, err
@@ -277,7 +271,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 	if t.ProjectID != "" {
 		field = "target.project_id"
 		if _, err := c.o.Store.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {
-			return nil, &InputError{Field: field, Reason: "no such project"}
+			return nil, store.Invalid(field, "no such project")
 		} else if err != nil {
 			return nil, err
 		}
@@ -291,7 +285,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 		}
 		out = append(out, page.Items...)
 		if len(out) > MaxTargets {
-			return nil, &InputError{Field: field, Reason: fmt.Sprintf("matches more than %d devices", MaxTargets)}
+			return nil, store.Invalid(field, fmt.Sprintf("matches more than %d devices", MaxTargets))
 		}
 		if page.NextCursor == "" {
 			break
@@ -299,7 +293,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 		opts.Cursor = page.NextCursor
 	}
 	if len(out) == 0 {
-		return nil, &InputError{Field: field, Reason: "matches no device"}
+		return nil, store.Invalid(field, "matches no device")
 	}
 	return out, nil
 }

@@ -35,11 +35,6 @@ func openStore(t *testing.T) store.Store {
 	return st
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 // loopBus hands published messages to the subscribed handler, in process: enough for the
 // ingestion rules that do not depend on a broker's connection table.
 type loopBus struct {
@@ -170,7 +165,7 @@ func TestPresenceDelay(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = in.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitUntil(t, "subscribed", func() bool { bus.mu.Lock(); defer bus.mu.Unlock(); return bus.h != nil })
+	poll.Wait(t, "subscribed", func() bool { bus.mu.Lock(); defer bus.mu.Unlock(); return bus.h != nil })
 	online := func() bool {
 		d, err := st.Device(t.Context(), tn.ID, id)
 		if err != nil {
@@ -182,7 +177,7 @@ func TestPresenceDelay(t *testing.T) {
 	start := time.Now()
 	bus.up(id, protocol.KindStatus, `{"v":1,"online":true}`)
 	bus.up(id, protocol.KindStatus, protocol.WillPayload) // the old session's will, late
-	waitUntil(t, "online applied", online)
+	poll.Wait(t, "online applied", online)
 	if time.Since(start) < 300*time.Millisecond {
 		t.Error("online applied before the presence delay")
 	}
@@ -190,18 +185,18 @@ func TestPresenceDelay(t *testing.T) {
 		t.Error("stale will not counted")
 	}
 	bus.up(id, protocol.KindStatus, protocol.WillPayload)
-	waitUntil(t, "offline applied", func() bool { return !online() })
+	poll.Wait(t, "offline applied", func() bool { return !online() })
 
 	// Invalid topics and payloads are counted; the worker keeps going.
 	bus.up(id, "bogus", `{}`)
 	bus.up(id, protocol.KindMetadata, `{"v":1`)
 	bus.up("unknown-device", protocol.KindStatus, `{"v":1,"online":true}`)
-	waitUntil(t, "drops counted", func() bool {
+	poll.Wait(t, "drops counted", func() bool {
 		return testutil.ToFloat64(m.Dropped.WithLabelValues("unknown_kind")) == 1 &&
 			testutil.ToFloat64(m.Invalid.WithLabelValues(protocol.KindMetadata, "malformed")) == 1 &&
 			testutil.ToFloat64(m.Dropped.WithLabelValues("unknown_device")) == 1
 	})
-	waitUntil(t, "last seen batched", func() bool {
+	poll.Wait(t, "last seen batched", func() bool {
 		d, _ := st.Device(t.Context(), tn.ID, id)
 		return !d.Presence.LastSeenAt.IsZero()
 	})

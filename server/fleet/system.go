@@ -36,14 +36,14 @@ func (c *Commands) SendSystem(ctx context.Context, tenantID string, sc SystemCom
 		ttl = DefaultCommandTTL
 	}
 	if ttl < MinCommandTTL || ttl > MaxCommandTTL {
-		return store.Command{}, &InputError{Field: "ttl_seconds", Reason: fmt.Sprintf("must be from %d to %d", int(MinCommandTTL/time.Second), int(MaxCommandTTL/time.Second))}
+		return store.Command{}, store.Invalid("ttl_seconds", fmt.Sprintf("must be from %d to %d", int(MinCommandTTL/time.Second), int(MaxCommandTTL/time.Second)))
 	}
 	now := c.o.Now.now()
 	expires := now.Add(ttl)
 	id := store.NewID()
 	pc := sc.Build(id, expires.UnixMilli())
 	if pc.Name != protocol.CommandConfig && pc.Name != protocol.CommandUpdate {
-		return store.Command{}, &InputError{Field: "name", Reason: fmt.Sprintf("%q is not a system command", pc.Name), Unknown: true}
+		return store.Command{}, unknownCommand(fmt.Sprintf("%q is not a system command", pc.Name))
 	}
 	payload, err := protocol.EncodeCommand(pc)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -84,7 +85,7 @@ func TestRelayThroughTenantBroker(t *testing.T) {
 		r.relay, _ = newRelay(t, nil, Options{Router: r.brokers})
 	}
 	for id, r := range replicas {
-		waitFor(t, "bridge of replica "+id+" connected", func() bool {
+		poll.Wait(t, "bridge of replica "+id+" connected", func() bool {
 			s, ok := r.brokers.State(tenant.ID)
 			return ok && s.Status == bridge.StatusConnected
 		})
@@ -141,7 +142,7 @@ func TestRelayThroughTenantBroker(t *testing.T) {
 	}
 	// The shared subscription still splits the uplink between the replicas: together they
 	// received at least every batch once.
-	waitFor(t, "the shared subscriptions to receive every batch", func() bool {
+	poll.Wait(t, "the shared subscriptions to receive every batch", func() bool {
 		return replicas["a"].shared.Load()+replicas["b"].shared.Load() >= batches
 	})
 

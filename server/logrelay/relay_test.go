@@ -3,52 +3,20 @@ package logrelay
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
-	"github.com/espadmin/espadmin/store/sqlstore"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
-
-// startBroker runs the real embedded broker (no network listener is needed: the test
-// publishes as the device through the broker's inline client, which goes through the same
-// topic tree and subscriptions).
-func startBroker(t *testing.T) *broker.Broker {
-	t.Helper()
-	st, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "e.db")), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := broker.DefaultConfig()
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: st, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
-	return b
-}
 
 // recordingDebugger records debug commands.
 type recordingDebugger struct {
@@ -109,11 +77,6 @@ func batch(seq int64, n int) protocol.LogBatch {
 	return b
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 // next reads one frame with a deadline.
 func next(t *testing.T, v *Viewer) Frame {
 	t.Helper()
@@ -131,7 +94,7 @@ func next(t *testing.T, v *Viewer) Frame {
 // to 0) is not a gap.
 func TestLinesInOrderWithGaps(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, err := r.Watch(t.Context(), "tenant", "dev-a", "")
 	if err != nil {
@@ -184,7 +147,7 @@ func TestLinesInOrderWithGaps(t *testing.T) {
 // while a fast viewer of the same device misses nothing.
 func TestSlowViewer(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{ViewerBuffer: 4})
 	slow, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	fast, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
@@ -216,14 +179,14 @@ func TestSlowViewer(t *testing.T) {
 		publishBatch(t, b, "dev-a", batch(int64(i*per), per))
 		// Pace the device so the fast reader is never more than two batches behind.
 		if i >= 2 {
-			waitFor(t, "fast reader", func() bool { return read.Load() >= int64((i-1)*per) })
+			poll.Wait(t, "fast reader", func() bool { return read.Load() >= int64((i-1)*per) })
 		}
 	}
 	if n := <-got; n != batches*per {
 		t.Fatalf("fast viewer got %d lines in order, want %d", n, batches*per)
 	}
 	// The last batch may reach the slow viewer after the fast one has read it.
-	waitFor(t, "the slow viewer's drops to be counted", func() bool {
+	poll.Wait(t, "the slow viewer's drops to be counted", func() bool {
 		return testutil.ToFloat64(r.Metrics().ViewerDrops) >= (batches-4)*per
 	})
 	if d := slow.TakeDropped(); d != (batches-4)*per {
@@ -239,24 +202,24 @@ func TestSlowViewer(t *testing.T) {
 // turns it off.
 func TestAutoDebug(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	clock := &testClock{}
 	r, d := newRelay(t, b, Options{AutoDebug: true, DebugDuration: 100 * time.Second, Now: clock.Now})
 	v1, _ := r.Watch(t.Context(), "tenant", "dev-a", "warn")
-	waitFor(t, "debug on", func() bool { return len(d.all()) == 1 })
+	poll.Wait(t, "debug on", func() bool { return len(d.all()) == 1 })
 	if p := d.all()[0]; !p.Enabled || p.Level != "warn" || p.DurationS != 100 {
 		t.Errorf("first debug %+v", p)
 	}
 	v2, _ := r.Watch(t.Context(), "tenant", "dev-a", "error") // less verbose: nothing sent
 	v3, _ := r.Watch(t.Context(), "tenant", "dev-a", "verbose")
-	waitFor(t, "raised", func() bool { return len(d.all()) == 2 })
+	poll.Wait(t, "raised", func() bool { return len(d.all()) == 2 })
 	if p := d.all()[1]; !p.Enabled || p.Level != "verbose" {
 		t.Errorf("raised debug %+v", p)
 	}
 	clock.Advance(89 * time.Second)
 	v3.Close()
 	clock.Advance(2 * time.Second) // past 90 % of the duration
-	waitFor(t, "renewal", func() bool { return len(d.all()) == 3 })
+	poll.Wait(t, "renewal", func() bool { return len(d.all()) == 3 })
 	if p := d.all()[2]; !p.Enabled || p.Level != "verbose" || p.DurationS != 100 {
 		t.Errorf("renewal %+v", p)
 	}
@@ -265,7 +228,7 @@ func TestAutoDebug(t *testing.T) {
 		t.Errorf("a viewer leaving while others remain sent debug: %d commands", got)
 	}
 	v2.Close()
-	waitFor(t, "debug off", func() bool { return len(d.all()) == 4 })
+	poll.Wait(t, "debug off", func() bool { return len(d.all()) == 4 })
 	if p := d.all()[3]; p.Enabled {
 		t.Errorf("last debug %+v", p)
 	}
@@ -284,7 +247,7 @@ func TestAutoDebug(t *testing.T) {
 // debug off sent through the commands API.
 func TestDebugFrames(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	for _, on := range []bool{false, true} {
@@ -307,7 +270,7 @@ func TestDebugFrames(t *testing.T) {
 // stream goes on.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
 	topic := protocol.Uplink(protocol.DefaultRoot, "dev-a", protocol.KindLog)
@@ -339,17 +302,17 @@ func TestBadInput(t *testing.T) {
 // Watch then fails.
 func TestClose(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, d := newRelay(t, b, Options{AutoDebug: true})
 	v, _ := r.Watch(t.Context(), "tenant", "dev-a", "")
-	waitFor(t, "debug on", func() bool { return len(d.all()) == 1 })
+	poll.Wait(t, "debug on", func() bool { return len(d.all()) == 1 })
 	r.Close()
 	select {
 	case <-v.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("viewer not ended")
 	}
-	waitFor(t, "debug off", func() bool { return len(d.all()) == 2 && !d.all()[1].Enabled })
+	poll.Wait(t, "debug off", func() bool { return len(d.all()) == 2 && !d.all()[1].Enabled })
 	if _, err := r.Watch(t.Context(), "tenant", "dev-a", ""); err != ErrClosed {
 		t.Errorf("watch after close: %v", err)
 	}
@@ -361,7 +324,7 @@ func TestClose(t *testing.T) {
 // none of those.
 func TestViewerLevels(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := brokertest.Start(t, brokertest.Options{})
 	r, _ := newRelay(t, b, Options{})
 	errs, err := r.Watch(t.Context(), "tenant", "dev-a", protocol.LevelError)
 	if err != nil {
@@ -417,7 +380,7 @@ func (s *switchRouter) Route(string) (messaging.Bus, string, bool) {
 // longer reach the viewer.
 func TestViewerFollowsBrokerChange(t *testing.T) {
 	t.Parallel()
-	oldBus, newBus := startBroker(t), startBroker(t)
+	oldBus, newBus := brokertest.Start(t, brokertest.Options{}), brokertest.Start(t, brokertest.Options{})
 	router := &switchRouter{}
 	router.bus.Store(oldBus)
 	r, debugs := newRelay(t, nil, Options{Router: router, AutoDebug: true})
@@ -429,11 +392,11 @@ func TestViewerFollowsBrokerChange(t *testing.T) {
 	if f := next(t, v); f.Type != FrameLines || f.Lines[0].Seq != 0 {
 		t.Fatalf("before the change: %+v", f)
 	}
-	waitFor(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
+	poll.Wait(t, "debug on through the first broker", func() bool { return len(debugs.all()) == 1 })
 
 	router.bus.Store(newBus)
-	waitFor(t, "the stream to move to the new broker", func() bool { return testutil.ToFloat64(r.metrics.Rerouted) == 1 })
-	waitFor(t, "debug on again through the new broker", func() bool {
+	poll.Wait(t, "the stream to move to the new broker", func() bool { return testutil.ToFloat64(r.metrics.Rerouted) == 1 })
+	poll.Wait(t, "debug on again through the new broker", func() bool {
 		all := debugs.all()
 		return len(all) == 2 && all[1].Enabled
 	})

@@ -62,42 +62,42 @@ func validateRollout(in *RolloutInput) error {
 	case store.TargetAll:
 	case store.TargetTag:
 		if t.Tag == "" || len(t.Tag) > 64 {
-			return &InputError{Field: "rollout.target.tag", Reason: "must be 1 to 64 characters"}
+			return store.Invalid("rollout.target.tag", "must be 1 to 64 characters")
 		}
 	case store.TargetDevices:
 		if len(t.DeviceIDs) == 0 || len(t.DeviceIDs) > maxRolloutDeviceID {
-			return &InputError{Field: "rollout.target.device_ids", Reason: fmt.Sprintf("must list 1 to %d devices", maxRolloutDeviceID)}
+			return store.Invalid("rollout.target.device_ids", fmt.Sprintf("must list 1 to %d devices", maxRolloutDeviceID))
 		}
 		seen := map[string]bool{}
 		for i, id := range t.DeviceIDs {
 			if seen[id] || !protocol.ValidDeviceID(id) {
-				return &InputError{Field: fmt.Sprintf("rollout.target.device_ids[%d]", i), Reason: "is not a device ID or is listed twice"}
+				return store.Invalid(fmt.Sprintf("rollout.target.device_ids[%d]", i), "is not a device ID or is listed twice")
 			}
 			seen[id] = true
 		}
 	case store.TargetPercent:
 		if t.Percent < 1 || t.Percent > 100 {
-			return &InputError{Field: "rollout.target.percent", Reason: "must be from 1 to 100"}
+			return store.Invalid("rollout.target.percent", "must be from 1 to 100")
 		}
 	default:
-		return &InputError{Field: "rollout.target.kind", Reason: "must be all, tag, devices or percent"}
+		return store.Invalid("rollout.target.kind", "must be all, tag, devices or percent")
 	}
 	if len(in.Stages) == 0 {
 		in.Stages = []int{100}
 	}
 	if len(in.Stages) > maxStages {
-		return &InputError{Field: "rollout.stages", Reason: fmt.Sprintf("at most %d stages", maxStages)}
+		return store.Invalid("rollout.stages", fmt.Sprintf("at most %d stages", maxStages))
 	}
 	for i, st := range in.Stages {
 		if st < 1 || st > 100 || i > 0 && st <= in.Stages[i-1] {
-			return &InputError{Field: "rollout.stages", Reason: "must be increasing percentages from 1 to 100"}
+			return store.Invalid("rollout.stages", "must be increasing percentages from 1 to 100")
 		}
 	}
 	if in.Stages[len(in.Stages)-1] != 100 {
-		return &InputError{Field: "rollout.stages", Reason: "the last stage must be 100"}
+		return store.Invalid("rollout.stages", "the last stage must be 100")
 	}
 	if in.FailureThreshold != nil && (*in.FailureThreshold < 0 || *in.FailureThreshold > 1) {
-		return &InputError{Field: "rollout.failure_threshold", Reason: "must be from 0 to 1"}
+		return store.Invalid("rollout.failure_threshold", "must be from 0 to 1")
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, in Rollout
 	}
 	rel, err := s.o.Store.Release(ctx, tenantID, in.ReleaseID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Rollout{}, &InputError{Field: "release_id", Reason: "no such release"}
+		return store.Rollout{}, store.Invalid("release_id", "no such release")
 	}
 	if err != nil {
 		return store.Rollout{}, err
@@ -131,7 +131,7 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, in Rollout
 		return store.Rollout{}, err
 	}
 	if len(targets) == 0 {
-		return store.Rollout{}, &InputError{Field: "rollout.target", Reason: "matches no device of the project"}
+		return store.Rollout{}, store.Invalid("rollout.target", "matches no device of the project")
 	}
 	if err := s.o.Store.CreateRollout(ctx, &r); err != nil {
 		return store.Rollout{}, err
@@ -153,7 +153,7 @@ func (s *Service) targets(ctx context.Context, r store.Rollout) ([]store.Device,
 		for i, id := range r.Target.DeviceIDs {
 			d, err := s.o.Store.Device(ctx, r.TenantID, id)
 			if errors.Is(err, store.ErrNotFound) || err == nil && d.ProjectID != r.ProjectID {
-				return nil, &InputError{Field: fmt.Sprintf("rollout.target.device_ids[%d]", i), Reason: "no such device in this project"}
+				return nil, store.Invalid(fmt.Sprintf("rollout.target.device_ids[%d]", i), "no such device in this project")
 			}
 			if err != nil {
 				return nil, err
@@ -177,7 +177,7 @@ func (s *Service) targets(ctx context.Context, r store.Rollout) ([]store.Device,
 				}
 			}
 			if len(devs) > fleet.MaxTargets {
-				return nil, &InputError{Field: "rollout.target", Reason: fmt.Sprintf("matches more than %d devices", fleet.MaxTargets)}
+				return nil, store.Invalid("rollout.target", fmt.Sprintf("matches more than %d devices", fleet.MaxTargets))
 			}
 			if page.NextCursor == "" {
 				break
@@ -608,7 +608,7 @@ func (s *Service) Abort(ctx context.Context, tenantID, id string) (store.Rollout
 // command was stopped get a fresh one.
 func (s *Service) Resume(ctx context.Context, tenantID, id string, threshold *float64) (store.Rollout, error) {
 	if threshold != nil && (*threshold < 0 || *threshold > 1) {
-		return store.Rollout{}, &InputError{Field: "failure_threshold", Reason: "must be from 0 to 1"}
+		return store.Rollout{}, store.Invalid("failure_threshold", "must be from 0 to 1")
 	}
 	r, err := s.changeState(ctx, tenantID, id, func(r *store.Rollout) error {
 		if r.State != store.RolloutPaused {

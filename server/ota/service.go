@@ -123,14 +123,6 @@ func (s *Service) blobStore() (blob.Store, error) {
 
 func (s *Service) now() time.Time { return store.Timestamp(s.o.Now()) }
 
-// InputError is a request the caller must fix; Field names the request field.
-type InputError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InputError) Error() string { return fmt.Sprintf("ota: %s: %s", e.Field, e.Reason) }
-
 // StateError is a request that conflicts with the current state (a release in use, a
 // rollout that is not paused); the API answers 409.
 type StateError struct{ Reason string }
@@ -173,7 +165,7 @@ func (s *Service) CreateProject(ctx context.Context, tenantID string, in Project
 	p.CreatedAt, p.UpdatedAt = now, now
 	if err := s.o.Store.CreateProject(ctx, &p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return store.Project{}, &InputError{Field: "name", Reason: "a project with this name exists"}
+			return store.Project{}, store.Invalid("name", "a project with this name exists")
 		}
 		return store.Project{}, err
 	}
@@ -188,7 +180,7 @@ func (s *Service) UpdateProject(ctx context.Context, p store.Project, in Project
 	p.UpdatedAt = s.now()
 	if err := s.o.Store.UpdateProject(ctx, &p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return store.Project{}, &InputError{Field: "name", Reason: "a project with this name exists"}
+			return store.Project{}, store.Invalid("name", "a project with this name exists")
 		}
 		return store.Project{}, err
 	}
@@ -218,23 +210,23 @@ func applyProject(p *store.Project, in ProjectInput) error {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		if n == "" || len(n) > 128 || strings.ContainsAny(n, "\x00\n\r\t") {
-			return &InputError{Field: "name", Reason: "must be 1 to 128 characters without control characters"}
+			return store.Invalid("name", "must be 1 to 128 characters without control characters")
 		}
 		p.Name = n
 	}
 	if p.Name == "" {
-		return &InputError{Field: "name", Reason: "is required"}
+		return store.Invalid("name", "is required")
 	}
 	if in.Description != nil {
 		if len(*in.Description) > 2000 {
-			return &InputError{Field: "description", Reason: "must be at most 2000 characters"}
+			return store.Invalid("description", "must be at most 2000 characters")
 		}
 		p.Description = *in.Description
 	}
 	if in.RepositoryURL != nil {
 		u := strings.TrimSpace(*in.RepositoryURL)
 		if u != "" && (len(u) > 512 || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) || strings.ContainsAny(u, " \n\r\t")) {
-			return &InputError{Field: "repository_url", Reason: "must be an http(s) URL of at most 512 characters"}
+			return store.Invalid("repository_url", "must be an http(s) URL of at most 512 characters")
 		}
 		p.RepositoryURL = u
 	}
@@ -246,7 +238,7 @@ func applyProject(p *store.Project, in ProjectInput) error {
 		case store.MismatchWarn, store.MismatchRefuse:
 			p.VersionMismatch = *in.VersionMismatch
 		default:
-			return &InputError{Field: "version_mismatch", Reason: "must be warn or refuse"}
+			return store.Invalid("version_mismatch", "must be warn or refuse")
 		}
 	}
 	if in.PublicDownloads != nil {
@@ -298,10 +290,10 @@ func ReleaseBlobKey(tenantID, releaseID string) string {
 // storage; an invalid, oversized, interrupted or conflicting upload leaves nothing behind.
 func (s *Service) Upload(ctx context.Context, p store.Project, in ReleaseInput) (Uploaded, error) {
 	if !protocol.ValidReleaseVersion(in.Version) {
-		return Uploaded{}, &InputError{Field: "version", Reason: "must be of the form v-x.y.z, e.g. v-1.4.0"}
+		return Uploaded{}, store.Invalid("version", "must be of the form v-x.y.z, e.g. v-1.4.0")
 	}
 	if len(in.Notes) > MaxNotes {
-		return Uploaded{}, &InputError{Field: "notes", Reason: fmt.Sprintf("must be at most %d characters", MaxNotes)}
+		return Uploaded{}, store.Invalid("notes", fmt.Sprintf("must be at most %d characters", MaxNotes))
 	}
 	if _, err := s.o.Store.ReleaseByVersion(ctx, p.TenantID, p.ID, in.Version); err == nil {
 		return Uploaded{}, &StateError{Reason: "release " + in.Version + " already exists in this project"}

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // device is the part of GET …/devices/{id} the test reads.
@@ -118,7 +119,7 @@ func TestFirmwareAgent(t *testing.T) {
 	waitBoot := func(what string, after time.Time, want func(device) bool) device {
 		t.Helper()
 		var d device
-		eventually(t, what, func() (bool, string) {
+		poll.State(t, checkEvery, waitTimeout, what, func() (bool, string) {
 			d = getDevice()
 			return d.Online && d.Metadata != nil && d.Metadata.UpdatedAt.After(after) && want(d), d.String()
 		})
@@ -154,7 +155,7 @@ func TestFirmwareAgent(t *testing.T) {
 			Error          string `json:"error"`
 		} `json:"sync"`
 	}
-	eventually(t, "config in sync", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "config in sync", func() (bool, string) {
 		srv.must(t, "GET", "/devices/"+id+"/config/effective", nil, http.StatusOK, &eff)
 		layers := map[string]string{}
 		for _, e := range eff.Entries {
@@ -208,7 +209,7 @@ func TestFirmwareAgent(t *testing.T) {
 
 	// 4. Debug: a WebSocket viewer turns debug on and receives the agent's heartbeat lines.
 	watchLogs(t, srv, id)
-	eventually(t, "debug off after the viewer left", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "debug off after the viewer left", func() (bool, string) {
 		return ag.count("debug off") == 1, fmt.Sprintf("%d", ag.count("debug off"))
 	})
 
@@ -296,7 +297,7 @@ func TestFirmwareAgent(t *testing.T) {
 		t.Errorf("the boot after the failed image: %s, want reset reason panic", d)
 	}
 	// The abnormal exit is also reported as a device error, on the version that kept running.
-	eventually(t, "the crash report", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "the crash report", func() (bool, string) {
 		var errs struct {
 			Items []struct {
 				Type            string `json:"type"`
@@ -328,7 +329,7 @@ func TestFirmwareAgent(t *testing.T) {
 func waitCommand(t *testing.T, srv *server, deviceID, commandID, state string) command {
 	t.Helper()
 	var c command
-	eventually(t, "command "+commandID+" "+state, func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "command "+commandID+" "+state, func() (bool, string) {
 		srv.must(t, "GET", "/devices/"+deviceID+"/commands/"+commandID, nil, http.StatusOK, &c)
 		if c.State == "failed" || c.State == "expired" {
 			t.Fatalf("command %s: %+v", commandID, c)
@@ -394,7 +395,7 @@ func watchLogs(t *testing.T, srv *server, deviceID string) {
 	}
 	// The debug command went through the command path and the device acknowledged it.
 	var list struct{ Items []command }
-	eventually(t, "an acknowledged debug command", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "an acknowledged debug command", func() (bool, string) {
 		srv.must(t, "GET", "/devices/"+deviceID+"/commands?limit=500", nil, http.StatusOK, &list)
 		for _, c := range list.Items {
 			if c.Name == "debug" && c.State == "succeeded" && c.Ack != nil {
@@ -447,7 +448,7 @@ func rollout(t *testing.T, srv *server, releaseID, deviceID, state string) rollo
 func waitRolloutDevice(t *testing.T, srv *server, rolloutID, deviceID, want string) rolloutDevice {
 	t.Helper()
 	var got rolloutDevice
-	eventually(t, "rollout "+rolloutID+" device "+want, func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "rollout "+rolloutID+" device "+want, func() (bool, string) {
 		var list struct{ Items []rolloutDevice }
 		srv.must(t, "GET", "/rollouts/"+rolloutID+"/devices", nil, http.StatusOK, &list)
 		if len(list.Items) != 1 || list.Items[0].DeviceID != deviceID {

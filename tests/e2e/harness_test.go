@@ -25,8 +25,12 @@ import (
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
-// waitTimeout bounds every wait of the end-to-end test.
-const waitTimeout = 20 * time.Second
+// waitTimeout bounds every wait of the end-to-end test; the waits check every checkEvery
+// (most checks are HTTP requests) and log the last state they saw when they fail.
+const (
+	waitTimeout = 20 * time.Second
+	checkEvery  = 25 * time.Millisecond
+)
 
 // syncBuffer collects a child process's stderr while the test reads it.
 type syncBuffer struct {
@@ -44,34 +48,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// eventually checks fn every 25 ms (most checks are HTTP requests) until it reports true or
-// waitTimeout passes; fn's text describes the state it saw, and the last one is logged when
-// the wait fails.
-func eventually(t *testing.T, what string, fn func() (bool, string)) {
-	t.Helper()
-	pollState(t, 25*time.Millisecond, waitTimeout, what, fn)
-}
-
-// pollState is poll.Every for a condition that also describes the state it saw. A timeout
-// ends the test with t.Fatalf, through runtime.Goexit, which still runs deferred calls: that
-// is how the last state gets into the log, right after the failure.
-func pollState(t *testing.T, interval, timeout time.Duration, what string, fn func() (bool, string)) {
-	t.Helper()
-	var last string
-	held := false
-	defer func() {
-		if !held && last != "" {
-			t.Logf("last state while waiting for %s: %s", what, last)
-		}
-	}()
-	poll.Every(t, interval, timeout, what, func() bool {
-		ok, state := fn()
-		last = state
-		return ok
-	})
-	held = true
 }
 
 // tail is the last n lines of s.
@@ -227,7 +203,7 @@ func runServer(t *testing.T, name string, cmd *exec.Cmd, s *server) {
 			<-exited
 		}
 	})
-	eventually(t, name+" ready", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, name+" ready", func() (bool, string) {
 		select {
 		case err := <-exited:
 			exited <- err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -67,7 +68,7 @@ func TestPresenceAfterServerKilled(t *testing.T) {
 		return dev.Online, fmt.Sprintf("online=%v", dev.Online)
 	}
 	for _, id := range ids {
-		eventually(t, "device "+id+" online", func() (bool, string) { return online(s, id) })
+		poll.State(t, checkEvery, waitTimeout, "device "+id+" online", func() (bool, string) { return online(s, id) })
 	}
 
 	if err := cmd.Process.Kill(); err != nil {
@@ -76,9 +77,9 @@ func TestPresenceAfterServerKilled(t *testing.T) {
 	devices["gone"].Stop()
 	s = func() *server { s, _ := start(); return s }()
 
-	eventually(t, "the gone device offline after the restart", func() (bool, string) {
+	poll.State(t, checkEvery, waitTimeout, "the gone device offline after the restart", func() (bool, string) {
 		on, state := online(s, gone)
 		return !on, state
 	})
-	eventually(t, "the device that came back online", func() (bool, string) { return online(s, back) })
+	poll.State(t, checkEvery, waitTimeout, "the device that came back online", func() (bool, string) { return online(s, back) })
 }

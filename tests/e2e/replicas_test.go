@@ -25,6 +25,7 @@ import (
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -36,6 +37,10 @@ const replicaDevices = 1000
 // replicaWait bounds the waits of the replica test, which has more devices to wait for than
 // the firmware test (waitTimeout).
 const replicaWait = 60 * time.Second
+
+// replicaCheckEvery is how often the replica test's waits check: its checks scrape both
+// replicas' metrics, list every device or publish a report.
+const replicaCheckEvery = 100 * time.Millisecond
 
 // TestReplicas runs two "espadmin serve" replicas with the embedded broker off against one
 // PostgreSQL, one Mosquitto (password file, ACL patterns, one server account per replica)
@@ -95,7 +100,7 @@ func TestReplicas(t *testing.T) {
 	// refresh, within tenantbus.DefaultRefreshInterval).
 	b := shared.start(t, "b", token)
 	for _, r := range []*server{a, b} {
-		eventually(t, "the bridge of "+r.url+" connected", func() (bool, string) {
+		poll.State(t, checkEvery, waitTimeout, "the bridge of "+r.url+" connected", func() (bool, string) {
 			var st struct{ Status, LastError string }
 			r.must(t, "GET", "/settings/broker/state", nil, http.StatusOK, &st)
 			return st.Status == "connected", fmt.Sprintf("%+v", st)
@@ -145,7 +150,7 @@ func TestReplicas(t *testing.T) {
 		return n
 	}
 	var perReplica [2]int64
-	eventually2(t, replicaWait, "every metadata report ingested", func() (bool, string) {
+	poll.State(t, replicaCheckEvery, replicaWait, "every metadata report ingested", func() (bool, string) {
 		perReplica = [2]int64{ingested(t, a, protocol.KindMetadata), ingested(t, b, protocol.KindMetadata)}
 		sent := connects()
 		return sent == replicaDevices && perReplica[0]+perReplica[1] == sent, fmt.Sprintf("sent %d, ingested A %d + B %d", sent, perReplica[0], perReplica[1])
@@ -153,7 +158,7 @@ func TestReplicas(t *testing.T) {
 	if perReplica[0] == 0 || perReplica[1] == 0 {
 		t.Errorf("ingestion not shared: A %d, B %d metadata reports", perReplica[0], perReplica[1])
 	}
-	eventually2(t, replicaWait, "every device's marker stored", func() (bool, string) {
+	poll.State(t, replicaCheckEvery, replicaWait, "every device's marker stored", func() (bool, string) {
 		stored := storedFirmware(t, b)
 		for i, id := range ids {
 			if stored[id] != marker(i) {
@@ -267,7 +272,7 @@ func TestReplicas(t *testing.T) {
 		}
 		before := restart(a)
 		waitCommand(t, a, d.ID(), before, "succeeded")
-		eventually(t, "the first restart applied", func() (bool, string) {
+		poll.State(t, checkEvery, waitTimeout, "the first restart applied", func() (bool, string) {
 			return d.Stats().Restarts == 1, fmt.Sprintf("%+v", d.Stats())
 		})
 		// The count of reports stays exact up to the restart: no late duplicates.
@@ -277,7 +282,7 @@ func TestReplicas(t *testing.T) {
 
 		mq.Stop()
 		for _, r := range []*server{a, b} {
-			eventually(t, "the bridge of "+r.url+" to see the broker gone", func() (bool, string) {
+			poll.State(t, checkEvery, waitTimeout, "the bridge of "+r.url+" to see the broker gone", func() (bool, string) {
 				var st struct{ Status string }
 				r.must(t, "GET", "/settings/broker/state", nil, http.StatusOK, &st)
 				return st.Status != "connected", st.Status
@@ -287,13 +292,13 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range []*server{a, b} {
-			eventually2(t, replicaWait, "the bridge of "+r.url+" reconnected", func() (bool, string) {
+			poll.State(t, replicaCheckEvery, replicaWait, "the bridge of "+r.url+" reconnected", func() (bool, string) {
 				var st struct{ Status, LastError string }
 				r.must(t, "GET", "/settings/broker/state", nil, http.StatusOK, &st)
 				return st.Status == "connected", fmt.Sprintf("%+v", st)
 			})
 		}
-		eventually2(t, replicaWait, "the device reconnected", func() (bool, string) { return d.Connected(), "" })
+		poll.State(t, replicaCheckEvery, replicaWait, "the device reconnected", func() (bool, string) { return d.Connected(), "" })
 
 		// A report sent after the restart is stored: the bridges subscribed again.
 		meta := protocol.Metadata{FirmwareVersion: "after-restart", ChipModel: sim.DefaultChip, IDFVersion: sim.DefaultIDFVersion,
@@ -302,7 +307,7 @@ func TestReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually2(t, replicaWait, "a report sent after the restart stored", func() (bool, string) {
+		poll.State(t, replicaCheckEvery, replicaWait, "a report sent after the restart stored", func() (bool, string) {
 			if d.Connected() {
 				_ = d.PublishRaw(protocol.KindMetadata, payload)
 			}
@@ -317,7 +322,7 @@ func TestReplicas(t *testing.T) {
 
 		after := restart(b)
 		waitCommand(t, b, d.ID(), after, "succeeded")
-		eventually(t, "the second restart applied", func() (bool, string) {
+		poll.State(t, checkEvery, waitTimeout, "the second restart applied", func() (bool, string) {
 			return d.Stats().Restarts == 2, fmt.Sprintf("%+v", d.Stats())
 		})
 		// Neither command is lost, and neither was applied twice.
@@ -336,13 +341,6 @@ func TestReplicas(t *testing.T) {
 
 // marker is the firmware version device i reports: unique per device.
 func marker(i int) string { return fmt.Sprintf("1.0.0-r%04d", i) }
-
-// eventually2 is eventually with its own deadline, checking every 100 ms: its checks scrape
-// both replicas' metrics, list every device or publish a report.
-func eventually2(t *testing.T, timeout time.Duration, what string, fn func() (bool, string)) {
-	t.Helper()
-	pollState(t, 100*time.Millisecond, timeout, what, fn)
-}
 
 // ingested reads espadmin_ingest_messages_total{kind} from a replica's /metrics.
 func ingested(t *testing.T, s *server, kind string) int64 {

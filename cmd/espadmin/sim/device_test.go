@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/broker"
+	"github.com/espadmin/espadmin/broker/brokertest"
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -47,20 +48,7 @@ type rig struct {
 func newRig(t *testing.T, otaKey ed25519.PublicKey) *rig {
 	t.Helper()
 	id, secret := store.NewID(), "secret-"+store.NewID()
-	cfg := broker.DefaultConfig()
-	cfg.Addr, cfg.TLSAddr, cfg.WSAddr = "127.0.0.1:0", "", ""
-	b, err := broker.New(cfg, broker.Deps{Devices: devices{id: secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
+	b := brokertest.Start(t, brokertest.Options{Devices: devices{id: secret}})
 	r := &rig{b: b, key: make([]byte, 32)}
 	for i := range r.key {
 		r.key[i] = byte(i)
@@ -178,12 +166,12 @@ func TestCommandsAndDuplicates(t *testing.T) {
 	if !r.dev.Debugging() {
 		t.Error("not debugging after debug on")
 	}
-	waitFor(t, "debug stopped", func() bool { return !r.dev.Debugging() })
+	poll.Wait(t, "debug stopped", func() bool { return !r.dev.Debugging() })
 	lines := r.dev.Stats().LogLines
 
 	// A repeated ID is answered from memory without running again.
 	r.command(t, protocol.Command{ID: id, Name: protocol.CommandDebug, Debug: &protocol.DebugParams{Enabled: true, Level: "info", DurationS: 1}})
-	waitFor(t, "duplicate answered", func() bool { return r.dev.Stats().Duplicates == 1 && r.dev.Stats().Acks == 2 })
+	poll.Wait(t, "duplicate answered", func() bool { return r.dev.Stats().Duplicates == 1 && r.dev.Stats().Acks == 2 })
 	if r.dev.Debugging() || r.dev.Stats().LogLines != lines {
 		t.Error("a duplicate debug command ran again")
 	}
@@ -212,12 +200,6 @@ func TestCommandsAndDuplicates(t *testing.T) {
 	if r.dev.Stats().Restarts != 1 {
 		t.Errorf("restarts %d", r.dev.Stats().Restarts)
 	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func TestConfigWithSecrets(t *testing.T) {

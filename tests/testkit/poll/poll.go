@@ -10,6 +10,15 @@ import (
 // Interval is how often Until checks its condition.
 const Interval = 5 * time.Millisecond
 
+// Timeout is Wait's deadline: generous, because tests share a loaded machine.
+const Timeout = 10 * time.Second
+
+// Wait checks cond every Interval until it returns true, failing tb when Timeout passes first.
+func Wait(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	Every(tb, Interval, Timeout, what, cond)
+}
+
 // Until checks cond every Interval until it returns true, failing tb when timeout passes first.
 func Until(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
@@ -41,4 +50,25 @@ func Every(tb testing.TB, interval, timeout time.Duration, what string, cond fun
 			}
 		}
 	}
+}
+
+// State is Every for a condition that also describes the state it saw: when the wait fails,
+// the last description is logged right after the failure, so the log shows what was there
+// instead. (A timeout ends the test with Fatalf, through runtime.Goexit, which still runs
+// deferred calls.)
+func State(tb testing.TB, interval, timeout time.Duration, what string, fn func() (ok bool, state string)) {
+	tb.Helper()
+	var last string
+	held := false
+	defer func() {
+		if !held && last != "" {
+			tb.Logf("last state while waiting for %s: %s", what, last)
+		}
+	}()
+	Every(tb, interval, timeout, what, func() bool {
+		ok, state := fn()
+		last = state
+		return ok
+	})
+	held = true
 }

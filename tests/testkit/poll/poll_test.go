@@ -1,6 +1,8 @@
 package poll
 
 import (
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,5 +54,40 @@ func TestEveryChecksAtItsInterval(t *testing.T) {
 	}
 	if got := n.Load(); got != 3 {
 		t.Fatalf("checked %d times, want 3", got)
+	}
+}
+
+// logTB records fatal failures and log lines instead of ending the test.
+type logTB struct {
+	fakeTB
+	logs []string
+}
+
+func (f *logTB) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
+
+func TestStateLogsTheLastStateOnlyWhenTheWaitFails(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	ok := &logTB{fakeTB: fakeTB{TB: t}}
+	State(ok, time.Millisecond, 5*time.Second, "three checks", func() (bool, string) {
+		c := n.Add(1)
+		return c >= 3, fmt.Sprintf("check %d", c)
+	})
+	if ok.failed || len(ok.logs) != 0 {
+		t.Fatalf("a wait that held failed (%v) or logged %q", ok.failed, ok.logs)
+	}
+
+	f := &logTB{fakeTB: fakeTB{TB: t}}
+	func() {
+		defer func() { _ = recover() }()
+		State(f, time.Millisecond, 20*time.Millisecond, "never", func() (bool, string) { return false, "still off" })
+	}()
+	if !f.failed {
+		t.Fatal("State did not fail at the deadline")
+	}
+	if len(f.logs) != 1 || !strings.Contains(f.logs[0], "still off") {
+		t.Fatalf("logs %q, want the last state", f.logs)
 	}
 }
