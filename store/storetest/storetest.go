@@ -62,6 +62,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Settings", testSettings},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
+		{"Atomic", testAtomic},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
