@@ -1,8 +1,9 @@
 // Package mongostore implements store.Store on MongoDB through go.mongodb.org/mongo-driver/v2.
 //
 // Every record lives in one document of its aggregate's collection; the document's _id is the
-// domain ID, and records keyed by natural fields (config entries, config versions, rollout
-// devices, error group devices) keep those fields with a unique index instead. The unique
+// domain ID, and records keyed by natural fields (config versions, rollout devices, error
+// group devices) keep those fields with a unique index instead. Config entries are the
+// exception: a scope's entries share one document (see config.go). The unique
 // indexes mirror the SQL schema's unique constraints, so both backends refuse the same writes
 // with store.ErrConflict.
 //
