@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -64,10 +65,12 @@ type ConfigStore interface {
 	ConfigEntry(ctx context.Context, tenantID string, scope ConfigScope, scopeID, key string) (ConfigEntry, error)
 	// ConfigEntries lists a scope's entries ordered by key (NVS limits keep the list small).
 	ConfigEntries(ctx context.Context, tenantID string, scope ConfigScope, scopeID string) ([]ConfigEntry, error)
-	// PutConfigEntries writes a batch atomically. Each entry's Version is the version the
-	// caller last read (0: the key must not exist yet); if any does not match the stored one
-	// the whole batch is refused with ErrConflict and nothing is written. On success each
-	// entry's Version and UpdatedAt hold the new values.
+	// PutConfigEntries writes a batch of one scope's entries atomically: readers see all of
+	// the batch or none of it. Each entry's Version is the version the caller last read (0:
+	// the key must not exist yet); if any does not match the stored one the whole batch is
+	// refused with ErrConflict and nothing is written. On success each entry's Version and
+	// UpdatedAt hold the new values. A batch that spans several scopes is refused with
+	// ErrInvalidBatch.
 	PutConfigEntries(ctx context.Context, entries []ConfigEntry) error
 	// DeleteConfigEntry deletes a key if its stored version is version (ErrConflict otherwise).
 	DeleteConfigEntry(ctx context.Context, tenantID string, scope ConfigScope, scopeID, key string, version int64) error
@@ -79,4 +82,17 @@ type ConfigStore interface {
 	LatestConfigVersion(ctx context.Context, tenantID, deviceID string) (ConfigVersion, error)
 	// ListConfigVersions pages through versions; the cursor is the version number.
 	ListConfigVersions(ctx context.Context, tenantID, deviceID string, opts ListOptions) (Page[ConfigVersion], error)
+}
+
+// CheckConfigBatch returns ErrInvalidBatch when entries do not all belong to one scope of one
+// tenant. Backends call it first in PutConfigEntries, so every backend refuses the same
+// batches.
+func CheckConfigBatch(entries []ConfigEntry) error {
+	for _, e := range entries[min(1, len(entries)):] {
+		if e.TenantID != entries[0].TenantID || e.Scope != entries[0].Scope || e.ScopeID != entries[0].ScopeID {
+			return fmt.Errorf("store: put config entries: %w: %s %q and %s %q in one batch",
+				ErrInvalidBatch, entries[0].Scope, entries[0].ScopeID, e.Scope, e.ScopeID)
+		}
+	}
+	return nil
 }

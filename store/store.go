@@ -38,6 +38,9 @@ var (
 	// when retried later; the API answers 503 with Retry-After. Backends wrap it around the
 	// driver's error, which stays in the chain.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrInvalidBatch means a batch write mixes records that the store cannot write as one
+	// unit (config entries of several scopes); it is a programming error, not bad input.
+	ErrInvalidBatch = errors.New("invalid batch")
 )
 
 // Store is everything the server needs from a database. It is composed of one small interface
@@ -62,6 +65,7 @@ type Store interface {
 	AuditStore
 	SettingsStore
 	KeyCheckStore
+	Transactor
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.
 	Backend() string
@@ -74,6 +78,33 @@ type Store interface {
 	SchemaVersion(ctx context.Context) (int, error)
 	// Close releases the connections.
 	Close() error
+}
+
+// Transactor runs several store calls as one unit.
+type Transactor interface {
+	// Atomic runs fn with a Store bound to one transaction: the writes fn makes through tx
+	// are applied together when fn returns nil, and none of them is applied when fn returns
+	// an error or panics (the panic goes on after the rollback). Readers outside the
+	// transaction see all of its writes or none of them.
+	//
+	// Inside fn, use only tx, and only from fn's goroutine. On SQLite the transaction holds
+	// the database's one writer connection, so a write through the outer Store would wait
+	// for fn forever. Keep fn short and free of network calls other than the store's: publish
+	// to devices or emit events after Atomic returned.
+	//
+	// Calling tx.Atomic inside fn joins the transaction that is already open; it is not a
+	// savepoint. Its writes are applied only when the outermost fn succeeds, and an error
+	// from the inner call must be returned by the outer fn too: after a failed statement the
+	// transaction may be unusable (PostgreSQL refuses every later statement), so the whole
+	// unit rolls back.
+	//
+	// fn may run more than once on MongoDB, which retries a transaction that failed with a
+	// transient error, so fn must not have effects outside tx. Where a MongoDB deployment
+	// cannot run multi-document transactions (a standalone server; FerretDB, see package
+	// mongostore) Atomic runs fn without one: each write is still atomic on its own, and
+	// the operations the Store promises to be atomic (PutConfigEntries, for example) are
+	// stored as one document, but fn's writes taken together are not.
+	Atomic(ctx context.Context, fn func(tx Store) error) error
 }
 
 // DefaultPageSize and MaxPageSize bound list queries so a request can never ask for the whole

@@ -42,6 +42,8 @@ type Store interface {
 	SetDeviceConfigSync(ctx context.Context, tenantID, id string, s store.ConfigSync) error
 	Project(ctx context.Context, tenantID, id string) (store.Project, error)
 	PendingCommands(ctx context.Context, tenantID, deviceID string, now time.Time) ([]store.Command, error)
+	// Atomic applies a rollback's puts and deletes of entries together.
+	store.Transactor
 }
 
 var _ Store = store.Store(nil)

@@ -255,17 +255,25 @@ func (s *Service) Rollback(ctx context.Context, tenantID, deviceID string, versi
 		}
 		puts = append(puts, e)
 	}
-	if len(puts) > 0 {
-		if err := s.o.Store.PutConfigEntries(ctx, puts); err != nil {
-			return Effective{}, err
-		}
-	}
-	for key, e := range current {
-		if !keep[key] {
-			if err := s.o.Store.DeleteConfigEntry(ctx, tenantID, store.ScopeDevice, deviceID, key, e.Version); err != nil {
-				return Effective{}, err
+	// The puts and the deletes restore one snapshot: apply them together, so a conflict on
+	// the last key does not leave the device's entries half rolled back.
+	err = s.o.Store.Atomic(ctx, func(tx store.Store) error {
+		if len(puts) > 0 {
+			if err := tx.PutConfigEntries(ctx, puts); err != nil {
+				return err
 			}
 		}
+		for key, e := range current {
+			if !keep[key] {
+				if err := tx.DeleteConfigEntry(ctx, tenantID, store.ScopeDevice, deviceID, key, e.Version); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Effective{}, err
 	}
 	if _, _, err := s.update(ctx, dev, ReasonRollback, by); err != nil {
 		return Effective{}, err

@@ -149,10 +149,20 @@ func (c *Commands) Send(ctx context.Context, tenantID string, req SendRequest) (
 			State: store.CommandQueued, CreatedBy: req.CreatedBy, CreatedAt: now, ExpiresAt: expires, UpdatedAt: now,
 		}
 	}
-	for i := range cmds {
-		if err := c.o.Store.CreateCommand(ctx, &cmds[i]); err != nil {
-			return nil, err
+	// One transaction for the batch: a failure part-way leaves no command of it behind, and
+	// nothing is counted or announced before all of them are stored.
+	err = c.o.Store.Atomic(ctx, func(tx store.Store) error {
+		for i := range cmds {
+			if err := tx.CreateCommand(ctx, &cmds[i]); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range cmds {
 		c.o.Metrics.CommandsCreated.WithLabelValues(req.Name).Inc()
 		c.event(cmds[i])
 	}

@@ -337,6 +337,12 @@ func (w *worker) run(ctx context.Context) {
 		case u := <-w.q:
 			w.process(ctx, u)
 		case <-t.C:
+			// Reports already queued arrived before this tick: handle them first, so a will
+			// that came within the delay is still matched with its pending online even when
+			// the worker fell behind.
+			for range len(w.q) {
+				w.process(ctx, <-w.q)
+			}
 			w.applyPending(ctx)
 		}
 	}

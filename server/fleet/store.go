@@ -15,6 +15,8 @@ type Store interface {
 	Project(ctx context.Context, tenantID, id string) (store.Project, error)
 	// ListTenants lets the command sweeper visit every tenant.
 	ListTenants(ctx context.Context, opts store.ListOptions) (store.Page[store.Tenant], error)
+	// Atomic stores a batch of commands all together or not at all.
+	store.Transactor
 }
 
 var _ Store = store.Store(nil)

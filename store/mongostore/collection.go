@@ -2,90 +2,71 @@ package mongostore
 
 import (
 	"context"
-	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// collection is a *mongo.Collection whose writes can be serialised within the process.
+// collection is a *mongo.Collection whose every operation runs in the session of the Store
+// it came from, when Atomic bound that Store to a transaction. It lists the operations the
+// backend uses instead of embedding the driver's type, so no call can bypass the session.
 //
-// MongoDB applies each single-document write atomically, and every guarantee in this package
-// rests on that. FerretDB v1 does not: it runs an update (and findAndModify) as a query
-// followed by a write of the whole modified document, with nothing in between that detects a
-// concurrent change (internal/handler/msg_update.go in FerretDB v1.24). Two concurrent
-// updates of one document there lose one of them, even when they $set different fields, and
-// a conditional update's filter can match a state that another writer has just replaced. So
-// when Open finds a FerretDB server, every write through the Store holds a lock for its
-// collection, which restores the guarantees for one Store in one process (tests, single-binary
-// deployments). Several replicas against FerretDB v1 remain unsafe; use MongoDB for those.
-// Reads never lock: FerretDB writes each document in one SQL statement, so a read sees the
-// document before or after a write.
+// There is no write serialisation here: every guarantee of this package rests on MongoDB
+// applying each single-document write atomically. FerretDB v1 does not isolate concurrent
+// updates of one document; that is a limit of FerretDB, documented in the package comment.
 type collection struct {
-	*mongo.Collection
-	mu *sync.Mutex // nil: no serialisation (MongoDB)
+	c    *mongo.Collection
+	sess *mongo.Session // nil outside a transaction
 }
 
-// writeLocks holds one lock per collection name, created on first use.
-type writeLocks struct {
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+// bind returns ctx carrying the collection's session, if any.
+func (c collection) bind(ctx context.Context) context.Context {
+	if c.sess == nil {
+		return ctx
+	}
+	return mongo.NewSessionContext(ctx, c.sess)
 }
 
-func (w *writeLocks) lock(name string) *sync.Mutex {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.locks == nil {
-		w.locks = map[string]*sync.Mutex{}
-	}
-	l, ok := w.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		w.locks[name] = l
-	}
-	return l
+func (c collection) FindOne(ctx context.Context, filter any, opts ...options.Lister[options.FindOneOptions]) *mongo.SingleResult {
+	return c.c.FindOne(c.bind(ctx), filter, opts...)
 }
 
-func (c collection) acquire() func() {
-	if c.mu == nil {
-		return func() {}
-	}
-	c.mu.Lock()
-	return c.mu.Unlock
+func (c collection) Find(ctx context.Context, filter any, opts ...options.Lister[options.FindOptions]) (*mongo.Cursor, error) {
+	return c.c.Find(c.bind(ctx), filter, opts...)
+}
+
+func (c collection) CountDocuments(ctx context.Context, filter any, opts ...options.Lister[options.CountOptions]) (int64, error) {
+	return c.c.CountDocuments(c.bind(ctx), filter, opts...)
+}
+
+func (c collection) Aggregate(ctx context.Context, pipeline any, opts ...options.Lister[options.AggregateOptions]) (*mongo.Cursor, error) {
+	return c.c.Aggregate(c.bind(ctx), pipeline, opts...)
 }
 
 func (c collection) InsertOne(ctx context.Context, doc any, opts ...options.Lister[options.InsertOneOptions]) (*mongo.InsertOneResult, error) {
-	defer c.acquire()()
-	return c.Collection.InsertOne(ctx, doc, opts...)
+	return c.c.InsertOne(c.bind(ctx), doc, opts...)
 }
 
 func (c collection) UpdateOne(ctx context.Context, filter, update any, opts ...options.Lister[options.UpdateOneOptions]) (*mongo.UpdateResult, error) {
-	defer c.acquire()()
-	return c.Collection.UpdateOne(ctx, filter, update, opts...)
+	return c.c.UpdateOne(c.bind(ctx), filter, update, opts...)
 }
 
 func (c collection) UpdateMany(ctx context.Context, filter, update any, opts ...options.Lister[options.UpdateManyOptions]) (*mongo.UpdateResult, error) {
-	defer c.acquire()()
-	return c.Collection.UpdateMany(ctx, filter, update, opts...)
+	return c.c.UpdateMany(c.bind(ctx), filter, update, opts...)
 }
 
 func (c collection) ReplaceOne(ctx context.Context, filter, doc any, opts ...options.Lister[options.ReplaceOptions]) (*mongo.UpdateResult, error) {
-	defer c.acquire()()
-	return c.Collection.ReplaceOne(ctx, filter, doc, opts...)
+	return c.c.ReplaceOne(c.bind(ctx), filter, doc, opts...)
 }
 
 func (c collection) DeleteOne(ctx context.Context, filter any, opts ...options.Lister[options.DeleteOneOptions]) (*mongo.DeleteResult, error) {
-	defer c.acquire()()
-	return c.Collection.DeleteOne(ctx, filter, opts...)
+	return c.c.DeleteOne(c.bind(ctx), filter, opts...)
 }
 
 func (c collection) DeleteMany(ctx context.Context, filter any, opts ...options.Lister[options.DeleteManyOptions]) (*mongo.DeleteResult, error) {
-	defer c.acquire()()
-	return c.Collection.DeleteMany(ctx, filter, opts...)
+	return c.c.DeleteMany(c.bind(ctx), filter, opts...)
 }
 
-// FindOneAndUpdate runs the findAndModify command before it returns, so the lock covers it.
 func (c collection) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...options.Lister[options.FindOneAndUpdateOptions]) *mongo.SingleResult {
-	defer c.acquire()()
-	return c.Collection.FindOneAndUpdate(ctx, filter, update, opts...)
+	return c.c.FindOneAndUpdate(c.bind(ctx), filter, update, opts...)
 }

@@ -3,8 +3,9 @@ package mongostore
 import (
 	"context"
 	"errors"
-	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -14,13 +15,35 @@ import (
 	"github.com/espadmin/espadmin/store"
 )
 
-// Config entries. A document is identified by (tenant_id, scope, scope_id, key) under a unique
-// index; its _id is the server's ObjectID and never leaves this package.
+// Config entries. A scope's entries (one device's or one project's) are stored together, one
+// document per revision of the scope in config_sets:
+//
+//	{tenant_id, scope, scope_id, rev, entries: [{key, type, value, …, version}, …]}
+//
+// with a unique index on (tenant_id, scope, scope_id, rev). The current entries are those of
+// the highest revision. A write reads the current revision, checks the versions the caller
+// gave, and inserts revision+1 holding the whole new set; then it removes the revisions below
+// its own. Every guarantee follows from two properties that hold on any MongoDB, and on
+// FerretDB too: a single insert is atomic, and the unique index lets only one of two racing
+// inserts of the same revision in.
+//
+//   - A batch is one document: readers see all of it or none of it, and a refused batch
+//     writes nothing.
+//   - Two writers that read the same revision race for the next one; the loser reads again
+//     and checks its versions against the winner's set, so a stale version is always
+//     store.ErrConflict and a write to other keys is applied on top.
+//   - A writer whose read is so old that the revision it would insert was already removed
+//     finds a higher revision after its insert, withdraws its document and reads again;
+//     removal only ever removes revisions below one that exists, so the check cannot miss.
+//
+// Old revisions are kept only between a write and its clean-up; a clean-up that fails leaves
+// them behind harmlessly (the highest revision wins) until the next write removes them.
+
+// configWriteAttempts bounds how often a write starts again after losing a race for the next
+// revision to writers of other keys of the same scope.
+const configWriteAttempts = 16
 
 type configEntryDoc struct {
-	TenantID    string    `bson:"tenant_id"`
-	Scope       string    `bson:"scope"`
-	ScopeID     string    `bson:"scope_id"`
 	Key         string    `bson:"key"`
 	Type        string    `bson:"type"`
 	Value       string    `bson:"value"`
@@ -31,130 +54,180 @@ type configEntryDoc struct {
 	UpdatedAt   time.Time `bson:"updated_at"`
 }
 
+// configSetDoc is one revision of a scope's entries, sorted by key.
+type configSetDoc struct {
+	TenantID string           `bson:"tenant_id"`
+	Scope    string           `bson:"scope"`
+	ScopeID  string           `bson:"scope_id"`
+	Rev      int64            `bson:"rev"`
+	Entries  []configEntryDoc `bson:"entries"`
+}
+
 func configEntryToDoc(e *store.ConfigEntry) configEntryDoc {
 	return configEntryDoc{
-		TenantID: e.TenantID, Scope: string(e.Scope), ScopeID: e.ScopeID, Key: e.Key, Type: string(e.Type),
-		Value: e.Value, Secret: e.Secret, ValueSealed: e.ValueSealed, Version: e.Version,
-		UpdatedBy: e.UpdatedBy, UpdatedAt: e.UpdatedAt,
+		Key: e.Key, Type: string(e.Type), Value: e.Value, Secret: e.Secret, ValueSealed: e.ValueSealed,
+		Version: e.Version, UpdatedBy: e.UpdatedBy, UpdatedAt: e.UpdatedAt,
 	}
 }
 
-func configEntryFromDoc(d configEntryDoc) store.ConfigEntry {
+func (set configSetDoc) entry(d configEntryDoc) store.ConfigEntry {
 	return store.ConfigEntry{
-		TenantID: d.TenantID, Scope: store.ConfigScope(d.Scope), ScopeID: d.ScopeID, Key: d.Key, Type: store.ConfigType(d.Type),
-		Value: d.Value, Secret: d.Secret, ValueSealed: d.ValueSealed, Version: d.Version,
-		UpdatedBy: d.UpdatedBy, UpdatedAt: utc(d.UpdatedAt),
+		TenantID: set.TenantID, Scope: store.ConfigScope(set.Scope), ScopeID: set.ScopeID, Key: d.Key,
+		Type: store.ConfigType(d.Type), Value: d.Value, Secret: d.Secret, ValueSealed: d.ValueSealed,
+		Version: d.Version, UpdatedBy: d.UpdatedBy, UpdatedAt: utc(d.UpdatedAt),
 	}
 }
 
-func configEntryKey(tenantID string, scope store.ConfigScope, scopeID, key string) bson.D {
+func configScopeKey(tenantID string, scope store.ConfigScope, scopeID string) bson.D {
 	return bson.D{
 		{Key: "tenant_id", Value: tenantID},
 		{Key: "scope", Value: string(scope)},
 		{Key: "scope_id", Value: scopeID},
-		{Key: "key", Value: key},
 	}
+}
+
+// configSet returns the current revision of a scope's entries; a scope without entries is an
+// empty set at revision 0.
+func (s *Store) configSet(ctx context.Context, tenantID string, scope store.ConfigScope, scopeID string) (configSetDoc, error) {
+	var set configSetDoc
+	err := s.col(colConfigSets).FindOne(ctx, configScopeKey(tenantID, scope, scopeID),
+		options.FindOne().SetSort(bson.D{{Key: "rev", Value: -1}})).Decode(&set)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return configSetDoc{TenantID: tenantID, Scope: string(scope), ScopeID: scopeID}, nil
+	}
+	return set, err
 }
 
 // ConfigEntry returns one entry of a scope.
 func (s *Store) ConfigEntry(ctx context.Context, tenantID string, scope store.ConfigScope, scopeID, key string) (store.ConfigEntry, error) {
-	e, err := findOne(ctx, s.col(colConfigEntries), configEntryKey(tenantID, scope, scopeID, key), configEntryFromDoc)
-	return e, wrap(err, "get config entry %q of %s %q", key, scope, scopeID)
+	set, err := s.configSet(ctx, tenantID, scope, scopeID)
+	if err != nil {
+		return store.ConfigEntry{}, wrap(err, "get config entry %q of %s %q", key, scope, scopeID)
+	}
+	for _, d := range set.Entries {
+		if d.Key == key {
+			return set.entry(d), nil
+		}
+	}
+	return store.ConfigEntry{}, notFound("get config entry %q of %s %q", key, scope, scopeID)
 }
 
 // ConfigEntries lists a scope's entries ordered by key.
 func (s *Store) ConfigEntries(ctx context.Context, tenantID string, scope store.ConfigScope, scopeID string) ([]store.ConfigEntry, error) {
-	es, err := findAll(ctx, s.col(colConfigEntries), bson.D{
-		{Key: "tenant_id", Value: tenantID},
-		{Key: "scope", Value: string(scope)},
-		{Key: "scope_id", Value: scopeID},
-	}, configEntryFromDoc, options.Find().SetSort(asc("key")))
-	return es, wrap(err, "list config entries of %s %q", scope, scopeID)
+	set, err := s.configSet(ctx, tenantID, scope, scopeID)
+	if err != nil {
+		return nil, wrap(err, "list config entries of %s %q", scope, scopeID)
+	}
+	out := make([]store.ConfigEntry, 0, len(set.Entries))
+	for _, d := range set.Entries {
+		out = append(out, set.entry(d))
+	}
+	return out, nil
 }
 
-// PutConfigEntries writes a batch with a version check on every entry.
-//
-// Without multi-document transactions the batch cannot be one atomic write, so it is done in
-// two phases:
-//
-//  1. Every entry's stored version is read and compared with the caller's; if any differs
-//     (or a key appears twice in the batch), store.ErrConflict is returned and nothing is
-//     written. This is the common case of a stale editor, and it is exact.
-//  2. Each entry is written with its own conditional write: an insert that the unique index
-//     refuses if the key appeared meanwhile (version 0), or an update whose filter holds the
-//     expected version. If one of them fails because a concurrent writer changed that entry
-//     between the two phases, the entries this call already wrote are put back as they were,
-//     each again conditionally (only if still at the version this call gave it), and
-//     store.ErrConflict is returned.
-//
-// What this guarantees: no write is ever based on a stale version (every single write is
-// conditional), a refused batch leaves the stored entries as they were unless another writer
-// modified them meanwhile, and readers see either the old or the new value of each entry.
-// What it does not: readers may briefly see part of a batch applied, and a crash of the process
-// in the middle of phase 2 leaves the entries written so far in place.
+// errConfigRace means another writer took the revision a write wanted; the write starts again.
+var errConfigRace = errors.New("config set revision taken")
+
+// writeConfigSet applies change to the current entries of a scope (keyed by key) and stores
+// the result as the next revision, starting again when another writer got there first. change
+// returns store.ErrConflict (wrapped) when the caller's versions do not match.
+func (s *Store) writeConfigSet(ctx context.Context, tenantID string, scope store.ConfigScope, scopeID string,
+	change func(entries map[string]configEntryDoc) error) error {
+	for range configWriteAttempts {
+		cur, err := s.configSet(ctx, tenantID, scope, scopeID)
+		if err != nil {
+			return err
+		}
+		entries := make(map[string]configEntryDoc, len(cur.Entries))
+		for _, d := range cur.Entries {
+			entries[d.Key] = d
+		}
+		if err := change(entries); err != nil {
+			return err
+		}
+		next := configSetDoc{TenantID: tenantID, Scope: string(scope), ScopeID: scopeID, Rev: cur.Rev + 1,
+			Entries: make([]configEntryDoc, 0, len(entries))}
+		for _, d := range entries {
+			next.Entries = append(next.Entries, d)
+		}
+		slices.SortFunc(next.Entries, func(a, b configEntryDoc) int { return strings.Compare(a.Key, b.Key) })
+		err = s.insertConfigSet(ctx, next)
+		if errors.Is(err, errConfigRace) {
+			continue
+		}
+		return err
+	}
+	return conflict("write config entries of %s %q: %d writers in a row got there first", scope, scopeID, configWriteAttempts)
+}
+
+// insertConfigSet inserts set as its scope's next revision and removes the older ones. It
+// returns errConfigRace when the revision is taken, or when a higher one exists (the write was
+// based on a revision that has since been removed), in which case it withdraws its document.
+func (s *Store) insertConfigSet(ctx context.Context, set configSetDoc) error {
+	c := s.col(colConfigSets)
+	scope := configScopeKey(set.TenantID, store.ConfigScope(set.Scope), set.ScopeID)
+	if _, err := c.InsertOne(ctx, set); err != nil {
+		if isDuplicate(err) {
+			return errConfigRace
+		}
+		return err
+	}
+	newer, err := exists(ctx, c, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$gt", Value: set.Rev}}}))
+	if err == nil && newer {
+		_, err = c.DeleteOne(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: set.Rev}))
+		if err == nil {
+			return errConfigRace
+		}
+	}
+	if err != nil {
+		// The document is in place, but whether it is the current one is unknown; report the
+		// failure rather than claim success. A later write starts from whatever is highest.
+		return err
+	}
+	if _, err := c.DeleteMany(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$lt", Value: set.Rev}}})); err != nil {
+		s.log.Warn("old config revisions left in place", "tenant_id", set.TenantID, "scope", set.Scope,
+			"scope_id", set.ScopeID, "error", err)
+	}
+	return nil
+}
+
+// PutConfigEntries writes a batch of one scope's entries as one new revision of the scope, with
+// a version check on every entry: either the whole batch is applied or, with
+// store.ErrConflict, nothing.
 func (s *Store) PutConfigEntries(ctx context.Context, entries []store.ConfigEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	c := s.col(colConfigEntries)
-
-	// Phase 1: check every version before writing anything.
-	previous := make([]*configEntryDoc, len(entries))
-	seen := make(map[string]bool, len(entries))
-	for i, e := range entries {
-		id := fmt.Sprintf("%s/%s/%s/%s", e.TenantID, e.Scope, e.ScopeID, e.Key)
-		if seen[id] {
-			return conflict("put config entries: key %q of %s %q appears twice in the batch", e.Key, e.Scope, e.ScopeID)
-		}
-		seen[id] = true
-		var doc configEntryDoc
-		err := c.FindOne(ctx, configEntryKey(e.TenantID, e.Scope, e.ScopeID, e.Key)).Decode(&doc)
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			if e.Version != 0 {
-				return conflict("put config entry %q of %s %q: version %d, but it does not exist", e.Key, e.Scope, e.ScopeID, e.Version)
+	if err := store.CheckConfigBatch(entries); err != nil {
+		return err
+	}
+	first := entries[0]
+	now := store.Now()
+	err := s.writeConfigSet(ctx, first.TenantID, first.Scope, first.ScopeID, func(stored map[string]configEntryDoc) error {
+		seen := make(map[string]bool, len(entries))
+		for _, e := range entries {
+			if seen[e.Key] {
+				return conflict("put config entries: key %q of %s %q appears twice in the batch", e.Key, e.Scope, e.ScopeID)
 			}
-		case err != nil:
-			return wrap(err, "put config entry %q of %s %q", e.Key, e.Scope, e.ScopeID)
-		default:
-			if doc.Version != e.Version {
+			seen[e.Key] = true
+			doc, ok := stored[e.Key]
+			switch {
+			case !ok && e.Version != 0:
+				return conflict("put config entry %q of %s %q: version %d, but it does not exist", e.Key, e.Scope, e.ScopeID, e.Version)
+			case ok && doc.Version != e.Version:
 				return conflict("put config entry %q of %s %q: version %d, stored %d", e.Key, e.Scope, e.ScopeID, e.Version, doc.Version)
 			}
-			previous[i] = &doc
+			e.Version++
+			e.UpdatedAt = now
+			stored[e.Key] = configEntryToDoc(&e)
 		}
-	}
-
-	// Phase 2: conditional writes, undone on a lost race.
-	now := store.Now()
-	written := make([]configEntryDoc, 0, len(entries))
-	for i := range entries {
-		e := entries[i]
-		e.Version++
-		e.UpdatedAt = now
-		doc := configEntryToDoc(&e)
-		key := configEntryKey(e.TenantID, e.Scope, e.ScopeID, e.Key)
-		var err error
-		if previous[i] == nil {
-			_, err = c.InsertOne(ctx, doc)
-			if isDuplicate(err) {
-				err = conflict("put config entry %q of %s %q: created concurrently", e.Key, e.Scope, e.ScopeID)
-			}
-		} else {
-			var res *mongo.UpdateResult
-			res, err = c.UpdateOne(ctx, append(key, bson.E{Key: "version", Value: entries[i].Version}),
-				bson.D{{Key: "$set", Value: doc}})
-			if err == nil && res.MatchedCount == 0 {
-				err = conflict("put config entry %q of %s %q: changed concurrently", e.Key, e.Scope, e.ScopeID)
-			}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return err
 		}
-		if err != nil {
-			s.undoConfigEntries(ctx, written, previous)
-			if errors.Is(err, store.ErrConflict) {
-				return err
-			}
-			return wrap(err, "put config entry %q of %s %q", e.Key, e.Scope, e.ScopeID)
-		}
-		written = append(written, doc)
+		return wrap(err, "put %d config entries of %s %q", len(entries), first.Scope, first.ScopeID)
 	}
 	for i := range entries {
 		entries[i].Version++
@@ -163,47 +236,24 @@ func (s *Store) PutConfigEntries(ctx context.Context, entries []store.ConfigEntr
 	return nil
 }
 
-// undoConfigEntries puts back the entries a failed PutConfigEntries wrote (written[i] is the
-// new document of entry i, previous[i] what was there before, nil for none). Each undo applies
-// only while the entry still holds this call's version, so it never erases another writer's
-// change. Undo errors are logged: the caller's error already says the batch failed.
-func (s *Store) undoConfigEntries(ctx context.Context, written []configEntryDoc, previous []*configEntryDoc) {
-	c := s.col(colConfigEntries)
-	for i, doc := range written {
-		filter := append(configEntryKey(doc.TenantID, store.ConfigScope(doc.Scope), doc.ScopeID, doc.Key),
-			bson.E{Key: "version", Value: doc.Version})
-		var err error
-		if previous[i] == nil {
-			_, err = c.DeleteOne(ctx, filter)
-		} else {
-			_, err = c.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: *previous[i]}})
-		}
-		if err != nil {
-			s.log.Error("config entry left as written by a failed batch", "tenant_id", doc.TenantID,
-				"scope", doc.Scope, "scope_id", doc.ScopeID, "key", doc.Key, "error", err)
-		}
-	}
-}
-
-// DeleteConfigEntry deletes a key if its stored version is version.
+// DeleteConfigEntry deletes a key if its stored version is version, as a new revision of the
+// scope without it.
 func (s *Store) DeleteConfigEntry(ctx context.Context, tenantID string, scope store.ConfigScope, scopeID, key string, version int64) error {
-	c := s.col(colConfigEntries)
-	k := configEntryKey(tenantID, scope, scopeID, key)
-	res, err := c.DeleteOne(ctx, append(append(bson.D{}, k...), bson.E{Key: "version", Value: version}))
-	if err != nil {
-		return wrap(err, "delete config entry %q of %s %q", key, scope, scopeID)
-	}
-	if res.DeletedCount == 1 {
+	err := s.writeConfigSet(ctx, tenantID, scope, scopeID, func(stored map[string]configEntryDoc) error {
+		doc, ok := stored[key]
+		switch {
+		case !ok:
+			return notFound("delete config entry %q of %s %q", key, scope, scopeID)
+		case doc.Version != version:
+			return conflict("delete config entry %q of %s %q: version %d is not the stored one", key, scope, scopeID, version)
+		}
+		delete(stored, key)
 		return nil
-	}
-	ok, err := exists(ctx, c, k)
-	if err != nil {
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
 		return wrap(err, "delete config entry %q of %s %q", key, scope, scopeID)
 	}
-	if ok {
-		return conflict("delete config entry %q of %s %q: version %d is not the stored one", key, scope, scopeID, version)
-	}
-	return notFound("delete config entry %q of %s %q", key, scope, scopeID)
+	return err
 }
 
 // Config versions, identified by (tenant_id, device_id, version) under a unique index.

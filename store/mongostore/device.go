@@ -203,7 +203,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 			return wrap(err, "delete device %q: %s", id, name)
 		}
 	}
-	_, err := s.col(colConfigEntries).DeleteMany(ctx, bson.D{
+	_, err := s.col(colConfigSets).DeleteMany(ctx, bson.D{
 		{Key: "tenant_id", Value: tenantID},
 		{Key: "scope", Value: string(store.ScopeDevice)},
 		{Key: "scope_id", Value: id},

@@ -28,6 +28,7 @@ var migrations = []migration{
 	{1, "collections and indexes", migrateInitial},
 	{2, "login limits", migrateLoginLimits},
 	{3, "key checks", migrateKeyChecks},
+	{4, "config entries as one document per scope revision", migrateConfigSets},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -149,10 +150,12 @@ var initialIndexes = []index{
 	{colAuditEvents, "tenant_resource", asc("tenant_id", "resource_type", "resource_id"), false},
 }
 
-// allCollections is every collection the schema has, created explicitly by the first step so
-// an empty database shows its full shape.
-var allCollections = append([]string{colTenants, colUsers, colIdentities, colSessions, colOneTimeTokens,
-	colSchemaMigrations}, tenantCollections...)
+// initialCollections is every collection the first step created, so an empty database shows
+// its full shape. Later steps create their own.
+var initialCollections = []string{colTenants, colUsers, colIdentities, colSessions, colOneTimeTokens,
+	colSchemaMigrations, colMemberships, colAPITokens, colInvitations, colProjects, colReleases,
+	colDevices, colConfigEntries, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
+	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings}
 
 // codeNamespaceExists is the server's error code for creating a collection that exists.
 const codeNamespaceExists = 48
@@ -168,7 +171,7 @@ func createCollection(ctx context.Context, db *mongo.Database, name string) erro
 }
 
 func migrateInitial(ctx context.Context, db *mongo.Database) error {
-	for _, name := range allCollections {
+	for _, name := range initialCollections {
 		if err := createCollection(ctx, db, name); err != nil {
 			return err
 		}
@@ -211,4 +214,66 @@ func migrateLoginLimits(ctx context.Context, db *mongo.Database) error {
 		return err
 	}
 	return createIndexes(ctx, db, loginLimitIndexes)
+}
+
+// configSetIndexes make a scope's revision numbers unique, which is what decides between two
+// writers racing for the next revision (see config.go).
+var configSetIndexes = []index{
+	{colConfigSets, "tenant_scope_rev_unique", asc("tenant_id", "scope", "scope_id", "rev"), true},
+}
+
+// legacyConfigEntryDoc is a document of config_entries, one per key, as schema versions 1 and 2
+// stored them.
+type legacyConfigEntryDoc struct {
+	TenantID string         `bson:"tenant_id"`
+	Scope    string         `bson:"scope"`
+	ScopeID  string         `bson:"scope_id"`
+	Entry    configEntryDoc `bson:",inline"`
+}
+
+// migrateConfigSets moves config entries from one document per key to one document per scope
+// revision, so that a batch is written in one insert (see config.go). Each scope becomes
+// revision 1; a second run finds revision 1 taken (or config_entries gone) and skips it.
+func migrateConfigSets(ctx context.Context, db *mongo.Database) error {
+	if err := createCollection(ctx, db, colConfigSets); err != nil {
+		return err
+	}
+	if err := createIndexes(ctx, db, configSetIndexes); err != nil {
+		return err
+	}
+	cur, err := db.Collection(colConfigEntries).Find(ctx, bson.D{}, options.Find().
+		SetSort(asc("tenant_id", "scope", "scope_id", "key")))
+	if err != nil {
+		return fmt.Errorf("read config entries: %w", err)
+	}
+	var docs []legacyConfigEntryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("read config entries: %w", err)
+	}
+	var set *configSetDoc
+	flush := func() error {
+		if set == nil {
+			return nil
+		}
+		if _, err := db.Collection(colConfigSets).InsertOne(ctx, set); err != nil && !isDuplicate(err) {
+			return fmt.Errorf("write config set of %s %q: %w", set.Scope, set.ScopeID, err)
+		}
+		return nil
+	}
+	for _, d := range docs {
+		if set == nil || set.TenantID != d.TenantID || set.Scope != d.Scope || set.ScopeID != d.ScopeID {
+			if err := flush(); err != nil {
+				return err
+			}
+			set = &configSetDoc{TenantID: d.TenantID, Scope: d.Scope, ScopeID: d.ScopeID, Rev: 1}
+		}
+		set.Entries = append(set.Entries, d.Entry)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := db.Collection(colConfigEntries).Drop(ctx); err != nil {
+		return fmt.Errorf("drop config entries: %w", err)
+	}
+	return nil
 }

@@ -1,22 +1,47 @@
 // Package mongostore implements store.Store on MongoDB through go.mongodb.org/mongo-driver/v2.
 //
 // Every record lives in one document of its aggregate's collection; the document's _id is the
-// domain ID, and records keyed by natural fields (config entries, config versions, rollout
-// devices, error group devices) keep those fields with a unique index instead. The unique
+// domain ID, and records keyed by natural fields (config versions, rollout devices, error
+// group devices) keep those fields with a unique index instead. Config entries are the
+// exception: a scope's entries share one document (see config.go). The unique
 // indexes mirror the SQL schema's unique constraints, so both backends refuse the same writes
 // with store.ErrConflict.
 //
-// The backend uses no multi-document transactions: FerretDB, which serves the MongoDB wire
-// protocol in the tests, does not support them, and a MongoDB without a replica set cannot run
-// them either. Atomicity comes instead from single-document conditional updates (the expected
-// state or version is part of the filter) and from update operators that commute ($inc, $max,
-// $min, $set on disjoint fields), so concurrent writers lose nothing. Where an operation spans
-// several documents (deleting a tenant and its data, a batch of config entries) the comments
-// there say what is guaranteed.
+// The store's own guarantees do not depend on multi-document transactions, because FerretDB
+// (which serves the MongoDB wire protocol in the tests) and a MongoDB without a replica set
+// cannot run them. Atomicity comes from single-document writes: conditional updates (the
+// expected state or version is part of the filter), update operators that commute ($inc,
+// $max, $min, $set on disjoint fields), and, where a write must cover several records, a
+// model that keeps them in one document. A scope's config entries are one document per
+// revision (see config.go), so a batch is applied whole or not at all and readers never see
+// half of it. Where an operation spans several documents (deleting a tenant and its data)
+// the comments there say what is guaranteed.
 //
-// FerretDB v1, which the tests use, applies updates as read-modify-write without isolation,
-// so on FerretDB the store serialises its writes per collection within the process (see
-// collection). Production deployments with several replicas need MongoDB itself.
+// Store.Atomic uses a session with a multi-document transaction when the deployment
+// supports them (a replica set or a sharded cluster, detected at Open); elsewhere it runs its
+// function without one, and Transactions reports false.
+//
+// # What FerretDB cannot do
+//
+// FerretDB v1 (1.24, the version the tests embed) has these limits, which this package
+// documents rather than hides:
+//
+//   - no multi-document transactions, so Atomic's writes taken together are not atomic
+//     there (each single write still is);
+//   - no isolation between concurrent updates of one document: it runs an update or a
+//     findAndModify as a query followed by a write of the whole modified document, with
+//     nothing in between that detects a concurrent change (internal/handler/msg_update.go).
+//     Two concurrent updates of one document can lose one of them, even when they $set
+//     different fields, and a conditional update's filter can match a state another writer
+//     has just replaced, so two racing compare-and-set writes can both succeed.
+//
+// Inserts are atomic on FerretDB and unique indexes hold, which is why config entries are
+// written as new revision documents rather than updated in place: they keep all their
+// guarantees there. Everything else that relies on conditional updates (command state
+// transitions, one-time token consumption, presence and metadata written by concurrent
+// writers) is safe on FerretDB only while one writer at a time touches a document. Run
+// deployments with concurrent writers, and every deployment with several replicas, on
+// MongoDB.
 //
 // Timestamps are BSON dates: UTC with millisecond precision, matching store.Timestamp. Every
 // time read back is converted to UTC explicitly.
@@ -64,7 +89,8 @@ const (
 	colProjects          = "projects"
 	colReleases          = "releases"
 	colDevices           = "devices"
-	colConfigEntries     = "config_entries"
+	colConfigEntries     = "config_entries" // until schema version 3; see migrateConfigSets
+	colConfigSets        = "config_sets"
 	colConfigVersions    = "config_versions"
 	colCommands          = "commands"
 	colRollouts          = "rollouts"
@@ -82,7 +108,7 @@ const (
 // tenant; DeleteTenant empties them of the tenant's documents.
 var tenantCollections = []string{
 	colMemberships, colAPITokens, colInvitations, colProjects, colReleases, colDevices,
-	colConfigEntries, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
+	colConfigSets, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
 	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings,
 }
 
@@ -97,9 +123,12 @@ type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
 	log    *slog.Logger
-	// locks serialises writes per collection when the server is FerretDB (see collection);
-	// nil on MongoDB.
-	locks *writeLocks
+	// txns records whether the deployment runs multi-document transactions.
+	txns bool
+	// ferret is set when the server is FerretDB (see the package comment for its limits).
+	ferret bool
+	// sess is the session of the transaction Atomic bound this Store to; nil otherwise.
+	sess *mongo.Session
 }
 
 var _ store.Store = (*Store)(nil)
@@ -107,7 +136,7 @@ var _ store.Store = (*Store)(nil)
 // Open connects to the MongoDB server at mongoURL (mongodb:// or mongodb+srv://) and checks
 // that it answers. The database is the URL's path, or DefaultDatabase when it has none. Errors
 // name the URL with its password redacted. Open does not migrate; call Migrate. When the
-// server is FerretDB, Open logs a warning and serialises writes (see collection).
+// server is FerretDB, Open logs a warning naming its limits (see the package comment).
 func Open(ctx context.Context, mongoURL string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -155,9 +184,12 @@ func Open(ctx context.Context, mongoURL string, opts Options) (*Store, error) {
 		return nil, fail("identify server of", err)
 	}
 	if ferretVersion != "" {
-		s.locks = &writeLocks{}
-		log.Warn("FerretDB does not apply updates atomically; writes are serialised in this process, "+
-			"and several replicas must not share this database", "ferretdb_version", ferretVersion)
+		s.ferret = true
+		log.Warn("FerretDB does not isolate concurrent updates of one document and has no transactions; "+
+			"run deployments with concurrent writers or several replicas on MongoDB", "ferretdb_version", ferretVersion)
+	} else if s.txns, err = s.supportsTransactions(pingCtx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fail("identify server of", err)
 	}
 	log.Info("database connected", "backend", "mongodb", "url", shown, "database", database)
 	return s, nil
@@ -171,6 +203,49 @@ func (s *Store) ferretDBVersion(ctx context.Context) (string, error) {
 	}
 	err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
 	return info.FerretDBVersion, err
+}
+
+// supportsTransactions reports whether the server is a replica set member or a mongos, the
+// deployments where MongoDB runs multi-document transactions.
+func (s *Store) supportsTransactions(ctx context.Context) (bool, error) {
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return false, err
+	}
+	return hello.SetName != "" || hello.Msg == "isdbgrid", nil
+}
+
+// Transactions reports whether Atomic runs its function in a multi-document transaction.
+// It is false on FerretDB and on a standalone MongoDB server.
+func (s *Store) Transactions() bool { return s.txns }
+
+// IsolatedUpdates reports whether concurrent updates of one document are isolated from each
+// other, as MongoDB guarantees. It is false on FerretDB (see the package comment).
+func (s *Store) IsolatedUpdates() bool { return !s.ferret }
+
+// Atomic runs fn in a multi-document transaction when the deployment supports them; see
+// store.Transactor. The driver's WithTransaction retries fn after a transient error and the
+// commit after an unknown outcome. A panic in fn ends the session, which aborts the
+// transaction, and goes on. A nested call joins the open transaction. Without transaction
+// support fn runs on s directly: each of its writes is atomic on its own only.
+func (s *Store) Atomic(ctx context.Context, fn func(tx store.Store) error) error {
+	if s.sess != nil || !s.txns {
+		return fn(s)
+	}
+	sess, err := s.client.StartSession()
+	if err != nil {
+		return fmt.Errorf("store: start mongodb session: %w", err)
+	}
+	defer sess.EndSession(context.WithoutCancel(ctx))
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		bound := *s
+		bound.sess = sess
+		return nil, fn(&bound)
+	})
+	return err
 }
 
 // Backend returns "mongodb".
@@ -197,13 +272,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// col returns the named collection, with writes serialised when the server needs it.
+// col returns the named collection, bound to the store's transaction when it has one.
 func (s *Store) col(name string) collection {
-	c := collection{Collection: s.db.Collection(name)}
-	if s.locks != nil {
-		c.mu = s.locks.lock(name)
-	}
-	return c
+	return collection{c: s.db.Collection(name), sess: s.sess}
 }
 
 // RedactURL returns u with the password of its user information replaced by "xxxxx", also

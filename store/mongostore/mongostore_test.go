@@ -69,13 +69,22 @@ func TestMigrateIsIdempotentAndRecordsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ListCollectionNames: %v", err)
 	}
-	for _, want := range slices.Concat(allCollections, []string{colLoginLimits}) {
+	for _, want := range slices.Concat(initialCollections, []string{colLoginLimits, colConfigSets}) {
+		if want == colConfigEntries {
+			if contains(names, want) {
+				t.Errorf("collection %s still there after step 4 moved it to %s", want, colConfigSets)
+			}
+			continue
+		}
 		if !contains(names, want) {
 			t.Errorf("collection %s missing after Migrate; have %v", want, names)
 		}
 	}
-	for _, ix := range slices.Concat(initialIndexes, loginLimitIndexes) {
-		specs, err := s.col(ix.collection).Indexes().ListSpecifications(ctx)
+	for _, ix := range slices.Concat(initialIndexes, loginLimitIndexes, configSetIndexes) {
+		if ix.collection == colConfigEntries {
+			continue
+		}
+		specs, err := s.db.Collection(ix.collection).Indexes().ListSpecifications(ctx)
 		if err != nil {
 			t.Fatalf("list indexes of %s: %v", ix.collection, err)
 		}
@@ -320,9 +329,20 @@ func TestRedactURL(t *testing.T) {
 // The remaining tests exercise what the backend builds from single-document atomic updates
 // instead of transactions, with real concurrency against the server.
 
+// needIsolatedUpdates skips a test that races updates of one document on a server that does
+// not isolate them. FerretDB v1, the server these tests embed, is such a server (see the
+// package comment); the tests hold on MongoDB.
+func needIsolatedUpdates(t *testing.T, s *Store) {
+	t.Helper()
+	if !s.IsolatedUpdates() {
+		t.Skip("FerretDB does not isolate concurrent updates of one document (a documented limit); this race holds on MongoDB only")
+	}
+}
+
 func TestRecordErrorLosesNoCountUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, true)
+	needIsolatedUpdates(t, s)
 	ctx := t.Context()
 	tn := store.Tenant{Slug: "errors"}
 	mustDo(t, s.CreateTenant(ctx, &tn), "CreateTenant")
@@ -381,6 +401,7 @@ func TestRecordErrorLosesNoCountUnderConcurrency(t *testing.T) {
 func TestTransitionCommandAppliesOnceUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, true)
+	needIsolatedUpdates(t, s)
 	ctx := t.Context()
 	c := store.Command{TenantID: "t1", DeviceID: "d1", Name: "restart", State: store.CommandDelivered, ExpiresAt: store.Now().Add(time.Hour)}
 	mustDo(t, s.CreateCommand(ctx, &c), "CreateCommand")
@@ -467,6 +488,7 @@ func TestPutConfigEntriesRefusesStaleBatchAndRacesSafely(t *testing.T) {
 func TestDevicePartsWrittenConcurrentlyLoseNothing(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, true)
+	needIsolatedUpdates(t, s)
 	ctx := t.Context()
 	d := store.Device{TenantID: "t1", Name: "porch"}
 	mustDo(t, s.CreateDevice(ctx, &d), "CreateDevice")
@@ -518,4 +540,74 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestMigrateConfigSets runs step 4 on entries stored one document per key, as the earlier steps
+// left them, and checks that every scope reads back whole and writes on top of it.
+func TestMigrateConfigSets(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, false)
+	ctx := t.Context()
+	for _, m := range migrations[:2] {
+		if err := m.up(ctx, s.db); err != nil {
+			t.Fatalf("step %d: %v", m.version, err)
+		}
+		if _, err := s.col(colSchemaMigrations).InsertOne(ctx, schemaMigrationDoc{Version: m.version, Name: m.name, AppliedAt: store.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := store.Timestamp(time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC))
+	legacy := []legacyConfigEntryDoc{
+		{"t1", "device", "d1", configEntryDoc{Key: "b", Type: "int", Value: "2", Version: 3, UpdatedBy: "u", UpdatedAt: at}},
+		{"t1", "device", "d1", configEntryDoc{Key: "a", Type: "string", Value: `"x"`, Version: 1, UpdatedBy: "u", UpdatedAt: at}},
+		{"t1", "project", "p1", configEntryDoc{Key: "a", Type: "bool", Value: "true", Secret: true, ValueSealed: []byte{1, 2}, Version: 2, UpdatedAt: at}},
+		{"t2", "device", "d1", configEntryDoc{Key: "c", Type: "float", Value: "1.5", Version: 7, UpdatedAt: at}},
+	}
+	for _, d := range legacy {
+		if _, err := s.db.Collection(colConfigEntries).InsertOne(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := s.Migrate(ctx); err != nil || v != SchemaVersionLatest() {
+		t.Fatalf("Migrate = %d, %v", v, err)
+	}
+	scopes := map[[3]string][]string{}
+	for _, d := range legacy {
+		k := [3]string{d.TenantID, d.Scope, d.ScopeID}
+		scopes[k] = append(scopes[k], d.Entry.Key)
+	}
+	for k := range scopes {
+		es, err := s.ConfigEntries(ctx, k[0], store.ConfigScope(k[1]), k[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []store.ConfigEntry
+		for _, d := range legacy {
+			if d.TenantID == k[0] && d.Scope == k[1] && d.ScopeID == k[2] {
+				want = append(want, configSetDoc{TenantID: d.TenantID, Scope: d.Scope, ScopeID: d.ScopeID}.entry(d.Entry))
+			}
+		}
+		slices.SortFunc(want, func(a, b store.ConfigEntry) int { return strings.Compare(a.Key, b.Key) })
+		if fmt.Sprint(es) != fmt.Sprint(want) {
+			t.Errorf("entries of %v after step 4 = %+v, want %+v", k, es, want)
+		}
+	}
+	// A stale version is refused, a current one applies on top of the migrated set.
+	e, err := s.ConfigEntry(ctx, "t1", store.ScopeDevice, "d1", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := e
+	stale.Version = 2
+	if err := s.PutConfigEntries(ctx, []store.ConfigEntry{stale}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutConfigEntries with a stale version after step 4 = %v, want ErrConflict", err)
+	}
+	e.Value = "5"
+	if err := s.PutConfigEntries(ctx, []store.ConfigEntry{e}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.ConfigEntries(ctx, "t1", store.ScopeDevice, "d1")
+	if err != nil || len(es) != 2 || es[1].Value != "5" || es[1].Version != 4 || es[0].Value != `"x"` {
+		t.Errorf("entries after a write on the migrated set = %+v, %v", es, err)
+	}
 }

@@ -130,7 +130,7 @@ func (s *Store) DeleteProject(ctx context.Context, tenantID, id string) error {
 			return wrap(err, "delete project %q: %s", id, name)
 		}
 	}
-	if _, err := s.col(colConfigEntries).DeleteMany(ctx, bson.D{
+	if _, err := s.col(colConfigSets).DeleteMany(ctx, bson.D{
 		{Key: "tenant_id", Value: tenantID},
 		{Key: "scope", Value: string(store.ScopeProject)},
 		{Key: "scope_id", Value: id},

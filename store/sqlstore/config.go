@@ -99,6 +99,9 @@ func (s *Store) PutConfigEntries(ctx context.Context, entries []store.ConfigEntr
 	if len(entries) == 0 {
 		return nil
 	}
+	if err := store.CheckConfigBatch(entries); err != nil {
+		return err
+	}
 	now := store.Now()
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		for _, e := range entries {

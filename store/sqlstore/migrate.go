@@ -129,7 +129,10 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: load migrations: %w", err)
 	}
-	conn, err := s.w.Conn(ctx)
+	if s.inTx {
+		return 0, errors.New("store: migrate: not possible inside a transaction")
+	}
+	conn, err := s.wdb.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: migrate: %w", err)
 	}

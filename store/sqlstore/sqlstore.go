@@ -76,9 +76,13 @@ type Options struct {
 // Store is the SQL implementation of store.Store.
 type Store struct {
 	backend string
-	// w takes every write and every transaction; r takes reads. They are the same *bun.DB
-	// except on SQLite, where w holds the only writer connection.
-	w, r *bun.DB
+	// wdb takes every write and every transaction; rdb takes reads. They are the same
+	// *bun.DB except on SQLite, where wdb holds the only writer connection.
+	wdb, rdb *bun.DB
+	// w and r are what queries run on: wdb and rdb, or both the transaction of a Store that
+	// Atomic bound to one (then inTx is set).
+	w, r bun.IDB
+	inTx bool
 	log  *slog.Logger
 }
 
@@ -179,11 +183,7 @@ func openSQLite(raw string) (*Store, error) {
 	readers := max(4, runtime.NumCPU())
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
-	return &Store{
-		backend: BackendSQLite,
-		w:       bun.NewDB(wdb, sqlitedialect.New()),
-		r:       bun.NewDB(rdb, sqlitedialect.New()),
-	}, nil
+	return newStore(BackendSQLite, bun.NewDB(wdb, sqlitedialect.New()), bun.NewDB(rdb, sqlitedialect.New())), nil
 }
 
 // openPostgres opens a pgx pool. The URL is handed to pgx as is, so every libpq parameter
@@ -201,7 +201,7 @@ func openPostgres(raw string) (*Store, error) {
 	sqldb.SetMaxIdleConns(10)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db := bun.NewDB(sqldb, pgdialect.New())
-	return &Store{backend: BackendPostgres, w: db, r: db}, nil
+	return newStore(BackendPostgres, db, db), nil
 }
 
 // openMySQL translates mysql://user:pass@host:port/db?params to a go-sql-driver DSN. The
@@ -270,7 +270,11 @@ func openMySQL(raw string) (*Store, error) {
 	sqldb.SetMaxIdleConns(10)
 	sqldb.SetConnMaxLifetime(30 * time.Minute) // below MySQL's default wait_timeout of 8 h
 	db := bun.NewDB(sqldb, mysqldialect.New(mysqldialect.WithTimeLocation("UTC")))
-	return &Store{backend: BackendMySQL, w: db, r: db}, nil
+	return newStore(BackendMySQL, db, db), nil
+}
+
+func newStore(backend string, wdb, rdb *bun.DB) *Store {
+	return &Store{backend: backend, wdb: wdb, rdb: rdb, w: wdb, r: rdb}
 }
 
 // Backend names the database kind: "sqlite", "postgres" or "mysql".
@@ -278,20 +282,20 @@ func (s *Store) Backend() string { return s.backend }
 
 // Ping checks that the database answers (on SQLite, both the writer and the read pool).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
+	if err := s.wdb.PingContext(ctx); err != nil {
 		return wrap(err, "ping")
 	}
-	if s.r != s.w {
-		return wrap(s.r.PingContext(ctx), "ping")
+	if s.rdb != s.wdb {
+		return wrap(s.rdb.PingContext(ctx), "ping")
 	}
 	return nil
 }
 
 // Close closes every connection.
 func (s *Store) Close() error {
-	err := s.w.Close()
-	if s.r != s.w {
-		err = errors.Join(err, s.r.Close())
+	err := s.wdb.Close()
+	if s.rdb != s.wdb {
+		err = errors.Join(err, s.rdb.Close())
 	}
 	return err
 }
@@ -315,8 +319,14 @@ func redactInText(s string) string {
 
 // tx runs fn in a transaction on the writer. A transaction the database aborted because of a
 // deadlock or a serialisation failure (PostgreSQL and MySQL can pick a victim among concurrent
-// upserts) is retried a few times; fn must therefore be safe to run again.
+// upserts) is retried a few times; fn must therefore be safe to run again. Inside Atomic, fn
+// runs in a savepoint of the open transaction instead, so a refused statement (a unique
+// violation reported as store.ErrConflict) undoes only fn's part; it is not retried there,
+// since a deadlock has aborted the whole transaction.
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if s.inTx {
+		return s.w.RunInTx(ctx, nil, fn)
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = s.w.RunInTx(ctx, nil, fn)
@@ -325,4 +335,19 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 		}
 	}
 	return err
+}
+
+// Atomic runs fn in one transaction on the writer (see store.Transactor). Inside, reads go
+// through the transaction too, so fn sees its own writes; on SQLite the read pool is not used
+// until Atomic returns. A nested call joins the open transaction. bun rolls back when fn
+// returns an error or panics, and re-raises the panic.
+func (s *Store) Atomic(ctx context.Context, fn func(tx store.Store) error) error {
+	if s.inTx {
+		return fn(s)
+	}
+	return s.wdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		bound := *s
+		bound.w, bound.r, bound.inTx = tx, tx, true
+		return fn(&bound)
+	})
 }

@@ -191,7 +191,7 @@ func TestSQLiteSetup(t *testing.T) {
 	if err := s.w.NewRaw("PRAGMA synchronous").Scan(ctx, &sync); err != nil || sync != "1" { // 1 = NORMAL
 		t.Errorf("writer synchronous = %q, %v; want 1 (NORMAL)", sync, err)
 	}
-	if n := s.w.DB.Stats().MaxOpenConnections; n != 1 {
+	if n := s.wdb.DB.Stats().MaxOpenConnections; n != 1 {
 		t.Errorf("writer pool allows %d connections, want 1", n)
 	}
 	// The read pool refuses writes.

@@ -115,6 +115,9 @@ func testCommand(t *testing.T, f *fixture) {
 			f.wantErr(t, err, store.ErrNotFound, "Command of a missing ID")
 		}},
 		{"ConcurrentTransition", func(t *testing.T, f *fixture) {
+			if !f.isolated(t) {
+				return
+			}
 			ctx := t.Context()
 			tn := f.tenant(t)
 			d := f.device(t, tn.ID, "")

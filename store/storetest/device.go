@@ -255,6 +255,9 @@ func testPresence(t *testing.T, f *fixture) {
 // stale on arrival), metadata and config state. Each writer touches only its own fields, so
 // none may lose another's update.
 func testDeviceConcurrentWriters(t *testing.T, f *fixture) {
+	if !f.isolated(t) {
+		return
+	}
 	ctx := t.Context()
 	tn := f.tenant(t)
 	d := f.device(t, tn.ID, "")

@@ -225,6 +225,9 @@ func testRecordError(t *testing.T, f *fixture) {
 // once, the first sight of the group included: the counts must add up exactly and only one
 // group may exist.
 func testRecordErrorConcurrent(t *testing.T, f *fixture) {
+	if !f.isolated(t) {
+		return
+	}
 	ctx := t.Context()
 	tn := f.tenant(t)
 	devices := []store.Device{f.device(t, tn.ID, ""), f.device(t, tn.ID, ""), f.device(t, tn.ID, "")}

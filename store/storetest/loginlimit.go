@@ -168,6 +168,9 @@ func testDeleteStaleLoginLimits(t *testing.T, f *fixture) {
 // replicas do) and checks that none is lost and each caller saw its own count. With stale,
 // the key starts with a forgotten failure, so the writers race on the start-over too.
 func testConcurrentLoginFailures(t *testing.T, f *fixture, stale bool) {
+	if !f.isolated(t) {
+		return
+	}
 	const writers = 50
 	key := f.limitKey()
 	now, forgetBefore := at(100), at(40)

@@ -63,6 +63,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"KeyCheck", testKeyCheck},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
+		{"Atomic", testAtomic},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
