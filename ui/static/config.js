@@ -46,28 +46,7 @@ export function deviceConfig(deviceID) {
     }
   }
 
-  if (form) {
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const key = form.elements.key.value.trim();
-      const type = form.elements.type.value;
-      const body = { type, value: parseValue(type, form.elements.value.value), secret: form.elements.secret.checked, version: versions.get(key) || 0 };
-      const btn = form.querySelector('button[type="submit"]');
-      btn.disabled = true;
-      try {
-        if (!key) throw Object.assign(new Error("invalid input"), { fields: { key: "is required" } });
-        await api("PUT", tenantAPI(`${base}/${encodeURIComponent(key)}`), body);
-        clearErrors(form);
-        toast(`${key} saved; the device receives it now or when it reconnects`);
-        form.reset();
-        load();
-      } catch (err) {
-        showError(form, err);
-      } finally {
-        btn.disabled = false;
-      }
-    });
-  }
+  if (form) onSaveEntry(form, base, versions, (key) => `${key} saved; the device receives it now or when it reconnects`, load);
   load();
   return { reload: load };
 }
@@ -91,6 +70,32 @@ function showValue(v) {
   if (v === undefined || v === null) return "—";
   if (typeof v === "object" && v.secret) return "•••• (secret, set)";
   return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+// onSaveEntry makes form (fields key, type, value, secret) set one config entry under base:
+// the value is parsed for its type, the entry's last seen version guards the write, and
+// saved(key) is the toast shown before reload runs.
+function onSaveEntry(form, base, versions, saved, reload) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const key = form.elements.key.value.trim();
+    const type = form.elements.type.value;
+    const body = { type, value: parseValue(type, form.elements.value.value), secret: form.elements.secret.checked, version: versions.get(key) || 0 };
+    const btn = form.querySelector('button[type="submit"]');
+    btn.disabled = true;
+    try {
+      if (!key) throw Object.assign(new Error("invalid input"), { fields: { key: "is required" } });
+      await api("PUT", tenantAPI(`${base}/${encodeURIComponent(key)}`), body);
+      clearErrors(form);
+      toast(saved(key));
+      form.reset();
+      reload();
+    } catch (err) {
+      showError(form, err);
+    } finally {
+      btn.disabled = false;
+    }
+  });
 }
 
 // parseValue turns what was typed into a value of the entry's type; what does not parse is
@@ -146,28 +151,7 @@ export function projectVariables(projectID) {
     }
   }
 
-  if (form) {
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const key = form.elements.key.value.trim();
-      const type = form.elements.type.value;
-      const body = { type, value: parseValue(type, form.elements.value.value), secret: form.elements.secret.checked, version: versions.get(key) || 0 };
-      const btn = form.querySelector('button[type="submit"]');
-      btn.disabled = true;
-      try {
-        if (!key) throw Object.assign(new Error("invalid input"), { fields: { key: "is required" } });
-        await api("PUT", tenantAPI(`${base}/${encodeURIComponent(key)}`), body);
-        clearErrors(form);
-        toast(`${key} saved; the project's devices receive it now or when they reconnect`);
-        form.reset();
-        load();
-      } catch (err) {
-        showError(form, err);
-      } finally {
-        btn.disabled = false;
-      }
-    });
-  }
+  if (form) onSaveEntry(form, base, versions, (key) => `${key} saved; the project's devices receive it now or when they reconnect`, load);
   load();
   return { reload: load };
 }
