@@ -31,6 +31,7 @@ type presenceHook struct {
 
 	mu     sync.Mutex
 	online map[string]*presenceEntry
+	seq    uint64 // last connection ID given out, under mu
 
 	queue   chan PresenceEvent
 	done    chan struct{}
@@ -41,6 +42,7 @@ type presenceHook struct {
 type presenceEntry struct {
 	cl      *mqtt.Client
 	hadWill bool
+	connID  uint64
 }
 
 var offlineStatus = []byte(protocol.WillPayload)
@@ -92,7 +94,8 @@ func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.mu.Unlock()
 		return
 	}
-	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1}
+	h.seq++
+	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1, connID: h.seq}
 	h.mu.Unlock()
 	h.emit(PresenceEvent{DeviceID: cl.ID, Online: true, At: time.Now()})
 }
@@ -136,6 +139,17 @@ func (h *presenceHook) Online(deviceID string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.online[deviceID]
 	return ok
+}
+
+// connectionID returns the ID of deviceID's live connection.
+func (h *presenceHook) connectionID(deviceID string) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.online[deviceID]
+	if !ok {
+		return 0, false
+	}
+	return e.connID, true
 }
 
 func (h *presenceHook) count() int {

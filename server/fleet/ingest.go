@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -161,11 +162,21 @@ func (in *Ingest) filter(root string) string {
 func (in *Ingest) Run(ctx context.Context) error {
 	unsubscribe := func() {}
 	if in.o.Bus != nil {
-		var err error
-		unsubscribe, err = in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handler(in.o.Root, ""))
+		// Control-plane reports first, so none of them reaches the plain subscription
+		// (which would acknowledge it before it is handled).
+		unconfirm := func() {}
+		if c, ok := in.o.Bus.(messaging.Confirmer); ok {
+			var err error
+			if unconfirm, err = in.subscribeConfirmed(c); err != nil {
+				return err
+			}
+		}
+		unsub, err := in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handler(in.o.Root, ""))
 		if err != nil {
+			unconfirm()
 			return err
 		}
+		unsubscribe = func() { unconfirm(); unsub() }
 	}
 	var wg sync.WaitGroup
 	for _, w := range in.workers {
@@ -228,11 +239,8 @@ func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
 		return
 	}
 	u := uplink{tenantID: tenantID, deviceID: id, kind: kind, payload: append([]byte(nil), m.Payload...), at: in.o.Now.now()}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	w := in.workers[h.Sum32()%uint32(len(in.workers))]
 	select {
-	case w.q <- u:
+	case in.workerOf(id).q <- u:
 	default:
 		in.o.Metrics.Dropped.WithLabelValues("queue_full").Inc()
 	}
@@ -358,22 +366,89 @@ func (w *worker) process(ctx context.Context, u uplink) {
 	in := w.in
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if err := in.report(ctx, u, w); err != nil {
+		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
+	}
+}
+
+// confirmedKinds are the control-plane uplinks the embedded broker acknowledges only once
+// they are handled (docs/protocol.md §7): each changes state the device relies on.
+var confirmedKinds = []string{protocol.KindAck, protocol.KindOTA, protocol.KindConfigRequest, protocol.KindStatus}
+
+// subscribeConfirmed registers confirmed for the control-plane kinds on a broker that holds
+// their acknowledgement (messaging.Confirmer).
+func (in *Ingest) subscribeConfirmed(c messaging.Confirmer) (func(), error) {
+	var stops []func()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, kind := range confirmedKinds {
+		f := protocol.UplinkFilter(in.o.Root, kind)
+		if in.o.ShareGroup != "" {
+			f = "$share/" + in.o.ShareGroup + "/" + f
+		}
+		s, err := c.SubscribeConfirmed(f, in.confirmed)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, s)
+	}
+	return stop, nil
+}
+
+// confirmed handles a control-plane report on the publishing device's goroutine, before the
+// broker acknowledges it (messaging.ConfirmedHandler): an error means it was not applied, and
+// the broker retries or withholds the PUBACK so the device resends it. A status is handed to
+// the device's worker (presence keeps its order with the device's other reports there),
+// waiting for room rather than being dropped.
+func (in *Ingest) confirmed(ctx context.Context, m messaging.Message) error {
+	id, dir, kind, err := protocol.ParseTopic(in.o.Root, m.Topic)
+	if err != nil || dir != protocol.Up {
+		in.o.Metrics.Dropped.WithLabelValues("invalid_topic").Inc()
+		return nil
+	}
+	u := uplink{deviceID: id, kind: kind, payload: m.Payload, at: in.o.Now.now()}
+	if kind == protocol.KindStatus {
+		select {
+		case in.workerOf(id).q <- u:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("fleet: queue status of %q: %w", id, ctx.Err())
+		}
+	}
+	return in.report(ctx, u, nil)
+}
+
+// workerOf returns the worker that handles deviceID's reports.
+func (in *Ingest) workerOf(deviceID string) *worker {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(deviceID))
+	return in.workers[h.Sum32()%uint32(len(in.workers))]
+}
+
+// report applies one report. It returns an error only when the report could not be applied
+// for a reason that may pass (the store failed); reports that can never be applied (unknown
+// device, malformed payload) are counted, logged and dropped. w is the device's worker, nil
+// when the report is handled on the broker's goroutine (never a status then).
+func (in *Ingest) report(ctx context.Context, u uplink, w *worker) error {
 	in.o.Metrics.Ingested.WithLabelValues(u.kind).Inc()
 	tenantID, err := in.tenantOf(ctx, u.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		in.o.Metrics.Dropped.WithLabelValues("unknown_device").Inc()
-		return
+		return nil
 	}
 	if err != nil {
-		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
 		in.warnLimited(u.deviceID, "look up reporting device", "error", err)
-		return
+		return err
 	}
 	if u.tenantID != "" && u.tenantID != tenantID {
 		in.o.Metrics.Dropped.WithLabelValues("wrong_tenant").Inc()
 		in.warnLimited(u.deviceID, "report of another tenant's device on a tenant broker dropped",
 			"broker_tenant_id", u.tenantID, "device_tenant_id", tenantID)
-		return
+		return nil
 	}
 	in.touch(tenantID, u.deviceID, u.at)
 	msg, err := protocol.DecodeUplink(u.kind, u.payload)
@@ -382,18 +457,21 @@ func (w *worker) process(ctx context.Context, u uplink) {
 		in.o.Metrics.Invalid.WithLabelValues(u.kind, class).Inc()
 		in.warnLimited(u.deviceID, "invalid device payload dropped", "tenant_id", tenantID,
 			"kind", u.kind, "class", class, "field", protocol.Field(err), "size", len(u.payload))
-		return
+		return nil
 	}
 	dev := DeviceRef{TenantID: tenantID, DeviceID: u.deviceID}
 	switch m := msg.(type) {
 	case protocol.Status:
-		w.presence(ctx, dev, m.Online, u.at, u.tenantID != "")
+		if w != nil {
+			w.presence(ctx, dev, m.Online, u.at, u.tenantID != "")
+		}
 	case protocol.Metadata:
-		err = w.metadata(ctx, dev, m, u.at)
+		err = in.metadata(ctx, dev, m, u.at)
 	case protocol.Ack:
 		err = in.o.Commands.HandleAck(ctx, tenantID, u.deviceID, m)
 	case protocol.ConfigRequest:
-		// The device has just booted and subscribed: what it missed goes out now.
+		// The device has just booted and subscribed: what it missed goes out now (once per
+		// connection: commands already sent on this connection are not sent again).
 		err = in.o.Commands.DeliverPending(ctx, tenantID, u.deviceID)
 		if in.o.ConfigRequests != nil {
 			err = errors.Join(err, in.o.ConfigRequests.ConfigRequest(ctx, dev, m))
@@ -419,10 +497,18 @@ func (w *worker) process(ctx context.Context, u uplink) {
 			in.o.Metrics.Unhandled.WithLabelValues(u.kind).Inc()
 		}
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
-		in.warnLimited(u.deviceID, "handle device report", "tenant_id", tenantID, "kind", u.kind, "error", err)
+	if err == nil || permanent(err) {
+		return nil
 	}
+	in.warnLimited(u.deviceID, "handle device report", "tenant_id", tenantID, "kind", u.kind, "error", err)
+	return err
+}
+
+// permanent reports whether a handler's error would come back however often the report were
+// tried again: the thing it names is gone, it lost a race to a newer state, or it is invalid.
+func permanent(err error) bool {
+	var ie *InputError
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.As(err, &ie)
 }
 
 // presence applies docs/protocol.md §6. With a broker that knows its connections, its table
@@ -529,7 +615,7 @@ type MetadataEvent struct {
 	ConfigVersion   int64  `json:"config_version"`
 }
 
-func (w *worker) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadata, at time.Time) error {
+func (in *Ingest) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadata, at time.Time) error {
 	md := store.DeviceMetadata{
 		FirmwareVersion: m.FirmwareVersion,
 		ProjectName:     m.Project,
@@ -546,10 +632,10 @@ func (w *worker) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadat
 		ProtocolVersion: m.ProtocolVersion,
 		UpdatedAt:       at,
 	}
-	if err := w.in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
+	if err := in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
 		return err
 	}
-	w.in.o.Hub.Publish(Event{Type: EventMetadata, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: MetadataEvent{
+	in.o.Hub.Publish(Event{Type: EventMetadata, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: MetadataEvent{
 		FirmwareVersion: m.FirmwareVersion, ChipModel: m.ChipModel, IP: m.IP, RSSI: m.RSSI,
 		ResetReason: m.ResetReason, ConfigVersion: m.ConfigVersion,
 	}})
