@@ -137,7 +137,8 @@ func (c *Commands) enqueue(ctx context.Context, cmd store.Command) store.Command
 	c.winMu.Unlock()
 	if ok {
 		w.mu.Lock()
-		if w.loaded && !slices.Contains(w.queue, cmd.ID) {
+		// A refill that read the store after the command was created has it already.
+		if _, out := w.sent[cmd.ID]; w.loaded && !out && !slices.Contains(w.queue, cmd.ID) {
 			w.queue = append(w.queue, cmd.ID)
 		}
 		w.mu.Unlock()
