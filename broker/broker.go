@@ -474,7 +474,9 @@ func (b *Broker) Online(deviceID string) bool { return b.presence.Online(deviceI
 
 // ConnectionID identifies deviceID's live connection (messaging.Connection); it changes at
 // every new connection.
-func (b *Broker) ConnectionID(deviceID string) (uint64, bool) { return b.presence.connectionID(deviceID) }
+func (b *Broker) ConnectionID(deviceID string) (uint64, bool) {
+	return b.presence.connectionID(deviceID)
+}
 
 // OnlineCount is the number of devices with a live connection.
 func (b *Broker) OnlineCount() int { return b.presence.count() }

@@ -349,7 +349,9 @@ func TestDeliveryLargeBacklog(t *testing.T) {
 	pg := testsvc.NewPausablePostgres(t)
 	s := startPostgresServer(t, repoRoot(t), pg.URL)
 	b := createDevice(t, s, "large")
-	big := func(c byte, i int) string { return fmt.Sprintf("%04d", i) + strings.Repeat(string(c), protocol.MaxConfigValueLength-100) }
+	big := func(c byte, i int) string {
+		return fmt.Sprintf("%04d", i) + strings.Repeat(string(c), protocol.MaxConfigValueLength-100)
+	}
 	put := func(key, value string) {
 		t.Helper()
 		var e struct {
