@@ -19,9 +19,9 @@ const (
 	// yet acknowledged. A backlog is sent at the pace the device acknowledges it, so it never
 	// overflows the broker's per-client queue (which closes slow clients).
 	DefaultWindow = 8
-	// DefaultAckWait is how long a window slot waits for the device's acknowledgement before
-	// it is given to the next command; the unanswered command is sent again on the next
-	// connection.
+	// DefaultAckWait is how long a window slot waits for the device's acknowledgement
+	// before the command is sent again (a publish that raced the device's SUBSCRIBE reached
+	// nobody) and the slot is counted free.
 	DefaultAckWait = time.Minute
 )
 
@@ -83,11 +83,19 @@ func (c *Commands) pump(ctx context.Context, tenantID, deviceID string) ([]store
 		w.conn, w.loaded, w.queue, w.sent = conn, false, nil, map[string]time.Time{}
 	}
 	now := c.o.Now.now()
+	var unanswered []string
 	for id, at := range w.sent {
 		if now.Sub(at) >= c.o.AckWait {
 			delete(w.sent, id)
+			unanswered = append(unanswered, id)
 			c.o.Metrics.CommandsPublished.WithLabelValues("ack_wait").Inc()
 		}
+	}
+	if len(unanswered) > 0 && w.loaded {
+		// Sent again first (a publish that raced the device's SUBSCRIBE reached nobody);
+		// one that was answered or expired meanwhile is skipped below.
+		slices.Sort(unanswered)
+		w.queue = append(unanswered, w.queue...)
 	}
 	if !w.loaded {
 		cmds, err := c.o.Store.PendingCommands(ctx, tenantID, deviceID, now)
