@@ -30,7 +30,7 @@ const (
 // acknowledgement of control-plane messages until the server has handled them.
 //
 // Control-plane messages (those matching a SubscribeConfirmed filter: acks, OTA progress,
-// config requests, statuses) are handed to their handler on the publishing device's own
+// config requests, metadata, statuses) are handed to their handler on the publishing device's own
 // goroutine, before mochi sends PUBACK: the PUBACK goes out only once the handler has stored
 // what the message says. While the handler fails (the store is down) the hook retries with a
 // backoff, the device waiting for its PUBACK; after confirmMaxHold it closes the connection
@@ -39,7 +39,7 @@ const (
 // a message is never acknowledged and then lost. This blocks only the publishing device's
 // goroutine, never the broker or another device.
 //
-// Everything else (metadata, logs, error reports) is rate limited by a token bucket per
+// Everything else (logs, error reports) is rate limited by a token bucket per
 // device (rate per second, burst), which drops a flooding device's excess without touching
 // anyone else: QoS 0 silently; QoS 1 is acknowledged and discarded (MQTT 3.1.1 has no
 // refusal code, and an unacknowledged message would be resent at once) except for MQTT 5

@@ -372,8 +372,10 @@ func (w *worker) process(ctx context.Context, u uplink) {
 }
 
 // confirmedKinds are the control-plane uplinks the embedded broker acknowledges only once
-// they are handled (docs/protocol.md §7): each changes state the device relies on.
-var confirmedKinds = []string{protocol.KindAck, protocol.KindOTA, protocol.KindConfigRequest, protocol.KindStatus}
+// they are handled (docs/protocol.md §7): each changes state the device relies on. Metadata
+// is among them because an OTA outcome is judged by the firmware version the metadata
+// before it stored: both are handled in order on the device's own goroutine.
+var confirmedKinds = []string{protocol.KindAck, protocol.KindOTA, protocol.KindConfigRequest, protocol.KindStatus, protocol.KindMetadata}
 
 // subscribeConfirmed registers confirmed for the control-plane kinds on a broker that holds
 // their acknowledgement (messaging.Confirmer).
