@@ -68,6 +68,11 @@ type IngestOptions struct {
 // last seen, metadata, command acknowledgements, and hands the rest to the services that
 // consume them. The subscription handler only parses the topic and enqueues; it never blocks
 // the broker (a full queue drops and counts).
+//
+// On a broker that can hold a device's acknowledgement (messaging.Confirmer: the embedded
+// broker), control-plane reports (confirmedKinds) do not take that path: they are applied on
+// the publishing device's goroutine before the broker acknowledges them, so none is
+// acknowledged and then lost (docs/protocol.md §7).
 type Ingest struct {
 	o       IngestOptions
 	conns   Connections
@@ -139,6 +144,15 @@ func NewIngest(o IngestOptions) *Ingest {
 			in: in, q: make(chan uplink, o.QueueSize), pending: map[string]pendingOnline{}, pendingOff: map[string]pendingOnline{},
 		})
 	}
+	if c, ok := o.Bus.(messaging.Confirmer); ok {
+		// Control-plane reports are handled from now until the broker shuts down, not only
+		// while Run runs: one arriving while ingestion starts or stops waits for its handler
+		// instead of being acknowledged with nobody to apply it. (Statuses wait in the
+		// workers' queues until Run starts them.)
+		if err := in.subscribeConfirmed(c); err != nil {
+			o.Logger.Error("subscribe control-plane reports", "error", err)
+		}
+	}
 	return in
 }
 
@@ -162,21 +176,11 @@ func (in *Ingest) filter(root string) string {
 func (in *Ingest) Run(ctx context.Context) error {
 	unsubscribe := func() {}
 	if in.o.Bus != nil {
-		// Control-plane reports first, so none of them reaches the plain subscription
-		// (which would acknowledge it before it is handled).
-		unconfirm := func() {}
-		if c, ok := in.o.Bus.(messaging.Confirmer); ok {
-			var err error
-			if unconfirm, err = in.subscribeConfirmed(c); err != nil {
-				return err
-			}
-		}
-		unsub, err := in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handler(in.o.Root, ""))
+		var err error
+		unsubscribe, err = in.o.Bus.Subscribe(ctx, in.Filter(), 1, in.handler(in.o.Root, ""))
 		if err != nil {
-			unconfirm()
 			return err
 		}
-		unsubscribe = func() { unconfirm(); unsub() }
 	}
 	var wg sync.WaitGroup
 	for _, w := range in.workers {
@@ -378,27 +382,14 @@ func (w *worker) process(ctx context.Context, u uplink) {
 var confirmedKinds = []string{protocol.KindAck, protocol.KindOTA, protocol.KindConfigRequest, protocol.KindStatus, protocol.KindMetadata}
 
 // subscribeConfirmed registers confirmed for the control-plane kinds on a broker that holds
-// their acknowledgement (messaging.Confirmer).
-func (in *Ingest) subscribeConfirmed(c messaging.Confirmer) (func(), error) {
-	var stops []func()
-	stop := func() {
-		for _, s := range stops {
-			s()
-		}
-	}
+// their acknowledgement (messaging.Confirmer); they last as long as the broker.
+func (in *Ingest) subscribeConfirmed(c messaging.Confirmer) error {
 	for _, kind := range confirmedKinds {
-		f := protocol.UplinkFilter(in.o.Root, kind)
-		if in.o.ShareGroup != "" {
-			f = "$share/" + in.o.ShareGroup + "/" + f
+		if _, err := c.SubscribeConfirmed(protocol.UplinkFilter(in.o.Root, kind), in.confirmed); err != nil {
+			return err
 		}
-		s, err := c.SubscribeConfirmed(f, in.confirmed)
-		if err != nil {
-			stop()
-			return nil, err
-		}
-		stops = append(stops, s)
 	}
-	return stop, nil
+	return nil
 }
 
 // confirmed handles a control-plane report on the publishing device's goroutine, before the
