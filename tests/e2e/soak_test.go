@@ -163,20 +163,16 @@ func TestSoak(t *testing.T) {
 			kills.Add(1)
 		}
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-runCtx.Done():
-			return
-		case <-time.After(duration * 4 / 10):
-		}
+	// The outage, from the test's goroutine (Pause and Resume may fail the test).
+	select {
+	case <-runCtx.Done():
+	case <-time.After(duration * 4 / 10):
 		t.Logf("database outage: frozen for %v", outage)
 		pg.Pause(t)
 		time.Sleep(outage) // the outage's length, not synchronisation
 		pg.Resume(t)
 		t.Logf("database back")
-	}()
+	}
 	wg.Wait()
 	t.Logf("load done after %v: %d commands accepted, %d requests refused, %d config changes, %d disconnects",
 		duration, len(accepted), refused.Load(), configs.Load(), kills.Load())
