@@ -473,7 +473,9 @@ func (b *Broker) Forget(deviceID string) { b.auth.Forget(deviceID) }
 func (b *Broker) Online(deviceID string) bool { return b.presence.Online(deviceID) }
 
 // ConnectionID identifies deviceID's live connection (messaging.Connection); it changes at
-// every new connection.
+// every new connection. A connection counts only once it has subscribed to its commands
+// (or resumed a session that had), so a command is never published to one that would
+// receive nothing.
 func (b *Broker) ConnectionID(deviceID string) (uint64, bool) {
 	return b.presence.connectionID(deviceID)
 }

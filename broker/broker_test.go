@@ -27,7 +27,7 @@ func TestHookProvides(t *testing.T) {
 	want := map[string][]byte{
 		"espadmin-auth":     {mqtt.OnConnectAuthenticate},
 		"espadmin-acl":      {mqtt.OnConnect, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish},
-		"espadmin-presence": {mqtt.OnSessionEstablished, mqtt.OnDisconnect},
+		"espadmin-presence": {mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnDisconnect},
 		"espadmin-ingest":   {mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect},
 		"espadmin-limits":   {mqtt.OnConnect},
 	}

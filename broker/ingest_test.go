@@ -173,3 +173,29 @@ func TestRateLimiterClock(t *testing.T) {
 		t.Fatal("third message after a second allowed")
 	}
 }
+
+// TestConnectionIDAfterSubscribe: a connection counts for command delivery only once it has
+// subscribed to its commands, and each new connection gets a new ID.
+func TestConnectionIDAfterSubscribe(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, nil)
+	tb.devices.add("dev-a", "sa", false)
+	c := mustDial(t, "tcp://"+tb.addr, "dev-a", "sa")
+	waitFor(t, 5*time.Second, "online", func() bool { return tb.Online("dev-a") })
+	if _, ok := tb.ConnectionID("dev-a"); ok {
+		t.Fatal("connection ID before the device subscribed to its commands")
+	}
+	mustSubscribe(t, c, protocol.DownlinkFilter(protocol.DefaultRoot, "dev-a"), func(paho.Client, paho.Message) {})
+	first, ok := tb.ConnectionID("dev-a")
+	if !ok {
+		t.Fatal("no connection ID after SUBSCRIBE")
+	}
+	c.Disconnect(100)
+	c = mustDial(t, "tcp://"+tb.addr, "dev-a", "sa")
+	defer c.Disconnect(100)
+	mustSubscribe(t, c, protocol.DownlinkFilter(protocol.DefaultRoot, "dev-a"), func(paho.Client, paho.Message) {})
+	waitFor(t, 5*time.Second, "a new connection ID", func() bool {
+		id, ok := tb.ConnectionID("dev-a")
+		return ok && id != first
+	})
+}

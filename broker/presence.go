@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,9 @@ type presenceEntry struct {
 	cl      *mqtt.Client
 	hadWill bool
 	connID  uint64
+	// subscribed is set once the connection holds a subscription that receives its
+	// commands: a command published before that would reach nobody.
+	subscribed bool
 }
 
 var offlineStatus = []byte(protocol.WillPayload)
@@ -58,7 +62,7 @@ func newPresenceHook(b *Broker, notify func(PresenceEvent)) *presenceHook {
 func (h *presenceHook) ID() string { return "espadmin-presence" }
 
 func (h *presenceHook) Provides(b byte) bool {
-	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnSubscribed || b == mqtt.OnDisconnect
 }
 
 func (h *presenceHook) start() {
@@ -95,9 +99,43 @@ func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	h.seq++
-	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1, connID: h.seq}
+	e := &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1, connID: h.seq}
+	// A resumed persistent session brings its subscriptions along, without a SUBSCRIBE.
+	for _, sub := range cl.State.Subscriptions.GetAll() {
+		if h.receivesCommands(cl.ID, sub.Filter) {
+			e.subscribed = true
+		}
+	}
+	h.online[cl.ID] = e
 	h.mu.Unlock()
 	h.emit(PresenceEvent{DeviceID: cl.ID, Online: true, At: time.Now()})
+}
+
+// OnSubscribed marks the connection ready for commands once a granted filter covers its
+// command topic.
+func (h *presenceHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if cl.Net.Inline {
+		return
+	}
+	ready := false
+	for i, sub := range pk.Filters {
+		if i < len(codes) && codes[i] < 0x80 && h.receivesCommands(cl.ID, sub.Filter) {
+			ready = true
+		}
+	}
+	if !ready {
+		return
+	}
+	h.mu.Lock()
+	if e, ok := h.online[cl.ID]; ok && e.cl == cl {
+		e.subscribed = true
+	}
+	h.mu.Unlock()
+}
+
+// receivesCommands reports whether filter matches deviceID's command topic.
+func (h *presenceHook) receivesCommands(deviceID, filter string) bool {
+	return matchLevels(strings.Split(filter, "/"), strings.Split(protocol.DownlinkCommand(h.b.root, deviceID), "/"))
 }
 
 func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -141,12 +179,13 @@ func (h *presenceHook) Online(deviceID string) bool {
 	return ok
 }
 
-// connectionID returns the ID of deviceID's live connection.
+// connectionID returns the ID of deviceID's live connection once it has subscribed to its
+// commands.
 func (h *presenceHook) connectionID(deviceID string) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok := h.online[deviceID]
-	if !ok {
+	if !ok || !e.subscribed {
 		return 0, false
 	}
 	return e.connID, true

@@ -69,7 +69,9 @@ type Confirmer interface {
 
 // Connection identifies a device's live connection to a broker that knows them (the
 // embedded broker): ConnectionID changes at every new connection of the device, so the server
-// can tell a reconnect from a second report on the same connection.
+// can tell a reconnect from a second report on the same connection. ok is false until the
+// connection has subscribed to the device's commands: one published before would reach
+// nobody.
 type Connection interface {
 	ConnectionID(deviceID string) (id uint64, ok bool)
 }
