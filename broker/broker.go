@@ -107,8 +107,10 @@ type Broker struct {
 }
 
 var (
-	_ messaging.Bus      = (*Broker)(nil)
-	_ messaging.Sessions = (*Broker)(nil)
+	_ messaging.Bus        = (*Broker)(nil)
+	_ messaging.Sessions   = (*Broker)(nil)
+	_ messaging.Confirmer  = (*Broker)(nil)
+	_ messaging.Connection = (*Broker)(nil)
 )
 
 // New builds the broker from cfg; nothing listens until Start.
@@ -186,7 +188,9 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 	b.auth = newAuthHook(cache, b.metrics, log, ctx)
 	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
 	b.presence = newPresenceHook(b)
-	b.ingest = newIngestHook(root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
+	b.ingest = newIngestHook(ctx, root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)
+	b.ingest.retain = b.retain
+	b.ingest.kick = b.kick
 	b.limits = &limitsHook{min: cfg.KeepaliveMin, max: cfg.KeepaliveMax}
 	b.conform = &conformanceHook{srv: b.srv, metrics: b.metrics}
 	for _, h := range []mqtt.Hook{b.limits, b.acl, b.auth, b.presence, b.ingest, b.conform} {
@@ -378,6 +382,42 @@ func (b *Broker) Subscribe(ctx context.Context, filter string, qos byte, h messa
 	return func() { once.Do(func() { b.unsubscribe(id, filter) }) }, nil
 }
 
+// SubscribeConfirmed hands devices' messages matching filter to h before they are
+// acknowledged (messaging.Confirmer): the PUBACK waits until h succeeds, h runs on the
+// publishing device's goroutine, and those messages reach no plain subscription and are not
+// rate limited (see ingestHook). Messages the server publishes itself (the offline status of
+// a clean leave) and last wills are not devices' publishes: they reach plain subscriptions.
+func (b *Broker) SubscribeConfirmed(filter string, h messaging.ConfirmedHandler) (func(), error) {
+	if b.closed.Load() {
+		return nil, messaging.ErrClosed
+	}
+	if h == nil {
+		return nil, errors.New("broker: subscribe confirmed: nil handler")
+	}
+	if !mqtt.IsValidFilter(filter, false) {
+		return nil, fmt.Errorf("broker: subscribe confirmed: invalid filter %q", filter)
+	}
+	return b.ingest.subscribe(filter, h), nil
+}
+
+// retain stores a confirmed retained message as mochi does for any retained publish.
+func (b *Broker) retain(_ *mqtt.Client, pk packets.Packet) {
+	if b.srv.Options.Capabilities.RetainAvailable == 0 {
+		return
+	}
+	b.srv.Topics.RetainMessage(pk.Copy(false))
+}
+
+// kick closes a device's connection whose message could not be handled in time: MQTT 5
+// clients are told Server busy (0x89); MQTT 3.1.1 has no DISCONNECT from the server.
+func (b *Broker) kick(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = b.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		return
+	}
+	cl.Stop(packets.ErrServerBusy)
+}
+
 func (b *Broker) unsubscribe(id int, filter string) {
 	b.srv.Topics.InlineUnsubscribe(id, filter)
 	b.subMu.Lock()
@@ -429,6 +469,14 @@ func (b *Broker) ForgetTenant(tenantID string) { b.auth.cache.ForgetTenant(tenan
 
 // Online reports whether deviceID has a live connection to this broker.
 func (b *Broker) Online(deviceID string) bool { return b.presence.Online(deviceID) }
+
+// ConnectionID identifies deviceID's live connection (messaging.Connection); it changes at
+// every new connection. A connection counts only once it has subscribed to its commands
+// (or resumed a session that had), so a command is never published to one that would
+// receive nothing.
+func (b *Broker) ConnectionID(deviceID string) (uint64, bool) {
+	return b.presence.connectionID(deviceID)
+}
 
 // OnlineCount is the number of devices with a live connection.
 func (b *Broker) OnlineCount() int { return b.presence.count() }

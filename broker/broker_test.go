@@ -28,7 +28,7 @@ func TestHookProvides(t *testing.T) {
 	want := map[string][]byte{
 		"espadmin-auth":     {mqtt.OnConnectAuthenticate},
 		"espadmin-acl":      {mqtt.OnConnect, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish},
-		"espadmin-presence": {mqtt.OnSessionEstablished, mqtt.OnDisconnect},
+		"espadmin-presence": {mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnDisconnect},
 		"espadmin-ingest":   {mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect},
 		"espadmin-limits":   {mqtt.OnConnect},
 		// conformance.go: protocol fixes of what mochi sends or leaves unanswered.

@@ -38,6 +38,14 @@ const (
 	dropSubscriberQueueFull  = "subscriber_queue_full"
 	dropSlowClientDisconnect = "slow_client_disconnected"
 	dropQoSNotSupported      = "qos_not_supported" // a QoS 2 PUBLISH (the broker offers QoS 0 and 1)
+	dropUnhandled            = "unhandled_qos0"
+)
+
+// Outcomes of a control-plane message held until the server handled it (ingest.go).
+const (
+	confirmHandled  = "handled"
+	confirmRetried  = "retried"
+	confirmWithheld = "withheld"
 )
 
 type metrics struct {
@@ -47,6 +55,7 @@ type metrics struct {
 	uplink    *prometheus.CounterVec
 	kicked    prometheus.Counter
 	authCache *prometheus.CounterVec
+	confirm   *prometheus.CounterVec
 
 	collectors []prometheus.Collector
 }
@@ -77,6 +86,13 @@ func newMetrics(b *Broker) *metrics {
 			Name: "espadmin_mqtt_auth_cache_total",
 			Help: "Credentials lookups at CONNECT by outcome: hit (served from the cache) or miss (read from the store).",
 		}, []string{"outcome"}),
+		confirm: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "espadmin_mqtt_confirmed_messages_total",
+			Help: "Control-plane messages acknowledged only once the server handled them, by outcome: handled, retried (one failed attempt, the device waiting) or withheld (never acknowledged; the device resends it).",
+		}, []string{"outcome"}),
+	}
+	for _, o := range []string{confirmHandled, confirmRetried, confirmWithheld} {
+		m.confirm.WithLabelValues(o)
 	}
 	for _, r := range []string{connectOK, connectBadSecret, connectUnknownDevice, connectDisabled,
 		connectClientIDMismatch, connectInvalidUsername, connectStoreError, connectWillRefused, connectTimeout} {
@@ -86,12 +102,12 @@ func newMetrics(b *Broker) *metrics {
 		m.aclDenied.WithLabelValues(k)
 	}
 	for _, r := range []string{dropRateLimited, dropACL, dropMalformedTopic, dropOversized, dropQoSNotSupported, dropClientQueueFull,
-		dropSubscriberQueueFull, dropSlowClientDisconnect} {
+		dropSubscriberQueueFull, dropSlowClientDisconnect, dropUnhandled} {
 		m.dropped.WithLabelValues(r)
 	}
 	info := func(f func() int64) func() float64 { return func() float64 { return float64(f()) } }
 	m.collectors = []prometheus.Collector{
-		m.connects, m.aclDenied, m.dropped, m.uplink, m.kicked, m.authCache,
+		m.connects, m.aclDenied, m.dropped, m.uplink, m.kicked, m.authCache, m.confirm,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "espadmin_mqtt_clients_connected",
 			Help: "MQTT clients connected now.",

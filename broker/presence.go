@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,11 +29,16 @@ type presenceHook struct {
 
 	mu     sync.Mutex
 	online map[string]*presenceEntry
+	seq    uint64 // last connection ID given out, under mu
 }
 
 type presenceEntry struct {
 	cl      *mqtt.Client
 	hadWill bool
+	connID  uint64
+	// subscribed is set once the connection holds a subscription that receives its
+	// commands: a command published before that would reach nobody.
+	subscribed bool
 }
 
 var offlineStatus = []byte(protocol.WillPayload)
@@ -44,7 +50,7 @@ func newPresenceHook(b *Broker) *presenceHook {
 func (h *presenceHook) ID() string { return "espadmin-presence" }
 
 func (h *presenceHook) Provides(b byte) bool {
-	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnSubscribed || b == mqtt.OnDisconnect
 }
 
 func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
@@ -60,8 +66,43 @@ func (h *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.mu.Unlock()
 		return
 	}
-	h.online[cl.ID] = &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1}
+	h.seq++
+	e := &presenceEntry{cl: cl, hadWill: atomic.LoadUint32(&cl.Properties.Will.Flag) == 1, connID: h.seq}
+	// A resumed persistent session brings its subscriptions along, without a SUBSCRIBE.
+	for _, sub := range cl.State.Subscriptions.GetAll() {
+		if h.receivesCommands(cl.ID, sub.Filter) {
+			e.subscribed = true
+		}
+	}
+	h.online[cl.ID] = e
 	h.mu.Unlock()
+}
+
+// OnSubscribed marks the connection ready for commands once a granted filter covers its
+// command topic.
+func (h *presenceHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if cl.Net.Inline {
+		return
+	}
+	ready := false
+	for i, sub := range pk.Filters {
+		if i < len(codes) && codes[i] < 0x80 && h.receivesCommands(cl.ID, sub.Filter) {
+			ready = true
+		}
+	}
+	if !ready {
+		return
+	}
+	h.mu.Lock()
+	if e, ok := h.online[cl.ID]; ok && e.cl == cl {
+		e.subscribed = true
+	}
+	h.mu.Unlock()
+}
+
+// receivesCommands reports whether filter matches deviceID's command topic.
+func (h *presenceHook) receivesCommands(deviceID, filter string) bool {
+	return matchLevels(strings.Split(filter, "/"), strings.Split(protocol.DownlinkCommand(h.b.root, deviceID), "/"))
 }
 
 func (h *presenceHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -91,6 +132,18 @@ func (h *presenceHook) Online(deviceID string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.online[deviceID]
 	return ok
+}
+
+// connectionID returns the ID of deviceID's live connection once it has subscribed to its
+// commands.
+func (h *presenceHook) connectionID(deviceID string) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.online[deviceID]
+	if !ok || !e.subscribed {
+		return 0, false
+	}
+	return e.connID, true
 }
 
 func (h *presenceHook) count() int {

@@ -31,13 +31,14 @@ type sendCommandRequest struct {
 
 // commandResponse is one command and its state. delivered means the broker accepted the
 // command for a device that was connected (embedded broker: queued for the device's session;
-// external broker: PUBACK); succeeded and failed follow the device's ack.
+// external broker: PUBACK); succeeded and failed follow the device's ack; superseded is a
+// config command replaced by a newer config version before the device applied it.
 type commandResponse struct {
 	ID          string         `json:"id"`
 	DeviceID    string         `json:"device_id"`
 	Name        string         `json:"name"`
 	Params      map[string]any `json:"params"`
-	State       string         `json:"state" enum:"queued,delivered,succeeded,failed,expired"`
+	State       string         `json:"state" enum:"queued,delivered,succeeded,failed,expired,superseded"`
 	Ack         map[string]any `json:"ack,omitempty" doc:"the device's acknowledgement as received"`
 	Error       string         `json:"error,omitempty" doc:"ack result and message when failed"`
 	CreatedBy   string         `json:"created_by,omitempty"`
@@ -54,7 +55,7 @@ type commandListResponse struct {
 
 // commandQuery documents the filter of a device's command list.
 type commandQuery struct {
-	State string `query:"state" doc:"queued, delivered, succeeded, failed or expired"`
+	State string `query:"state" doc:"queued, delivered, succeeded, failed, expired or superseded"`
 	pageQuery
 }
 
@@ -150,10 +151,10 @@ func (s *Server) listDeviceCommands(c echo.Context) error {
 	f := store.CommandFilter{DeviceID: d.ID}
 	switch st := store.CommandState(c.QueryParam("state")); st {
 	case "":
-	case store.CommandQueued, store.CommandDelivered, store.CommandSucceeded, store.CommandFailed, store.CommandExpired:
+	case store.CommandQueued, store.CommandDelivered, store.CommandSucceeded, store.CommandFailed, store.CommandExpired, store.CommandSuperseded:
 		f.State = st
 	default:
-		return store.Invalid("state", "must be queued, delivered, succeeded, failed or expired")
+		return store.Invalid("state", "must be queued, delivered, succeeded, failed, expired or superseded")
 	}
 	page, err := s.deps.Store.ListCommands(c.Request().Context(), d.TenantID, f, opts)
 	if err != nil {

@@ -9,18 +9,21 @@ import (
 type CommandState string
 
 // Command states. Queued → delivered → succeeded or failed; queued or delivered → expired
-// when the device did not answer before ExpiresAt.
+// when the device did not answer before ExpiresAt; a config command still queued or delivered
+// → superseded when a newer config version for the same device replaces it (only the latest
+// config matters, docs/protocol.md §7).
 const (
-	CommandQueued    CommandState = "queued"
-	CommandDelivered CommandState = "delivered"
-	CommandSucceeded CommandState = "succeeded"
-	CommandFailed    CommandState = "failed"
-	CommandExpired   CommandState = "expired"
+	CommandQueued     CommandState = "queued"
+	CommandDelivered  CommandState = "delivered"
+	CommandSucceeded  CommandState = "succeeded"
+	CommandFailed     CommandState = "failed"
+	CommandExpired    CommandState = "expired"
+	CommandSuperseded CommandState = "superseded"
 )
 
 // Final reports whether no further transition can happen.
 func (s CommandState) Final() bool {
-	return s == CommandSucceeded || s == CommandFailed || s == CommandExpired
+	return s == CommandSucceeded || s == CommandFailed || s == CommandExpired || s == CommandSuperseded
 }
 
 // Command is a server-to-device request ("restart", "config", "update", "debug"). Payload and

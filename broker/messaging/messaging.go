@@ -46,3 +46,32 @@ type Sessions interface {
 
 // ErrClosed is returned by a Bus that has shut down.
 var ErrClosed = errors.New("messaging: closed")
+
+// ConfirmedHandler handles one message a device published before the broker acknowledges
+// it. It returns nil once the message is durably handled (stored, or found to need nothing):
+// only then does the device get its PUBACK. An error means "not handled yet": the broker
+// tries again and, if it still cannot, withholds the PUBACK so the device sends the message
+// again (MQTT 3.1.1 §4.4, MQTT 5 §4.4). Reports the server can never use (malformed, from an
+// unknown device) are not errors: retrying them would change nothing.
+//
+// It runs on the publishing device's own connection goroutine, so a slow store slows only
+// that device (backpressure), never the broker; ctx bounds one attempt.
+type ConfirmedHandler func(ctx context.Context, m Message) error
+
+// Confirmer is implemented by a Bus that can hold a device's acknowledgement until the
+// server has handled the message (the embedded broker). Messages matching a confirmed filter
+// reach its handler only, not the plain subscriptions of the same topics, and they are never
+// discarded by the broker's publish rate limit: they are control-plane messages, paced by how
+// fast the server handles them instead.
+type Confirmer interface {
+	SubscribeConfirmed(filter string, h ConfirmedHandler) (unsubscribe func(), err error)
+}
+
+// Connection identifies a device's live connection to a broker that knows them (the
+// embedded broker): ConnectionID changes at every new connection of the device, so the server
+// can tell a reconnect from a second report on the same connection. ok is false until the
+// connection has subscribed to the device's commands: one published before would reach
+// nobody.
+type Connection interface {
+	ConnectionID(deviceID string) (id uint64, ok bool)
+}

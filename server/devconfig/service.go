@@ -535,8 +535,9 @@ func commandVersion(cmd store.Command) int64 {
 
 // CommandAcked records the outcome of a config command (fleet.AckObserver): ok moves the
 // device to in_sync when it applied the version it should run; error or rejected for that
-// version moves it to failed with the device's reason. An ack for an older version records
-// what the device runs and leaves the state pending.
+// version moves it to failed with the device's reason. An ack for an older version than the
+// desired one records what the device runs and leaves the state pending; a late ack of a
+// version older than the one already applied changes nothing (state never moves backwards).
 func (s *Service) CommandAcked(ctx context.Context, cmd store.Command, ack protocol.Ack) {
 	if cmd.Name != protocol.CommandConfig {
 		return
@@ -548,6 +549,9 @@ func (s *Service) CommandAcked(ctx context.Context, cmd store.Command, ack proto
 	dev := store.Device{TenantID: cmd.TenantID, ID: cmd.DeviceID}
 	s.setSync(ctx, dev, func(cs *store.ConfigSync) bool {
 		if ack.Result == protocol.ResultOK {
+			if version < cs.AppliedVersion {
+				return false
+			}
 			cs.AppliedVersion = version
 			if version == cs.DesiredVersion {
 				cs.State, cs.Error = store.ConfigInSync, ""

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/espadmin/espadmin/broker/messaging"
@@ -81,6 +82,12 @@ type CommandsOptions struct {
 	// whatever the number of tenants.
 	SweepInterval time.Duration
 	SweepTenants  int
+	// Window is how many commands may be outstanding (published, not acknowledged) on one
+	// device connection (default DefaultWindow); AckWait is how long a slot waits for an ack
+	// (default DefaultAckWait). They apply with the embedded broker, which tells connections
+	// apart (messaging.Connection).
+	Window  int
+	AckWait time.Duration
 }
 
 // Commands stores commands, publishes them to devices, applies their acknowledgements and
@@ -91,6 +98,10 @@ type Commands struct {
 	conns Connections
 	// observers are told about applied acks (observers.go).
 	observers ackObservers
+
+	// windows are the delivery windows of connected devices, by device ID (delivery.go).
+	winMu   sync.Mutex
+	windows map[string]*window
 }
 
 // NewCommands returns the command service.
@@ -107,7 +118,13 @@ func NewCommands(o CommandsOptions) *Commands {
 	if o.SweepTenants <= 0 {
 		o.SweepTenants = 100
 	}
-	c := &Commands{o: o}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	c := &Commands{o: o, windows: map[string]*window{}}
 	c.conns, _ = o.Bus.(Connections)
 	return c
 }
@@ -167,9 +184,7 @@ func (c *Commands) Send(ctx context.Context, tenantID string, req SendRequest) (
 		c.event(cmds[i])
 	}
 	for i, d := range devices {
-		if c.online(d) {
-			cmds[i] = c.deliver(ctx, cmds[i])
-		}
+		cmds[i] = c.publishNew(ctx, d, cmds[i])
 	}
 	return cmds, nil
 }
@@ -318,16 +333,28 @@ func (c *Commands) online(d store.Device) bool {
 	return d.Presence.Online
 }
 
+// publishNew hands a command just stored to delivery: through the device's window when its
+// broker tells connections apart, else published at once when the device is online.
+func (c *Commands) publishNew(ctx context.Context, d store.Device, cmd store.Command) store.Command {
+	if _, _, windowed := c.connection(cmd.TenantID, cmd.DeviceID); windowed {
+		return c.enqueue(ctx, cmd)
+	}
+	if c.online(d) {
+		cmd, _ = c.deliver(ctx, cmd)
+	}
+	return cmd
+}
+
 // deliver publishes a command (QoS 1) and marks it delivered once the broker accepted it. A
 // command already delivered is published again (redelivery after a reconnect) and keeps its
-// state. A publish error leaves it queued for the next connect.
-func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command {
+// state. ok is false when the broker refused it: it stays queued for the next connect.
+func (c *Commands) deliver(ctx context.Context, cmd store.Command) (_ store.Command, ok bool) {
 	bus, root, _ := c.route(cmd.TenantID)
 	if bus == nil {
 		// No broker in this process (embedded broker disabled, no bridge yet): the command
 		// stays queued and expires unless a process with a broker delivers it.
 		c.o.Metrics.CommandsPublished.WithLabelValues("no_broker").Inc()
-		return cmd
+		return cmd, false
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
@@ -337,11 +364,11 @@ func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command
 	if err != nil {
 		c.o.Metrics.CommandsPublished.WithLabelValues("error").Inc()
 		c.o.Logger.Warn("publish command", "tenant_id", cmd.TenantID, "device_id", cmd.DeviceID, "command_id", cmd.ID, "error", err)
-		return cmd
+		return cmd, false
 	}
 	c.o.Metrics.CommandsPublished.WithLabelValues("ok").Inc()
 	if cmd.State != store.CommandQueued {
-		return cmd
+		return cmd, true
 	}
 	updated, err := c.o.Store.TransitionCommand(ctx, cmd.TenantID, cmd.ID, store.CommandTransition{
 		From: []store.CommandState{store.CommandQueued}, To: store.CommandDelivered, At: c.o.Now.now(),
@@ -350,15 +377,15 @@ func (c *Commands) deliver(ctx context.Context, cmd store.Command) store.Command
 	case errors.Is(err, store.ErrConflict):
 		// Acked (or expired) between the publish and now: read what it became.
 		if cur, err := c.o.Store.Command(ctx, cmd.TenantID, cmd.ID); err == nil {
-			return cur
+			return cur, true
 		}
-		return cmd
+		return cmd, true
 	case err != nil:
 		c.o.Logger.Warn("mark command delivered", "command_id", cmd.ID, "error", err)
-		return cmd
+		return cmd, true
 	}
 	c.event(updated)
-	return updated
+	return updated, true
 }
 
 // route returns the bus and topic root of a tenant's devices.
@@ -369,15 +396,23 @@ func (c *Commands) route(tenantID string) (messaging.Bus, string, bool) {
 	return c.o.Bus, c.o.Root, false
 }
 
-// DeliverPending publishes a device's pending, unexpired commands, oldest first. Ingestion
-// calls it when the device comes online and when it asks for its config at boot.
+// DeliverPending publishes a device's pending, unexpired commands, oldest first, superseded
+// config versions left out. Ingestion calls it when the device comes online and when it asks
+// for its config at boot. With the embedded broker, commands go out through the device's
+// window: once per connection, at most Window unacknowledged at a time, the next one as each
+// ack arrives; calling it again on the same connection sends nothing twice. With a tenant's
+// own broker, whose connections the server cannot see, every call sends them all.
 func (c *Commands) DeliverPending(ctx context.Context, tenantID, deviceID string) error {
+	if _, _, windowed := c.connection(tenantID, deviceID); windowed {
+		_, err := c.pump(ctx, tenantID, deviceID)
+		return err
+	}
 	cmds, err := c.o.Store.PendingCommands(ctx, tenantID, deviceID, c.o.Now.now())
 	if err != nil {
 		return err
 	}
-	for _, cmd := range cmds {
-		if got := c.deliver(ctx, cmd); got.State == store.CommandQueued {
+	for _, cmd := range c.coalesce(ctx, cmds) {
+		if _, ok := c.deliver(ctx, cmd); !ok {
 			return nil // the broker refused; the next connect retries, in order
 		}
 	}
@@ -399,6 +434,8 @@ func (c *Commands) HandleAck(ctx context.Context, tenantID, deviceID string, ack
 		c.o.Metrics.Acks.WithLabelValues("foreign").Inc()
 		return nil
 	}
+	// Whatever became of it, the device has answered: its window slot is free.
+	defer c.settled(ctx, tenantID, deviceID, ack.ID)
 	t := store.CommandTransition{
 		From: []store.CommandState{store.CommandQueued, store.CommandDelivered},
 		To:   store.CommandSucceeded,
@@ -439,6 +476,7 @@ func (c *Commands) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			c.refill(ctx)
 			next, err := c.SweepOnce(ctx, cursor)
 			if err != nil && ctx.Err() == nil {
 				c.o.Logger.Warn("expire commands", "error", err)

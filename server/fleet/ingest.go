@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -72,6 +73,11 @@ type IngestOptions struct {
 // last seen, metadata, command acknowledgements, and hands the rest to the services that
 // consume them. The subscription handler only parses the topic and enqueues; it never blocks
 // the broker (a full queue drops and counts).
+//
+// On a broker that can hold a device's acknowledgement (messaging.Confirmer: the embedded
+// broker), control-plane reports (confirmedKinds) do not take that path: they are applied on
+// the publishing device's goroutine before the broker acknowledges them, so none is
+// acknowledged and then lost (docs/protocol.md §7).
 type Ingest struct {
 	o       IngestOptions
 	conns   Connections
@@ -139,6 +145,15 @@ func NewIngest(o IngestOptions) *Ingest {
 		in.workers = append(in.workers, &worker{
 			in: in, q: make(chan uplink, o.QueueSize), pending: map[string]pendingOnline{}, pendingOff: map[string]pendingOnline{},
 		})
+	}
+	if c, ok := o.Bus.(messaging.Confirmer); ok {
+		// Control-plane reports are handled from now until the broker shuts down, not only
+		// while Run runs: one arriving while ingestion starts or stops waits for its handler
+		// instead of being acknowledged with nobody to apply it. (Statuses wait in the
+		// workers' queues until Run starts them.)
+		if err := in.subscribeConfirmed(c); err != nil {
+			o.Logger.Error("subscribe control-plane reports", "error", err)
+		}
 	}
 	return in
 }
@@ -230,11 +245,8 @@ func (in *Ingest) handleFrom(root, tenantID string, m messaging.Message) {
 		return
 	}
 	u := uplink{tenantID: tenantID, deviceID: id, kind: kind, payload: append([]byte(nil), m.Payload...), at: in.o.Now.now()}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	w := in.workers[h.Sum32()%uint32(len(in.workers))]
 	select {
-	case w.q <- u:
+	case in.workerOf(id).q <- u:
 	default:
 		in.o.Metrics.Dropped.WithLabelValues("queue_full").Inc()
 	}
@@ -352,22 +364,78 @@ func (w *worker) process(ctx context.Context, u uplink) {
 	in := w.in
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if err := in.report(ctx, u, w); err != nil {
+		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
+	}
+}
+
+// confirmedKinds are the control-plane uplinks the embedded broker acknowledges only once
+// they are handled (docs/protocol.md §7): each changes state the device relies on. Metadata
+// is among them because an OTA outcome is judged by the firmware version the metadata
+// before it stored: both are handled in order on the device's own goroutine.
+var confirmedKinds = []string{protocol.KindAck, protocol.KindOTA, protocol.KindConfigRequest, protocol.KindStatus, protocol.KindMetadata}
+
+// subscribeConfirmed registers confirmed for the control-plane kinds on a broker that holds
+// their acknowledgement (messaging.Confirmer); they last as long as the broker.
+func (in *Ingest) subscribeConfirmed(c messaging.Confirmer) error {
+	for _, kind := range confirmedKinds {
+		if _, err := c.SubscribeConfirmed(protocol.UplinkFilter(in.o.Root, kind), in.confirmed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// confirmed handles a control-plane report on the publishing device's goroutine, before the
+// broker acknowledges it (messaging.ConfirmedHandler): an error means it was not applied, and
+// the broker retries or withholds the PUBACK so the device resends it. A status is handed to
+// the device's worker (presence keeps its order with the device's other reports there),
+// waiting for room rather than being dropped.
+func (in *Ingest) confirmed(ctx context.Context, m messaging.Message) error {
+	id, dir, kind, err := protocol.ParseTopic(in.o.Root, m.Topic)
+	if err != nil || dir != protocol.Up {
+		in.o.Metrics.Dropped.WithLabelValues("invalid_topic").Inc()
+		return nil
+	}
+	u := uplink{deviceID: id, kind: kind, payload: m.Payload, at: in.o.Now.now()}
+	if kind == protocol.KindStatus {
+		select {
+		case in.workerOf(id).q <- u:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("fleet: queue status of %q: %w", id, ctx.Err())
+		}
+	}
+	return in.report(ctx, u, nil)
+}
+
+// workerOf returns the worker that handles deviceID's reports.
+func (in *Ingest) workerOf(deviceID string) *worker {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(deviceID))
+	return in.workers[h.Sum32()%uint32(len(in.workers))]
+}
+
+// report applies one report. It returns an error only when the report could not be applied
+// for a reason that may pass (the store failed); reports that can never be applied (unknown
+// device, malformed payload) are counted, logged and dropped. w is the device's worker, nil
+// when the report is handled on the broker's goroutine (never a status then).
+func (in *Ingest) report(ctx context.Context, u uplink, w *worker) error {
 	in.o.Metrics.Ingested.WithLabelValues(u.kind).Inc()
 	tenantID, err := in.tenantOf(ctx, u.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		in.o.Metrics.Dropped.WithLabelValues("unknown_device").Inc()
-		return
+		return nil
 	}
 	if err != nil {
-		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
 		in.warnLimited(u.deviceID, "look up reporting device", "error", err)
-		return
+		return err
 	}
 	if u.tenantID != "" && u.tenantID != tenantID {
 		in.o.Metrics.Dropped.WithLabelValues("wrong_tenant").Inc()
 		in.warnLimited(u.deviceID, "report of another tenant's device on a tenant broker dropped",
 			"broker_tenant_id", u.tenantID, "device_tenant_id", tenantID)
-		return
+		return nil
 	}
 	in.touch(tenantID, u.deviceID, u.at)
 	msg, err := protocol.DecodeUplink(u.kind, u.payload)
@@ -376,18 +444,21 @@ func (w *worker) process(ctx context.Context, u uplink) {
 		in.o.Metrics.Invalid.WithLabelValues(u.kind, class).Inc()
 		in.warnLimited(u.deviceID, "invalid device payload dropped", "tenant_id", tenantID,
 			"kind", u.kind, "class", class, "field", protocol.Field(err), "size", len(u.payload))
-		return
+		return nil
 	}
 	dev := DeviceRef{TenantID: tenantID, DeviceID: u.deviceID}
 	switch m := msg.(type) {
 	case protocol.Status:
-		w.presence(ctx, dev, m.Online, u.at, u.tenantID != "")
+		if w != nil {
+			w.presence(ctx, dev, m.Online, u.at, u.tenantID != "")
+		}
 	case protocol.Metadata:
-		err = w.metadata(ctx, dev, m, u.at)
+		err = in.metadata(ctx, dev, m, u.at)
 	case protocol.Ack:
 		err = in.o.Commands.HandleAck(ctx, tenantID, u.deviceID, m)
 	case protocol.ConfigRequest:
-		// The device has just booted and subscribed: what it missed goes out now.
+		// The device has just booted and subscribed: what it missed goes out now (once per
+		// connection: commands already sent on this connection are not sent again).
 		err = in.o.Commands.DeliverPending(ctx, tenantID, u.deviceID)
 		if in.o.ConfigRequests != nil {
 			err = errors.Join(err, in.o.ConfigRequests.ConfigRequest(ctx, dev, m))
@@ -413,10 +484,18 @@ func (w *worker) process(ctx context.Context, u uplink) {
 			in.o.Metrics.Unhandled.WithLabelValues(u.kind).Inc()
 		}
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		in.o.Metrics.Dropped.WithLabelValues("store_error").Inc()
-		in.warnLimited(u.deviceID, "handle device report", "tenant_id", tenantID, "kind", u.kind, "error", err)
+	if err == nil || permanent(err) {
+		return nil
 	}
+	in.warnLimited(u.deviceID, "handle device report", "tenant_id", tenantID, "kind", u.kind, "error", err)
+	return err
+}
+
+// permanent reports whether a handler's error would come back however often the report were
+// tried again: the thing it names is gone, it lost a race to a newer state, or it is invalid.
+func permanent(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrInvalidBatch)
 }
 
 // presence applies docs/protocol.md §6. With a broker that knows its connections, its table
@@ -523,7 +602,7 @@ type MetadataEvent struct {
 	ConfigVersion   int64  `json:"config_version"`
 }
 
-func (w *worker) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadata, at time.Time) error {
+func (in *Ingest) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadata, at time.Time) error {
 	md := store.DeviceMetadata{
 		FirmwareVersion: m.FirmwareVersion,
 		ProjectName:     m.Project,
@@ -540,10 +619,10 @@ func (w *worker) metadata(ctx context.Context, dev DeviceRef, m protocol.Metadat
 		ProtocolVersion: m.ProtocolVersion,
 		UpdatedAt:       at,
 	}
-	if err := w.in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
+	if err := in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
 		return err
 	}
-	w.in.o.Hub.Publish(Event{Type: EventMetadata, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: MetadataEvent{
+	in.o.Hub.Publish(Event{Type: EventMetadata, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: MetadataEvent{
 		FirmwareVersion: m.FirmwareVersion, ChipModel: m.ChipModel, IP: m.IP, RSSI: m.RSSI,
 		ResetReason: m.ResetReason, ConfigVersion: m.ConfigVersion,
 	}})

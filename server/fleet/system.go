@@ -59,8 +59,11 @@ func (c *Commands) SendSystem(ctx context.Context, tenantID string, sc SystemCom
 	}
 	c.o.Metrics.CommandsCreated.WithLabelValues(pc.Name).Inc()
 	c.event(cmd)
-	if c.online(dev) {
-		cmd = c.deliver(ctx, cmd)
+	if pc.Name == protocol.CommandConfig && pc.Config != nil {
+		// Only the latest config matters: older versions still waiting are not sent.
+		if err := c.supersedeConfigs(ctx, cmd, pc.Config.Version); err != nil {
+			c.o.Logger.Warn("mark older config commands superseded", "tenant_id", tenantID, "device_id", dev.ID, "error", err)
+		}
 	}
-	return cmd, nil
+	return c.publishNew(ctx, dev, cmd), nil
 }

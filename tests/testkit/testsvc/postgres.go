@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -226,4 +227,92 @@ func randomName() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// PausablePostgres is a PostgreSQL server of one test's own, which the test may freeze to
+// inject a database outage: while paused, every process of the server is stopped (SIGSTOP),
+// so connections hang as they do when a database host stops answering.
+type PausablePostgres struct {
+	// URL is the address of its database "postgres".
+	URL string
+	srv *server
+}
+
+// NewPausablePostgres starts a PostgreSQL server for tb alone (about a second), stopped when
+// tb ends. When it cannot start, tb is skipped locally and fails in CI (Unavailable).
+func NewPausablePostgres(tb testing.TB) *PausablePostgres {
+	tb.Helper()
+	srv, err := startPostgres()
+	if err != nil {
+		Unavailable(tb, "PostgreSQL", err)
+		return nil
+	}
+	p := &PausablePostgres{
+		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", srv.port),
+		srv: srv,
+	}
+	tb.Cleanup(func() {
+		_ = p.signal(syscall.SIGCONT)
+		srv.stop()
+	})
+	return p
+}
+
+// Pause stops every process of the server: the postmaster first (so that it forks no new
+// backend), then its children, which each run in a session of their own (SIGSTOP).
+func (p *PausablePostgres) Pause(tb testing.TB) {
+	tb.Helper()
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("testsvc: pause PostgreSQL: %v", err)
+	}
+}
+
+// Resume continues the server's processes (SIGCONT).
+func (p *PausablePostgres) Resume(tb testing.TB) {
+	tb.Helper()
+	if err := p.signal(syscall.SIGCONT); err != nil {
+		tb.Fatalf("testsvc: resume PostgreSQL: %v", err)
+	}
+}
+
+// signal sends sig to the postmaster and to every child process of it.
+func (p *PausablePostgres) signal(sig syscall.Signal) error {
+	pid := p.srv.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	children, err := childProcesses(pid)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		_ = syscall.Kill(c, sig) // a backend may have exited meanwhile
+	}
+	return nil
+}
+
+// childProcesses lists the processes whose parent is pid (from /proc/*/stat).
+func childProcesses(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out, nil
 }

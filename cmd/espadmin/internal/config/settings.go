@@ -149,7 +149,7 @@ var settings = []setting{
 	},
 	{
 		key: "mqtt.rate_limit", flag: "mqtt-rate-limit", env: "ESPADMIN_MQTT_RATE_LIMIT",
-		help:  "Messages per second each device may publish on average; the excess is dropped and counted.",
+		help:  "Log and error messages per second each device may publish on average; the excess is dropped and counted. Acks, OTA reports, config requests, metadata and statuses are never dropped (docs/protocol.md §7).",
 		field: func(c *Config) any { return &c.MQTT.RateLimit },
 	},
 	{
