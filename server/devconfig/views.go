@@ -293,7 +293,7 @@ type PushResult struct {
 // its effective content changed), for example after a device was wiped. Targets resolve like
 // command targets: explicit IDs, a tag or a project, at most fleet.MaxTargets devices.
 func (s *Service) Push(ctx context.Context, tenantID string, t fleet.Target, by string) ([]PushResult, error) {
-	devices, err := s.resolve(ctx, tenantID, t)
+	devices, err := fleet.ResolveTarget(ctx, s.o.Store, tenantID, t)
 	if err != nil {
 		return nil, err
 	}
@@ -322,71 +322,6 @@ func (s *Service) Push(ctx context.Context, tenantID string, t fleet.Target, by 
 			r.Error = "not sent"
 		}
 		out = append(out, r)
-	}
-	return out, nil
-}
-
-// resolve turns a push target into the tenant's devices.
-func (s *Service) resolve(ctx context.Context, tenantID string, t fleet.Target) ([]store.Device, error) {
-	set := 0
-	for _, b := range []bool{t.DeviceIDs != nil, t.Tag != "", t.ProjectID != ""} {
-		if b {
-			set++
-		}
-	}
-	if set != 1 {
-		return nil, store.Invalid("target", "set exactly one of device_ids, tag, project_id")
-	}
-	if t.DeviceIDs != nil {
-		if len(t.DeviceIDs) == 0 || len(t.DeviceIDs) > fleet.MaxTargetIDs {
-			return nil, store.Invalid("target.device_ids", fmt.Sprintf("must list 1 to %d devices", fleet.MaxTargetIDs))
-		}
-		out := make([]store.Device, 0, len(t.DeviceIDs))
-		seen := map[string]bool{}
-		for i, id := range t.DeviceIDs {
-			field := fmt.Sprintf("target.device_ids[%d]", i)
-			if seen[id] {
-				return nil, store.Invalid(field, "listed twice")
-			}
-			seen[id] = true
-			d, err := s.o.Store.Device(ctx, tenantID, id)
-			if errors.Is(err, store.ErrNotFound) || err == nil && !protocol.ValidDeviceID(id) {
-				return nil, store.Invalid(field, "no such device")
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, d)
-		}
-		return out, nil
-	}
-	field, f := "target.tag", store.DeviceFilter{Tag: t.Tag, ProjectID: t.ProjectID}
-	if t.ProjectID != "" {
-		field = "target.project_id"
-		if _, err := s.o.Store.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {
-			return nil, store.Invalid(field, "no such project")
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	var out []store.Device
-	opts := store.ListOptions{Limit: store.MaxPageSize}
-	for {
-		page, err := s.o.Store.ListDevices(ctx, tenantID, f, opts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Items...)
-		if len(out) > fleet.MaxTargets {
-			return nil, store.Invalid(field, fmt.Sprintf("matches more than %d devices", fleet.MaxTargets))
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		opts.Cursor = page.NextCursor
-	}
-	if len(out) == 0 {
-		return nil, store.Invalid(field, "matches no device")
 	}
 	return out, nil
 }

@@ -147,7 +147,7 @@ func (c *Commands) Send(ctx context.Context, tenantID string, req SendRequest) (
 	if ttl < MinCommandTTL || ttl > MaxCommandTTL {
 		return nil, store.Invalid("ttl_seconds", fmt.Sprintf("must be from %d to %d", int(MinCommandTTL/time.Second), int(MaxCommandTTL/time.Second)))
 	}
-	devices, err := c.resolve(ctx, tenantID, req.Target)
+	devices, err := ResolveTarget(ctx, c.o.Store, tenantID, req.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +250,17 @@ func paramError(err error) error {
 	return store.Invalid("params", protocol.Class(err))
 }
 
-// resolve turns a target into devices of the tenant.
-func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]store.Device, error) {
+// TargetStore is what ResolveTarget reads.
+type TargetStore interface {
+	Device(ctx context.Context, tenantID, id string) (store.Device, error)
+	Project(ctx context.Context, tenantID, id string) (store.Project, error)
+	ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, o store.ListOptions) (store.Page[store.Device], error)
+}
+
+// ResolveTarget turns a target into devices of the tenant: exactly one of explicit IDs (at
+// most MaxTargetIDs, each once), a tag or a project, matching 1 to MaxTargets devices. Bad
+// targets are store.InvalidError on the field to fix. Commands and config pushes share it.
+func ResolveTarget(ctx context.Context, st TargetStore, tenantID string, t Target) ([]store.Device, error) {
 	set := 0
 	if t.DeviceIDs != nil {
 		set++
@@ -280,7 +289,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 			if !protocol.ValidDeviceID(id) {
 				return nil, store.Invalid(field, "no such device")
 			}
-			d, err := c.o.Store.Device(ctx, tenantID, id)
+			d, err := st.Device(ctx, tenantID, id)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, store.Invalid(field, "no such device")
 			}
@@ -295,7 +304,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 	field := "target.tag"
 	if t.ProjectID != "" {
 		field = "target.project_id"
-		if _, err := c.o.Store.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {
+		if _, err := st.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {
 			return nil, store.Invalid(field, "no such project")
 		} else if err != nil {
 			return nil, err
@@ -304,7 +313,7 @@ func (c *Commands) resolve(ctx context.Context, tenantID string, t Target) ([]st
 	var out []store.Device
 	opts := store.ListOptions{Limit: store.MaxPageSize}
 	for {
-		page, err := c.o.Store.ListDevices(ctx, tenantID, f, opts)
+		page, err := st.ListDevices(ctx, tenantID, f, opts)
 		if err != nil {
 			return nil, err
 		}
