@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"slices"
 	"strconv"
@@ -32,16 +33,24 @@ import (
 //   - Two writers that read the same revision race for the next one; the loser reads again
 //     and checks its versions against the winner's set, so a stale version is always
 //     store.ErrConflict and a write to other keys is applied on top.
-//   - A writer whose read is so old that the revision it would insert was already removed
-//     finds a higher revision after its insert, withdraws its document and reads again;
-//     removal only ever removes revisions below one that exists, so the check cannot miss.
+//   - Each revision carries a random token and the token of the revision it was built on
+//     (base). A writer that finds a higher revision after its insert looks at the one right
+//     above its own: built on its token, its write is in the chain and stands; built on
+//     anything else, or missing, its read was so old that the revision it inserted had
+//     already been removed, so it withdraws its document and reads again.
 //
-// Old revisions are kept only between a write and its clean-up; a clean-up that fails leaves
-// them behind harmlessly (the highest revision wins) until the next write removes them.
+// A write removes the revisions more than configKeptRevisions below its own, so the revision
+// right above a fresh insert is still there when its writer checks, unless that many writes of
+// the same scope land in between; a clean-up that fails leaves old revisions behind harmlessly
+// (the highest revision wins) until the next write removes them.
 
 // configWriteAttempts bounds how often a write starts again after losing a race for the next
 // revision to writers of other keys of the same scope.
 const configWriteAttempts = 16
+
+// configKeptRevisions is how many revisions of a scope a write keeps below its own, so that
+// the writer of the revision just below can still tell whether its write was built upon.
+const configKeptRevisions = 8
 
 type configEntryDoc struct {
 	Key         string    `bson:"key"`
@@ -56,11 +65,15 @@ type configEntryDoc struct {
 
 // configSetDoc is one revision of a scope's entries, sorted by key.
 type configSetDoc struct {
-	TenantID string           `bson:"tenant_id"`
-	Scope    string           `bson:"scope"`
-	ScopeID  string           `bson:"scope_id"`
-	Rev      int64            `bson:"rev"`
-	Entries  []configEntryDoc `bson:"entries"`
+	TenantID string `bson:"tenant_id"`
+	Scope    string `bson:"scope"`
+	ScopeID  string `bson:"scope_id"`
+	Rev      int64  `bson:"rev"`
+	// Token is random per revision; Base is the Token of the revision this one was built on
+	// (empty for the first, and for revisions from before tokens).
+	Token   string           `bson:"token,omitempty"`
+	Base    string           `bson:"base,omitempty"`
+	Entries []configEntryDoc `bson:"entries"`
 }
 
 func configEntryToDoc(e *store.ConfigEntry) configEntryDoc {
@@ -146,7 +159,7 @@ func (s *Store) writeConfigSet(ctx context.Context, tenantID string, scope store
 			return err
 		}
 		next := configSetDoc{TenantID: tenantID, Scope: string(scope), ScopeID: scopeID, Rev: cur.Rev + 1,
-			Entries: make([]configEntryDoc, 0, len(entries))}
+			Token: rand.Text(), Base: cur.Token, Entries: make([]configEntryDoc, 0, len(entries))}
 		for _, d := range entries {
 			next.Entries = append(next.Entries, d)
 		}
@@ -160,9 +173,10 @@ func (s *Store) writeConfigSet(ctx context.Context, tenantID string, scope store
 	return conflict("write config entries of %s %q: %d writers in a row got there first", scope, scopeID, configWriteAttempts)
 }
 
-// insertConfigSet inserts set as its scope's next revision and removes the older ones. It
-// returns errConfigRace when the revision is taken, or when a higher one exists (the write was
-// based on a revision that has since been removed), in which case it withdraws its document.
+// insertConfigSet inserts set as its scope's next revision and removes the old ones. It
+// returns errConfigRace when the revision is taken, or when a higher revision exists that was
+// not built on this one (the write was based on a revision that has since been removed), in
+// which case it withdraws its document.
 func (s *Store) insertConfigSet(ctx context.Context, set configSetDoc) error {
 	c := s.col(colConfigSets)
 	scope := configScopeKey(set.TenantID, store.ConfigScope(set.Scope), set.ScopeID)
@@ -172,23 +186,42 @@ func (s *Store) insertConfigSet(ctx context.Context, set configSetDoc) error {
 		}
 		return err
 	}
-	newer, err := exists(ctx, c, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$gt", Value: set.Rev}}}))
-	if err == nil && newer {
-		_, err = c.DeleteOne(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: set.Rev}))
+	stands, err := s.configSetStands(ctx, scope, set)
+	if err == nil && !stands {
+		_, err = c.DeleteOne(ctx, append(slices.Clone(scope), bson.E{Key: "token", Value: set.Token}))
 		if err == nil {
 			return errConfigRace
 		}
 	}
 	if err != nil {
-		// The document is in place, but whether it is the current one is unknown; report the
-		// failure rather than claim success. A later write starts from whatever is highest.
+		// The document is in place, but whether it is part of the current chain is unknown;
+		// report the failure rather than claim success.
 		return err
 	}
-	if _, err := c.DeleteMany(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$lt", Value: set.Rev}}})); err != nil {
+	if _, err := c.DeleteMany(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$lte", Value: set.Rev - configKeptRevisions}}})); err != nil {
 		s.log.Warn("old config revisions left in place", "tenant_id", set.TenantID, "scope", set.Scope,
 			"scope_id", set.ScopeID, "error", err)
 	}
 	return nil
+}
+
+// configSetStands reports whether a just-inserted revision is part of its scope's chain: no
+// revision above it, or the one right above it was built on it.
+func (s *Store) configSetStands(ctx context.Context, scope bson.D, set configSetDoc) (bool, error) {
+	c := s.col(colConfigSets)
+	newer, err := exists(ctx, c, append(slices.Clone(scope), bson.E{Key: "rev", Value: bson.D{{Key: "$gt", Value: set.Rev}}}))
+	if err != nil || !newer {
+		return !newer, err
+	}
+	var above configSetDoc
+	err = c.FindOne(ctx, append(slices.Clone(scope), bson.E{Key: "rev", Value: set.Rev + 1})).Decode(&above)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return above.Base == set.Token, nil
 }
 
 // PutConfigEntries writes a batch of one scope's entries as one new revision of the scope, with
