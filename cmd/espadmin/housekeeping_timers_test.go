@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
 // timedSweeper records when each sweep started and the deadline it was given, and blocks
@@ -46,8 +47,7 @@ func TestRunSweepsTimers(t *testing.T) {
 				done := make(chan error, 1)
 				start := time.Now()
 				go func() { done <- runSweeps(ctx, s, interval, slog.New(slog.DiscardHandler)) }()
-				time.Sleep(2*interval + interval/2)
-				synctest.Wait()
+				testclock.Advance(2*interval + interval/2)
 				cancel()
 				if err := <-done; err != nil {
 					t.Fatalf("runSweeps = %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
+	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
 // memStore is the part of the store the presence and sweeper tests reach, in memory, so that
@@ -44,7 +45,7 @@ type sweepCall struct {
 }
 
 func (m *memStore) DeviceAuth(_ context.Context, id string) (store.DeviceAuth, error) {
-	time.Sleep(m.lookupTime) // a slow database, on the bubble's clock
+	<-time.After(m.lookupTime) // a slow database, on the bubble's clock
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.devices[id]
@@ -207,7 +208,7 @@ func TestPresenceDelayTimers(t *testing.T) {
 
 					start := time.Now()
 					for _, r := range c.reports {
-						time.Sleep(start.Add(r.after).Sub(time.Now()))
+						testclock.AdvanceTo(start.Add(r.after))
 						payload := protocol.WillPayload
 						if r.online {
 							payload = `{"v":1,"online":true}`
@@ -215,8 +216,7 @@ func TestPresenceDelayTimers(t *testing.T) {
 						bus.up(dev, protocol.KindStatus, payload)
 						synctest.Wait()
 					}
-					time.Sleep(start.Add(4 * delay).Sub(time.Now()))
-					synctest.Wait()
+					testclock.AdvanceTo(start.Add(4 * delay))
 					cancel()
 					<-done
 
@@ -259,13 +259,11 @@ func TestCommandSweeper(t *testing.T) {
 		start := time.Now()
 		go func() { done <- c.Run(ctx) }()
 
-		time.Sleep(interval - time.Millisecond)
-		synctest.Wait()
+		testclock.Advance(interval - time.Millisecond)
 		if calls := st.sweepCalls(); len(calls) != 0 {
 			t.Fatalf("swept %+v before the first interval passed", calls)
 		}
-		time.Sleep(3*interval + time.Millisecond - (interval - time.Millisecond))
-		synctest.Wait()
+		testclock.AdvanceTo(start.Add(3*interval + time.Millisecond))
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
 const (
@@ -407,8 +408,7 @@ func TestRunTicksEveryInterval(t *testing.T) {
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() { done <- svc.Run(ctx) }()
-		time.Sleep(3*interval + interval/2)
-		synctest.Wait()
+		testclock.Advance(3*interval + interval/2)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v", err)

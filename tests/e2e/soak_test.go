@@ -170,7 +170,7 @@ func TestSoak(t *testing.T) {
 	case <-time.After(duration * 4 / 10):
 		t.Logf("database outage: frozen for %v", outage)
 		pg.Pause(t)
-		time.Sleep(outage) // the outage's length, not synchronisation
+		<-time.After(outage) // the outage's length
 		pg.Resume(t)
 		t.Logf("database back")
 	}
@@ -182,13 +182,15 @@ func TestSoak(t *testing.T) {
 	var states map[string]int
 	var byID map[string]string
 	drainStart := time.Now()
+	survey := time.NewTicker(15 * time.Second) // a survey is 1,000 requests: not too often
+	defer survey.Stop()
 	for {
 		states, byID = soakStates(t, api, ids)
 		if states["queued"]+states["delivered"] == 0 || time.Since(drainStart) > 5*time.Minute {
 			break
 		}
 		t.Logf("draining: %v", states)
-		time.Sleep(15 * time.Second) // pacing of a 1,000-request survey, not synchronisation
+		<-survey.C
 	}
 	t.Logf("drained in %v", time.Since(drainStart).Round(time.Second))
 

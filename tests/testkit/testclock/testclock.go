@@ -4,6 +4,7 @@ package testclock
 
 import (
 	"sync"
+	"testing/synctest"
 	"time"
 )
 
@@ -32,3 +33,14 @@ func (c *Clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// Advance moves the fake clock of a testing/synctest bubble on by d (to the instant it names,
+// nothing runs in real time) and returns once every goroutine of the bubble is durably
+// blocked again, so what the timers set off has run. Call it from the bubble's root goroutine.
+func Advance(d time.Duration) {
+	<-time.After(d) // in a bubble, time jumps as soon as everything else is blocked
+	synctest.Wait()
+}
+
+// AdvanceTo is Advance to the instant at.
+func AdvanceTo(at time.Time) { Advance(time.Until(at)) }
