@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,38 +23,6 @@ import (
 // deliveryWait bounds the waits of the delivery tests: a backlog of hundreds of commands on a
 // loaded two-core machine.
 const deliveryWait = 90 * time.Second
-
-// startPostgresServer runs "espadmin serve" with the embedded broker on the PostgreSQL
-// database dbURL, with a tenant "acme" and an API token of its owner, and the default rate
-// limits (the ones a device meets in production).
-func startPostgresServer(t *testing.T, root, dbURL string) *server {
-	t.Helper()
-	bin := buildEspadmin(t, root)
-	dataDir := filepath.Join(t.TempDir(), "data")
-	base := []string{"--data-dir", dataDir, "--database-url", dbURL}
-	cli := func(stdin string, args ...string) string {
-		t.Helper()
-		return runCLI(t, bin, cleanEnv(), stdin, append(args, base...)...)
-	}
-	cli("a long enough password\n", "user", "create", "--email", "delivery@example.com", "--tenant", tenant)
-	out := cli("", "token", "create", "--email", "delivery@example.com", "--tenant", tenant, "--name", "delivery",
-		"--scopes", "devices:read,devices:write,commands:write,config:write")
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	token := strings.TrimSpace(lines[len(lines)-1])
-
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	s := &server{url: "http://" + httpAddr, dataDir: dataDir, token: token, stderr: &syncBuffer{}}
-	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--mqtt-addr", mqttAddr,
-		"--mqtt-tls-addr", "", "--log-format", "text", "--shutdown-timeout", "5s"}, base...)...)
-	cmd.Env = cleanEnv()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", tail(s.stderr.String(), 60))
-		}
-	})
-	runServer(t, "espadmin serve", cmd, s)
-	return s
-}
 
 // createDevice creates a device and returns its provisioning bundle.
 func createDevice(t *testing.T, s *server, name string) fleet.Bundle {
@@ -261,7 +227,7 @@ func sendRestarts(t *testing.T, s *server, deviceID string, n int) []string {
 // succeeded: the broker acknowledged no ack it then dropped.
 func TestDeliveryBacklogAcks(t *testing.T) {
 	pg := testsvc.NewPausablePostgres(t)
-	s := startPostgresServer(t, repoRoot(t), pg.URL)
+	s := startServerOn(t, repoRoot(t), pg.URL)
 	b := createDevice(t, s, "backlog")
 	const backlog = 300
 	sendRestarts(t, s, b.DeviceID, backlog)
@@ -287,7 +253,7 @@ func TestDeliveryBacklogAcks(t *testing.T) {
 // acknowledged until it is stored, and is applied once the database is back.
 func TestDeliveryAckDuringOutage(t *testing.T) {
 	pg := testsvc.NewPausablePostgres(t)
-	s := startPostgresServer(t, repoRoot(t), pg.URL)
+	s := startServerOn(t, repoRoot(t), pg.URL)
 	b := createDevice(t, s, "outage")
 	d := newAckDevice(t, b, false)
 	d.connect(t)
@@ -348,7 +314,7 @@ func waitCommandIn(t *testing.T, s *server, deviceID, commandID, state string, t
 // version; the older ones are marked superseded.
 func TestDeliveryLargeBacklog(t *testing.T) {
 	pg := testsvc.NewPausablePostgres(t)
-	s := startPostgresServer(t, repoRoot(t), pg.URL)
+	s := startServerOn(t, repoRoot(t), pg.URL)
 	b := createDevice(t, s, "large")
 	big := func(c byte, i int) string {
 		return fmt.Sprintf("%04d", i) + strings.Repeat(string(c), protocol.MaxConfigValueLength-100)

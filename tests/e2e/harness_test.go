@@ -129,11 +129,21 @@ type server struct {
 
 const tenant = "acme"
 
-func startServer(t *testing.T, root string) *server {
+// startServer runs "espadmin serve" with the embedded broker on a fresh SQLite database, with
+// a tenant "acme" and an API token of its owner.
+func startServer(t *testing.T, root string) *server { return startServerOn(t, root, "") }
+
+// startServerOn is startServer on the database dbURL (empty: SQLite in the data folder), at
+// the default rate limits (the ones a device meets in production). The server's log is
+// printed when the test fails.
+func startServerOn(t *testing.T, root, dbURL string) *server {
 	t.Helper()
 	bin := buildEspadmin(t, root)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	base := []string{"--data-dir", dataDir}
+	if dbURL != "" {
+		base = append(base, "--database-url", dbURL)
+	}
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
 		return runCLI(t, bin, cleanEnv(), stdin, append(args, base...)...)
@@ -149,6 +159,11 @@ func startServer(t *testing.T, root string) *server {
 	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--mqtt-addr", mqttAddr,
 		"--mqtt-tls-addr", "", "--log-format", "text", "--shutdown-timeout", "5s"}, base...)...)
 	cmd.Env = cleanEnv()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", tail(s.stderr.String(), 60))
+		}
+	})
 	runServer(t, "espadmin serve", cmd, s)
 	return s
 }

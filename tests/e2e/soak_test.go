@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 	outage := envDuration(t, "ESPADMIN_SOAK_OUTAGE", 20*time.Second)
 
 	pg := testsvc.NewPausablePostgres(t)
-	s := startPostgresServer(t, repoRoot(t), pg.URL)
+	s := startServerOn(t, repoRoot(t), pg.URL)
 	api := &soakAPI{s: s, c: &http.Client{Timeout: 15 * time.Second}}
 
 	start := time.Now()
