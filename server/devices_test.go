@@ -240,7 +240,7 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 	poll.Wait(t, "offline event", func() bool {
 		return events.find(eventIs(fleet.EventPresence, id, func(d map[string]any) bool { return d["online"] == false })) != nil
 	})
-	poll.Wait(t, "reconnected", func() bool { return d.Stats().Connects == 2 && d.Connected() })
+	poll.Until(t, 30*time.Second, "reconnected", func() bool { return d.Stats().Connects >= 2 && d.Connected() })
 	w.waitOnline(t, id, true)
 	// A clean stop: no will, but the broker reports the device offline.
 	d.Stop()
