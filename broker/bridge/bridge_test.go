@@ -509,9 +509,10 @@ func TestTLS(t *testing.T) {
 			if !errors.Is(st.Err, ErrTLS) || !strings.Contains(st.LastError, tc.want) {
 				t.Fatalf("state = %+v, want a TLS error mentioning %q", st, tc.want)
 			}
-			if !strings.Contains(logs.String(), "error_kind=tls") {
-				t.Fatalf("no log line:\n%s", logs.String())
-			}
+			// The state changes before the failure is logged: wait for the line too.
+			poll.State(t, poll.Interval, 10*time.Second, "the TLS failure's log line", func() (bool, string) {
+				return strings.Contains(logs.String(), "error_kind=tls"), logs.String()
+			})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := Test(ctx, tc.cfg); !errors.Is(err, ErrTLS) {
