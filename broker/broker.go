@@ -219,10 +219,18 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 		if err := b.srv.AddListener(l); err != nil {
 			b.closeListeners()
 			cancel()
-			return nil, fmt.Errorf("broker: listen %s on %s: %w", l.Protocol(), l.Address(), err)
+			return nil, fmt.Errorf("broker: listen %s on %s (%s): %w", l.Protocol(), l.Address(), listenerSetting[l.Protocol()], err)
 		}
 	}
 	return b, nil
+}
+
+// listenerSetting names the setting that chooses each listener's address, for the error
+// that says a port is taken.
+var listenerSetting = map[string]string{
+	"tcp": "ESPADMIN_MQTT_ADDR / --mqtt-addr",
+	"tls": "ESPADMIN_MQTT_TLS_ADDR / --mqtt-tls-addr",
+	"ws":  "ESPADMIN_MQTT_WS_ADDR / --mqtt-ws-addr",
 }
 
 // Start starts serving on every configured listener (they are bound already by New, so the

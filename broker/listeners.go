@@ -406,9 +406,13 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
+// Close closes the socket when Init bound one: a listener whose Init failed (its port
+// taken) is closed too when the broker gives up building.
 func (l *netListener) Close(closeClients listeners.CloseFn) {
 	l.closeOnce.Do(func() {
-		_ = l.ln.Close()
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
 		closeClients(l.id)
 	})
 }
@@ -506,8 +510,10 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.closeOnce.Do(func() {
-		_ = l.ln.Close()
-		_ = l.srv.Close()
+		if l.ln != nil {
+			_ = l.ln.Close()
+			_ = l.srv.Close()
+		}
 		closeClients(l.id)
 	})
 }

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +132,45 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// TestPortTaken: when any listener's port is taken, New returns an error naming the listener,
+// its address and the setting to change, closes the listeners it had bound, and does not
+// panic.
+func TestPortTaken(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _ := selfSigned(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().String()
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		setting string
+	}{
+		{"tcp", func(c *Config) { c.Addr = busy }, "--mqtt-addr"},
+		{"tls", func(c *Config) { c.TLSAddr, c.TLSCert, c.TLSKey = busy, certFile, keyFile }, "--mqtt-tls-addr"},
+		{"ws", func(c *Config) { c.WSAddr = busy }, "--mqtt-ws-addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The other listeners bind first where they come first, so closing them is
+			// exercised too.
+			cfg := testConfig()
+			cfg.WSAddr = "127.0.0.1:0"
+			tt.mutate(&cfg)
+			_, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Devices: newFakeDevices()})
+			if err == nil {
+				t.Fatal("New succeeded on a taken port")
+			}
+			for _, want := range []string{tt.setting, busy, "address already in use"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
 }

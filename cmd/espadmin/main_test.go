@@ -215,6 +215,13 @@ func TestBadInputOneLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	shortKey := base64.StdEncoding.EncodeToString(make([]byte, 16))
+	// A port held by another program (Mosquitto on 1883, another server on 8080).
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	busy := held.Addr().String()
 	tests := []struct {
 		name string
 		args []string
@@ -237,6 +244,12 @@ func TestBadInputOneLine(t *testing.T) {
 			[]string{`unknown command "frobnicate"`, "espadmin help"}},
 		{"no command", nil, nil, []string{"missing command"}},
 		{"bad log level", []string{"config", "--log-level", "loud"}, nil, []string{"ESPADMIN_LOG_LEVEL"}},
+		{"HTTP port taken", []string{"serve", "--http-addr", busy, "--mqtt-addr", "127.0.0.1:0"}, nil,
+			[]string{"--http-addr", "address already in use"}},
+		{"MQTT port taken", []string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", busy}, nil,
+			[]string{"--mqtt-addr", busy, "address already in use"}},
+		{"MQTT WebSocket port taken", []string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--mqtt-ws-addr", busy}, nil,
+			[]string{"--mqtt-ws-addr", busy, "address already in use"}},
 		{"healthcheck with nothing listening", []string{"healthcheck", "--http-addr", freePort(t)}, nil, []string{"healthcheck", "/readyz"}},
 	}
 	for _, tt := range tests {
