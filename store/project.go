@@ -72,6 +72,9 @@ type Release struct {
 	Size      int64
 	SHA256    string // hex
 	Image     ImageInfo
+	// Warnings are what the upload found worth a person's attention (a version mismatch
+	// the project allows), kept to be shown with the release.
+	Warnings  []string
 	CreatedBy string
 	CreatedAt time.Time
 }

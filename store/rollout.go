@@ -48,6 +48,15 @@ type Rollout struct {
 	Stages           []int
 	CurrentStage     int
 	FailureThreshold float64 // fraction of failed devices, 0..1
+	// StageSoak is how long a finished stage waits before the next one starts, so failures
+	// that show only after a while (a crash an hour after boot) can pause the rollout first.
+	StageSoak time.Duration
+	// RequireApproval pauses the rollout at the end of every stage but the last with
+	// PauseReason "awaiting approval"; a resume approves the next stage.
+	RequireApproval bool
+	// StageDoneAt is when every device of the current stage had finished; zero while the
+	// stage runs. The soak time counts from it.
+	StageDoneAt      time.Time
 	State            RolloutState
 	PauseReason      string
 	Version          int64
@@ -94,7 +103,7 @@ type RolloutStore interface {
 	CreateRollout(ctx context.Context, r *Rollout) error
 	Rollout(ctx context.Context, tenantID, id string) (Rollout, error)
 	ListRollouts(ctx context.Context, tenantID string, f RolloutFilter, opts ListOptions) (Page[Rollout], error)
-	// UpdateRollout saves Stages, CurrentStage, FailureThreshold, State and PauseReason if
+	// UpdateRollout saves Stages, CurrentStage, FailureThreshold, StageDoneAt, State and PauseReason if
 	// r.Version matches the stored one (ErrConflict otherwise) and increments r.Version.
 	UpdateRollout(ctx context.Context, r *Rollout) error
 	DeleteRollout(ctx context.Context, tenantID, id string) error

@@ -175,6 +175,7 @@ type releaseDoc struct {
 	Size      int64        `bson:"size"`
 	SHA256    string       `bson:"sha256"`
 	Image     imageInfoDoc `bson:"image"`
+	Warnings  []string     `bson:"warnings,omitempty"`
 	CreatedBy string       `bson:"created_by"`
 	CreatedAt time.Time    `bson:"created_at"`
 }
@@ -182,14 +183,14 @@ type releaseDoc struct {
 func releaseToDoc(r *store.Release) releaseDoc {
 	return releaseDoc{
 		ID: r.ID, TenantID: r.TenantID, ProjectID: r.ProjectID, Version: r.Version, Notes: r.Notes, BlobKey: r.BlobKey,
-		Size: r.Size, SHA256: r.SHA256, Image: imageInfoDoc(r.Image), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
+		Size: r.Size, SHA256: r.SHA256, Image: imageInfoDoc(r.Image), Warnings: r.Warnings, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
 	}
 }
 
 func releaseFromDoc(d releaseDoc) store.Release {
 	return store.Release{
 		ID: d.ID, TenantID: d.TenantID, ProjectID: d.ProjectID, Version: d.Version, Notes: d.Notes, BlobKey: d.BlobKey,
-		Size: d.Size, SHA256: d.SHA256, Image: store.ImageInfo(d.Image), CreatedBy: d.CreatedBy, CreatedAt: utc(d.CreatedAt),
+		Size: d.Size, SHA256: d.SHA256, Image: store.ImageInfo(d.Image), Warnings: d.Warnings, CreatedBy: d.CreatedBy, CreatedAt: utc(d.CreatedAt),
 	}
 }
 

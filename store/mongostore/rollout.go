@@ -27,6 +27,9 @@ type rolloutDoc struct {
 	Stages           []int            `bson:"stages"`
 	CurrentStage     int              `bson:"current_stage"`
 	FailureThreshold float64          `bson:"failure_threshold"`
+	StageSoakSeconds int64            `bson:"stage_soak_seconds,omitempty"`
+	RequireApproval  bool             `bson:"require_approval,omitempty"`
+	StageDoneAt      *time.Time       `bson:"stage_done_at,omitempty"`
 	State            string           `bson:"state"`
 	PauseReason      string           `bson:"pause_reason"`
 	Version          int64            `bson:"version"`
@@ -43,8 +46,25 @@ func rolloutFromDoc(d rolloutDoc) store.Rollout {
 		},
 		Stages: d.Stages, CurrentStage: d.CurrentStage, FailureThreshold: d.FailureThreshold,
 		State: store.RolloutState(d.State), PauseReason: d.PauseReason, Version: d.Version,
+		StageSoak: time.Duration(d.StageSoakSeconds) * time.Second, RequireApproval: d.RequireApproval, StageDoneAt: timeOf(d.StageDoneAt),
 		CreatedBy: d.CreatedBy, CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt),
 	}
+}
+
+// timeOf is utc of an optional time; nil is the zero time.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return utc(*t)
+}
+
+// timePtr is nil for the zero time, so an unset time is absent from the document.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // CreateRollout inserts r; an empty State becomes active. r.Version is stored as given (0
@@ -61,6 +81,7 @@ func (s *Store) CreateRollout(ctx context.Context, r *store.Rollout) error {
 		},
 		Stages: r.Stages, CurrentStage: r.CurrentStage, FailureThreshold: r.FailureThreshold,
 		State: string(r.State), PauseReason: r.PauseReason, Version: r.Version,
+		StageSoakSeconds: int64(r.StageSoak / time.Second), RequireApproval: r.RequireApproval, StageDoneAt: timePtr(r.StageDoneAt),
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	})
 	return wrap(err, "create rollout of release %q", r.ReleaseID)
@@ -98,6 +119,7 @@ func (s *Store) UpdateRollout(ctx context.Context, r *store.Rollout) error {
 			{Key: "failure_threshold", Value: r.FailureThreshold},
 			{Key: "state", Value: string(r.State)},
 			{Key: "pause_reason", Value: r.PauseReason},
+			{Key: "stage_done_at", Value: timePtr(r.StageDoneAt)},
 			{Key: "updated_at", Value: now},
 		}},
 		{Key: "$inc", Value: bson.D{{Key: "version", Value: int64(1)}}},

@@ -28,12 +28,16 @@ type releaseRow struct {
 	ImageBuildDate   string    `bun:"image_build_date"`
 	ImageBuildTime   string    `bun:"image_build_time"`
 	ImageELFSHA256   string    `bun:"image_elf_sha256"`
+	Warnings         string    `bun:"warnings"`
 	CreatedBy        string    `bun:"created_by"`
 	CreatedAt        time.Time `bun:"created_at"`
 }
 
 func (r releaseRow) domain() store.Release {
+	// A warnings column that does not decode loses the warnings, never the release.
+	warnings, _ := fromJSON[string](r.Warnings)
 	return store.Release{
+		Warnings: warnings,
 		ID: r.ID, TenantID: r.TenantID, ProjectID: r.ProjectID, Version: r.Version, Notes: r.Notes,
 		BlobKey: r.BlobKey, Size: r.Size, SHA256: r.SHA256,
 		Image: store.ImageInfo{
@@ -54,7 +58,7 @@ func (s *Store) CreateRelease(ctx context.Context, r *store.Release) error {
 		BlobKey: c.BlobKey, Size: c.Size, SHA256: c.SHA256,
 		ImageChip: c.Image.Chip, ImageProjectName: c.Image.ProjectName, ImageAppVersion: c.Image.AppVersion,
 		ImageIDFVersion: c.Image.IDFVersion, ImageBuildDate: c.Image.BuildDate, ImageBuildTime: c.Image.BuildTime,
-		ImageELFSHA256: c.Image.ELFSHA256, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt,
+		ImageELFSHA256: c.Image.ELFSHA256, Warnings: toJSON(c.Warnings), CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt,
 	}
 	if _, err := s.w.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return wrap(err, "create release %q of project %q", c.Version, c.ProjectID)

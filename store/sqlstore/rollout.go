@@ -26,6 +26,9 @@ type rolloutRow struct {
 	Stages           string    `bun:"stages"`
 	CurrentStage     int       `bun:"current_stage"`
 	FailureThreshold float64   `bun:"failure_threshold"`
+	StageSoakSeconds int64     `bun:"stage_soak_seconds"`
+	RequireApproval  bool      `bun:"require_approval"`
+	StageDoneAt      time.Time `bun:"stage_done_at,nullzero"`
 	State            string    `bun:"state"`
 	PauseReason      string    `bun:"pause_reason"`
 	Version          int64     `bun:"version"`
@@ -48,6 +51,7 @@ func (r rolloutRow) domain() (store.Rollout, error) {
 		Target:       store.RolloutTarget{Kind: store.TargetKind(r.TargetKind), Tag: r.TargetTag, DeviceIDs: ids, Percent: r.TargetPercent},
 		Stages:       stages,
 		CurrentStage: r.CurrentStage, FailureThreshold: r.FailureThreshold, State: store.RolloutState(r.State),
+		StageSoak: time.Duration(r.StageSoakSeconds) * time.Second, RequireApproval: r.RequireApproval, StageDoneAt: utc(r.StageDoneAt),
 		PauseReason: r.PauseReason, Version: r.Version, CreatedBy: r.CreatedBy,
 		CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt),
 	}, nil
@@ -89,6 +93,7 @@ func (s *Store) CreateRollout(ctx context.Context, r *store.Rollout) error {
 		TargetKind: string(c.Target.Kind), TargetTag: c.Target.Tag, TargetDeviceIDs: toJSON(c.Target.DeviceIDs),
 		TargetPercent: c.Target.Percent, Stages: toJSON(c.Stages), CurrentStage: c.CurrentStage,
 		FailureThreshold: c.FailureThreshold, State: string(c.State), PauseReason: c.PauseReason,
+		StageSoakSeconds: int64(c.StageSoak / time.Second), RequireApproval: c.RequireApproval, StageDoneAt: c.StageDoneAt,
 		Version: c.Version, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if _, err := s.w.NewInsert().Model(&row).Exec(ctx); err != nil {
@@ -147,6 +152,7 @@ func (s *Store) UpdateRollout(ctx context.Context, r *store.Rollout) error {
 		Set("failure_threshold = ?", r.FailureThreshold).
 		Set("state = ?", string(r.State)).
 		Set("pause_reason = ?", r.PauseReason).
+		Set("stage_done_at = ?", nullTime(r.StageDoneAt)).
 		Set("version = version + 1").
 		Set("updated_at = ?", now).
 		Where("tenant_id = ?", r.TenantID).

@@ -51,6 +51,7 @@ func fullRelease(f *fixture, tenantID, projectID, version string) store.Release 
 			BuildTime:   "08:30:00",
 			ELFSHA256:   "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
 		},
+		Warnings:  []string{"the image's own version is \"v-0.9.0\"", "second warning"},
 		CreatedBy: "user-" + f.id(),
 		CreatedAt: at(22),
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/espadmin/espadmin/store"
 )
@@ -17,6 +18,9 @@ func fullRollout(f *fixture, tenantID, projectID, releaseID string, deviceIDs []
 		Stages:           []int{5, 25, 100},
 		CurrentStage:     1,
 		FailureThreshold: 0.125,
+		StageSoak:        10 * time.Minute,
+		RequireApproval:  true,
+		StageDoneAt:      at(59),
 		State:            store.RolloutPaused,
 		PauseReason:      "failure rate 0.2 over threshold",
 		Version:          3,
@@ -80,6 +84,7 @@ func testRollout(t *testing.T, f *fixture) {
 			pct := fullRollout(f, rs.tenant.ID, rs.project.ID, rs.release.ID, nil)
 			pct.Target = store.RolloutTarget{Kind: store.TargetPercent, Percent: 10}
 			pct.Stages, pct.PauseReason, pct.State, pct.Version = nil, "", store.RolloutActive, 0
+			pct.StageSoak, pct.RequireApproval, pct.StageDoneAt = 0, false, time.Time{}
 			f.must(t, f.s.CreateRollout(ctx, &pct), "CreateRollout")
 			got, err = f.s.Rollout(ctx, rs.tenant.ID, pct.ID)
 			f.must(t, err, "Rollout")
@@ -93,6 +98,7 @@ func testRollout(t *testing.T, f *fixture) {
 			upd := r
 			upd.Stages, upd.CurrentStage, upd.FailureThreshold = []int{10, 50, 100}, 2, 0.5
 			upd.State, upd.PauseReason = store.RolloutActive, ""
+			upd.StageDoneAt = at(63)
 			upd.ReleaseID, upd.CreatedBy, upd.Target = "ignored", "ignored", store.RolloutTarget{Kind: store.TargetAll} // not saved
 			f.must(t, f.s.UpdateRollout(ctx, &upd), "UpdateRollout")
 			if upd.Version != orig.Version+1 {
@@ -103,8 +109,19 @@ func testRollout(t *testing.T, f *fixture) {
 			want := orig
 			want.Stages, want.CurrentStage, want.FailureThreshold = []int{10, 50, 100}, 2, 0.5
 			want.State, want.PauseReason, want.Version = store.RolloutActive, "", orig.Version+1
+			want.StageDoneAt = at(63)
 			want.UpdatedAt = got.UpdatedAt
 			f.equal(t, "Rollout after UpdateRollout", got, want)
+
+			// A stage starting again clears StageDoneAt.
+			cleared := got
+			cleared.StageDoneAt = time.Time{}
+			f.must(t, f.s.UpdateRollout(ctx, &cleared), "UpdateRollout clearing StageDoneAt")
+			if back, err := f.s.Rollout(ctx, rs.tenant.ID, r.ID); err != nil || !back.StageDoneAt.IsZero() {
+				t.Errorf("%s: StageDoneAt after clearing = %v (%v), want zero", f.s.Backend(), back.StageDoneAt, err)
+			}
+			got, err = f.s.Rollout(ctx, rs.tenant.ID, r.ID)
+			f.must(t, err, "Rollout")
 
 			stale := orig // still at the old version
 			stale.State = store.RolloutAborted
