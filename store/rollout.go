@@ -56,13 +56,13 @@ type Rollout struct {
 	RequireApproval bool
 	// StageDoneAt is when every device of the current stage had finished; zero while the
 	// stage runs. The soak time counts from it.
-	StageDoneAt      time.Time
-	State            RolloutState
-	PauseReason      string
-	Version          int64
-	CreatedBy        string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	StageDoneAt time.Time
+	State       RolloutState
+	PauseReason string
+	Version     int64
+	CreatedBy   string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // UpdateState is where one device is in a rollout.

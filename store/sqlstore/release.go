@@ -38,7 +38,7 @@ func (r releaseRow) domain() store.Release {
 	warnings, _ := fromJSON[string](r.Warnings)
 	return store.Release{
 		Warnings: warnings,
-		ID: r.ID, TenantID: r.TenantID, ProjectID: r.ProjectID, Version: r.Version, Notes: r.Notes,
+		ID:       r.ID, TenantID: r.TenantID, ProjectID: r.ProjectID, Version: r.Version, Notes: r.Notes,
 		BlobKey: r.BlobKey, Size: r.Size, SHA256: r.SHA256,
 		Image: store.ImageInfo{
 			Chip: r.ImageChip, ProjectName: r.ImageProjectName, AppVersion: r.ImageAppVersion,
