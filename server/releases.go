@@ -44,6 +44,7 @@ type releaseResponse struct {
 	Size      int64             `json:"size"`
 	SHA256    string            `json:"sha256"`
 	Image     imageInfoResponse `json:"image"`
+	Warnings  []string          `json:"warnings" doc:"what the upload found worth attention, e.g. the image's own version differs"`
 	CreatedBy string            `json:"created_by,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
 	PublicURL string            `json:"public_url,omitempty" doc:"stable download URL, only when the project enables public downloads"`
@@ -53,9 +54,12 @@ func (s *Server) releaseOf(p store.Project) func(store.Release) releaseResponse 
 	return func(r store.Release) releaseResponse {
 		out := releaseResponse{
 			ID: r.ID, ProjectID: r.ProjectID, Version: r.Version, Notes: r.Notes, Size: r.Size, SHA256: r.SHA256,
-			CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
+			CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, Warnings: r.Warnings,
 			Image: imageInfoResponse{Chip: r.Image.Chip, ProjectName: r.Image.ProjectName, AppVersion: r.Image.AppVersion,
 				IDFVersion: r.Image.IDFVersion, BuildDate: r.Image.BuildDate, BuildTime: r.Image.BuildTime, ELFSHA256: r.Image.ELFSHA256},
+		}
+		if out.Warnings == nil {
+			out.Warnings = []string{}
 		}
 		if p.PublicDownloads {
 			out.PublicURL = s.publicURL + "/api/v1/public/tenants/" + r.TenantID + "/releases/" + r.ID + "/firmware.bin"
@@ -66,7 +70,7 @@ func (s *Server) releaseOf(p store.Project) func(store.Release) releaseResponse 
 
 type releaseCreatedResponse struct {
 	releaseResponse
-	Warnings []string         `json:"warnings"`
+	Warnings []string         `json:"warnings" doc:"the release's warnings, and whether its rollout failed to start"`
 	Rollout  *rolloutResponse `json:"rollout,omitempty" doc:"the rollout started with the release, when asked for"`
 }
 
@@ -91,6 +95,8 @@ type releaseUploadQuery struct {
 	Rollout          string `query:"rollout" doc:"start a rollout: all, tag:TAG, percent:N, devices:ID,ID or a JSON rollout object"`
 	Stages           string `query:"stages" doc:"e.g. 5,25,100"`
 	FailureThreshold string `query:"failure_threshold" doc:"0..1 (default 0.2)"`
+	StageSoakSeconds string `query:"stage_soak_seconds" doc:"0..604800: how long a finished stage waits before the next one starts"`
+	RequireApproval  string `query:"require_approval" doc:"true: pause at the end of every stage but the last until resumed"`
 }
 
 // release loads the release named by the path, in the path's project.
@@ -152,7 +158,7 @@ func (s *Server) createRelease(c echo.Context) error {
 	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(uploadDeadline))
 	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(uploadDeadline))
 	params := map[string]string{}
-	for _, k := range []string{"version", "notes", "rollout", "stages", "failure_threshold"} {
+	for _, k := range []string{"version", "notes", "rollout", "stages", "failure_threshold", "stage_soak_seconds", "require_approval"} {
 		params[k] = c.QueryParam(k)
 	}
 	mt, mparams, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
@@ -197,6 +203,9 @@ func (s *Server) createRelease(c echo.Context) error {
 	if params["rollout"] != "" {
 		ri, err := parseRolloutSpec(params["rollout"], params["stages"], params["failure_threshold"])
 		if err != nil {
+			return err
+		}
+		if err := parseStageWaits(&ri, params["stage_soak_seconds"], params["require_approval"]); err != nil {
 			return err
 		}
 		rollout = &ri
@@ -300,6 +309,25 @@ func parseRolloutSpec(spec, stages, threshold string) (ota.RolloutInput, error) 
 		in.FailureThreshold = &f
 	}
 	return in, nil
+}
+
+// parseStageWaits reads the soak time and approval of a rollout started with an upload.
+func parseStageWaits(in *ota.RolloutInput, soak, approval string) error {
+	if soak != "" {
+		n, err := strconv.ParseInt(soak, 10, 64)
+		if err != nil {
+			return store.Invalid("stage_soak_seconds", "must be a whole number of seconds from 0 to 604800")
+		}
+		in.StageSoak = soakOf(n)
+	}
+	if approval != "" {
+		b, err := strconv.ParseBool(approval)
+		if err != nil {
+			return store.Invalid("require_approval", "must be true or false")
+		}
+		in.RequireApproval = b
+	}
+	return nil
 }
 
 // getRelease serves GET /api/v1/tenants/:tenant/projects/:project/releases/:release.

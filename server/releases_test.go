@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
@@ -216,5 +217,70 @@ func TestReleaseUploadRefusals(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode < 400 {
 		t.Errorf("tampered URL served: %d", r.StatusCode)
+	}
+}
+
+// TestRolloutListNewestFirstAndStageWaits: the rollout list pages newest first (the rollout
+// just started is on the first page however many came before); a rollout carries its soak
+// time and approval; a release keeps its upload's warnings.
+func TestRolloutListNewestFirstAndStageWaits(t *testing.T) {
+	t.Parallel()
+	w := newOTAWorld(t)
+	w.create(t, map[string]any{"name": "offline", "project_id": w.project}) // never connects: rollouts stay active
+	// The image says v-0.9.0 but is uploaded as v-1.0.0: stored with a warning.
+	img := otatest.Image(otatest.ImageOptions{Version: "v-0.9.0"})
+	status, rel := w.owner.upload(w.releasesPath()+"?version=v-1.0.0", "application/octet-stream", bytes.NewReader(img))
+	if status != http.StatusCreated || len(rel["warnings"].([]any)) != 1 {
+		t.Fatalf("upload: %d %v", status, rel)
+	}
+	list := w.get(t, w.releasesPath())["items"].([]any)
+	if ws := list[0].(map[string]any)["warnings"].([]any); len(ws) != 1 || !strings.Contains(ws[0].(string), `"v-0.9.0"`) {
+		t.Errorf("listed release warnings = %v, want the version mismatch", ws)
+	}
+
+	var ids []string
+	for i := range 3 {
+		body := map[string]any{"release_id": rel["id"], "target": map[string]any{"kind": "all"}}
+		if i == 2 {
+			body["stages"] = []int{50, 100}
+			body["stage_soak_seconds"] = 600
+			body["require_approval"] = true
+		}
+		status, ro := w.owner.do("POST", "/api/v1/tenants/alpha/rollouts", body)
+		if status != http.StatusCreated {
+			t.Fatalf("rollout %d: %d %v", i, status, ro)
+		}
+		ids = append(ids, ro["id"].(string))
+		if i == 2 && (ro["stage_soak_seconds"] != float64(600) || ro["require_approval"] != true || ro["failure_threshold"] == nil) {
+			t.Errorf("rollout with waits: %v", ro)
+		}
+	}
+	first := w.get(t, "/api/v1/tenants/alpha/rollouts?project="+w.project+"&limit=2")
+	items := first["items"].([]any)
+	if len(items) != 2 || items[0].(map[string]any)["id"] != ids[2] || items[1].(map[string]any)["id"] != ids[1] || first["next_cursor"] == "" {
+		t.Fatalf("first page = %v, want the two newest, newest first, and a cursor", first)
+	}
+	second := w.get(t, "/api/v1/tenants/alpha/rollouts?project="+w.project+"&limit=2&cursor="+first["next_cursor"].(string))
+	if items := second["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != ids[0] || second["next_cursor"] != "" {
+		t.Errorf("second page = %v, want the oldest and no cursor", second)
+	}
+
+	// Bad input: a soak out of range is a field error, and nothing is started.
+	for _, soak := range []int{-1, 604801} {
+		status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/rollouts", map[string]any{
+			"release_id": rel["id"], "target": map[string]any{"kind": "all"}, "stage_soak_seconds": soak})
+		fields, _ := resp["error"].(map[string]any)["fields"].(map[string]any)
+		if status != http.StatusUnprocessableEntity || fields["rollout.stage_soak_seconds"] == nil {
+			t.Errorf("soak %d: %d %v, want 422 naming rollout.stage_soak_seconds", soak, status, resp)
+		}
+	}
+	status, resp := w.owner.upload(w.releasesPath()+"?version=v-1.0.1&rollout=all&require_approval=maybe", "application/octet-stream",
+		bytes.NewReader(otatest.Image(otatest.ImageOptions{Version: "v-1.0.1"})))
+	if fields, _ := resp["error"].(map[string]any)["fields"].(map[string]any); status != http.StatusUnprocessableEntity || fields["require_approval"] == nil {
+		t.Errorf("upload with require_approval=maybe: %d %v, want 422 naming require_approval", status, resp)
+	}
+	all := w.get(t, "/api/v1/tenants/alpha/rollouts?project="+w.project)["items"].([]any)
+	if len(all) != 3 {
+		t.Errorf("%d rollouts after the refused requests, want 3", len(all))
 	}
 }

@@ -27,6 +27,10 @@ type rolloutResponse struct {
 	Stages           []int             `json:"stages" doc:"percentages of the target, e.g. [5,25,100]"`
 	CurrentStage     int               `json:"current_stage" doc:"index into stages"`
 	FailureThreshold float64           `json:"failure_threshold" doc:"fraction of failed devices above which the rollout pauses itself"`
+	StageSoakSeconds int64             `json:"stage_soak_seconds" doc:"how long a finished stage waits before the next one starts"`
+	RequireApproval  bool              `json:"require_approval" doc:"the rollout pauses with reason \"awaiting approval\" at the end of every stage but the last; resume approves"`
+	StageDoneAt      *time.Time        `json:"stage_done_at,omitempty" doc:"when every device of the current stage had finished (the soak counts from it)"`
+	NextStageAt      *time.Time        `json:"next_stage_at,omitempty" doc:"when a soaking stage's successor starts (or asks for approval)"`
 	State            string            `json:"state" doc:"active, paused, aborted or completed"`
 	PauseReason      string            `json:"pause_reason,omitempty"`
 	Totals           map[string]int64  `json:"totals" doc:"devices per state: pending, downloading, downloaded, installing, rebooting, succeeded, failed, skipped"`
@@ -64,11 +68,14 @@ type createRolloutRequest struct {
 	Target           rolloutTargetWire `json:"target"`
 	Stages           []int             `json:"stages,omitempty"`
 	FailureThreshold *float64          `json:"failure_threshold,omitempty"`
+	StageSoakSeconds int64             `json:"stage_soak_seconds,omitempty" doc:"0 to 604800: how long a finished stage waits before the next one starts"`
+	RequireApproval  bool              `json:"require_approval,omitempty" doc:"pause at the end of every stage but the last until resumed"`
 }
 
 func (r createRolloutRequest) input() ota.RolloutInput {
 	return ota.RolloutInput{
 		ReleaseID: r.ReleaseID, Stages: r.Stages, FailureThreshold: r.FailureThreshold,
+		StageSoak: soakOf(r.StageSoakSeconds), RequireApproval: r.RequireApproval,
 		Target: store.RolloutTarget{Kind: store.TargetKind(r.Target.Kind), Tag: r.Target.Tag, DeviceIDs: r.Target.DeviceIDs, Percent: r.Target.Percent},
 	}
 }
@@ -81,7 +88,19 @@ type resumeRolloutRequest struct {
 type rolloutQuery struct {
 	Project string `query:"project" doc:"project ID"`
 	State   string `query:"state" doc:"active, paused, aborted or completed"`
-	pageQuery
+	pageQuery // newest first
+}
+
+// soakOf converts seconds to a soak time; values out of range stay out of range (the OTA
+// service refuses them with the field's name).
+func soakOf(seconds int64) time.Duration {
+	if seconds < 0 {
+		return -1
+	}
+	if seconds > int64(ota.MaxStageSoak/time.Second) {
+		return ota.MaxStageSoak + time.Second
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 func (s *Server) rolloutOf(c echo.Context, r store.Rollout) (rolloutResponse, error) {
@@ -99,7 +118,15 @@ func (s *Server) rolloutOf(c echo.Context, r store.Rollout) (rolloutResponse, er
 		Target: rolloutTargetWire{Kind: string(r.Target.Kind), Tag: r.Target.Tag, DeviceIDs: r.Target.DeviceIDs, Percent: r.Target.Percent},
 		Stages: r.Stages, CurrentStage: r.CurrentStage, FailureThreshold: r.FailureThreshold,
 		State: string(r.State), PauseReason: r.PauseReason, Totals: map[string]int64{},
+		StageSoakSeconds: int64(r.StageSoak / time.Second), RequireApproval: r.RequireApproval,
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if !r.StageDoneAt.IsZero() {
+		done, next := r.StageDoneAt, r.StageDoneAt.Add(r.StageSoak)
+		out.StageDoneAt = &done
+		if r.State == store.RolloutActive && r.StageSoak > 0 {
+			out.NextStageAt = &next
+		}
 	}
 	for st, n := range totals {
 		out.Totals[string(st)] = n
@@ -129,6 +156,7 @@ func (s *Server) listRollouts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	opts.Desc = true // newest first: the rollout that matters is the latest
 	f := store.RolloutFilter{ProjectID: c.QueryParam("project"), State: store.RolloutState(c.QueryParam("state"))}
 	switch f.State {
 	case "", store.RolloutActive, store.RolloutPaused, store.RolloutAborted, store.RolloutCompleted:

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,8 @@ import (
 type releasePushCmd struct {
 	server, token, tenant, project, version, notes string
 	rollout, stages, threshold                     string
+	stageSoak                                      time.Duration
+	requireApproval                                bool
 	timeout                                        time.Duration
 }
 
@@ -41,6 +44,8 @@ func (c *releasePushCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.rollout, "rollout", "", "start a rollout: all, tag:TAG, percent:N or devices:ID,ID")
 	fs.StringVar(&c.stages, "stages", "", "rollout stages in percent, e.g. 5,25,100")
 	fs.StringVar(&c.threshold, "failure-threshold", "", "fraction of failed devices (0..1) above which the rollout pauses itself")
+	fs.DurationVar(&c.stageSoak, "stage-soak", 0, "how long each finished rollout stage waits before the next one starts, e.g. 10m")
+	fs.BoolVar(&c.requireApproval, "require-approval", false, "pause the rollout at the end of every stage but the last until someone resumes it")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when the whole push takes longer")
 }
 
@@ -112,7 +117,19 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("release push: %w", err)
 	}
 
+	if (c.stageSoak != 0 || c.requireApproval) && c.rollout == "" {
+		return errors.New("release push: --stage-soak and --require-approval need --rollout")
+	}
+	if c.stageSoak < 0 || c.stageSoak%time.Second != 0 {
+		return fmt.Errorf("release push: --stage-soak %s must be a whole number of seconds, 0 or more", c.stageSoak)
+	}
 	q := url.Values{"version": {c.version}}
+	if c.stageSoak > 0 {
+		q.Set("stage_soak_seconds", strconv.FormatInt(int64(c.stageSoak/time.Second), 10))
+	}
+	if c.requireApproval {
+		q.Set("require_approval", "true")
+	}
 	for k, v := range map[string]string{"notes": c.notes, "rollout": c.rollout, "stages": c.stages, "failure_threshold": c.threshold} {
 		if v != "" {
 			q.Set(k, v)

@@ -21,6 +21,11 @@ const (
 	EventDeviceUpdate  = "device_update" // a device's state in a rollout changed
 	maxStages          = 10
 	maxRolloutDeviceID = 1000
+	// MaxStageSoak bounds a stage's soak time.
+	MaxStageSoak = 7 * 24 * time.Hour
+	// ReasonAwaitingApproval is the pause reason of a rollout that waits for a person to
+	// approve its next stage (a resume approves it).
+	ReasonAwaitingApproval = "awaiting approval"
 )
 
 // RolloutInput describes a rollout to start.
@@ -33,7 +38,13 @@ type RolloutInput struct {
 	// FailureThreshold is the fraction of failed devices (0..1) above which the rollout
 	// pauses itself; nil means DefaultFailureThreshold.
 	FailureThreshold *float64
-	CreatedBy        string
+	// StageSoak is how long a finished stage waits before the next one starts (failures
+	// reported meanwhile still pause the rollout); 0 starts the next stage at once.
+	StageSoak time.Duration
+	// RequireApproval pauses the rollout at the end of every stage but the last until a
+	// person resumes it.
+	RequireApproval bool
+	CreatedBy       string
 }
 
 // RolloutEvent is the data of a rollout event.
@@ -99,6 +110,9 @@ func validateRollout(in *RolloutInput) error {
 	if in.FailureThreshold != nil && (*in.FailureThreshold < 0 || *in.FailureThreshold > 1) {
 		return store.Invalid("rollout.failure_threshold", "must be from 0 to 1")
 	}
+	if in.StageSoak < 0 || in.StageSoak > MaxStageSoak {
+		return store.Invalid("rollout.stage_soak_seconds", fmt.Sprintf("must be from 0 to %d (7 days)", int(MaxStageSoak/time.Second)))
+	}
 	return nil
 }
 
@@ -124,6 +138,7 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, in Rollout
 	r := store.Rollout{
 		ID: store.NewID(), TenantID: tenantID, ProjectID: rel.ProjectID, ReleaseID: rel.ID,
 		Target: in.Target, Stages: in.Stages, FailureThreshold: threshold, State: store.RolloutActive,
+		StageSoak: in.StageSoak.Truncate(time.Second), RequireApproval: in.RequireApproval,
 		CreatedBy: in.CreatedBy, CreatedAt: now, UpdatedAt: now,
 	}
 	targets, err := s.targets(ctx, r)
@@ -229,7 +244,7 @@ func (s *Service) materialize(ctx context.Context, r store.Rollout, rel store.Re
 		}
 		rd := store.RolloutDevice{TenantID: r.TenantID, RolloutID: r.ID, DeviceID: d.ID, State: store.UpdatePending, UpdatedAt: s.now()}
 		if d.Metadata.FirmwareVersion == rel.Version {
-			rd.State, rd.Progress = store.UpdateSkipped, 100
+			rd.State = store.UpdateSkipped // nothing to download: progress stays 0
 		} else {
 			send = append(send, d)
 		}
@@ -327,6 +342,8 @@ func (s *Service) OTAProgress(ctx context.Context, dev fleet.DeviceRef, p protoc
 	if p.Version != rel.Version {
 		return nil
 	}
+	// A failure report may carry no progress: what was downloaded before stays shown.
+	downloaded := rd.Progress
 	rd.CommandID, rd.Progress, rd.Reason = cmd.ID, p.Progress, ""
 	switch p.State {
 	case protocol.OTADownloading:
@@ -344,13 +361,18 @@ func (s *Service) OTAProgress(ctx context.Context, dev fleet.DeviceRef, p protoc
 		if err != nil {
 			return err
 		}
+		// Either way the whole image was downloaded and installed.
+		rd.Progress = 100
 		if d.Metadata.FirmwareVersion == rel.Version {
-			rd.State, rd.Progress = store.UpdateSucceeded, 100
+			rd.State = store.UpdateSucceeded
 		} else {
 			rd.State, rd.Reason = store.UpdateFailed, protocol.ReasonBootFailedRolledBack
 		}
 	case protocol.OTAFailed:
-		rd.State, rd.Reason = store.UpdateFailed, p.Reason
+		rd.State, rd.Reason, rd.Progress = store.UpdateFailed, p.Reason, max(downloaded, p.Progress)
+		if p.Reason == protocol.ReasonBootFailedRolledBack {
+			rd.Progress = 100
+		}
 	default:
 		return nil
 	}
@@ -403,7 +425,7 @@ func (s *Service) applyCommand(ctx context.Context, cmd store.Command) error {
 		reason = reason[i+2:]
 	}
 	if reason == protocol.ReasonAlreadyRunning {
-		rd.State, rd.Progress = store.UpdateSkipped, 100
+		rd.State, rd.Progress = store.UpdateSkipped, 0
 	} else {
 		if !slices.Contains(protocol.OTAReasons(), reason) {
 			reason = protocol.ReasonInternal
@@ -444,8 +466,10 @@ func (s *Service) Totals(ctx context.Context, tenantID, rolloutID string) (map[s
 }
 
 // evaluate decides what an active rollout does next: pause when the failure rate passes the
-// threshold, advance to the next stage when every device of this one finished, complete
-// after the last. Each change is a compare-and-set on the rollout's version, so with several
+// threshold (in the last stage too: a rollout whose devices failed never reads as completed),
+// advance to the next stage when every device of this one finished and the stage's soak time
+// has passed (pausing for approval first when the rollout asks for it), complete after the
+// last. Each change is a compare-and-set on the rollout's version, so with several
 // replicas it happens once, and only the winner sends the next stage's commands.
 func (s *Service) evaluate(ctx context.Context, tenantID, rolloutID string) {
 	if err := s.evaluateErr(ctx, tenantID, rolloutID); err != nil && !errors.Is(err, store.ErrConflict) {
@@ -478,8 +502,9 @@ func (s *Service) evaluateErr(ctx context.Context, tenantID, rolloutID string) e
 		rate = float64(totals[store.UpdateFailed]) / float64(considered)
 	}
 	last := r.CurrentStage >= len(r.Stages)-1
+	now := s.now()
 	switch {
-	case rate > r.FailureThreshold && !(unfinished == 0 && last):
+	case rate > r.FailureThreshold:
 		r.State = store.RolloutPaused
 		r.PauseReason = fmt.Sprintf("failure rate %.0f%% (%d of %d devices) passed the threshold of %.0f%%",
 			rate*100, totals[store.UpdateFailed], considered, r.FailureThreshold*100)
@@ -492,30 +517,55 @@ func (s *Service) evaluateErr(ctx context.Context, tenantID, rolloutID string) e
 	case unfinished > 0:
 		return nil
 	case last:
-		r.State, r.UpdatedAt = store.RolloutCompleted, s.now()
+		r.State, r.UpdatedAt = store.RolloutCompleted, now
 		if err := s.o.Store.UpdateRollout(ctx, &r); err != nil {
 			return err
 		}
-	default:
-		r.CurrentStage++
-		r.UpdatedAt = s.now()
+	case r.StageDoneAt.IsZero() && (r.StageSoak > 0 || r.RequireApproval):
+		// The stage has just finished: the soak time counts from now (the engine's tick
+		// comes back to it).
+		r.StageDoneAt, r.UpdatedAt = now, now
 		if err := s.o.Store.UpdateRollout(ctx, &r); err != nil {
-			return err
-		}
-		rel, err := s.o.Store.Release(ctx, tenantID, r.ReleaseID)
-		if err != nil {
-			return err
-		}
-		targets, err := s.targets(ctx, r)
-		if err != nil {
-			return err
-		}
-		if err := s.materialize(ctx, r, rel, targets); err != nil {
 			return err
 		}
 		s.publishRollout(ctx, r)
+		return s.evaluateErr(ctx, tenantID, rolloutID)
+	case now.Before(r.StageDoneAt.Add(r.StageSoak)):
+		return nil // soaking
+	case r.RequireApproval:
+		r.State, r.PauseReason, r.UpdatedAt = store.RolloutPaused, ReasonAwaitingApproval, now
+		if err := s.o.Store.UpdateRollout(ctx, &r); err != nil {
+			return err
+		}
+		s.o.Logger.Info("rollout awaits approval", "tenant_id", tenantID, "rollout_id", r.ID, "stage", r.CurrentStage)
+	default:
+		r.CurrentStage++
+		r.StageDoneAt, r.UpdatedAt = time.Time{}, now
+		if err := s.o.Store.UpdateRollout(ctx, &r); err != nil {
+			return err
+		}
+		if err := s.startStage(ctx, r); err != nil {
+			return err
+		}
 		// A stage whose devices were all skipped finishes at once.
 		return s.evaluateErr(ctx, tenantID, rolloutID)
+	}
+	s.publishRollout(ctx, r)
+	return nil
+}
+
+// startStage adds the rollout's current stage's devices and sends them their commands.
+func (s *Service) startStage(ctx context.Context, r store.Rollout) error {
+	rel, err := s.o.Store.Release(ctx, r.TenantID, r.ReleaseID)
+	if err != nil {
+		return err
+	}
+	targets, err := s.targets(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := s.materialize(ctx, r, rel, targets); err != nil {
+		return err
 	}
 	s.publishRollout(ctx, r)
 	return nil
@@ -605,14 +655,20 @@ func (s *Service) Abort(ctx context.Context, tenantID, id string) (store.Rollout
 
 // Resume continues a paused rollout; threshold, when set, replaces the failure threshold
 // (raise it to continue past the failures that paused the rollout). Pending devices whose
-// command was stopped get a fresh one.
+// command was stopped get a fresh one. A rollout awaiting approval goes on to its next stage.
 func (s *Service) Resume(ctx context.Context, tenantID, id string, threshold *float64) (store.Rollout, error) {
 	if threshold != nil && (*threshold < 0 || *threshold > 1) {
 		return store.Rollout{}, store.Invalid("failure_threshold", "must be from 0 to 1")
 	}
+	approved := false
 	r, err := s.changeState(ctx, tenantID, id, func(r *store.Rollout) error {
 		if r.State != store.RolloutPaused {
 			return &StateError{Reason: "only a paused rollout can be resumed (it is " + string(r.State) + ")"}
+		}
+		approved = r.PauseReason == ReasonAwaitingApproval && r.CurrentStage < len(r.Stages)-1
+		if approved {
+			r.CurrentStage++
+			r.StageDoneAt = time.Time{}
 		}
 		r.State, r.PauseReason = store.RolloutActive, ""
 		if threshold != nil {
@@ -622,6 +678,11 @@ func (s *Service) Resume(ctx context.Context, tenantID, id string, threshold *fl
 	})
 	if err != nil {
 		return r, err
+	}
+	if approved {
+		if err := s.startStage(ctx, r); err != nil {
+			s.o.Logger.Warn("start approved stage", "rollout_id", r.ID, "error", err)
+		}
 	}
 	if err := s.reconcile(ctx, r); err != nil {
 		s.o.Logger.Warn("resume rollout", "rollout_id", r.ID, "error", err)

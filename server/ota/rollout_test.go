@@ -324,8 +324,9 @@ func TestRolloutAbort(t *testing.T) {
 }
 
 // TestRolloutSkipsAndCompletes: devices that already run the version are skipped without a
-// command, a stage of skipped devices finishes at once, and failures in the last stage
-// complete the rollout instead of pausing it once nothing is left to send.
+// command (and without download progress), a stage of skipped devices finishes at once, and
+// failures past the threshold in the last stage pause the rollout rather than complete it:
+// a rollout in which every device failed must never read as completed.
 func TestRolloutSkipsAndCompletes(t *testing.T) {
 	t.Parallel()
 	e := newRolloutEnv(t, newVersion, newVersion)
@@ -334,13 +335,139 @@ func TestRolloutSkipsAndCompletes(t *testing.T) {
 	if n := len(e.cmds.sends()); n != 0 {
 		t.Errorf("%d commands sent to devices already on the version", n)
 	}
+	for _, d := range e.devices {
+		if rd, err := e.st.RolloutDevice(t.Context(), e.tenant, r.ID, d); err != nil || rd.Progress != 0 {
+			t.Errorf("skipped device progress = %d (%v), want 0: it downloaded nothing", rd.Progress, err)
+		}
+	}
 
 	e = newRolloutEnv(t, oldVersion, oldVersion)
 	r = e.create([]int{100}, 0.2)
 	pending := e.pending(r.ID)
 	e.finish(pending[0], true)
-	e.finish(pending[1], false) // 1 of 2 failed, but the rollout has nothing left to do
+	e.finish(pending[1], false) // 1 of 2 failed in the last stage
+	paused := e.wantState(r.ID, store.RolloutPaused, 0)
+	if want := "failure rate 50% (1 of 2 devices)"; !strings.Contains(paused.PauseReason, want) {
+		t.Errorf("PauseReason = %q, want it to contain %q", paused.PauseReason, want)
+	}
+	// A person who accepts the failures resumes with a higher threshold; then it completes.
+	threshold := 0.5
+	if _, err := e.svc.Resume(t.Context(), e.tenant, r.ID, &threshold); err != nil {
+		t.Fatal(err)
+	}
 	e.wantState(r.ID, store.RolloutCompleted, 0)
+
+	// Every device failed: paused with the reason docs/ota.md shows.
+	e = newRolloutEnv(t, oldVersion)
+	r = e.create(nil, 0.1)
+	e.finish(e.pending(r.ID)[0], false)
+	paused = e.wantState(r.ID, store.RolloutPaused, 0)
+	if want := "failure rate 100% (1 of 1 devices)"; !strings.Contains(paused.PauseReason, want) {
+		t.Errorf("PauseReason = %q, want it to contain %q", paused.PauseReason, want)
+	}
+}
+
+// TestFailedDeviceKeepsDownloadProgress: a device that downloaded the whole image and then
+// failed (a hash mismatch, a rollback) shows what it downloaded, not 0 %.
+func TestFailedDeviceKeepsDownloadProgress(t *testing.T) {
+	t.Parallel()
+	e := newRolloutEnv(t, oldVersion, oldVersion)
+	r := e.create(nil, 1)
+	ctx := t.Context()
+	pending := e.pending(r.ID)
+	for i, d := range pending {
+		cmd := e.cmds.command(d)
+		ref := fleet.DeviceRef{TenantID: e.tenant, DeviceID: d}
+		must(t, e.svc.OTAProgress(ctx, ref, protocol.OTAProgress{ID: cmd.ID, Version: newVersion, State: protocol.OTADownloading, Progress: 100}))
+		final := protocol.OTAProgress{ID: cmd.ID, Version: newVersion, State: protocol.OTAFailed, Reason: protocol.ReasonHashMismatch}
+		if i == 1 {
+			// The device rebooted into the new image, which failed; it reports success of
+			// the old one (its metadata still says the old version).
+			final = protocol.OTAProgress{ID: cmd.ID, Version: newVersion, State: protocol.OTASucceeded}
+		}
+		must(t, e.svc.OTAProgress(ctx, ref, final))
+		rd, err := e.st.RolloutDevice(ctx, e.tenant, r.ID, d)
+		must(t, err)
+		if rd.State != store.UpdateFailed || rd.Progress != 100 {
+			t.Errorf("device %d: %s at %d%%, want failed at 100%%", i, rd.State, rd.Progress)
+		}
+	}
+}
+
+// TestRolloutStageSoakAndApproval: a finished stage waits its soak time before the next one
+// starts; with approval required it then pauses as "awaiting approval" until resumed, and
+// failures during the soak still pause the rollout.
+func TestRolloutStageSoakAndApproval(t *testing.T) {
+	t.Parallel()
+	e := newRolloutEnv(t, repeat(oldVersion, 4)...)
+	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	e.svc.o.Now = func() time.Time { return clock }
+	r, err := e.svc.CreateRollout(t.Context(), e.tenant, RolloutInput{
+		ReleaseID: e.release.ID, Target: store.RolloutTarget{Kind: store.TargetAll}, Stages: []int{50, 100},
+		StageSoak: 10 * time.Minute, RequireApproval: true,
+	})
+	must(t, err)
+	for _, d := range e.pending(r.ID) {
+		e.finish(d, true)
+	}
+	soaking := e.wantState(r.ID, store.RolloutActive, 0)
+	if !soaking.StageDoneAt.Equal(clock) {
+		t.Errorf("StageDoneAt = %v, want %v", soaking.StageDoneAt, clock)
+	}
+	clock = clock.Add(9 * time.Minute)
+	must(t, e.svc.Tick(t.Context()))
+	e.wantState(r.ID, store.RolloutActive, 0) // still soaking
+	if n := len(e.cmds.sends()); n != 2 {
+		t.Errorf("%d commands sent during the soak, want the first stage's 2", n)
+	}
+	clock = clock.Add(2 * time.Minute)
+	must(t, e.svc.Tick(t.Context()))
+	awaiting := e.wantState(r.ID, store.RolloutPaused, 0)
+	if awaiting.PauseReason != ReasonAwaitingApproval {
+		t.Errorf("PauseReason = %q, want %q", awaiting.PauseReason, ReasonAwaitingApproval)
+	}
+	if _, err := e.svc.Resume(t.Context(), e.tenant, r.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.wantState(r.ID, store.RolloutActive, 1)
+	if n := len(e.cmds.sends()); n != 4 {
+		t.Errorf("%d commands sent after the approval, want 4", n)
+	}
+	for _, d := range e.pending(r.ID) {
+		e.finish(d, true)
+	}
+	e.wantState(r.ID, store.RolloutCompleted, 1) // no approval after the last stage
+
+	// A failure reported during the soak pauses the rollout for its failure rate.
+	e = newRolloutEnv(t, repeat(oldVersion, 4)...)
+	e.svc.o.Now = func() time.Time { return clock }
+	r, err = e.svc.CreateRollout(t.Context(), e.tenant, RolloutInput{
+		ReleaseID: e.release.ID, Target: store.RolloutTarget{Kind: store.TargetAll}, Stages: []int{50, 100},
+		StageSoak: time.Hour, FailureThreshold: new(float64),
+	})
+	must(t, err)
+	pending := e.pending(r.ID)
+	e.finish(pending[0], true)
+	e.finish(pending[1], true)
+	e.wantState(r.ID, store.RolloutActive, 0)
+	// The second device's new image crashes later and it rolls back: a late failure report.
+	rd, err := e.st.RolloutDevice(t.Context(), e.tenant, r.ID, pending[1])
+	must(t, err)
+	rd.State, rd.Reason = store.UpdateFailed, protocol.ReasonBootFailedRolledBack
+	must(t, e.st.PutRolloutDevice(t.Context(), &rd))
+	must(t, e.svc.Tick(t.Context()))
+	e.wantState(r.ID, store.RolloutPaused, 0)
+
+	// Bad input: a soak past seven days or below zero is a field error.
+	for _, soak := range []time.Duration{-time.Second, MaxStageSoak + time.Second} {
+		_, err := e.svc.CreateRollout(t.Context(), e.tenant, RolloutInput{
+			ReleaseID: e.release.ID, Target: store.RolloutTarget{Kind: store.TargetAll}, StageSoak: soak,
+		})
+		var inv *store.InvalidError
+		if !errors.As(err, &inv) || inv.Fields["rollout.stage_soak_seconds"] == "" {
+			t.Errorf("CreateRollout with soak %v = %v, want a field error on rollout.stage_soak_seconds", soak, err)
+		}
+	}
 }
 
 // TestRolloutTickAppliesRefusals: the engine's tick moves devices on from their commands'

@@ -342,7 +342,7 @@ func (s *Service) Upload(ctx context.Context, p store.Project, in ReleaseInput) 
 	}
 	r := store.Release{
 		ID: id, TenantID: p.TenantID, ProjectID: p.ID, Version: in.Version, Notes: in.Notes,
-		BlobKey: key, Size: obj.Size, SHA256: obj.SHA256, CreatedBy: in.CreatedBy, CreatedAt: s.now(),
+		BlobKey: key, Size: obj.Size, SHA256: obj.SHA256, Warnings: warnings, CreatedBy: in.CreatedBy, CreatedAt: s.now(),
 		Image: store.ImageInfo{
 			Chip: img.Chip, ProjectName: img.App.ProjectName, AppVersion: img.App.Version,
 			IDFVersion: img.App.IDFVersion, BuildDate: img.App.Date, BuildTime: img.App.Time,
