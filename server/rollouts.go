@@ -86,9 +86,9 @@ type resumeRolloutRequest struct {
 
 // rolloutQuery documents the rollout list's filters.
 type rolloutQuery struct {
-	Project string `query:"project" doc:"project ID"`
-	State   string `query:"state" doc:"active, paused, aborted or completed"`
-	pageQuery // newest first
+	Project   string `query:"project" doc:"project ID"`
+	State     string `query:"state" doc:"active, paused, aborted or completed"`
+	pageQuery        // newest first
 }
 
 // soakOf converts seconds to a soak time; values out of range stay out of range (the OTA
