@@ -238,6 +238,17 @@ func TestRolloutListNewestFirstAndStageWaits(t *testing.T) {
 		t.Errorf("listed release warnings = %v, want the version mismatch", ws)
 	}
 
+	// The preview counts without starting anything.
+	status, pv := w.owner.do("POST", "/api/v1/tenants/alpha/rollouts/preview", map[string]any{
+		"release_id": rel["id"], "target": map[string]any{"kind": "all"}, "stages": []int{50, 100}})
+	if status != http.StatusOK || pv["devices"] != float64(1) || pv["first_stage"] != float64(1) || pv["version"] != "v-1.0.0" {
+		t.Errorf("preview: %d %v", status, pv)
+	}
+	status, pv = w.owner.do("POST", "/api/v1/tenants/alpha/rollouts/preview", map[string]any{
+		"release_id": rel["id"], "target": map[string]any{"kind": "tag", "tag": ""}})
+	if status != http.StatusUnprocessableEntity {
+		t.Errorf("preview with an empty tag: %d %v, want 422", status, pv)
+	}
 	var ids []string
 	for i := range 3 {
 		body := map[string]any{"release_id": rel["id"], "target": map[string]any{"kind": "all"}}

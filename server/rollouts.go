@@ -80,6 +80,33 @@ func (r createRolloutRequest) input() ota.RolloutInput {
 	}
 }
 
+type rolloutPreviewResponse struct {
+	Version        string `json:"version"`
+	Devices        int    `json:"devices" doc:"devices the rollout would target"`
+	FirstStage     int    `json:"first_stage" doc:"devices of its first stage"`
+	AlreadyRunning int    `json:"already_running" doc:"target devices already on the version (they are skipped)"`
+}
+
+// previewRollout serves POST /api/v1/tenants/:tenant/rollouts/preview: what a rollout would
+// reach, for the confirmation a person sees before starting it.
+func (s *Server) previewRollout(c echo.Context) error {
+	if err := s.otaReady(); err != nil {
+		return err
+	}
+	var req createRolloutRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ReleaseID == "" {
+		return store.Invalid("release_id", "is required")
+	}
+	p, err := s.deps.OTA.PreviewRollout(c.Request().Context(), tenantFrom(c).Tenant.ID, req.input())
+	if err != nil {
+		return otaError(err)
+	}
+	return c.JSON(http.StatusOK, rolloutPreviewResponse{Version: p.Version, Devices: p.Devices, FirstStage: p.FirstStage, AlreadyRunning: p.AlreadyRunning})
+}
+
 type resumeRolloutRequest struct {
 	FailureThreshold *float64 `json:"failure_threshold,omitempty" doc:"replaces the threshold; raise it to continue past the failures that paused the rollout"`
 }

@@ -131,6 +131,9 @@ var tenantAccess = map[string]accessCase{
 	"POST /api/v1/tenants/:tenant/rollouts": {func(ids map[string]string) any {
 		return map[string]any{"release_id": ids["release"], "target": map[string]any{"kind": "devices", "device_ids": []string{ids["device"]}}}
 	}, statuses(201, 201, 201, 403)},
+	"POST /api/v1/tenants/:tenant/rollouts/preview": {func(ids map[string]string) any {
+		return map[string]any{"release_id": ids["release"], "target": map[string]any{"kind": "all"}}
+	}, statuses(200, 200, 200, 403)},
 	"GET /api/v1/tenants/:tenant/rollouts/:rollout":         {noBody, statuses(200, 200, 200, 200)},
 	"GET /api/v1/tenants/:tenant/rollouts/:rollout/devices": {noBody, statuses(200, 200, 200, 200)},
 	"POST /api/v1/tenants/:tenant/rollouts/:rollout/pause":  {noBody, statuses(200, 200, 200, 403)},

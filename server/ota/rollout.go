@@ -159,6 +159,45 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, in Rollout
 	return s.o.Store.Rollout(ctx, tenantID, r.ID)
 }
 
+// RolloutPreview is what a rollout would reach if started now, for a confirmation.
+type RolloutPreview struct {
+	Devices        int // the whole target
+	FirstStage     int // devices in the first stage
+	AlreadyRunning int // target devices that run the release's version already (skipped)
+	Version        string
+}
+
+// PreviewRollout validates in like CreateRollout and counts the devices it would reach,
+// without starting anything. A percent target's cohort depends on the rollout's ID, so its
+// count is what a new rollout would most likely get.
+func (s *Service) PreviewRollout(ctx context.Context, tenantID string, in RolloutInput) (RolloutPreview, error) {
+	if err := validateRollout(&in); err != nil {
+		return RolloutPreview{}, err
+	}
+	rel, err := s.o.Store.Release(ctx, tenantID, in.ReleaseID)
+	if errors.Is(err, store.ErrNotFound) {
+		return RolloutPreview{}, store.Invalid("release_id", "no such release")
+	}
+	if err != nil {
+		return RolloutPreview{}, err
+	}
+	r := store.Rollout{ID: store.NewID(), TenantID: tenantID, ProjectID: rel.ProjectID, Target: in.Target, Stages: in.Stages}
+	targets, err := s.targets(ctx, r)
+	if err != nil {
+		return RolloutPreview{}, err
+	}
+	p := RolloutPreview{Devices: len(targets), Version: rel.Version}
+	if len(targets) > 0 {
+		p.FirstStage = stageSize(len(targets), in.Stages[0])
+	}
+	for _, d := range targets {
+		if d.Metadata.FirmwareVersion == rel.Version {
+			p.AlreadyRunning++
+		}
+	}
+	return p, nil
+}
+
 // targets returns the rollout's target devices in cohort order (a hash of rollout and device
 // ID), so stages take prefixes of a fixed random order.
 func (s *Service) targets(ctx context.Context, r store.Rollout) ([]store.Device, error) {
