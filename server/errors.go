@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/ui"
 )
 
 // ErrorResponse is the one JSON shape of every error the server returns.
@@ -75,6 +76,45 @@ func codeFor(status int) string {
 	return strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 }
 
+// isPagePath reports whether a GET is for the web UI rather than the API or a machine
+// endpoint: those keep the JSON error shape.
+func isPagePath(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	p := r.URL.Path
+	for _, prefix := range []string{"/api/", "/healthz", "/readyz", "/metrics", "/static/"} {
+		if strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/") {
+			return false
+		}
+	}
+	return true
+}
+
+// renderErrorPage answers a page request that failed with the UI's error page.
+func (s *Server) renderErrorPage(c echo.Context, status int, body ErrorBody) error {
+	msg := map[int]string{
+		http.StatusNotFound:  "There is no page at this address. Check the address, or start again from the start page.",
+		http.StatusForbidden: "You may not see this page.",
+	}[status]
+	if msg == "" {
+		msg = body.Message
+		if body.RequestID != "" && status >= 500 {
+			msg += " (request ID " + body.RequestID + ")"
+		}
+	}
+	title := http.StatusText(status)
+	if status == http.StatusNotFound {
+		title = "Page not found"
+	}
+	setPageHeaders(c.Response().Header())
+	b := anonymousBase(title)
+	if k, err := s.uiCallerOf(c); err == nil && k != nil {
+		b = k.base(title)
+	}
+	return s.render(c, status, "error", &ui.ErrorView{Base: b, Status: status, Message: msg})
+}
+
 // handleError is echo's HTTPErrorHandler: the only place an error becomes a response.
 // Unknown errors become a 500 with a generic message and the request ID; their detail goes to
 // the log only.
@@ -134,6 +174,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	var werr error
 	if c.Request().Method == http.MethodHead {
 		werr = c.NoContent(status)
+	} else if isPagePath(c.Request()) && s.ui != nil {
+		// A person's browser asked for a page (a mistyped address): answer with a page, not
+		// the API's JSON.
+		werr = s.renderErrorPage(c, status, body)
 	} else {
 		werr = c.JSON(status, ErrorResponse{Error: body})
 	}

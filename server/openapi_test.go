@@ -23,7 +23,7 @@ var undocumentedRoutes = []string{
 	// Web UI pages (ui.go).
 	"GET /", "GET /setup", "GET /login", "GET /signup", "GET /forgot-password",
 	"GET /reset-password", "GET /verify-email", "GET " + invitationAcceptPath, "GET /tenants",
-	"GET /account",
+	"GET /account", "GET /favicon.ico",
 }
 
 // undocumentedPrefixes are mounted handlers and pages outside the JSON API: signed blob

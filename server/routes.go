@@ -64,6 +64,10 @@ func (s *Server) routes() {
 	pages := uiRoutes{e}
 	pages.GET("/", s.uiHome)
 	pages.GET("/setup", s.uiSetup)
+	// Browsers and bookmarks ask for /favicon.ico whatever the page says.
+	pages.GET("/favicon.ico", func(c echo.Context) error {
+		return c.Redirect(http.StatusMovedPermanently, s.ui.AssetURL("favicon.svg"))
+	})
 	pages.GET("/login", s.uiLogin)
 	pages.GET("/signup", s.uiSignup)
 	pages.GET("/forgot-password", s.uiForgot)

@@ -32,14 +32,17 @@ func mustUI() *ui.UI {
 // uiHeaders sets the security headers of every page.
 func uiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Content-Security-Policy", ui.ContentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cache-Control", "no-store")
+		setPageHeaders(c.Response().Header())
 		return next(c)
 	}
+}
+
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", ui.ContentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
 }
 
 // uiCaller is the signed-in user of a page request.

@@ -51,6 +51,13 @@ func TestUIAnonymousVisitorsGoToSetupThenLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `value="abc"`) {
 		t.Fatalf("setup page = %d", resp.StatusCode)
 	}
+	// Without the token there is no form that could only fail: the page says where the
+	// one-time link is.
+	resp, body = getPage(t, h, anon, "/setup")
+	if resp.StatusCode != http.StatusOK || strings.Contains(body, "<form") || !strings.Contains(body, "setup_url") ||
+		!strings.Contains(body, "espadmin user create") {
+		t.Errorf("setup page without a token = %d, want the explanation and no form:\n%s", resp.StatusCode, body)
+	}
 
 	h.createUser(t, "ada@example.com", "acme", store.RoleOwner)
 	resp, _ = getPage(t, h, anon, "/t/acme/devices?online=true")
@@ -67,6 +74,31 @@ func TestUIAnonymousVisitorsGoToSetupThenLogin(t *testing.T) {
 	}
 	if resp, _ = getPage(t, h, anon, "/signup"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("sign-up page while closed = %d, want a redirect", resp.StatusCode)
+	}
+}
+
+// TestUIUnknownAddressIsAPage: a mistyped UI address gets an HTML 404 page, signed in or
+// not; the API and the machine endpoints keep the JSON error.
+func TestUIUnknownAddressIsAPage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	anon := pageClient(h, nil)
+	for _, p := range []string{"/no-such-page", "/t/acme/devicez/x/y"} {
+		resp, body := getPage(t, h, anon, p)
+		if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(body, "Page not found") || strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s = %d %q, want an HTML 404 page:\n%s", p, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); csp == "" {
+			t.Errorf("GET %s: the 404 page has no Content-Security-Policy", p)
+		}
+	}
+	for _, p := range []string{"/api/v1/no-such-route", "/api/v1/tenants/acme/nothing"} {
+		resp, body := getPage(t, h, anon, p)
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+			!strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s = %d %q %s, want the JSON error", p, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
 	}
 }
 
@@ -149,5 +181,26 @@ func TestUIStaticAssetsAreHashedAndCached(t *testing.T) {
 	}
 	if resp, _ := getPage(t, h, anon, "/static/0123456789abcdef/app.js"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a stale asset URL = %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestUIFavicon: every page names its icon, which is served, and /favicon.ico (asked for by
+// browsers regardless) leads to it instead of a 404 on every page.
+func TestUIFavicon(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	anon := pageClient(h, nil)
+	_, body := getPage(t, h, anon, "/setup")
+	i := strings.Index(body, `rel="icon"`)
+	if i < 0 {
+		t.Fatal("the page links no icon")
+	}
+	j := strings.Index(body[i:], `href="`) + i + len(`href="`)
+	ref := body[j : j+strings.IndexByte(body[j:], '"')]
+	if resp, _ := getPage(t, h, anon, ref); resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("GET %s = %d %q", ref, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp, _ := getPage(t, h, anon, "/favicon.ico"); resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != ref {
+		t.Errorf("GET /favicon.ico = %d → %q, want a redirect to %s", resp.StatusCode, resp.Header.Get("Location"), ref)
 	}
 }

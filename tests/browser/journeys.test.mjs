@@ -219,7 +219,10 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.evaluate(() => { window.__noReload = true; });
     await page.getByLabel("Release", { exact: true }).selectOption({ label: "v-1.1.0" });
     await page.getByLabel("Target").selectOption("all");
+    // Starting asks first, naming the release, the target and how many devices it reaches.
+    const asked = new Promise((res) => page.once("dialog", (d) => { res(d.message()); d.accept(); }));
     await page.getByRole("button", { name: "Start rollout" }).click();
+    assert.match(await asked, /v-1\.1\.0 to every device of the project: 1 device\b/);
     await page.locator("#rollout-rows tr").first().locator("[data-state]").waitFor();
     await screenshot(page, "09c-rollout-started");
     await page.locator('#rollout-rows [data-state="completed"]').waitFor();

@@ -12,6 +12,11 @@ const tenant = document.body.dataset.tenant;
 let releases = [];
 let latestRollout = null;
 const projectDevices = new Map();
+// How many rollouts and rollout devices are shown: live reloads keep what "Load more" added.
+const ROLLOUT_PAGE = 20;
+const DEVICE_PAGE = 100;
+let rolloutsShown = ROLLOUT_PAGE;
+let rolloutDevicesShown = DEVICE_PAGE;
 
 async function loadProject() {
   try {
@@ -31,7 +36,8 @@ async function loadReleases() {
     const page = await api("GET", tenantAPI(`${base}/releases?limit=100`));
     releases = page.items || [];
     rows.replaceChildren(...(releases.length ? releases.map((r) => el("tr", { "data-release": r.version },
-      el("td", {}, el("strong", {}, r.version), r.notes ? el("div", { class: "muted" }, r.notes) : ""),
+      el("td", {}, el("strong", {}, r.version), r.notes ? el("div", { class: "muted" }, r.notes) : "",
+        (r.warnings || []).map((w) => el("div", { class: "warning", "data-f": "warning" }, "⚠ ", w))),
       el("td", { "data-f": "chip" }, r.image.chip || "—"),
       el("td", { "data-f": "app_version" }, r.image.app_version || "—", r.image.project_name ? el("div", { class: "muted" }, r.image.project_name) : ""),
       el("td", { "data-f": "idf_version" }, r.image.idf_version || "—"),
@@ -57,10 +63,30 @@ async function loadReleases() {
   }
 }
 
+// fmtSeconds says a duration in the largest whole unit: 600 → "10 min".
+function fmtSeconds(s) {
+  if (s % 86400 === 0) return `${s / 86400} d`;
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
+}
+
+// rolloutPolicy is the rules a rollout runs by: when it pauses itself and how stages wait.
+function rolloutPolicy(r) {
+  const parts = [`pauses above ${Math.round(r.failure_threshold * 100)}% failed`];
+  if (r.stage_soak_seconds) parts.push(`each stage soaks ${fmtSeconds(r.stage_soak_seconds)}`);
+  if (r.require_approval) parts.push("approval between stages");
+  return parts.join(" · ");
+}
+
 function rolloutRow(r) {
   const t = r.totals || {};
   const total = Object.values(t).reduce((a, b) => a + b, 0);
-  const done = (t.succeeded || 0) + (t.failed || 0) + (t.rolled_back || 0);
+  const done = (t.succeeded || 0) + (t.failed || 0) + (t.skipped || 0);
+  const failed = t.failed || 0;
+  // A finished rollout with failed devices must not read as a plain success.
+  const outcome = r.state === "completed" && failed ? "failures" : "";
+  const stateText = outcome ? `completed, ${failed} failed` : r.state;
   const actions = [];
   const act = (name, label) => el("button", {
     type: "button", "aria-label": `${label} rollout of ${r.version}`,
@@ -74,24 +100,48 @@ function rolloutRow(r) {
     },
   }, label);
   if (write && r.state === "active") actions.push(act("pause", "Pause"), act("abort", "Abort"));
-  if (write && r.state === "paused") actions.push(act("resume", "Resume"), act("abort", "Abort"));
+  const awaiting = r.state === "paused" && r.pause_reason === "awaiting approval";
+  if (write && r.state === "paused") actions.push(act("resume", awaiting ? "Approve next stage" : "Resume"), act("abort", "Abort"));
+  const soaking = r.state === "active" && r.next_stage_at ? el("div", { class: "muted", "data-f": "soak" }, `stage done; next stage at ${fmtTime(r.next_stage_at)}`) : "";
   return el("tr", { "data-rollout": r.id },
     el("td", {}, r.version),
-    el("td", {}, el("span", { class: `badge state-${r.state}`, "data-state": r.state }, r.state), r.pause_reason ? el("div", { class: "muted" }, r.pause_reason) : ""),
-    el("td", {}, `${r.current_stage + 1} of ${r.stages.length} (${r.stages[r.current_stage]}%)`),
-    el("td", {}, el("progress", { max: total || 1, value: done, "aria-label": `${done} of ${total} devices done` }),
-      ` ${t.succeeded || 0} ok, ${t.failed || 0} failed, ${total} devices`),
+    el("td", {}, el("span", { class: `badge state-${outcome ? "completed-failures" : r.state}`, "data-state": r.state, "data-outcome": outcome || null }, stateText),
+      r.pause_reason ? el("div", { class: "muted", "data-f": "pause-reason" }, r.pause_reason) : "", soaking),
+    el("td", {}, `${r.current_stage + 1} of ${r.stages.length} (${r.stages[r.current_stage]}%)`,
+      el("div", { class: "muted", "data-f": "policy" }, rolloutPolicy(r))),
+    el("td", {}, el("progress", { class: failed ? "has-failures" : "", max: total || 1, value: done, "aria-label": `${done} of ${total} devices done` }),
+      ` ${t.succeeded || 0} ok, ${failed} failed${t.skipped ? `, ${t.skipped} skipped` : ""}, ${total} devices`),
     el("td", {}, fmtTime(r.created_at)),
     write ? el("td", {}, actions) : "");
 }
 
+// fetchPages reads up to want items of a list, page after page (the API gives at most 500
+// at once), and says whether more are left.
+async function fetchPages(path, want) {
+  const items = [];
+  let cursor = "";
+  do {
+    const q = new URLSearchParams({ limit: String(Math.min(500, want - items.length)) });
+    if (cursor) q.set("cursor", cursor);
+    const page = await api("GET", tenantAPI(`${path}${path.includes("?") ? "&" : "?"}${q}`));
+    items.push(...(page.items || []));
+    cursor = page.next_cursor;
+  } while (cursor && items.length < want);
+  return { items, more: Boolean(cursor) };
+}
+
+// The rollouts come newest first; the first is the latest, whose devices are shown below.
 async function loadRollouts() {
   const rows = document.getElementById("rollout-rows");
   try {
-    const page = await api("GET", tenantAPI(`rollouts?project=${encodeURIComponent(id)}&limit=50`));
-    const items = (page.items || []).filter((r) => r.project_id === id);
+    const { items, more } = await fetchPages(`rollouts?project=${encodeURIComponent(id)}`, rolloutsShown);
     rows.replaceChildren(...(items.length ? items.map(rolloutRow) : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No rollouts yet."))]));
-    latestRollout = items.length ? items.reduce((a, b) => (a.created_at > b.created_at ? a : b)) : null;
+    document.getElementById("rollouts-more").hidden = !more;
+    document.getElementById("rollouts-count").textContent = items.length
+      ? `Showing the ${items.length} newest rollouts${more ? "; older ones follow with “Load older rollouts”" : ""}.` : "";
+    const latest = items[0] || null;
+    if (!latestRollout || !latest || latest.id !== latestRollout.id) rolloutDevicesShown = DEVICE_PAGE;
+    latestRollout = latest;
     await loadRolloutDevices();
   } catch (err) {
     errBox.textContent = `Rollouts could not be loaded: ${err.message}`;
@@ -100,17 +150,37 @@ async function loadRollouts() {
 
 async function loadRolloutDevices() {
   const rows = document.getElementById("rollout-device-rows");
-  if (!latestRollout) return;
-  const page = await api("GET", tenantAPI(`rollouts/${encodeURIComponent(latestRollout.id)}/devices?limit=100`));
-  const items = page.items || [];
+  const title = document.getElementById("rollout-devices-title");
+  const count = document.getElementById("rollout-devices-count");
+  const more = document.getElementById("rollout-devices-more");
+  if (!latestRollout) {
+    more.hidden = true;
+    return;
+  }
+  title.textContent = `Devices of the latest rollout (${latestRollout.version}, started ${fmtTime(latestRollout.created_at)})`;
+  const { items, more: left } = await fetchPages(`rollouts/${encodeURIComponent(latestRollout.id)}/devices`, rolloutDevicesShown);
+  const total = Object.values(latestRollout.totals || {}).reduce((a, b) => a + b, 0);
   const name = (did) => (projectDevices.get(did) || {}).name || did;
   rows.replaceChildren(...(items.length ? items.map((u) => el("tr", { "data-rollout-device": u.device_id },
     el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(u.device_id)}` }, name(u.device_id))),
     el("td", {}, el("span", { class: `badge state-${u.state}`, "data-state": u.state }, u.state)),
-    el("td", {}, el("progress", { max: 100, value: u.progress || 0, "aria-label": `${name(u.device_id)}: ${u.progress || 0}% downloaded` }), ` ${u.progress || 0}%`),
+    // A skipped device downloaded nothing; a pending one has not started.
+    el("td", { "data-f": "progress" }, u.state === "skipped" ? el("span", { class: "muted" }, "— (already on the version)")
+      : [el("progress", { max: 100, value: u.progress || 0, "aria-label": `${name(u.device_id)}: ${u.progress || 0}% downloaded` }), ` ${u.progress || 0}%`]),
     el("td", {}, u.reason || ""),
     el("td", {}, fmtTime(u.updated_at)))) : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No devices in this rollout."))]));
+  more.hidden = !left;
+  count.textContent = items.length ? `Showing ${items.length} of ${Math.max(total, items.length)} devices.` : "";
 }
+
+document.getElementById("rollouts-more").addEventListener("click", () => {
+  rolloutsShown += ROLLOUT_PAGE;
+  loadRollouts();
+});
+document.getElementById("rollout-devices-more").addEventListener("click", () => {
+  rolloutDevicesShown += DEVICE_PAGE;
+  loadRolloutDevices().catch((err) => { errBox.textContent = `Rollout devices could not be loaded: ${err.message}`; });
+});
 
 function projectDeviceRow(d) {
   const fw = (d.metadata && d.metadata.firmware_version) || "—";
@@ -192,7 +262,16 @@ if (rolloutForm) {
     if (target.kind === "percent") target.percent = Number(f.arg.value);
     const body = { release_id: f.release_id.value, target };
     if (f.stages.value.trim()) body.stages = f.stages.value.split(",").map((s) => Number(s.trim()));
+    if (f.failure_threshold.value.trim()) body.failure_threshold = Number(f.failure_threshold.value) / 100;
+    if (f.soak.value.trim()) body.stage_soak_seconds = Math.round(Number(f.soak.value) * 60);
+    if (f.approval.checked) body.require_approval = true;
     try {
+      // Say what is about to happen, with the real count, before anything is sent.
+      const pv = await api("POST", tenantAPI("rollouts/preview"), body);
+      const who = { all: "every device of the project", tag: `the devices tagged “${target.tag}”`, percent: `${target.percent}% of the project's devices` }[target.kind];
+      const stageNote = body.stages && body.stages.length > 1 ? ` The first stage updates ${pv.first_stage}.` : "";
+      const skipNote = pv.already_running ? ` ${pv.already_running} already run it and are skipped.` : "";
+      if (!confirm(`Start a rollout of ${pv.version} to ${who}: ${pv.devices} device${pv.devices === 1 ? "" : "s"}?${stageNote}${skipNote}`)) return;
       await api("POST", tenantAPI("rollouts"), body);
       toast("Rollout started");
       loadRollouts();
