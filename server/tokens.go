@@ -71,8 +71,9 @@ func tokenOf(t store.APIToken) tokenResponse {
 	}
 }
 
-// parseLifetime reads a lifetime: a Go duration ("12h", "90m") or a number of days ("30d").
-func parseLifetime(s string) (time.Duration, error) {
+// ParseLifetime reads a token lifetime: a Go duration ("12h", "90m") or a number of days
+// ("30d"). The API, the UI and `espadmin token create` accept the same forms.
+func ParseLifetime(s string) (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
@@ -132,7 +133,7 @@ func (s *Server) createToken(c echo.Context) error {
 	}
 	var expiresAt *time.Time
 	if req.ExpiresIn != "" {
-		d, err := parseLifetime(req.ExpiresIn)
+		d, err := ParseLifetime(req.ExpiresIn)
 		if err != nil {
 			fields["expires_in"] = err.Error()
 		} else {

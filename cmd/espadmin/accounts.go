@@ -166,7 +166,18 @@ func (c *tokenCreateCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.tenant, "tenant", "", "slug of the tenant the token belongs to (required)")
 	fs.StringVar(&c.name, "name", "", "name telling tokens apart, e.g. ci-deploy (required)")
 	fs.StringVar(&c.scopes, "scopes", store.ScopeDevicesRead, "comma-separated scopes: "+strings.Join(account.Scopes, ","))
-	fs.DurationVar(&c.expires, "expires", 0, "lifetime, e.g. 720h; 0 never expires")
+	fs.Func("expires", "lifetime such as 30d, 12h or 90m (as in the UI); 0 or empty never expires", func(s string) error {
+		if s == "" || s == "0" {
+			c.expires = 0
+			return nil
+		}
+		d, err := server.ParseLifetime(s)
+		if err != nil {
+			return fmt.Errorf("%q %v", s, err)
+		}
+		c.expires = d
+		return nil
+	})
 }
 
 func (c *tokenCreateCmd) run(ctx context.Context, cfg config.Config, _ io.Reader, stdout, stderr io.Writer) error {

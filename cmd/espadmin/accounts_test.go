@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server/account"
@@ -48,6 +49,17 @@ func TestUserAndTokenCommands(t *testing.T) {
 	}
 	if _, err := cli("", "token", "create", "--email", "nobody@example.com", "--tenant", "acme", "--name", "x"); err == nil {
 		t.Error("token for unknown user")
+	}
+	// Lifetimes read as in the UI: days too; bad ones are refused with the forms that work.
+	out, err = cli("", "token", "create", "--email", "ada@example.com", "--tenant", "acme", "--name", "month", "--expires", "30d")
+	if err != nil || !strings.Contains(out, "expires "+time.Now().AddDate(0, 0, 30).UTC().Format("2006-01-02")) {
+		t.Errorf("token create --expires 30d: %v %q", err, out)
+	}
+	for _, bad := range []string{"30x", "-1d", "1d2h"} {
+		_, err := cli("", "token", "create", "--email", "ada@example.com", "--tenant", "acme", "--name", "bad", "--expires", bad)
+		if err == nil || !strings.Contains(err.Error(), "30d, 12h or 90m") && !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("token create --expires %s: %v, want an error naming the accepted forms", bad, err)
+		}
 	}
 	out, err = cli("", "user", "reset-link", "--email", "ada@example.com")
 	if err != nil || !strings.Contains(out, "/reset-password?token=") {
