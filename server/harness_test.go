@@ -134,6 +134,9 @@ func (h *harness) openStore() store.Store {
 	return st
 }
 
+// shutdownDeadline bounds the harness server's shutdown at the end of a test.
+const shutdownDeadline = 60 * time.Second
+
 // startServer serves a new Server on st and stops it when the test ends.
 func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	h.t.Helper()
@@ -167,7 +170,10 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	h.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Shutdown waits for requests in flight (a device's firmware download) to finish;
+		// on a loaded 2-core machine that takes longer than on an idle one. A server that
+		// really hangs still fails the test, after this generous deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownDeadline)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
 			h.t.Errorf("shutdown: %v", err)

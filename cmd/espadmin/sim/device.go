@@ -110,6 +110,10 @@ type Device struct {
 	cmds   chan []byte
 	stop   context.CancelFunc
 	done   chan struct{}
+	// life ends when the device stops; downloads run under it, and Stop waits for them, so a
+	// stopped device leaves no request behind on the server.
+	life      context.Context
+	downloads sync.WaitGroup
 }
 
 type rememberedAck struct {
@@ -178,6 +182,7 @@ func (d *Device) ID() string { return d.id }
 func (d *Device) Start(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	d.stop = cancel
+	d.life = ctx
 	d.done = make(chan struct{})
 	go func() {
 		defer close(d.done)
@@ -192,6 +197,7 @@ func (d *Device) Stop() {
 	}
 	d.stop()
 	<-d.done
+	d.downloads.Wait()
 }
 
 // Kill drops the TCP connection without DISCONNECT, as a power loss does: the broker then
@@ -721,7 +727,11 @@ func (d *Device) update(c mqtt.Client, id string, p protocol.UpdateParams) {
 		return
 	}
 	d.ack(c, protocol.Ack{ID: id, Result: protocol.ResultOK})
-	go d.download(c, id, p)
+	d.downloads.Add(1)
+	go func() {
+		defer d.downloads.Done()
+		d.download(c, id, p)
+	}()
 }
 
 func (d *Device) download(c mqtt.Client, id string, p protocol.UpdateParams) {
@@ -738,7 +748,16 @@ func (d *Device) download(c mqtt.Client, id string, p protocol.UpdateParams) {
 		d.mu.Unlock()
 	}
 	report(protocol.OTADownloading, 0, "")
-	resp, err := d.o.HTTPClient.Get(p.URL)
+	ctx := d.life
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	if err != nil {
+		fail(protocol.ReasonDownloadError)
+		return
+	}
+	resp, err := d.o.HTTPClient.Do(req)
 	if err != nil {
 		fail(protocol.ReasonDownloadError)
 		return

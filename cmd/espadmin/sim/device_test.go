@@ -278,3 +278,44 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("same version again: %+v", a)
 	}
 }
+
+// TestStopEndsDownload: a device stopped while it downloads an update ends the request, so
+// a server shutting down after its devices is not kept waiting for a download nobody reads.
+func TestStopEndsDownload(t *testing.T) {
+	t.Parallel()
+	started, ended, quit := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		_, _ = w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		close(started)
+		select { // the rest never comes: only the client ends this request
+		case <-r.Context().Done():
+			close(ended)
+		case <-quit:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(quit) })
+	r := newRig(t, nil)
+	id := store.NewID()
+	r.command(t, protocol.Command{ID: id, Name: protocol.CommandUpdate, Update: &protocol.UpdateParams{
+		Version: "v-1.1.0", Size: 100000, SHA256: strings.Repeat("0", 64), URL: srv.URL + "/fw.bin"}})
+	poll.Until(t, 10*time.Second, "download started", func() bool {
+		select {
+		case <-started:
+			return true
+		default:
+			return false
+		}
+	})
+	r.dev.Stop()
+	poll.Until(t, 10*time.Second, "the server sees the download end", func() bool {
+		select {
+		case <-ended:
+			return true
+		default:
+			return false
+		}
+	})
+}
