@@ -133,6 +133,24 @@ type deviceCredentialsResponse struct {
 	deviceResponse
 	Secret       string       `json:"secret" doc:"the MQTT password; shown only in this response"`
 	Provisioning fleet.Bundle `json:"provisioning" doc:"the provisioning bundle, secret included (docs/provisioning.md)"`
+	// The same bundle as an ESP-IDF NVS partition CSV, so a browser can save both forms
+	// while the secret is still shown.
+	ProvisioningNVSCSV   string   `json:"provisioning_nvs_csv" doc:"the bundle as an NVS partition CSV for nvs_partition_gen.py, secret included"`
+	ProvisioningWarnings []string `json:"provisioning_warnings" doc:"problems with the bundle, e.g. a broker host of localhost that devices cannot reach"`
+}
+
+// credentialsResponse is the answer carrying a device's new secret and bundle.
+func credentialsResponse(d store.Device, secret string, b fleet.Bundle) (deviceCredentialsResponse, error) {
+	csv, err := b.NVSCSV()
+	if err != nil {
+		return deviceCredentialsResponse{}, err
+	}
+	warnings := b.LoopbackWarnings()
+	if warnings == nil {
+		warnings = []string{}
+	}
+	return deviceCredentialsResponse{deviceResponse: deviceOf(d), Secret: secret, Provisioning: b,
+		ProvisioningNVSCSV: string(csv), ProvisioningWarnings: warnings}, nil
 }
 
 type createDeviceRequest struct {
@@ -248,7 +266,11 @@ func (s *Server) createDevice(c echo.Context) error {
 		return deviceError(err)
 	}
 	s.audit(c, auditDeviceCreate, "device", p.Device.ID, map[string]any{"name": p.Device.Name, "project_id": p.Device.ProjectID, "tags": p.Device.Tags})
-	return c.JSON(http.StatusCreated, deviceCredentialsResponse{deviceResponse: deviceOf(p.Device), Secret: p.Secret, Provisioning: p.Bundle})
+	out, err := credentialsResponse(p.Device, p.Secret, p.Bundle)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
 }
 
 // listDevices serves GET /api/v1/tenants/:tenant/devices.
@@ -425,7 +447,11 @@ func (s *Server) rotateDevice(c echo.Context) error {
 	}
 	s.dropStagedSecret(c, d)
 	s.audit(c, auditDeviceRotate, "device", d.ID, nil)
-	return c.JSON(http.StatusOK, deviceCredentialsResponse{deviceResponse: deviceOf(p.Device), Secret: p.Secret, Provisioning: p.Bundle})
+	out, err := credentialsResponse(p.Device, p.Secret, p.Bundle)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // dropStagedSecret removes a staged secret after an immediate rotation, so a device

@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -544,6 +545,26 @@ func TestProvisioningBundle(t *testing.T) {
 	want.Secret = ""
 	if b != want {
 		t.Errorf("bundle without secret:\n%+v\nwant\n%+v", b, want)
+	}
+	// The creation answer carries the same bundle as an NVS CSV, secret included, so the UI
+	// can offer both files while the secret is shown; and it says when the bundle's
+	// addresses (127.0.0.1 here) cannot be reached by devices.
+	fromCSV, err := fleet.ParseNVSCSV([]byte(r["provisioning_nvs_csv"].(string)))
+	if err != nil || fromCSV.Secret != created.Secret || fromCSV.DeviceID != id || fromCSV.MQTT.Host != created.MQTT.Host {
+		t.Errorf("provisioning_nvs_csv = %+v (%v), want the created bundle", fromCSV, err)
+	}
+	if ws, _ := r["provisioning_warnings"].([]any); len(ws) != 2 || !strings.Contains(ws[0].(string), "--mqtt-public-host") {
+		t.Errorf("provisioning_warnings = %v, want the loopback broker host and server URL named", r["provisioning_warnings"])
+	}
+	// The pages of those who create devices say it too.
+	page, err := w.owner.http.Get(w.owner.base + "/t/alpha/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if !strings.Contains(string(body), `data-notice="endpoint"`) || !strings.Contains(string(body), "--mqtt-public-host") {
+		t.Errorf("the devices page does not warn about the loopback bundle host:\n%s", body)
 	}
 
 	req, _ := http.NewRequest("GET", w.owner.base+base+"?format=nvs-csv", nil)

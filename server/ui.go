@@ -166,6 +166,9 @@ func (s *Server) tenantPage(section string, perm Permission, h func(echo.Context
 				b.Perms[string(p.Perm)] = true
 			}
 		}
+		if b.Perms[string(PermDevicesWrite)] {
+			b.Notices = s.endpointNotices(c, slug)
+		}
 		if perm != "" && !b.Perms[string(perm)] {
 			b.Title = "Not allowed"
 			return s.render(c, http.StatusForbidden, "error", &ui.ErrorView{Base: b, Status: http.StatusForbidden,
@@ -173,6 +176,19 @@ func (s *Server) tenantPage(section string, perm Permission, h func(echo.Context
 		}
 		return h(c, b)
 	})
+}
+
+// endpointNotices warns those who create devices when the bundles they would download
+// point devices at this machine only (the default public URL is http://localhost:8080).
+func (s *Server) endpointNotices(c echo.Context, slug string) []string {
+	if s.deps.Devices == nil {
+		return nil
+	}
+	tn, err := s.deps.Store.TenantBySlug(c.Request().Context(), slug)
+	if err != nil {
+		return nil
+	}
+	return s.deps.Devices.EndpointFor(tn.ID).LoopbackWarnings()
 }
 
 func (s *Server) uiHome(c echo.Context) error {

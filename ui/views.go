@@ -39,6 +39,9 @@ type Base struct {
 	Perms map[string]bool
 	// Section names the active navigation entry.
 	Section string
+	// Notices are warnings about the installation shown on every page of the tenant to
+	// those who can act on them (provisioning bundles that point devices at localhost).
+	Notices []string
 }
 
 func (b *Base) base() *Base { return b }

@@ -7,7 +7,10 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/espadmin/espadmin/store"
 )
@@ -47,6 +50,35 @@ type Bundle struct {
 	// OTACAPEM is the CA (PEM) to verify firmware downloads with (ota.download_ca_file); ""
 	// means: for a URL under ServerURL the broker's CA, else the firmware's CA bundle.
 	OTACAPEM string `json:"ota_ca_pem"`
+}
+
+// LoopbackWarnings says which addresses of the endpoint only reach the server's own
+// machine (localhost, 127.0.0.1, ::1, 0.0.0.0): a device flashed with such a bundle dials
+// itself. Empty when both addresses are reachable names.
+func (e Endpoint) LoopbackWarnings() []string {
+	var out []string
+	if loopbackHost(e.MQTTHost) {
+		out = append(out, fmt.Sprintf("the broker host in provisioning bundles is %q, which devices cannot reach: set --mqtt-public-host (ESPADMIN_MQTT_PUBLIC_HOST) or --public-url to this server's address on the devices' network", e.MQTTHost))
+	}
+	if u, err := url.Parse(e.ServerURL); err == nil && loopbackHost(u.Hostname()) {
+		out = append(out, fmt.Sprintf("the server URL in provisioning bundles (firmware downloads) is %q, which devices cannot reach: set --public-url (ESPADMIN_PUBLIC_URL) to this server's address on the devices' network", e.ServerURL))
+	}
+	return out
+}
+
+// LoopbackWarnings is Endpoint.LoopbackWarnings for the addresses this bundle carries.
+func (b Bundle) LoopbackWarnings() []string {
+	return Endpoint{MQTTHost: b.MQTT.Host, ServerURL: b.ServerURL}.LoopbackWarnings()
+}
+
+// loopbackHost reports whether host names this machine only.
+func loopbackHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if h == "" || h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // BundleMQTT is the broker part of a bundle.
