@@ -38,9 +38,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Postinst scripts may start system instances of these services; the tests never use them.
+# The tests start their own MariaDB and Mosquitto on free loopback ports, so system instances
+# are never needed. Installing the packages starts system instances (postinst): stop only
+# those this run installed. Services that ran before, the host's own, are left alone.
 for svc in mariadb mosquitto; do
-  command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
+  pkg=$svc
+  [ "$svc" = mariadb ] && pkg=mariadb-server
+  case " ${missing[*]} " in
+    *" $pkg "*) command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true ;;
+  esac
 done
 # playwright-core for the browser tests, exactly as locked (Node itself is not a Debian
 # package here: the tests need node >= 20 on the PATH).
