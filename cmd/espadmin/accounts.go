@@ -15,6 +15,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 )
@@ -151,6 +152,9 @@ func (u *userResetLinkCmd) run(ctx context.Context, cfg config.Config, _ io.Read
 			return err
 		}
 		fmt.Fprintf(stderr, "reset link for %s, valid for %s and usable once:\n", u.email, cfg.Accounts.ResetLinkTTL)
+		if ws := (fleet.Endpoint{ServerURL: cfg.HTTP.PublicURL}).LoopbackWarnings(); len(ws) > 0 {
+			fmt.Fprintf(stderr, "note: the link starts with %s, which only works on this machine; give the --public-url (or ESPADMIN_PUBLIC_URL, or --config file) serve uses\n", cfg.HTTP.PublicURL)
+		}
 		fmt.Fprintln(stdout, strings.TrimRight(cfg.HTTP.PublicURL, "/")+"/reset-password?token="+secret)
 		return nil
 	})

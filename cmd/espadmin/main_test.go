@@ -360,6 +360,44 @@ func TestVersionAndHelp(t *testing.T) {
 	if !strings.Contains(out.String(), "-database-url") || !strings.Contains(out.String(), "ESPADMIN_DATABASE_URL") {
 		t.Errorf("serve -h lacks the flags:\n%s", out.String())
 	}
+	// The flag package takes a usage's first `quoted` word as the placeholder; the settings'
+	// help quotes values for the docs, which must not garble the flag lines.
+	for _, garbled := range []string{"-signup closed", "-oidc-name Company SSO"} {
+		if strings.Contains(out.String(), garbled) {
+			t.Errorf("serve -h shows the garbled %q", garbled)
+		}
+	}
+
+	// Commands that work on a server's data show their own flags and the few that find the
+	// data, not the server's seventy.
+	for _, tc := range []struct {
+		args       []string
+		want, omit []string
+	}{
+		{[]string{"token", "create", "-h"}, []string{"-email", "-expires", "-data-dir", "-database-url"}, []string{"-s3-endpoint", "-oidc-name", "-mqtt-addr", "-signup"}},
+		{[]string{"user", "create", "-h"}, []string{"-email", "-role", "-data-dir"}, []string{"-s3-endpoint", "-smtp-url-file", "-mqtt-addr"}},
+		{[]string{"user", "reset-link", "-h"}, []string{"-email", "-public-url", "-database-url"}, []string{"-s3-endpoint", "-mqtt-addr"}},
+		{[]string{"sim", "-h"}, []string{"-bundle", "-count", "-log-level"}, []string{"-database-url", "-s3-endpoint", "-mqtt-addr"}},
+	} {
+		out.Reset()
+		if err := run(t.Context(), tc.args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w+" ") {
+				t.Errorf("%v lacks %s:\n%s", tc.args, w, out.String())
+			}
+		}
+		for _, o := range tc.omit {
+			if strings.Contains(out.String(), o+" ") {
+				t.Errorf("%v shows the server flag %s", tc.args, o)
+			}
+		}
+	}
+	if err := run(t.Context(), []string{"token", "create", "--s3-endpoint", "x"}, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-s3-endpoint") {
+		t.Errorf("token create with a server-only flag = %v, want the unknown flag named", err)
+	}
 
 	// The built binary carries the -ldflags version.
 	b, err := exec.Command(binary(t), "version").Output()

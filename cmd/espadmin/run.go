@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
@@ -28,7 +29,18 @@ type command struct {
 	// client, when set, replaces all of the above: an API client command that takes no server
 	// configuration and parses its own flags and file arguments.
 	client func(ctx context.Context, args []string, out, errOut io.Writer) error
+	// settings, when set, are the only configuration flags the command shows and takes:
+	// those it needs to find the data. Every setting still comes from --config and the
+	// environment.
+	settings []string
 }
+
+// Configuration flags of the commands that work on the data of a server without running it.
+var (
+	dataSettings = []string{"data-dir", "database-url", "log-level", "log-format"}
+	linkSettings = append(slices.Clone(dataSettings), "public-url", "http-addr", "reset-link-ttl")
+	logSettings  = []string{"log-level", "log-format"}
+)
 
 func commands() []command {
 	// Fresh flag targets on every call, so values never leak between runs.
@@ -37,15 +49,17 @@ func commands() []command {
 		{name: "serve", summary: "run the server: HTTP API, web UI and the embedded MQTT broker", run: serve},
 		{name: "migrate", summary: "apply database migrations and print the schema version", run: migrate},
 		{name: "config", summary: "print the effective configuration, secrets redacted", run: printConfig},
-		{name: "healthcheck", summary: "exit 0 when the local server answers /readyz (for container health checks)", run: healthcheck},
+		{name: "healthcheck", summary: "exit 0 when the local server answers /readyz (for container health checks)", run: healthcheck,
+			settings: []string{"http-addr"}},
 		{name: "version", summary: "print version, commit and Go version", noConfig: true},
 		{name: "user create", summary: "create a user (and its tenant when new) or add an existing user to a tenant; password from standard input",
-			define: uc.define, runIn: uc.run},
-		{name: "user reset-link", summary: "print a one-time password-reset URL (for installs without SMTP)",
-			define: rl.define, runIn: rl.run},
+			define: uc.define, runIn: uc.run, settings: dataSettings},
+		{name: "user reset-link", summary: "print a one-time password-reset URL (for installs without SMTP); the link starts with the server's public URL, so give the --public-url (or ESPADMIN_PUBLIC_URL, or --config file) serve uses",
+			define: rl.define, runIn: rl.run, settings: linkSettings},
 		{name: "token create", summary: "create an API token; the token is printed alone on the last line",
-			define: tc.define, runIn: tc.run},
-		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run},
+			define: tc.define, runIn: tc.run, settings: dataSettings},
+		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run,
+			settings: logSettings},
 		{name: "release push", summary: "upload a firmware image as a release through the API (for CI), optionally starting a rollout", client: releasePush},
 	}
 }
@@ -84,7 +98,7 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fs.SetOutput(io.Discard)
 		var flags *config.Flags
 		if !c.noConfig {
-			flags = config.RegisterFlags(fs)
+			flags = config.RegisterFlags(fs, c.settings...)
 		}
 		if c.define != nil {
 			c.define(fs)

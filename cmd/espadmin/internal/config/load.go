@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,20 +19,29 @@ type Flags struct {
 	given      map[string]string // setting key (or its _file companion) → value
 }
 
-// RegisterFlags adds --config and a flag for every setting to fs.
-func RegisterFlags(fs *flag.FlagSet) *Flags {
+// RegisterFlags adds --config and a flag for every setting to fs; with only, just the
+// settings whose flag (or secret-file flag) is listed, so a command's help shows what it
+// uses. Every setting still comes from the configuration file and the environment.
+func RegisterFlags(fs *flag.FlagSet, only ...string) *Flags {
 	f := &Flags{given: map[string]string{}}
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration `file` (env ESPADMIN_CONFIG)")
+	wanted := func(name string) bool { return len(only) == 0 || slices.Contains(only, name) }
 	for _, s := range settings {
-		if s.flag != "" {
-			fs.Var(&flagValue{f: f, key: s.key, def: s.defaultValue(), isBool: s.isBool()}, s.flag, s.help+" (env "+s.env+")")
+		if s.flag != "" && wanted(s.flag) {
+			fs.Var(&flagValue{f: f, key: s.key, def: s.defaultValue(), isBool: s.isBool()}, s.flag, flagUsage(s.help)+" (env "+s.env+")")
 		}
-		if s.secret {
+		if s.secret && (wanted(s.fileFlag()) || s.flag != "" && wanted(s.flag)) {
 			fs.Var(&flagValue{f: f, key: s.fileKey()}, s.fileFlag(), "read "+s.env+" from this `file`")
 		}
 	}
 	return f
 }
+
+// flagUsage is a setting's help as a flag's usage. The flag package takes the first
+// `quoted` word of a usage as the value's placeholder ("-signup closed"); the help's quotes
+// are for docs/configuration.md, so here they become plain quotes and the placeholder is
+// "value".
+func flagUsage(help string) string { return strings.ReplaceAll(help, "`", "'") }
 
 // flagValue records a flag's value by setting key; parsing happens in Load so that a flag's
 // error message is the same as the environment's.
