@@ -53,6 +53,20 @@ type commandListResponse struct {
 	Items []commandResponse `json:"items"`
 }
 
+// sentCommand is a command just sent, with whether its device can receive it now.
+type sentCommand struct {
+	commandResponse
+	DeviceOnline         bool `json:"device_online" doc:"whether the device was connected when the command was sent"`
+	QueuedUntilConnected bool `json:"queued_until_connected" doc:"the device is offline: the command waits until it connects (or expires at expires_at)"`
+}
+
+type sentCommandsResponse struct {
+	Items []sentCommand `json:"items"`
+	// Offline counts the commands waiting for their device to connect, for a message such as
+	// "queued until the device connects".
+	Offline int `json:"offline" doc:"how many of the commands wait for their device to connect"`
+}
+
 // commandQuery documents the filter of a device's command list.
 type commandQuery struct {
 	State string `query:"state" doc:"queued, delivered, succeeded, failed, expired or superseded"`
@@ -114,10 +128,19 @@ func (s *Server) sendCommand(c echo.Context) error {
 		return err
 	}
 	ids := make([]string, len(cmds))
-	out := commandListResponse{Items: make([]commandResponse, len(cmds))}
+	out := sentCommandsResponse{Items: make([]sentCommand, len(cmds))}
 	for i, cmd := range cmds {
 		ids[i] = cmd.DeviceID
-		out.Items[i] = commandOf(cmd)
+		out.Items[i] = sentCommand{commandResponse: commandOf(cmd)}
+		d, err := s.deps.Store.Device(c.Request().Context(), tc.Tenant.ID, cmd.DeviceID)
+		if err != nil {
+			return err
+		}
+		out.Items[i].DeviceOnline = d.Presence.Online
+		if !d.Presence.Online && cmd.State == store.CommandQueued {
+			out.Items[i].QueuedUntilConnected = true
+			out.Offline++
+		}
 	}
 	details := map[string]any{"name": req.Name, "devices": len(cmds)}
 	switch {

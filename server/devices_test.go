@@ -355,6 +355,9 @@ func TestCommandsAcknowledged(t *testing.T) {
 	if s := cmds[0]["state"]; s != "delivered" && s != "succeeded" {
 		t.Errorf("command to an online device is %v", s)
 	}
+	if cmds[0]["device_online"] != true || cmds[0]["queued_until_connected"] != false {
+		t.Errorf("command to an online device = %v, want device_online and not queued_until_connected", cmds[0])
+	}
 	w.waitState(t, cmds[0], "succeeded")
 	poll.Wait(t, "reboot", func() bool { return d1.Stats().Restarts == 1 && d1.Stats().Connects == 2 })
 	poll.Wait(t, "metadata after reboot", func() bool {
@@ -421,6 +424,11 @@ func TestCommandToOfflineDevice(t *testing.T) {
 	second := w.send(t, map[string]any{"name": "restart", "target": map[string]any{"device_ids": []string{id1}}})[0]
 	if first["state"] != "queued" || second["state"] != "queued" {
 		t.Fatalf("commands to an offline device: %v %v", first, second)
+	}
+	// The answer says they wait for the device, so the UI can say "queued until the device
+	// connects".
+	if first["queued_until_connected"] != true || first["device_online"] != false {
+		t.Errorf("command to an offline device = %v, want queued_until_connected and device_online false", first)
 	}
 	d := w.start(t, b1)
 	w.waitState(t, first, "succeeded")

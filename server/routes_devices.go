@@ -46,9 +46,9 @@ func (s *Server) deviceRoutes() []apiRoute {
 			Auth:        authTenant, Perm: PermDevicesWrite, Query: provisioningQuery{}, Response: fleet.Bundle{}},
 
 		{Method: post, Path: "/api/v1/tenants/:tenant/commands", Handler: s.sendCommand, Tag: "commands", Summary: "Send a command to devices",
-			Description: "One command per target device, stored as queued and published at once to connected devices (then delivered). Offline devices receive it when they reconnect, until it expires. An unknown command name is 422 unknown_command.",
+			Description: "One command per target device, stored as queued and published at once to connected devices (then delivered). Offline devices receive it when they reconnect, until it expires: their items say queued_until_connected, and offline counts them. An unknown command name is 422 unknown_command.",
 			Auth:        authTenant, Perm: PermCommandsWrite, Request: sendCommandRequest{}, Status: http.StatusAccepted,
-			Response: commandListResponse{}},
+			Response: sentCommandsResponse{}},
 		{Method: get, Path: device + "/commands", Handler: s.listDeviceCommands, Tag: "commands", Summary: "List a device's commands, newest first",
 			Auth: authTenant, Perm: PermDevicesRead, Query: commandQuery{}, Response: commandPage{}},
 		{Method: get, Path: device + "/commands/:command", Handler: s.getDeviceCommand, Tag: "commands", Summary: "Show one command",

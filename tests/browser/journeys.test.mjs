@@ -148,6 +148,8 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator("#log-lines .log-line").first().waitFor();
     await page.getByLabel("Filter text").fill("no line contains this");
     await page.waitForFunction(() => document.querySelectorAll("#log-lines .log-line:not(.marker)").length === 0);
+    // An empty result says so instead of leaving a blank box.
+    await page.locator('#log-lines [data-empty="filter"]').filter({ hasText: "No lines match the filter." }).waitFor();
     await page.getByLabel("Filter text").fill("");
     await page.locator("#log-lines .log-line").first().waitFor();
     await screenshot(page, "07b-device-live-logs");

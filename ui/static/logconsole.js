@@ -1,6 +1,6 @@
 // The live log console of a device: a WebSocket of log lines with pause, level and text
 // filters, clear, download, auto-scroll and a marker where lines were lost.
-import { el, tenantAPI } from "./api.js";
+import { api, el, tenantAPI } from "./api.js";
 
 const MAX_LINES = 5000;
 
@@ -21,6 +21,14 @@ export function logConsole(deviceID) {
   const matches = (e) => e.marker || !filter.value || e.text.toLowerCase().includes(filter.value.toLowerCase());
   const node = (e) => el("div", { class: `log-line ${e.marker ? "marker" : "level-" + e.level}` }, e.text);
 
+  // A filter that hides every line says so, rather than leaving a blank box.
+  const noMatch = el("div", { class: "log-empty muted", "data-empty": "filter" }, "No lines match the filter.");
+  function showNoMatch() {
+    const hidden = filter.value && all.some((e) => !e.marker) && !all.some((e) => !e.marker && matches(e));
+    if (hidden && !noMatch.isConnected) box.append(noMatch);
+    if (!hidden && noMatch.isConnected) noMatch.remove();
+  }
+
   function add(entries) {
     for (const e of entries) {
       all.push(e);
@@ -28,18 +36,31 @@ export function logConsole(deviceID) {
     }
     while (all.length > MAX_LINES) all.shift();
     while (box.childElementCount > MAX_LINES) box.firstElementChild.remove();
+    showNoMatch();
     if (auto.checked) box.scrollTop = box.scrollHeight;
   }
 
   function redraw() {
     box.replaceChildren(...all.filter(matches).map(node));
+    showNoMatch();
     if (auto.checked) box.scrollTop = box.scrollHeight;
+  }
+
+  // An offline device sends nothing until it connects: say so while streaming.
+  let online = null;
+  const streamingText = () => `Streaming (${level.value} and above). ` +
+    (online === false ? "The device is offline; lines appear when it connects." : "Lines appear as the device sends them.");
+  function setOnline(v) {
+    online = v;
+    box.dataset.deviceOnline = String(v);
+    if (ws && ws.readyState === WebSocket.OPEN && !paused) state.textContent = streamingText();
   }
 
   function receive(frame) {
     let entries = [];
     switch (frame.type) {
       case "lines":
+        if (online === false) setOnline(true); // lines come from the device: it is connected
         entries = (frame.lines || []).map((l) => ({
           level: l.level,
           text: `${(l.ts / 1000).toFixed(3).padStart(10)} ${l.level.toUpperCase().padEnd(7)} ${l.tag ? l.tag + ": " : ""}${l.msg}`,
@@ -72,8 +93,9 @@ export function logConsole(deviceID) {
     ws = new WebSocket(`${proto}//${location.host}${path}`);
     state.textContent = "Connecting…";
     ws.addEventListener("open", () => {
-      state.textContent = `Streaming (${level.value} and above). Lines appear as the device sends them.`;
+      state.textContent = streamingText();
       box.dataset.streaming = "true";
+      api("GET", tenantAPI(`devices/${encodeURIComponent(deviceID)}`)).then((d) => setOnline(Boolean(d.online)), () => {});
     });
     ws.addEventListener("message", (ev) => {
       try { receive(JSON.parse(ev.data)); } catch { /* not a frame */ }
@@ -135,4 +157,6 @@ export function logConsole(deviceID) {
   });
   document.getElementById("log-controls").addEventListener("submit", (ev) => ev.preventDefault());
   addEventListener("pagehide", disconnect);
+  // The device page passes presence changes on (its live "presence" events).
+  return { setOnline };
 }
