@@ -140,6 +140,11 @@ func TestConfigScenario(t *testing.T) {
 		return sync["state"] == "in_sync" && sync["applied_version"] == eff["version"]
 	})
 	eff1 := api.do(t, "GET", path1, nil, http.StatusOK)
+	// The device's metadata (reported at boot, before any config) agrees with the sync
+	// state: it runs the applied version, not the boot's 0.
+	if md := w.device(t, b1.DeviceID)["metadata"].(map[string]any); md["config_version"] != eff1["version"] || md["booted_at"] == nil {
+		t.Errorf("device metadata config_version = %v (booted_at %v), want the applied version %v", md["config_version"], md["booted_at"], eff1["version"])
+	}
 	if e := entryOf(t, eff1, "interval_s"); e["value"] != float64(5) || e["layer"] != "device" {
 		t.Errorf("device one interval_s: %v", e)
 	}

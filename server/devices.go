@@ -47,9 +47,10 @@ type deviceMetadataResponse struct {
 	IP              string    `json:"ip,omitempty"`
 	RSSI            int       `json:"rssi,omitempty"`
 	FreeHeap        int64     `json:"free_heap"`
-	UptimeSeconds   int64     `json:"uptime_seconds"`
+	UptimeSeconds   int64     `json:"uptime_seconds" doc:"uptime when the metadata was reported (at boot); see booted_at"`
+	BootedAt        time.Time `json:"booted_at" doc:"when the device booted: updated_at minus uptime_seconds; its uptime now is the time since, while it stays online"`
 	ResetReason     string    `json:"reset_reason"`
-	ConfigVersion   int64     `json:"config_version"`
+	ConfigVersion   int64     `json:"config_version" doc:"the config version the device runs: reported at boot, or applied since"`
 	ProtocolVersion int       `json:"protocol_version"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }
@@ -95,7 +96,11 @@ func deviceOf(d store.Device) deviceResponse {
 			FirmwareVersion: m.FirmwareVersion, Project: m.ProjectName, ChipModel: m.ChipModel,
 			ChipRevision: m.ChipRevision, IDFVersion: m.IDFVersion, MAC: m.MAC, IP: m.IP, RSSI: m.RSSI,
 			FreeHeap: m.FreeHeap, UptimeSeconds: m.UptimeSeconds, ResetReason: m.ResetReason,
-			ConfigVersion: m.ConfigVersion, ProtocolVersion: m.ProtocolVersion, UpdatedAt: m.UpdatedAt,
+			BootedAt: m.UpdatedAt.Add(-time.Duration(m.UptimeSeconds) * time.Second),
+			// Metadata comes at boot, before the device fetches its config: a config applied
+			// since is the version it runs.
+			ConfigVersion:   max(m.ConfigVersion, d.ConfigSync.AppliedVersion),
+			ProtocolVersion: m.ProtocolVersion, UpdatedAt: m.UpdatedAt,
 		}
 	}
 	return r

@@ -29,6 +29,7 @@ type device struct {
 		FirmwareVersion string    `json:"firmware_version"`
 		ResetReason     string    `json:"reset_reason"`
 		ConfigVersion   int64     `json:"config_version"`
+		FreeHeap        int64     `json:"free_heap"`
 		UpdatedAt       time.Time `json:"updated_at"`
 	} `json:"metadata"`
 }
@@ -132,6 +133,11 @@ func TestFirmwareAgent(t *testing.T) {
 	d := waitBoot("the first boot", time.Time{}, func(d device) bool { return true })
 	if d.Metadata.FirmwareVersion != "v-1.0.0" || d.Metadata.ResetReason != "poweron" {
 		t.Fatalf("first boot: %s", d)
+	}
+	// "Free heap" is the agent process's own (its malloc arenas hold kilobytes), not the
+	// host's free memory (gigabytes).
+	if d.Metadata.FreeHeap < 0 || d.Metadata.FreeHeap > 64<<20 {
+		t.Errorf("free_heap = %d bytes: not the agent's own heap", d.Metadata.FreeHeap)
 	}
 
 	// 2. Config: a project variable, a device property and a secret, each a new version.

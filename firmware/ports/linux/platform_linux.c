@@ -10,13 +10,13 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <mosquitto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -506,10 +506,11 @@ static void system_info(void *ctx, espadmin_sysinfo_t *si)
     snprintf(si->ip, sizeof(si->ip), "127.0.0.1");
     si->has_rssi = true;
     si->rssi = -55;
-    struct sysinfo info;
-    if (sysinfo(&info) == 0) {
-        si->free_heap = (int64_t)info.freeram * info.mem_unit;
-    }
+    /* The agent process's own free heap (free bytes in glibc's malloc arenas), as
+     * esp_get_free_heap_size() is the device's: the host's free memory says nothing about
+     * the agent. */
+    struct mallinfo2 mi = mallinfo2();
+    si->free_heap = (int64_t)mi.fordblks;
     si->min_free_heap = -1;
 }
 
