@@ -58,6 +58,7 @@ typedef struct {
     char code[65];
     char message[257];
     char reset_reason[16];
+    char version[33]; /* the firmware the error happened in; "" means the running one */
 } pending_error_t;
 
 typedef struct {
@@ -141,6 +142,7 @@ struct espadmin_agent {
     ota_phase_t ota;
     char ota_id[ESPADMIN_MAX_ID_LEN + 1];
     char ota_version[33];
+    char rolled_back_from[33]; /* the update this boot rolled back, whose crash caused it */
     char ota_from[33];
     uint8_t ota_sha[32];
     int64_t ota_size;
@@ -428,6 +430,8 @@ static void load_ota_state(espadmin_agent_t *a)
         logf_(a, ESPADMIN_LEVEL_WARN, "update to %s was rolled back; running %s", a->ota_version,
               a->version);
         queue_ota_report(a, "failed", "boot_failed_rolled_back");
+        /* a crash that caused this rollback happened in the new image, not this one */
+        snprintf(a->rolled_back_from, sizeof(a->rolled_back_from), "%s", a->ota_version);
     }
     clear_ota_pending(a);
 }
@@ -513,6 +517,7 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
         snprintf(e->message, sizeof(e->message), "device restarted after an abnormal reset (%s)",
                  a->reset_reason);
         snprintf(e->reset_reason, sizeof(e->reset_reason), "%s", a->reset_reason);
+        snprintf(e->version, sizeof(e->version), "%s", a->rolled_back_from);
     }
     a->conn = CONN_IDLE;
     a->next_connect_at = a->now;
@@ -1402,6 +1407,7 @@ int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *cod
         snprintf(e->message, sizeof(e->message), "error");
     }
     e->reset_reason[0] = '\0';
+    e->version[0] = '\0';
     return 0;
 }
 
@@ -1418,7 +1424,7 @@ static void send_errors(espadmin_agent_t *a)
             .code = e->code,
             .severity = "error",
             .reset_reason = e->reset_reason,
-            .firmware_version = a->version,
+            .firmware_version = e->version[0] ? e->version : a->version,
             .uptime_ms = a->now,
             .free_heap = si.free_heap >= 0 ? si.free_heap : -1,
         };

@@ -151,6 +151,7 @@ static void test_crash_reported_after_boot(void **state)
     assert_int_equal(fake_count(&c->f, "error"), 1);
     assert_string_equal(field(c, "error", "type"), "panic");
     assert_string_equal(field(c, "error", "reset_reason"), "panic");
+    assert_string_equal(field(c, "error", "firmware_version"), "v-1.0.0");
     assert_string_equal(field(c, "metadata", "reset_reason"), "panic");
     assert_all_uplinks_valid(c);
 }
@@ -742,6 +743,9 @@ static void test_ota_boot_failure_rolled_back_and_reported(void **state)
     assert_string_equal(field(c, "ota", "reason"), "boot_failed_rolled_back");
     assert_string_equal(field(c, "ota", "id"), "up9");
     assert_int_equal(fake_count(&c->f, "error"), 1);
+    /* the crash happened in the image that was rolled back, not in the one reporting it */
+    assert_string_equal(field(c, "error", "firmware_version"), "v-2.0.0");
+    assert_string_equal(field(c, "error", "type"), "panic");
     assert_null(fake_kv_get(&c->f, "espadmin", "ota_pending"));
     assert_all_uplinks_valid(c);
 }

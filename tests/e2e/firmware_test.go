@@ -302,7 +302,8 @@ func TestFirmwareAgent(t *testing.T) {
 	if d.Metadata.ResetReason != "panic" {
 		t.Errorf("the boot after the failed image: %s, want reset reason panic", d)
 	}
-	// The abnormal exit is also reported as a device error, on the version that kept running.
+	// The abnormal exit is also reported as a device error, on the version that crashed
+	// (v-1.3.0), not the one that reports it after the rollback.
 	poll.State(t, checkEvery, waitTimeout, "the crash report", func() (bool, string) {
 		var errs struct {
 			Items []struct {
@@ -312,7 +313,7 @@ func TestFirmwareAgent(t *testing.T) {
 		}
 		srv.must(t, "GET", "/devices/"+id+"/errors", nil, http.StatusOK, &errs)
 		for _, e := range errs.Items {
-			if e.Type == "panic" && e.FirmwareVersion == "v-1.1.0" {
+			if e.Type == "panic" && e.FirmwareVersion == "v-1.3.0" {
 				return true, ""
 			}
 		}
