@@ -1,7 +1,7 @@
 // The main journeys of the web UI in a real browser against a real `espadmin serve` and a
 // simulated device. Each step keeps a screenshot in artifacts/. Run with ./run.sh.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -478,5 +478,223 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
 
   test("no page threw or broke the Content-Security-Policy", () => {
     assert.deepEqual(problems, []);
+  });
+});
+
+// A new user's first hour and a project with many rollouts, on a server of its own: the
+// setup link, a mistyped address, bundles that point at localhost, release warnings that
+// stay, rollouts that fail visibly, the newest rollout on top with its pager, the rollout's
+// device table paged, a confirmation before starting, the log console of an offline device,
+// and no missing file (favicon) on any page.
+describe("first hour and rollouts", { skip: present ? false : "chromium is not installed (set CI=true to make this a failure)" }, () => {
+  let tmp, bin, server, ctx, page, sim;
+  const problems = [];
+  const missing = [];
+  const state = {};
+
+  // call runs one API request in the page, as its scripts do (session cookie, CSRF header).
+  const call = (method, path, body) => page.evaluate(async ({ method, path, body }) => {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]').content;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }, { method, path, body });
+
+  // confirmNext accepts the next dialog and resolves with its message.
+  const confirmNext = () => new Promise((res) => page.once("dialog", (d) => { res(d.message()); d.accept(); }));
+
+  before(async () => {
+    tmp = tempDir();
+    bin = buildBinary(tmp.dir);
+    server = await startServer(bin, tmp.dir);
+    ctx = await launchBrowser(tmp.dir);
+    page = ctx.pages()[0] || (await ctx.newPage());
+    page.setDefaultTimeout(TIMEOUT);
+    page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
+    page.on("console", (msg) => {
+      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(msg.text());
+    });
+    // Every file a page asks for exists (a missing favicon was a 404 on every page); the
+    // mistyped address below is the one 404 asked for on purpose.
+    page.on("response", (r) => {
+      if (r.status() === 404 && !r.url().endsWith("/no-such-page")) missing.push(r.url());
+    });
+  });
+
+  after(async () => {
+    await sim?.stop();
+    await ctx?.close();
+    await server?.stop();
+    tmp?.cleanup();
+  });
+
+  test("the server's address without the setup link says where the link is", async () => {
+    await page.goto(server.url + "/");
+    assert.equal(new URL(page.url()).pathname, "/setup");
+    const box = page.locator("#setup-needs-link");
+    await box.waitFor();
+    assert.match(await box.textContent(), /setup_url/);
+    assert.match(await box.textContent(), /espadmin user create/);
+    assert.equal(await page.locator("form").count(), 0, "no form that could only fail");
+    await screenshot(page, "h14-01-setup-without-link");
+  });
+
+  test("a mistyped address is a page, not JSON", async () => {
+    const resp = await page.goto(server.url + "/no-such-page");
+    assert.equal(resp.status(), 404);
+    assert.match(resp.headers()["content-type"], /^text\/html/);
+    await page.getByRole("heading", { name: "Page not found" }).waitFor();
+    await page.getByRole("link", { name: "Go to the start page" }).waitFor();
+  });
+
+  test("setup, then every page of those who add devices warns that bundles point at this machine", async () => {
+    await page.goto(server.setupURL);
+    await page.getByLabel("Your name").fill(OWNER.name);
+    await page.getByLabel("Email").fill(OWNER.email);
+    await page.getByLabel("Password").fill(OWNER.password);
+    await page.getByLabel("Tenant name").fill("Acme");
+    await page.getByLabel("Tenant URL name (slug)").fill("acme");
+    await page.getByRole("button", { name: "Create owner and tenant" }).click();
+    await page.waitForURL(/\/t\/acme\/$/);
+    await page.goto(server.url + "/t/acme/devices");
+    const notice = page.locator('[data-notice="endpoint"]').first();
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /127\.0\.0\.1.*--mqtt-public-host/);
+    await screenshot(page, "h14-02-loopback-warning");
+  });
+
+  test("a release keeps its upload warning on its row", async () => {
+    await page.getByRole("link", { name: "Projects" }).click();
+    await page.getByLabel("Name").fill("fleet");
+    await page.getByRole("button", { name: "Create project" }).click();
+    await page.waitForURL(/\/t\/acme\/projects\/[^/]+$/);
+    state.projectURL = page.url();
+    state.projectID = new URL(state.projectURL).pathname.split("/").pop();
+    // The image calls itself v-1.0.9 but is uploaded as v-1.1.0: stored, with a warning.
+    const image = makeImage(tmp.dir, { chip: "esp32", version: "v-1.0.9", size: 256 * 1024 });
+    await page.getByLabel("Version (v-x.y.z)").fill("v-1.1.0");
+    await page.getByLabel("Firmware image (.bin)").setInputFiles(image);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator("#upload-form [data-form-done]").filter({ hasText: "Release v-1.1.0 uploaded" }).waitFor();
+    await page.reload();
+    const warning = page.locator('#release-rows tr[data-release="v-1.1.0"] [data-f="warning"]');
+    await warning.waitFor();
+    assert.match(await warning.textContent(), /v-1\.0\.9/);
+  });
+
+  test("a rollout whose device failed is not a green 'completed', and the failed device shows what it downloaded", async () => {
+    // One live device tagged canary and 120 that never connect, tagged bulk.
+    const created = await call("POST", "/api/v1/tenants/acme/devices", { name: "canary-1", project_id: state.projectID, tags: ["canary"] });
+    assert.equal(created.status, 201);
+    state.canaryID = created.body.id;
+    const bundle = join(tmp.dir, "canary.json");
+    writeFileSync(bundle, JSON.stringify(created.body.provisioning));
+    sim = startSim(bin, bundle, tmp.dir, "canary");
+    const made = await page.evaluate(async ({ project }) => {
+      const csrf = document.querySelector('meta[name="csrf-token"]').content;
+      const ids = [];
+      for (let i = 0; i < 120; i++) {
+        const res = await fetch("/api/v1/tenants/acme/devices", {
+          method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ name: `bulk-${String(i).padStart(3, "0")}`, project_id: project, tags: i === 0 ? ["bulk", "one"] : ["bulk"] }),
+        });
+        if (res.status !== 201) throw new Error(`create device: HTTP ${res.status}`);
+        ids.push((await res.json()).id);
+      }
+      return ids;
+    }, { project: state.projectID });
+    state.bulkIDs = made;
+
+    // Serve other bytes than the release's hash, so the canary's update fails after it
+    // downloaded the whole image.
+    const tenant = await call("GET", "/api/v1/tenants/acme");
+    const releases = await call("GET", `/api/v1/tenants/acme/projects/${state.projectID}/releases`);
+    state.releaseID = releases.body.items[0].id;
+    const blob = join(tmp.dir, "data", "blobs", "tenants", tenant.body.id, "releases", `${state.releaseID}.bin`);
+    const bytes = readFileSync(blob);
+    bytes[100] ^= 0xff;
+    writeFileSync(blob, bytes);
+
+    await page.goto(state.projectURL);
+    await page.locator(`#project-device-rows tr[data-device="${state.canaryID}"] [data-status="online"]`).waitFor();
+    await page.getByLabel("Release", { exact: true }).selectOption({ label: "v-1.1.0" });
+    await page.getByLabel("Target").selectOption("tag");
+    await page.getByLabel("Tag or percent").fill("canary");
+    await page.getByLabel("Pause above (% failed)").fill("100");
+    const asked = confirmNext();
+    await page.getByRole("button", { name: "Start rollout" }).click();
+    assert.match(await asked, /Start a rollout of v-1\.1\.0 to the devices tagged “canary”: 1 device\?/);
+    const row = page.locator("#rollout-rows tr").first();
+    const badge = row.locator('[data-outcome="failures"]');
+    await badge.waitFor();
+    assert.equal((await badge.textContent()).trim(), "completed, 1 failed");
+    assert.match(await row.locator('[data-f="policy"]').textContent(), /pauses above 100% failed/);
+    const dev = page.locator(`#rollout-device-rows tr[data-rollout-device="${state.canaryID}"]`);
+    await dev.locator('[data-state="failed"]').waitFor();
+    const progress = await dev.locator('[data-f="progress"]').textContent();
+    assert.match(progress, /\b(9[5-9]|100)%/, `the failed device shows what it downloaded, not 0%: ${progress}`);
+    await screenshot(page, "h14-03-rollout-completed-with-failures");
+  });
+
+  test("with the default threshold the same failure pauses the rollout and says why", async () => {
+    await page.getByLabel("Pause above (% failed)").fill("");
+    const asked = confirmNext();
+    await page.getByRole("button", { name: "Start rollout" }).click();
+    await asked;
+    const row = page.locator("#rollout-rows tr").first();
+    await row.locator('[data-state="paused"]').waitFor();
+    assert.match(await row.locator('[data-f="pause-reason"]').textContent(), /failure rate 100% \(1 of 1 devices\)/);
+    await row.getByRole("button", { name: /^Abort rollout/ }).click();
+    await row.locator('[data-state="aborted"]').waitFor();
+  });
+
+  test("the newest rollout is on top with its actions, older ones behind a pager, its devices paged", async () => {
+    // Twenty rollouts before it, to one device that never connects (they stay active).
+    for (let i = 0; i < 20; i++) {
+      const r = await call("POST", "/api/v1/tenants/acme/rollouts", { release_id: state.releaseID, target: { kind: "tag", tag: "one" } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    await page.goto(state.projectURL);
+    await page.getByLabel("Target").selectOption("tag");
+    await page.getByLabel("Tag or percent").fill("bulk");
+    await page.getByLabel("Soak per stage (minutes)").fill("10");
+    await page.getByLabel("approve each next stage").check();
+    const asked = confirmNext();
+    await page.getByRole("button", { name: "Start rollout" }).click();
+    assert.match(await asked, /to the devices tagged “bulk”: 120 devices\?/);
+    await page.locator("#rollout-devices-count").filter({ hasText: "Showing 100 of 120 devices." }).waitFor();
+    const top = page.locator("#rollout-rows tr").first();
+    await top.locator('[data-state="active"]').waitFor();
+    assert.match(await top.locator('[data-f="policy"]').textContent(), /soaks 10 min · approval between stages/);
+    await top.getByRole("button", { name: /^Pause rollout/ }).waitFor();
+    await top.getByRole("button", { name: /^Abort rollout/ }).waitFor();
+    assert.equal(await page.locator("#rollout-rows tr").count(), 20, "the first page holds the 20 newest");
+    assert.match(await page.locator("#rollouts-count").textContent(), /20 newest/);
+    assert.match(await page.locator("#rollout-devices-title").textContent(), /latest rollout \(v-1\.1\.0/);
+    assert.equal(await page.locator("#rollout-device-rows tr").count(), 100);
+    await page.getByRole("button", { name: "Load more devices" }).click();
+    await page.locator("#rollout-devices-count").filter({ hasText: "Showing 120 of 120 devices." }).waitFor();
+    assert.equal(await page.locator("#rollout-device-rows tr").count(), 120);
+    assert.equal(await page.getByRole("button", { name: "Load more devices" }).isVisible(), false);
+    await page.getByRole("button", { name: "Load older rollouts" }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#rollout-rows tr").length === 23);
+    assert.equal(await page.getByRole("button", { name: "Load older rollouts" }).isVisible(), false);
+    await screenshot(page, "h14-04-rollouts-paged");
+    await top.getByRole("button", { name: /^Pause rollout/ }).click();
+    await page.locator("#rollout-rows tr").first().locator('[data-state="paused"]').waitFor();
+  });
+
+  test("streaming the logs of an offline device says lines come when it connects", async () => {
+    await page.goto(`${server.url}/t/acme/devices/${state.bulkIDs[5]}`);
+    await page.getByRole("button", { name: "Start streaming" }).click();
+    await page.locator("#log-state").filter({ hasText: "The device is offline; lines appear when it connects." }).waitFor();
+    await page.getByRole("button", { name: "Stop streaming" }).click();
+  });
+
+  test("no page threw, broke the Content-Security-Policy or asked for a missing file", () => {
+    assert.deepEqual(problems, []);
+    assert.deepEqual(missing, []);
   });
 });
