@@ -87,20 +87,29 @@ type rolloutPreviewResponse struct {
 	AlreadyRunning int    `json:"already_running" doc:"target devices already on the version (they are skipped)"`
 }
 
-// previewRollout serves POST /api/v1/tenants/:tenant/rollouts/preview: what a rollout would
-// reach, for the confirmation a person sees before starting it.
-func (s *Server) previewRollout(c echo.Context) error {
+// rolloutInput reads the body of POST /rollouts and /rollouts/preview.
+func (s *Server) rolloutInput(c echo.Context) (ota.RolloutInput, error) {
 	if err := s.otaReady(); err != nil {
-		return err
+		return ota.RolloutInput{}, err
 	}
 	var req createRolloutRequest
 	if err := decodeJSON(c, &req); err != nil {
-		return err
+		return ota.RolloutInput{}, err
 	}
 	if req.ReleaseID == "" {
-		return store.Invalid("release_id", "is required")
+		return ota.RolloutInput{}, store.Invalid("release_id", "is required")
 	}
-	p, err := s.deps.OTA.PreviewRollout(c.Request().Context(), tenantFrom(c).Tenant.ID, req.input())
+	return req.input(), nil
+}
+
+// previewRollout serves POST /api/v1/tenants/:tenant/rollouts/preview: what a rollout would
+// reach, for the confirmation a person sees before starting it.
+func (s *Server) previewRollout(c echo.Context) error {
+	in, err := s.rolloutInput(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.deps.OTA.PreviewRollout(c.Request().Context(), tenantFrom(c).Tenant.ID, in)
 	if err != nil {
 		return otaError(err)
 	}
@@ -207,18 +216,11 @@ func (s *Server) listRollouts(c echo.Context) error {
 
 // createRollout serves POST /api/v1/tenants/:tenant/rollouts.
 func (s *Server) createRollout(c echo.Context) error {
-	if err := s.otaReady(); err != nil {
+	in, err := s.rolloutInput(c)
+	if err != nil {
 		return err
-	}
-	var req createRolloutRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if req.ReleaseID == "" {
-		return store.Invalid("release_id", "is required")
 	}
 	tc := tenantFrom(c)
-	in := req.input()
 	in.CreatedBy = createdByOf(tc)
 	r, err := s.deps.OTA.CreateRollout(c.Request().Context(), tc.Tenant.ID, in)
 	if err != nil {
