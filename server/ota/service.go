@@ -394,14 +394,21 @@ func (s *Service) Releases(ctx context.Context, tenantID, projectID string) ([]s
 // rollout is refused.
 func (s *Service) DeleteRelease(ctx context.Context, r store.Release) error {
 	for _, st := range []store.RolloutState{store.RolloutActive, store.RolloutPaused} {
-		page, err := s.o.Store.ListRollouts(ctx, r.TenantID, store.RolloutFilter{ProjectID: r.ProjectID, State: st}, store.ListOptions{Limit: store.MaxPageSize})
-		if err != nil {
-			return err
-		}
-		for _, ro := range page.Items {
-			if ro.ReleaseID == r.ID {
-				return &StateError{Reason: "rollout " + ro.ID + " (" + string(ro.State) + ") uses this release: abort it first"}
+		opts := store.ListOptions{Limit: store.MaxPageSize}
+		for { // every page: a project may hold more unfinished rollouts than one page
+			page, err := s.o.Store.ListRollouts(ctx, r.TenantID, store.RolloutFilter{ProjectID: r.ProjectID, State: st}, opts)
+			if err != nil {
+				return err
 			}
+			for _, ro := range page.Items {
+				if ro.ReleaseID == r.ID {
+					return &StateError{Reason: "rollout " + ro.ID + " (" + string(ro.State) + ") uses this release: abort it first"}
+				}
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			opts.Cursor = page.NextCursor
 		}
 	}
 	if err := s.o.Store.DeleteRelease(ctx, r.TenantID, r.ID); err != nil {
