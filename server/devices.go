@@ -47,7 +47,7 @@ type deviceMetadataResponse struct {
 	IP              string    `json:"ip,omitempty"`
 	RSSI            int       `json:"rssi,omitempty"`
 	FreeHeap        int64     `json:"free_heap"`
-	UptimeSeconds   int64     `json:"uptime_seconds" doc:"uptime when the metadata was reported (at boot); see booted_at"`
+	UptimeSeconds   int64     `json:"uptime_seconds" doc:"uptime when the metadata was reported (at boot); GET of one device gives the uptime now while the device is online"`
 	BootedAt        time.Time `json:"booted_at" doc:"when the device booted: updated_at minus uptime_seconds; its uptime now is the time since, while it stays online"`
 	ResetReason     string    `json:"reset_reason"`
 	ConfigVersion   int64     `json:"config_version" doc:"the config version the device runs: reported at boot, or applied since"`
@@ -338,6 +338,11 @@ func (s *Server) getDevice(c echo.Context) error {
 		return err
 	}
 	out := deviceOf(d)
+	if m := out.Metadata; m != nil && out.Online {
+		// Metadata is reported at boot, so its uptime is about 0; while the device stays
+		// online its uptime is that plus the time since.
+		m.UptimeSeconds = max(m.UptimeSeconds, int64(s.deps.Now().Sub(m.BootedAt)/time.Second))
+	}
 	if s.deps.Config != nil {
 		r, err := s.deps.Config.PendingRotation(c.Request().Context(), d)
 		if err != nil {

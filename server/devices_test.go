@@ -235,6 +235,12 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 		t.Errorf("metadata %v", md)
 	}
 	poll.Wait(t, "last seen", func() bool { return w.device(t, id)["last_seen_at"] != nil })
+	// Uptime is reported at boot (about 0 s); while the device stays online the device's
+	// answer counts on from its boot.
+	w.h.clock.Advance(10 * time.Minute)
+	if up := w.device(t, id)["metadata"].(map[string]any)["uptime_seconds"].(float64); up < 500 {
+		t.Errorf("uptime_seconds 10 minutes after boot = %v, want about 600", up)
+	}
 
 	// A power loss: the broker publishes the will, the device shows offline, then comes back.
 	d.Kill()
