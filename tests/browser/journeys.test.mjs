@@ -686,6 +686,23 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     await page.locator("#rollout-rows tr").first().locator('[data-state="paused"]').waitFor();
   });
 
+  test("a device's page shows its uptime now and the config version it runs, not the boot's zeros", async () => {
+    // The canary has been online for a while by now; it got a config after its boot.
+    const put = await call("PUT", `/api/v1/tenants/acme/devices/${state.canaryID}/config/interval`, { type: "int", value: 30, version: 0 });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await page.goto(`${server.url}/t/acme/devices/${state.canaryID}`);
+    await page.locator('#config-sync[data-state="in_sync"]').waitFor();
+    await page.reload();
+    const metaValue = (name) => page.evaluate((name) => {
+      const dt = [...document.querySelectorAll("#device-metadata dt")].find((e) => e.textContent === name);
+      return dt ? dt.nextElementSibling.textContent : null;
+    }, name);
+    await page.locator("#device-metadata dt").filter({ hasText: "Uptime" }).waitFor();
+    const uptime = Number.parseInt(await metaValue("Uptime"), 10);
+    assert.ok(uptime >= 1, `uptime shows ${uptime} s for a device online for seconds`);
+    assert.notEqual(await metaValue("Config version"), "0", "the config version applied since boot");
+  });
+
   test("streaming the logs of an offline device says lines come when it connects", async () => {
     await page.goto(`${server.url}/t/acme/devices/${state.bulkIDs[5]}`);
     await page.getByRole("button", { name: "Start streaming" }).click();
