@@ -76,10 +76,11 @@ func codeFor(status int) string {
 	return strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 }
 
-// isPagePath reports whether a GET is for the web UI rather than the API or a machine
-// endpoint: those keep the JSON error shape.
+// isPagePath reports whether a GET is a browser's, for the web UI rather than the API or a
+// machine endpoint: those, and every client that does not ask for HTML, keep the JSON error
+// shape.
 func isPagePath(r *http.Request) bool {
-	if r.Method != http.MethodGet {
+	if r.Method != http.MethodGet || !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return false
 	}
 	p := r.URL.Path

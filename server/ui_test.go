@@ -29,7 +29,12 @@ func pageClient(h *harness, c *apiClient) *http.Client {
 
 func getPage(t *testing.T, h *harness, cl *http.Client, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := cl.Get(h.url + path)
+	req, err := http.NewRequest(http.MethodGet, h.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8") // as a browser asks
+	resp, err := cl.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -92,6 +97,14 @@ func TestUIUnknownAddressIsAPage(t *testing.T) {
 		if csp := resp.Header.Get("Content-Security-Policy"); csp == "" {
 			t.Errorf("GET %s: the 404 page has no Content-Security-Policy", p)
 		}
+	}
+	// A client that does not ask for HTML keeps the JSON error everywhere.
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/no-such-page", nil)
+	req.Header.Set("Accept", "application/json")
+	if r, err := anon.Do(req); err != nil || r.StatusCode != http.StatusNotFound || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("GET /no-such-page asking for JSON = %v %v, want the JSON 404", r, err)
+	} else {
+		r.Body.Close()
 	}
 	for _, p := range []string{"/api/v1/no-such-route", "/api/v1/tenants/acme/nothing"} {
 		resp, body := getPage(t, h, anon, p)
