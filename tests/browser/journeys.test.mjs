@@ -650,6 +650,25 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     await row.locator('[data-state="aborted"]').waitFor();
   });
 
+  test("a rollout that asks for approval waits at the stage's end until approved", async () => {
+    await page.getByLabel("Target").selectOption("tag");
+    await page.getByLabel("Tag or percent").fill("canary");
+    await page.getByLabel("Stages (%)").fill("50,100");
+    await page.getByLabel("Pause above (% failed)").fill("100");
+    await page.getByLabel("approve each next stage").check();
+    const asked = confirmNext();
+    await page.getByRole("button", { name: "Start rollout" }).click();
+    assert.match(await asked, /The first stage updates 1\./);
+    const row = page.locator("#rollout-rows tr").first();
+    await row.locator('[data-f="pause-reason"]').filter({ hasText: "awaiting approval" }).waitFor();
+    assert.match(await row.locator('[data-f="policy"]').textContent(), /approval between stages/);
+    await row.getByRole("button", { name: /^Approve next stage rollout/ }).click();
+    await page.locator("#rollout-rows tr").first().locator('[data-outcome="failures"]').waitFor();
+    await page.getByLabel("Stages (%)").fill("");
+    await page.getByLabel("Pause above (% failed)").fill("");
+    await page.getByLabel("approve each next stage").uncheck();
+  });
+
   test("the newest rollout is on top with its actions, older ones behind a pager, its devices paged", async () => {
     // Twenty rollouts before it, to one device that never connects (they stay active).
     for (let i = 0; i < 20; i++) {
@@ -679,7 +698,7 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     assert.equal(await page.locator("#rollout-device-rows tr").count(), 120);
     assert.equal(await page.getByRole("button", { name: "Load more devices" }).isVisible(), false);
     await page.getByRole("button", { name: "Load older rollouts" }).click();
-    await page.waitForFunction(() => document.querySelectorAll("#rollout-rows tr").length === 23);
+    await page.waitForFunction(() => document.querySelectorAll("#rollout-rows tr").length === 24);
     assert.equal(await page.getByRole("button", { name: "Load older rollouts" }).isVisible(), false);
     await screenshot(page, "h14-04-rollouts-paged");
     await top.getByRole("button", { name: /^Pause rollout/ }).click();
