@@ -131,7 +131,13 @@ func (w *tenantWorld) populateOTA(t *testing.T, tenantID, projectID string) (rel
 // upload posts an image as a raw body and decodes the JSON answer.
 func (c *apiClient) upload(path, contentType string, body io.Reader) (int, map[string]any) {
 	c.t.Helper()
-	req, err := http.NewRequestWithContext(c.t.Context(), http.MethodPost, c.base+path, body)
+	return c.send(http.MethodPost, path, contentType, body)
+}
+
+// send sends a raw body with method and decodes the JSON answer.
+func (c *apiClient) send(method, path, contentType string, body io.Reader) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}

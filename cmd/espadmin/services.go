@@ -131,7 +131,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	})
 	s.errors = devicerrors.New(devicerrors.Options{
 		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
-		Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
+		Symbols: s.ota, Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,

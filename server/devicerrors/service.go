@@ -72,6 +72,9 @@ type Store interface {
 type Options struct {
 	Store   Store
 	Keyring *seal.Keyring
+	// Symbols symbolicates backtraces with the release's ELF file, for grouping and for
+	// Bugsnag; nil leaves them raw.
+	Symbols Symbolizer
 	// NotifyURL is the Bugsnag notify endpoint for tenants that set none (on-premise Bugsnag).
 	NotifyURL string
 	// QueueSize bounds the reports waiting to be forwarded; Workers forward them.
@@ -230,6 +233,13 @@ func (s *Service) ErrorReport(ctx context.Context, dev fleet.DeviceRef, r protoc
 		return err
 	}
 	rep := storeReport(dev, d.ProjectID, r, now)
+	frames, symbolicated := s.symbolicate(ctx, dev.TenantID, d.ProjectID, r)
+	if len(r.Backtrace) > 0 {
+		rep.Fingerprint = StackFingerprint(r.Type, r.FirmwareVersion, r.Backtrace, frames, symbolicated)
+	}
+	if symbolicated {
+		r.Backtrace = ProtocolFrames(frames) // Bugsnag gets functions, files and lines
+	}
 	group, err := s.o.Store.RecordError(ctx, &rep)
 	if err != nil {
 		s.metrics.Reports.WithLabelValues("store_error").Inc()

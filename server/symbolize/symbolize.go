@@ -35,6 +35,7 @@ const (
 // inlined into, innermost first, and share its PC.
 type Frame struct {
 	PC       uint64
+	SP       uint64 // the stack pointer the device sent with the PC, on the outermost frame of the PC
 	Func     string
 	File     string
 	Line     int
@@ -347,6 +348,18 @@ func (t *Table) symbol(addr uint64) string {
 		}
 	}
 	return ""
+}
+
+// SymbolicateRaw looks up every frame of a backtrace (innermost first), keeping each stack
+// pointer on the frame of the function that holds the PC.
+func (t *Table) SymbolicateRaw(frames []RawFrame) []Frame {
+	var out []Frame
+	for i, f := range frames {
+		fs := t.Lookup(f.PC, i > 0)
+		fs[len(fs)-1].SP = f.SP
+		out = append(out, fs...)
+	}
+	return out
 }
 
 // Symbolicate looks up every frame of a backtrace (innermost first).

@@ -75,30 +75,10 @@ func TestInlinedFrame(t *testing.T) {
 			t.Parallel()
 			elf := symboltest.Build(t, tc, "")
 			tab := load(t, elf)
-			a, size := symboltest.Symbol(t, tc, elf, "handle_request")
-			var crash uint64
-			for pc := a; pc < a+size && crash == 0; pc++ {
-				if f := tab.Lookup(pc, false); len(f) == 2 && f[0].Func == "crash_here" && f[0].Line == symboltest.Line("deref") {
-					crash = pc
-				}
-			}
-			if crash == 0 {
-				t.Fatalf("no address of handle_request symbolicates to crash_here:%d", symboltest.Line("deref"))
-			}
+			crash, ret := symboltest.Crash(t, tc, elf)
 			frames := tab.Lookup(crash, false)
 			if !frames[0].Inlined || frames[1].Func != "handle_request" || frames[1].Line != symboltest.Line("inline-call") || frames[1].Inlined {
 				t.Fatalf("frames %+v", frames)
-			}
-			// A return address into app_main, as the second frame of a backtrace.
-			m, msize := symboltest.Symbol(t, tc, elf, "app_main")
-			var ret uint64
-			for pc := m; pc < m+msize && ret == 0; pc++ {
-				if f := tab.Lookup(pc, true); len(f) == 1 && f[0].Line == symboltest.Line("call") {
-					ret = pc
-				}
-			}
-			if ret == 0 {
-				t.Fatalf("no address of app_main symbolicates to line %d", symboltest.Line("call"))
 			}
 			got := tab.Symbolicate([]uint64{crash, ret, 0x12})
 			if len(got) != 4 || got[2].Func != "app_main" || got[3].Resolved || got[3].PC != 0x12 {

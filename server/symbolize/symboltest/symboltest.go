@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/espadmin/espadmin/server/symbolize"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
 
@@ -171,4 +172,37 @@ func Addr2line(t testing.TB, tc Toolchain, elf string, addrs []uint64) [][]Addr2
 		t.Fatalf("symboltest: addr2line answered %d addresses of %d", len(out), len(addrs))
 	}
 	return out
+}
+
+// Crash returns two addresses of an ELF file built from Source, found with the symbol table
+// itself: crash, in handle_request, where the inlined crash_here dereferences the bad pointer
+// (LINE:deref), and ret, in app_main, on its call of handle_request (LINE:call), as the
+// return address of a backtrace's second frame.
+func Crash(t testing.TB, tc Toolchain, elfPath string) (crash, ret uint64) {
+	t.Helper()
+	f, err := os.Open(elfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tab, err := symbolize.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, size := Symbol(t, tc, elfPath, "handle_request")
+	for pc := a; pc < a+size && crash == 0; pc++ {
+		if fr := tab.Lookup(pc, false); len(fr) == 2 && fr[0].Func == "crash_here" && fr[0].Line == Line("deref") {
+			crash = pc
+		}
+	}
+	m, msize := Symbol(t, tc, elfPath, "app_main")
+	for pc := m; pc < m+msize && ret == 0; pc++ {
+		if fr := tab.Lookup(pc, true); len(fr) == 1 && fr[0].Line == Line("call") {
+			ret = pc
+		}
+	}
+	if crash == 0 || ret == 0 {
+		t.Fatalf("symboltest: no crash (0x%x) or return (0x%x) address in %s", crash, ret, elfPath)
+	}
+	return crash, ret
 }
