@@ -42,7 +42,7 @@ type ELFInfo struct {
 
 // symbols holds the cache of symbol tables; it is part of Service.
 type symbols struct {
-	cache  *lru.Cache[string, *symbolize.Table]
+	cache *lru.Cache[string, *symbolize.Table]
 	loads singleflight.Group
 }
 
