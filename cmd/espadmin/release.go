@@ -22,6 +22,7 @@ import (
 type releasePushCmd struct {
 	server, token, tenant, project, version, notes string
 	rollout, stages, threshold                     string
+	elf                                            string
 	timeout                                        time.Duration
 }
 
@@ -41,6 +42,7 @@ func (c *releasePushCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.rollout, "rollout", "", "start a rollout: all, tag:TAG, percent:N or devices:ID,ID")
 	fs.StringVar(&c.stages, "stages", "", "rollout stages in percent, e.g. 5,25,100")
 	fs.StringVar(&c.threshold, "failure-threshold", "", "fraction of failed devices (0..1) above which the rollout pauses itself")
+	fs.StringVar(&c.elf, "elf", "", "the build's ELF file (build/PROJECT.elf), kept to symbolicate crash reports; must be the one the image was built from")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when the whole push takes longer")
 }
 
@@ -132,6 +134,7 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("release push: %s: %w", files[0], err)
 	}
 	var created struct {
+		ID       string          `json:"id"`
 		Version  string          `json:"version"`
 		Warnings []string        `json:"warnings"`
 		Rollout  json.RawMessage `json:"rollout"`
@@ -149,6 +152,12 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	for _, w := range created.Warnings {
 		fmt.Fprintln(stderr, "warning: "+w)
+	}
+	if c.elf != "" {
+		relPath := "/api/v1/tenants/" + url.PathEscape(tenant) + "/projects/" + url.PathEscape(projectID) + "/releases/" + url.PathEscape(created.ID)
+		if err := api.putFile(ctx, relPath+"/elf", c.elf); err != nil {
+			return fmt.Errorf("release push: release %s was stored but its ELF file was not: %s: %w", created.Version, c.elf, err)
+		}
 	}
 	// The server stores the release even when the rollout is refused (and says so in a
 	// warning); a pipeline that asked for a rollout must not pass without one.
@@ -306,4 +315,28 @@ func (a *apiCaller) projectID(ctx context.Context, tenant, idOrName string) (str
 		}
 		cursor = page.NextCursor
 	}
+}
+
+// putFile streams a file as the body of a PUT.
+func (a *apiCaller) putFile(ctx context.Context, path, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", file)
+	}
+	req, err := a.request(ctx, http.MethodPut, path, f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	_, err = a.do(req, http.StatusOK)
+	return err
 }
