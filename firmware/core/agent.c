@@ -9,6 +9,7 @@
  * command (during its dispatch), the log ring (while debug is on) and the download chunk
  * (while an update downloads). All of it goes through espadmin_malloc (util.h). */
 #include "espadmin/agent.h"
+#include "crash.h"
 
 #include "espadmin/json.h"
 #include "espadmin/util.h"
@@ -136,6 +137,8 @@ struct espadmin_agent {
     /* errors */
     pending_error_t errors[MAX_PENDING_ERRORS];
     size_t nerrors;
+    espadmin_crash_t *crash; /* what the last panic left, until its report is acknowledged */
+    int crash_mid;
 
     /* OTA */
     ota_phase_t ota;
@@ -510,8 +513,8 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     if (is_crash_reason(a->reset_reason)) {
         pending_error_t *e = &a->errors[a->nerrors++];
         snprintf(e->type, sizeof(e->type), "%s", strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
-        snprintf(e->message, sizeof(e->message), "device restarted after an abnormal reset (%s)",
-                 a->reset_reason);
+        a->crash = espadmin_crash_load(platform);
+        espadmin_crash_message(a->crash, a->reset_reason, e->message, sizeof(e->message));
         snprintf(e->reset_reason, sizeof(e->reset_reason), "%s", a->reset_reason);
     }
     a->conn = CONN_IDLE;
@@ -539,6 +542,7 @@ void espadmin_agent_free(espadmin_agent_t *a)
     espadmin_free(a->ring.buf);
     espadmin_free(a->chunk);
     espadmin_free(a->mqtt_ca);
+    espadmin_free(a->crash);
     memset(a->device_key, 0, sizeof(a->device_key));
     espadmin_free(a);
 }
@@ -658,6 +662,9 @@ void espadmin_on_published(espadmin_agent_t *a, int msg_id)
     }
     if (a->ota == OTA_REBOOTING && msg_id == a->ota_reboot_mid) {
         a->ota_reboot_at = a->now;
+    }
+    if (a->crash && msg_id == a->crash_mid) {
+        espadmin_crash_done(a->p, &a->crash);
     }
 }
 
@@ -1421,10 +1428,15 @@ static void send_errors(espadmin_agent_t *a)
             .firmware_version = a->version,
             .uptime_ms = a->now,
             .free_heap = si.free_heap >= 0 ? si.free_heap : -1,
+            .crash = e->reset_reason[0] ? a->crash : NULL,
         };
         int n = espadmin_encode_error(a->pub, sizeof(a->pub), &r);
-        if (publish(a, ESPADMIN_KIND_ERROR, a->pub, n) < 0 && n >= 0) {
+        int mid = publish(a, ESPADMIN_KIND_ERROR, a->pub, n);
+        if (mid < 0 && n >= 0) {
             return; /* try again later */
+        }
+        if (r.crash) {
+            a->crash_mid = mid; /* erased once acknowledged (espadmin_on_published) */
         }
         memmove(&a->errors[0], &a->errors[1], (a->nerrors - 1) * sizeof(pending_error_t));
         a->nerrors--;

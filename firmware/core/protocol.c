@@ -4,6 +4,7 @@
 #include "espadmin/json.h"
 #include "espadmin/util.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1339,11 +1340,34 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
         ejw_key(&w, "free_heap");
         ejw_int(&w, e->free_heap);
     }
-    if (e->core_dump_summary && *e->core_dump_summary) {
+    const espadmin_crash_t *c = e->crash;
+    if (c && c->nframes > 0) {
+        char addr[19];
+        ejw_key(&w, "backtrace");
+        ejw_arr_begin(&w);
+        for (size_t i = 0; i < c->nframes && i < ESPADMIN_MAX_CRASH_FRAMES; i++) {
+            ejw_obj_begin(&w);
+            snprintf(addr, sizeof(addr), "0x%" PRIx32, c->frames[i].pc);
+            ejw_key(&w, "pc");
+            ejw_string(&w, addr);
+            if (c->frames[i].sp) {
+                snprintf(addr, sizeof(addr), "0x%" PRIx32, c->frames[i].sp);
+                ejw_key(&w, "sp");
+                ejw_string(&w, addr);
+            }
+            ejw_obj_end(&w);
+        }
+        ejw_arr_end(&w);
+    }
+    const char *summary = c && c->summary[0] ? c->summary : e->core_dump_summary;
+    if ((summary && *summary) || (c && (c->task[0] || c->reason[0]))) {
         ejw_key(&w, "core_dump");
         ejw_obj_begin(&w);
-        ejw_key(&w, "summary");
-        ejw_string(&w, e->core_dump_summary);
+        if (c) {
+            opt_str(&w, "task", c->task);
+            opt_str(&w, "cause", c->reason);
+        }
+        opt_str(&w, "summary", summary);
         ejw_obj_end(&w);
     }
     ejw_obj_end(&w);

@@ -222,6 +222,21 @@ static void f_last_error(void *ctx, char *buf, size_t cap) { snprintf(buf, cap, 
 static void f_restart(void *ctx) { F(ctx)->restarts++; }
 static const char *f_reset_reason(void *ctx) { return F(ctx)->reset; }
 
+static bool f_crash_info(void *ctx, espadmin_crash_t *out)
+{
+    if (!F(ctx)->has_crash) {
+        return false;
+    }
+    *out = F(ctx)->crash;
+    return true;
+}
+
+static void f_crash_clear(void *ctx)
+{
+    F(ctx)->has_crash = false;
+    F(ctx)->crash_clears++;
+}
+
 static void f_sysinfo(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
@@ -279,6 +294,8 @@ void fake_init(fake_t *f)
         .sha256_finish = ossl_sha256_finish,
         .ed25519_verify = ossl_ed25519_verify,
         .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
+        .crash_info = f_crash_info,
+        .crash_clear = f_crash_clear,
     };
     f->p = p;
 }

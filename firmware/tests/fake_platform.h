@@ -68,6 +68,11 @@ typedef struct {
     bool http_fail;
     char err[96];
 
+    /* crash data "in flash": reported by crash_info while has_crash, erased by crash_clear */
+    bool has_crash;
+    espadmin_crash_t crash;
+    int crash_clears;
+
     espadmin_platform_t p;
 } fake_t;
 

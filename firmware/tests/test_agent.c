@@ -155,6 +155,46 @@ static void test_crash_reported_after_boot(void **state)
     assert_all_uplinks_valid(c);
 }
 
+/* The core dump summary of the last panic goes out with the boot's error report: reason as the
+ * message, task, backtrace (PCs and SPs), summary. It stays in flash until the broker has
+ * acknowledged that report, so a reboot before then reports it again. */
+static void test_crash_backtrace_reported_and_erased_on_ack(void **state)
+{
+    ctx_t *c = *state;
+    c->f.reset = "panic";
+    c->f.has_crash = true;
+    espadmin_crash_t *k = &c->f.crash;
+    snprintf(k->reason, sizeof(k->reason), "LoadProhibited");
+    snprintf(k->task, sizeof(k->task), "sensor");
+    snprintf(k->summary, sizeof(k->summary), "EXCCAUSE 0x1c EXCVADDR 0x0\x1b[0m\n");
+    k->frames[0] = (espadmin_frame_t){0x400d1a2b, 0x3ffb1230};
+    k->frames[1] = (espadmin_frame_t){0x400d1c40, 0x3ffb1250};
+    k->frames[2] = (espadmin_frame_t){0x40088f6d, 0};
+    k->frames[3] = (espadmin_frame_t){0, 0x3ffb1290}; /* the end of the walked stack */
+    k->frames[4] = (espadmin_frame_t){0x400d0000, 0};
+    k->nframes = 5;
+    boot(c);
+    online(c);
+    assert_int_equal(fake_count(&c->f, "error"), 1);
+    assert_string_equal(field(c, "error", "message"), "LoadProhibited");
+    assert_string_equal(field(c, "error", "backtrace"),
+                        "[{\"pc\":\"0x400d1a2b\",\"sp\":\"0x3ffb1230\"},{\"pc\":\"0x400d1c40\",\"sp\":\"0x3ffb1250\"},{\"pc\":\"0x40088f6d\"}]");
+    assert_string_equal(field(c, "error", "core_dump"),
+                        "{\"task\":\"sensor\",\"cause\":\"LoadProhibited\",\"summary\":\"EXCCAUSE 0x1c EXCVADDR 0x0\"}");
+    assert_all_uplinks_valid(c);
+    assert_int_equal(c->f.crash_clears, 0);
+
+    /* Rebooted before the broker acknowledged it: the crash is reported again. */
+    reboot(c);
+    online(c);
+    assert_int_equal(fake_count(&c->f, "error"), 1);
+    assert_string_equal(field(c, "error", "message"), "LoadProhibited");
+    const fake_pub_t *p = fake_last(&c->f, "error");
+    espadmin_on_published(c->a, p->mid);
+    assert_int_equal(c->f.crash_clears, 1);
+    assert_false(c->f.has_crash);
+}
+
 static void test_backoff_grows_capped_with_jitter(void **state)
 {
     (void)state;
@@ -834,6 +874,7 @@ int run_agent_tests(void)
         cmocka_unit_test_setup_teardown(test_ota_verify_deadline_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragment_reassembly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_provisioned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_backtrace_reported_and_erased_on_ack, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

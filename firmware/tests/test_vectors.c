@@ -179,6 +179,40 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
         n = espadmin_encode_metadata(buf, sizeof(buf), &m);
         break;
     }
+    case ESPADMIN_KIND_ERROR: {
+        /* The device sends addresses only (the server symbolicates), so cases with func, file
+         * or line in a frame are not the agent's to encode. */
+        espadmin_crash_t crash;
+        memset(&crash, 0, sizeof(crash));
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "backtrace")) {
+            if (sget(f, "func") || sget(f, "file") || iget(f, "line") >= 0 || crash.nframes == ESPADMIN_MAX_CRASH_FRAMES) {
+                return;
+            }
+            crash.frames[crash.nframes].pc = (uint32_t)strtoul(sget(f, "pc"), NULL, 16);
+            crash.frames[crash.nframes].sp = sget(f, "sp") ? (uint32_t)strtoul(sget(f, "sp"), NULL, 16) : 0;
+            crash.nframes++;
+        }
+        const cJSON *cd = cJSON_GetObjectItemCaseSensitive(d, "core_dump");
+        const char *task = cd ? sget(cd, "task") : NULL, *cause = cd ? sget(cd, "cause") : NULL;
+        const char *summary = cd ? sget(cd, "summary") : NULL;
+        snprintf(crash.task, sizeof(crash.task), "%s", task ? task : "");
+        snprintf(crash.reason, sizeof(crash.reason), "%s", cause ? cause : "");
+        snprintf(crash.summary, sizeof(crash.summary), "%s", summary ? summary : "");
+        espadmin_error_report_t e = {
+            .message = sget(d, "message"),
+            .type = sget(d, "type"),
+            .code = sget(d, "code"),
+            .severity = sget(d, "severity"),
+            .reset_reason = sget(d, "reset_reason"),
+            .firmware_version = sget(d, "firmware_version"),
+            .uptime_ms = iget(d, "uptime_ms"),
+            .free_heap = iget(d, "free_heap"),
+            .crash = &crash,
+        };
+        n = espadmin_encode_error(buf, sizeof(buf), &e);
+        break;
+    }
     default:
         return;
     }

@@ -130,6 +130,13 @@ typedef struct espadmin_platform {
     bool (*aes_gcm_decrypt)(void *ctx, const uint8_t key[32], const uint8_t nonce[12],
                             const void *aad, size_t aad_len, const void *ct, size_t ct_len,
                             const uint8_t tag[16], void *out);
+
+    /* Optional: crash reports (core/crash.c). crash_info fills *out with what the last panic
+     * left (ESP-IDF: esp_core_dump_get_summary and esp_core_dump_get_panic_reason) and
+     * returns true; it is called once, by init, after a crash reset. crash_clear erases it
+     * (esp_core_dump_image_erase) once the broker has acknowledged the report. */
+    bool (*crash_info)(void *ctx, espadmin_crash_t *out);
+    void (*crash_clear)(void *ctx);
 } espadmin_platform_t;
 
 #ifdef __cplusplus

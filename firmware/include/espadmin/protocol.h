@@ -230,6 +230,22 @@ int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *resul
 int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *version,
                         const char *state, int progress, const char *reason, const char *message);
 
+/* What a panic left for the next boot (ESP-IDF: the core dump summary in flash and its panic
+ * reason). Frames are innermost first, as the panic handler walked them. */
+#define ESPADMIN_MAX_CRASH_FRAMES 32
+typedef struct {
+    uint32_t pc;
+    uint32_t sp; /* 0: unknown */
+} espadmin_frame_t;
+typedef struct {
+    char reason[129]; /* "LoadProhibited", "Load access fault", an abort or assert message; "" unknown */
+    char task[33];    /* the task that crashed */
+    espadmin_frame_t frames[ESPADMIN_MAX_CRASH_FRAMES];
+    size_t nframes;
+    bool corrupted;   /* the backtrace ended in a corrupted frame */
+    char summary[257]; /* exception registers and the like, for people */
+} espadmin_crash_t;
+
 typedef struct {
     const char *message;
     const char *type;
@@ -240,6 +256,7 @@ typedef struct {
     int64_t uptime_ms; /* < 0: absent */
     int64_t free_heap; /* < 0: absent */
     const char *core_dump_summary; /* optional */
+    const espadmin_crash_t *crash; /* optional: backtrace, task, panic reason and summary */
 } espadmin_error_report_t;
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e);
 

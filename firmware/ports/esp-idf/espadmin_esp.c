@@ -33,6 +33,7 @@
 
 #include "esp_app_desc.h"
 #include "esp_chip_info.h"
+#include "esp_core_dump.h"
 #include "esp_crt_bundle.h"
 #include "esp_http_client.h"
 #include "esp_idf_version.h"
@@ -1033,6 +1034,100 @@ static const char *p_reset_reason(void *ctx)
     }
 }
 
+/* ---- crash reports: the core dump summary in flash (espcoredump) ---- */
+
+#if CONFIG_ESP_COREDUMP_ENABLE_TO_FLASH && CONFIG_ESP_COREDUMP_DATA_FORMAT_ELF
+#define ESPADMIN_HAS_CORE_DUMP 1
+
+#if CONFIG_IDF_TARGET_ARCH_XTENSA
+/* EXCCAUSE values (Xtensa ISA, and ESP-IDF's panic_arch.c names). */
+static const char *exc_cause_name(uint32_t c)
+{
+    static const char *const names[] = {
+        [0] = "IllegalInstruction", [2] = "InstructionFetchError", [3] = "LoadStoreError",
+        [6] = "IntegerDivideByZero", [9] = "LoadStoreAlignment", [20] = "InstFetchProhibited",
+        [28] = "LoadProhibited", [29] = "StoreProhibited",
+    };
+    return c < sizeof(names) / sizeof(names[0]) && names[c] ? names[c] : "Exception";
+}
+#else
+/* mcause values (RISC-V privileged spec, and ESP-IDF's panic_arch.c names). */
+static const char *mcause_name(uint32_t c)
+{
+    static const char *const names[] = {
+        [0] = "Instruction address misaligned", [1] = "Instruction access fault", [2] = "Illegal instruction",
+        [3] = "Breakpoint", [4] = "Load address misaligned", [5] = "Load access fault",
+        [6] = "Store address misaligned", [7] = "Store access fault",
+    };
+    return c < sizeof(names) / sizeof(names[0]) && names[c] ? names[c] : "Exception";
+}
+#endif
+
+/* What the panic handler wrote to the coredump partition: esp_core_dump_get_summary gives the
+ * task, the backtrace (Xtensa: up to 16 PCs walked on the device; RISC-V: MEPC and RA, the
+ * rest is a raw stack dump) and the exception registers; esp_core_dump_get_panic_reason
+ * (v5.3 and later) the panic handler's reason line. The summary is large on RISC-V (it holds
+ * the stack dump), so it lives on the heap for this call only. */
+static bool p_crash_info(void *ctx, espadmin_crash_t *out)
+{
+    (void)ctx;
+    if (esp_core_dump_image_check() != ESP_OK) {
+        return false;
+    }
+    esp_core_dump_summary_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return false;
+    }
+    if (esp_core_dump_get_summary(s) != ESP_OK) {
+        free(s);
+        return false;
+    }
+    snprintf(out->task, sizeof(out->task), "%.*s", (int)sizeof(s->exc_task), s->exc_task);
+#if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 3, 0)
+    if (esp_core_dump_get_panic_reason(out->reason, sizeof(out->reason)) != ESP_OK) {
+        out->reason[0] = '\0';
+    }
+#endif
+#if CONFIG_IDF_TARGET_ARCH_XTENSA
+    if (out->reason[0] == '\0') {
+        snprintf(out->reason, sizeof(out->reason), "%s", exc_cause_name(s->ex_info.exc_cause));
+    }
+    uint32_t depth = s->exc_bt_info.depth < 16 ? s->exc_bt_info.depth : 16;
+    for (uint32_t i = 0; i < depth && i < ESPADMIN_MAX_CRASH_FRAMES; i++) {
+        out->frames[i].pc = s->exc_bt_info.bt[i];
+    }
+    out->nframes = depth;
+    out->frames[0].sp = s->ex_info.exc_a[1]; /* a1 is the stack pointer */
+    out->corrupted = s->exc_bt_info.corrupted;
+    snprintf(out->summary, sizeof(out->summary), "task %s, PC 0x%08" PRIx32 ", EXCCAUSE %" PRIu32 ", EXCVADDR 0x%08" PRIx32 "%s",
+             out->task, s->exc_pc, s->ex_info.exc_cause, s->ex_info.exc_vaddr,
+             s->exc_bt_info.corrupted ? ", backtrace corrupted" : "");
+#else
+    if (out->reason[0] == '\0') {
+        snprintf(out->reason, sizeof(out->reason), "%s", mcause_name(s->ex_info.mcause));
+    }
+    out->frames[0] = (espadmin_frame_t){.pc = s->exc_pc, .sp = s->ex_info.sp};
+    out->frames[1] = (espadmin_frame_t){.pc = s->ex_info.ra, .sp = 0};
+    out->nframes = 2;
+    snprintf(out->summary, sizeof(out->summary),
+             "task %s, MEPC 0x%08" PRIx32 ", RA 0x%08" PRIx32 ", SP 0x%08" PRIx32 ", MCAUSE 0x%08" PRIx32 ", MTVAL 0x%08" PRIx32,
+             out->task, s->exc_pc, s->ex_info.ra, s->ex_info.sp, s->ex_info.mcause, s->ex_info.mtval);
+#endif
+    free(s);
+    return true;
+}
+
+/* The report is acknowledged: the partition is free for the next crash. */
+static void p_crash_clear(void *ctx)
+{
+    (void)ctx;
+    esp_err_t rc = esp_core_dump_image_erase();
+    if (rc != ESP_OK) {
+        ESP_LOGW(TAG, "cannot erase the core dump: %s", esp_err_to_name(rc));
+    }
+}
+#endif
+
 static void p_system_info(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
@@ -1348,6 +1443,10 @@ static const espadmin_platform_t s_platform = {
     .sha256_finish = p_sha_finish,
     .ed25519_verify = p_ed25519_verify,
     .aes_gcm_decrypt = p_gcm_decrypt,
+#ifdef ESPADMIN_HAS_CORE_DUMP
+    .crash_info = p_crash_info,
+    .crash_clear = p_crash_clear,
+#endif
 };
 
 static void handle_event(espadmin_agent_t *a, ev_t *ev)

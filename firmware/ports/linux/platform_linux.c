@@ -387,6 +387,97 @@ static void restart(void *ctx)
     _exit(1);
 }
 
+/* ---- crashes: <state>/coredump.json plays the ESP32's core dump partition ---- */
+
+static void coredump_path(char *buf, size_t cap) { snprintf(buf, cap, "%s/coredump.json", g.opt.state_dir); }
+
+void linux_platform_panic(const char *reason, const char *backtrace)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "reason", reason);
+    cJSON_AddStringToObject(d, "task", "main");
+    cJSON *bt = cJSON_AddArrayToObject(d, "backtrace");
+    char line[1024];
+    size_t n = (size_t)snprintf(line, sizeof(line), "Backtrace:");
+    const char *s = backtrace;
+    while (s && *s) {
+        char *end;
+        unsigned long pc = strtoul(s, &end, 16), sp = 0;
+        if (end == s) {
+            break;
+        }
+        if (*end == ':') {
+            s = end + 1;
+            sp = strtoul(s, &end, 16);
+        }
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "pc", (double)pc);
+        cJSON_AddNumberToObject(f, "sp", (double)sp);
+        cJSON_AddItemToArray(bt, f);
+        if (n < sizeof(line)) {
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " 0x%08lx:0x%08lx", pc, sp);
+        }
+        s = end + strspn(end, " ,");
+    }
+    char path[1100];
+    coredump_path(path, sizeof(path));
+    char *text = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (text == NULL || write_file_atomic(path, text, strlen(text)) != 0) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", path);
+    }
+    free(text);
+    /* What ESP-IDF's panic handler prints, then a reboot that is not a software restart. */
+    fprintf(stderr, "Guru Meditation Error: Core  0 panic'ed (%s). Exception was unhandled.\n\n%s\n\n", reason, line);
+    fprintf(stderr, "Rebooting...\n");
+    fflush(stderr);
+    execv("/proc/self/exe", g.opt.argv);
+    linux_log(ESPADMIN_LEVEL_ERROR, "sim", "execv failed: %s", strerror(errno));
+    _exit(1);
+}
+
+static bool crash_info(void *ctx, espadmin_crash_t *out)
+{
+    (void)ctx;
+    char path[1100];
+    coredump_path(path, sizeof(path));
+    char *text = read_file(path, NULL);
+    cJSON *d = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (d == NULL) {
+        return false;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "reason");
+    snprintf(out->reason, sizeof(out->reason), "%s", cJSON_IsString(v) ? v->valuestring : "");
+    v = cJSON_GetObjectItemCaseSensitive(d, "task");
+    snprintf(out->task, sizeof(out->task), "%s", cJSON_IsString(v) ? v->valuestring : "");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "backtrace"))
+    {
+        if (out->nframes == ESPADMIN_MAX_CRASH_FRAMES) {
+            break;
+        }
+        const cJSON *pc = cJSON_GetObjectItemCaseSensitive(f, "pc");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(f, "sp");
+        out->frames[out->nframes].pc = cJSON_IsNumber(pc) ? (uint32_t)pc->valuedouble : 0;
+        out->frames[out->nframes].sp = cJSON_IsNumber(sp) ? (uint32_t)sp->valuedouble : 0;
+        out->nframes++;
+    }
+    snprintf(out->summary, sizeof(out->summary), "simulated panic in task %s", out->task);
+    cJSON_Delete(d);
+    return true;
+}
+
+static void crash_clear(void *ctx)
+{
+    (void)ctx;
+    char path[1100];
+    coredump_path(path, sizeof(path));
+    if (unlink(path) != 0 && errno != ENOENT) {
+        linux_log(ESPADMIN_LEVEL_WARN, "sim", "cannot erase %s: %s", path, strerror(errno));
+    }
+}
+
 static void running_version(void *ctx, char *buf, size_t cap)
 {
     (void)ctx;
@@ -935,6 +1026,8 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         .sha256_finish = ossl_sha256_finish,
         .ed25519_verify = ossl_ed25519_verify,
         .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
+        .crash_info = crash_info,
+        .crash_clear = crash_clear,
     };
     *p = pl;
     return 0;

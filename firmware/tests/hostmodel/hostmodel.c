@@ -1,6 +1,7 @@
 /* The host model of the ESP-IDF runtime (see include/hostmodel.h for what is modelled and
  * which ESP-IDF behaviour each part follows). */
 #include "hostmodel.h"
+#include "esp_core_dump.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -456,6 +457,89 @@ void esp_restart(void)
 }
 
 void hm_panic(void) { reboot(ESP_RST_PANIC); }
+
+/* ---- the "coredump" partition (esp_core_dump.h), kept across reboots in the state file ---- */
+
+static pthread_mutex_t g_cd_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool g_cd_present;
+static esp_core_dump_summary_t g_cd;
+static char g_cd_reason[200];
+
+void hm_panic_core_dump(const char *reason, const char *task, const uint32_t *pcs, int depth, uint32_t sp)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    memset(&g_cd, 0, sizeof(g_cd));
+    snprintf(g_cd.exc_task, sizeof(g_cd.exc_task), "%s", task);
+    g_cd.exc_pc = pcs[0];
+    for (int i = 0; i < depth && i < 16; i++) {
+        g_cd.exc_bt_info.bt[i] = pcs[i];
+    }
+    g_cd.exc_bt_info.depth = (uint32_t)(depth < 16 ? depth : 16);
+    g_cd.exc_bt_info.corrupted = depth > 16;
+    g_cd.ex_info.exc_cause = 28; /* LoadProhibited */
+    g_cd.ex_info.exc_a[1] = sp;
+    snprintf(g_cd_reason, sizeof(g_cd_reason), "%s", reason);
+    g_cd_present = true;
+    pthread_mutex_unlock(&g_cd_mu);
+    reboot(ESP_RST_PANIC);
+}
+
+bool hm_core_dump_present(void)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    bool p = g_cd_present;
+    pthread_mutex_unlock(&g_cd_mu);
+    return p;
+}
+
+esp_err_t esp_core_dump_image_check(void) { return hm_core_dump_present() ? ESP_OK : ESP_ERR_NOT_FOUND; }
+
+esp_err_t esp_core_dump_image_get(size_t *out_addr, size_t *out_size)
+{
+    if (!hm_core_dump_present()) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    *out_addr = 0x3F0000;
+    *out_size = 12288;
+    return ESP_OK;
+}
+
+esp_err_t esp_core_dump_image_erase(void)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    g_cd_present = false;
+    memset(&g_cd, 0xFF, sizeof(g_cd)); /* erased flash */
+    pthread_mutex_unlock(&g_cd_mu);
+    return ESP_OK;
+}
+
+esp_err_t esp_core_dump_get_summary(esp_core_dump_summary_t *summary)
+{
+    if (summary == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_cd_mu);
+    esp_err_t rc = g_cd_present ? ESP_OK : ESP_FAIL;
+    if (g_cd_present) {
+        *summary = g_cd;
+    }
+    pthread_mutex_unlock(&g_cd_mu);
+    return rc;
+}
+
+esp_err_t esp_core_dump_get_panic_reason(char *reason_buffer, size_t buffer_size)
+{
+    if (reason_buffer == NULL || buffer_size == 0) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_cd_mu);
+    esp_err_t rc = !g_cd_present ? ESP_FAIL : g_cd_reason[0] ? ESP_OK : ESP_ERR_NOT_FOUND;
+    if (rc == ESP_OK) {
+        snprintf(reason_buffer, buffer_size, "%s", g_cd_reason);
+    }
+    pthread_mutex_unlock(&g_cd_mu);
+    return rc;
+}
 int hm_restarts(void) { return __atomic_load_n(&g_restarts, __ATOMIC_RELAXED); }
 esp_reset_reason_t esp_reset_reason(void) { return g_reset_reason; }
 uint32_t esp_get_free_heap_size(void) { return 200000; }
@@ -1257,6 +1341,11 @@ static void state_save(esp_reset_reason_t next_reason)
     fwrite(&g_ns_n, sizeof(int), 1, f);
     fwrite(g_ns, sizeof(g_ns), 1, f);
     pthread_mutex_unlock(&g_nvs_mu);
+    pthread_mutex_lock(&g_cd_mu);
+    fwrite(&g_cd_present, sizeof(g_cd_present), 1, f);
+    fwrite(&g_cd, sizeof(g_cd), 1, f);
+    fwrite(g_cd_reason, sizeof(g_cd_reason), 1, f);
+    pthread_mutex_unlock(&g_cd_mu);
     fclose(f);
 }
 
@@ -1281,6 +1370,8 @@ int hm_boot(const char *state_path, char **argv)
             }
         }
         ok = ok && rd(&g_ns_n, sizeof(int), f) && rd(g_ns, sizeof(g_ns), f);
+        ok = ok && rd(&g_cd_present, sizeof(g_cd_present), f) && rd(&g_cd, sizeof(g_cd), f) &&
+             rd(g_cd_reason, sizeof(g_cd_reason), f);
         fclose(f);
         if (!ok) {
             fprintf(stderr, "hostmodel: cannot read the state %s\n", state_path);

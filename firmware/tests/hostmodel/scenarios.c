@@ -243,6 +243,36 @@ static void s_first_boot(int boot)
     }
 }
 
+/* A panic with core dumps to flash: at the next boot the port reads the summary and the panic
+ * reason (esp_core_dump_get_summary, esp_core_dump_get_panic_reason), the error report carries
+ * them, and the partition is erased once the broker acknowledged the report. */
+static void s_crash_report(int boot)
+{
+    static const uint32_t pcs[] = {0x400d1a2b, 0x400d1c40, 0x40088f6d};
+    char report[4096];
+    switch (boot) {
+    case 1:
+        provision(false, NULL);
+        start();
+        wait_online();
+        hm_panic_core_dump("LoadProhibited", "sensor", pcs, 3, 0x3ffb1230);
+    default:
+        CHECK(hm_core_dump_present(), "the core dump did not survive the reboot");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/error", "\"reset_reason\":\"panic\"", report, sizeof(report), WAIT_MS), "crash not reported");
+        CHECK(strstr(report, "\"message\":\"LoadProhibited\"") != NULL, "no panic reason as the message");
+        CHECK(strstr(report, "\"backtrace\":[{\"pc\":\"0x400d1a2b\",\"sp\":\"0x3ffb1230\"},{\"pc\":\"0x400d1c40\"},{\"pc\":\"0x40088f6d\"}]") != NULL,
+              "no backtrace");
+        CHECK(strstr(report, "\"task\":\"sensor\"") != NULL && strstr(report, "EXCCAUSE 28") != NULL, "no core dump summary");
+        for (int i = 0; i < 250 && hm_core_dump_present(); i++) {
+            vTaskDelay(pdMS_TO_TICKS(20));
+        }
+        CHECK(!hm_core_dump_present(), "the core dump was not erased after the acknowledged report");
+        pass();
+    }
+}
+
 /* A new image that cannot reach the server is rolled back by the agent when the verify
  * deadline (CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S, 3 s in the model) passes. */
 static void s_verify_timeout(int boot)
@@ -451,7 +481,7 @@ static const struct {
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
     {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
     {"ota_reasons", s_ota_reasons},         {"provisioning_ota_ca", s_provisioning_ota_ca},
-    {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
+    {"verify_timeout", s_verify_timeout}, {"flood", s_flood}, {"crash_report", s_crash_report},
 };
 
 int main(int argc, char **argv)

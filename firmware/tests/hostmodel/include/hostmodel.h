@@ -32,6 +32,13 @@ extern "C" {
 
 /* ---- esp_err ---- */
 typedef int esp_err_t;
+/* esp_idf_version.h: the model follows v5.5 (esp_get_idf_version says so too). */
+#define ESP_IDF_VERSION_MAJOR 5
+#define ESP_IDF_VERSION_MINOR 5
+#define ESP_IDF_VERSION_PATCH 0
+#define ESP_IDF_VERSION_VAL(major, minor, patch) (((major) << 16) | ((minor) << 8) | (patch))
+#define ESP_IDF_VERSION ESP_IDF_VERSION_VAL(ESP_IDF_VERSION_MAJOR, ESP_IDF_VERSION_MINOR, ESP_IDF_VERSION_PATCH)
+
 #define ESP_OK 0
 #define ESP_FAIL (-1)
 #define ESP_ERR_NO_MEM 0x101
@@ -399,6 +406,11 @@ int crypto_sign_ed25519_verify_detached(const unsigned char *sig, const unsigned
 int hm_boot(const char *state_path, char **argv);
 /* Simulates a crash of the running image (reset reason panic): saves and re-executes. */
 void hm_panic(void) __attribute__((noreturn));
+/* A panic with core dumps to flash enabled: the panic handler writes the core dump (reason,
+ * task, the backtrace's PCs, a1 = SP of the first frame), then the chip reboots. */
+void hm_panic_core_dump(const char *reason, const char *task, const uint32_t *pcs, int depth, uint32_t sp)
+    __attribute__((noreturn));
+bool hm_core_dump_present(void);
 int hm_restarts(void); /* esp_restart calls in this process */
 
 /* Log: 1 = one vprintf call per line (v1), 2 = CONFIG_LOG_VERSION_2 (prefix, message,
