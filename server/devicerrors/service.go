@@ -1,8 +1,10 @@
 // Package devicerrors records device error reports and forwards them to Bugsnag.
 //
 // Every valid `error` report (docs/protocol.md §3.7) is stored through store.RecordError,
-// grouped by a fingerprint over type, message and firmware version, with counts and
-// first/last seen per group and per device. A resolved group stays resolved while the same
+// grouped by a fingerprint, with counts and first/last seen per group and per device. A
+// report with a backtrace is keyed on its top application frames (StackFingerprint): by
+// function when the release's ELF file symbolicates it (Options.Symbols), else by address;
+// other reports on type, message and firmware version (Fingerprint). A resolved group stays resolved while the same
 // error keeps arriving from the same firmware (devices not updated yet); when the same type
 // and message first appear on a newer firmware, that is a regression: the new firmware's
 // group is open (it is new) and the resolved groups of older firmware with that type and

@@ -35,11 +35,32 @@ function frames(bt) {
     `${f.pc || ""} ${f.func || ""}${f.file ? ` ${f.file}:${f.line || ""}` : ""}`.trim()).join("\n"));
 }
 
+// The newest backtrace, symbolicated with the release's ELF file when the server has it:
+// innermost frame first, inlined functions as frames of their own, ESP-IDF's panic machinery
+// dimmed.
+function renderStack(g) {
+  const card = document.getElementById("group-stack-card");
+  const stack = g.stack || [];
+  card.hidden = !stack.length;
+  if (!stack.length) return;
+  const badge = document.getElementById("group-stack-state");
+  badge.textContent = g.stack_symbolicated ? "symbolicated" : "raw";
+  badge.dataset.state = g.stack_symbolicated ? "symbolicated" : "raw";
+  document.getElementById("group-stack-note").textContent = g.stack_symbolicated ? ""
+    : "Addresses only: upload the release's ELF file (project page, or espadmin release push --elf) to see functions and lines.";
+  document.getElementById("group-stack").replaceChildren(...stack.map((f) => el("li", { class: f.runtime ? "frame runtime" : "frame", "data-func": f.func || "" },
+    el("code", { class: "func" }, f.func || "??"),
+    f.inlined ? el("span", { class: "badge" }, "inlined") : "",
+    f.file ? el("span", { class: "loc" }, ` ${f.file}:${f.line || 0}`) : "",
+    el("span", { class: "muted pc" }, ` ${f.pc}${f.sp ? ` (sp ${f.sp})` : ""}`))));
+}
+
 async function load() {
   try {
     const g = await api("GET", tenantAPI(`errors/${encodeURIComponent(id)}`));
     errBox.textContent = "";
     render(g);
+    renderStack(g);
     const devs = g.devices || [];
     document.getElementById("group-device-rows").replaceChildren(...(devs.length ? devs.map((d) => el("tr", {},
       el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.device_id)}` }, el("code", {}, d.device_id))),
