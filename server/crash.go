@@ -14,9 +14,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/server/symbolize"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/blob"
 )
 
 // maxPanicLog bounds a pasted panic log: a whole ESP-IDF panic output with register dumps of
@@ -196,4 +198,131 @@ func (s *Server) groupStack(ctx context.Context, reports []store.ErrorReport) (s
 		return rawStackOf(frames), false
 	}
 	return nil, false
+}
+
+// coreDumpResponse answers a stored upload.
+type coreDumpResponse struct {
+	Size int64 `json:"size"`
+}
+
+// coreDumpDownloadResponse hands out a stored core dump.
+type coreDumpDownloadResponse struct {
+	URL       string    `json:"url" doc:"signed; needs no other credential"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Size      int64     `json:"size"`
+}
+
+// coreDumpLimit is the upload route's body limit: the largest core dump a device may announce.
+func coreDumpLimit() int64 { return protocol.MaxCoreDumpSize }
+
+// coreDumpDownloadTTL is the lifetime of a core dump download URL handed to a person.
+const coreDumpDownloadTTL = 15 * time.Minute
+
+// uploadCoreDump serves PUT /api/v1/coredumps/:tenant/:report: a device's core dump, to the
+// signed URL its coredump command carried.
+func (s *Server) uploadCoreDump(c echo.Context) error {
+	if s.deps.CoreDumps == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "core dumps are not collected by this server"}
+	}
+	tenantID, reportID := c.Param("tenant"), c.Param("report")
+	if len(tenantID) > 64 || len(reportID) > 64 || blob.ValidateKey(devicerrors.CoreDumpBlobKey(tenantID, reportID)) != nil {
+		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "the upload URL's signature is not valid"}
+	}
+	req := c.Request()
+	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(uploadDeadline))
+	size, err := s.deps.CoreDumps.Accept(req.Context(), tenantID, reportID, c.QueryParams(), req.Body)
+	var ue *devicerrors.UploadError
+	if errors.As(err, &ue) {
+		return &Error{Status: ue.Status, Message: ue.Reason}
+	}
+	if err != nil {
+		return uploadReadError(err)
+	}
+	return c.JSON(http.StatusCreated, coreDumpResponse{Size: size})
+}
+
+// coreDumpDownload serves GET …/errors/:group/reports/:report/coredump. The core dump is
+// looked up under the path's tenant only, so another tenant's report is 404.
+func (s *Server) coreDumpDownload(c echo.Context) error {
+	if s.deps.CoreDumps == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "core dumps are not collected by this server"}
+	}
+	tenantID, reportID := tenantFrom(c).Tenant.ID, c.Param("report")
+	notFound := &Error{Status: http.StatusNotFound, Message: "no core dump was uploaded for this report"}
+	if len(reportID) > 64 || blob.ValidateKey(devicerrors.CoreDumpBlobKey(tenantID, reportID)) != nil {
+		return notFound
+	}
+	ctx := c.Request().Context()
+	obj, ok, err := s.deps.CoreDumps.Stat(ctx, tenantID, reportID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound
+	}
+	u, err := s.deps.CoreDumps.DownloadURL(ctx, tenantID, reportID, coreDumpDownloadTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, coreDumpDownloadResponse{URL: u, ExpiresAt: s.now().Add(coreDumpDownloadTTL), Size: obj.Size})
+}
+
+// coreDumpKeys lists where the core dumps of a tenant's reports may be, for the tenant's
+// deletion: every report that announced one.
+func (s *Server) coreDumpKeys(ctx context.Context, tenantID string) ([]string, error) {
+	var keys []string
+	gopts := store.ListOptions{Limit: store.MaxPageSize}
+	for {
+		groups, err := s.deps.Store.ListErrorGroups(ctx, tenantID, store.ErrorGroupFilter{}, gopts)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups.Items {
+			ropts := store.ListOptions{Limit: store.MaxPageSize}
+			for {
+				reps, err := s.deps.Store.ListErrorReports(ctx, tenantID, g.ID, "", ropts)
+				if err != nil {
+					return nil, err
+				}
+				for _, r := range reps.Items {
+					if coreDumpSize(r) > 0 {
+						keys = append(keys, devicerrors.CoreDumpBlobKey(tenantID, r.ID))
+					}
+				}
+				if reps.NextCursor == "" {
+					break
+				}
+				ropts.Cursor = reps.NextCursor
+			}
+		}
+		if groups.NextCursor == "" {
+			return keys, nil
+		}
+		gopts.Cursor = groups.NextCursor
+	}
+}
+
+// coreDumpSize is the size of the whole core dump a report announced, 0 for none.
+func coreDumpSize(r store.ErrorReport) int64 {
+	var cd protocol.CoreDump
+	if r.CoreDump == "" || json.Unmarshal([]byte(r.CoreDump), &cd) != nil {
+		return 0
+	}
+	return cd.Size
+}
+
+// markCoreDumps sets core_dump_uploaded on the reports that announced a core dump and whose
+// upload arrived.
+func (s *Server) markCoreDumps(ctx context.Context, reports []store.ErrorReport, out []errorReportResponse) {
+	if s.deps.CoreDumps == nil {
+		return
+	}
+	for i, r := range reports {
+		if coreDumpSize(r) == 0 {
+			continue
+		}
+		if _, ok, err := s.deps.CoreDumps.Stat(ctx, r.TenantID, r.ID); err == nil && ok {
+			out[i].CoreDumpUploaded = true
+		}
+	}
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/ota/otatest"
 	"github.com/espadmin/espadmin/server/symbolize/symboltest"
+	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
@@ -183,4 +186,107 @@ func read(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// testCoreDumpKey signs core dump upload URLs in the server tests.
+var testCoreDumpKey = bytes.Repeat([]byte{5}, 32)
+
+// TestCoreDumpUpload: a crash report announcing a whole core dump gets a coredump command with
+// a signed upload URL; the upload stores it only with the right signature and exactly the
+// announced size (403, 413, 400 otherwise, nothing stored), then the group shows it uploaded
+// and hands out a download URL that serves the same bytes; an expired URL is refused.
+func TestCoreDumpUpload(t *testing.T) {
+	t.Parallel()
+	r := newErrorRig(t, devicerrors.Options{Backoff: 20 * time.Millisecond})
+	d := r.device(t, "boiler", "v-1.0.0")
+	core := bytes.Repeat([]byte("core dump "), 100) // 1000 bytes
+	rep := crashReport("StoreProhibited", 0x400d2f5e, 0x400d1c40)
+	rep.CoreDump = &protocol.CoreDump{Task: "main", Cause: "StoreProhibited", Size: int64(len(core))}
+	publishReport(t, d, rep)
+
+	var uploadURL string
+	poll.Wait(t, "the coredump command", func() bool {
+		page, err := r.h.st.ListCommands(t.Context(), r.tenantID, store.CommandFilter{DeviceID: d.ID()}, store.ListOptions{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Items {
+			if c.Name == protocol.CommandCoreDump {
+				cmd, err := protocol.DecodeCommand([]byte(c.Payload))
+				if err != nil {
+					t.Fatal(err)
+				}
+				uploadURL = cmd.CoreDump.URL
+				return true
+			}
+		}
+		return false
+	})
+	put := func(u string, body []byte) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	tampered := strings.Replace(uploadURL, "size=1000", "size=2000", 1)
+	for _, c := range []struct {
+		name string
+		url  string
+		body []byte
+		want int
+	}{
+		{"another size signed by no one", tampered, append(core, core...), http.StatusForbidden},
+		{"more than announced", uploadURL, append(core, 'x'), http.StatusRequestEntityTooLarge},
+		{"less than announced", uploadURL, core[:999], http.StatusBadRequest},
+	} {
+		if st, resp := put(c.url, c.body); st != c.want {
+			t.Fatalf("%s: %d %v, want %d", c.name, st, resp, c.want)
+		} else {
+			errCode(t, resp)
+		}
+	}
+	group := r.groups(t, "")[0]
+	detail := r.get(t, "/api/v1/tenants/alpha/errors/"+group["id"].(string))
+	report := detail["recent_reports"].([]any)[0].(map[string]any)
+	if report["core_dump_uploaded"] == true {
+		t.Fatal("a refused upload counts as uploaded")
+	}
+	dl := "/api/v1/tenants/alpha/errors/" + group["id"].(string) + "/reports/" + report["id"].(string) + "/coredump"
+	if st, _ := r.owner.do("GET", dl, nil); st != http.StatusNotFound {
+		t.Fatalf("download before the upload: %d", st)
+	}
+
+	if st, resp := put(uploadURL, core); st != http.StatusCreated || resp["size"] != 1000.0 {
+		t.Fatalf("upload: %d %v", st, resp)
+	}
+	detail = r.get(t, "/api/v1/tenants/alpha/errors/"+group["id"].(string))
+	if detail["recent_reports"].([]any)[0].(map[string]any)["core_dump_uploaded"] != true {
+		t.Fatalf("report after the upload: %v", detail["recent_reports"])
+	}
+	got := r.get(t, dl)
+	resp, err := http.Get(got["url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(b, core) || got["size"] != 1000.0 {
+		t.Fatalf("download: %d, %d bytes, %v", resp.StatusCode, len(b), got)
+	}
+
+	// A day later the URL no longer takes anything.
+	r.h.fleet.clock.offset.Add(int64(devicerrors.CoreDumpTTL + time.Minute))
+	if st, resp := put(uploadURL, core); st != http.StatusForbidden || !strings.Contains(fmt.Sprint(resp), "expired") {
+		t.Fatalf("expired upload: %d %v", st, resp)
+	}
 }

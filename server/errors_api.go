@@ -70,8 +70,10 @@ type errorReportResponse struct {
 	FirmwareVersion string          `json:"firmware_version"`
 	UptimeSeconds   int64           `json:"uptime_s,omitempty"`
 	FreeHeap        int64           `json:"free_heap,omitempty"`
-	CoreDump        json.RawMessage `json:"core_dump,omitempty" doc:"{task, cause, summary}"`
-	ReceivedAt      time.Time       `json:"received_at"`
+	CoreDump        json.RawMessage `json:"core_dump,omitempty" doc:"{task, cause, summary, size}"`
+	// CoreDumpUploaded says the whole core dump is stored (…/reports/{id}/coredump).
+	CoreDumpUploaded bool      `json:"core_dump_uploaded,omitempty"`
+	ReceivedAt       time.Time `json:"received_at"`
 }
 
 func errorReportOf(r store.ErrorReport) errorReportResponse {
@@ -206,6 +208,7 @@ func (s *Server) getErrorGroup(c echo.Context) error {
 		out.Recent[i] = errorReportOf(r)
 	}
 	out.Stack, out.StackSymbolicated = s.groupStack(ctx, reports.Items)
+	s.markCoreDumps(ctx, reports.Items, out.Recent)
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -51,6 +51,11 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	hub := fleet.NewHub(func(int) {})
 	commands := fleet.NewCommands(fleet.CommandsOptions{Store: h.st, Bus: b, Root: protocol.DefaultRoot, Hub: hub, Metrics: metrics})
 	eo.Store, eo.Keyring, eo.Registerer, eo.Symbols = h.st, h.keyring, r.reg, h.fleet.ota.svc
+	// Core dumps are asked for through this rig's commands (its broker reaches the devices)
+	// and uploaded to the harness server, which checks the same key.
+	eo.CoreDumps = devicerrors.NewCoreDumps(devicerrors.CoreDumpOptions{
+		Blobs: h.fleet.ota.blobs, Commands: commands, Key: testCoreDumpKey, PublicURL: h.url,
+	})
 	r.errs = devicerrors.New(eo)
 	ingest := fleet.NewIngest(fleet.IngestOptions{
 		Bus: b, Store: h.st, Commands: commands, Hub: hub, Metrics: metrics, Root: protocol.DefaultRoot,

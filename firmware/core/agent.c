@@ -139,6 +139,7 @@ struct espadmin_agent {
     size_t nerrors;
     espadmin_crash_t *crash; /* what the last panic left, until its report is acknowledged */
     int crash_mid;
+    espadmin_coredump_upload_t coredump;
 
     /* OTA */
     ota_phase_t ota;
@@ -1281,6 +1282,17 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_UPDATE:
         start_update(a, c);
         break;
+    case ESPADMIN_CMD_COREDUMP: {
+        char why[96];
+        int rc = espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why));
+        if (rc < 0) {
+            logf_(a, ESPADMIN_LEVEL_WARN, "core dump upload refused: %s", why);
+            send_ack(a, c->id, "error", why, -1, true);
+        } else if (rc == 0) {
+            logf_(a, ESPADMIN_LEVEL_INFO, "uploading the core dump");
+        }
+        break;
+    }
     }
 }
 
@@ -1580,6 +1592,15 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota != OTA_DOWNLOADING && a->chunk != NULL) {
         espadmin_free(a->chunk);
         a->chunk = NULL;
+    }
+    if (a->coredump.active) {
+        char why[96];
+        int rc = espadmin_coredump_poll(a->p, &a->coredump, why, sizeof(why));
+        if (rc != 0) {
+            logf_(a, rc > 0 ? ESPADMIN_LEVEL_INFO : ESPADMIN_LEVEL_WARN, "core dump upload %s%s",
+                  rc > 0 ? "done: erased from flash" : "failed: ", rc > 0 ? "" : why);
+            send_ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why, -1, true);
+        }
     }
     if (a->conn == CONN_UP && a->greeted) {
         send_errors(a);

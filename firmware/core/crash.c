@@ -55,11 +55,72 @@ void espadmin_crash_done(const espadmin_platform_t *p, espadmin_crash_t **c)
     if (*c == NULL) {
         return;
     }
-    if (p->crash_clear) {
+    bool awaits_upload = (*c)->size > 0 && p->coredump_upload != NULL;
+    if (p->crash_clear && !awaits_upload) {
         p->crash_clear(p->ctx);
     }
     espadmin_free(*c);
     *c = NULL;
+}
+
+int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, const char *id,
+                            const char *url, char *msg, size_t cap)
+{
+    if (u->active) {
+        if (strcmp(u->id, id) == 0) {
+            return 1;
+        }
+        snprintf(msg, cap, "busy: core dump upload %s in progress", u->id);
+        return -1;
+    }
+    if (p->coredump_upload == NULL) {
+        snprintf(msg, cap, "this device cannot upload core dumps");
+        return -1;
+    }
+    int rc = p->coredump_upload(p->ctx, url);
+    if (rc == ESPADMIN_PLATFORM_NOT_FOUND) {
+        snprintf(msg, cap, "no core dump in flash");
+        return -1;
+    }
+    if (rc != ESPADMIN_PLATFORM_OK) {
+        msg[0] = '\0';
+        if (p->last_error) {
+            p->last_error(p->ctx, msg, cap);
+        }
+        if (msg[0] == '\0') {
+            snprintf(msg, cap, "upload failed to start");
+        }
+        return -1;
+    }
+    u->active = true;
+    snprintf(u->id, sizeof(u->id), "%s", id);
+    return 0;
+}
+
+int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, char *msg, size_t cap)
+{
+    if (!u->active) {
+        return 0;
+    }
+    int rc = p->coredump_poll(p->ctx);
+    if (rc == ESPADMIN_PLATFORM_AGAIN) {
+        return 0;
+    }
+    u->active = false;
+    if (rc == ESPADMIN_PLATFORM_OK) {
+        if (p->crash_clear) {
+            p->crash_clear(p->ctx); /* the server has it */
+        }
+        return 1;
+    }
+    msg[0] = '\0';
+    if (p->last_error) {
+        p->last_error(p->ctx, msg, cap);
+    }
+    if (msg[0] == '\0') {
+        snprintf(msg, cap, "upload failed");
+    }
+    return -1;
 }
 
 void espadmin_crash_message(const espadmin_crash_t *c, const char *reset_reason, char *buf, size_t cap)

@@ -938,6 +938,8 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         cmd->name = ESPADMIN_CMD_UPDATE;
     } else if (strcmp(name, "debug") == 0) {
         cmd->name = ESPADMIN_CMD_DEBUG;
+    } else if (strcmp(name, "coredump") == 0) {
+        cmd->name = ESPADMIN_CMD_COREDUMP;
     } else {
         ej_free(&doc);
         return err->code = ESPADMIN_E_UNKNOWN_COMMAND;
@@ -976,6 +978,11 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
                  o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
         break;
     }
+    case ESPADMIN_CMD_COREDUMP: /* the URL and its expiry, in update's fields */
+        copy_str(cmd->update.url, sizeof(cmd->update.url),
+                 o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
+        cmd->update.url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+        break;
     }
     ej_free(&doc);
     return err->code;
@@ -1104,6 +1111,7 @@ static void validate_error(obj_t *o)
         o_str(&c, "task", false, 32);
         o_str(&c, "cause", false, 128);
         o_str(&c, "summary", false, 4096);
+        o_int(&c, "size", false, 0, ESPADMIN_MAX_CORE_DUMP_SIZE, NULL);
     }
 }
 
@@ -1360,7 +1368,7 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
         ejw_arr_end(&w);
     }
     const char *summary = c && c->summary[0] ? c->summary : e->core_dump_summary;
-    if ((summary && *summary) || (c && (c->task[0] || c->reason[0]))) {
+    if ((summary && *summary) || (c && (c->task[0] || c->reason[0] || c->size > 0))) {
         ejw_key(&w, "core_dump");
         ejw_obj_begin(&w);
         if (c) {
@@ -1368,6 +1376,10 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
             opt_str(&w, "cause", c->reason);
         }
         opt_str(&w, "summary", summary);
+        if (c && c->size > 0) {
+            ejw_key(&w, "size");
+            ejw_int(&w, c->size);
+        }
         ejw_obj_end(&w);
     }
     ejw_obj_end(&w);

@@ -72,6 +72,10 @@ typedef struct {
     bool has_crash;
     espadmin_crash_t crash;
     int crash_clears;
+    /* the whole core dump's upload: the URL asked for, and what poll answers (AGAIN while 0) */
+    char coredump_url[ESPADMIN_MAX_URL_LEN + 1];
+    int coredump_uploads;
+    int coredump_result;
 
     espadmin_platform_t p;
 } fake_t;

@@ -79,7 +79,7 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
         fail_msg("%s: id or expires_at differ", name);
     }
     const char *want = sget(d, "name");
-    static const char *names[] = {"restart", "config", "update", "debug"};
+    static const char *names[] = {"restart", "config", "update", "debug", "coredump"};
     assert_string_equal(names[cmd->name], want);
     switch (cmd->name) {
     case ESPADMIN_CMD_RESTART:
@@ -97,6 +97,10 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
         assert_string_equal(cmd->update.url, sget(p, "url"));
         assert_int_equal(cmd->update.url_expires_at, iget(p, "url_expires_at"));
         assert_string_equal(cmd->update.signature, sget(p, "signature") ? sget(p, "signature") : "");
+        break;
+    case ESPADMIN_CMD_COREDUMP:
+        assert_string_equal(cmd->update.url, sget(p, "url"));
+        assert_int_equal(cmd->update.url_expires_at, iget(p, "url_expires_at"));
         break;
     case ESPADMIN_CMD_CONFIG: {
         assert_int_equal(cmd->config.version, iget(p, "version"));
@@ -199,6 +203,7 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
         snprintf(crash.task, sizeof(crash.task), "%s", task ? task : "");
         snprintf(crash.reason, sizeof(crash.reason), "%s", cause ? cause : "");
         snprintf(crash.summary, sizeof(crash.summary), "%s", summary ? summary : "");
+        crash.size = cd && iget(cd, "size") > 0 ? iget(cd, "size") : 0;
         espadmin_error_report_t e = {
             .message = sget(d, "message"),
             .type = sget(d, "type"),

@@ -77,6 +77,9 @@ type Options struct {
 	// Symbols symbolicates backtraces with the release's ELF file, for grouping and for
 	// Bugsnag; nil leaves them raw.
 	Symbols Symbolizer
+	// CoreDumps asks devices for the whole core dumps their reports announce; nil: they stay
+	// on the devices.
+	CoreDumps *CoreDumps
 	// NotifyURL is the Bugsnag notify endpoint for tenants that set none (on-premise Bugsnag).
 	NotifyURL string
 	// QueueSize bounds the reports waiting to be forwarded; Workers forward them.
@@ -248,6 +251,9 @@ func (s *Service) ErrorReport(ctx context.Context, dev fleet.DeviceRef, r protoc
 		return fmt.Errorf("devicerrors: record: %w", err)
 	}
 	s.metrics.Reports.WithLabelValues("stored").Inc()
+	if s.o.CoreDumps != nil && r.CoreDump != nil && r.CoreDump.Size > 0 {
+		s.o.CoreDumps.Request(ctx, rep, r.CoreDump.Size)
+	}
 	if group.Count == 1 {
 		s.reopenOlder(ctx, group, now)
 	}

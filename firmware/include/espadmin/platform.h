@@ -137,6 +137,12 @@ typedef struct espadmin_platform {
      * (esp_core_dump_image_erase) once the broker has acknowledged the report. */
     bool (*crash_info)(void *ctx, espadmin_crash_t *out);
     void (*crash_clear)(void *ctx);
+    /* Optional: the whole core dump, announced by crash_info's size. coredump_upload starts an
+     * HTTP PUT of it to url in the port's own task and returns at once: OK, NOT_FOUND (no core
+     * dump in flash) or ERR. coredump_poll returns AGAIN while it runs, OK once the server
+     * answered 2xx, ERR otherwise (last_error says why). Then the core calls crash_clear. */
+    int (*coredump_upload)(void *ctx, const char *url);
+    int (*coredump_poll)(void *ctx);
 } espadmin_platform_t;
 
 #ifdef __cplusplus

@@ -26,6 +26,7 @@ extern "C" {
 #define ESPADMIN_MAX_OTA_SIZE 1024
 #define ESPADMIN_MAX_LOG_SIZE 8192
 #define ESPADMIN_MAX_ERROR_SIZE 16384
+#define ESPADMIN_MAX_CORE_DUMP_SIZE 4194304 /* a full core dump announced and uploaded */
 
 #define ESPADMIN_MAX_CONFIG_ENTRIES 64
 #define ESPADMIN_MAX_CONFIG_KEY_LEN 15
@@ -111,6 +112,7 @@ typedef enum {
     ESPADMIN_CMD_CONFIG,
     ESPADMIN_CMD_UPDATE,
     ESPADMIN_CMD_DEBUG,
+    ESPADMIN_CMD_COREDUMP, /* its url and url_expires_at are in update */
 } espadmin_cmd_name_t;
 
 typedef enum {
@@ -244,6 +246,7 @@ typedef struct {
     size_t nframes;
     bool corrupted;   /* the backtrace ended in a corrupted frame */
     char summary[257]; /* exception registers and the like, for people */
+    int64_t size;     /* bytes of the whole core dump kept for upload (core_dump.size); 0: none */
 } espadmin_crash_t;
 
 typedef struct {

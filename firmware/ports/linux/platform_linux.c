@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <mosquitto.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,6 +392,28 @@ static void restart(void *ctx)
 
 static void coredump_path(char *buf, size_t cap) { snprintf(buf, cap, "%s/coredump.json", g.opt.state_dir); }
 
+/* The whole core dump: 24 KiB, more than one MQTT error report may carry. */
+#define SIM_CORE_SIZE 24576
+static void corefile_path(char *buf, size_t cap) { snprintf(buf, cap, "%s/coredump.bin", g.opt.state_dir); }
+
+static void write_core_file(const char *reason, const char *backtrace)
+{
+    char *core = calloc(1, SIM_CORE_SIZE);
+    if (core == NULL) {
+        return;
+    }
+    int n = snprintf(core, SIM_CORE_SIZE, "ESPADMIN SIMULATED CORE DUMP\nreason: %s\nbacktrace: %s\n", reason, backtrace);
+    for (size_t i = n > 0 ? (size_t)n : 0; i < SIM_CORE_SIZE; i++) {
+        core[i] = (char)(i * 31 % 251); /* stands for the tasks' stacks */
+    }
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    if (write_file_atomic(path, core, SIM_CORE_SIZE) != 0) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", path);
+    }
+    free(core);
+}
+
 void linux_platform_panic(const char *reason, const char *backtrace)
 {
     cJSON *d = cJSON_CreateObject();
@@ -427,6 +450,7 @@ void linux_platform_panic(const char *reason, const char *backtrace)
         linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", path);
     }
     free(text);
+    write_core_file(reason, backtrace);
     /* What ESP-IDF's panic handler prints, then a reboot that is not a software restart. */
     fprintf(stderr, "Guru Meditation Error: Core  0 panic'ed (%s). Exception was unhandled.\n\n%s\n\n", reason, line);
     fprintf(stderr, "Rebooting...\n");
@@ -465,6 +489,9 @@ static bool crash_info(void *ctx, espadmin_crash_t *out)
     }
     snprintf(out->summary, sizeof(out->summary), "simulated panic in task %s", out->task);
     cJSON_Delete(d);
+    struct stat st;
+    corefile_path(path, sizeof(path));
+    out->size = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
     return true;
 }
 
@@ -472,10 +499,124 @@ static void crash_clear(void *ctx)
 {
     (void)ctx;
     char path[1100];
-    coredump_path(path, sizeof(path));
-    if (unlink(path) != 0 && errno != ENOENT) {
-        linux_log(ESPADMIN_LEVEL_WARN, "sim", "cannot erase %s: %s", path, strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        if (i == 0) {
+            coredump_path(path, sizeof(path));
+        } else {
+            corefile_path(path, sizeof(path));
+        }
+        if (unlink(path) != 0 && errno != ENOENT) {
+            linux_log(ESPADMIN_LEVEL_WARN, "sim", "cannot erase %s: %s", path, strerror(errno));
+        }
     }
+}
+
+static char *download_ca(const char *url);
+
+static size_t http_discard(char *data, size_t size, size_t nmemb, void *userp)
+{
+    (void)data;
+    (void)userp;
+    return size * nmemb;
+}
+
+/* The upload runs in a thread of its own, as the ESP-IDF port's runs in a task: the agent's
+ * loop only polls it. */
+static struct {
+    pthread_t thread;
+    bool started;
+    int state; /* atomic: 0 running, 1 done, -1 failed */
+    char url[ESPADMIN_MAX_URL_LEN + 1];
+    char *ca;
+    char err[96];
+} g_up;
+
+static void *upload_thread(void *arg)
+{
+    (void)arg;
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    CURL *c = curl_easy_init();
+    int result = -1;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || c == NULL) {
+        snprintf(g_up.err, sizeof(g_up.err), "cannot read the core dump");
+    } else {
+        char errbuf[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(c, CURLOPT_URL, g_up.url);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READDATA, f);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_discard);
+        struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        if (g_up.ca) {
+            struct curl_blob blob = {.data = g_up.ca, .len = strlen(g_up.ca), .flags = CURL_BLOB_NOCOPY};
+            curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+        }
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK) {
+            snprintf(g_up.err, sizeof(g_up.err), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        } else if (status < 200 || status > 299) {
+            snprintf(g_up.err, sizeof(g_up.err), "HTTP %ld", status);
+        } else {
+            result = 1;
+        }
+        curl_slist_free_all(hdr);
+    }
+    if (c) {
+        curl_easy_cleanup(c);
+    }
+    if (f) {
+        fclose(f);
+    }
+    __atomic_store_n(&g_up.state, result, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int coredump_upload(void *ctx, const char *url)
+{
+    (void)ctx;
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    if (g_up.started || access(path, R_OK) != 0) {
+        return g_up.started ? ESPADMIN_PLATFORM_ERR : ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    snprintf(g_up.url, sizeof(g_up.url), "%s", url);
+    free(g_up.ca);
+    g_up.ca = download_ca(url); /* the same trust as a firmware download from that host */
+    g_up.err[0] = '\0';
+    __atomic_store_n(&g_up.state, 0, __ATOMIC_RELEASE);
+    if (pthread_create(&g_up.thread, NULL, upload_thread, NULL) != 0) {
+        snprintf(g.err, sizeof(g.err), "cannot start the upload");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    g_up.started = true;
+    linux_log(ESPADMIN_LEVEL_INFO, "sim", "uploading the core dump");
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int coredump_poll(void *ctx)
+{
+    (void)ctx;
+    if (!g_up.started) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    int st = __atomic_load_n(&g_up.state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        return ESPADMIN_PLATFORM_AGAIN;
+    }
+    pthread_join(g_up.thread, NULL);
+    g_up.started = false;
+    snprintf(g.err, sizeof(g.err), "%s", g_up.err);
+    return st > 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
 }
 
 static void running_version(void *ctx, char *buf, size_t cap)
@@ -1028,6 +1169,8 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
         .crash_info = crash_info,
         .crash_clear = crash_clear,
+        .coredump_upload = coredump_upload,
+        .coredump_poll = coredump_poll,
     };
     *p = pl;
     return 0;
