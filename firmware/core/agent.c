@@ -1282,14 +1282,10 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_UPDATE:
         start_update(a, c);
         break;
-    case ESPADMIN_CMD_COREDUMP: {
+    case ESPADMIN_CMD_COREDUMP: { /* the port logs the upload; the ack says how it ended */
         char why[96];
-        int rc = espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why));
-        if (rc < 0) {
-            logf_(a, ESPADMIN_LEVEL_WARN, "core dump upload refused: %s", why);
+        if (espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why)) < 0) {
             send_ack(a, c->id, "error", why, -1, true);
-        } else if (rc == 0) {
-            logf_(a, ESPADMIN_LEVEL_INFO, "uploading the core dump");
         }
         break;
     }
@@ -1597,8 +1593,6 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         char why[96];
         int rc = espadmin_coredump_poll(a->p, &a->coredump, why, sizeof(why));
         if (rc != 0) {
-            logf_(a, rc > 0 ? ESPADMIN_LEVEL_INFO : ESPADMIN_LEVEL_WARN, "core dump upload %s%s",
-                  rc > 0 ? "done: erased from flash" : "failed: ", rc > 0 ? "" : why);
             send_ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why, -1, true);
         }
     }

@@ -63,32 +63,31 @@ void espadmin_crash_done(const espadmin_platform_t *p, espadmin_crash_t **c)
     *c = NULL;
 }
 
+/* Why an upload failed: the port's account, else what the core knows. */
+static void why(const espadmin_platform_t *p, char *msg, size_t cap, const char *fallback)
+{
+    msg[0] = '\0';
+    if (p->last_error) {
+        p->last_error(p->ctx, msg, cap);
+    }
+    if (msg[0] == '\0') {
+        snprintf(msg, cap, "%s", fallback);
+    }
+}
+
 int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, const char *id,
                             const char *url, char *msg, size_t cap)
 {
     if (u->active) {
-        if (strcmp(u->id, id) == 0) {
-            return 1;
-        }
-        snprintf(msg, cap, "busy: core dump upload %s in progress", u->id);
-        return -1;
+        snprintf(msg, cap, "busy");
+        return strcmp(u->id, id) == 0 ? 1 : -1;
     }
-    if (p->coredump_upload == NULL) {
-        snprintf(msg, cap, "this device cannot upload core dumps");
-        return -1;
-    }
-    int rc = p->coredump_upload(p->ctx, url);
-    if (rc == ESPADMIN_PLATFORM_NOT_FOUND) {
-        snprintf(msg, cap, "no core dump in flash");
-        return -1;
-    }
+    int rc = p->coredump_upload ? p->coredump_upload(p->ctx, url) : ESPADMIN_PLATFORM_NOT_FOUND;
     if (rc != ESPADMIN_PLATFORM_OK) {
-        msg[0] = '\0';
-        if (p->last_error) {
-            p->last_error(p->ctx, msg, cap);
-        }
-        if (msg[0] == '\0') {
-            snprintf(msg, cap, "upload failed to start");
+        if (rc == ESPADMIN_PLATFORM_NOT_FOUND) {
+            snprintf(msg, cap, "no core dump");
+        } else {
+            why(p, msg, cap, "upload failed");
         }
         return -1;
     }
@@ -99,9 +98,6 @@ int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_uplo
 
 int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, char *msg, size_t cap)
 {
-    if (!u->active) {
-        return 0;
-    }
     int rc = p->coredump_poll(p->ctx);
     if (rc == ESPADMIN_PLATFORM_AGAIN) {
         return 0;
@@ -113,13 +109,7 @@ int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_uploa
         }
         return 1;
     }
-    msg[0] = '\0';
-    if (p->last_error) {
-        p->last_error(p->ctx, msg, cap);
-    }
-    if (msg[0] == '\0') {
-        snprintf(msg, cap, "upload failed");
-    }
+    why(p, msg, cap, "upload failed");
     return -1;
 }
 

@@ -24,8 +24,8 @@ typedef struct {
 int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, const char *id,
                             const char *url, char *msg, size_t cap);
 
-/* Follows the upload: 0 while it runs, 1 when the server took it (the core dump is then
- * erased), -1 with why in msg. */
+/* Follows an active upload: 0 while it runs, 1 when the server took it (the core dump is
+ * then erased), -1 with why in msg. */
 int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_upload_t *u, char *msg, size_t cap);
 
 /* The error message of a crash: its panic reason, else a generic line naming the reset. */

@@ -964,25 +964,26 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
     case ESPADMIN_CMD_CONFIG:
         decode_config(&p, cmd);
         break;
-    case ESPADMIN_CMD_UPDATE: {
+    case ESPADMIN_CMD_UPDATE:
+    case ESPADMIN_CMD_COREDUMP: { /* coredump: only url and url_expires_at */
         espadmin_update_params_t *u = &cmd->update;
-        copy_str(u->version, sizeof(u->version),
-                 o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
-        u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
-        copy_str(u->sha256, sizeof(u->sha256),
-                 o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+        bool update = cmd->name == ESPADMIN_CMD_UPDATE;
+        if (update) {
+            copy_str(u->version, sizeof(u->version),
+                     o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
+            u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
+            copy_str(u->sha256, sizeof(u->sha256),
+                     o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+        }
         copy_str(u->url, sizeof(u->url),
                  o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
         u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-        copy_str(u->signature, sizeof(u->signature),
-                 o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+        if (update) {
+            copy_str(u->signature, sizeof(u->signature),
+                     o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+        }
         break;
     }
-    case ESPADMIN_CMD_COREDUMP: /* the URL and its expiry, in update's fields */
-        copy_str(cmd->update.url, sizeof(cmd->update.url),
-                 o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
-        cmd->update.url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-        break;
     }
     ej_free(&doc);
     return err->code;
@@ -1327,6 +1328,14 @@ int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *versi
     return finish(&w, ESPADMIN_KIND_OTA);
 }
 
+static void hex_field(ej_writer_t *w, const char *key, uint32_t v)
+{
+    char s[11];
+    snprintf(s, sizeof(s), "0x%" PRIx32, v);
+    ejw_key(w, key);
+    ejw_string(w, s);
+}
+
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e)
 {
     ej_writer_t w;
@@ -1350,25 +1359,20 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
     }
     const espadmin_crash_t *c = e->crash;
     if (c && c->nframes > 0) {
-        char addr[19];
         ejw_key(&w, "backtrace");
         ejw_arr_begin(&w);
-        for (size_t i = 0; i < c->nframes && i < ESPADMIN_MAX_CRASH_FRAMES; i++) {
+        for (size_t i = 0; i < c->nframes; i++) {
             ejw_obj_begin(&w);
-            snprintf(addr, sizeof(addr), "0x%" PRIx32, c->frames[i].pc);
-            ejw_key(&w, "pc");
-            ejw_string(&w, addr);
+            hex_field(&w, "pc", c->frames[i].pc);
             if (c->frames[i].sp) {
-                snprintf(addr, sizeof(addr), "0x%" PRIx32, c->frames[i].sp);
-                ejw_key(&w, "sp");
-                ejw_string(&w, addr);
+                hex_field(&w, "sp", c->frames[i].sp);
             }
             ejw_obj_end(&w);
         }
         ejw_arr_end(&w);
     }
     const char *summary = c && c->summary[0] ? c->summary : e->core_dump_summary;
-    if ((summary && *summary) || (c && (c->task[0] || c->reason[0] || c->size > 0))) {
+    if (c || (summary && *summary)) {
         ejw_key(&w, "core_dump");
         ejw_obj_begin(&w);
         if (c) {

@@ -213,7 +213,7 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
             .firmware_version = sget(d, "firmware_version"),
             .uptime_ms = iget(d, "uptime_ms"),
             .free_heap = iget(d, "free_heap"),
-            .crash = &crash,
+            .crash = crash.nframes > 0 || cd ? &crash : NULL,
         };
         n = espadmin_encode_error(buf, sizeof(buf), &e);
         break;

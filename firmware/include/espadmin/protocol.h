@@ -259,7 +259,9 @@ typedef struct {
     int64_t uptime_ms; /* < 0: absent */
     int64_t free_heap; /* < 0: absent */
     const char *core_dump_summary; /* optional */
-    const espadmin_crash_t *crash; /* optional: backtrace, task, panic reason and summary */
+    /* optional: backtrace (nframes ≤ ESPADMIN_MAX_CRASH_FRAMES), task, panic reason, summary,
+     * size; with it the report always has a core_dump object */
+    const espadmin_crash_t *crash;
 } espadmin_error_report_t;
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e);
 
