@@ -41,6 +41,7 @@
 #include "esp_mac.h"
 #include "esp_netif.h"
 #include "esp_ota_ops.h"
+#include "esp_partition.h"
 #include "esp_random.h"
 #include "esp_system.h"
 #include "esp_timer.h"
@@ -1114,7 +1115,145 @@ static bool p_crash_info(void *ctx, espadmin_crash_t *out)
              out->task, s->exc_pc, s->ex_info.ra, s->ex_info.sp, s->ex_info.mcause, s->ex_info.mtval);
 #endif
     free(s);
+    size_t addr, dump_size;
+    if (esp_core_dump_image_get(&addr, &dump_size) == ESP_OK) {
+        out->size = (int64_t)dump_size; /* the whole core dump, for the server to ask for */
+    }
     return true;
+}
+
+/* The whole core dump, uploaded from its own task (as downloads are): the agent task only
+ * polls the outcome. The task reads the coredump partition in 1 KiB pieces and PUTs them with
+ * esp_http_client, verifying the server as for a download from that URL. */
+#define UP_CHUNK 1024
+typedef struct {
+    char *url;
+    char *ca_pem;
+    int state; /* atomic: 0 running, 1 stored (2xx), -1 failed */
+    char why[80];
+} up_t;
+static up_t *s_up; /* agent task only */
+
+static void upload_task(void *arg)
+{
+    up_t *u = arg;
+    int result = -1;
+    uint8_t *buf = malloc(UP_CHUNK);
+    size_t addr = 0, size = 0, off = 0;
+    const esp_partition_t *part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_DATA_COREDUMP, NULL);
+    esp_http_client_handle_t c = NULL;
+    esp_err_t err;
+    if (buf == NULL || part == NULL || esp_core_dump_image_get(&addr, &size) != ESP_OK || size == 0 || size > part->size) {
+        snprintf(u->why, sizeof(u->why), buf == NULL ? "out of memory" : "no core dump");
+        goto out;
+    }
+    esp_http_client_config_t cfg = {
+        .url = u->url,
+        .method = HTTP_METHOD_PUT,
+        .timeout_ms = 20000,
+        .buffer_size_tx = DL_TX_BUFFER,
+    };
+    if (u->ca_pem) {
+        cfg.cert_pem = u->ca_pem;
+    } else {
+        cfg.crt_bundle_attach = esp_crt_bundle_attach;
+    }
+    c = esp_http_client_init(&cfg);
+    if (c == NULL) {
+        snprintf(u->why, sizeof(u->why), "out of memory");
+        goto out;
+    }
+    esp_http_client_set_header(c, "Content-Type", "application/octet-stream");
+    if ((err = esp_http_client_open(c, (int)size)) != ESP_OK) {
+        snprintf(u->why, sizeof(u->why), "connect or TLS handshake failed: %s", esp_err_to_name(err));
+        goto out;
+    }
+    while (off < size) {
+        size_t n = size - off < UP_CHUNK ? size - off : UP_CHUNK;
+        if ((err = esp_partition_read(part, off, buf, n)) != ESP_OK) {
+            snprintf(u->why, sizeof(u->why), "flash read: %s", esp_err_to_name(err));
+            goto out;
+        }
+        int w = esp_http_client_write(c, (const char *)buf, (int)n);
+        if (w <= 0) {
+            snprintf(u->why, sizeof(u->why), "connection lost after %lu bytes", (unsigned long)off);
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (esp_http_client_fetch_headers(c) < 0) {
+        snprintf(u->why, sizeof(u->why), "no answer after the upload");
+        goto out;
+    }
+    int status = esp_http_client_get_status_code(c);
+    if (status < 200 || status > 299) {
+        snprintf(u->why, sizeof(u->why), "HTTP %d", status);
+        goto out;
+    }
+    result = 1;
+out:
+    if (c) {
+        esp_http_client_close(c);
+        esp_http_client_cleanup(c);
+    }
+    free(buf);
+    if (result > 0) {
+        ESP_LOGI(TAG, "core dump uploaded (%lu bytes)", (unsigned long)size);
+    } else {
+        ESP_LOGW(TAG, "core dump upload failed: %s", u->why);
+    }
+    __atomic_store_n(&u->state, result, __ATOMIC_RELEASE); /* u belongs to the agent task now */
+    vTaskDelete(NULL);
+}
+
+static int p_coredump_upload(void *ctx, const char *url)
+{
+    (void)ctx;
+    size_t addr, size;
+    if (s_up != NULL) {
+        snprintf(s_err, sizeof(s_err), "busy");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    if (esp_core_dump_image_check() != ESP_OK || esp_core_dump_image_get(&addr, &size) != ESP_OK) {
+        return ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    up_t *u = calloc(1, sizeof(*u));
+    if (u == NULL || (u->url = dup_or_null(url)) == NULL) {
+        free(u);
+        snprintf(s_err, sizeof(s_err), "out of memory");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    u->ca_pem = download_ca(url); /* the same trust as a download from that URL */
+    if (xTaskCreate(upload_task, "espadmin_cd", CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK, u, CONFIG_ESPADMIN_TASK_PRIORITY,
+                    NULL) != pdPASS) {
+        free(u->url);
+        free(u->ca_pem);
+        free(u);
+        snprintf(s_err, sizeof(s_err), "cannot start the upload task");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    ESP_LOGI(TAG, "uploading the core dump (%lu bytes)", (unsigned long)size);
+    s_up = u;
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int p_coredump_poll(void *ctx)
+{
+    (void)ctx;
+    up_t *u = s_up;
+    if (u == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    int st = __atomic_load_n(&u->state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        return ESPADMIN_PLATFORM_AGAIN;
+    }
+    snprintf(s_err, sizeof(s_err), "%s", u->why);
+    s_up = NULL;
+    free(u->url);
+    free(u->ca_pem);
+    free(u);
+    return st > 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
 }
 
 /* The report is acknowledged: the partition is free for the next crash. */
@@ -1446,6 +1585,8 @@ static const espadmin_platform_t s_platform = {
 #ifdef ESPADMIN_HAS_CORE_DUMP
     .crash_info = p_crash_info,
     .crash_clear = p_crash_clear,
+    .coredump_upload = p_coredump_upload,
+    .coredump_poll = p_coredump_poll,
 #endif
 };
 
