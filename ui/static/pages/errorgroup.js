@@ -55,6 +55,21 @@ function renderStack(g) {
     el("span", { class: "muted pc" }, ` ${f.pc}${f.sp ? ` (sp ${f.sp})` : ""}`))));
 }
 
+// The whole core dump the device uploaded, through a short-lived signed URL.
+function coreDumpLink(r) {
+  if (!r.core_dump_uploaded) return "";
+  const btn = el("button", { type: "button", "data-coredump": r.id }, "Download core dump");
+  btn.addEventListener("click", async () => {
+    try {
+      const d = await api("GET", tenantAPI(`errors/${encodeURIComponent(id)}/reports/${encodeURIComponent(r.id)}/coredump`));
+      location.assign(d.url);
+    } catch (err) {
+      errBox.textContent = `The core dump could not be fetched: ${err.message}`;
+    }
+  });
+  return el("p", {}, btn);
+}
+
 async function load() {
   try {
     const g = await api("GET", tenantAPI(`errors/${encodeURIComponent(id)}`));
@@ -73,7 +88,7 @@ async function load() {
       el("dl", { class: "meta" }, ...[["Firmware", r.firmware_version], ["Code", r.code], ["Reset reason", r.reset_reason],
         ["Uptime", r.uptime_s ? `${r.uptime_s} s` : ""], ["Free heap", r.free_heap ? `${r.free_heap} bytes` : ""]]
         .filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
-      frames(r.backtrace))) : [el("p", { class: "muted" }, "No reports kept.")]));
+      frames(r.backtrace), coreDumpLink(r))) : [el("p", { class: "muted" }, "No reports kept.")]));
   } catch (err) {
     errBox.textContent = err.status === 404 ? "This error group does not exist." : `The error group could not be loaded: ${err.message}`;
   }
