@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"time"
 
@@ -85,33 +82,11 @@ func (s *Server) putReleaseELF(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := c.Request()
-	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(uploadDeadline))
-	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(uploadDeadline))
-	mt, mparams, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-	var body io.Reader
-	switch mt {
-	case echo.MIMEOctetStream, "application/x-elf", "application/x-executable":
-		body = req.Body
-	case echo.MIMEMultipartForm:
-		mr := multipart.NewReader(req.Body, mparams["boundary"])
-		for body == nil {
-			part, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				return store.Invalid("file", "is required (a part named file)")
-			}
-			if err != nil {
-				return uploadReadError(err)
-			}
-			if part.FormName() == "file" {
-				body = part
-			}
-		}
-	default:
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-			Message: "send the ELF file as application/octet-stream or as the file part of multipart/form-data"}
+	body, err := uploadBody(c, "the ELF file", nil)
+	if err != nil {
+		return err
 	}
-	info, err := s.deps.OTA.UploadELF(req.Context(), r, body)
+	info, err := s.deps.OTA.UploadELF(c.Request().Context(), r, body)
 	if err != nil {
 		return uploadReadError(err)
 	}

@@ -51,24 +51,10 @@ func (c *releasePushCmd) define(fs *flag.FlagSet) {
 func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &releasePushCmd{}
 	fs := flag.NewFlagSet("espadmin release push", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	c.define(fs)
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stdout)
-				fmt.Fprintf(stdout, "%s\n\nUpload an ESP32 application image as a release, optionally starting a rollout.\nPrints the created release (with its rollout) as JSON.\n\nFlags:\n", releasePushUsage)
-				fs.PrintDefaults()
-				return nil
-			}
-			return fmt.Errorf("release push: %v (run 'espadmin release push -h' for usage)", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, help, err := parseClientArgs(fs, args, stdout, releasePushUsage+"\n\nUpload an ESP32 application image as a release, optionally starting a rollout.\nPrints the created release (with its rollout) as JSON.")
+	if help || err != nil {
+		return err
 	}
 	if c.token == "" {
 		c.token = os.Getenv(releaseTokenEnv)
@@ -165,6 +151,29 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("release push: release %s was stored but its rollout was not started (see the warning above)", created.Version)
 	}
 	return nil
+}
+
+// parseClientArgs parses the flags and file arguments of an API client command, in any order.
+// With -h it prints about and the flags to stdout and returns help.
+func parseClientArgs(fs *flag.FlagSet, args []string, stdout io.Writer, about string) (files []string, help bool, err error) {
+	fs.SetOutput(io.Discard)
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fmt.Fprintf(stdout, "%s\n\nFlags:\n", about)
+				fs.PrintDefaults()
+				return nil, true, nil
+			}
+			name := strings.TrimPrefix(fs.Name(), "espadmin ")
+			return nil, false, fmt.Errorf("%s: %v (run 'espadmin %s -h' for usage)", name, err, name)
+		}
+		if fs.NArg() == 0 {
+			return files, false, nil
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // apiCaller makes authenticated calls to the JSON API and turns its error shape into Go

@@ -22,28 +22,14 @@ const releaseSymbolicateUsage = "Usage: espadmin release symbolicate --server UR
 func releaseSymbolicate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var server, token, tenant, project, version string
 	fs := flag.NewFlagSet("espadmin release symbolicate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&server, "server", "", "base URL of the ESP Admin server (required)")
 	fs.StringVar(&token, "token", "", "API token with the devices:read scope (default $"+releaseTokenEnv+")")
 	fs.StringVar(&tenant, "tenant", "", "tenant slug; may be left out with a token, which belongs to one tenant")
 	fs.StringVar(&project, "project", "", "project ID or name (required)")
 	fs.StringVar(&version, "version", "", "the release the device ran, v-x.y.z (required)")
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stdout)
-				fmt.Fprintf(stdout, "%s\n\nSymbolicate an ESP-IDF panic log (its Backtrace: line, or MEPC and RA on RISC-V) with the\nrelease's ELF file on the server. Prints one frame a line, innermost first.\n\nFlags:\n", releaseSymbolicateUsage)
-				fs.PrintDefaults()
-				return nil
-			}
-			return fmt.Errorf("release symbolicate: %v (run 'espadmin release symbolicate -h' for usage)", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, help, err := parseClientArgs(fs, args, stdout, releaseSymbolicateUsage+"\n\nSymbolicate an ESP-IDF panic log (its Backtrace: line, or MEPC and RA on RISC-V) with the\nrelease's ELF file on the server. Prints one frame a line, innermost first.")
+	if help || err != nil {
+		return err
 	}
 	if token == "" {
 		token = os.Getenv(releaseTokenEnv)
