@@ -21,6 +21,7 @@ packages=(
   gcc-xtensa-lx106            # the firmware core compiled for the ESP8266's Xtensa lx106 (make -C firmware lx106)
   binutils-xtensa-lx106       # its size(1) and nm(1), for the footprint figures
   picolibc-xtensa-lx106-elf   # the C library (headers and specs) that compile uses
+  gcc-riscv64-unknown-elf     # RISC-V (ESP32-C3/C6) ELF files for the symbolication tests (server/symbolize)
   chromium               # the web UI's browser tests (tests/browser, driven by playwright-core)
 )
 

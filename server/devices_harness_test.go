@@ -14,6 +14,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/devauth"
@@ -45,6 +46,8 @@ type testFleet struct {
 	config   *devconfig.Service
 	// ota is the update service (release_harness_test.go).
 	ota *testOTA
+	// coreDumps takes core dump uploads into the firmware storage (crash_test.go).
+	coreDumps *devicerrors.CoreDumps
 	// configLogs captures the config service's log (JSON lines).
 	configLogs *syncBuffer
 	ingest     *fleet.Ingest
@@ -101,6 +104,9 @@ func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	})
 	fl.config = h.startConfig(st, fl)
 	fl.ota = h.startOTA(st, fl, publicURL)
+	fl.coreDumps = devicerrors.NewCoreDumps(devicerrors.CoreDumpOptions{
+		Blobs: fl.ota.blobs, Commands: fl.commands, Key: testCoreDumpKey, PublicURL: publicURL, Now: fl.clock.Now,
+	})
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, DeviceAuth: deviceAuth, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,

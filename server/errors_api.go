@@ -29,7 +29,7 @@ const (
 type errorGroupResponse struct {
 	ID              string     `json:"id"`
 	ProjectID       string     `json:"project_id,omitempty"`
-	Fingerprint     string     `json:"fingerprint" doc:"SHA-256 prefix over type, message and firmware version"`
+	Fingerprint     string     `json:"fingerprint" doc:"SHA-256 prefix over type, firmware version and the top application frames (or the message, without a backtrace)"`
 	Type            string     `json:"type"`
 	Message         string     `json:"message"`
 	FirmwareVersion string     `json:"firmware_version"`
@@ -70,8 +70,10 @@ type errorReportResponse struct {
 	FirmwareVersion string          `json:"firmware_version"`
 	UptimeSeconds   int64           `json:"uptime_s,omitempty"`
 	FreeHeap        int64           `json:"free_heap,omitempty"`
-	CoreDump        json.RawMessage `json:"core_dump,omitempty" doc:"{task, cause, summary}"`
-	ReceivedAt      time.Time       `json:"received_at"`
+	CoreDump        json.RawMessage `json:"core_dump,omitempty" doc:"{task, cause, summary, size}"`
+	// CoreDumpUploaded says the whole core dump is stored (…/reports/{id}/coredump).
+	CoreDumpUploaded bool      `json:"core_dump_uploaded,omitempty"`
+	ReceivedAt       time.Time `json:"received_at"`
 }
 
 func errorReportOf(r store.ErrorReport) errorReportResponse {
@@ -94,6 +96,9 @@ type errorGroupDetailResponse struct {
 	errorGroupResponse
 	Devices []errorGroupDeviceResponse `json:"devices"`
 	Recent  []errorReportResponse      `json:"recent_reports" doc:"the latest reports, newest first"`
+	// Stack is the newest backtrace, symbolicated when the release has its ELF file.
+	Stack             []stackFrameResponse `json:"stack,omitempty" doc:"the newest report's backtrace, innermost first"`
+	StackSymbolicated bool                 `json:"stack_symbolicated" doc:"false: raw addresses (no ELF file for the release yet)"`
 }
 
 // errorGroupQuery documents the list filters.
@@ -202,6 +207,8 @@ func (s *Server) getErrorGroup(c echo.Context) error {
 	for i, r := range reports.Items {
 		out.Recent[i] = errorReportOf(r)
 	}
+	out.Stack, out.StackSymbolicated = s.groupStack(ctx, reports.Items)
+	s.markCoreDumps(ctx, reports.Items, out.Recent)
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -11,16 +11,20 @@ import (
 )
 
 // populateErrors records one error report of deviceID, for the route matrix.
-func (w *tenantWorld) populateErrors(t *testing.T, tenantID, deviceID string) string {
+func (w *tenantWorld) populateErrors(t *testing.T, tenantID, deviceID string) (groupID, reportID string) {
 	t.Helper()
 	r := store.ErrorReport{TenantID: tenantID, DeviceID: deviceID, Type: "panic", Message: "LoadProhibited",
 		Severity: "error", FirmwareVersion: "v-1.0.0", Fingerprint: devicerrors.Fingerprint("panic", "LoadProhibited", "v-1.0.0"),
-		Stack: `[{"pc":"0x400d1a2b"}]`, ReceivedAt: time.Now()}
+		Stack: `[{"pc":"0x400d1a2b"}]`, CoreDump: `{"size":4}`, ReceivedAt: time.Now()}
 	g, err := w.h.st.RecordError(t.Context(), &r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g.ID
+	// The report's uploaded core dump, in the firmware storage.
+	if _, err := w.h.fleet.ota.blobs.Put(t.Context(), devicerrors.CoreDumpBlobKey(tenantID, r.ID), strings.NewReader("core"), 4); err != nil {
+		t.Fatal(err)
+	}
+	return g.ID, r.ID
 }
 
 // TestErrorAPI: list with filters, detail with devices and recent reports, resolve and

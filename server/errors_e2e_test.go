@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strings"
 	"sync"
@@ -49,7 +50,12 @@ func newErrorRig(t *testing.T, eo devicerrors.Options) *errorRig {
 	metrics := fleet.NewMetrics(r.reg)
 	hub := fleet.NewHub(func(int) {})
 	commands := fleet.NewCommands(fleet.CommandsOptions{Store: h.st, Bus: b, Root: protocol.DefaultRoot, Hub: hub, Metrics: metrics})
-	eo.Store, eo.Keyring, eo.Registerer = h.st, h.keyring, r.reg
+	eo.Store, eo.Keyring, eo.Registerer, eo.Symbols = h.st, h.keyring, r.reg, h.fleet.ota.svc
+	// Core dumps are asked for through this rig's commands (its broker reaches the devices)
+	// and uploaded to the harness server, which checks the same key.
+	eo.CoreDumps = devicerrors.NewCoreDumps(devicerrors.CoreDumpOptions{
+		Blobs: h.fleet.ota.blobs, Commands: commands, Key: testCoreDumpKey, PublicURL: h.url,
+	})
 	r.errs = devicerrors.New(eo)
 	ingest := fleet.NewIngest(fleet.IngestOptions{
 		Bus: b, Store: h.st, Commands: commands, Hub: hub, Metrics: metrics, Root: protocol.DefaultRoot,
@@ -86,7 +92,14 @@ func (r *errorRig) setBugsnag(t *testing.T, endpoint string) {
 // returning once ingestion has stored its boot metadata.
 func (r *errorRig) device(t *testing.T, name, firmware string) *sim.Device {
 	t.Helper()
-	p, err := r.h.fleet.devices.Create(t.Context(), r.tenantID, fleet.DeviceInput{Name: name})
+	return r.deviceIn(t, fleet.DeviceInput{Name: name}, firmware)
+}
+
+// deviceIn is device with the device's project and tags.
+func (r *errorRig) deviceIn(t *testing.T, in fleet.DeviceInput, firmware string) *sim.Device {
+	t.Helper()
+	name := in.Name
+	p, err := r.h.fleet.devices.Create(t.Context(), r.tenantID, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +137,15 @@ func (r *errorRig) groupCount(t *testing.T, msg string) int64 {
 	return 0
 }
 
-// e2eReport is a crash report as the firmware sends it at the boot after a panic.
+// e2eReport is a crash report as the firmware sends it at the boot after a panic. Crash
+// reports are grouped by their top frames, so each message crashes at its own address.
 func e2eReport(firmware, message string) protocol.ErrorReport {
+	h := fnv.New32a()
+	h.Write([]byte(message))
 	return protocol.ErrorReport{
 		Message: message, Type: "panic", Code: "0x1c", Severity: protocol.SeverityError,
 		Backtrace: []protocol.Frame{
-			{PC: "0x400d1a2b", SP: "0x3ffb5e30", Func: "sensor_read", File: "main/sensor.c", Line: 87},
+			{PC: fmt.Sprintf("0x400d%04x", h.Sum32()&0xfffc), SP: "0x3ffb5e30", Func: "sensor_read", File: "main/sensor.c", Line: 87},
 			{PC: "0x400d3c4d"},
 		},
 		ResetReason: "panic", FirmwareVersion: firmware, UptimeMS: 123456, FreeHeap: 91234,

@@ -163,6 +163,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Events:       fl.hub,
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
+		CoreDumps:    fl.coreDumps,
 		Mounts:       fl.ota.mounts(),
 
 		BrokerAllowPrivate: !h.opts.publicBrokersOnly,

@@ -28,6 +28,7 @@ type testOTA struct {
 	dir   string
 	local *blob.Local
 	s3    *s3mem.Backend
+	blobs blob.Store
 }
 
 // withS3Firmware keeps firmware in gofakes3 over real HTTP, through minio-go, instead of a
@@ -52,6 +53,7 @@ func (h *harness) startOTA(st store.Store, fl *testFleet, publicURL string) *tes
 		}
 		o.local, blobs = l, l
 	}
+	o.blobs = blobs
 	o.svc = ota.New(ota.Options{
 		Store: st, Blobs: blobs, Keyring: h.keyring, Commands: fl.commands, Hub: fl.hub, Now: fl.clock.Now,
 		MaxImageSize: 2 << 20, Interval: time.Hour,
@@ -104,7 +106,8 @@ func (o *testOTA) blobKeys(t *testing.T) []string {
 	// filepath.Glob's * matches names starting with a dot too, so in-flight uploads
 	// (.upload-*) are listed once.
 	matches, _ := filepath.Glob(filepath.Join(o.dir, "tenants", "*", "releases", "*"))
-	return matches
+	cores, _ := filepath.Glob(filepath.Join(o.dir, "tenants", "*", "coredumps", "*"))
+	return append(matches, cores...)
 }
 
 // populateOTA gives a project of a tenant of the world one release and an active rollout
@@ -131,7 +134,13 @@ func (w *tenantWorld) populateOTA(t *testing.T, tenantID, projectID string) (rel
 // upload posts an image as a raw body and decodes the JSON answer.
 func (c *apiClient) upload(path, contentType string, body io.Reader) (int, map[string]any) {
 	c.t.Helper()
-	req, err := http.NewRequestWithContext(c.t.Context(), http.MethodPost, c.base+path, body)
+	return c.send(http.MethodPost, path, contentType, body)
+}
+
+// send sends a raw body with method and decodes the JSON answer.
+func (c *apiClient) send(method, path, contentType string, body io.Reader) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}

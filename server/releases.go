@@ -155,43 +155,13 @@ func (s *Server) createRelease(c echo.Context) error {
 		return err
 	}
 	req := c.Request()
-	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(uploadDeadline))
-	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(uploadDeadline))
 	params := map[string]string{}
 	for _, k := range []string{"version", "notes", "rollout", "stages", "failure_threshold", "stage_soak_seconds", "require_approval"} {
 		params[k] = c.QueryParam(k)
 	}
-	mt, mparams, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-	var body io.Reader
-	switch mt {
-	case echo.MIMEOctetStream:
-		body = req.Body
-	case echo.MIMEMultipartForm:
-		mr := multipart.NewReader(req.Body, mparams["boundary"])
-		for body == nil {
-			part, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				return store.Invalid("file", "is required (a part named file)")
-			}
-			if err != nil {
-				return uploadReadError(err)
-			}
-			name := part.FormName()
-			if name == "file" {
-				body = part
-				break
-			}
-			if _, known := params[name]; known {
-				v, err := io.ReadAll(io.LimitReader(part, ota.MaxNotes+1))
-				if err != nil {
-					return uploadReadError(err)
-				}
-				params[name] = string(v)
-			}
-		}
-	default:
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-			Message: "send the image as application/octet-stream (parameters in the query) or as the file part of multipart/form-data"}
+	body, err := uploadBody(c, "the image", params)
+	if err != nil {
+		return err
 	}
 	for name, v := range params {
 		if p := textProblem(v); p != "" {
@@ -240,6 +210,46 @@ func (s *Server) createRelease(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusCreated, out)
+}
+
+// uploadBody extends the request's deadlines for a long upload and returns the uploaded file:
+// the raw body (application/octet-stream), or the "file" part of multipart/form-data, reading
+// the form fields before it that params names into params (each up to ota.MaxNotes bytes).
+// what names the file in the 415 message.
+func uploadBody(c echo.Context, what string, params map[string]string) (io.Reader, error) {
+	req := c.Request()
+	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(uploadDeadline))
+	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(uploadDeadline))
+	mt, mparams, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	switch mt {
+	case echo.MIMEOctetStream:
+		return req.Body, nil
+	case echo.MIMEMultipartForm:
+		mr := multipart.NewReader(req.Body, mparams["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return nil, store.Invalid("file", "is required (a part named file)")
+			}
+			if err != nil {
+				return nil, uploadReadError(err)
+			}
+			name := part.FormName()
+			if name == "file" {
+				return part, nil
+			}
+			if _, known := params[name]; known {
+				v, err := io.ReadAll(io.LimitReader(part, ota.MaxNotes+1))
+				if err != nil {
+					return nil, uploadReadError(err)
+				}
+				params[name] = string(v)
+			}
+		}
+	default:
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send " + what + " as application/octet-stream (parameters in the query) or as the file part of multipart/form-data"}
+	}
 }
 
 // uploadReadError keeps the size-limit error of an oversized body as 413.

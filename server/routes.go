@@ -152,6 +152,7 @@ func (s *Server) apiRoutes() []apiRoute {
 	table = append(table, s.configRoutes()...)
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.brokerRoutes()...)
+	table = append(table, s.crashRoutes()...)
 	return table
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/server/account"
 	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/server/mail"
@@ -99,6 +100,9 @@ type Deps struct {
 	// OTA is the update service behind the project, release and rollout routes (package
 	// ota); when nil those routes answer 503.
 	OTA *ota.Service
+	// CoreDumps takes the core dumps devices upload and hands them out (package
+	// devicerrors); when nil the core dump routes answer 503.
+	CoreDumps *devicerrors.CoreDumps
 
 	// Brokers routes tenants to their own MQTT brokers (package tenantbus); the broker
 	// settings routes apply saved settings through it and read its connection states. When

@@ -217,7 +217,7 @@ func TestAnonymous(t *testing.T) {
 	w := newTenantWorld(t)
 	c := w.h.newClient()
 	for _, r := range tenantAPIRoutes() {
-		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x"}} {
+		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x", "report": "x"}} {
 			status, resp := c.do(r.Method, fill(t, r.Path, ids), requestBody(r.Method+" "+r.Path, ids))
 			wantError(t, r.Method+" "+r.Path, status, resp, http.StatusUnauthorized)
 		}

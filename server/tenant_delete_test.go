@@ -3,16 +3,21 @@ package server
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // TestDeleteTenantCutsDevicesAndFirmware deletes a tenant whose device is connected and
 // whose release has a signed download URL out: at once the device is disconnected and
-// refused (no cached credentials), the URL stops serving, and the binary leaves blob storage.
+// refused (no cached credentials), the URL stops serving, and the binary and the uploaded core
+// dumps leave blob storage.
 func TestDeleteTenantCutsDevicesAndFirmware(t *testing.T) {
 	t.Parallel()
 	w := newOTAWorld(t)
@@ -36,8 +41,17 @@ func TestDeleteTenantCutsDevicesAndFirmware(t *testing.T) {
 	if got := httpStatus(t, url); got != http.StatusOK {
 		t.Fatalf("signed URL before the deletion: %d", got)
 	}
-	if keys := w.h.fleet.ota.blobKeys(t); len(keys) != 1 {
-		t.Fatalf("blob storage holds %v, want the release", keys)
+	// A crash report whose core dump was uploaded shares the firmware storage.
+	rep := store.ErrorReport{TenantID: tenantID(t, w.h.st, "alpha"), DeviceID: id, Type: "panic", Message: "m",
+		Severity: "error", FirmwareVersion: "v-1.0.0", Fingerprint: "f", CoreDump: `{"size":4}`, ReceivedAt: time.Now()}
+	if _, err := w.h.st.RecordError(t.Context(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.h.fleet.ota.blobs.Put(t.Context(), devicerrors.CoreDumpBlobKey(rep.TenantID, rep.ID), strings.NewReader("core"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if keys := w.h.fleet.ota.blobKeys(t); len(keys) != 2 {
+		t.Fatalf("blob storage holds %v, want the release and the core dump", keys)
 	}
 
 	if status, resp := w.owner.do("DELETE", "/api/v1/tenants/alpha", map[string]any{"confirm": "alpha"}); status != http.StatusNoContent {

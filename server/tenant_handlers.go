@@ -253,6 +253,12 @@ func (s *Server) deleteTenant(c echo.Context) error {
 		if blobKeys, err = s.deps.OTA.TenantBlobKeys(ctx, tc.Tenant.ID); err != nil {
 			return err
 		}
+		// Core dumps share the firmware storage.
+		coreKeys, err := s.coreDumpKeys(ctx, tc.Tenant.ID)
+		if err != nil {
+			return err
+		}
+		blobKeys = append(blobKeys, coreKeys...)
 	}
 	if err := s.deps.Store.DeleteTenant(ctx, tc.Tenant.ID); err != nil {
 		return err

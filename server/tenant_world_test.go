@@ -62,11 +62,12 @@ func (w *tenantWorld) populate(t *testing.T, slug string) map[string]string {
 	deviceID, commandID := w.populateFleet(t, tn.ID)
 	projectID, configKey := w.populateConfig(t, tn.ID, deviceID)
 	releaseID, rolloutID := w.populateOTA(t, tn.ID, projectID)
+	groupID, reportID := w.populateErrors(t, tn.ID, deviceID)
 	return map[string]string{
 		"release": releaseID, "rollout": rolloutID,
 		"tenant": slug, "user": target.ID, "invitation": inv.ID, "token": tok.APIToken.ID,
 		"device": deviceID, "command": commandID, "project": projectID, "key": configKey,
-		"group": w.populateErrors(t, tn.ID, deviceID),
+		"group": groupID, "report": reportID,
 	}
 }
 

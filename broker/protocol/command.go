@@ -17,11 +17,15 @@ const (
 	CommandConfig  = "config"
 	CommandUpdate  = "update"
 	CommandDebug   = "debug"
+	// CommandCoreDump asks a device to upload the core dump its error report announced
+	// (core_dump.size) with an HTTP PUT to a signed URL; the device erases it once the server
+	// answered 2xx.
+	CommandCoreDump = "coredump"
 )
 
 // CommandNames returns the command names this version defines.
 func CommandNames() []string {
-	return []string{CommandRestart, CommandConfig, CommandUpdate, CommandDebug}
+	return []string{CommandRestart, CommandConfig, CommandUpdate, CommandDebug, CommandCoreDump}
 }
 
 // Debug limits: the live log stream stops by itself after DurationS seconds, so a forgotten
@@ -73,6 +77,14 @@ type Command struct {
 	Config    *ConfigParams
 	Update    *UpdateParams
 	Debug     *DebugParams
+	CoreDump  *CoreDumpParams
+}
+
+// CoreDumpParams are the params of coredump: where to PUT the core dump (a URL that needs no
+// other credential, valid until URLExpiresAt, Unix ms).
+type CoreDumpParams struct {
+	URL          string `json:"url"`
+	URLExpiresAt int64  `json:"url_expires_at"`
 }
 
 // Expired reports whether the command has expired at now.
@@ -151,6 +163,9 @@ func EncodeCommand(c Command) ([]byte, error) {
 	if c.Debug != nil {
 		set, w.Params = append(set, CommandDebug), c.Debug
 	}
+	if c.CoreDump != nil {
+		set, w.Params = append(set, CommandCoreDump), c.CoreDump
+	}
 	switch {
 	case len(set) > 1:
 		return nil, &FieldError{Field: "params", Reason: fmt.Sprintf("more than one params set: %v", set)}
@@ -181,7 +196,7 @@ func DecodeCommand(data []byte) (Command, error) {
 		return Command{}, o.r.err
 	}
 	switch c.Name {
-	case CommandRestart, CommandConfig, CommandUpdate, CommandDebug:
+	case CommandRestart, CommandConfig, CommandUpdate, CommandDebug, CommandCoreDump:
 	default:
 		return Command{}, fmt.Errorf("%w: %q", ErrUnknownCommand, c.Name)
 	}
@@ -216,6 +231,11 @@ func DecodeCommand(data []byte) (Command, error) {
 			URL:          p.check("url", p.str("url", true, MaxURLLength), validDownloadURL, "an absolute http or https URL of printable ASCII"),
 			URLExpiresAt: p.integer("url_expires_at", true, 0, MaxSafeInteger),
 			Signature:    p.check("signature", p.str("signature", false, 88), validSignature, "base64 of 64 bytes"),
+		}
+	case CommandCoreDump:
+		c.CoreDump = &CoreDumpParams{
+			URL:          p.check("url", p.str("url", true, MaxURLLength), validDownloadURL, "an absolute http or https URL of printable ASCII"),
+			URLExpiresAt: p.integer("url_expires_at", true, 0, MaxSafeInteger),
 		}
 	}
 	return done(c, o.r)

@@ -34,11 +34,14 @@ type Frame struct {
 	Line int    `json:"line,omitempty"`
 }
 
-// CoreDump summarises a core dump found in flash (esp_core_dump_get_summary).
+// CoreDump summarises a core dump found in flash (esp_core_dump_get_summary). Size, when not
+// 0, is the length of the whole core dump the device keeps until the server asks for it
+// (command coredump).
 type CoreDump struct {
 	Task    string `json:"task,omitempty"`
 	Cause   string `json:"cause,omitempty"`
 	Summary string `json:"summary,omitempty"`
+	Size    int64  `json:"size,omitempty"`
 }
 
 // DecodeErrorReport decodes an error payload.
@@ -75,6 +78,7 @@ func DecodeErrorReport(data []byte) (ErrorReport, error) {
 			Task:    c.str("task", false, 32),
 			Cause:   c.str("cause", false, MaxReasonLength),
 			Summary: c.str("summary", false, MaxCoreDumpLength),
+			Size:    c.integer("size", false, 0, MaxCoreDumpSize),
 		}
 	}
 	return done(e, o.r)

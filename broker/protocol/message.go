@@ -33,6 +33,9 @@ const (
 	MaxErrorTypeLength    = 64   // error type and code
 	MaxFrames             = 64   // backtrace frames
 	MaxCoreDumpLength     = 4096 // core dump summary text
+	// MaxCoreDumpSize bounds a full core dump a device announces (core_dump.size) and
+	// uploads: ESP-IDF's coredump partitions are tens of KiB; 4 MiB leaves room for PSRAM tasks.
+	MaxCoreDumpSize = 4 << 20
 )
 
 // Log levels, as ESP-IDF's esp_log_level_t names them (ESP_LOG_ERROR … ESP_LOG_VERBOSE).

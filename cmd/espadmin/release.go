@@ -25,6 +25,7 @@ type releasePushCmd struct {
 	rollout, stages, threshold                     string
 	stageSoak                                      time.Duration
 	requireApproval                                bool
+	elf                                            string
 	timeout                                        time.Duration
 }
 
@@ -46,6 +47,7 @@ func (c *releasePushCmd) define(fs *flag.FlagSet) {
 	fs.StringVar(&c.threshold, "failure-threshold", "", "fraction of failed devices (0..1) above which the rollout pauses itself")
 	fs.DurationVar(&c.stageSoak, "stage-soak", 0, "how long each finished rollout stage waits before the next one starts, e.g. 10m")
 	fs.BoolVar(&c.requireApproval, "require-approval", false, "pause the rollout at the end of every stage but the last until someone resumes it")
+	fs.StringVar(&c.elf, "elf", "", "the build's ELF file (build/PROJECT.elf), kept to symbolicate crash reports; must be the one the image was built from")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up when the whole push takes longer")
 }
 
@@ -54,24 +56,10 @@ func (c *releasePushCmd) define(fs *flag.FlagSet) {
 func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &releasePushCmd{}
 	fs := flag.NewFlagSet("espadmin release push", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	c.define(fs)
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(stdout)
-				fmt.Fprintf(stdout, "%s\n\nUpload an ESP32 application image as a release, optionally starting a rollout.\nPrints the created release (with its rollout) as JSON.\n\nFlags:\n", releasePushUsage)
-				fs.PrintDefaults()
-				return nil
-			}
-			return fmt.Errorf("release push: %v (run 'espadmin release push -h' for usage)", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, help, err := parseClientArgs(fs, args, stdout, releasePushUsage+"\n\nUpload an ESP32 application image as a release, optionally starting a rollout.\nPrints the created release (with its rollout) as JSON.")
+	if help || err != nil {
+		return err
 	}
 	if c.token == "" {
 		c.token = os.Getenv(releaseTokenEnv)
@@ -149,6 +137,7 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("release push: %s: %w", files[0], err)
 	}
 	var created struct {
+		ID       string          `json:"id"`
 		Version  string          `json:"version"`
 		Warnings []string        `json:"warnings"`
 		Rollout  json.RawMessage `json:"rollout"`
@@ -167,12 +156,41 @@ func releasePush(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, w := range created.Warnings {
 		fmt.Fprintln(stderr, "warning: "+w)
 	}
+	if c.elf != "" {
+		relPath := "/api/v1/tenants/" + url.PathEscape(tenant) + "/projects/" + url.PathEscape(projectID) + "/releases/" + url.PathEscape(created.ID)
+		if err := api.putFile(ctx, relPath+"/elf", c.elf); err != nil {
+			return fmt.Errorf("release push: release %s was stored but its ELF file was not: %s: %w", created.Version, c.elf, err)
+		}
+	}
 	// The server stores the release even when the rollout is refused (and says so in a
 	// warning); a pipeline that asked for a rollout must not pass without one.
 	if c.rollout != "" && len(created.Rollout) == 0 {
 		return fmt.Errorf("release push: release %s was stored but its rollout was not started (see the warning above)", created.Version)
 	}
 	return nil
+}
+
+// parseClientArgs parses the flags and file arguments of an API client command, in any order.
+// With -h it prints about and the flags to stdout and returns help.
+func parseClientArgs(fs *flag.FlagSet, args []string, stdout io.Writer, about string) (files []string, help bool, err error) {
+	fs.SetOutput(io.Discard)
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fmt.Fprintf(stdout, "%s\n\nFlags:\n", about)
+				fs.PrintDefaults()
+				return nil, true, nil
+			}
+			name := strings.TrimPrefix(fs.Name(), "espadmin ")
+			return nil, false, fmt.Errorf("%s: %v (run 'espadmin %s -h' for usage)", name, err, name)
+		}
+		if fs.NArg() == 0 {
+			return files, false, nil
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // apiCaller makes authenticated calls to the JSON API and turns its error shape into Go
@@ -323,4 +341,28 @@ func (a *apiCaller) projectID(ctx context.Context, tenant, idOrName string) (str
 		}
 		cursor = page.NextCursor
 	}
+}
+
+// putFile streams a file as the body of a PUT.
+func (a *apiCaller) putFile(ctx context.Context, path, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", file)
+	}
+	req, err := a.request(ctx, http.MethodPut, path, f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	_, err = a.do(req, http.StatusOK)
+	return err
 }

@@ -61,6 +61,7 @@ func commands() []command {
 		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run,
 			settings: logSettings},
 		{name: "release push", summary: "upload a firmware image as a release through the API (for CI), optionally starting a rollout", client: releasePush},
+		{name: "release symbolicate", summary: "symbolicate a pasted ESP-IDF panic log with a release's ELF file on the server", client: releaseSymbolicate},
 	}
 }
 

@@ -40,6 +40,8 @@ const (
 	// purposeConfigFingerprint keys the HMAC standing for secret config values in content
 	// hashes (package devconfig).
 	purposeConfigFingerprint = "config-secret-fingerprint"
+	// purposeCoreDumpURLs keys the HMAC of core dump upload URLs (package devicerrors).
+	purposeCoreDumpURLs = "coredump-upload-signing"
 )
 
 // serve runs the server. It builds everything in one pass, in dependency order, each part
@@ -174,6 +176,7 @@ func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, maste
 		Events:             svc.hub,
 		Logs:               svc.relay,
 		OTA:                svc.ota,
+		CoreDumps:          svc.coreDumps,
 		Config:             svc.config,
 		Brokers:            svc.brokers,
 		BrokerAllowPrivate: cfg.MQTT.BridgeAllowPrivate,

@@ -41,7 +41,9 @@ type services struct {
 	ota      *ota.Service
 	relay    *logrelay.Relay
 	errors   *devicerrors.Service
-	ingest   *fleet.Ingest
+	// coreDumps collects the core dumps devices announce in crash reports.
+	coreDumps *devicerrors.CoreDumps
+	ingest    *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
 }
@@ -129,9 +131,13 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		AutoDebug: true, DebugDuration: cfg.Logs.DebugDuration, ViewerBuffer: cfg.Logs.ViewerBuffer,
 		Registerer: d.metrics, Logger: log.With("component", "logrelay"),
 	})
+	s.coreDumps = devicerrors.NewCoreDumps(devicerrors.CoreDumpOptions{
+		Blobs: d.blobs, Commands: s.commands, Key: seal.DeriveKey(d.master, purposeCoreDumpURLs),
+		PublicURL: d.endpoint.ServerURL, Logger: log.With("component", "coredumps"),
+	})
 	s.errors = devicerrors.New(devicerrors.Options{
 		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
-		Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
+		Symbols: s.ota, CoreDumps: s.coreDumps, Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,

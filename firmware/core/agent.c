@@ -9,6 +9,7 @@
  * command (during its dispatch), the log ring (while debug is on) and the download chunk
  * (while an update downloads). All of it goes through espadmin_malloc (util.h). */
 #include "espadmin/agent.h"
+#include "crash.h"
 
 #include "espadmin/json.h"
 #include "espadmin/util.h"
@@ -137,6 +138,9 @@ struct espadmin_agent {
     /* errors */
     pending_error_t errors[MAX_PENDING_ERRORS];
     size_t nerrors;
+    espadmin_crash_t *crash; /* what the last panic left, until its report is acknowledged */
+    int crash_mid;
+    espadmin_coredump_upload_t coredump;
 
     /* OTA */
     ota_phase_t ota;
@@ -514,8 +518,8 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     if (is_crash_reason(a->reset_reason)) {
         pending_error_t *e = &a->errors[a->nerrors++];
         snprintf(e->type, sizeof(e->type), "%s", strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
-        snprintf(e->message, sizeof(e->message), "device restarted after an abnormal reset (%s)",
-                 a->reset_reason);
+        a->crash = espadmin_crash_load(platform);
+        espadmin_crash_message(a->crash, a->reset_reason, e->message, sizeof(e->message));
         snprintf(e->reset_reason, sizeof(e->reset_reason), "%s", a->reset_reason);
         snprintf(e->version, sizeof(e->version), "%s", a->rolled_back_from);
     }
@@ -544,6 +548,7 @@ void espadmin_agent_free(espadmin_agent_t *a)
     espadmin_free(a->ring.buf);
     espadmin_free(a->chunk);
     espadmin_free(a->mqtt_ca);
+    espadmin_free(a->crash);
     memset(a->device_key, 0, sizeof(a->device_key));
     espadmin_free(a);
 }
@@ -663,6 +668,9 @@ void espadmin_on_published(espadmin_agent_t *a, int msg_id)
     }
     if (a->ota == OTA_REBOOTING && msg_id == a->ota_reboot_mid) {
         a->ota_reboot_at = a->now;
+    }
+    if (a->crash && msg_id == a->crash_mid) {
+        espadmin_crash_done(a->p, &a->crash);
     }
 }
 
@@ -1279,6 +1287,13 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_UPDATE:
         start_update(a, c);
         break;
+    case ESPADMIN_CMD_COREDUMP: { /* the port logs the upload; the ack says how it ended */
+        char why[96];
+        if (espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why)) < 0) {
+            send_ack(a, c->id, "error", why, -1, true);
+        }
+        break;
+    }
     }
 }
 
@@ -1427,10 +1442,15 @@ static void send_errors(espadmin_agent_t *a)
             .firmware_version = e->version[0] ? e->version : a->version,
             .uptime_ms = a->now,
             .free_heap = si.free_heap >= 0 ? si.free_heap : -1,
+            .crash = e->reset_reason[0] ? a->crash : NULL,
         };
         int n = espadmin_encode_error(a->pub, sizeof(a->pub), &r);
-        if (publish(a, ESPADMIN_KIND_ERROR, a->pub, n) < 0 && n >= 0) {
+        int mid = publish(a, ESPADMIN_KIND_ERROR, a->pub, n);
+        if (mid < 0 && n >= 0) {
             return; /* try again later */
+        }
+        if (r.crash) {
+            a->crash_mid = mid; /* erased once acknowledged (espadmin_on_published) */
         }
         memmove(&a->errors[0], &a->errors[1], (a->nerrors - 1) * sizeof(pending_error_t));
         a->nerrors--;
@@ -1574,6 +1594,13 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota != OTA_DOWNLOADING && a->chunk != NULL) {
         espadmin_free(a->chunk);
         a->chunk = NULL;
+    }
+    if (a->coredump.active) {
+        char why[96];
+        int rc = espadmin_coredump_poll(a->p, &a->coredump, why, sizeof(why));
+        if (rc != 0) {
+            send_ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why, -1, true);
+        }
     }
     if (a->conn == CONN_UP && a->greeted) {
         send_errors(a);

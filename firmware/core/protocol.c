@@ -4,6 +4,7 @@
 #include "espadmin/json.h"
 #include "espadmin/util.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -937,6 +938,8 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         cmd->name = ESPADMIN_CMD_UPDATE;
     } else if (strcmp(name, "debug") == 0) {
         cmd->name = ESPADMIN_CMD_DEBUG;
+    } else if (strcmp(name, "coredump") == 0) {
+        cmd->name = ESPADMIN_CMD_COREDUMP;
     } else {
         ej_free(&doc);
         return err->code = ESPADMIN_E_UNKNOWN_COMMAND;
@@ -961,18 +964,24 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
     case ESPADMIN_CMD_CONFIG:
         decode_config(&p, cmd);
         break;
-    case ESPADMIN_CMD_UPDATE: {
+    case ESPADMIN_CMD_UPDATE:
+    case ESPADMIN_CMD_COREDUMP: { /* coredump: only url and url_expires_at */
         espadmin_update_params_t *u = &cmd->update;
-        copy_str(u->version, sizeof(u->version),
-                 o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
-        u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
-        copy_str(u->sha256, sizeof(u->sha256),
-                 o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+        bool update = cmd->name == ESPADMIN_CMD_UPDATE;
+        if (update) {
+            copy_str(u->version, sizeof(u->version),
+                     o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
+            u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
+            copy_str(u->sha256, sizeof(u->sha256),
+                     o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+        }
         copy_str(u->url, sizeof(u->url),
                  o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
         u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-        copy_str(u->signature, sizeof(u->signature),
-                 o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+        if (update) {
+            copy_str(u->signature, sizeof(u->signature),
+                     o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+        }
         break;
     }
     }
@@ -1103,6 +1112,7 @@ static void validate_error(obj_t *o)
         o_str(&c, "task", false, 32);
         o_str(&c, "cause", false, 128);
         o_str(&c, "summary", false, 4096);
+        o_int(&c, "size", false, 0, ESPADMIN_MAX_CORE_DUMP_SIZE, NULL);
     }
 }
 
@@ -1318,6 +1328,14 @@ int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *versi
     return finish(&w, ESPADMIN_KIND_OTA);
 }
 
+static void hex_field(ej_writer_t *w, const char *key, uint32_t v)
+{
+    char s[11];
+    snprintf(s, sizeof(s), "0x%" PRIx32, v);
+    ejw_key(w, key);
+    ejw_string(w, s);
+}
+
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e)
 {
     ej_writer_t w;
@@ -1339,11 +1357,33 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
         ejw_key(&w, "free_heap");
         ejw_int(&w, e->free_heap);
     }
-    if (e->core_dump_summary && *e->core_dump_summary) {
+    const espadmin_crash_t *c = e->crash;
+    if (c && c->nframes > 0) {
+        ejw_key(&w, "backtrace");
+        ejw_arr_begin(&w);
+        for (size_t i = 0; i < c->nframes; i++) {
+            ejw_obj_begin(&w);
+            hex_field(&w, "pc", c->frames[i].pc);
+            if (c->frames[i].sp) {
+                hex_field(&w, "sp", c->frames[i].sp);
+            }
+            ejw_obj_end(&w);
+        }
+        ejw_arr_end(&w);
+    }
+    const char *summary = c && c->summary[0] ? c->summary : e->core_dump_summary;
+    if (c || (summary && *summary)) {
         ejw_key(&w, "core_dump");
         ejw_obj_begin(&w);
-        ejw_key(&w, "summary");
-        ejw_string(&w, e->core_dump_summary);
+        if (c) {
+            opt_str(&w, "task", c->task);
+            opt_str(&w, "cause", c->reason);
+        }
+        opt_str(&w, "summary", summary);
+        if (c && c->size > 0) {
+            ejw_key(&w, "size");
+            ejw_int(&w, c->size);
+        }
         ejw_obj_end(&w);
     }
     ejw_obj_end(&w);

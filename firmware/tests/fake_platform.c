@@ -222,6 +222,46 @@ static void f_last_error(void *ctx, char *buf, size_t cap) { snprintf(buf, cap, 
 static void f_restart(void *ctx) { F(ctx)->restarts++; }
 static const char *f_reset_reason(void *ctx) { return F(ctx)->reset; }
 
+static bool f_crash_info(void *ctx, espadmin_crash_t *out)
+{
+    if (!F(ctx)->has_crash) {
+        return false;
+    }
+    *out = F(ctx)->crash;
+    return true;
+}
+
+static void f_crash_clear(void *ctx)
+{
+    F(ctx)->has_crash = false;
+    F(ctx)->crash_clears++;
+}
+
+static int f_coredump_upload(void *ctx, const char *url)
+{
+    fake_t *f = F(ctx);
+    if (!f->has_crash || f->crash.size == 0) {
+        return ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    snprintf(f->coredump_url, sizeof(f->coredump_url), "%s", url);
+    f->coredump_uploads++;
+    f->coredump_result = 0;
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int f_coredump_poll(void *ctx)
+{
+    fake_t *f = F(ctx);
+    if (f->coredump_result == 0) {
+        return ESPADMIN_PLATFORM_AGAIN;
+    }
+    if (f->coredump_result < 0) {
+        snprintf(f->err, sizeof(f->err), "HTTP 403");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    return ESPADMIN_PLATFORM_OK;
+}
+
 static void f_sysinfo(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
@@ -279,6 +319,10 @@ void fake_init(fake_t *f)
         .sha256_finish = ossl_sha256_finish,
         .ed25519_verify = ossl_ed25519_verify,
         .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
+        .crash_info = f_crash_info,
+        .crash_clear = f_crash_clear,
+        .coredump_upload = f_coredump_upload,
+        .coredump_poll = f_coredump_poll,
     };
     f->p = p;
 }

@@ -68,6 +68,15 @@ typedef struct {
     bool http_fail;
     char err[96];
 
+    /* crash data "in flash": reported by crash_info while has_crash, erased by crash_clear */
+    bool has_crash;
+    espadmin_crash_t crash;
+    int crash_clears;
+    /* the whole core dump's upload: the URL asked for, and what poll answers (AGAIN while 0) */
+    char coredump_url[ESPADMIN_MAX_URL_LEN + 1];
+    int coredump_uploads;
+    int coredump_result;
+
     espadmin_platform_t p;
 } fake_t;
 

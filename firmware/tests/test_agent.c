@@ -156,6 +156,94 @@ static void test_crash_reported_after_boot(void **state)
     assert_all_uplinks_valid(c);
 }
 
+/* The core dump summary of the last panic goes out with the boot's error report: reason as the
+ * message, task, backtrace (PCs and SPs), summary. It stays in flash until the broker has
+ * acknowledged that report, so a reboot before then reports it again. */
+static void test_crash_backtrace_reported_and_erased_on_ack(void **state)
+{
+    ctx_t *c = *state;
+    c->f.reset = "panic";
+    c->f.has_crash = true;
+    espadmin_crash_t *k = &c->f.crash;
+    snprintf(k->reason, sizeof(k->reason), "LoadProhibited");
+    snprintf(k->task, sizeof(k->task), "sensor");
+    snprintf(k->summary, sizeof(k->summary), "EXCCAUSE 0x1c EXCVADDR 0x0\x1b[0m\n");
+    k->frames[0] = (espadmin_frame_t){0x400d1a2b, 0x3ffb1230};
+    k->frames[1] = (espadmin_frame_t){0x400d1c40, 0x3ffb1250};
+    k->frames[2] = (espadmin_frame_t){0x40088f6d, 0};
+    k->frames[3] = (espadmin_frame_t){0, 0x3ffb1290}; /* the end of the walked stack */
+    k->frames[4] = (espadmin_frame_t){0x400d0000, 0};
+    k->nframes = 5;
+    boot(c);
+    online(c);
+    assert_int_equal(fake_count(&c->f, "error"), 1);
+    assert_string_equal(field(c, "error", "message"), "LoadProhibited");
+    assert_string_equal(field(c, "error", "backtrace"),
+                        "[{\"pc\":\"0x400d1a2b\",\"sp\":\"0x3ffb1230\"},{\"pc\":\"0x400d1c40\",\"sp\":\"0x3ffb1250\"},{\"pc\":\"0x40088f6d\"}]");
+    assert_string_equal(field(c, "error", "core_dump"),
+                        "{\"task\":\"sensor\",\"cause\":\"LoadProhibited\",\"summary\":\"EXCCAUSE 0x1c EXCVADDR 0x0\"}");
+    assert_all_uplinks_valid(c);
+    assert_int_equal(c->f.crash_clears, 0);
+
+    /* Rebooted before the broker acknowledged it: the crash is reported again. */
+    reboot(c);
+    online(c);
+    assert_int_equal(fake_count(&c->f, "error"), 1);
+    assert_string_equal(field(c, "error", "message"), "LoadProhibited");
+    const fake_pub_t *p = fake_last(&c->f, "error");
+    espadmin_on_published(c->a, p->mid);
+    assert_int_equal(c->f.crash_clears, 1);
+    assert_false(c->f.has_crash);
+}
+
+/* A crash that kept a whole core dump announces its size and keeps it past the report's PUBACK;
+ * the coredump command uploads it in the port's task, and only a 2xx erases it. A failed upload
+ * is acknowledged with the port's reason and keeps it; a device without one says so. */
+static void test_coredump_uploaded_on_request_then_erased(void **state)
+{
+    ctx_t *c = *state;
+    const char *url = "https://fleet.example.com/api/v1/coredumps/acme/r1?device=d&expires=1&sig=x";
+    char cmd[512];
+    c->f.reset = "panic";
+    c->f.has_crash = true;
+    snprintf(c->f.crash.reason, sizeof(c->f.crash.reason), "StoreProhibited");
+    c->f.crash.frames[0] = (espadmin_frame_t){0x400d2f5e, 0x3ffb3a10};
+    c->f.crash.nframes = 1;
+    c->f.crash.size = 24576;
+    boot(c);
+    online(c);
+    assert_string_equal(field(c, "error", "core_dump"), "{\"cause\":\"StoreProhibited\",\"size\":24576}");
+    espadmin_on_published(c->a, fake_last(&c->f, "error")->mid);
+    assert_int_equal(c->f.crash_clears, 0); /* kept for the upload */
+
+    snprintf(cmd, sizeof(cmd), "{\"v\":1,\"id\":\"01hzx4a0b1c2d3e4f5g6h7j8m0\",\"name\":\"coredump\",\"expires_at\":9007199254740991,\"params\":{\"url\":\"%s\",\"url_expires_at\":0}}", url);
+    send_cmd(c, cmd);
+    assert_int_equal(c->f.coredump_uploads, 1);
+    assert_string_equal(c->f.coredump_url, url);
+    advance(c, 100);
+    assert_int_equal(fake_count(&c->f, "ack"), 0); /* still uploading */
+    send_cmd(c, cmd); /* redelivered meanwhile: not started twice */
+    assert_int_equal(c->f.coredump_uploads, 1);
+    c->f.coredump_result = -1;
+    advance(c, 20);
+    assert_string_equal(field(c, "ack", "result"), "error");
+    assert_string_equal(field(c, "ack", "message"), "HTTP 403");
+    assert_int_equal(c->f.crash_clears, 0);
+
+    send_cmd(c, "{\"v\":1,\"id\":\"01hzx4a0b1c2d3e4f5g6h7j8m1\",\"name\":\"coredump\",\"expires_at\":9007199254740991,\"params\":{\"url\":\"https://fleet.example.com/u\",\"url_expires_at\":0}}");
+    c->f.coredump_result = 1;
+    advance(c, 20);
+    assert_string_equal(field(c, "ack", "id"), "01hzx4a0b1c2d3e4f5g6h7j8m1");
+    assert_string_equal(field(c, "ack", "result"), "ok");
+    assert_int_equal(c->f.crash_clears, 1);
+    assert_false(c->f.has_crash);
+
+    send_cmd(c, "{\"v\":1,\"id\":\"01hzx4a0b1c2d3e4f5g6h7j8m2\",\"name\":\"coredump\",\"expires_at\":9007199254740991,\"params\":{\"url\":\"https://fleet.example.com/u\",\"url_expires_at\":0}}");
+    assert_string_equal(field(c, "ack", "result"), "error");
+    assert_string_equal(field(c, "ack", "message"), "no core dump");
+    assert_all_uplinks_valid(c);
+}
+
 static void test_backoff_grows_capped_with_jitter(void **state)
 {
     (void)state;
@@ -838,6 +926,8 @@ int run_agent_tests(void)
         cmocka_unit_test_setup_teardown(test_ota_verify_deadline_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragment_reassembly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_provisioned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_backtrace_reported_and_erased_on_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coredump_uploaded_on_request_then_erased, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

@@ -79,7 +79,7 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
         fail_msg("%s: id or expires_at differ", name);
     }
     const char *want = sget(d, "name");
-    static const char *names[] = {"restart", "config", "update", "debug"};
+    static const char *names[] = {"restart", "config", "update", "debug", "coredump"};
     assert_string_equal(names[cmd->name], want);
     switch (cmd->name) {
     case ESPADMIN_CMD_RESTART:
@@ -97,6 +97,10 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
         assert_string_equal(cmd->update.url, sget(p, "url"));
         assert_int_equal(cmd->update.url_expires_at, iget(p, "url_expires_at"));
         assert_string_equal(cmd->update.signature, sget(p, "signature") ? sget(p, "signature") : "");
+        break;
+    case ESPADMIN_CMD_COREDUMP:
+        assert_string_equal(cmd->update.url, sget(p, "url"));
+        assert_int_equal(cmd->update.url_expires_at, iget(p, "url_expires_at"));
         break;
     case ESPADMIN_CMD_CONFIG: {
         assert_int_equal(cmd->config.version, iget(p, "version"));
@@ -177,6 +181,41 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
             return;
         }
         n = espadmin_encode_metadata(buf, sizeof(buf), &m);
+        break;
+    }
+    case ESPADMIN_KIND_ERROR: {
+        /* The device sends addresses only (the server symbolicates), so cases with func, file
+         * or line in a frame are not the agent's to encode. */
+        espadmin_crash_t crash;
+        memset(&crash, 0, sizeof(crash));
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "backtrace")) {
+            if (sget(f, "func") || sget(f, "file") || iget(f, "line") >= 0 || crash.nframes == ESPADMIN_MAX_CRASH_FRAMES) {
+                return;
+            }
+            crash.frames[crash.nframes].pc = (uint32_t)strtoul(sget(f, "pc"), NULL, 16);
+            crash.frames[crash.nframes].sp = sget(f, "sp") ? (uint32_t)strtoul(sget(f, "sp"), NULL, 16) : 0;
+            crash.nframes++;
+        }
+        const cJSON *cd = cJSON_GetObjectItemCaseSensitive(d, "core_dump");
+        const char *task = cd ? sget(cd, "task") : NULL, *cause = cd ? sget(cd, "cause") : NULL;
+        const char *summary = cd ? sget(cd, "summary") : NULL;
+        snprintf(crash.task, sizeof(crash.task), "%s", task ? task : "");
+        snprintf(crash.reason, sizeof(crash.reason), "%s", cause ? cause : "");
+        snprintf(crash.summary, sizeof(crash.summary), "%s", summary ? summary : "");
+        crash.size = cd && iget(cd, "size") > 0 ? iget(cd, "size") : 0;
+        espadmin_error_report_t e = {
+            .message = sget(d, "message"),
+            .type = sget(d, "type"),
+            .code = sget(d, "code"),
+            .severity = sget(d, "severity"),
+            .reset_reason = sget(d, "reset_reason"),
+            .firmware_version = sget(d, "firmware_version"),
+            .uptime_ms = iget(d, "uptime_ms"),
+            .free_heap = iget(d, "free_heap"),
+            .crash = crash.nframes > 0 || cd ? &crash : NULL,
+        };
+        n = espadmin_encode_error(buf, sizeof(buf), &e);
         break;
     }
     default:

@@ -1,8 +1,10 @@
 // Package devicerrors records device error reports and forwards them to Bugsnag.
 //
 // Every valid `error` report (docs/protocol.md §3.7) is stored through store.RecordError,
-// grouped by a fingerprint over type, message and firmware version, with counts and
-// first/last seen per group and per device. A resolved group stays resolved while the same
+// grouped by a fingerprint, with counts and first/last seen per group and per device. A
+// report with a backtrace is keyed on its top application frames (StackFingerprint): by
+// function when the release's ELF file symbolicates it (Options.Symbols), else by address;
+// other reports on type, message and firmware version (Fingerprint). A resolved group stays resolved while the same
 // error keeps arriving from the same firmware (devices not updated yet); when the same type
 // and message first appear on a newer firmware, that is a regression: the new firmware's
 // group is open (it is new) and the resolved groups of older firmware with that type and
@@ -72,6 +74,12 @@ type Store interface {
 type Options struct {
 	Store   Store
 	Keyring *seal.Keyring
+	// Symbols symbolicates backtraces with the release's ELF file, for grouping and for
+	// Bugsnag; nil leaves them raw.
+	Symbols Symbolizer
+	// CoreDumps asks devices for the whole core dumps their reports announce; nil: they stay
+	// on the devices.
+	CoreDumps *CoreDumps
 	// NotifyURL is the Bugsnag notify endpoint for tenants that set none (on-premise Bugsnag).
 	NotifyURL string
 	// QueueSize bounds the reports waiting to be forwarded; Workers forward them.
@@ -230,12 +238,22 @@ func (s *Service) ErrorReport(ctx context.Context, dev fleet.DeviceRef, r protoc
 		return err
 	}
 	rep := storeReport(dev, d.ProjectID, r, now)
+	frames, symbolicated := s.symbolicate(ctx, dev.TenantID, d.ProjectID, r)
+	if len(r.Backtrace) > 0 {
+		rep.Fingerprint = StackFingerprint(r.Type, r.FirmwareVersion, r.Backtrace, frames, symbolicated)
+	}
+	if symbolicated {
+		r.Backtrace = ProtocolFrames(frames) // Bugsnag gets functions, files and lines
+	}
 	group, err := s.o.Store.RecordError(ctx, &rep)
 	if err != nil {
 		s.metrics.Reports.WithLabelValues("store_error").Inc()
 		return fmt.Errorf("devicerrors: record: %w", err)
 	}
 	s.metrics.Reports.WithLabelValues("stored").Inc()
+	if s.o.CoreDumps != nil && r.CoreDump != nil && r.CoreDump.Size > 0 {
+		s.o.CoreDumps.Request(ctx, rep, r.CoreDump.Size)
+	}
 	if group.Count == 1 {
 		s.reopenOlder(ctx, group, now)
 	}

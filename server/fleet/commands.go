@@ -233,8 +233,8 @@ func (c *Commands) builder(name string, raw json.RawMessage) (func(id string, ex
 		return func(id string, exp int64) protocol.Command {
 			return protocol.Command{ID: id, Name: name, ExpiresAt: exp, Debug: &d}
 		}, nil
-	case protocol.CommandConfig, protocol.CommandUpdate:
-		return nil, unknownCommand(name + " is sent by the config and OTA services, not through this API")
+	case protocol.CommandConfig, protocol.CommandUpdate, protocol.CommandCoreDump:
+		return nil, unknownCommand(name + " is sent by the config, OTA and device error services, not through this API")
 	}
 	return nil, unknownCommand(fmt.Sprintf("unknown command %q (one of restart, debug)", name))
 }

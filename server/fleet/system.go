@@ -42,7 +42,7 @@ func (c *Commands) SendSystem(ctx context.Context, tenantID string, sc SystemCom
 	expires := now.Add(ttl)
 	id := store.NewID()
 	pc := sc.Build(id, expires.UnixMilli())
-	if pc.Name != protocol.CommandConfig && pc.Name != protocol.CommandUpdate {
+	if pc.Name != protocol.CommandConfig && pc.Name != protocol.CommandUpdate && pc.Name != protocol.CommandCoreDump {
 		return store.Command{}, unknownCommand(fmt.Sprintf("%q is not a system command", pc.Name))
 	}
 	payload, err := protocol.EncodeCommand(pc)

@@ -76,7 +76,8 @@ type Options struct {
 
 // Service manages projects, releases and rollouts.
 type Service struct {
-	o Options
+	o   Options
+	sym symbols
 }
 
 // New returns the OTA service; Run starts its rollout engine.
@@ -99,7 +100,7 @@ func New(o Options) *Service {
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
 	}
-	return &Service{o: o}
+	return &Service{o: o, sym: newSymbols()}
 }
 
 func (s *Service) eventHub() *fleet.Hub { return s.o.Hub }
@@ -415,9 +416,12 @@ func (s *Service) DeleteRelease(ctx context.Context, r store.Release) error {
 		return err
 	}
 	if b, err := s.blobStore(); err == nil {
-		if err := b.Delete(ctx, r.BlobKey); err != nil {
-			s.o.Logger.Warn("delete release binary", "tenant_id", r.TenantID, "release_id", r.ID, "error", err)
+		for _, key := range []string{r.BlobKey, ELFBlobKey(r.TenantID, r.ID)} {
+			if err := b.Delete(ctx, key); err != nil {
+				s.o.Logger.Warn("delete release binary", "tenant_id", r.TenantID, "release_id", r.ID, "key", key, "error", err)
+			}
 		}
+		s.sym.cache.Remove(r.TenantID + "/" + r.ID)
 	}
 	return nil
 }
@@ -438,7 +442,7 @@ func (s *Service) TenantBlobKeys(ctx context.Context, tenantID string) ([]string
 				return nil, err
 			}
 			for _, r := range rels {
-				keys = append(keys, r.BlobKey)
+				keys = append(keys, r.BlobKey, ELFBlobKey(tenantID, r.ID))
 			}
 		}
 		if page.NextCursor == "" {

@@ -130,6 +130,19 @@ typedef struct espadmin_platform {
     bool (*aes_gcm_decrypt)(void *ctx, const uint8_t key[32], const uint8_t nonce[12],
                             const void *aad, size_t aad_len, const void *ct, size_t ct_len,
                             const uint8_t tag[16], void *out);
+
+    /* Optional: crash reports (core/crash.c). crash_info fills *out with what the last panic
+     * left (ESP-IDF: esp_core_dump_get_summary and esp_core_dump_get_panic_reason) and
+     * returns true; it is called once, by init, after a crash reset. crash_clear erases it
+     * (esp_core_dump_image_erase) once the broker has acknowledged the report. */
+    bool (*crash_info)(void *ctx, espadmin_crash_t *out);
+    void (*crash_clear)(void *ctx);
+    /* Optional: the whole core dump, announced by crash_info's size. coredump_upload starts an
+     * HTTP PUT of it to url in the port's own task and returns at once: OK, NOT_FOUND (no core
+     * dump in flash) or ERR. coredump_poll returns AGAIN while it runs, OK once the server
+     * answered 2xx, ERR otherwise (last_error says why). Then the core calls crash_clear. */
+    int (*coredump_upload)(void *ctx, const char *url);
+    int (*coredump_poll)(void *ctx);
 } espadmin_platform_t;
 
 #ifdef __cplusplus

@@ -26,6 +26,7 @@ extern "C" {
 #define ESPADMIN_MAX_OTA_SIZE 1024
 #define ESPADMIN_MAX_LOG_SIZE 8192
 #define ESPADMIN_MAX_ERROR_SIZE 16384
+#define ESPADMIN_MAX_CORE_DUMP_SIZE 4194304 /* a full core dump announced and uploaded */
 
 #define ESPADMIN_MAX_CONFIG_ENTRIES 64
 #define ESPADMIN_MAX_CONFIG_KEY_LEN 15
@@ -111,6 +112,7 @@ typedef enum {
     ESPADMIN_CMD_CONFIG,
     ESPADMIN_CMD_UPDATE,
     ESPADMIN_CMD_DEBUG,
+    ESPADMIN_CMD_COREDUMP, /* its url and url_expires_at are in update */
 } espadmin_cmd_name_t;
 
 typedef enum {
@@ -230,6 +232,23 @@ int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *resul
 int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *version,
                         const char *state, int progress, const char *reason, const char *message);
 
+/* What a panic left for the next boot (ESP-IDF: the core dump summary in flash and its panic
+ * reason). Frames are innermost first, as the panic handler walked them. */
+#define ESPADMIN_MAX_CRASH_FRAMES 32
+typedef struct {
+    uint32_t pc;
+    uint32_t sp; /* 0: unknown */
+} espadmin_frame_t;
+typedef struct {
+    char reason[129]; /* "LoadProhibited", "Load access fault", an abort or assert message; "" unknown */
+    char task[33];    /* the task that crashed */
+    espadmin_frame_t frames[ESPADMIN_MAX_CRASH_FRAMES];
+    size_t nframes;
+    bool corrupted;   /* the backtrace ended in a corrupted frame */
+    char summary[257]; /* exception registers and the like, for people */
+    int64_t size;     /* bytes of the whole core dump kept for upload (core_dump.size); 0: none */
+} espadmin_crash_t;
+
 typedef struct {
     const char *message;
     const char *type;
@@ -240,6 +259,9 @@ typedef struct {
     int64_t uptime_ms; /* < 0: absent */
     int64_t free_heap; /* < 0: absent */
     const char *core_dump_summary; /* optional */
+    /* optional: backtrace (nframes ≤ ESPADMIN_MAX_CRASH_FRAMES), task, panic reason, summary,
+     * size; with it the report always has a core_dump object */
+    const espadmin_crash_t *crash;
 } espadmin_error_report_t;
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e);
 

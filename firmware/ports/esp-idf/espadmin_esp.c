@@ -33,6 +33,7 @@
 
 #include "esp_app_desc.h"
 #include "esp_chip_info.h"
+#include "esp_core_dump.h"
 #include "esp_crt_bundle.h"
 #include "esp_http_client.h"
 #include "esp_idf_version.h"
@@ -40,6 +41,7 @@
 #include "esp_mac.h"
 #include "esp_netif.h"
 #include "esp_ota_ops.h"
+#include "esp_partition.h"
 #include "esp_random.h"
 #include "esp_system.h"
 #include "esp_timer.h"
@@ -1033,6 +1035,238 @@ static const char *p_reset_reason(void *ctx)
     }
 }
 
+/* ---- crash reports: the core dump summary in flash (espcoredump) ---- */
+
+#if CONFIG_ESP_COREDUMP_ENABLE_TO_FLASH && CONFIG_ESP_COREDUMP_DATA_FORMAT_ELF
+#define ESPADMIN_HAS_CORE_DUMP 1
+
+#if CONFIG_IDF_TARGET_ARCH_XTENSA
+/* EXCCAUSE values (Xtensa ISA, and ESP-IDF's panic_arch.c names). */
+static const char *exc_cause_name(uint32_t c)
+{
+    static const char *const names[] = {
+        [0] = "IllegalInstruction", [2] = "InstructionFetchError", [3] = "LoadStoreError",
+        [6] = "IntegerDivideByZero", [9] = "LoadStoreAlignment", [20] = "InstFetchProhibited",
+        [28] = "LoadProhibited", [29] = "StoreProhibited",
+    };
+    return c < sizeof(names) / sizeof(names[0]) && names[c] ? names[c] : "Exception";
+}
+#else
+/* mcause values (RISC-V privileged spec, and ESP-IDF's panic_arch.c names). */
+static const char *mcause_name(uint32_t c)
+{
+    static const char *const names[] = {
+        [0] = "Instruction address misaligned", [1] = "Instruction access fault", [2] = "Illegal instruction",
+        [3] = "Breakpoint", [4] = "Load address misaligned", [5] = "Load access fault",
+        [6] = "Store address misaligned", [7] = "Store access fault",
+    };
+    return c < sizeof(names) / sizeof(names[0]) && names[c] ? names[c] : "Exception";
+}
+#endif
+
+/* What the panic handler wrote to the coredump partition: esp_core_dump_get_summary gives the
+ * task, the backtrace (Xtensa: up to 16 PCs walked on the device; RISC-V: MEPC and RA, the
+ * rest is a raw stack dump) and the exception registers; esp_core_dump_get_panic_reason
+ * (v5.3 and later) the panic handler's reason line. The summary is large on RISC-V (it holds
+ * the stack dump), so it lives on the heap for this call only. */
+static bool p_crash_info(void *ctx, espadmin_crash_t *out)
+{
+    (void)ctx;
+    if (esp_core_dump_image_check() != ESP_OK) {
+        return false;
+    }
+    esp_core_dump_summary_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return false;
+    }
+    if (esp_core_dump_get_summary(s) != ESP_OK) {
+        free(s);
+        return false;
+    }
+    snprintf(out->task, sizeof(out->task), "%.*s", (int)sizeof(s->exc_task), s->exc_task);
+#if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 3, 0)
+    if (esp_core_dump_get_panic_reason(out->reason, sizeof(out->reason)) != ESP_OK) {
+        out->reason[0] = '\0';
+    }
+#endif
+#if CONFIG_IDF_TARGET_ARCH_XTENSA
+    if (out->reason[0] == '\0') {
+        snprintf(out->reason, sizeof(out->reason), "%s", exc_cause_name(s->ex_info.exc_cause));
+    }
+    uint32_t depth = s->exc_bt_info.depth < 16 ? s->exc_bt_info.depth : 16;
+    for (uint32_t i = 0; i < depth && i < ESPADMIN_MAX_CRASH_FRAMES; i++) {
+        out->frames[i].pc = s->exc_bt_info.bt[i];
+    }
+    out->nframes = depth;
+    out->frames[0].sp = s->ex_info.exc_a[1]; /* a1 is the stack pointer */
+    out->corrupted = s->exc_bt_info.corrupted;
+    snprintf(out->summary, sizeof(out->summary), "task %s, PC 0x%08" PRIx32 ", EXCCAUSE %" PRIu32 ", EXCVADDR 0x%08" PRIx32 "%s",
+             out->task, s->exc_pc, s->ex_info.exc_cause, s->ex_info.exc_vaddr,
+             s->exc_bt_info.corrupted ? ", backtrace corrupted" : "");
+#else
+    if (out->reason[0] == '\0') {
+        snprintf(out->reason, sizeof(out->reason), "%s", mcause_name(s->ex_info.mcause));
+    }
+    out->frames[0] = (espadmin_frame_t){.pc = s->exc_pc, .sp = s->ex_info.sp};
+    out->frames[1] = (espadmin_frame_t){.pc = s->ex_info.ra, .sp = 0};
+    out->nframes = 2;
+    snprintf(out->summary, sizeof(out->summary),
+             "task %s, MEPC 0x%08" PRIx32 ", RA 0x%08" PRIx32 ", SP 0x%08" PRIx32 ", MCAUSE 0x%08" PRIx32 ", MTVAL 0x%08" PRIx32,
+             out->task, s->exc_pc, s->ex_info.ra, s->ex_info.sp, s->ex_info.mcause, s->ex_info.mtval);
+#endif
+    free(s);
+    size_t addr, dump_size;
+    if (esp_core_dump_image_get(&addr, &dump_size) == ESP_OK) {
+        out->size = (int64_t)dump_size; /* the whole core dump, for the server to ask for */
+    }
+    return true;
+}
+
+/* The whole core dump, uploaded from its own task (as downloads are): the agent task only
+ * polls the outcome. The task reads the coredump partition in 1 KiB pieces and PUTs them with
+ * esp_http_client, verifying the server as for a download from that URL. */
+#define UP_CHUNK 1024
+typedef struct {
+    char *url;
+    char *ca_pem;
+    int state; /* atomic: 0 running, 1 stored (2xx), -1 failed */
+    char why[80];
+} up_t;
+static up_t *s_up; /* agent task only */
+
+static void upload_task(void *arg)
+{
+    up_t *u = arg;
+    int result = -1;
+    uint8_t *buf = malloc(UP_CHUNK);
+    size_t addr = 0, size = 0, off = 0;
+    const esp_partition_t *part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_DATA_COREDUMP, NULL);
+    esp_http_client_handle_t c = NULL;
+    esp_err_t err;
+    if (buf == NULL || part == NULL || esp_core_dump_image_get(&addr, &size) != ESP_OK || size == 0 || size > part->size) {
+        snprintf(u->why, sizeof(u->why), buf == NULL ? "out of memory" : "no core dump");
+        goto out;
+    }
+    esp_http_client_config_t cfg = {
+        .url = u->url,
+        .method = HTTP_METHOD_PUT,
+        .timeout_ms = 20000,
+        .buffer_size_tx = DL_TX_BUFFER,
+    };
+    if (u->ca_pem) {
+        cfg.cert_pem = u->ca_pem;
+    } else {
+        cfg.crt_bundle_attach = esp_crt_bundle_attach;
+    }
+    c = esp_http_client_init(&cfg);
+    if (c == NULL) {
+        snprintf(u->why, sizeof(u->why), "out of memory");
+        goto out;
+    }
+    esp_http_client_set_header(c, "Content-Type", "application/octet-stream");
+    if ((err = esp_http_client_open(c, (int)size)) != ESP_OK) {
+        snprintf(u->why, sizeof(u->why), "connect or TLS handshake failed: %s", esp_err_to_name(err));
+        goto out;
+    }
+    while (off < size) {
+        size_t n = size - off < UP_CHUNK ? size - off : UP_CHUNK;
+        if ((err = esp_partition_read(part, off, buf, n)) != ESP_OK) {
+            snprintf(u->why, sizeof(u->why), "flash read: %s", esp_err_to_name(err));
+            goto out;
+        }
+        int w = esp_http_client_write(c, (const char *)buf, (int)n);
+        if (w <= 0) {
+            snprintf(u->why, sizeof(u->why), "connection lost after %lu bytes", (unsigned long)off);
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (esp_http_client_fetch_headers(c) < 0) {
+        snprintf(u->why, sizeof(u->why), "no answer after the upload");
+        goto out;
+    }
+    int status = esp_http_client_get_status_code(c);
+    if (status < 200 || status > 299) {
+        snprintf(u->why, sizeof(u->why), "HTTP %d", status);
+        goto out;
+    }
+    result = 1;
+out:
+    if (c) {
+        esp_http_client_close(c);
+        esp_http_client_cleanup(c);
+    }
+    free(buf);
+    if (result > 0) {
+        ESP_LOGI(TAG, "core dump uploaded (%lu bytes)", (unsigned long)size);
+    } else {
+        ESP_LOGW(TAG, "core dump upload failed: %s", u->why);
+    }
+    __atomic_store_n(&u->state, result, __ATOMIC_RELEASE); /* u belongs to the agent task now */
+    vTaskDelete(NULL);
+}
+
+static int p_coredump_upload(void *ctx, const char *url)
+{
+    (void)ctx;
+    size_t addr, size;
+    if (s_up != NULL) {
+        snprintf(s_err, sizeof(s_err), "busy");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    if (esp_core_dump_image_check() != ESP_OK || esp_core_dump_image_get(&addr, &size) != ESP_OK) {
+        return ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    up_t *u = calloc(1, sizeof(*u));
+    if (u == NULL || (u->url = dup_or_null(url)) == NULL) {
+        free(u);
+        snprintf(s_err, sizeof(s_err), "out of memory");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    u->ca_pem = download_ca(url); /* the same trust as a download from that URL */
+    if (xTaskCreate(upload_task, "espadmin_cd", CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK, u, CONFIG_ESPADMIN_TASK_PRIORITY,
+                    NULL) != pdPASS) {
+        free(u->url);
+        free(u->ca_pem);
+        free(u);
+        snprintf(s_err, sizeof(s_err), "cannot start the upload task");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    ESP_LOGI(TAG, "uploading the core dump (%lu bytes)", (unsigned long)size);
+    s_up = u;
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int p_coredump_poll(void *ctx)
+{
+    (void)ctx;
+    up_t *u = s_up;
+    if (u == NULL) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    int st = __atomic_load_n(&u->state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        return ESPADMIN_PLATFORM_AGAIN;
+    }
+    snprintf(s_err, sizeof(s_err), "%s", u->why);
+    s_up = NULL;
+    free(u->url);
+    free(u->ca_pem);
+    free(u);
+    return st > 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
+}
+
+/* The report is acknowledged: the partition is free for the next crash. */
+static void p_crash_clear(void *ctx)
+{
+    (void)ctx;
+    esp_err_t rc = esp_core_dump_image_erase();
+    if (rc != ESP_OK) {
+        ESP_LOGW(TAG, "cannot erase the core dump: %s", esp_err_to_name(rc));
+    }
+}
+#endif
+
 static void p_system_info(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
@@ -1348,6 +1582,12 @@ static const espadmin_platform_t s_platform = {
     .sha256_finish = p_sha_finish,
     .ed25519_verify = p_ed25519_verify,
     .aes_gcm_decrypt = p_gcm_decrypt,
+#ifdef ESPADMIN_HAS_CORE_DUMP
+    .crash_info = p_crash_info,
+    .crash_clear = p_crash_clear,
+    .coredump_upload = p_coredump_upload,
+    .coredump_poll = p_coredump_poll,
+#endif
 };
 
 static void handle_event(espadmin_agent_t *a, ev_t *ev)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <mosquitto.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,6 +386,237 @@ static void restart(void *ctx)
     execv("/proc/self/exe", g.opt.argv);
     linux_log(ESPADMIN_LEVEL_ERROR, "sim", "execv failed: %s", strerror(errno));
     _exit(1);
+}
+
+/* ---- crashes: <state>/coredump.json plays the ESP32's core dump partition ---- */
+
+static void coredump_path(char *buf, size_t cap) { snprintf(buf, cap, "%s/coredump.json", g.opt.state_dir); }
+
+/* The whole core dump: 24 KiB, more than one MQTT error report may carry. */
+#define SIM_CORE_SIZE 24576
+static void corefile_path(char *buf, size_t cap) { snprintf(buf, cap, "%s/coredump.bin", g.opt.state_dir); }
+
+static void write_core_file(const char *reason, const char *backtrace)
+{
+    char *core = calloc(1, SIM_CORE_SIZE);
+    if (core == NULL) {
+        return;
+    }
+    int n = snprintf(core, SIM_CORE_SIZE, "ESPADMIN SIMULATED CORE DUMP\nreason: %s\nbacktrace: %s\n", reason, backtrace);
+    for (size_t i = n > 0 ? (size_t)n : 0; i < SIM_CORE_SIZE; i++) {
+        core[i] = (char)(i * 31 % 251); /* stands for the tasks' stacks */
+    }
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    if (write_file_atomic(path, core, SIM_CORE_SIZE) != 0) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", path);
+    }
+    free(core);
+}
+
+void linux_platform_panic(const char *reason, const char *backtrace)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "reason", reason);
+    cJSON_AddStringToObject(d, "task", "main");
+    cJSON *bt = cJSON_AddArrayToObject(d, "backtrace");
+    char line[1024];
+    size_t n = (size_t)snprintf(line, sizeof(line), "Backtrace:");
+    const char *s = backtrace;
+    while (s && *s) {
+        char *end;
+        unsigned long pc = strtoul(s, &end, 16), sp = 0;
+        if (end == s) {
+            break;
+        }
+        if (*end == ':') {
+            s = end + 1;
+            sp = strtoul(s, &end, 16);
+        }
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "pc", (double)pc);
+        cJSON_AddNumberToObject(f, "sp", (double)sp);
+        cJSON_AddItemToArray(bt, f);
+        if (n < sizeof(line)) {
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " 0x%08lx:0x%08lx", pc, sp);
+        }
+        s = end + strspn(end, " ,");
+    }
+    char path[1100];
+    coredump_path(path, sizeof(path));
+    char *text = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (text == NULL || write_file_atomic(path, text, strlen(text)) != 0) {
+        linux_log(ESPADMIN_LEVEL_ERROR, "sim", "cannot write %s", path);
+    }
+    free(text);
+    write_core_file(reason, backtrace);
+    /* What ESP-IDF's panic handler prints, then a reboot that is not a software restart. */
+    fprintf(stderr, "Guru Meditation Error: Core  0 panic'ed (%s). Exception was unhandled.\n\n%s\n\n", reason, line);
+    fprintf(stderr, "Rebooting...\n");
+    fflush(stderr);
+    execv("/proc/self/exe", g.opt.argv);
+    linux_log(ESPADMIN_LEVEL_ERROR, "sim", "execv failed: %s", strerror(errno));
+    _exit(1);
+}
+
+static bool crash_info(void *ctx, espadmin_crash_t *out)
+{
+    (void)ctx;
+    char path[1100];
+    coredump_path(path, sizeof(path));
+    char *text = read_file(path, NULL);
+    cJSON *d = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (d == NULL) {
+        return false;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "reason");
+    snprintf(out->reason, sizeof(out->reason), "%s", cJSON_IsString(v) ? v->valuestring : "");
+    v = cJSON_GetObjectItemCaseSensitive(d, "task");
+    snprintf(out->task, sizeof(out->task), "%s", cJSON_IsString(v) ? v->valuestring : "");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "backtrace"))
+    {
+        if (out->nframes == ESPADMIN_MAX_CRASH_FRAMES) {
+            break;
+        }
+        const cJSON *pc = cJSON_GetObjectItemCaseSensitive(f, "pc");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(f, "sp");
+        out->frames[out->nframes].pc = cJSON_IsNumber(pc) ? (uint32_t)pc->valuedouble : 0;
+        out->frames[out->nframes].sp = cJSON_IsNumber(sp) ? (uint32_t)sp->valuedouble : 0;
+        out->nframes++;
+    }
+    snprintf(out->summary, sizeof(out->summary), "simulated panic in task %s", out->task);
+    cJSON_Delete(d);
+    struct stat st;
+    corefile_path(path, sizeof(path));
+    out->size = stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+    return true;
+}
+
+static void crash_clear(void *ctx)
+{
+    (void)ctx;
+    char path[1100];
+    for (int i = 0; i < 2; i++) {
+        if (i == 0) {
+            coredump_path(path, sizeof(path));
+        } else {
+            corefile_path(path, sizeof(path));
+        }
+        if (unlink(path) != 0 && errno != ENOENT) {
+            linux_log(ESPADMIN_LEVEL_WARN, "sim", "cannot erase %s: %s", path, strerror(errno));
+        }
+    }
+}
+
+static char *download_ca(const char *url);
+
+static size_t http_discard(char *data, size_t size, size_t nmemb, void *userp)
+{
+    (void)data;
+    (void)userp;
+    return size * nmemb;
+}
+
+/* The upload runs in a thread of its own, as the ESP-IDF port's runs in a task: the agent's
+ * loop only polls it. */
+static struct {
+    pthread_t thread;
+    bool started;
+    int state; /* atomic: 0 running, 1 done, -1 failed */
+    char url[ESPADMIN_MAX_URL_LEN + 1];
+    char *ca;
+    char err[96];
+} g_up;
+
+static void *upload_thread(void *arg)
+{
+    (void)arg;
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    CURL *c = curl_easy_init();
+    int result = -1;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || c == NULL) {
+        snprintf(g_up.err, sizeof(g_up.err), "cannot read the core dump");
+    } else {
+        char errbuf[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(c, CURLOPT_URL, g_up.url);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READDATA, f);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_discard);
+        struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        if (g_up.ca) {
+            struct curl_blob blob = {.data = g_up.ca, .len = strlen(g_up.ca), .flags = CURL_BLOB_NOCOPY};
+            curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+        }
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK) {
+            snprintf(g_up.err, sizeof(g_up.err), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        } else if (status < 200 || status > 299) {
+            snprintf(g_up.err, sizeof(g_up.err), "HTTP %ld", status);
+        } else {
+            result = 1;
+        }
+        curl_slist_free_all(hdr);
+    }
+    if (c) {
+        curl_easy_cleanup(c);
+    }
+    if (f) {
+        fclose(f);
+    }
+    __atomic_store_n(&g_up.state, result, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int coredump_upload(void *ctx, const char *url)
+{
+    (void)ctx;
+    char path[1100];
+    corefile_path(path, sizeof(path));
+    if (g_up.started || access(path, R_OK) != 0) {
+        return g_up.started ? ESPADMIN_PLATFORM_ERR : ESPADMIN_PLATFORM_NOT_FOUND;
+    }
+    snprintf(g_up.url, sizeof(g_up.url), "%s", url);
+    free(g_up.ca);
+    g_up.ca = download_ca(url); /* the same trust as a firmware download from that host */
+    g_up.err[0] = '\0';
+    __atomic_store_n(&g_up.state, 0, __ATOMIC_RELEASE);
+    if (pthread_create(&g_up.thread, NULL, upload_thread, NULL) != 0) {
+        snprintf(g.err, sizeof(g.err), "cannot start the upload");
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    g_up.started = true;
+    linux_log(ESPADMIN_LEVEL_INFO, "sim", "uploading the core dump");
+    return ESPADMIN_PLATFORM_OK;
+}
+
+static int coredump_poll(void *ctx)
+{
+    (void)ctx;
+    if (!g_up.started) {
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    int st = __atomic_load_n(&g_up.state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+        return ESPADMIN_PLATFORM_AGAIN;
+    }
+    pthread_join(g_up.thread, NULL);
+    g_up.started = false;
+    snprintf(g.err, sizeof(g.err), "%s", g_up.err);
+    return st > 0 ? ESPADMIN_PLATFORM_OK : ESPADMIN_PLATFORM_ERR;
 }
 
 static void running_version(void *ctx, char *buf, size_t cap)
@@ -936,6 +1168,10 @@ int linux_platform_init(const linux_options_t *opt, espadmin_platform_t *p)
         .sha256_finish = ossl_sha256_finish,
         .ed25519_verify = ossl_ed25519_verify,
         .aes_gcm_decrypt = ossl_aes_gcm_decrypt,
+        .crash_info = crash_info,
+        .crash_clear = crash_clear,
+        .coredump_upload = coredump_upload,
+        .coredump_poll = coredump_poll,
     };
     *p = pl;
     return 0;

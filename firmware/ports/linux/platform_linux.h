@@ -25,5 +25,10 @@ void linux_platform_shutdown(void);
  * verification: the simulated image "fails to boot". */
 bool linux_platform_should_fail_boot(void);
 void linux_log(espadmin_level_t level, const char *tag, const char *fmt, ...);
+/* Simulates a panic: keeps reason and backtrace ("0xPC:0xSP 0xPC:0xSP …", as ESP-IDF prints
+ * it) in <state>/coredump.json, prints the panic like ESP-IDF and re-executes the program
+ * (argv of the options, which must no longer ask for a panic) without a clean shutdown, so
+ * the next boot's reset reason is "panic". Does not return. */
+void linux_platform_panic(const char *reason, const char *backtrace);
 
 #endif

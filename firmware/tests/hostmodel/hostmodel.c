@@ -1,6 +1,7 @@
 /* The host model of the ESP-IDF runtime (see include/hostmodel.h for what is modelled and
  * which ESP-IDF behaviour each part follows). */
 #include "hostmodel.h"
+#include "esp_core_dump.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -456,6 +457,122 @@ void esp_restart(void)
 }
 
 void hm_panic(void) { reboot(ESP_RST_PANIC); }
+
+/* ---- the "coredump" partition (esp_core_dump.h), kept across reboots in the state file ---- */
+
+static pthread_mutex_t g_cd_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool g_cd_present;
+static esp_core_dump_summary_t g_cd;
+static char g_cd_reason[200];
+static uint8_t g_cd_image[HM_CORE_SIZE]; /* the partition's content: the ELF core dump */
+static const esp_partition_t g_cd_part = {.type = ESP_PARTITION_TYPE_DATA, .subtype = ESP_PARTITION_SUBTYPE_DATA_COREDUMP,
+                                          .address = 0x3F0000, .size = 0x10000, .label = "coredump"};
+
+void hm_core_dump_image(uint8_t out[HM_CORE_SIZE])
+{
+    for (size_t i = 0; i < HM_CORE_SIZE; i++) {
+        out[i] = (uint8_t)(i * 7 + 3);
+    }
+    memcpy(out, "\x7f" "ELF", 4); /* what ESP-IDF's ELF core dump starts with, after its header */
+}
+
+const esp_partition_t *esp_partition_find_first(esp_partition_type_t type, int subtype, const char *label)
+{
+    (void)label;
+    return type == ESP_PARTITION_TYPE_DATA && subtype == ESP_PARTITION_SUBTYPE_DATA_COREDUMP ? &g_cd_part : NULL;
+}
+
+esp_err_t esp_partition_read(const esp_partition_t *partition, size_t src_offset, void *dst, size_t size)
+{
+    if (partition != &g_cd_part || src_offset + size > partition->size) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_cd_mu);
+    for (size_t i = 0; i < size; i++) {
+        size_t at = src_offset + i;
+        ((uint8_t *)dst)[i] = at < HM_CORE_SIZE ? g_cd_image[at] : 0xFF;
+    }
+    pthread_mutex_unlock(&g_cd_mu);
+    return ESP_OK;
+}
+
+void hm_panic_core_dump(const char *reason, const char *task, const uint32_t *pcs, int depth, uint32_t sp)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    memset(&g_cd, 0, sizeof(g_cd));
+    snprintf(g_cd.exc_task, sizeof(g_cd.exc_task), "%s", task);
+    g_cd.exc_pc = pcs[0];
+    for (int i = 0; i < depth && i < 16; i++) {
+        g_cd.exc_bt_info.bt[i] = pcs[i];
+    }
+    g_cd.exc_bt_info.depth = (uint32_t)(depth < 16 ? depth : 16);
+    g_cd.exc_bt_info.corrupted = depth > 16;
+    g_cd.ex_info.exc_cause = 28; /* LoadProhibited */
+    g_cd.ex_info.exc_a[1] = sp;
+    snprintf(g_cd_reason, sizeof(g_cd_reason), "%s", reason);
+    hm_core_dump_image(g_cd_image);
+    g_cd_present = true;
+    pthread_mutex_unlock(&g_cd_mu);
+    reboot(ESP_RST_PANIC);
+}
+
+bool hm_core_dump_present(void)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    bool p = g_cd_present;
+    pthread_mutex_unlock(&g_cd_mu);
+    return p;
+}
+
+esp_err_t esp_core_dump_image_check(void) { return hm_core_dump_present() ? ESP_OK : ESP_ERR_NOT_FOUND; }
+
+esp_err_t esp_core_dump_image_get(size_t *out_addr, size_t *out_size)
+{
+    if (!hm_core_dump_present()) {
+        return ESP_ERR_NOT_FOUND;
+    }
+    *out_addr = g_cd_part.address;
+    *out_size = HM_CORE_SIZE;
+    return ESP_OK;
+}
+
+esp_err_t esp_core_dump_image_erase(void)
+{
+    pthread_mutex_lock(&g_cd_mu);
+    g_cd_present = false;
+    memset(&g_cd, 0xFF, sizeof(g_cd)); /* erased flash */
+    memset(g_cd_image, 0xFF, sizeof(g_cd_image));
+    pthread_mutex_unlock(&g_cd_mu);
+    return ESP_OK;
+}
+
+esp_err_t esp_core_dump_get_summary(esp_core_dump_summary_t *summary)
+{
+    if (summary == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_cd_mu);
+    esp_err_t rc = g_cd_present ? ESP_OK : ESP_FAIL;
+    if (g_cd_present) {
+        *summary = g_cd;
+    }
+    pthread_mutex_unlock(&g_cd_mu);
+    return rc;
+}
+
+esp_err_t esp_core_dump_get_panic_reason(char *reason_buffer, size_t buffer_size)
+{
+    if (reason_buffer == NULL || buffer_size == 0) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_cd_mu);
+    esp_err_t rc = !g_cd_present ? ESP_FAIL : g_cd_reason[0] ? ESP_OK : ESP_ERR_NOT_FOUND;
+    if (rc == ESP_OK) {
+        snprintf(reason_buffer, buffer_size, "%s", g_cd_reason);
+    }
+    pthread_mutex_unlock(&g_cd_mu);
+    return rc;
+}
 int hm_restarts(void) { return __atomic_load_n(&g_restarts, __ATOMIC_RELAXED); }
 esp_reset_reason_t esp_reset_reason(void) { return g_reset_reason; }
 uint32_t esp_get_free_heap_size(void) { return 200000; }
@@ -1257,6 +1374,12 @@ static void state_save(esp_reset_reason_t next_reason)
     fwrite(&g_ns_n, sizeof(int), 1, f);
     fwrite(g_ns, sizeof(g_ns), 1, f);
     pthread_mutex_unlock(&g_nvs_mu);
+    pthread_mutex_lock(&g_cd_mu);
+    fwrite(&g_cd_present, sizeof(g_cd_present), 1, f);
+    fwrite(&g_cd, sizeof(g_cd), 1, f);
+    fwrite(g_cd_reason, sizeof(g_cd_reason), 1, f);
+    fwrite(g_cd_image, sizeof(g_cd_image), 1, f);
+    pthread_mutex_unlock(&g_cd_mu);
     fclose(f);
 }
 
@@ -1281,6 +1404,8 @@ int hm_boot(const char *state_path, char **argv)
             }
         }
         ok = ok && rd(&g_ns_n, sizeof(int), f) && rd(g_ns, sizeof(g_ns), f);
+        ok = ok && rd(&g_cd_present, sizeof(g_cd_present), f) && rd(&g_cd, sizeof(g_cd), f) &&
+             rd(g_cd_reason, sizeof(g_cd_reason), f) && rd(g_cd_image, sizeof(g_cd_image), f);
         fclose(f);
         if (!ok) {
             fprintf(stderr, "hostmodel: cannot read the state %s\n", state_path);
@@ -1372,7 +1497,35 @@ struct hm_http {
     size_t pos, end, total;
     size_t drop_at; /* 0: no drop */
     bool open;
+    /* PUT: the body as it is written, up to the length open announced */
+    bool put;
+    uint8_t *sent;
+    size_t sent_len, write_len;
 };
+
+static int g_upload_status = 201;
+static char g_upload_url[2200];
+static uint8_t *g_upload;
+static long g_upload_len = -1;
+
+void hm_http_set_upload_status(int status)
+{
+    pthread_mutex_lock(&g_http_mu);
+    g_upload_status = status;
+    pthread_mutex_unlock(&g_http_mu);
+}
+
+long hm_http_uploaded(const char *url_prefix, uint8_t *out, size_t cap)
+{
+    pthread_mutex_lock(&g_http_mu);
+    long n = -1;
+    if (g_upload_len >= 0 && strncmp(g_upload_url, url_prefix, strlen(url_prefix)) == 0) {
+        n = g_upload_len;
+        memcpy(out, g_upload, (size_t)n < cap ? (size_t)n : cap);
+    }
+    pthread_mutex_unlock(&g_http_mu);
+    return n;
+}
 
 esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *cfg)
 {
@@ -1384,6 +1537,7 @@ esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *cf
     c->cert_pem = cfg->cert_pem;
     c->bundle = cfg->crt_bundle_attach;
     c->buffer_size_tx = cfg->buffer_size_tx > 0 ? cfg->buffer_size_tx : 512; /* DEFAULT_HTTP_BUF_SIZE */
+    c->put = cfg->method == HTTP_METHOD_PUT;
     return c;
 }
 
@@ -1435,6 +1589,19 @@ esp_err_t esp_http_client_open(esp_http_client_handle_t c, int write_len)
     } else {
         free(ca);
     }
+    if (c->put) { /* the body follows through esp_http_client_write */
+        if (write_len < 0) {
+            return ESP_ERR_INVALID_ARG;
+        }
+        free(c->sent);
+        c->sent = malloc((size_t)write_len + 1);
+        c->sent_len = 0;
+        c->write_len = (size_t)write_len;
+        c->status = 0;
+        c->pos = c->end = 0;
+        c->open = c->sent != NULL;
+        return c->open ? ESP_OK : ESP_ERR_NO_MEM;
+    }
     pthread_mutex_lock(&g_http_mu);
     resource_t *r = NULL;
     for (int i = 0; i < g_res_n; i++) {
@@ -1471,10 +1638,33 @@ esp_err_t esp_http_client_open(esp_http_client_handle_t c, int write_len)
     return ESP_OK;
 }
 
+int esp_http_client_write(esp_http_client_handle_t c, const char *buf, int len)
+{
+    if (!c->open || !c->put || len < 0 || c->sent_len + (size_t)len > c->write_len) {
+        return -1; /* more than announced: esp_http_client would send it, the server refuse it */
+    }
+    memcpy(c->sent + c->sent_len, buf, (size_t)len);
+    c->sent_len += (size_t)len;
+    return len;
+}
+
 int64_t esp_http_client_fetch_headers(esp_http_client_handle_t c)
 {
     if (!c->open) {
         return ESP_FAIL;
+    }
+    if (c->put) { /* the server has the request: record it and answer */
+        pthread_mutex_lock(&g_http_mu);
+        c->status = c->sent_len == c->write_len ? g_upload_status : 400;
+        if (c->status >= 200 && c->status < 300) {
+            free(g_upload);
+            g_upload = c->sent;
+            c->sent = NULL;
+            g_upload_len = (long)c->sent_len;
+            snprintf(g_upload_url, sizeof(g_upload_url), "%s", c->url);
+        }
+        pthread_mutex_unlock(&g_http_mu);
+        return 0;
     }
     return (int64_t)(c->end - c->pos);
 }
@@ -1533,6 +1723,7 @@ esp_err_t esp_http_client_close(esp_http_client_handle_t c)
 esp_err_t esp_http_client_cleanup(esp_http_client_handle_t c)
 {
     free(c->body);
+    free(c->sent);
     free(c);
     return ESP_OK;
 }

@@ -243,6 +243,56 @@ static void s_first_boot(int boot)
     }
 }
 
+/* A panic with core dumps to flash: at the next boot the port reads the summary and the panic
+ * reason (esp_core_dump_get_summary, esp_core_dump_get_panic_reason) and the error report
+ * carries them with the whole core dump's size. The core dump stays in flash until a coredump
+ * command's upload (an HTTP PUT from the port's own task, reading the coredump partition) is
+ * answered 2xx: a refused upload is acknowledged with its reason and keeps it. */
+static void s_crash_report(int boot)
+{
+    static const uint32_t pcs[] = {0x400d1a2b, 0x400d1c40, 0x40088f6d};
+    char report[4096];
+    switch (boot) {
+    case 1:
+        provision(false, NULL);
+        start();
+        wait_online();
+        hm_panic_core_dump("LoadProhibited", "sensor", pcs, 3, 0x3ffb1230);
+    default:
+        CHECK(hm_core_dump_present(), "the core dump did not survive the reboot");
+        start();
+        wait_online();
+        CHECK(hm_broker_wait("/up/error", "\"reset_reason\":\"panic\"", report, sizeof(report), WAIT_MS), "crash not reported");
+        CHECK(strstr(report, "\"message\":\"LoadProhibited\"") != NULL, "no panic reason as the message");
+        CHECK(strstr(report, "\"backtrace\":[{\"pc\":\"0x400d1a2b\",\"sp\":\"0x3ffb1230\"},{\"pc\":\"0x400d1c40\"},{\"pc\":\"0x40088f6d\"}]") != NULL,
+              "no backtrace");
+        CHECK(strstr(report, "\"task\":\"sensor\"") != NULL && strstr(report, "EXCCAUSE 28") != NULL, "no core dump summary");
+        CHECK(strstr(report, "\"size\":12288") != NULL, "no core dump size");
+        vTaskDelay(pdMS_TO_TICKS(300)); /* the report's PUBACK came and went */
+        CHECK(hm_core_dump_present(), "the core dump was erased before it was uploaded");
+
+        hm_http_set_upload_status(403);
+        send_cmd("{\"v\":1,\"id\":\"cd-1\",\"name\":\"coredump\",\"expires_at\":9007199254740991,"
+                 "\"params\":{\"url\":\"http://files.local/coredumps/r1?sig=x\",\"url_expires_at\":0}}", 0);
+        CHECK(hm_broker_wait("/up/ack", "\"id\":\"cd-1\"", report, sizeof(report), WAIT_MS), "no ack of the refused upload");
+        CHECK(strstr(report, "\"result\":\"error\"") && strstr(report, "HTTP 403"), "refused upload not reported as such");
+        CHECK(hm_core_dump_present(), "a refused upload erased the core dump");
+
+        hm_http_set_upload_status(201);
+        send_cmd("{\"v\":1,\"id\":\"cd-2\",\"name\":\"coredump\",\"expires_at\":9007199254740991,"
+                 "\"params\":{\"url\":\"http://files.local/coredumps/r1?sig=y\",\"url_expires_at\":0}}", 0);
+        CHECK(hm_broker_wait("/up/ack", "\"id\":\"cd-2\"", report, sizeof(report), WAIT_MS), "no ack of the upload");
+        CHECK(strstr(report, "\"result\":\"ok\"") != NULL, "upload not acknowledged ok");
+        static uint8_t want[HM_CORE_SIZE], got[HM_CORE_SIZE];
+        hm_core_dump_image(want);
+        CHECK(hm_http_uploaded("http://files.local/coredumps/r1", got, sizeof(got)) == HM_CORE_SIZE &&
+                  memcmp(got, want, sizeof(want)) == 0,
+              "the server did not receive the core dump as it was in flash");
+        CHECK(!hm_core_dump_present(), "the core dump was not erased after the upload");
+        pass();
+    }
+}
+
 /* A new image that cannot reach the server is rolled back by the agent when the verify
  * deadline (CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S, 3 s in the model) passes. */
 static void s_verify_timeout(int boot)
@@ -451,7 +501,7 @@ static const struct {
     {"first_boot", s_first_boot},   {"log_v2", s_log_v2},           {"unprovisioned", s_unprovisioned},
     {"ota_field", s_ota_field},     {"ota_server_ca", s_ota_server_ca},
     {"ota_reasons", s_ota_reasons},         {"provisioning_ota_ca", s_provisioning_ota_ca},
-    {"verify_timeout", s_verify_timeout}, {"flood", s_flood},
+    {"verify_timeout", s_verify_timeout}, {"flood", s_flood}, {"crash_report", s_crash_report},
 };
 
 int main(int argc, char **argv)

@@ -20,6 +20,9 @@ type ImageOptions struct {
 	// about Size bytes.
 	Size         int
 	HashAppended bool
+	// ELFSHA256, when 32 bytes long, is the SHA-256 of the ELF file the image was made from
+	// (esp_app_desc_t.app_elf_sha256); otherwise the bytes 0, 1, … 31.
+	ELFSHA256 []byte
 }
 
 // Image returns a valid application image.
@@ -73,6 +76,9 @@ func Image(o ImageOptions) []byte {
 		}
 		if i == 0 {
 			copy(data, AppDesc(o.Version, o.ProjectName, o.IDFVersion))
+			if len(o.ELFSHA256) == 32 {
+				copy(data[144:176], o.ELFSHA256)
+			}
 		}
 		for _, c := range data {
 			sum ^= c

@@ -35,11 +35,47 @@ function frames(bt) {
     `${f.pc || ""} ${f.func || ""}${f.file ? ` ${f.file}:${f.line || ""}` : ""}`.trim()).join("\n"));
 }
 
+// The newest backtrace, symbolicated with the release's ELF file when the server has it:
+// innermost frame first, inlined functions as frames of their own, ESP-IDF's panic machinery
+// dimmed.
+function renderStack(g) {
+  const card = document.getElementById("group-stack-card");
+  const stack = g.stack || [];
+  card.hidden = !stack.length;
+  if (!stack.length) return;
+  const badge = document.getElementById("group-stack-state");
+  badge.textContent = g.stack_symbolicated ? "symbolicated" : "raw";
+  badge.dataset.state = g.stack_symbolicated ? "symbolicated" : "raw";
+  document.getElementById("group-stack-note").textContent = g.stack_symbolicated ? ""
+    : "Addresses only: upload the release's ELF file (project page, or espadmin release push --elf) to see functions and lines.";
+  document.getElementById("group-stack").replaceChildren(...stack.map((f) => el("li", { class: f.runtime ? "frame runtime" : "frame", "data-func": f.func || "" },
+    el("code", { class: "func" }, f.func || "??"),
+    f.inlined ? el("span", { class: "badge" }, "inlined") : "",
+    f.file ? el("span", { class: "loc" }, ` ${f.file}:${f.line || 0}`) : "",
+    el("span", { class: "muted pc" }, ` ${f.pc}${f.sp ? ` (sp ${f.sp})` : ""}`))));
+}
+
+// The whole core dump the device uploaded, through a short-lived signed URL.
+function coreDumpLink(r) {
+  if (!r.core_dump_uploaded) return "";
+  const btn = el("button", { type: "button", "data-coredump": r.id }, "Download core dump");
+  btn.addEventListener("click", async () => {
+    try {
+      const d = await api("GET", tenantAPI(`errors/${encodeURIComponent(id)}/reports/${encodeURIComponent(r.id)}/coredump`));
+      location.assign(d.url);
+    } catch (err) {
+      errBox.textContent = `The core dump could not be fetched: ${err.message}`;
+    }
+  });
+  return el("p", {}, btn);
+}
+
 async function load() {
   try {
     const g = await api("GET", tenantAPI(`errors/${encodeURIComponent(id)}`));
     errBox.textContent = "";
     render(g);
+    renderStack(g);
     const devs = g.devices || [];
     document.getElementById("group-device-rows").replaceChildren(...(devs.length ? devs.map((d) => el("tr", {},
       el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.device_id)}` }, el("code", {}, d.device_id))),
@@ -52,7 +88,7 @@ async function load() {
       el("dl", { class: "meta" }, ...[["Firmware", r.firmware_version], ["Code", r.code], ["Reset reason", r.reset_reason],
         ["Uptime", r.uptime_s ? `${r.uptime_s} s` : ""], ["Free heap", r.free_heap ? `${r.free_heap} bytes` : ""]]
         .filter(([, v]) => v).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
-      frames(r.backtrace))) : [el("p", { class: "muted" }, "No reports kept.")]));
+      frames(r.backtrace), coreDumpLink(r))) : [el("p", { class: "muted" }, "No reports kept.")]));
   } catch (err) {
     errBox.textContent = err.status === 404 ? "This error group does not exist." : `The error group could not be loaded: ${err.message}`;
   }

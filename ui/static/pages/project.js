@@ -241,6 +241,8 @@ if (upload) {
         const warnings = (body && body.warnings) || [];
         done.textContent = `Release ${body.version} uploaded.${warnings.length ? " Warnings: " + warnings.join("; ") : ""}`;
         toast(`Release ${body.version} uploaded`);
+        const elf = upload.elements.elf && upload.elements.elf.files[0];
+        if (elf) uploadELF(body, elf, done);
         upload.reset();
         loadReleases();
       } else {
@@ -249,6 +251,25 @@ if (upload) {
     });
     xhr.send(file);
   });
+}
+
+// The ELF file goes beside the stored release; the server refuses one from another build
+// (its SHA-256 is not the image's), and the release stays either way.
+async function uploadELF(release, file, done) {
+  let res = null, body = null;
+  try {
+    res = await fetch(tenantAPI(`${base}/releases/${encodeURIComponent(release.id)}/elf`), {
+      method: "PUT", body: file, credentials: "same-origin",
+      headers: { "Content-Type": "application/octet-stream", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+    });
+    body = await res.json().catch(() => null);
+  } catch { /* reported below */ }
+  if (res && res.ok) {
+    done.textContent += " ELF file stored: crash reports of this release are symbolicated.";
+  } else {
+    showError(upload, new ApiError(res ? res.status : 0, body || { error: { message: "the ELF upload was interrupted" } }));
+    done.textContent += " The ELF file was not stored.";
+  }
 }
 
 const rolloutForm = document.getElementById("rollout-form");

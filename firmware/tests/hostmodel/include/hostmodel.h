@@ -32,6 +32,13 @@ extern "C" {
 
 /* ---- esp_err ---- */
 typedef int esp_err_t;
+/* esp_idf_version.h: the model follows v5.5 (esp_get_idf_version says so too). */
+#define ESP_IDF_VERSION_MAJOR 5
+#define ESP_IDF_VERSION_MINOR 5
+#define ESP_IDF_VERSION_PATCH 0
+#define ESP_IDF_VERSION_VAL(major, minor, patch) (((major) << 16) | ((minor) << 8) | (patch))
+#define ESP_IDF_VERSION ESP_IDF_VERSION_VAL(ESP_IDF_VERSION_MAJOR, ESP_IDF_VERSION_MINOR, ESP_IDF_VERSION_PATCH)
+
 #define ESP_OK 0
 #define ESP_FAIL (-1)
 #define ESP_ERR_NO_MEM 0x101
@@ -219,6 +226,11 @@ typedef struct {
     char label[17];
     bool encrypted;
 } esp_partition_t;
+/* esp_partition.h: the "coredump" data partition (the others are modelled by the OTA API). */
+typedef enum { ESP_PARTITION_TYPE_APP = 0x00, ESP_PARTITION_TYPE_DATA = 0x01 } esp_partition_type_t;
+#define ESP_PARTITION_SUBTYPE_DATA_COREDUMP 0x03
+const esp_partition_t *esp_partition_find_first(esp_partition_type_t type, int subtype, const char *label);
+esp_err_t esp_partition_read(const esp_partition_t *partition, size_t src_offset, void *dst, size_t size);
 typedef uint32_t esp_ota_handle_t;
 typedef enum {
     ESP_OTA_IMG_NEW = 0x0,
@@ -244,8 +256,14 @@ esp_err_t esp_ota_get_state_partition(const esp_partition_t *partition, esp_ota_
 
 /* ---- esp_http_client ---- */
 typedef struct hm_http *esp_http_client_handle_t;
+typedef enum {
+    HTTP_METHOD_GET = 0,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+} esp_http_client_method_t;
 typedef struct {
     const char *url;
+    esp_http_client_method_t method;
     const char *cert_pem;
     size_t cert_len;
     int timeout_ms;
@@ -259,6 +277,7 @@ typedef struct {
 esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *cfg);
 esp_err_t esp_http_client_set_header(esp_http_client_handle_t c, const char *key, const char *value);
 esp_err_t esp_http_client_open(esp_http_client_handle_t c, int write_len);
+int esp_http_client_write(esp_http_client_handle_t c, const char *buf, int len);
 int64_t esp_http_client_fetch_headers(esp_http_client_handle_t c);
 int esp_http_client_get_status_code(esp_http_client_handle_t c);
 int64_t esp_http_client_get_content_length(esp_http_client_handle_t c);
@@ -399,6 +418,14 @@ int crypto_sign_ed25519_verify_detached(const unsigned char *sig, const unsigned
 int hm_boot(const char *state_path, char **argv);
 /* Simulates a crash of the running image (reset reason panic): saves and re-executes. */
 void hm_panic(void) __attribute__((noreturn));
+/* A panic with core dumps to flash enabled: the panic handler writes the core dump (reason,
+ * task, the backtrace's PCs, a1 = SP of the first frame), then the chip reboots. */
+void hm_panic_core_dump(const char *reason, const char *task, const uint32_t *pcs, int depth, uint32_t sp)
+    __attribute__((noreturn));
+/* The whole core dump the panic wrote to the coredump partition (HM_CORE_SIZE bytes). */
+#define HM_CORE_SIZE 12288
+void hm_core_dump_image(uint8_t out[HM_CORE_SIZE]);
+bool hm_core_dump_present(void);
 int hm_restarts(void); /* esp_restart calls in this process */
 
 /* Log: 1 = one vprintf call per line (v1), 2 = CONFIG_LOG_VERSION_2 (prefix, message,
@@ -452,6 +479,10 @@ void hm_http_set_handshake_ms(int ms);
 void hm_http_set_drop_after(size_t bytes); /* the first response drops the link after bytes */
 void hm_http_set_ca(const char *ca_pem);   /* https needs exactly this CA (NULL: the bundle) */
 int hm_http_requests(void);
+/* PUT requests: answered with status (201 by default); hm_http_uploaded copies the body of the
+ * last complete upload to url (prefix match) and returns its length, or -1. */
+void hm_http_set_upload_status(int status);
+long hm_http_uploaded(const char *url_prefix, uint8_t *out, size_t cap);
 int hm_http_range_requests(void);
 
 /* Stack of a task created by xTaskCreate: bytes touched so far (painted stack). */
