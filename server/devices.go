@@ -38,20 +38,21 @@ const (
 
 // deviceMetadataResponse is what the device reported at its last boot.
 type deviceMetadataResponse struct {
-	FirmwareVersion string    `json:"firmware_version"`
-	Project         string    `json:"project,omitempty" doc:"the firmware's project name (esp_app_desc_t)"`
-	ChipModel       string    `json:"chip_model"`
-	ChipRevision    int       `json:"chip_revision"`
-	IDFVersion      string    `json:"idf_version"`
-	MAC             string    `json:"mac"`
-	IP              string    `json:"ip,omitempty"`
-	RSSI            int       `json:"rssi,omitempty"`
-	FreeHeap        int64     `json:"free_heap"`
-	UptimeSeconds   int64     `json:"uptime_seconds"`
-	ResetReason     string    `json:"reset_reason"`
-	ConfigVersion   int64     `json:"config_version"`
-	ProtocolVersion int       `json:"protocol_version"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	FirmwareVersion string                 `json:"firmware_version"`
+	Project         string                 `json:"project,omitempty" doc:"the firmware's project name (esp_app_desc_t)"`
+	ChipModel       string                 `json:"chip_model"`
+	ChipRevision    int                    `json:"chip_revision"`
+	IDFVersion      string                 `json:"idf_version"`
+	MAC             string                 `json:"mac"`
+	IP              string                 `json:"ip,omitempty"`
+	RSSI            int                    `json:"rssi,omitempty"`
+	FreeHeap        int64                  `json:"free_heap"`
+	UptimeSeconds   int64                  `json:"uptime_seconds"`
+	ResetReason     string                 `json:"reset_reason"`
+	ConfigVersion   int64                  `json:"config_version"`
+	ProtocolVersion int                    `json:"protocol_version"`
+	Limits          *protocol.DeviceLimits `json:"limits,omitempty" doc:"the largest command and config the device accepts, when it declared them (a small-memory device such as an ESP8266)"`
+	UpdatedAt       time.Time              `json:"updated_at"`
 }
 
 // deviceResponse is a device on the wire. Credentials never appear in it.
@@ -96,6 +97,7 @@ func deviceOf(d store.Device) deviceResponse {
 			ChipRevision: m.ChipRevision, IDFVersion: m.IDFVersion, MAC: m.MAC, IP: m.IP, RSSI: m.RSSI,
 			FreeHeap: m.FreeHeap, UptimeSeconds: m.UptimeSeconds, ResetReason: m.ResetReason,
 			ConfigVersion: m.ConfigVersion, ProtocolVersion: m.ProtocolVersion, UpdatedAt: m.UpdatedAt,
+			Limits: fleet.DeviceLimits(d),
 		}
 	}
 	return r

@@ -1518,6 +1518,8 @@ static void greet(espadmin_agent_t *a)
         .uptime_ms = a->now,
         .reset_reason = a->reset_reason,
         .config_version = a->cfg_version,
+        .limit_command_bytes = ESPADMIN_DEVICE_MAX_COMMAND,
+        .limit_config_bytes = ESPADMIN_DEVICE_MAX_CONFIG,
     };
     n = espadmin_encode_metadata(a->pub, sizeof(a->pub), &m);
     if (n < 0) {

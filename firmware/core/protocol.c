@@ -1068,6 +1068,12 @@ static void validate_metadata(obj_t *o)
     o_enum(o, "reset_reason", true, k_reset_reasons);
     o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
     o_int(o, "protocol_version", true, 1, 65535, NULL);
+    const ej_node_t *l = o_value(o, "limits", false);
+    if (l) {
+        obj_t lim = object_at(o->r, "limits", l);
+        o_int(&lim, "command_bytes", true, 1024, ESPADMIN_MAX_COMMAND_SIZE, NULL);
+        o_int(&lim, "config_bytes", true, 256, 1048576, NULL);
+    }
 }
 
 static void validate_config_req(obj_t *o)
@@ -1302,6 +1308,15 @@ int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m
     ejw_int(&w, m->config_version);
     ejw_key(&w, "protocol_version");
     ejw_int(&w, ESPADMIN_PROTOCOL_VERSION);
+    if (m->limit_command_bytes > 0) {
+        ejw_key(&w, "limits");
+        ejw_obj_begin(&w);
+        ejw_key(&w, "command_bytes");
+        ejw_int(&w, m->limit_command_bytes);
+        ejw_key(&w, "config_bytes");
+        ejw_int(&w, m->limit_config_bytes);
+        ejw_obj_end(&w);
+    }
     ejw_obj_end(&w);
     return finish(&w, ESPADMIN_KIND_METADATA);
 }

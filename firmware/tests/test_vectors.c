@@ -183,6 +183,11 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
             .reset_reason = sget(d, "reset_reason"),
             .config_version = iget(d, "config_version"),
         };
+        const cJSON *lim = cJSON_GetObjectItemCaseSensitive(d, "limits");
+        if (lim) {
+            m.limit_command_bytes = iget(lim, "command_bytes");
+            m.limit_config_bytes = iget(lim, "config_bytes");
+        }
         if (iget(d, "protocol_version") != ESPADMIN_PROTOCOL_VERSION) {
             return;
         }

@@ -232,6 +232,9 @@ typedef struct {
     int64_t uptime_ms;
     const char *reset_reason;
     int64_t config_version;
+    /* the device's limits ("limits"; docs/protocol.md §3.2); 0: absent */
+    int64_t limit_command_bytes;
+    int64_t limit_config_bytes;
 } espadmin_metadata_t;
 int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m);
 
