@@ -882,8 +882,8 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
                 espadmin_free(w);
             }
             if (!ok) {
-                snprintf(msg, sizeof(msg), "%s: value does not match type %s", e->key,
-                         espadmin_cfg_type_name(e->type));
+                /* the decoder checked it is a JSON string: only memory can be short */
+                snprintf(msg, sizeof(msg), "out of memory");
                 break;
             }
         }

@@ -289,9 +289,10 @@ static void test_peak_per_command(void **state)
     g_fig.peak_restart = run_command(
         c, "{\"v\":1,\"id\":\"rs1\",\"name\":\"restart\",\"expires_at\":9000000000000}", 4096);
     assert_int_equal(alloc_live(), base);
-    assert_true(g_fig.peak_debug <= PEAK_BUDGET);
-    assert_true(g_fig.peak_update <= PEAK_BUDGET);
-    assert_true(g_fig.peak_restart <= PEAK_BUDGET);
+    /* the budget bounds the whole heap during a command: what is held plus what it adds */
+    assert_true(base + g_fig.peak_debug <= PEAK_BUDGET);
+    assert_true(base + g_fig.peak_update <= PEAK_BUDGET);
+    assert_true(base + g_fig.peak_restart <= PEAK_BUDGET);
 }
 
 static void test_max_size_config_command(void **state)
@@ -303,7 +304,7 @@ static void test_max_size_config_command(void **state)
     g_fig.config_len = config_cmd(cmd, ESPADMIN_DEVICE_MAX_COMMAND + 1, "cfgmax", 7, true, ESPADMIN_DEVICE_MAX_COMMAND);
     /* esp-mqtt's default 1 KiB buffer: the command arrives in 16 fragments */
     g_fig.peak_config = run_command(c, cmd, 1024);
-    assert_true(g_fig.peak_config <= PEAK_BUDGET);
+    assert_true(base + g_fig.peak_config <= PEAK_BUDGET);
     char out[512];
     assert_string_equal(last_field(c, "ack", "id", out, sizeof(out)), "cfgmax");
     assert_string_equal(last_field(c, "ack", "result", out, sizeof(out)), "ok");
@@ -350,7 +351,7 @@ static void test_json_over_the_cap_is_refused_and_counted(void **state)
     espadmin_free(decoded);
     fake_clear_pubs(&c->f);
     g_fig.peak_refused = run_command(c, cmd, 1024);
-    assert_true(g_fig.peak_refused <= PEAK_BUDGET);
+    assert_true(base + g_fig.peak_refused <= PEAK_BUDGET);
     espadmin_stats_t st;
     espadmin_get_stats(c->a, &st);
     assert_int_equal(st.commands_refused, 1);
@@ -491,8 +492,8 @@ static int print_figures(void **state)
            "publications: %zu B; with a 1,939-byte CA provisioned: %zu B\n",
            g_fig.init, HEAP_AT_INIT_BUDGET, g_fig.online, g_fig.init_ca);
     if (PEAK_BUDGET != SIZE_MAX) {
-        printf("footprint: peak heap a command adds over that (host, 64-bit; budget %zu B each):\n",
-               (size_t)PEAK_BUDGET);
+        printf("footprint: peak heap a command adds over that (host, 64-bit; budget: that plus the heap held, "
+               "%zu B, during any command):\n", (size_t)PEAK_BUDGET);
     } else {
         printf("footprint: peak heap a command adds over that (host, 64-bit):\n");
     }

@@ -268,11 +268,7 @@ func (p *Parser) parseHeader(ext []byte) error {
 		return imageErr("not an ESP32 application image (first byte 0x%02x, an image starts with 0xE9)", b[0])
 	}
 	img := &p.img
-	img.SegmentCount = int(b[1])
-	img.SPIMode = b[2]
-	img.SPISpeed = b[3] & 0x0F
-	img.SPISize = b[3] >> 4
-	img.EntryAddr = binary.LittleEndian.Uint32(b[4:8])
+	img.readCommonHeader(b)
 	img.WPPin = b[8]
 	copy(img.SPIPinDrv[:], b[9:12])
 	img.ChipID = binary.LittleEndian.Uint16(b[12:14])
@@ -287,12 +283,10 @@ func (p *Parser) parseHeader(ext []byte) error {
 	default:
 		return imageErr("hash_appended is %d, must be 0 or 1", b[23])
 	}
-	switch {
-	case img.SegmentCount < 1 || img.SegmentCount > maxSegments:
-		return imageErr("segment count %d is outside 1..%d", img.SegmentCount, maxSegments)
-	case img.SPIMode > 5:
-		return imageErr("SPI flash mode %d is not one of QIO, QOUT, DIO, DOUT, FAST_READ, SLOW_READ", img.SPIMode)
-	case img.SPISize > 7:
+	if err := img.checkCommonHeader(); err != nil {
+		return err
+	}
+	if img.SPISize > 7 {
 		return imageErr("SPI flash size code %d is not 1 MB … 128 MB", img.SPISize)
 	}
 	name, ok := ChipName(img.ChipID)
@@ -301,6 +295,25 @@ func (p *Parser) parseHeader(ext []byte) error {
 	}
 	img.Chip = name
 	p.state, p.need = stSegHeader, segmentHdrSize
+	return nil
+}
+
+// readCommonHeader reads the first 8 bytes, the same in every image format.
+func (img *Image) readCommonHeader(b []byte) {
+	img.SegmentCount = int(b[1])
+	img.SPIMode = b[2]
+	img.SPISpeed = b[3] & 0x0F
+	img.SPISize = b[3] >> 4
+	img.EntryAddr = binary.LittleEndian.Uint32(b[4:8])
+}
+
+func (img *Image) checkCommonHeader() error {
+	switch {
+	case img.SegmentCount < 1 || img.SegmentCount > maxSegments:
+		return imageErr("segment count %d is outside 1..%d", img.SegmentCount, maxSegments)
+	case img.SPIMode > 5:
+		return imageErr("SPI flash mode %d is not one of QIO, QOUT, DIO, DOUT, FAST_READ, SLOW_READ", img.SPIMode)
+	}
 	return nil
 }
 

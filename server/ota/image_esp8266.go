@@ -45,19 +45,13 @@ func isESP8266Entry(addr uint32) bool { return addr >= esp8266IRAMStart && addr 
 // parseESP8266Header reads the 8-byte header of an ESP8266 image.
 func (p *Parser) parseESP8266Header(b []byte) error {
 	img := &p.img
-	img.SegmentCount = int(b[1])
-	img.SPIMode = b[2]
-	img.SPISpeed = b[3] & 0x0F
-	img.SPISize = b[3] >> 4
-	img.EntryAddr = binary.LittleEndian.Uint32(b[4:8])
+	img.readCommonHeader(b)
 	img.Chip = esp8266Chip
 	img.HashAppended = true
-	switch {
-	case img.SegmentCount < 1 || img.SegmentCount > maxSegments:
-		return imageErr("segment count %d is outside 1..%d", img.SegmentCount, maxSegments)
-	case img.SPIMode > 5:
-		return imageErr("SPI flash mode %d is not one of QIO, QOUT, DIO, DOUT, FAST_READ, SLOW_READ", img.SPIMode)
-	case img.SPISize > esp8266SizeCodes || img.SPISize == 7:
+	if err := img.checkCommonHeader(); err != nil {
+		return err
+	}
+	if img.SPISize > esp8266SizeCodes || img.SPISize == 7 {
 		return imageErr("SPI flash size code %d is not an ESP8266 flash size (512 KB … 16 MB)", img.SPISize)
 	}
 	p.e8266 = esp8266State{on: true, descSeg: -1}

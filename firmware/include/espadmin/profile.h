@@ -2,9 +2,9 @@
  *
  * The default profile (ESP32 family) accepts every message the protocol allows (a command up
  * to 16 KiB) and keeps the buffers that go with it. ESPADMIN_PROFILE_SMALL (ESP8266 and other
- * chips with about 40 KB of heap left once Wi-Fi and TLS are up; ESP-IDF Kconfig
- * CONFIG_ESPADMIN_PROFILE_SMALL, or -DESPADMIN_PROFILE_SMALL) declares smaller limits in its
- * metadata and sizes everything by them:
+ * chips with about 40 KB of heap left once Wi-Fi and TLS are up; -DESPADMIN_PROFILE_SMALL, which
+ * the ESP-IDF component adds for Kconfig CONFIG_ESPADMIN_PROFILE_SMALL; `make PROFILE=small` on
+ * the host) declares smaller limits in its metadata and sizes everything by them:
  *
  *   - commands up to ESPADMIN_DEVICE_MAX_COMMAND bytes (the reassembly buffer is at most that);
  *   - a config whose stored form (keys and values) is at most ESPADMIN_DEVICE_MAX_CONFIG bytes;
@@ -14,7 +14,8 @@
  *   - one inbox slot, a 2 KiB log ring, a 2 KiB publish buffer, 4 remembered command IDs.
  *
  * The server reads the limits from the metadata ("limits") and refuses, at write time, a
- * config the device would refuse (docs/protocol.md §3.2). */
+ * config the device would refuse (docs/protocol.md §3.2). Both profiles must fit the core's
+ * code budget on the lx106 (make lx106): each compiles only its own config decoding path. */
 #ifndef ESPADMIN_PROFILE_H
 #define ESPADMIN_PROFILE_H
 
