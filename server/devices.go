@@ -162,6 +162,7 @@ type deviceQuery struct {
 // provisioningQuery documents the provisioning bundle's options.
 type provisioningQuery struct {
 	Format string `query:"format" doc:"json (default) or nvs-csv"`
+	Target string `query:"target" doc:"esp32 (default) or esp8266: with esp8266 every value must fit the ESP8266_RTOS_SDK v3.4 NVS format (at most 1,984 bytes, e.g. a CA certificate), else 422"`
 	Rotate string `query:"rotate" doc:"true rotates the credentials so the bundle can carry the new secret (the old one stops working at once)"`
 }
 
@@ -480,6 +481,10 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 	if format != "json" && format != "nvs-csv" {
 		return store.Invalid("format", "must be json or nvs-csv")
 	}
+	target := c.QueryParam("target")
+	if target != "" && target != "esp32" && target != "esp8266" {
+		return store.Invalid("target", "must be esp32 or esp8266")
+	}
 	rotate := false
 	switch c.QueryParam("rotate") {
 	case "", "false":
@@ -494,6 +499,16 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	var b fleet.Bundle
+	if target == "esp8266" {
+		// checked before a rotation, so a refused bundle changes nothing (sizes do not
+		// depend on the secret)
+		if b, err = s.deps.Devices.Bundle(ctx, d); err != nil {
+			return err
+		}
+		if err := b.CheckNVSValueSizes(fleet.ESP8266NVSMaxValue, "target"); err != nil {
+			return err
+		}
+	}
 	if rotate {
 		// A GET that changes state: from a browser session it needs the CSRF header like
 		// any unsafe method, so a link on another site cannot rotate a device away.
