@@ -24,7 +24,10 @@ func (s *Service) checkDeviceLimits(dev store.Device, items []item, commandLen i
 			dev.ID, commandLen, max))
 	}
 	max := limits.EffectiveConfigBytes()
-	if max == 0 {
+	if max == 0 || max >= protocol.MaxCommandSize {
+		// A config's stored form is never larger than its command (a string's text is no
+		// longer than its JSON, a secret's plaintext shorter than its sealed form): a limit at
+		// the protocol's command size cannot be exceeded by a config that was sent.
 		return nil
 	}
 	entries := make([]protocol.ConfigEntry, len(items))
