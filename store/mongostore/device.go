@@ -17,23 +17,24 @@ type presenceDoc struct {
 }
 
 type metadataDoc struct {
-	FirmwareVersion string `bson:"firmware_version"`
-	ProjectName     string `bson:"project_name"`
-	ChipModel       string `bson:"chip_model"`
-	ChipRevision    int    `bson:"chip_revision"`
-	IDFVersion      string `bson:"idf_version"`
-	MAC             string `bson:"mac"`
-	IP              string `bson:"ip"`
-	RSSI            int    `bson:"rssi"`
-	FreeHeap        int64  `bson:"free_heap"`
-	UptimeSeconds   int64  `bson:"uptime_seconds"`
-	ResetReason     string `bson:"reset_reason"`
-	ConfigVersion   int64  `bson:"config_version"`
-	ProtocolVersion int    `bson:"protocol_version"`
+	FirmwareVersion string    `bson:"firmware_version"`
+	ProjectName     string    `bson:"project_name"`
+	ChipModel       string    `bson:"chip_model"`
+	ChipRevision    int       `bson:"chip_revision"`
+	IDFVersion      string    `bson:"idf_version"`
+	MAC             string    `bson:"mac"`
+	IP              string    `bson:"ip"`
+	RSSI            int       `bson:"rssi"`
+	FreeHeap        int64     `bson:"free_heap"`
+	UptimeSeconds   int64     `bson:"uptime_seconds"`
+	ResetReason     string    `bson:"reset_reason"`
+	ConfigVersion   int64     `bson:"config_version"`
+	ProtocolVersion int       `bson:"protocol_version"`
+	UpdatedAt       time.Time `bson:"updated_at"`
+
 	// absent in documents written before devices declared limits: 0, none declared
-	LimitCommandBytes int64     `bson:"limit_command_bytes"`
-	LimitConfigBytes  int64     `bson:"limit_config_bytes"`
-	UpdatedAt         time.Time `bson:"updated_at"`
+	LimitCommandBytes int64 `bson:"limit_command_bytes"`
+	LimitConfigBytes  int64 `bson:"limit_config_bytes"`
 }
 
 type configSyncDoc struct {

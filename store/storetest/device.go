@@ -12,22 +12,23 @@ import (
 
 func fullMetadata(n int) store.DeviceMetadata {
 	return store.DeviceMetadata{
-		FirmwareVersion:   "v-1.4.0",
-		ProjectName:       "weather",
-		ChipModel:         "ESP32-S3",
-		ChipRevision:      3,
-		IDFVersion:        "v5.2.1",
-		MAC:               "24:6f:28:aa:bb:cc",
-		IP:                "10.0.0.42",
-		RSSI:              -67,
-		FreeHeap:          183_456 + int64(n),
-		UptimeSeconds:     86_400 * 3,
-		ResetReason:       "ESP_RST_POWERON",
-		ConfigVersion:     7,
-		ProtocolVersion:   1,
+		FirmwareVersion: "v-1.4.0",
+		ProjectName:     "weather",
+		ChipModel:       "ESP32-S3",
+		ChipRevision:    3,
+		IDFVersion:      "v5.2.1",
+		MAC:             "24:6f:28:aa:bb:cc",
+		IP:              "10.0.0.42",
+		RSSI:            -67,
+		FreeHeap:        183_456 + int64(n),
+		UptimeSeconds:   86_400 * 3,
+		ResetReason:     "ESP_RST_POWERON",
+		ConfigVersion:   7,
+		ProtocolVersion: 1,
+		UpdatedAt:       at(30 + n),
+
 		LimitCommandBytes: 4608 + int64(n),
 		LimitConfigBytes:  4096,
-		UpdatedAt:         at(30 + n),
 	}
 }
 
