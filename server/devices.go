@@ -38,21 +38,22 @@ const (
 
 // deviceMetadataResponse is what the device reported at its last boot.
 type deviceMetadataResponse struct {
-	FirmwareVersion string    `json:"firmware_version"`
-	Project         string    `json:"project,omitempty" doc:"the firmware's project name (esp_app_desc_t)"`
-	ChipModel       string    `json:"chip_model"`
-	ChipRevision    int       `json:"chip_revision"`
-	IDFVersion      string    `json:"idf_version"`
-	MAC             string    `json:"mac"`
-	IP              string    `json:"ip,omitempty"`
-	RSSI            int       `json:"rssi,omitempty"`
-	FreeHeap        int64     `json:"free_heap"`
-	UptimeSeconds   int64     `json:"uptime_seconds" doc:"uptime when the metadata was reported (at boot); GET of one device gives the uptime now while the device is online"`
-	BootedAt        time.Time `json:"booted_at" doc:"when the device booted: updated_at minus uptime_seconds; its uptime now is the time since, while it stays online"`
-	ResetReason     string    `json:"reset_reason"`
-	ConfigVersion   int64     `json:"config_version" doc:"the config version the device runs: reported at boot, or applied since"`
-	ProtocolVersion int       `json:"protocol_version"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	FirmwareVersion string                 `json:"firmware_version"`
+	Project         string                 `json:"project,omitempty" doc:"the firmware's project name (esp_app_desc_t)"`
+	ChipModel       string                 `json:"chip_model"`
+	ChipRevision    int                    `json:"chip_revision"`
+	IDFVersion      string                 `json:"idf_version"`
+	MAC             string                 `json:"mac"`
+	IP              string                 `json:"ip,omitempty"`
+	RSSI            int                    `json:"rssi,omitempty"`
+	FreeHeap        int64                  `json:"free_heap"`
+	UptimeSeconds   int64                  `json:"uptime_seconds" doc:"uptime when the metadata was reported (at boot); GET of one device gives the uptime now while the device is online"`
+	BootedAt        time.Time              `json:"booted_at" doc:"when the device booted: updated_at minus uptime_seconds; its uptime now is the time since, while it stays online"`
+	ResetReason     string                 `json:"reset_reason"`
+	ConfigVersion   int64                  `json:"config_version" doc:"the config version the device runs: reported at boot, or applied since"`
+	ProtocolVersion int                    `json:"protocol_version"`
+	Limits          *protocol.DeviceLimits `json:"limits,omitempty" doc:"the largest command and config the device accepts, when it declared them (a small-memory device such as an ESP8266)"`
+	UpdatedAt       time.Time              `json:"updated_at"`
 }
 
 // deviceResponse is a device on the wire. Credentials never appear in it.
@@ -101,6 +102,7 @@ func deviceOf(d store.Device) deviceResponse {
 			// since is the version it runs.
 			ConfigVersion:   max(m.ConfigVersion, d.ConfigSync.AppliedVersion),
 			ProtocolVersion: m.ProtocolVersion, UpdatedAt: m.UpdatedAt,
+			Limits: fleet.DeviceLimits(d),
 		}
 	}
 	return r
@@ -183,6 +185,7 @@ type deviceQuery struct {
 // provisioningQuery documents the provisioning bundle's options.
 type provisioningQuery struct {
 	Format string `query:"format" doc:"json (default) or nvs-csv"`
+	Target string `query:"target" doc:"esp32 (default) or esp8266: with esp8266 every value must fit the ESP8266_RTOS_SDK v3.4 NVS format (at most 1,984 bytes, e.g. a CA certificate), else 422"`
 	Rotate string `query:"rotate" doc:"true rotates the credentials so the bundle can carry the new secret (the old one stops working at once)"`
 }
 
@@ -514,6 +517,10 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 	if format != "json" && format != "nvs-csv" {
 		return store.Invalid("format", "must be json or nvs-csv")
 	}
+	target := c.QueryParam("target")
+	if target != "" && target != "esp32" && target != "esp8266" {
+		return store.Invalid("target", "must be esp32 or esp8266")
+	}
 	rotate := false
 	switch c.QueryParam("rotate") {
 	case "", "false":
@@ -528,6 +535,16 @@ func (s *Server) deviceProvisioning(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	var b fleet.Bundle
+	if target == "esp8266" {
+		// checked before a rotation, so a refused bundle changes nothing (sizes do not
+		// depend on the secret)
+		if b, err = s.deps.Devices.Bundle(ctx, d); err != nil {
+			return err
+		}
+		if err := b.CheckNVSValueSizes(fleet.ESP8266NVSMaxValue, "target"); err != nil {
+			return err
+		}
+	}
 	if rotate {
 		// A GET that changes state: from a browser session it needs the CSRF header like
 		// any unsafe method, so a link on another site cannot rotate a device away.

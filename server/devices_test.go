@@ -614,6 +614,14 @@ func TestProvisioningBundle(t *testing.T) {
 	if err != nil || parsed != b {
 		t.Errorf("csv parses back to %+v (%v), want %+v", parsed, err, b)
 	}
+	// target=esp8266 checks the values fit the ESP8266 SDK's NVS format (they do here: no CA);
+	// an unknown target is refused.
+	if status, out := w.owner.do("GET", base+"?target=esp8266", nil); status != 200 || bundleOf(t, out) != b {
+		t.Errorf("target=esp8266: %d %v", status, out)
+	}
+	if status, out := w.owner.do("GET", base+"?format=nvs-csv&target=esp99", nil); status != 422 {
+		t.Errorf("target=esp99: %d %v", status, out)
+	}
 
 	// rotate=true from a session needs the CSRF header, like any change.
 	status, out := w.owner.do("GET", base+"?rotate=true", nil)

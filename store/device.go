@@ -55,6 +55,11 @@ type DeviceMetadata struct {
 	ConfigVersion   int64
 	ProtocolVersion int
 	UpdatedAt       time.Time
+
+	// The limits the device declares (protocol.DeviceLimits); 0: none declared, the
+	// protocol's own limits apply.
+	LimitCommandBytes int64
+	LimitConfigBytes  int64
 }
 
 // ConfigSyncState tells whether a device runs its current effective config.

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 )
 
 // Status is the presence report on {root}/{id}/up/status. It is the only retained uplink: the
@@ -46,6 +47,74 @@ type Metadata struct {
 	ResetReason     string `json:"reset_reason"`   // see ResetReasons
 	ConfigVersion   int64  `json:"config_version"` // 0 when the device holds no config yet
 	ProtocolVersion int    `json:"protocol_version"`
+	// Limits are what the device accepts; absent: the protocol's own limits.
+	Limits *DeviceLimits `json:"limits,omitempty"`
+}
+
+// DeviceLimits is what a device declares it accepts, below the protocol's limits: a device
+// built with the agent's small-memory profile (ESP8266) takes smaller commands and configs.
+// The server refuses, when a config is written, a config the device would refuse, and never
+// sends a command over CommandBytes.
+type DeviceLimits struct {
+	// CommandBytes is the largest command payload the device accepts.
+	CommandBytes int64 `json:"command_bytes"`
+	// ConfigBytes is the largest config it stores: the sum over its entries of the key's
+	// length and the stored value's (a string's text; the compact JSON of any other value;
+	// for a secret, the same of its decrypted value). See ConfigStoredSize.
+	ConfigBytes int64 `json:"config_bytes"`
+}
+
+// Bounds of the declared limits: no device takes less than a command of MinDeviceCommandBytes.
+const (
+	MinDeviceCommandBytes = 1 << 10
+	MinDeviceConfigBytes  = 256
+	MaxDeviceConfigBytes  = 1 << 20
+)
+
+// EffectiveCommandBytes is the largest command the device takes: its declared limit, or the
+// protocol's when it declared none.
+func (l *DeviceLimits) EffectiveCommandBytes() int {
+	if l == nil || l.CommandBytes <= 0 || l.CommandBytes > MaxCommandSize {
+		return MaxCommandSize
+	}
+	return int(l.CommandBytes)
+}
+
+// EffectiveConfigBytes is the largest config the device stores (ConfigStoredSize), or 0 when
+// it declared no limit.
+func (l *DeviceLimits) EffectiveConfigBytes() int {
+	if l == nil || l.ConfigBytes <= 0 {
+		return 0
+	}
+	return int(l.ConfigBytes)
+}
+
+// ConfigStoredSize is what a config takes on a device, as DeviceLimits.ConfigBytes counts it:
+// for each entry the key's length plus the stored value's length (a string's text, the compact
+// JSON of any other value). plain gives an entry's value in clear (a secret's decrypted JSON).
+func ConfigStoredSize(entries []ConfigEntry, plain func(i int) (json.RawMessage, error)) (int, error) {
+	n := 0
+	for i, e := range entries {
+		v := e.Value
+		if plain != nil {
+			var err error
+			if v, err = plain(i); err != nil {
+				return 0, err
+			}
+		}
+		n += len(e.Key)
+		var s string
+		if e.Type == TypeString && json.Unmarshal(v, &s) == nil {
+			n += len(s)
+			continue
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err != nil {
+			return 0, fmt.Errorf("protocol: config entry %q: %w", e.Key, err)
+		}
+		n += b.Len()
+	}
+	return n, nil
 }
 
 // DecodeMetadata decodes a metadata payload.
@@ -69,6 +138,12 @@ func DecodeMetadata(data []byte) (Metadata, error) {
 		ResetReason:     o.enum("reset_reason", true, ResetReasons()...),
 		ConfigVersion:   o.integer("config_version", true, 0, MaxSafeInteger),
 		ProtocolVersion: int(o.integer("protocol_version", true, 1, 65535)),
+	}
+	if l, ok := o.child("limits", false); ok {
+		m.Limits = &DeviceLimits{
+			CommandBytes: l.integer("command_bytes", true, MinDeviceCommandBytes, MaxCommandSize),
+			ConfigBytes:  l.integer("config_bytes", true, MinDeviceConfigBytes, MaxDeviceConfigBytes),
+		}
 	}
 	return done(m, o.r)
 }

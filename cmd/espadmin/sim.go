@@ -28,6 +28,7 @@ type simCmd struct {
 	duration              time.Duration
 	rate                  int
 	logLines              int
+	profile               string
 }
 
 // stringList is a repeatable string flag.
@@ -51,6 +52,7 @@ func (c *simCmd) define(fs *flag.FlagSet) {
 	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0 runs until interrupted)")
 	fs.IntVar(&c.rate, "rate", 200, "devices started per second (0: all at once)")
 	fs.IntVar(&c.logLines, "log-lines", 20, "log lines per second per device while debug is on")
+	fs.StringVar(&c.profile, "profile", sim.ProfileESP32, "firmware profile simulated: esp32, or esp8266 (the agent's small-memory profile: 4,608-byte commands, 4,096-byte configs, declared in its metadata)")
 }
 
 func (c *simCmd) run(ctx context.Context, cfg config.Config, _ io.Reader, stdout, stderr io.Writer) error {
@@ -63,7 +65,7 @@ func (c *simCmd) run(ctx context.Context, cfg config.Config, _ io.Reader, stdout
 		return errors.New("sim: no devices: give --server/--token/--tenant/--count, --bundle or --bundles-dir")
 	}
 	f, err := sim.NewFleet(bundles, sim.Options{
-		BrokerURL: c.broker, Firmware: c.firmware, Logger: log, LogLinesPerSecond: c.logLines,
+		BrokerURL: c.broker, Firmware: c.firmware, Logger: log, LogLinesPerSecond: c.logLines, Profile: c.profile,
 		StateDir: c.stateDir, // a rotated secret is kept in the device's bundle there
 	})
 	if err != nil {

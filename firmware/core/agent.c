@@ -36,11 +36,14 @@ static i64_text_t i64_text(int64_t v)
 
 #define TAG "espadmin"
 #define NS ESPADMIN_NVS_NAMESPACE
-#define RECENT_IDS 16
-#define MAX_PENDING_ERRORS 4
-#define CHUNK 4096
-#define PUB_BUF 8192
-#define LOG_BATCH_BYTES 7168
+/* sizes of the profile (include/espadmin/profile.h) */
+#define RECENT_IDS ESPADMIN_RECENT_IDS
+#define MAX_PENDING_ERRORS ESPADMIN_PENDING_ERRORS
+#define CHUNK ESPADMIN_DOWNLOAD_CHUNK
+#define PUB_BUF ESPADMIN_PUB_BUF
+#define LOG_BATCH_BYTES ESPADMIN_LOG_BATCH_BYTES
+/* "{root}/{id}/up/config_req" and its NUL */
+#define TOPIC_BUF (ESPADMIN_MAX_ROOT_LEN + ESPADMIN_MAX_ID_LEN + 16)
 #define LOG_FLUSH_MS 250
 #define OTA_REPORT_MS 2000
 
@@ -89,8 +92,8 @@ struct espadmin_agent {
 
     char version[33];
     const char *reset_reason;
-    char topics[ESPADMIN_KIND_COUNT][ESPADMIN_MAX_TOPIC_LEN + 1];
-    char filter[ESPADMIN_MAX_TOPIC_LEN + 1];
+    char topics[ESPADMIN_KIND_COUNT][TOPIC_BUF];
+    char filter[TOPIC_BUF];
 
     /* connection */
     conn_state_t conn;
@@ -481,11 +484,11 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     if (!a->opt.connect_timeout_ms) a->opt.connect_timeout_ms = 30000;
     if (!a->opt.download_timeout_ms) a->opt.download_timeout_ms = 60000;
     if (!a->opt.puback_wait_ms) a->opt.puback_wait_ms = 2000;
-    if (!a->opt.log_ring_bytes) a->opt.log_ring_bytes = 8192;
-    if (!a->opt.inbox_slots) a->opt.inbox_slots = 2;
+    if (!a->opt.log_ring_bytes) a->opt.log_ring_bytes = ESPADMIN_DEFAULT_LOG_RING;
+    if (!a->opt.inbox_slots) a->opt.inbox_slots = ESPADMIN_DEFAULT_INBOX_SLOTS;
     a->now = platform->now_ms ? platform->now_ms(platform->ctx) : 0;
 
-    espadmin_reasm_init(&a->reasm, ESPADMIN_MAX_COMMAND_SIZE);
+    espadmin_reasm_init(&a->reasm, ESPADMIN_DEVICE_MAX_COMMAND);
     espadmin_logring_init(&a->ring, NULL, 0);
     a->slots = espadmin_calloc(a->opt.inbox_slots, sizeof(slot_t));
     a->nslots = a->opt.inbox_slots;
@@ -681,7 +684,7 @@ void espadmin_on_published(espadmin_agent_t *a, int msg_id)
  * buffer of its exact size. */
 static int enqueue(espadmin_agent_t *a, const char *topic, const void *data, size_t len, char *owned)
 {
-    if (len > ESPADMIN_MAX_COMMAND_SIZE || strlen(topic) > ESPADMIN_MAX_TOPIC_LEN) {
+    if (len > ESPADMIN_DEVICE_MAX_COMMAND || strlen(topic) > ESPADMIN_MAX_TOPIC_LEN) {
         espadmin_free(owned);
         a->inbox_dropped++;
         return -1;
@@ -820,7 +823,8 @@ static char *parse_bare(ej_doc_t *doc, const char *text, size_t len, const ej_no
     memcpy(wrapped, "{\"x\":", 5);
     memcpy(wrapped + 5, text, len);
     wrapped[5 + len] = '}';
-    if (ej_parse(doc, wrapped, len + 6) != EJ_OK || (*v = ej_get(doc->root, "x")) == NULL) {
+    /* only the value itself is stored: a container's compact form comes from its text */
+    if (ej_parse_partial(doc, wrapped, len + 6, 1, 2) != EJ_OK || (*v = ej_get(doc->root, "x")) == NULL) {
         ej_free(doc);
         espadmin_free(wrapped);
         return NULL;
@@ -847,7 +851,15 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     char msg[ESPADMIN_MAX_MESSAGE_LEN + 1] = "";
     char staging = a->cfg_active == 'a' ? 'b' : 'a';
     const char *ns = cfg_ns(staging);
-    size_t cap = ESPADMIN_MAX_SECRET_VALUE_LEN + 8;
+    /* every buffer below holds at most one value's text (or less: its decoded or decrypted
+     * form), so they are sized by the largest value of this config, not by the protocol */
+    size_t cap = 1 + ESPADMIN_I64_TEXT_MAX + 8;
+    for (size_t i = 0; i < c->config.count; i++) {
+        if ((size_t)c->config.entries[i].value_len + 8 > cap) {
+            cap = (size_t)c->config.entries[i].value_len + 8;
+        }
+    }
+    size_t total = 0;
     char *val = espadmin_malloc(cap);
     uint8_t *sealed = espadmin_malloc(cap);
     char *plain = espadmin_malloc(cap);
@@ -861,13 +873,36 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     }
     for (size_t i = 0; ok && i < c->config.count; i++) {
         const espadmin_cfg_entry_t *e = &c->config.entries[i];
-        const char *text = c->values + e->value_off;
+        const char *text = c->value_text + e->value_off;
+        size_t text_len = e->value_len;
         size_t stored_len = 0;
         ej_doc_t doc = {0};
         const ej_node_t *v = NULL;
         char *wrapper = NULL;
+#ifdef ESPADMIN_PROFILE_SMALL
         if (e->secret) {
-            int n = espadmin_base64_decode(text, e->value_len, sealed, cap);
+            /* the sealed value's JSON text: its string is decoded into val first */
+            const ej_node_t *s = NULL;
+            char *w = parse_bare(&doc, text, e->value_len, &s);
+            ok = w != NULL && s->type == EJ_STRING && s->str_len + 1 <= cap;
+            if (ok) {
+                memcpy(val + 1, s->str, s->str_len);
+                text = val + 1;
+                text_len = s->str_len;
+            }
+            if (w != NULL) {
+                ej_free(&doc);
+                espadmin_free(w);
+            }
+            if (!ok) {
+                /* the decoder checked it is a JSON string: only memory can be short */
+                snprintf(msg, sizeof(msg), "out of memory");
+                break;
+            }
+        }
+#endif
+        if (e->secret) {
+            int n = espadmin_base64_decode(text, text_len, sealed, cap);
             char aad[160];
             int aad_len = espadmin_secret_aad(a->device_id, e->key, c->config.version, aad, sizeof(aad));
             size_t ct_len = n >= 29 ? (size_t)n - 12 - 16 : 0;
@@ -884,15 +919,17 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
                 ok = false;
                 break;
             }
+#ifndef ESPADMIN_PROFILE_SMALL
         } else if (e->type == ESPADMIN_CFG_STRING) {
             /* the decoder already unescaped it: store the text as is */
-            if ((size_t)e->value_len + 1 > cap) {
+            if (text_len + 1 > cap) {
                 ok = false;
             } else {
                 val[0] = (char)('0' + ESPADMIN_CFG_STRING);
-                memcpy(val + 1, text, e->value_len);
-                stored_len = e->value_len + 1;
+                memcpy(val + 1, text, text_len);
+                stored_len = text_len + 1;
             }
+#endif
         } else if ((wrapper = parse_bare(&doc, text, e->value_len, &v)) == NULL) {
             ok = false;
         }
@@ -909,6 +946,13 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             break;
         }
         val[stored_len] = '\0';
+        total += strlen(e->key) + stored_len - 1;
+        if (total > ESPADMIN_DEVICE_MAX_CONFIG) {
+            snprintf(msg, sizeof(msg), "config exceeds the device's limit of %u bytes",
+                     (unsigned)ESPADMIN_DEVICE_MAX_CONFIG);
+            ok = false;
+            break;
+        }
         if (!managed_key_ok(e->key, e->type, val)) {
             snprintf(msg, sizeof(msg), "%s: invalid platform-managed value", e->key);
             ok = false;
@@ -1197,7 +1241,7 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
     a->commands_refused++;
     if (err.code == ESPADMIN_E_NO_MEMORY) {
         a->no_memory++;
-    } else if (err.code == ESPADMIN_E_TOO_LARGE && len <= ESPADMIN_MAX_COMMAND_SIZE) {
+    } else if (err.code == ESPADMIN_E_TOO_LARGE && len <= ESPADMIN_DEVICE_MAX_COMMAND) {
         a->json_too_large++; /* within the size limit, over the JSON working-memory cap */
     }
     char id[ESPADMIN_MAX_ID_LEN + 1];
@@ -1342,7 +1386,7 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     size_t bytes_hint = a->ring.used;
     bool due = a->ring.lines > 0 &&
                (force || a->now - a->last_flush >= LOG_FLUSH_MS ||
-                a->ring.lines >= ESPADMIN_MAX_LOG_LINES || bytes_hint >= LOG_BATCH_BYTES);
+                a->ring.lines >= ESPADMIN_LOG_BATCH_LINES || bytes_hint >= LOG_BATCH_BYTES);
     if (!due || a->conn != CONN_UP || !a->greeted) {
         if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
         return;
@@ -1365,7 +1409,7 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     ejw_arr_begin(&w);
     size_t n = 0;
     uint64_t expect = first;
-    while (n < ESPADMIN_MAX_LOG_LINES && espadmin_logring_peek(&a->ring, &line) && line.seq == expect) {
+    while (n < ESPADMIN_LOG_BATCH_LINES && espadmin_logring_peek(&a->ring, &line) && line.seq == expect) {
         ej_writer_t save = w;
         ejw_obj_begin(&w);
         ejw_key(&w, "level");
@@ -1500,6 +1544,8 @@ static void greet(espadmin_agent_t *a)
         .uptime_ms = a->now,
         .reset_reason = a->reset_reason,
         .config_version = a->cfg_version,
+        .limit_command_bytes = ESPADMIN_DEVICE_MAX_COMMAND,
+        .limit_config_bytes = ESPADMIN_DEVICE_MAX_CONFIG,
     };
     n = espadmin_encode_metadata(a->pub, sizeof(a->pub), &m);
     if (n < 0) {

@@ -13,6 +13,9 @@ typedef struct {
     size_t strings; /* measure: string bytes needed; build: next free byte */
     ej_node_t *node_buf;
     char *str_buf;
+    int max_level;   /* values below this level are checked, not stored */
+    unsigned skip;   /* > 0 while inside a value that is not stored */
+    bool nodup;      /* rescanning: duplicate keys were checked already */
 } parser_t;
 
 static void skip_ws(parser_t *ps)
@@ -132,7 +135,7 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
 {
     ps->p++; /* opening quote */
     const unsigned char *start = ps->p;
-    char *dst = ps->build ? ps->str_buf + ps->strings : NULL;
+    char *dst = ps->build && !ps->skip ? ps->str_buf + ps->strings : NULL;
     size_t n = 0;
     for (;;) {
         if (ps->p >= ps->end) {
@@ -213,7 +216,7 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
         *out = dst;
         *out_len = n;
         ps->strings += n + 1;
-    } else {
+    } else if (!ps->skip) {
         /* decoded text is never longer than its source */
         ps->strings += (size_t)(ps->p - start) + 1;
     }
@@ -271,7 +274,9 @@ static bool parse_number(parser_t *ps, ej_node_t *node)
         node->str_len = len;
         node->num_is_int = is_int;
     }
-    ps->strings += len + 1;
+    if (!ps->skip) {
+        ps->strings += len + 1;
+    }
     return true;
 }
 
@@ -287,6 +292,9 @@ static bool literal(parser_t *ps, const char *word)
 
 static ej_node_t *new_node(parser_t *ps)
 {
+    if (ps->skip) {
+        return NULL;
+    }
     if (!ps->build) {
         ps->nodes++;
         return NULL;
@@ -298,12 +306,126 @@ static ej_node_t *new_node(parser_t *ps)
 
 static bool parse_value(parser_t *ps, int depth, ej_node_t **out);
 
+/* The next code point of a well-formed JSON string at *pp (inside the quotes), escapes
+ * decoded; UINT32_MAX at the closing quote. */
+static uint32_t next_cp(const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    uint32_t cp = *p;
+    if (cp == '"') {
+        return UINT32_MAX;
+    }
+    if (cp == '\\') {
+        static const char unescaped[] = "b\bf\fn\nr\rt\t";
+        const char *m = strchr(unescaped, p[1]);
+        cp = m ? (uint32_t)(unsigned char)m[1] : p[1]; /* " \\ / stand for themselves */
+        p += 2;
+        if (p[-1] == 'u') {
+            for (int pair = 0; pair < 2; pair++) {
+                uint32_t v = 0;
+                for (int i = 0; i < 4; i++) {
+                    v = v << 4 | (uint32_t)hexval(*p++);
+                }
+                if (pair == 0) {
+                    cp = v;
+                    if (cp < 0xD800 || cp > 0xDBFF) {
+                        break;
+                    }
+                    p += 2; /* the low surrogate's "\\u" */
+                } else {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (v - 0xDC00);
+                }
+            }
+        }
+    } else if (cp < 0x80) {
+        p++;
+    } else {
+        size_t k = cp >= 0xF0 ? 4 : cp >= 0xE0 ? 3 : 2;
+        cp &= 0x3Fu >> (k - 1);
+        for (size_t i = 1; i < k; i++) {
+            cp = cp << 6 | (p[i] & 0x3Fu);
+        }
+        p += k;
+    }
+    *pp = p;
+    return cp;
+}
+
+/* Whether two well-formed JSON strings (each at its opening quote) decode to the same text. */
+static bool same_string(const unsigned char *a, const unsigned char *b)
+{
+    a++;
+    b++;
+    for (;;) {
+        uint32_t ca = next_cp(&a), cb = next_cp(&b);
+        if (ca != cb) {
+            return false;
+        }
+        if (ca == UINT32_MAX) {
+            return true;
+        }
+    }
+}
+
+static bool parse_value(parser_t *ps, int depth, ej_node_t **out);
+
+/* Whether the key at key (its opening quote) repeats one of the first n keys of the object
+ * whose members start at members: a rescan of the text, for objects whose members are not
+ * stored (no memory is needed to find a duplicate). */
+static bool key_seen(const parser_t *ps, int depth, const unsigned char *members, size_t n,
+                     const unsigned char *key)
+{
+    parser_t sp = *ps;
+    sp.build = false;
+    sp.skip = 1;
+    sp.nodup = true;
+    sp.p = members;
+    for (size_t i = 0; i < n; i++) {
+        const char *unused = NULL;
+        size_t unused_len = 0;
+        ej_node_t *v = NULL;
+        skip_ws(&sp);
+        const unsigned char *k = sp.p;
+        if (!parse_string(&sp, &unused, &unused_len)) {
+            return false;
+        }
+        if (same_string(k, key)) {
+            return true;
+        }
+        skip_ws(&sp);
+        sp.p++; /* ':' */
+        if (!parse_value(&sp, depth, &v)) {
+            return false;
+        }
+        skip_ws(&sp);
+        sp.p++; /* ',' */
+    }
+    return false;
+}
+
+static bool parse_members(parser_t *ps, int depth, ej_node_t *node, bool object);
+
 static bool parse_container(parser_t *ps, int depth, ej_node_t *node, bool object)
 {
     if (depth > ESPADMIN_JSON_MAX_DEPTH) {
         return false;
     }
+    bool skip_children = depth > ps->max_level;
+    if (skip_children) {
+        ps->skip++;
+    }
+    bool ok = parse_members(ps, depth, node, object);
+    if (skip_children) {
+        ps->skip--;
+    }
+    return ok;
+}
+
+static bool parse_members(parser_t *ps, int depth, ej_node_t *node, bool object)
+{
+    bool rescan = object && ps->skip && !ps->build && !ps->nodup;
     ps->p++; /* '{' or '[' */
+    const unsigned char *members = ps->p;
     ej_node_t *last = NULL;
     size_t count = 0;
     skip_ws(ps);
@@ -316,8 +438,12 @@ static bool parse_container(parser_t *ps, int depth, ej_node_t *node, bool objec
         size_t key_len = 0;
         skip_ws(ps);
         if (object) {
+            const unsigned char *key_at = ps->p;
             if (ps->p >= ps->end || *ps->p != '"' || !parse_string(ps, &key, &key_len)) {
                 return false;
+            }
+            if (rescan && key_seen(ps, depth, members, count, key_at)) {
+                return false; /* duplicate key */
             }
             skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != ':') {
@@ -330,7 +456,7 @@ static bool parse_container(parser_t *ps, int depth, ej_node_t *node, bool objec
         if (!parse_value(ps, depth, &child)) {
             return false;
         }
-        if (node) {
+        if (node && child) {
             if (object) {
                 for (ej_node_t *c = node->child; c; c = c->next) {
                     if (c->key_len == key_len && memcmp(c->key, key, key_len) == 0) {
@@ -451,6 +577,12 @@ static bool run(parser_t *ps, const char *data, size_t len, ej_node_t **root)
 
 ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
 {
+    return ej_parse_partial(doc, data, len, ESPADMIN_JSON_MAX_DEPTH + 1, ESPADMIN_JSON_MAX_NODES);
+}
+
+ej_result_t ej_parse_partial(ej_doc_t *doc, const char *data, size_t len, int max_level,
+                             size_t max_nodes)
+{
     doc->root = NULL;
     doc->arena = NULL;
     if (data == NULL) {
@@ -458,12 +590,13 @@ ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
     }
     parser_t ps;
     memset(&ps, 0, sizeof(ps));
+    ps.max_level = max_level;
     if (!run(&ps, data, len, NULL)) {
         return EJ_ERR_MALFORMED;
     }
     size_t nodes = ps.nodes;
     size_t strings = ps.strings;
-    if (nodes > ESPADMIN_JSON_MAX_NODES) {
+    if (nodes > max_nodes) {
         return EJ_ERR_TOO_LARGE; /* measured before anything is allocated */
     }
     void *arena = espadmin_malloc(nodes * sizeof(ej_node_t) + strings + 1);
@@ -471,6 +604,7 @@ ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len)
         return EJ_ERR_NO_MEMORY;
     }
     memset(&ps, 0, sizeof(ps));
+    ps.max_level = max_level;
     ps.build = true;
     ps.node_buf = arena;
     ps.str_buf = (char *)arena + nodes * sizeof(ej_node_t);
@@ -492,6 +626,38 @@ void ej_free(ej_doc_t *doc)
         doc->root = NULL;
     }
 }
+
+#ifdef ESPADMIN_PROFILE_SMALL
+bool ej_next_raw(const ej_node_t *arr, size_t *pos, const char **item, size_t *item_len)
+{
+    if (arr == NULL || arr->type != EJ_ARRAY) {
+        return false;
+    }
+    parser_t ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.skip = 1;
+    ps.nodup = true;
+    ps.p = (const unsigned char *)arr->raw + (*pos ? *pos : 1);
+    ps.end = (const unsigned char *)arr->raw + arr->raw_len;
+    skip_ws(&ps);
+    if (ps.p < ps.end && *ps.p == ',') {
+        ps.p++;
+        skip_ws(&ps);
+    }
+    if (ps.p >= ps.end || *ps.p == ']') {
+        return false;
+    }
+    const unsigned char *start = ps.p;
+    ej_node_t *unused = NULL;
+    if (!parse_value(&ps, 1, &unused)) {
+        return false;
+    }
+    *item = (const char *)start;
+    *item_len = (size_t)(ps.p - start);
+    *pos = (size_t)((const char *)ps.p - arr->raw);
+    return true;
+}
+#endif
 
 const ej_node_t *ej_get(const ej_node_t *obj, const char *key)
 {

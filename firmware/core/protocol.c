@@ -722,7 +722,7 @@ static void index_path(char *out, size_t cap, const char *path, size_t i)
 
 /* Size, well-formedness and version (§2 steps 1–3). */
 static espadmin_perr_code_t open_payload(ej_doc_t *doc, rd_t *r, obj_t *top, const char *data,
-                                         size_t len, size_t max)
+                                         size_t len, size_t max, int levels, size_t nodes)
 {
     if (len > max) {
         return r->err->code = ESPADMIN_E_TOO_LARGE;
@@ -730,7 +730,7 @@ static espadmin_perr_code_t open_payload(ej_doc_t *doc, rd_t *r, obj_t *top, con
     if (!ej_utf8_valid(data, len)) {
         return r->err->code = ESPADMIN_E_MALFORMED;
     }
-    ej_result_t pr = ej_parse(doc, data, len);
+    ej_result_t pr = ej_parse_partial(doc, data, len, levels, nodes);
     if (pr == EJ_ERR_NO_MEMORY) {
         return r->err->code = ESPADMIN_E_NO_MEMORY;
     }
@@ -789,8 +789,18 @@ static void copy_str(char *dst, size_t cap, const char *src)
     }
 }
 
-static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const char *s, size_t n)
+/* Keeps the value of entry e: its decoded text s[0..n) in cmd->values (default profile), or
+ * where the value v stands in the payload (small profile: nothing is copied). */
+static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const ej_node_t *v,
+                        const char *s, size_t n)
 {
+#ifdef ESPADMIN_PROFILE_SMALL
+    (void)s;
+    (void)n;
+    e->value_off = (uint16_t)(v->raw - cmd->value_text);
+    e->value_len = (uint16_t)v->raw_len;
+#else
+    (void)v;
     if (cmd->values_len + n + 1 > cmd->values_cap) {
         return false;
     }
@@ -799,7 +809,86 @@ static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const 
     e->value_off = (uint16_t)cmd->values_len;
     e->value_len = (uint16_t)n;
     cmd->values_len += n + 1;
+#endif
     return true;
+}
+
+/* One entry of params.entries (§4.2), at index i of the array whose path is arr_path. */
+static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_t *it,
+                         espadmin_command_t *cmd)
+{
+    char path[64];
+    index_path(path, sizeof(path), arr_path, i);
+    obj_t e = object_at(r, path, it);
+    espadmin_cfg_entry_t *entry = &cmd->config.entries[i];
+    memset(entry, 0, sizeof(*entry));
+    copy_str(entry->key, sizeof(entry->key),
+             o_check(&e, "key", o_str(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN), valid_config_key));
+    int t = o_enum(&e, "type", true, k_cfg_types);
+    entry->type = t < 0 ? ESPADMIN_CFG_STRING : (espadmin_cfg_type_t)t;
+    entry->secret = o_bool(&e, "secret", false) == 1;
+    for (size_t j = 0; j < i && r->err->code == ESPADMIN_OK; j++) {
+        if (strcmp(cmd->config.entries[j].key, entry->key) == 0) {
+            fail_key(&e, "key");
+        }
+    }
+    const ej_node_t *v = o_value(&e, "value", true);
+    if (v == NULL || r->err->code != ESPADMIN_OK) {
+        return;
+    }
+    char field[64];
+    name_of(&e, "value", field, sizeof(field));
+    bool ok = true;
+    if (entry->secret) {
+        ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_SECRET_VALUE_LEN &&
+             v->str_len % 4 == 0 && base64_decoded_len(v->str, v->str_len) >= 12 + 16 + 1;
+        if (ok) {
+            uint8_t *tmp = espadmin_malloc(v->str_len);
+            ok = tmp && espadmin_base64_decode(v->str, v->str_len, tmp, v->str_len) >= 12 + 16 + 1;
+            espadmin_free(tmp);
+        }
+        ok = ok && store_value(cmd, entry, v, v->str, v->str_len);
+    } else {
+        switch (entry->type) {
+        case ESPADMIN_CFG_STRING:
+            ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_CONFIG_VALUE_LEN &&
+                 store_value(cmd, entry, v, v->str, v->str_len);
+            break;
+        case ESPADMIN_CFG_INT: {
+            int64_t n;
+            ok = int_in(v, -ESPADMIN_MAX_SAFE_INTEGER, ESPADMIN_MAX_SAFE_INTEGER, &n) &&
+                 store_value(cmd, entry, v, v->str, v->str_len);
+            break;
+        }
+        case ESPADMIN_CFG_FLOAT:
+            ok = v->type == EJ_NUMBER && isfinite(strtod(v->str, NULL)) &&
+                 store_value(cmd, entry, v, v->str, v->str_len);
+            break;
+        case ESPADMIN_CFG_BOOL:
+            ok = (v->type == EJ_TRUE || v->type == EJ_FALSE) &&
+                 store_value(cmd, entry, v, v->raw, v->raw_len);
+            break;
+        case ESPADMIN_CFG_JSON: {
+#ifdef ESPADMIN_PROFILE_SMALL
+            ok = ej_compact(v, NULL, 0) <= ESPADMIN_MAX_CONFIG_VALUE_LEN && store_value(cmd, entry, v, NULL, 0);
+#else
+            size_t room = cmd->values_cap - cmd->values_len;
+            size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
+            ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
+            if (ok) {
+                cmd->values[cmd->values_len + n] = '\0';
+                entry->value_off = (uint16_t)cmd->values_len;
+                entry->value_len = (uint16_t)n;
+                cmd->values_len += n + 1;
+            }
+#endif
+            break;
+        }
+        }
+    }
+    if (!ok) {
+        fail(r, field);
+    }
 }
 
 static void decode_config(obj_t *p, espadmin_command_t *cmd)
@@ -815,82 +904,34 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
     char arr_path[64];
     name_of(p, "entries", arr_path, sizeof(arr_path));
     size_t i = 0;
-    for (const ej_node_t *it = items->child; it; it = it->next, i++) {
-        char path[64];
-        index_path(path, sizeof(path), arr_path, i);
-        obj_t e = object_at(r, path, it);
-        espadmin_cfg_entry_t *entry = &cmd->config.entries[i];
-        memset(entry, 0, sizeof(*entry));
-        copy_str(entry->key, sizeof(entry->key),
-                 o_check(&e, "key", o_str(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN), valid_config_key));
-        int t = o_enum(&e, "type", true, k_cfg_types);
-        entry->type = t < 0 ? ESPADMIN_CFG_STRING : (espadmin_cfg_type_t)t;
-        entry->secret = o_bool(&e, "secret", false) == 1;
-        for (size_t j = 0; j < i && r->err->code == ESPADMIN_OK; j++) {
-            if (strcmp(cmd->config.entries[j].key, entry->key) == 0) {
-                fail_key(&e, "key");
+#ifdef ESPADMIN_PROFILE_SMALL
+    {
+        /* the entries were not stored; each is parsed on its own, in turn */
+        size_t pos = 0;
+        const char *raw;
+        size_t raw_len;
+        for (; r->err->code == ESPADMIN_OK && ej_next_raw(items, &pos, &raw, &raw_len); i++) {
+            ej_doc_t doc = {0};
+            ej_result_t pr = ej_parse_partial(&doc, raw, raw_len, 1, ESPADMIN_COMMAND_JSON_NODES);
+            if (pr == EJ_OK || pr == EJ_ERR_MALFORMED) { /* malformed: not an object */
+                decode_entry(r, arr_path, i, doc.root, cmd);
+            } else if (r->err->code == ESPADMIN_OK) {
+                r->err->code = pr == EJ_ERR_NO_MEMORY ? ESPADMIN_E_NO_MEMORY : ESPADMIN_E_TOO_LARGE;
             }
-        }
-        const ej_node_t *v = o_value(&e, "value", true);
-        if (v == NULL || r->err->code != ESPADMIN_OK) {
-            continue;
-        }
-        char field[64];
-        name_of(&e, "value", field, sizeof(field));
-        bool ok = true;
-        if (entry->secret) {
-            ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_SECRET_VALUE_LEN &&
-                 v->str_len % 4 == 0 && base64_decoded_len(v->str, v->str_len) >= 12 + 16 + 1;
-            if (ok) {
-                uint8_t *tmp = espadmin_malloc(v->str_len);
-                ok = tmp && espadmin_base64_decode(v->str, v->str_len, tmp, v->str_len) >= 12 + 16 + 1;
-                espadmin_free(tmp);
-            }
-            ok = ok && store_value(cmd, entry, v->str, v->str_len);
-        } else {
-            switch (entry->type) {
-            case ESPADMIN_CFG_STRING:
-                ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_CONFIG_VALUE_LEN &&
-                     store_value(cmd, entry, v->str, v->str_len);
-                break;
-            case ESPADMIN_CFG_INT: {
-                int64_t n;
-                ok = int_in(v, -ESPADMIN_MAX_SAFE_INTEGER, ESPADMIN_MAX_SAFE_INTEGER, &n) &&
-                     store_value(cmd, entry, v->str, v->str_len);
-                break;
-            }
-            case ESPADMIN_CFG_FLOAT:
-                ok = v->type == EJ_NUMBER && isfinite(strtod(v->str, NULL)) &&
-                     store_value(cmd, entry, v->str, v->str_len);
-                break;
-            case ESPADMIN_CFG_BOOL:
-                ok = (v->type == EJ_TRUE || v->type == EJ_FALSE) &&
-                     store_value(cmd, entry, v->raw, v->raw_len);
-                break;
-            case ESPADMIN_CFG_JSON: {
-                size_t room = cmd->values_cap - cmd->values_len;
-                size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
-                ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
-                if (ok) {
-                    cmd->values[cmd->values_len + n] = '\0';
-                    entry->value_off = (uint16_t)cmd->values_len;
-                    entry->value_len = (uint16_t)n;
-                    cmd->values_len += n + 1;
-                }
-                break;
-            }
-            }
-        }
-        if (!ok) {
-            fail(r, field);
+            ej_free(&doc);
         }
     }
+#else
+    for (const ej_node_t *it = items->child; it; it = it->next, i++) {
+        decode_entry(r, arr_path, i, it, cmd);
+    }
+#endif
     cmd->config.count = i;
 }
 
 espadmin_command_t *espadmin_command_new(size_t payload_len)
 {
-    if (payload_len > ESPADMIN_MAX_COMMAND_SIZE) {
+    if (payload_len > ESPADMIN_DEVICE_MAX_COMMAND) {
         payload_len = 0; /* refused as too_large before any value is stored */
     }
     size_t cap = ESPADMIN_COMMAND_VALUES_CAP(payload_len);
@@ -913,13 +954,20 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
     size_t values_cap = cmd->values_cap;
     memset(cmd, 0, offsetof(espadmin_command_t, values));
     cmd->values_cap = values_cap;
-    if (len <= ESPADMIN_MAX_COMMAND_SIZE && values_cap < ESPADMIN_COMMAND_VALUES_CAP(len)) {
+#ifdef ESPADMIN_PROFILE_SMALL
+    cmd->value_text = data;
+    cmd->values_raw = true;
+#else
+    cmd->value_text = cmd->values;
+#endif
+    if (len <= ESPADMIN_DEVICE_MAX_COMMAND && values_cap < ESPADMIN_COMMAND_VALUES_CAP(len)) {
         return err->code = ESPADMIN_E_NO_MEMORY; /* not from espadmin_command_new(len) */
     }
     rd_t r = {err};
     ej_doc_t doc = {0};
     obj_t o;
-    if (open_payload(&doc, &r, &o, data, len, ESPADMIN_MAX_COMMAND_SIZE) != ESPADMIN_OK) {
+    if (open_payload(&doc, &r, &o, data, len, ESPADMIN_DEVICE_MAX_COMMAND, ESPADMIN_COMMAND_JSON_LEVELS,
+                     ESPADMIN_COMMAND_JSON_NODES) != ESPADMIN_OK) {
         ej_free(&doc);
         return err->code;
     }
@@ -992,11 +1040,11 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
 bool espadmin_command_peek_id(const char *data, size_t len, char id[ESPADMIN_MAX_ID_LEN + 1])
 {
     id[0] = '\0';
-    if (len > ESPADMIN_MAX_COMMAND_SIZE || !ej_utf8_valid(data, len)) {
+    if (len > ESPADMIN_DEVICE_MAX_COMMAND || !ej_utf8_valid(data, len)) {
         return false;
     }
     ej_doc_t doc;
-    if (ej_parse(&doc, data, len) != EJ_OK) {
+    if (ej_parse_partial(&doc, data, len, ESPADMIN_COMMAND_JSON_LEVELS, ESPADMIN_COMMAND_JSON_NODES) != EJ_OK) {
         return false;
     }
     const ej_node_t *v = ej_get(doc.root, "id");
@@ -1029,6 +1077,12 @@ static void validate_metadata(obj_t *o)
     o_enum(o, "reset_reason", true, k_reset_reasons);
     o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
     o_int(o, "protocol_version", true, 1, 65535, NULL);
+    const ej_node_t *l = o_value(o, "limits", false);
+    if (l) {
+        obj_t lim = object_at(o->r, "limits", l);
+        o_int(&lim, "command_bytes", true, 1024, ESPADMIN_MAX_COMMAND_SIZE, NULL);
+        o_int(&lim, "config_bytes", true, 256, 1048576, NULL);
+    }
 }
 
 static void validate_config_req(obj_t *o)
@@ -1134,7 +1188,8 @@ espadmin_perr_code_t espadmin_uplink_validate(espadmin_kind_t kind, const char *
     rd_t r = {err};
     ej_doc_t doc = {0};
     obj_t o;
-    if (open_payload(&doc, &r, &o, data, len, limits[kind]) == ESPADMIN_OK) {
+    if (open_payload(&doc, &r, &o, data, len, limits[kind], ESPADMIN_JSON_MAX_DEPTH + 1,
+                     ESPADMIN_JSON_MAX_NODES) == ESPADMIN_OK) {
         switch (kind) {
         case ESPADMIN_KIND_STATUS: validate_status(&o); break;
         case ESPADMIN_KIND_METADATA: validate_metadata(&o); break;
@@ -1263,6 +1318,15 @@ int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m
     ejw_int(&w, m->config_version);
     ejw_key(&w, "protocol_version");
     ejw_int(&w, ESPADMIN_PROTOCOL_VERSION);
+    if (m->limit_command_bytes > 0) {
+        ejw_key(&w, "limits");
+        ejw_obj_begin(&w);
+        ejw_key(&w, "command_bytes");
+        ejw_int(&w, m->limit_command_bytes);
+        ejw_key(&w, "config_bytes");
+        ejw_int(&w, m->limit_config_bytes);
+        ejw_obj_end(&w);
+    }
     ejw_obj_end(&w);
     return finish(&w, ESPADMIN_KIND_METADATA);
 }

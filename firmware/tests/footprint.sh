@@ -1,13 +1,15 @@
 #!/bin/sh
 # Reports the firmware core's footprint on the ESP8266's lx106 (Xtensa) and fails when its code
-# exceeds the budget. Called by `make lx106`:
-#   footprint.sh PREFIX BUDGET PROBE_OBJ LONGCALLS_DIR OBJ...
-# Code is size(1)'s "text" (instructions, literal pools and read-only data) of each object.
+# or the agent's heap at init exceed their budgets. Called by `make lx106`:
+#   footprint.sh PREFIX BUDGET HEAP_BUDGET PROFILE PROBE_OBJ LONGCALLS_DIR OBJ...
+# Code is size(1)'s "text" (instructions, literal pools and read-only data) of each object. The
+# heap at init on the target (the agent's struct and its inbox slot headers, by sizeof) must
+# stay within HEAP_BUDGET; the host heap tests (make heap) count the same with an allocator.
 set -eu
-prefix=$1 budget=$2 probe=$3 longcalls=$4
-shift 4
+prefix=$1 budget=$2 heap_budget=$3 profile=$4 probe=$5 longcalls=$6
+shift 6
 
-echo "== firmware footprint: core compiled for lx106 ($("${prefix}gcc" -dumpversion), picolibc, -Os)"
+echo "== firmware footprint, profile $profile: core compiled for lx106 ($("${prefix}gcc" -dumpversion), picolibc, -Os)"
 "${prefix}size" "$@"
 total=0
 for o in "$@"; do
@@ -27,11 +29,18 @@ size_of() {
 }
 agent=$(size_of agent)
 slot=$(size_of inbox_slot)
-echo "heap on lx106 (sizeof): agent $agent B + inbox 2 x $slot B = $((agent + 2 * slot)) B at init" \
-  "(plus the provisioned CA); while needed: command $(size_of command) B + its payload's length + 64 B, JSON value $(size_of json_value) B each," \
+slots=$(size_of inbox_slots)
+init=$((agent + slots * slot))
+echo "heap on lx106 (sizeof): agent $agent B + inbox $slots x $slot B = $init B at init (budget $heap_budget B)" \
+  "(plus the provisioned CA); while needed: a command up to $(size_of max_command) B, its decoded form $(size_of command) B" \
+  "(+ room for a config's values in the default profile: the payload's length + 64 B), JSON value $(size_of json_value) B each," \
   "log ring $(size_of log_ring) B"
 
 if [ "$total" -gt "$budget" ]; then
   echo "FAIL: the core's code ($total B) exceeds the budget ($budget B)" >&2
+  exit 1
+fi
+if [ "$init" -gt "$heap_budget" ]; then
+  echo "FAIL: the agent's heap at init on lx106 ($init B) exceeds the budget ($heap_budget B)" >&2
   exit 1
 fi

@@ -882,8 +882,8 @@ static void test_fragment_reassembly(void **state)
     espadmin_tick(c->a, c->f.now);
     assert_string_equal(field(c, "ack", "id"), "frag1");
 
-    /* over 16 KiB: refused from the first fragment on, the rest is skipped */
-    static char big[ESPADMIN_MAX_COMMAND_SIZE + 100];
+    /* over the device's limit: refused from the first fragment on, the rest is skipped */
+    static char big[ESPADMIN_DEVICE_MAX_COMMAND + 100];
     memset(big, ' ', sizeof(big));
     assert_true(espadmin_on_message_fragment(c->a, FAKE_CMD_TOPIC, tl, sizeof(big), 0, big, 1000) < 0);
     assert_int_equal(espadmin_on_message_fragment(c->a, NULL, 0, sizeof(big), 1000, big, 1000), 0);
@@ -892,6 +892,119 @@ static void test_fragment_reassembly(void **state)
     send_cmd(c, cmd2);
     assert_string_equal(field(c, "ack", "id"), "frag2");
     assert_false(espadmin_debug_enabled(c->a));
+}
+
+/* ---- the device's limits (include/espadmin/profile.h) ---- */
+
+/* The partial tree a small device decodes commands with: containers below the stored levels
+ * keep their text and count, are still checked (a duplicate key, even spelled with an escape,
+ * is malformed), and are walked item by item from their text. */
+static void test_json_partial_tree(void **state)
+{
+    (void)state;
+    const char *doc_text = "{\"a\":{\"list\":[{\"k\":1},{\"k\":\"x\\\"y\"} , [2,3]],\"n\":1}}";
+    ej_doc_t doc;
+    assert_int_equal(ej_parse_partial(&doc, doc_text, strlen(doc_text), 2, 8), EJ_OK);
+    const ej_node_t *list = ej_get(ej_get(doc.root, "a"), "list");
+    assert_non_null(list);
+    assert_int_equal(list->type, EJ_ARRAY);
+    assert_int_equal(list->count, 3);
+    assert_null(list->child);
+#ifdef ESPADMIN_PROFILE_SMALL
+    size_t pos = 0, n = 0;
+    const char *item;
+    size_t item_len;
+    const char *want[] = {"{\"k\":1}", "{\"k\":\"x\\\"y\"}", "[2,3]"};
+    while (ej_next_raw(list, &pos, &item, &item_len)) {
+        assert_true(n < 3);
+        assert_int_equal(item_len, strlen(want[n]));
+        assert_memory_equal(item, want[n], item_len);
+        n++;
+    }
+    assert_int_equal(n, 3);
+#endif
+    ej_free(&doc);
+    /* not stored, still checked */
+    const char *dups[] = {
+        "{\"a\":{\"list\":[{\"k\":1,\"k\":2}]}}",
+        "{\"a\":{\"list\":[{\"k\":1,\"\\u006b\":2}]}}",
+        "{\"a\":{\"list\":[{\"\\u00e9\":1,\"\xc3\xa9\":2}]}}",
+        "{\"a\":{\"list\":[{\"k\":{\"z\":1,\"z\":1}}]}}",
+    };
+    for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+        assert_int_equal(ej_parse_partial(&doc, dups[i], strlen(dups[i]), 2, 8), EJ_ERR_MALFORMED);
+    }
+    const char *distinct = "{\"a\":{\"list\":[{\"k\":1,\"kk\":2,\"\\u006b2\":3,\"\xc3\xa9\":4,\"\\u00e8\":5}]}}";
+    assert_int_equal(ej_parse_partial(&doc, distinct, strlen(distinct), 2, 8), EJ_OK);
+    ej_free(&doc);
+    /* the stored values are capped, whatever the input's size */
+    assert_int_equal(ej_parse_partial(&doc, doc_text, strlen(doc_text), 2, 3), EJ_ERR_TOO_LARGE);
+    assert_int_equal(ej_parse_partial(&doc, doc_text, strlen(doc_text), 1, 3), EJ_OK);
+    ej_free(&doc);
+}
+
+/* A command over the device's declared limit is dropped (counted); one at the limit is taken.
+ * On a device whose config limit is below its command limit (the small profile), a config
+ * that fits the message but not the device is refused with an error naming the limit, and the
+ * old config stays. */
+static void test_device_limits(void **state)
+{
+    ctx_t *c = *state;
+    boot(c);
+    online(c);
+    size_t cap = ESPADMIN_DEVICE_MAX_COMMAND + 64;
+    char *cmd = malloc(cap);
+    const char *head = "{\"v\":1,\"id\":\"big\",\"name\":\"restart\",\"expires_at\":9000000000000,\"params\":{\"reason\":\"r\"}";
+    size_t n = strlen(head);
+    memcpy(cmd, head, n);
+    memset(cmd + n, ' ', ESPADMIN_DEVICE_MAX_COMMAND - n - 1);
+    cmd[ESPADMIN_DEVICE_MAX_COMMAND - 1] = '}';
+    espadmin_stats_t st;
+    espadmin_get_stats(c->a, &st);
+    uint32_t dropped = st.inbox_dropped;
+    /* one byte over: not even queued */
+    cmd[ESPADMIN_DEVICE_MAX_COMMAND] = ' ';
+    assert_true(espadmin_on_message(c->a, FAKE_CMD_TOPIC, cmd, ESPADMIN_DEVICE_MAX_COMMAND + 1) < 0);
+    espadmin_get_stats(c->a, &st);
+    assert_int_equal(st.inbox_dropped, dropped + 1);
+    /* at the limit: carried out */
+    assert_int_equal(espadmin_on_message(c->a, FAKE_CMD_TOPIC, cmd, ESPADMIN_DEVICE_MAX_COMMAND), 0);
+    espadmin_tick(c->a, c->f.now);
+    assert_string_equal(field(c, "ack", "id"), "big");
+    assert_string_equal(field(c, "ack", "result"), "ok");
+#if ESPADMIN_DEVICE_MAX_CONFIG + 256 < ESPADMIN_DEVICE_MAX_COMMAND
+    reboot(c);
+    online(c);
+    send_cmd(c, "{\"v\":1,\"id\":\"cfg7\",\"name\":\"config\",\"expires_at\":9000000000000,\"params\":{\"version\":7,"
+                "\"hash\":\"" HASH_A "\",\"entries\":[{\"key\":\"interval_s\",\"type\":\"int\",\"value\":60}]}}");
+    assert_string_equal(field(c, "ack", "result"), "ok");
+    /* two strings whose stored form is 1 byte over the config limit */
+    size_t each = (ESPADMIN_DEVICE_MAX_CONFIG - 2 + 1) / 2; /* keys "a" and "b" */
+    size_t len = (size_t)snprintf(cmd, cap, "{\"v\":1,\"id\":\"cfg8\",\"name\":\"config\",\"expires_at\":9000000000000,"
+                                            "\"params\":{\"version\":8,\"hash\":\"" HASH_A "\",\"entries\":[");
+    for (int i = 0; i < 2; i++) {
+        len += (size_t)snprintf(cmd + len, cap - len, "%s{\"key\":\"%c\",\"type\":\"string\",\"value\":\"", i ? "," : "",
+                                'a' + i);
+        memset(cmd + len, 'v', each + (size_t)i);
+        len += each + (size_t)i;
+        len += (size_t)snprintf(cmd + len, cap - len, "\"}");
+    }
+    len += (size_t)snprintf(cmd + len, cap - len, "]}}");
+    assert_true(len <= ESPADMIN_DEVICE_MAX_COMMAND);
+    assert_int_equal(espadmin_on_message(c->a, FAKE_CMD_TOPIC, cmd, len), 0);
+    espadmin_tick(c->a, c->f.now);
+    assert_string_equal(field(c, "ack", "id"), "cfg8");
+    assert_string_equal(field(c, "ack", "result"), "error");
+    char want[96];
+    snprintf(want, sizeof(want), "config exceeds the device's limit of %d bytes", ESPADMIN_DEVICE_MAX_CONFIG);
+    assert_string_equal(field(c, "ack", "message"), want);
+    assert_int_equal(espadmin_config_version(c->a), 7);
+    char buf[64];
+    assert_int_equal(espadmin_config_get(c->a, "interval_s", NULL, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "60");
+#endif
+    free(cmd);
+    assert_all_uplinks_valid(c);
 }
 
 static void test_not_provisioned(void **state)
@@ -928,6 +1041,8 @@ int run_agent_tests(void)
         cmocka_unit_test_setup_teardown(test_not_provisioned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_backtrace_reported_and_erased_on_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coredump_uploaded_on_request_then_erased, setup, teardown),
+        cmocka_unit_test(test_json_partial_tree),
+        cmocka_unit_test_setup_teardown(test_device_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

@@ -114,9 +114,18 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
             assert_string_equal(ce->key, sget(e, "key"));
             assert_string_equal(espadmin_cfg_type_name(ce->type), sget(e, "type"));
             assert_int_equal(ce->secret, bget(e, "secret"));
-            const char *got = cmd->values + ce->value_off;
+            char *got_raw = strndup(cmd->value_text + ce->value_off, ce->value_len);
+            const char *got = got_raw;
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
-            if (ce->secret || ce->type == ESPADMIN_CFG_STRING) {
+            if (cmd->values_raw) {
+                /* small profile: the value's JSON text in the payload */
+                cJSON *mine = cJSON_Parse(got);
+                assert_non_null(mine);
+                if (!cJSON_Compare(mine, v, true)) {
+                    fail_msg("%s: entry %s value %s differs", name, ce->key, got);
+                }
+                cJSON_Delete(mine);
+            } else if (ce->secret || ce->type == ESPADMIN_CFG_STRING) {
                 assert_true(cJSON_IsString(v));
                 assert_string_equal(got, v->valuestring);
             } else {
@@ -128,6 +137,7 @@ static void check_command_decoded(const char *name, const espadmin_command_t *cm
                 }
                 cJSON_Delete(mine);
             }
+            free(got_raw);
         }
         break;
     }
@@ -177,6 +187,11 @@ static void check_encoder(const char *name, espadmin_kind_t kind, const cJSON *d
             .reset_reason = sget(d, "reset_reason"),
             .config_version = iget(d, "config_version"),
         };
+        const cJSON *lim = cJSON_GetObjectItemCaseSensitive(d, "limits");
+        if (lim) {
+            m.limit_command_bytes = iget(lim, "command_bytes");
+            m.limit_config_bytes = iget(lim, "config_bytes");
+        }
         if (iget(d, "protocol_version") != ESPADMIN_PROTOCOL_VERSION) {
             return;
         }

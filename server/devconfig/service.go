@@ -289,12 +289,15 @@ func (s *Service) checkFits(ctx context.Context, tenantID string, scope store.Co
 		if err != nil {
 			return err
 		}
-		_, err = protocol.EncodeCommand(protocol.Command{ID: store.NewID(), Name: protocol.CommandConfig,
+		payload, err := protocol.EncodeCommand(protocol.Command{ID: store.NewID(), Name: protocol.CommandConfig,
 			ExpiresAt: protocol.MaxSafeInteger, Config: p})
 		if errors.Is(err, protocol.ErrTooLarge) {
 			return store.Invalid(field, fmt.Sprintf("the config of device %s would exceed the %d-byte command limit (too_large)", dev.ID, protocol.MaxCommandSize))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.checkDeviceLimits(dev, items, len(payload), field)
 	}
 	if scope == store.ScopeProject {
 		// The project's own entries must fit even while no device is linked to it.
@@ -419,14 +422,17 @@ func (s *Service) send(ctx context.Context, dev store.Device, v store.ConfigVers
 	if err != nil {
 		return err
 	}
-	_, err = s.o.Commands.SendSystem(ctx, dev.TenantID, fleet.SystemCommand{
-		DeviceID:  dev.ID,
-		TTL:       s.o.CommandTTL,
-		CreatedBy: by,
-		Build: func(id string, expiresAt int64) protocol.Command {
-			return protocol.Command{ID: id, Name: protocol.CommandConfig, ExpiresAt: expiresAt, Config: p}
-		},
-	})
+	// The device's declared limits (the command's size is checked by SendSystem).
+	if err = s.checkDeviceLimits(dev, items, 0, "entries"); err == nil {
+		_, err = s.o.Commands.SendSystem(ctx, dev.TenantID, fleet.SystemCommand{
+			DeviceID:  dev.ID,
+			TTL:       s.o.CommandTTL,
+			CreatedBy: by,
+			Build: func(id string, expiresAt int64) protocol.Command {
+				return protocol.Command{ID: id, Name: protocol.CommandConfig, ExpiresAt: expiresAt, Config: p}
+			},
+		})
+	}
 	if err != nil {
 		// Platform keys that changed after the last edit can push a config over the limit;
 		// the device keeps its old config and the state says why.

@@ -161,6 +161,9 @@ func (c *Commands) Send(ctx context.Context, tenantID string, req SendRequest) (
 		if err != nil {
 			return nil, paramError(err)
 		}
+		if err := CheckCommandFits(d, payload); err != nil {
+			return nil, err
+		}
 		cmds[i] = store.Command{
 			ID: id, TenantID: tenantID, DeviceID: d.ID, Name: req.Name, Payload: string(payload),
 			State: store.CommandQueued, CreatedBy: req.CreatedBy, CreatedAt: now, ExpiresAt: expires, UpdatedAt: now,

@@ -619,6 +619,9 @@ func (in *Ingest) metadata(ctx context.Context, dev DeviceRef, m protocol.Metada
 		ProtocolVersion: m.ProtocolVersion,
 		UpdatedAt:       at,
 	}
+	if m.Limits != nil {
+		md.LimitCommandBytes, md.LimitConfigBytes = m.Limits.CommandBytes, m.Limits.ConfigBytes
+	}
 	if err := in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
 		return err
 	}

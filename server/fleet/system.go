@@ -49,6 +49,9 @@ func (c *Commands) SendSystem(ctx context.Context, tenantID string, sc SystemCom
 	if err != nil {
 		return store.Command{}, paramError(err)
 	}
+	if err := CheckCommandFits(dev, payload); err != nil {
+		return store.Command{}, err
+	}
 	cmd := store.Command{
 		ID: id, TenantID: tenantID, DeviceID: dev.ID, Name: pc.Name, Payload: string(payload),
 		State: store.CommandQueued, RolloutID: sc.RolloutID, CreatedBy: sc.CreatedBy,

@@ -119,6 +119,7 @@ type parseState int
 
 const (
 	stHeader parseState = iota
+	stExtHeader
 	stSegHeader
 	stSegData
 	stChecksum
@@ -141,6 +142,8 @@ type Parser struct {
 	h     hash.Hash
 	limit int64
 	err   error
+	hdr   [commonHeaderSize]byte
+	e8266 esp8266State // an ESP8266_RTOS_SDK image (image_esp8266.go)
 	// OnAppDesc, when set, runs once the header and esp_app_desc_t are known (within the first
 	// few hundred bytes); an error it returns fails the parse, so policy checks (chip, version)
 	// refuse an upload early.
@@ -150,7 +153,7 @@ type Parser struct {
 // NewParser returns a parser for an image of at most limit bytes (segments that claim more
 // are refused before their data arrives).
 func NewParser(limit int64) *Parser {
-	return &Parser{state: stHeader, need: imageHeaderSize, h: sha256.New(), limit: limit, sum: checksumSeed}
+	return &Parser{state: stHeader, need: commonHeaderSize, h: sha256.New(), limit: limit, sum: checksumSeed}
 }
 
 // Write consumes the next bytes of the image. It returns the first validation error, and that
@@ -165,7 +168,9 @@ func (p *Parser) Write(b []byte) (int, error) {
 		case stSegData:
 			k := int(min(uint32(len(b)), p.left))
 			chunk := b[:k]
-			if p.seg == 0 && len(p.desc) < appDescSize {
+			if p.e8266.on {
+				p.err = p.esp8266Desc(chunk)
+			} else if p.seg == 0 && len(p.desc) < appDescSize {
 				take := min(appDescSize-len(p.desc), k)
 				p.desc = append(p.desc, chunk[:take]...)
 				if len(p.desc) == appDescSize {
@@ -213,13 +218,22 @@ func (p *Parser) complete() error {
 	b := p.buf
 	switch p.state {
 	case stHeader:
+		if b[0] != imageMagic {
+			return imageErr("not an ESP32 application image (first byte 0x%02x, an image starts with 0xE9)", b[0])
+		}
+		copy(p.hdr[:], b)
+		if isESP8266Entry(binary.LittleEndian.Uint32(b[4:8])) {
+			return p.parseESP8266Header(b)
+		}
+		p.state, p.need = stExtHeader, imageHeaderSize-commonHeaderSize
+	case stExtHeader:
 		return p.parseHeader(b)
 	case stSegHeader:
 		s := Segment{LoadAddr: binary.LittleEndian.Uint32(b[0:4]), Length: binary.LittleEndian.Uint32(b[4:8])}
 		if int64(s.Length) > p.limit {
 			return imageErr("segment %d claims %d bytes, more than the %d-byte limit", p.seg, s.Length, p.limit)
 		}
-		if p.seg == 0 && s.Length < appDescSize {
+		if p.seg == 0 && s.Length < appDescSize && !p.e8266.on {
 			return imageErr("first segment holds %d bytes, too few for esp_app_desc_t (%d): not an application image", s.Length, appDescSize)
 		}
 		p.img.Segments = append(p.img.Segments, s)
@@ -246,16 +260,15 @@ func (p *Parser) complete() error {
 	return nil
 }
 
-func (p *Parser) parseHeader(b []byte) error {
+// parseHeader reads the ESP32 header: the 8-byte common header (kept in p.hdr) and b, the
+// 16-byte extended header.
+func (p *Parser) parseHeader(ext []byte) error {
+	b := append(append([]byte(nil), p.hdr[:]...), ext...)
 	if b[0] != imageMagic {
 		return imageErr("not an ESP32 application image (first byte 0x%02x, an image starts with 0xE9)", b[0])
 	}
 	img := &p.img
-	img.SegmentCount = int(b[1])
-	img.SPIMode = b[2]
-	img.SPISpeed = b[3] & 0x0F
-	img.SPISize = b[3] >> 4
-	img.EntryAddr = binary.LittleEndian.Uint32(b[4:8])
+	img.readCommonHeader(b)
 	img.WPPin = b[8]
 	copy(img.SPIPinDrv[:], b[9:12])
 	img.ChipID = binary.LittleEndian.Uint16(b[12:14])
@@ -270,12 +283,10 @@ func (p *Parser) parseHeader(b []byte) error {
 	default:
 		return imageErr("hash_appended is %d, must be 0 or 1", b[23])
 	}
-	switch {
-	case img.SegmentCount < 1 || img.SegmentCount > maxSegments:
-		return imageErr("segment count %d is outside 1..%d", img.SegmentCount, maxSegments)
-	case img.SPIMode > 5:
-		return imageErr("SPI flash mode %d is not one of QIO, QOUT, DIO, DOUT, FAST_READ, SLOW_READ", img.SPIMode)
-	case img.SPISize > 7:
+	if err := img.checkCommonHeader(); err != nil {
+		return err
+	}
+	if img.SPISize > 7 {
 		return imageErr("SPI flash size code %d is not 1 MB … 128 MB", img.SPISize)
 	}
 	name, ok := ChipName(img.ChipID)
@@ -284,6 +295,25 @@ func (p *Parser) parseHeader(b []byte) error {
 	}
 	img.Chip = name
 	p.state, p.need = stSegHeader, segmentHdrSize
+	return nil
+}
+
+// readCommonHeader reads the first 8 bytes, the same in every image format.
+func (img *Image) readCommonHeader(b []byte) {
+	img.SegmentCount = int(b[1])
+	img.SPIMode = b[2]
+	img.SPISpeed = b[3] & 0x0F
+	img.SPISize = b[3] >> 4
+	img.EntryAddr = binary.LittleEndian.Uint32(b[4:8])
+}
+
+func (img *Image) checkCommonHeader() error {
+	switch {
+	case img.SegmentCount < 1 || img.SegmentCount > maxSegments:
+		return imageErr("segment count %d is outside 1..%d", img.SegmentCount, maxSegments)
+	case img.SPIMode > 5:
+		return imageErr("SPI flash mode %d is not one of QIO, QOUT, DIO, DOUT, FAST_READ, SLOW_READ", img.SPIMode)
+	}
 	return nil
 }
 
@@ -326,8 +356,12 @@ func (p *Parser) Finish() (Image, error) {
 	}
 	switch p.state {
 	case stTrailer:
+		if err := p.esp8266Finish(); err != nil {
+			p.err = err
+			return Image{}, err
+		}
 		return p.img, nil
-	case stHeader:
+	case stHeader, stExtHeader:
 		if p.img.Size == 0 {
 			return Image{}, imageErr("the file is empty")
 		}

@@ -184,10 +184,15 @@ func FuzzParseImage(f *testing.F) {
 	f.Add(otatest.Image(otatest.ImageOptions{Segments: []int{256}}), 1)
 	f.Add([]byte{0xE9, 1, 0, 0}, 2)
 	f.Add([]byte("not an image"), 3)
+	f.Add(otatest.ESP8266Image(otatest.ESP8266Options{}), 9)
+	f.Add(otatest.ESP8266Image(otatest.ESP8266Options{NoAppDesc: true}), 300)
 	f.Fuzz(func(t *testing.T, data []byte, split int) {
 		img, err := ota.ParseImage(bytes.NewReader(data), 1<<20)
 		if err == nil {
 			var sum int64 = 24
+			if img.Chip == "esp8266" {
+				sum = 8 // no extended header
+			}
 			for _, s := range img.Segments {
 				sum += 8 + int64(s.Length)
 			}

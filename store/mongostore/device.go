@@ -31,6 +31,10 @@ type metadataDoc struct {
 	ConfigVersion   int64     `bson:"config_version"`
 	ProtocolVersion int       `bson:"protocol_version"`
 	UpdatedAt       time.Time `bson:"updated_at"`
+
+	// absent in documents written before devices declared limits: 0, none declared
+	LimitCommandBytes int64 `bson:"limit_command_bytes"`
+	LimitConfigBytes  int64 `bson:"limit_config_bytes"`
 }
 
 type configSyncDoc struct {

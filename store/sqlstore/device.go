@@ -45,6 +45,8 @@ type deviceRow struct {
 	ResetReason        string    `bun:"reset_reason"`
 	MetaConfigVersion  int64     `bun:"meta_config_version"`
 	ProtocolVersion    int       `bun:"protocol_version"`
+	LimitCommandBytes  int64     `bun:"limit_command_bytes"`
+	LimitConfigBytes   int64     `bun:"limit_config_bytes"`
 	MetadataUpdatedAt  time.Time `bun:"metadata_updated_at,nullzero"`
 	ConfigDesired      int64     `bun:"config_desired_version"`
 	ConfigDesiredHash  string    `bun:"config_desired_hash"`
@@ -74,6 +76,7 @@ func (r deviceRow) domain() (store.Device, error) {
 			ChipRevision: r.ChipRevision, IDFVersion: r.IDFVersion, MAC: r.MAC, IP: r.IP, RSSI: r.RSSI,
 			FreeHeap: r.FreeHeap, UptimeSeconds: r.UptimeSeconds, ResetReason: r.ResetReason,
 			ConfigVersion: r.MetaConfigVersion, ProtocolVersion: r.ProtocolVersion,
+			LimitCommandBytes: r.LimitCommandBytes, LimitConfigBytes: r.LimitConfigBytes,
 			UpdatedAt: utc(r.MetadataUpdatedAt),
 		},
 		ConfigSync: store.ConfigSync{
@@ -138,6 +141,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *store.Device) error {
 		ChipRevision: m.ChipRevision, IDFVersion: m.IDFVersion, MAC: m.MAC, IP: m.IP, RSSI: m.RSSI,
 		FreeHeap: m.FreeHeap, UptimeSeconds: m.UptimeSeconds, ResetReason: m.ResetReason,
 		MetaConfigVersion: m.ConfigVersion, ProtocolVersion: m.ProtocolVersion, MetadataUpdatedAt: m.UpdatedAt,
+		LimitCommandBytes: m.LimitCommandBytes, LimitConfigBytes: m.LimitConfigBytes,
 		ConfigDesired: cs.DesiredVersion, ConfigDesiredHash: cs.DesiredHash, ConfigApplied: cs.AppliedVersion,
 		ConfigState: string(cs.State), ConfigError: cs.Error, ConfigSyncUpdateAt: cs.UpdatedAt,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
@@ -352,6 +356,8 @@ func (s *Store) SetDeviceMetadata(ctx context.Context, tenantID, id string, m st
 		Set("reset_reason = ?", m.ResetReason).
 		Set("meta_config_version = ?", m.ConfigVersion).
 		Set("protocol_version = ?", m.ProtocolVersion).
+		Set("limit_command_bytes = ?", m.LimitCommandBytes).
+		Set("limit_config_bytes = ?", m.LimitConfigBytes).
 		Set("metadata_updated_at = ?", nullTime(m.UpdatedAt)).
 		Where("tenant_id = ?", tenantID).
 		Where("id = ?", id).

@@ -26,6 +26,9 @@ func fullMetadata(n int) store.DeviceMetadata {
 		ConfigVersion:   7,
 		ProtocolVersion: 1,
 		UpdatedAt:       at(30 + n),
+
+		LimitCommandBytes: 4608 + int64(n),
+		LimitConfigBytes:  4096,
 	}
 }
 

@@ -60,6 +60,30 @@ type Options struct {
 	// _mqtt_secret from a config is saved there before the config is acknowledged, as the
 	// firmware commits it to NVS, so the next run connects with it.
 	StateDir string
+	// Profile is the firmware profile simulated: ProfileESP32 (the default) or ProfileESP8266,
+	// whose agent declares small limits in its metadata and drops commands over them.
+	Profile string
+}
+
+// Profiles of the simulated firmware (firmware/include/espadmin/profile.h).
+const (
+	ProfileESP32   = "esp32"
+	ProfileESP8266 = "esp8266"
+)
+
+// ESP8266Limits are the limits the agent's small-memory profile declares.
+var ESP8266Limits = protocol.DeviceLimits{CommandBytes: 4608, ConfigBytes: 4096}
+
+// profileLimits returns the limits a profile declares; the default profile declares the
+// protocol's own (as the firmware does).
+func profileLimits(profile string) (protocol.DeviceLimits, error) {
+	switch profile {
+	case "", ProfileESP32:
+		return protocol.DeviceLimits{CommandBytes: protocol.MaxCommandSize, ConfigBytes: protocol.MaxCommandSize}, nil
+	case ProfileESP8266:
+		return ESP8266Limits, nil
+	}
+	return protocol.DeviceLimits{}, fmt.Errorf("sim: unknown profile %q (want %s or %s)", profile, ProfileESP32, ProfileESP8266)
 }
 
 // Stats are counters a test or benchmark reads.
@@ -138,6 +162,9 @@ func NewDevice(o Options) (*Device, error) {
 			return nil, fmt.Errorf("sim: device %s: ota_public_key is not an Ed25519 public key", b.DeviceID)
 		}
 		otaKey = k
+	}
+	if _, err := profileLimits(o.Profile); err != nil {
+		return nil, err
 	}
 	root := b.MQTT.TopicRoot
 	if root == "" {
@@ -450,17 +477,23 @@ func (d *Device) metadata() protocol.Metadata {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(d.id))
 	n := h.Sum32()
+	limits, _ := profileLimits(d.o.Profile)
+	chip, idf, heap := DefaultChip, DefaultIDFVersion, int64(180000)
+	if d.o.Profile == ProfileESP8266 {
+		chip, idf, heap = "esp8266", "v3.4", 38000
+	}
 	return protocol.Metadata{
+		Limits:          &limits,
 		FirmwareVersion: d.firmware,
 		Project:         "sim",
-		ChipModel:       DefaultChip,
+		ChipModel:       chip,
 		ChipRevision:    2,
-		IDFVersion:      DefaultIDFVersion,
+		IDFVersion:      idf,
 		MAC:             fmt.Sprintf("24:0a:c4:%02x:%02x:%02x", byte(n>>16), byte(n>>8), byte(n)),
 		IP:              fmt.Sprintf("10.%d.%d.%d", byte(n>>16), byte(n>>8), byte(n)|1),
 		RSSI:            -40 - int(n%50),
-		FreeHeap:        180000,
-		MinFreeHeap:     120000,
+		FreeHeap:        heap,
+		MinFreeHeap:     heap * 2 / 3,
 		UptimeMS:        time.Since(d.bootAt).Milliseconds(),
 		ResetReason:     d.resetReason,
 		ConfigVersion:   d.configVersion,
@@ -500,6 +533,11 @@ func (d *Device) serve(ctx context.Context, c mqtt.Client) (reboot bool) {
 // handle carries out one command and acknowledges it (docs/protocol.md §4).
 func (d *Device) handle(c mqtt.Client, payload []byte) {
 	d.stats.commands.Add(1)
+	if limits, _ := profileLimits(d.o.Profile); len(payload) > int(limits.CommandBytes) {
+		// the firmware's inbox drops a message over its limit before reading it
+		d.log.Warn("command over the device's limit dropped", "bytes", len(payload))
+		return
+	}
 	cmd, err := protocol.DecodeCommand(payload)
 	if err != nil {
 		if id := protocol.PeekCommandID(payload); id != "" {
@@ -670,6 +708,12 @@ func (d *Device) applyConfig(p protocol.ConfigParams, id string) protocol.Ack {
 			v = plain
 		}
 		values[e.Key] = v
+	}
+	limits, _ := profileLimits(d.o.Profile)
+	size, err := protocol.ConfigStoredSize(p.Entries, func(i int) (json.RawMessage, error) { return values[p.Entries[i].Key], nil })
+	if err != nil || size > int(limits.ConfigBytes) {
+		return protocol.Ack{ID: id, Result: protocol.ResultError,
+			Message: fmt.Sprintf("config exceeds the device's limit of %d bytes", limits.ConfigBytes)}
 	}
 	var secret string
 	if s, ok := values[protocol.KeyMQTTSecret]; ok {

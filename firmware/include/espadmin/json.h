@@ -8,6 +8,8 @@
 #ifndef ESPADMIN_JSON_H
 #define ESPADMIN_JSON_H
 
+#include "espadmin/profile.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +71,20 @@ typedef enum {
  * and within ESPADMIN_JSON_MAX_NODES. */
 ej_result_t ej_parse(ej_doc_t *doc, const char *data, size_t len);
 void ej_free(ej_doc_t *doc);
+
+/* Like ej_parse, but stores the tree only down to max_level (the top value is level 0): a
+ * container at max_level keeps its raw text and its count, not its children, which are
+ * checked (well-formedness, duplicate keys, by rescanning the text) but not stored. A tree of
+ * more than max_nodes values is refused with EJ_ERR_TOO_LARGE before any allocation. This is
+ * how a small device decodes a command as a stream (include/espadmin/profile.h). */
+ej_result_t ej_parse_partial(ej_doc_t *doc, const char *data, size_t len, int max_level,
+                             size_t max_nodes);
+
+#ifdef ESPADMIN_PROFILE_SMALL
+/* Walks the items of an array from its raw text (whether or not its children are stored):
+ * *pos starts at 0; each call gives the next item's raw text. Returns false after the last. */
+bool ej_next_raw(const ej_node_t *arr, size_t *pos, const char **item, size_t *item_len);
+#endif
 
 /* Member of an object by name, or NULL. */
 const ej_node_t *ej_get(const ej_node_t *obj, const char *key);

@@ -3,6 +3,8 @@
 #ifndef ESPADMIN_PROTOCOL_H
 #define ESPADMIN_PROTOCOL_H
 
+#include "espadmin/profile.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,22 +156,33 @@ typedef struct {
         espadmin_level_t level;
         int32_t duration_s;
     } debug;
-    struct {
-        int64_t version;
-        char hash[65];
-        size_t count;
-        espadmin_cfg_entry_t entries[ESPADMIN_MAX_CONFIG_ENTRIES];
-    } config;
-    espadmin_update_params_t update;
+    union { /* a command is one or the other */
+        struct {
+            int64_t version;
+            char hash[65];
+            size_t count;
+            espadmin_cfg_entry_t entries[ESPADMIN_MAX_CONFIG_ENTRIES];
+        } config;
+        espadmin_update_params_t update;
+    };
+    /* Where the entries' value_off points: values (decoded text, see espadmin_cfg_entry_t),
+     * or, in the small profile (values_raw), the payload itself: each value's JSON text as
+     * it was received, so a config is never copied whole. */
+    const char *value_text;
+    bool values_raw;
     size_t values_len;
     size_t values_cap; /* room in values; set by espadmin_command_new, kept by the decoder */
     /* A config's values, sized for the payload: they never exceed its text plus one NUL per
-     * entry, so a restart or an update takes no room for them. */
+     * entry, so a restart or an update takes no room for them. Empty in the small profile. */
     char values[];
 } espadmin_command_t;
 
 /* The room in values a command decoded from a payload of len bytes may need. */
+#ifdef ESPADMIN_PROFILE_SMALL
+#define ESPADMIN_COMMAND_VALUES_CAP(len) ((void)(len), (size_t)0)
+#else
 #define ESPADMIN_COMMAND_VALUES_CAP(len) ((len) + ESPADMIN_MAX_CONFIG_ENTRIES)
+#endif
 
 /* Allocates (espadmin_malloc, util.h) a command with room for the values of a payload of
  * payload_len bytes (no more than a 16 KiB payload needs); free it with espadmin_free.
@@ -177,7 +190,9 @@ typedef struct {
 espadmin_command_t *espadmin_command_new(size_t payload_len);
 
 /* Decodes a command payload, checking in the documented order. cmd comes from
- * espadmin_command_new for at least len bytes (ESPADMIN_E_NO_MEMORY otherwise). */
+ * espadmin_command_new for at least len bytes (ESPADMIN_E_NO_MEMORY otherwise). A payload over
+ * the device's limit (ESPADMIN_DEVICE_MAX_COMMAND, profile.h) is too_large. In the small
+ * profile the config values point into data, which must outlive cmd. */
 espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
                                              espadmin_command_t *cmd, espadmin_perr_t *err);
 /* The command's "id" when the payload is within the size limit, well formed and its id valid;
@@ -219,6 +234,9 @@ typedef struct {
     int64_t uptime_ms;
     const char *reset_reason;
     int64_t config_version;
+    /* the device's limits ("limits"; docs/protocol.md §3.2); 0: absent */
+    int64_t limit_command_bytes;
+    int64_t limit_config_bytes;
 } espadmin_metadata_t;
 int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m);
 

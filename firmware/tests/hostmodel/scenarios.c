@@ -457,12 +457,13 @@ static void s_ota_reasons(int boot)
 }
 
 /* Runs on the agent task (espadmin_esp_with_agent): while the agent is busy here, esp-mqtt
- * delivers a burst of twelve 15 KB commands, 4 KiB fragments each. */
+ * delivers a burst of twelve commands near the device's limit (15 KB; 3.2 KB in the small
+ * profile), 4 KiB fragments each. */
 static void burst_while_busy(espadmin_agent_t *agent, void *arg)
 {
     (void)agent;
     (void)arg;
-    static char big[15000];
+    static char big[ESPADMIN_DEVICE_MAX_COMMAND - 1384];
     for (int i = 0; i < 12; i++) {
         int n = snprintf(big, sizeof(big),
                          "{\"v\":1,\"id\":\"flood-%d\",\"name\":\"debug\",\"expires_at\":9000000000000,"
