@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/espadmin/espadmin/store"
 )
@@ -145,6 +146,9 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 	if f.FirmwareVersion != "" {
 		q = append(q, bson.E{Key: "metadata.firmware_version", Value: f.FirmwareVersion})
 	}
+	if f.Disabled != nil {
+		q = append(q, bson.E{Key: "disabled", Value: *f.Disabled})
+	}
 	if f.Search != "" {
 		quoted := regexp.QuoteMeta(f.Search)
 		q = append(q, bson.E{Key: "$or", Value: bson.A{
@@ -157,10 +161,43 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 
 // ListDevices pages through a tenant's devices matching f, by ID.
 func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error) {
+	if !f.Sort.Keyset() {
+		field, ok := deviceSortFields[f.Sort.Column]
+		if !ok {
+			return store.Page[store.Device]{}, store.Invalid("sort", "unknown column")
+		}
+		offset, err := store.ParseOffsetCursor(opts.Cursor)
+		if err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		dir := 1
+		if f.Sort.Desc {
+			dir = -1
+		}
+		items, err := findAll(ctx, s.col(colDevices), deviceFilter(tenantID, f), deviceFromDoc, options.Find().
+			SetSort(bson.D{{Key: field, Value: dir}, {Key: "_id", Value: dir}}).
+			SetSkip(int64(offset)).SetLimit(int64(opts.PageSize()+1)))
+		if err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		return store.OffsetPage(items, offset, opts.PageSize()), nil
+	}
+	opts.Desc = f.Sort.Desc
 	p, err := listPage(ctx, s.col(colDevices),
 		pageQuery{filter: deviceFilter(tenantID, f), field: "_id", listOpts: opts},
 		deviceFromDoc, func(d store.Device) string { return d.ID })
 	return p, wrap(err, "list devices of tenant %q", tenantID)
+}
+
+// deviceSortFields maps store.DeviceSort columns (other than ID) to fields of a device.
+var deviceSortFields = map[string]string{
+	store.SortDeviceName:     "name",
+	store.SortDeviceStatus:   "presence.online",
+	store.SortDeviceProject:  "project_id",
+	store.SortDeviceFirmware: "metadata.firmware_version",
+	store.SortDeviceTags:     "tags",
+	store.SortDeviceLastSeen: "presence.last_seen_at",
+	store.SortDeviceCreated:  "created_at",
 }
 
 // CountDevices counts a tenant's devices matching f.

@@ -184,6 +184,9 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 	if f.FirmwareVersion != "" {
 		q = q.Where("firmware_version = ?", f.FirmwareVersion)
 	}
+	if f.Disabled != nil {
+		q = q.Where("disabled = ?", *f.Disabled)
+	}
 	if f.Search != "" {
 		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 			return q.Where("LOWER(name) LIKE ? ESCAPE '!'", "%"+likeEscape(strings.ToLower(f.Search))+"%").
@@ -197,7 +200,30 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error) {
 	var rows []deviceRow
 	q := filterDevices(s.r.NewSelect().Model(&rows), tenantID, f)
-	if err := pageByID(q, opts).Scan(ctx); err != nil {
+	offset := 0
+	if f.Sort.Keyset() {
+		opts.Desc = f.Sort.Desc
+		q = pageByID(q, opts)
+	} else {
+		col, ok := deviceSortColumns[f.Sort.Column]
+		if !ok {
+			return store.Page[store.Device]{}, store.Invalid("sort", "unknown column")
+		}
+		var err error
+		if offset, err = store.ParseOffsetCursor(opts.Cursor); err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		dir := "ASC"
+		if f.Sort.Desc {
+			dir = "DESC"
+		}
+		// Missing values first ascending, the same on every dialect (and as MongoDB sorts).
+		q = q.OrderExpr("CASE WHEN ? IS NULL THEN 0 ELSE 1 END "+dir, bun.Ident(col)).
+			OrderExpr("? "+dir, bun.Ident(col)).
+			OrderExpr("id " + dir).
+			Offset(int64(offset)).Limit(int64(opts.PageSize()) + 1)
+	}
+	if err := q.Scan(ctx); err != nil {
 		return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
 	}
 	items := make([]store.Device, len(rows))
@@ -208,7 +234,21 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.Device
 		}
 		items[i] = d
 	}
+	if !f.Sort.Keyset() {
+		return store.OffsetPage(items, offset, opts.PageSize()), nil
+	}
 	return store.MakePage(items, opts.PageSize(), func(d store.Device) string { return d.ID }), nil
+}
+
+// deviceSortColumns maps store.DeviceSort columns (other than ID) to columns of devices.
+var deviceSortColumns = map[string]string{
+	store.SortDeviceName:     "name",
+	store.SortDeviceStatus:   "online",
+	store.SortDeviceProject:  "project_id",
+	store.SortDeviceFirmware: "firmware_version",
+	store.SortDeviceTags:     "tags",
+	store.SortDeviceLastSeen: "last_seen_at",
+	store.SortDeviceCreated:  "created_at",
 }
 
 // CountDevices counts a tenant's devices matching f.
