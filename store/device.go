@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -135,7 +134,7 @@ func ParseOffsetCursor(c string) (int, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimPrefix(c, "o"))
 	if !strings.HasPrefix(c, "o") || err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid cursor %q", c)
+		return 0, Invalid("cursor", "is not a cursor this server returned for this order")
 	}
 	return n, nil
 }

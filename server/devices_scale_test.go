@@ -1,0 +1,196 @@
+package server
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/espadmin/espadmin/store"
+)
+
+// raw sends a request and returns the status, the headers and the body as they came.
+func (c *apiClient) raw(method, path, contentType string, body io.Reader) (int, http.Header, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.csrf != "" {
+		req.Header.Set(csrfHeader, c.csrf)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+// TestDeviceListSortTotalExport: the device list sorts by a column in both directions, pages
+// through every device with the total on each page, filters by status, exports the same
+// list as CSV, and refuses an unknown column, status or cursor with a 422 naming the field.
+func TestDeviceListSortTotalExport(t *testing.T) {
+	t.Parallel()
+	w := newDeviceWorld(t)
+	tn := tenantID(t, w.h.st, "alpha")
+	proj := store.Project{TenantID: tn, Name: "greenhouse", VersionMismatch: store.MismatchWarn}
+	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"delta", "=alpha", "echo", "charlie", "bravo"}
+	ids := map[string]string{}
+	for i, n := range names {
+		body := map[string]any{"name": n, "tags": []string{"t" + fmt.Sprint(i%2)}}
+		if i%2 == 0 {
+			body["project_id"] = proj.ID
+		}
+		r, _ := w.create(t, body)
+		ids[n] = r["id"].(string)
+	}
+	if status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/devices/"+ids["echo"]+"/disable", nil); status != 200 {
+		t.Fatalf("disable: %d %v", status, resp)
+	}
+
+	walk := func(q string) ([]string, []float64) {
+		var got []string
+		var totals []float64
+		cursor := ""
+		for range 10 {
+			page := w.get(t, "/api/v1/tenants/alpha/devices?limit=2"+q+"&cursor="+cursor)
+			for _, it := range items(t, page) {
+				got = append(got, it["name"].(string))
+			}
+			totals = append(totals, page["total"].(float64))
+			if cursor = page["next_cursor"].(string); cursor == "" {
+				break
+			}
+		}
+		return got, totals
+	}
+	sorted := []string{"=alpha", "bravo", "charlie", "delta", "echo"}
+	got, totals := walk("&sort=name")
+	if !slices.Equal(got, sorted) || !slices.Equal(totals, []float64{5, 5, 5}) {
+		t.Errorf("sort=name: %v totals %v", got, totals)
+	}
+	got, _ = walk("&sort=-name")
+	if want := slices.Clone(sorted); !slices.Equal(got, append(want[:0:0], "echo", "delta", "charlie", "bravo", "=alpha")) {
+		t.Errorf("sort=-name: %v", got)
+	}
+	got, totals = walk("&status=enabled&sort=name")
+	if !slices.Equal(got, []string{"=alpha", "bravo", "charlie", "delta"}) || totals[0] != 4 {
+		t.Errorf("status=enabled: %v totals %v", got, totals)
+	}
+	got, totals = walk("&status=disabled")
+	if !slices.Equal(got, []string{"echo"}) || totals[0] != 1 {
+		t.Errorf("status=disabled: %v totals %v", got, totals)
+	}
+	got, _ = walk("&sort=-project&project=" + proj.ID)
+	if len(got) != 3 {
+		t.Errorf("project filter: %v", got)
+	}
+
+	// The export: the same filter and order, every column, formulas defused.
+	status, h, body := w.owner.raw("GET", "/api/v1/tenants/alpha/devices/export.csv?sort=name&tag=t0", "", nil)
+	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v %s", status, h, body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
+	if err != nil {
+		t.Fatalf("export is not CSV: %v\n%s", err, body)
+	}
+	if !slices.Equal(rows[0], deviceCSVHeader) || len(rows) != 4 {
+		t.Fatalf("export rows: %v", rows)
+	}
+	if rows[1][1] != "bravo" || rows[2][1] != "delta" || rows[3][1] != "echo" || rows[3][5] != "disabled" || rows[2][5] != "offline" {
+		t.Errorf("export order or status: %v", rows)
+	}
+	if rows[1][3] != "greenhouse" || rows[1][2] != proj.ID || rows[1][4] != "t0" {
+		t.Errorf("export project and tags: %v", rows[1])
+	}
+	status, _, body = w.owner.raw("GET", "/api/v1/tenants/alpha/devices/export.csv?q=alpha", "", nil)
+	if rows, _ := csv.NewReader(strings.NewReader(string(body))).ReadAll(); status != 200 || len(rows) != 2 || rows[1][1] != "'=alpha" {
+		t.Errorf("export of a formula-like name: %d %q", status, body)
+	}
+
+	// Bad input: 422 naming the field, for the list and the export alike.
+	for _, q := range []struct{ query, field string }{
+		{"sort=secret_hash", "sort"},
+		{"sort=--name", "sort"},
+		{"status=asleep", "status"},
+		{"status=online&online=true", "online"},
+		{"sort=name&cursor=zzz", "cursor"},
+	} {
+		for _, path := range []string{"/devices?", "/devices/export.csv?"} {
+			if q.field == "cursor" && strings.Contains(path, "export") {
+				continue // the export has no pages
+			}
+			status, resp := w.owner.do("GET", "/api/v1/tenants/alpha"+path+q.query, nil)
+			wantError(t, path+q.query, status, resp, 422)
+			if f := resp["error"].(map[string]any)["fields"].(map[string]any); f[q.field] == nil {
+				t.Errorf("%s%s: fields %v, want %s", path, q.query, f, q.field)
+			}
+		}
+	}
+}
+
+// TestCommandToFilter: a command (and a config push) targets every device matching a device
+// list filter, and a bad filter writes nothing.
+func TestCommandToFilter(t *testing.T) {
+	t.Parallel()
+	w := newDeviceWorld(t)
+	for i := range 5 {
+		w.create(t, map[string]any{"name": fmt.Sprintf("node-%d", i), "tags": []string{fmt.Sprintf("t%d", i%2)}})
+	}
+	cmds := w.send(t, map[string]any{"name": "restart", "target": map[string]any{"filter": map[string]any{"tag": "t0", "status": "offline"}}})
+	if len(cmds) != 3 {
+		t.Errorf("restart to tag t0 offline: %d commands, want 3", len(cmds))
+	}
+	cmds = w.send(t, map[string]any{"name": "restart", "target": map[string]any{"filter": map[string]any{}}})
+	if len(cmds) != 5 {
+		t.Errorf("restart to every device: %d commands, want 5", len(cmds))
+	}
+	tn := tenantID(t, w.h.st, "alpha")
+	before, err := w.h.st.ListCommands(t.Context(), tn, store.CommandFilter{}, store.ListOptions{Limit: store.MaxPageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		target map[string]any
+		field  string
+	}{
+		{"bad status", map[string]any{"filter": map[string]any{"status": "asleep"}}, "target.filter.status"},
+		{"no match", map[string]any{"filter": map[string]any{"q": "nobody"}}, "target.filter"},
+		{"filter and tag", map[string]any{"filter": map[string]any{}, "tag": "t0"}, "target"},
+	} {
+		status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/commands", map[string]any{"name": "restart", "target": tc.target})
+		wantError(t, tc.name, status, resp, 422)
+		if f := resp["error"].(map[string]any)["fields"].(map[string]any); f[tc.field] == nil {
+			t.Errorf("%s: fields %v, want %s", tc.name, f, tc.field)
+		}
+	}
+	status, resp := w.owner.do("POST", "/api/v1/tenants/alpha/commands", map[string]any{"name": "restart", "target": map[string]any{"filter": map[string]any{"sort": "name"}}})
+	wantError(t, "sort in a filter", status, resp, 400)
+	after, err := w.h.st.ListCommands(t.Context(), tn, store.CommandFilter{}, store.ListOptions{Limit: store.MaxPageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Items) != len(before.Items) {
+		t.Errorf("bad targets wrote commands: %d → %d", len(before.Items), len(after.Items))
+	}
+	status, resp = w.owner.do("POST", "/api/v1/tenants/alpha/config/push", map[string]any{"target": map[string]any{"filter": map[string]any{"tag": "t1"}}})
+	if status != 202 || len(resp["devices"].([]any)) != 2 {
+		t.Errorf("config push to a filter: %d %v", status, resp)
+	}
+}
