@@ -110,7 +110,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
     await screenshot(page, "05-device-online");
     // The filter narrows the list.
-    await page.getByLabel("Status").selectOption("false");
+    await page.getByLabel("Status").selectOption("offline");
     await page.getByRole("button", { name: "Filter" }).click();
     await page.getByText("No devices match.").waitFor();
     await page.getByLabel("Status").selectOption("");
@@ -124,6 +124,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator('#presence[data-status="online"]').waitFor();
     await page.locator("#device-metadata").getByText("Firmware", { exact: true }).waitFor();
     await page.evaluate(() => { window.__noReload = true; });
+    page.once("dialog", (d) => d.accept());
     await page.getByRole("button", { name: "Restart" }).click();
     await page.locator('#command-rows [data-state="succeeded"]').waitFor();
     assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
@@ -199,7 +200,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
   test("a device created in the project comes online, and a rollout updates it live", async () => {
     await page.getByRole("link", { name: "Devices", exact: true }).click();
     await page.getByLabel("Name", { exact: true }).fill("thermostat-1");
-    await page.getByLabel("Project ID (optional)").fill(state.projectID);
+    await page.getByLabel("Project (optional)").selectOption({ label: "thermostat" });
     await page.getByRole("button", { name: "Create device" }).click();
     const box = page.locator("#created-device");
     await box.locator('[data-f="name"]').filter({ hasText: "thermostat-1" }).waitFor();
