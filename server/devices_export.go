@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"encoding/csv"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,4 +117,39 @@ func (s *Server) projectNames(c echo.Context) (map[string]string, error) {
 		}
 		opts.Cursor = page.NextCursor
 	}
+}
+
+// deviceStatsResponse is the fleet at a glance, for the dashboard.
+type deviceStatsResponse struct {
+	Total    int64               `json:"total"`
+	Online   int64               `json:"online"`
+	Offline  int64               `json:"offline"`
+	Disabled int64               `json:"disabled"`
+	Firmware []firmwareCountItem `json:"firmware" doc:"devices per reported firmware version, most devices first; \"\" is devices that never reported"`
+}
+
+type firmwareCountItem struct {
+	Version string `json:"version"`
+	Devices int64  `json:"devices"`
+}
+
+// deviceStats serves GET /api/v1/tenants/:tenant/devices/stats with one grouped query, so the
+// dashboard never downloads the device list.
+func (s *Server) deviceStats(c echo.Context) error {
+	counts, err := s.deps.Store.DeviceCounts(c.Request().Context(), tenantFrom(c).Tenant.ID)
+	if err != nil {
+		return err
+	}
+	out := deviceStatsResponse{Total: counts.Total, Online: counts.Online, Offline: counts.Total - counts.Online,
+		Disabled: counts.Disabled, Firmware: []firmwareCountItem{}}
+	for v, n := range counts.ByFirmware {
+		out.Firmware = append(out.Firmware, firmwareCountItem{Version: v, Devices: n})
+	}
+	slices.SortFunc(out.Firmware, func(a, b firmwareCountItem) int {
+		if a.Devices != b.Devices {
+			return cmp.Compare(b.Devices, a.Devices)
+		}
+		return strings.Compare(a.Version, b.Version)
+	})
+	return c.JSON(http.StatusOK, out)
 }

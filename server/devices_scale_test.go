@@ -100,6 +100,11 @@ func TestDeviceListSortTotalExport(t *testing.T) {
 		t.Errorf("project filter: %v", got)
 	}
 
+	stats := w.get(t, "/api/v1/tenants/alpha/devices/stats")
+	if stats["total"] != 5.0 || stats["offline"] != 5.0 || stats["disabled"] != 1.0 || fmt.Sprint(stats["firmware"]) != "[map[devices:5 version:]]" {
+		t.Errorf("stats: %v", stats)
+	}
+
 	// The export: the same filter and order, every column, formulas defused.
 	status, h, body := w.owner.raw("GET", "/api/v1/tenants/alpha/devices/export.csv?sort=name&tag=t0", "", nil)
 	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "attachment") {

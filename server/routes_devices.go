@@ -29,6 +29,8 @@ func (s *Server) deviceRoutes() []apiRoute {
 		{Method: get, Path: devices + "/export.csv", Handler: s.exportDevices, Tag: "devices", Summary: "Export the device list as CSV",
 			Description: "Every device matching the filters of the device list (same query, same order), streamed as CSV with a header row: " + strings.Join(deviceCSVHeader, ", ") + ". Tags are separated by spaces; status is online, offline or disabled. A text that a spreadsheet would read as a formula starts with '.",
 			Auth:        authTenant, Perm: PermDevicesRead, Query: deviceFilterInput{}, Response: "", ResponseType: "text/csv"},
+		{Method: get, Path: devices + "/stats", Handler: s.deviceStats, Tag: "devices", Summary: "Count devices: online, offline, disabled, per firmware version",
+			Auth: authTenant, Perm: PermDevicesRead, Response: deviceStatsResponse{}},
 		{Method: get, Path: device, Handler: s.getDevice, Tag: "devices", Summary: "Show a device",
 			Auth: authTenant, Perm: PermDevicesRead, Response: deviceResponse{}},
 		{Method: patch, Path: device, Handler: s.updateDevice, Tag: "devices", Summary: "Rename a device, change its tags or project link",

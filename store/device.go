@@ -177,4 +177,28 @@ type DeviceStore interface {
 	DeviceAuth(ctx context.Context, deviceID string) (DeviceAuth, error)
 	// CountDevices counts a tenant's devices matching f.
 	CountDevices(ctx context.Context, tenantID string, f DeviceFilter) (int64, error)
+	// DeviceCounts sums up a tenant's fleet in one grouped query (the dashboard).
+	DeviceCounts(ctx context.Context, tenantID string) (DeviceCounts, error)
+}
+
+// DeviceCounts is a tenant's fleet at a glance. ByFirmware keys are reported firmware
+// versions, "" for devices that never reported.
+type DeviceCounts struct {
+	Total, Online, Disabled int64
+	ByFirmware              map[string]int64
+}
+
+// Add counts n devices with the given firmware, presence and disabled flag.
+func (c *DeviceCounts) Add(firmware string, online, disabled bool, n int64) {
+	if c.ByFirmware == nil {
+		c.ByFirmware = map[string]int64{}
+	}
+	c.Total += n
+	if online {
+		c.Online += n
+	}
+	if disabled {
+		c.Disabled += n
+	}
+	c.ByFirmware[firmware] += n
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/espadmin/espadmin/store"
@@ -204,6 +205,36 @@ var deviceSortFields = map[string]string{
 func (s *Store) CountDevices(ctx context.Context, tenantID string, f store.DeviceFilter) (int64, error) {
 	n, err := s.col(colDevices).CountDocuments(ctx, deviceFilter(tenantID, f))
 	return n, wrap(err, "count devices of tenant %q", tenantID)
+}
+
+// DeviceCounts sums up a tenant's devices with one $group aggregation.
+func (s *Store) DeviceCounts(ctx context.Context, tenantID string) (store.DeviceCounts, error) {
+	var c store.DeviceCounts
+	cur, err := s.col(colDevices).Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "tenant_id", Value: tenantID}}}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "fw", Value: "$metadata.firmware_version"}, {Key: "online", Value: "$presence.online"}, {Key: "disabled", Value: "$disabled"}}},
+			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+	})
+	if err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	var rows []struct {
+		Key struct {
+			Firmware string `bson:"fw"`
+			Online   bool   `bson:"online"`
+			Disabled bool   `bson:"disabled"`
+		} `bson:"_id"`
+		N int64 `bson:"n"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	for _, r := range rows {
+		c.Add(r.Key.Firmware, r.Key.Online, r.Key.Disabled, r.N)
+	}
+	return c, nil
 }
 
 // UpdateDevice saves Name, ProjectID, Tags and Disabled and sets UpdatedAt.

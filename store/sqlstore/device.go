@@ -260,6 +260,29 @@ func (s *Store) CountDevices(ctx context.Context, tenantID string, f store.Devic
 	return int64(n), nil
 }
 
+// DeviceCounts sums up a tenant's devices by firmware, presence and disabled flag.
+func (s *Store) DeviceCounts(ctx context.Context, tenantID string) (store.DeviceCounts, error) {
+	var rows []struct {
+		Firmware string `bun:"firmware_version"`
+		Online   bool   `bun:"online"`
+		Disabled bool   `bun:"disabled"`
+		N        int64  `bun:"n"`
+	}
+	err := s.r.NewSelect().Table("devices").
+		Column("firmware_version", "online", "disabled").ColumnExpr("COUNT(*) AS n").
+		Where("tenant_id = ?", tenantID).
+		Group("firmware_version", "online", "disabled").
+		Scan(ctx, &rows)
+	var c store.DeviceCounts
+	if err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	for _, r := range rows {
+		c.Add(r.Firmware, r.Online, r.Disabled, r.N)
+	}
+	return c, nil
+}
+
 // UpdateDevice saves Name, ProjectID, Tags and Disabled and sets UpdatedAt.
 func (s *Store) UpdateDevice(ctx context.Context, d *store.Device) error {
 	now := store.Now()

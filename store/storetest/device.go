@@ -369,6 +369,12 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 			t.Errorf("%s: CountDevices filter %s = %d, want %d", f.s.Backend(), c.name, n, len(c.want))
 		}
 	}
+	counts, err := f.s.DeviceCounts(ctx, tn.ID)
+	f.must(t, err, "DeviceCounts")
+	want := store.DeviceCounts{Total: 4, Online: 2, Disabled: 3, ByFirmware: map[string]int64{"v-1.0.0": 2, "v-2.0.0": 2}}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("%s: DeviceCounts = %+v, want %+v", f.s.Backend(), counts, want)
+	}
 	// Listed devices carry every field.
 	page, err := f.s.ListDevices(ctx, tn.ID, store.DeviceFilter{Search: strings.ToUpper("Sensor")}, store.ListOptions{})
 	f.must(t, err, "ListDevices")
