@@ -183,7 +183,7 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.Device
 		}
 		return store.OffsetPage(items, offset, opts.PageSize()), nil
 	}
-	opts.Desc = f.Sort.Desc
+	opts.Desc = opts.Desc || f.Sort.Desc
 	p, err := listPage(ctx, s.col(colDevices),
 		pageQuery{filter: deviceFilter(tenantID, f), field: "_id", listOpts: opts},
 		deviceFromDoc, func(d store.Device) string { return d.ID })

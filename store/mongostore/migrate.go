@@ -29,6 +29,7 @@ var migrations = []migration{
 	{2, "login limits", migrateLoginLimits},
 	{3, "key checks", migrateKeyChecks},
 	{4, "config entries as one document per scope revision", migrateConfigSets},
+	{6, "device list sort indexes", migrateDeviceSortIndexes},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -276,4 +277,19 @@ func migrateConfigSets(ctx context.Context, db *mongo.Database) error {
 		return fmt.Errorf("drop config entries: %w", err)
 	}
 	return nil
+}
+
+// deviceSortIndexes serve the device list's orders: (field, _id) in one direction, read
+// backwards for the other.
+var deviceSortIndexes = []index{
+	{colDevices, "tenant_name", asc("tenant_id", "name", "_id"), false},
+	{colDevices, "tenant_last_seen", asc("tenant_id", "presence.last_seen_at", "_id"), false},
+	{colDevices, "tenant_created", asc("tenant_id", "created_at", "_id"), false},
+	{colDevices, "tenant_online", asc("tenant_id", "presence.online", "_id"), false},
+	{colDevices, "tenant_firmware", asc("tenant_id", "metadata.firmware_version", "_id"), false},
+	{colDevices, "tenant_project_sort", asc("tenant_id", "project_id", "_id"), false},
+}
+
+func migrateDeviceSortIndexes(ctx context.Context, db *mongo.Database) error {
+	return createIndexes(ctx, db, deviceSortIndexes)
 }

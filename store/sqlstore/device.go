@@ -176,7 +176,8 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 		q = q.Where("project_id = ?", f.ProjectID)
 	}
 	if f.Tag != "" {
-		q = q.Where("EXISTS (SELECT 1 FROM device_tags t WHERE t.tenant_id = devices.tenant_id AND t.device_id = devices.id AND t.tag = ?)", f.Tag)
+		// IN (not a correlated EXISTS): every dialect reads the tag's index once.
+		q = q.Where("id IN (SELECT t.device_id FROM device_tags t WHERE t.tenant_id = ? AND t.tag = ?)", tenantID, f.Tag)
 	}
 	if f.Online != nil {
 		q = q.Where("online = ?", *f.Online)
@@ -202,7 +203,7 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.Device
 	q := filterDevices(s.r.NewSelect().Model(&rows), tenantID, f)
 	offset := 0
 	if f.Sort.Keyset() {
-		opts.Desc = f.Sort.Desc
+		opts.Desc = opts.Desc || f.Sort.Desc
 		q = pageByID(q, opts)
 	} else {
 		col, ok := deviceSortColumns[f.Sort.Column]
@@ -213,13 +214,18 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.Device
 		if offset, err = store.ParseOffsetCursor(opts.Cursor); err != nil {
 			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
 		}
-		dir := "ASC"
+		// (column, id) in one direction is exactly an index of migration 5, so a page is an
+		// index range, never a sort of the tenant's devices. A missing value sorts first
+		// ascending: SQLite's and MySQL's own order, PostgreSQL's with NULLS FIRST (nullable
+		// columns only, whose indexes are NULLS FIRST).
+		dir, nulls := "ASC", ""
 		if f.Sort.Desc {
 			dir = "DESC"
 		}
-		// Missing values first ascending, the same on every dialect (and as MongoDB sorts).
-		q = q.OrderExpr("CASE WHEN ? IS NULL THEN 0 ELSE 1 END "+dir, bun.Ident(col)).
-			OrderExpr("? "+dir, bun.Ident(col)).
+		if s.backend == BackendPostgres && (col == "project_id" || col == "last_seen_at") {
+			nulls = map[bool]string{false: " NULLS FIRST", true: " NULLS LAST"}[f.Sort.Desc]
+		}
+		q = q.OrderExpr("? "+dir+nulls, bun.Ident(col)).
 			OrderExpr("id " + dir).
 			Offset(int64(offset)).Limit(int64(opts.PageSize()) + 1)
 	}

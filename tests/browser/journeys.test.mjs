@@ -1,7 +1,8 @@
 // The main journeys of the web UI in a real browser against a real `espadmin serve` and a
 // simulated device. Each step keeps a screenshot in artifacts/. Run with ./run.sh.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -473,6 +474,230 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
   });
 
   test("no page threw or broke the Content-Security-Policy", () => {
+    assert.deepEqual(problems, []);
+  });
+});
+
+// The 500-device day: a fleet of simulated devices in two projects, and the device list's
+// sorting, filtering, paging, "select all matching" with a confirmed bulk restart, CSV export
+// and the dashboard's counts. Its own server, so it runs alone:
+//   node --test --test-name-pattern="500-device" journeys.test.mjs
+describe("the 500-device day", { skip: present ? false : "chromium is not installed (set CI=true to make this a failure)" }, () => {
+  let tmp, bin, server, browser, page;
+  const sims = [];
+  const problems = [];
+  const ids = {};
+
+  // api calls the JSON API from the signed-in page (session cookie and CSRF token).
+  const api = (method, path, body) => page.evaluate(async ([method, path, body]) => {
+    const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+    const res = await fetch(path, {
+      method, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }, [method, path, body]);
+
+  // until polls cond (async) every half second until it holds or the deadline passes.
+  async function until(what, cond, timeout = 180_000) {
+    const end = Date.now() + timeout;
+    for (;;) {
+      const v = await cond();
+      if (v) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  before(async () => {
+    tmp = tempDir();
+    bin = buildBinary(tmp.dir);
+    server = await startServer(bin, tmp.dir);
+    browser = await launchBrowser(tmp.dir);
+    page = browser.pages()[0] || (await browser.newPage());
+    page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
+    page.on("console", (msg) => {
+      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(msg.text());
+    });
+    page.setDefaultTimeout(TIMEOUT);
+    await page.goto(server.setupURL);
+    await page.getByLabel("Your name").fill(OWNER.name);
+    await page.getByLabel("Email").fill(OWNER.email);
+    await page.getByLabel("Password").fill(OWNER.password);
+    await page.getByLabel("Tenant name").fill("Acme");
+    await page.getByLabel("Tenant URL name (slug)").fill("acme");
+    await page.getByRole("button", { name: "Create owner and tenant" }).click();
+    await page.waitForURL(/\/t\/acme\/$/);
+  });
+
+  after(async () => {
+    for (const s of sims) {
+      if (s.exitCode !== null) continue;
+      const done = new Promise((r) => s.once("exit", r));
+      s.kill("SIGTERM");
+      await done;
+    }
+    await browser?.close();
+    await server?.stop();
+    tmp?.cleanup();
+  });
+
+  test("500 simulated devices in two projects come online", async () => {
+    for (const name of ["north", "south"]) {
+      const r = await api("POST", "/api/v1/tenants/acme/projects", { name });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      ids[name] = r.body.id;
+    }
+    const tok = await api("POST", "/api/v1/tenants/acme/tokens", { name: "sim", kind: "tenant", scopes: ["devices:write"] });
+    assert.equal(tok.status, 201, JSON.stringify(tok.body));
+    for (const [name, fw] of [["north", "v-1.0.0"], ["south", "v-2.0.0"]]) {
+      const proc = spawn(bin, ["sim", "--server", server.url, "--token", tok.body.token, "--tenant", "acme", "--count", "250",
+        "--project", ids[name], "--tags", name, "--firmware", fw, "--log-lines", "0", "--state-dir", join(tmp.dir, `sim-${name}`)],
+      { stdio: ["ignore", "ignore", process.env.VERBOSE ? "inherit" : "ignore"], env: { ...process.env, ESPADMIN_DATA_DIR: join(tmp.dir, `sim-${name}-data`) } });
+      sims.push(proc);
+    }
+    await until("500 devices online", async () => {
+      const r = await api("GET", "/api/v1/tenants/acme/devices/stats");
+      return r.status === 200 && r.body.online === 500;
+    });
+    await page.goto(server.url + "/t/acme/");
+    await page.locator("#stat-online").filter({ hasText: /^500$/ }).waitFor();
+    await page.locator("#stat-total").filter({ hasText: /^500$/ }).waitFor();
+    const bars = page.locator("#fw-chart svg .chart-bar");
+    await bars.first().waitFor();
+    assert.equal(await bars.count(), 2, "one bar per firmware version");
+    assert.match(await page.locator("#fw-chart svg").getAttribute("aria-label"), /v-1\.0\.0: 250.*v-2\.0\.0: 250/);
+    await screenshot(page, "50-dashboard-500-devices");
+  });
+
+  test("sort, filter and page through the device list with its total", async () => {
+    await page.getByRole("link", { name: "Devices", exact: true }).click();
+    await page.locator("#device-total").filter({ hasText: "Showing 50 of 500 devices." }).waitFor();
+    const names = () => page.locator("#device-rows tr td:nth-child(3)").allTextContents();
+    await page.locator('th[data-sort="name"] button').click();
+    await page.locator('th[data-sort="name"][aria-sort="ascending"]').waitFor();
+    await page.locator("#device-rows tr").first().filter({ hasText: "sim-0001" }).waitFor();
+    let got = await names();
+    assert.deepEqual(got, [...got].sort(), "ascending by name");
+    await page.locator('th[data-sort="name"] button').click();
+    await page.locator('th[data-sort="name"][aria-sort="descending"]').waitFor();
+    await page.locator("#device-rows tr").first().filter({ hasText: "sim-0250" }).waitFor();
+    got = await names();
+    assert.deepEqual(got, [...got].sort().reverse(), "descending by name");
+    assert.match(page.url(), /sort=-name/, "the order is in the URL");
+    // Filter by project (picked by name) and firmware version.
+    await page.getByLabel("Project", { exact: true }).selectOption({ label: "south" });
+    await page.getByLabel("Firmware version").fill("v-2.0.0");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.locator("#device-total").filter({ hasText: "Showing 50 of 250 devices." }).waitFor();
+    assert.equal(await page.locator("#device-rows td.project").filter({ hasText: "north" }).count(), 0, "only south's devices");
+    await page.locator("#device-rows td.project").filter({ hasText: "south" }).first().waitFor();
+    await page.getByRole("button", { name: "Show 50 more" }).click();
+    await page.locator("#device-total").filter({ hasText: "Showing 100 of 250 devices." }).waitFor();
+    assert.equal(await page.locator("#device-rows tr").count(), 100);
+    got = await names();
+    assert.deepEqual(got, [...got].sort().reverse(), "the second page continues the order");
+    await page.getByLabel("Firmware version").fill("v-9.9.9");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByText("No devices match.").waitFor();
+    await page.locator("#device-total").filter({ hasText: "Showing 0 of 0 devices." }).waitFor();
+    await page.getByLabel("Firmware version").fill("v-2.0.0");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.locator("#device-total").filter({ hasText: "of 250 devices." }).waitFor();
+    await screenshot(page, "51-devices-sorted-filtered");
+  });
+
+  test("select all matching, then a bulk restart asks first and reaches every match", async () => {
+    await page.locator("#select-all").check();
+    await page.locator("#bulk-count").filter({ hasText: "50 selected" }).waitFor();
+    await page.getByRole("button", { name: "Select all 250 matching" }).click();
+    await page.locator("#bulk-count").filter({ hasText: "All 250 matching selected" }).waitFor();
+    // Cancelling sends nothing.
+    let message = "";
+    page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
+    await page.getByRole("button", { name: "Restart selected" }).click();
+    await until("the confirmation", async () => message !== "", TIMEOUT);
+    assert.match(message, /Restart 250 devices\?/);
+    const before = await api("GET", `/api/v1/tenants/acme/devices?project=${ids.south}&limit=1`);
+    const first = before.body.items[0].id;
+    assert.equal((await api("GET", `/api/v1/tenants/acme/devices/${first}/commands`)).body.items.length, 0, "cancelled: no command");
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Restart selected" }).click();
+    await page.locator("#bulk-done").filter({ hasText: "restart sent to 250 device(s)" }).waitFor();
+    await screenshot(page, "52-devices-bulk-restart");
+    // Every south device got it, no north device did.
+    await until("the restarts acknowledged", async () => {
+      const r = await api("GET", `/api/v1/tenants/acme/devices/${first}/commands`);
+      return r.body.items.length === 1 && r.body.items[0].state === "succeeded";
+    });
+    const north = await api("GET", `/api/v1/tenants/acme/devices?project=${ids.north}&limit=1`);
+    assert.equal((await api("GET", `/api/v1/tenants/acme/devices/${north.body.items[0].id}/commands`)).body.items.length, 0);
+  });
+
+  test("export the filtered list as CSV", async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Export CSV" }).click(),
+    ]);
+    const file = join(tmp.dir, "devices.csv");
+    await download.saveAs(file);
+    const lines = readFileSync(file, "utf8").trim().split("\n");
+    assert.equal(lines[0], "id,name,project_id,project,tags,status,firmware_version,ip,rssi,free_heap,last_seen_at,created_at");
+    assert.equal(lines.length, 251, "a header and 250 devices");
+    assert.ok(lines.slice(1).every((l) => l.includes(",south,") && l.includes(",v-2.0.0,")), "only the filtered devices");
+    const sorted = lines.slice(1).map((l) => l.split(",")[1]);
+    assert.deepEqual(sorted, [...sorted].sort().reverse(), "in the list's order");
+  });
+
+  test("a device's Restart and Disable ask first and say what happens", async () => {
+    await page.locator("#device-rows a").first().click();
+    await page.locator('#presence[data-status="online"]').waitFor();
+    await page.locator("#device-meta").getByRole("link", { name: "south" }).waitFor();
+    let message = "";
+    page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
+    await page.getByRole("button", { name: "Restart", exact: true }).click();
+    await until("the restart confirmation", async () => message !== "", TIMEOUT);
+    assert.match(message, /^Restart sim-\d+\? It reboots at once/);
+    const rows = page.locator("#command-rows tr[data-command]");
+    assert.equal(await rows.count(), 1, "cancelled: only the bulk restart is listed");
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Restart", exact: true }).click();
+    await until("two commands", async () => (await rows.count()) === 2, TIMEOUT);
+    // The history reads as a summary with details on demand, State and Result beside it.
+    await rows.first().getByText("reason: restart from the web UI").waitFor();
+    await rows.first().locator("details pre").waitFor({ state: "attached" });
+    assert.equal(await rows.first().locator("details pre").isVisible(), false, "details are folded");
+    await rows.first().locator('[data-state="succeeded"]').waitFor();
+
+    message = "";
+    page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
+    await page.getByRole("button", { name: "Disable device" }).click();
+    await until("the disable confirmation", async () => message !== "", TIMEOUT);
+    assert.match(message, /locks the device out at once/);
+    assert.equal(await page.locator("#presence").textContent(), "online", "cancelled: still enabled");
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Disable device" }).click();
+    await page.locator('#presence[data-status="offline"]').filter({ hasText: "disabled" }).waitFor();
+    // A command to a device that is not connected says it waits.
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Restart", exact: true }).click();
+    await page.locator("#cmd-done").filter({ hasText: "queued until the device connects" }).waitFor();
+    await rows.first().locator('[data-state="queued"]').waitFor();
+    await screenshot(page, "53-device-confirmations");
+    await page.getByRole("button", { name: "Enable device" }).click();
+    await page.locator("#presence").filter({ hasText: /^(online|offline)$/ }).waitFor();
+  });
+
+  test("the project page says how many devices it has and links to the full list", async () => {
+    await page.goto(server.url + `/t/acme/projects/${ids.north}`);
+    await page.locator("#project-device-total").filter({ hasText: "250 devices are linked" }).waitFor();
+    await page.getByRole("link", { name: /in the device list/ }).click();
+    await page.locator("#device-total").filter({ hasText: "Showing 50 of 250 devices." }).waitFor();
+    assert.equal(await page.getByLabel("Project", { exact: true }).inputValue(), ids.north);
+  });
+
+  test("no page of the 500-device day threw or broke the Content-Security-Policy", () => {
     assert.deepEqual(problems, []);
   });
 });
