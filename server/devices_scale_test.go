@@ -1,14 +1,19 @@
 package server
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -197,5 +202,116 @@ func TestCommandToFilter(t *testing.T) {
 	status, resp = w.owner.do("POST", "/api/v1/tenants/alpha/config/push", map[string]any{"target": map[string]any{"filter": map[string]any{"tag": "t1"}}})
 	if status != 202 || len(resp["devices"].([]any)) != 2 {
 		t.Errorf("config push to a filter: %d %v", status, resp)
+	}
+}
+
+// TestBulkProvisioning: a CSV of devices becomes devices and a zip of their bundles (JSON with
+// the secret and NVS CSV); any bad line is a 422 naming the line and field, and creates
+// nothing.
+func TestBulkProvisioning(t *testing.T) {
+	t.Parallel()
+	w := newDeviceWorld(t)
+	tn := tenantID(t, w.h.st, "alpha")
+	proj := store.Project{TenantID: tn, Name: "Greenhouse", VersionMismatch: store.MismatchWarn}
+	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int64 {
+		n, err := w.h.st.CountDevices(t.Context(), tn, store.DeviceFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	post := func(ct, body string) (int, http.Header, []byte) {
+		return w.owner.raw("POST", "/api/v1/tenants/alpha/devices/bulk", ct, strings.NewReader(body))
+	}
+
+	for _, tc := range []struct {
+		name, ct, body string
+		status         int
+		fields         []string
+	}{
+		{"JSON instead of CSV", "application/json", `{"name":"x"}`, 415, nil},
+		{"empty", "text/csv", "", 422, []string{"csv"}},
+		{"no name column", "text/csv", "project,tags\ngreenhouse,a\n", 422, []string{"csv"}},
+		{"unknown column", "text/csv", "name,colour\nx,red\n", 422, []string{"csv"}},
+		{"header only", "text/csv", "name,project\n", 422, []string{"csv"}},
+		{"bad lines", "text/csv", "name,project,tags\nok-1,greenhouse,a b\n,greenhouse,\nok-3,nowhere,\nok-4,,bad!tag\nok-5,too,many,fields\n\"open quote,x,y\n",
+			422, []string{"lines[3].name", "lines[4].project", "lines[5].tags[0]", "lines[6]", "lines[7]"}},
+		{"too many", "text/csv", "name\n" + strings.Repeat("n\n", 1001), 422, []string{"csv"}},
+	} {
+		status, _, body := post(tc.ct, tc.body)
+		if status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, status, tc.status, body)
+			continue
+		}
+		var resp struct {
+			Error struct {
+				Fields map[string]string `json:"fields"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatalf("%s: %v %s", tc.name, err, body)
+		}
+		for _, f := range tc.fields {
+			if resp.Error.Fields[f] == "" {
+				t.Errorf("%s: no error for %s in %v", tc.name, f, resp.Error.Fields)
+			}
+		}
+		if len(resp.Error.Fields) != len(tc.fields) {
+			t.Errorf("%s: fields %v, want exactly %v", tc.name, resp.Error.Fields, tc.fields)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("refused CSVs created %d devices", n)
+	}
+
+	csvIn := "\ufeffName, Project, Tags\nkitchen,greenhouse,indoor;floor-1\ngarage," + proj.ID + ",\nattic,,\n"
+	status, h, body := post("text/csv; charset=utf-8", csvIn)
+	if status != http.StatusCreated || h.Get("Content-Type") != "application/zip" || !strings.Contains(h.Get("Content-Disposition"), "espadmin-devices-3.zip") {
+		t.Fatalf("bulk create: %d %v %.300s", status, h, body)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	if len(files) != 7 {
+		t.Fatalf("zip files: %v", slices.Sorted(maps.Keys(files)))
+	}
+	index, err := csv.NewReader(bytes.NewReader(files["devices.csv"])).ReadAll()
+	if err != nil || len(index) != 4 {
+		t.Fatalf("devices.csv: %v %q", err, files["devices.csv"])
+	}
+	for i, want := range []struct{ name, project, tags string }{{"kitchen", proj.ID, "indoor floor-1"}, {"garage", proj.ID, ""}, {"attic", "", ""}} {
+		row := index[i+1]
+		id := row[1]
+		d, err := w.h.st.Device(t.Context(), tn, id)
+		if err != nil {
+			t.Fatalf("device of line %s: %v", row[0], err)
+		}
+		if d.Name != want.name || d.ProjectID != want.project || strings.Join(d.Tags, " ") != want.tags {
+			t.Errorf("line %d: device %+v, want %+v", i+2, d, want)
+		}
+		b := bundleOf(t, json.RawMessage(files[row[5]]))
+		if b.DeviceID != id || b.Secret == "" {
+			t.Errorf("bundle %s: %+v", row[5], b)
+		}
+		if !bytes.Contains(files[row[6]], []byte("device_id,data,string,"+id)) || !bytes.Contains(files[row[6]], []byte("secret,data,string,"+b.Secret)) {
+			t.Errorf("NVS CSV %s: %s", row[6], files[row[6]])
+		}
+		// The bundle's secret is the device's: the broker would accept it.
+		if !bytes.Equal(fleet.HashSecret(b.Secret), d.SecretHash) {
+			t.Errorf("line %d: the bundle's secret does not match the device", i+2)
+		}
 	}
 }

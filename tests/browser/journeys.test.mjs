@@ -697,6 +697,34 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     assert.equal(await page.getByLabel("Project", { exact: true }).inputValue(), ids.north);
   });
 
+  test("bulk provisioning: bad lines are listed and nothing is created, then a zip of bundles", async () => {
+    await page.goto(server.url + "/t/acme/devices");
+    await page.locator("#device-total").filter({ hasText: "of 500 devices." }).waitFor();
+    const input = page.getByLabel("Devices (CSV file)");
+    await input.setInputFiles({ name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from("name,project,tags\nbench-1,north,a\n,north,\nbench-3,nowhere,\n") });
+    await page.getByRole("button", { name: "Create devices" }).click();
+    const errors = page.locator("#bulk-create-errors li");
+    await errors.first().waitFor();
+    assert.deepEqual(await errors.allTextContents(), ["Line 3: name is required", 'Line 4: project no project "nowhere" in this tenant']);
+    assert.equal((await api("GET", "/api/v1/tenants/acme/devices/stats")).body.total, 500, "nothing was created");
+    await screenshot(page, "54-bulk-provisioning-errors");
+    await input.setInputFiles({ name: "good.csv", mimeType: "text/csv", buffer: Buffer.from("name,project,tags\nbench-1,north,a b\nbench-2,south,\nbench-3,,\n") });
+    await page.getByRole("button", { name: "Create devices" }).click();
+    await page.locator("#bulk-created").filter({ hasText: "3 devices created." }).waitFor();
+    assert.equal(await errors.count(), 0);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download their bundles (zip)" }).click(),
+    ]);
+    const zip = join(tmp.dir, "bundles.zip");
+    await download.saveAs(zip);
+    const bytes = readFileSync(zip);
+    assert.equal(bytes.subarray(0, 2).toString(), "PK", "a zip file");
+    for (const name of ["devices.csv", "0002-bench-1-", ".nvs.csv", "0004-bench-3-"]) assert.ok(bytes.includes(name), `the zip holds ${name}`);
+    await page.locator("#device-total").filter({ hasText: "of 503 devices." }).waitFor();
+    await screenshot(page, "55-bulk-provisioning-done");
+  });
+
   test("no page of the 500-device day threw or broke the Content-Security-Policy", () => {
     assert.deepEqual(problems, []);
   });

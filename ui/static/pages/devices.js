@@ -1,6 +1,6 @@
 // The device list: filters, sorting, the total, live status, bulk commands (to the selected
 // devices or to every device matching the filter), CSV export and adding a device.
-import { api, ago, can, clearErrors, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
+import { ApiError, api, ago, can, clearErrors, csrfToken, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
 import { fillProjectSelect, projectLabel, projectNames } from "../projects.js";
 
@@ -260,6 +260,48 @@ if (createForm) {
     box.focus();
     createForm.reset();
     load(false);
+  });
+}
+
+// Bulk provisioning: the CSV goes as is; the answer is a zip, or the lines to fix.
+const bulkForm = document.getElementById("bulk-create-form");
+if (bulkForm) {
+  bulkForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(bulkForm);
+    const list = document.getElementById("bulk-create-errors");
+    const done = document.getElementById("bulk-created");
+    list.replaceChildren();
+    done.hidden = true;
+    const file = bulkForm.elements.file.files[0];
+    if (!file) return showError(bulkForm, new ApiError(422, { error: { message: "invalid input", fields: { file: "choose a CSV file" } } }));
+    bulkForm.setAttribute("aria-busy", "true");
+    try {
+      const res = await fetch(tenantAPI("devices/bulk"), {
+        method: "POST", credentials: "same-origin", body: file,
+        headers: { "Content-Type": "text/csv", "X-CSRF-Token": csrfToken(), Accept: "application/zip, application/json" },
+      });
+      if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+      const blob = await res.blob();
+      const n = Number((res.headers.get("Content-Disposition") || "").match(/devices-(\d+)\.zip/)?.[1] || 0);
+      const a = document.getElementById("bulk-download");
+      if (a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
+      a.href = URL.createObjectURL(blob);
+      a.download = `espadmin-devices-${n}.zip`;
+      done.querySelector('[data-f="count"]').textContent = String(n);
+      done.hidden = false;
+      bulkForm.reset();
+      load(false);
+    } catch (err) {
+      const lines = Object.entries(err.fields || {}).map(([field, msg]) => {
+        const m = field.match(/^lines\[(\d+)\](?:\.(.+))?$/);
+        return m ? [Number(m[1]), `Line ${m[1]}: ${m[2] ? m[2].replace(/\[\d+\]$/, "") + " " : ""}${msg}`] : [0, `${field === "csv" ? "The file" : field} ${msg}`];
+      }).sort((a, b) => a[0] - b[0]);
+      bulkForm.querySelector("[data-form-error]").textContent = lines.length ? "Nothing was created. Fix these lines and upload again:" : err.message;
+      list.replaceChildren(...lines.map(([, text]) => el("li", {}, text)));
+    } finally {
+      bulkForm.removeAttribute("aria-busy");
+    }
   });
 }
 
