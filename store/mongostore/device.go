@@ -266,7 +266,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		return err
 	}
 	owned := bson.D{{Key: "tenant_id", Value: tenantID}, {Key: "device_id", Value: id}}
-	for _, name := range []string{colConfigVersions, colCommands, colRolloutDevices, colErrorGroupDevices} {
+	for _, name := range []string{colConfigVersions, colCommands, colRolloutDevices, colErrorGroupDevices, colDeviceSamples} {
 		if _, err := s.col(name).DeleteMany(ctx, owned); err != nil {
 			return wrap(err, "delete device %q: %s", id, name)
 		}

@@ -338,6 +338,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 			tx.NewDelete().Table("commands").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 			tx.NewDelete().Table("rollout_devices").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 			tx.NewDelete().Table("error_group_devices").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
+			tx.NewDelete().Table("device_samples").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 		}
 		for _, q := range steps {
 			if _, err := q.Exec(ctx); err != nil {
