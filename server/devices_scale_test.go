@@ -12,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
 // raw sends a request and returns the status, the headers and the body as they came.
@@ -314,4 +316,69 @@ func TestBulkProvisioning(t *testing.T) {
 			t.Errorf("line %d: the bundle's secret does not match the device", i+2)
 		}
 	}
+}
+
+// TestDeviceHistory: a device's presence changes and metadata report are kept as its history
+// and served by the history route; the fleet's counts by the fleet history route; a bad
+// window is a 422.
+func TestDeviceHistory(t *testing.T) {
+	t.Parallel()
+	w := newDeviceWorld(t)
+	r, b := w.create(t, map[string]any{"name": "charted"})
+	id := r["id"].(string)
+	d := w.start(t, b)
+	w.waitOnline(t, id, true)
+	path := "/api/v1/tenants/alpha/devices/" + id + "/history"
+	samples := func() []any { return w.get(t, path)["samples"].([]any) }
+	poll.Wait(t, "the presence and metadata samples", func() bool { return len(samples()) >= 2 })
+	var kinds []string
+	for _, s := range samples() {
+		sm := s.(map[string]any)
+		kinds = append(kinds, sm["kind"].(string))
+		if sm["kind"] == "metadata" && (sm["free_heap"] == nil || sm["rssi"] == nil) {
+			t.Errorf("metadata sample without health: %v", sm)
+		}
+		if sm["kind"] == "presence" && sm["online"] != true {
+			t.Errorf("first presence sample: %v", sm)
+		}
+	}
+	if !slices.Contains(kinds, "presence") || !slices.Contains(kinds, "metadata") {
+		t.Errorf("kinds %v", kinds)
+	}
+	d.Stop()
+	w.waitOnline(t, id, false)
+	poll.Wait(t, "the offline sample", func() bool {
+		s := samples()
+		last := s[len(s)-1].(map[string]any)
+		return last["kind"] == "presence" && last["online"] == false
+	})
+
+	tn := tenantID(t, w.h.st, "alpha")
+	if err := w.h.st.AddFleetSample(t.Context(), store.FleetSample{TenantID: tn, At: store.Now().Add(-time.Hour), Online: 1, Total: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.st.AddFleetSample(t.Context(), store.FleetSample{TenantID: tn, At: store.Now().Add(-48 * time.Hour), Online: 7, Total: 7}); err != nil {
+		t.Fatal(err)
+	}
+	fleetSamples := w.get(t, "/api/v1/tenants/alpha/devices/stats/history")["samples"].([]any)
+	if len(fleetSamples) != 1 || fleetSamples[0].(map[string]any)["online"] != 1.0 {
+		t.Errorf("fleet history (24 h): %v", fleetSamples)
+	}
+	if n := len(w.get(t, "/api/v1/tenants/alpha/devices/stats/history?hours=72")["samples"].([]any)); n != 2 {
+		t.Errorf("fleet history (72 h): %d samples", n)
+	}
+	for _, q := range []string{"?hours=0", "?hours=721", "?hours=day"} {
+		status, resp := w.owner.do("GET", path+q, nil)
+		wantError(t, "device history "+q, status, resp, 422)
+		status, resp = w.owner.do("GET", "/api/v1/tenants/alpha/devices/stats/history"+q, nil)
+		wantError(t, "fleet history "+q, status, resp, 422)
+	}
+	// Another tenant's device has no history here.
+	bID := tenantID(t, w.h.st, "beta")
+	p, err := w.h.fleet.devices.Create(t.Context(), bID, fleet.DeviceInput{Name: "theirs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, resp := w.owner.do("GET", "/api/v1/tenants/alpha/devices/"+p.Device.ID+"/history", nil)
+	wantError(t, "B's device history", status, resp, 404)
 }

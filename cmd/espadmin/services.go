@@ -44,6 +44,8 @@ type services struct {
 	ingest   *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
+	// history records fleet counts over time and sweeps the history's retention.
+	history *fleet.History
 }
 
 // serviceDeps are what the services are built on.
@@ -144,6 +146,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,
 		})
 	}
+	s.history = fleet.NewHistory(fleet.HistoryOptions{Store: st, Logger: fleetLog})
 	return s
 }
 
