@@ -12,7 +12,7 @@ import (
 
 // historyQuery documents the history routes' window.
 type historyQuery struct {
-	Hours string `query:"hours" doc:"how far back, 1 to 720 hours (default 24); samples are kept 30 days"`
+	Hours string `query:"hours" doc:"how far back, 1 to 720 hours (default 24); samples are kept history.retention (30 days by default)"`
 }
 
 type deviceSampleResponse struct {
@@ -35,7 +35,7 @@ type fleetSampleResponse struct {
 }
 
 type fleetHistoryResponse struct {
-	Samples []fleetSampleResponse `json:"samples" doc:"one every 5 minutes, oldest first; at most the newest 5000"`
+	Samples []fleetSampleResponse `json:"samples" doc:"one every history.fleet_interval, oldest first; at most the newest 5000"`
 }
 
 // historySince reads ?hours= into the window's start.

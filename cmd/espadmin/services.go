@@ -146,7 +146,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,
 		})
 	}
-	s.history = fleet.NewHistory(fleet.HistoryOptions{Store: st, Logger: fleetLog})
+	s.history = fleet.NewHistory(fleet.HistoryOptions{Store: st, Interval: cfg.History.FleetInterval, Retention: cfg.History.Retention, Logger: fleetLog})
 	return s
 }
 

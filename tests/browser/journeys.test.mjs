@@ -513,7 +513,13 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
   before(async () => {
     tmp = tempDir();
     bin = buildBinary(tmp.dir);
-    server = await startServer(bin, tmp.dir);
+    // Count the fleet every second, so the dashboard's chart has a history within the journey.
+    process.env.ESPADMIN_HISTORY_FLEET_INTERVAL = "1s";
+    try {
+      server = await startServer(bin, tmp.dir);
+    } finally {
+      delete process.env.ESPADMIN_HISTORY_FLEET_INTERVAL;
+    }
     browser = await launchBrowser(tmp.dir);
     page = browser.pages()[0] || (await browser.newPage());
     page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
@@ -568,6 +574,13 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await bars.first().waitFor();
     assert.equal(await bars.count(), 2, "one bar per firmware version");
     assert.match(await page.locator("#fw-chart svg").getAttribute("aria-label"), /v-1\.0\.0: 250.*v-2\.0\.0: 250/);
+    // Online devices over time: counts taken while the fleet came online, up to 500 now.
+    const online = page.locator("#online-history svg.line-chart");
+    await online.waitFor();
+    const label = await online.getAttribute("aria-label");
+    assert.match(label, /now 500$/);
+    assert.ok(Number(label.match(/: (\d+) points/)[1]) >= 3, `several counts over time: ${label}`);
+    assert.ok(await page.locator("#online-history polyline").getAttribute("points"), "a line is drawn");
     await screenshot(page, "50-dashboard-500-devices");
   });
 
@@ -654,6 +667,11 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await page.locator("#device-rows a").first().click();
     await page.locator('#presence[data-status="online"]').waitFor();
     await page.locator("#device-meta").getByRole("link", { name: "south" }).waitFor();
+    // Presence and health over time, from the device's own history.
+    await page.locator("#chart-online svg.line-chart").waitFor();
+    assert.match(await page.locator("#chart-online svg").getAttribute("aria-label"), /now 1$/);
+    await page.locator("#chart-heap svg.line-chart").waitFor();
+    await page.locator("#chart-rssi svg.line-chart").waitFor();
     let message = "";
     page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
     await page.getByRole("button", { name: "Restart", exact: true }).click();

@@ -1,7 +1,7 @@
 // The dashboard: online and offline counts, firmware versions, active rollouts and recent
 // errors, kept live.
 import { ago, api, el, tenantAPI } from "../api.js";
-import { barChart } from "../chart.js";
+import { barChart, lineChart } from "../chart.js";
 import { liveEvents } from "../live.js";
 
 const errBox = document.getElementById("dashboard-error");
@@ -16,6 +16,10 @@ async function reload() {
     document.getElementById("stat-offline").textContent = st.offline;
     document.getElementById("stat-total").textContent = st.total;
     barChart(document.getElementById("fw-chart"), st.firmware.map((f) => [f.version || "unknown", f.devices]), { unit: "" });
+    const hist = await api("GET", tenantAPI("devices/stats/history?hours=168"));
+    const points = hist.samples.map((p) => [Date.parse(p.at), p.online]);
+    points.push([Date.now(), st.online]);
+    lineChart(document.getElementById("online-history"), points, { label: "Online devices over the last 7 days", step: true });
   } catch (err) {
     errBox.textContent = `Devices could not be loaded: ${err.message}`;
   }

@@ -2,6 +2,7 @@
 import { api, ago, downloadLink, el, fmtTime, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
 import { configVersions, deviceConfig, deviceErrors, deviceUpdates } from "../config.js";
+import { lineChart } from "../chart.js";
 import { logConsole } from "../logconsole.js";
 import { fillProjectSelect, projectLabel, projectNames } from "../projects.js";
 
@@ -200,7 +201,26 @@ if (edit) {
   });
 }
 
+// Presence and health charts from the device's history; presence holds until now.
+async function loadHealth() {
+  const hours = document.getElementById("health-hours").value;
+  try {
+    const { samples } = await api("GET", tenantAPI(`${base}/history?hours=${hours}`));
+    const presence = samples.filter((s) => s.kind === "presence").map((s) => [Date.parse(s.at), s.online ? 1 : 0]);
+    if (device) presence.push([Date.now(), device.online ? 1 : 0]);
+    const meta = samples.filter((s) => s.kind === "metadata");
+    lineChart(document.getElementById("chart-online"), presence, { label: "Online (1) or offline (0)", step: true });
+    lineChart(document.getElementById("chart-rssi"), meta.filter((s) => s.rssi).map((s) => [Date.parse(s.at), s.rssi]), { label: "RSSI", unit: " dBm" });
+    lineChart(document.getElementById("chart-heap"), meta.map((s) => [Date.parse(s.at), s.free_heap]),
+      { label: "Free heap", unit: " KB", format: (v) => String(Math.round(v / 1024)) });
+  } catch (err) {
+    errBox.textContent = `History could not be loaded: ${err.message}`;
+  }
+}
+document.getElementById("health-hours").addEventListener("change", loadHealth);
+
 await Promise.all([loadDevice(), loadCommands()]);
+loadHealth();
 const config = deviceConfig(id);
 const history = configVersions(id, () => config.reload());
 logConsole(id);
@@ -218,9 +238,12 @@ liveEvents({
     if (device.online) device.presence_changed_at = ev.at;
     else device.last_seen_at = ev.at;
     renderDevice();
+    loadHealth();
   },
   metadata(ev) {
-    if (ev.device_id === id) loadDevice();
+    if (ev.device_id !== id) return;
+    loadDevice();
+    loadHealth();
   },
   command(ev) {
     if (ev.device_id !== id) return;
