@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -381,4 +382,63 @@ func TestDeviceHistory(t *testing.T) {
 	}
 	status, resp := w.owner.do("GET", "/api/v1/tenants/alpha/devices/"+p.Device.ID+"/history", nil)
 	wantError(t, "B's device history", status, resp, 404)
+}
+
+// TestErrorGroupDevicesAndTrend: an error group's detail names its devices (a deleted one
+// keeps only its ID) and counts its reports per day over 14 days.
+func TestErrorGroupDevicesAndTrend(t *testing.T) {
+	t.Parallel()
+	w := newTenantWorld(t)
+	admin := w.session(t, "alpha", store.RoleAdmin)
+	tn := tenantID(t, w.h.st, "alpha")
+	dev, err := w.h.st.Device(t.Context(), tn, w.a["device"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := store.Device{ID: store.NewID(), TenantID: tn, Name: "gone", SecretHash: make([]byte, 32)}
+	if err := w.h.st.CreateDevice(t.Context(), &gone); err != nil {
+		t.Fatal(err)
+	}
+	now := store.Now()
+	for _, r := range []struct {
+		device string
+		at     time.Time
+	}{{dev.ID, now}, {dev.ID, now.AddDate(0, 0, -3)}, {gone.ID, now.AddDate(0, 0, -3)}, {dev.ID, now.AddDate(0, 0, -20)}} {
+		rep := store.ErrorReport{TenantID: tn, DeviceID: r.device, Type: "panic", Message: "LoadProhibited", Severity: "error",
+			FirmwareVersion: "v-1.0.0", Fingerprint: devicerrors.Fingerprint("panic", "LoadProhibited", "v-1.0.0"), ReceivedAt: r.at}
+		if _, err := w.h.st.RecordError(t.Context(), &rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.h.st.DeleteDevice(t.Context(), tn, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, resp := admin.do("GET", "/api/v1/tenants/alpha/errors/"+w.a["group"], nil)
+	if st != 200 {
+		t.Fatalf("detail: %d %v", st, resp)
+	}
+	devs := resp["devices"].([]any)
+	names := map[string]any{}
+	for _, d := range devs {
+		dm := d.(map[string]any)
+		names[dm["device_id"].(string)] = dm["device_name"]
+	}
+	if names[dev.ID] != dev.Name {
+		t.Errorf("device names: %v, want %s for %s", names, dev.Name, dev.ID)
+	}
+	trend := resp["trend"].([]any)
+	if len(trend) != 14 {
+		t.Fatalf("trend: %v", trend)
+	}
+	day := func(i int) map[string]any { return trend[i].(map[string]any) }
+	if day(13)["day"] != now.UTC().Format(time.DateOnly) || day(13)["reports"] != 2.0 || day(10)["reports"] != 2.0 {
+		t.Errorf("trend: %v", trend)
+	}
+	var sum float64
+	for i := range trend {
+		sum += day(i)["reports"].(float64)
+	}
+	if sum != 4 { // the world's own report, today, and three of the four above
+		t.Errorf("trend counts %v reports in 14 days, want 4 (the 20-day-old one is outside)", sum)
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -51,7 +52,8 @@ func errorGroupOf(g store.ErrorGroup) errorGroupResponse {
 
 // errorGroupDeviceResponse counts a group on one device.
 type errorGroupDeviceResponse struct {
-	DeviceID  string    `json:"device_id"`
+	DeviceID   string    `json:"device_id"`
+	DeviceName string    `json:"device_name,omitempty" doc:"absent when the device was deleted"`
 	Count     int64     `json:"count"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -94,6 +96,55 @@ type errorGroupDetailResponse struct {
 	errorGroupResponse
 	Devices []errorGroupDeviceResponse `json:"devices"`
 	Recent  []errorReportResponse      `json:"recent_reports" doc:"the latest reports, newest first"`
+	Trend   []errorTrendDay            `json:"trend" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+}
+
+// errorTrendDay counts a group's reports of one day.
+type errorTrendDay struct {
+	Day     string `json:"day" doc:"YYYY-MM-DD (UTC)"`
+	Reports int64  `json:"reports"`
+}
+
+// Error trend window and the most reports read to draw it.
+const (
+	errorTrendDays    = 14
+	errorTrendReports = 5000
+)
+
+// errorTrend counts a group's kept reports per day over the last errorTrendDays days.
+func (s *Server) errorTrend(ctx context.Context, g store.ErrorGroup) ([]errorTrendDay, error) {
+	today := store.Now().UTC().Truncate(24 * time.Hour)
+	start := today.AddDate(0, 0, -(errorTrendDays - 1))
+	days := make([]errorTrendDay, errorTrendDays)
+	for i := range days {
+		days[i].Day = start.AddDate(0, 0, i).Format(time.DateOnly)
+	}
+	opts := store.ListOptions{Limit: store.MaxPageSize, Desc: true}
+	for read := 0; read < errorTrendReports; {
+		page, err := s.deps.Store.ListErrorReports(ctx, g.TenantID, g.ID, "", opts)
+		if err != nil {
+			return nil, err
+		}
+		// Reports come newest stored first; received times follow storage order but for
+		// clock skew, so a page entirely before the window ends the walk.
+		inWindow := false
+		for _, r := range page.Items {
+			at := r.ReceivedAt.UTC()
+			if at.Before(start) {
+				continue
+			}
+			inWindow = true
+			if i := int(at.Sub(start) / (24 * time.Hour)); i < errorTrendDays {
+				days[i].Reports++
+			}
+		}
+		read += len(page.Items)
+		if page.NextCursor == "" || !inWindow {
+			break
+		}
+		opts.Cursor = page.NextCursor
+	}
+	return days, nil
 }
 
 // errorGroupQuery documents the list filters.
@@ -198,6 +249,14 @@ func (s *Server) getErrorGroup(c echo.Context) error {
 		Devices: make([]errorGroupDeviceResponse, len(devs)), Recent: make([]errorReportResponse, len(reports.Items))}
 	for i, d := range devs {
 		out.Devices[i] = errorGroupDeviceResponse{DeviceID: d.DeviceID, Count: d.Count, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen}
+		if dev, err := s.deps.Store.Device(ctx, g.TenantID, d.DeviceID); err == nil {
+			out.Devices[i].DeviceName = dev.Name
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if out.Trend, err = s.errorTrend(ctx, g); err != nil {
+		return err
 	}
 	for i, r := range reports.Items {
 		out.Recent[i] = errorReportOf(r)
