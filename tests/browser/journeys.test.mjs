@@ -125,6 +125,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator('#presence[data-status="online"]').waitFor();
     await page.locator("#device-metadata").getByText("Firmware", { exact: true }).waitFor();
     await page.evaluate(() => { window.__noReload = true; });
+    await page.getByRole("tab", { name: "Commands" }).click();
     page.once("dialog", (d) => d.accept());
     await page.getByRole("button", { name: "Restart" }).click();
     await page.locator('#command-rows [data-state="succeeded"]').waitFor();
@@ -133,6 +134,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
   });
 
   test("a config edit reaches the device and shows in sync", async () => {
+    await page.getByRole("tab", { name: "Config" }).click();
     await page.getByLabel("Key").fill("interval");
     await page.getByLabel("Type").selectOption("int");
     await page.getByLabel("Value").fill("not a number");
@@ -146,6 +148,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
   });
 
   test("live logs arrive in the console, and the text filter narrows them", async () => {
+    await page.getByRole("tab", { name: "Logs" }).click();
     await page.getByRole("button", { name: "Start streaming" }).click();
     await page.locator("#log-lines .log-line").first().waitFor();
     await page.getByLabel("Filter text").fill("no line contains this");
@@ -249,8 +252,10 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.getByRole("link", { name: "thermostat-1" }).first().click();
     await page.waitForURL(new RegExp(`/devices/${state.thermoID}$`));
     await page.locator("#device-metadata").getByText("v-1.1.0", { exact: true }).waitFor();
+    await page.getByRole("tab", { name: "Updates" }).click();
     await page.locator('#update-rows [data-state="succeeded"]').waitFor();
     assert.match(await page.locator("#update-rows tr").first().textContent(), /v-1\.1\.0/);
+    await page.getByRole("tab", { name: "Config" }).click();
     await page.locator('#config-rows tr[data-key="interval"]').waitFor();
     await page.locator('#config-sync[data-state="in_sync"]').waitFor();
     // A device value overrides the project's; rolling back to the version before removes it.
@@ -271,6 +276,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     await page.locator('#config-rows tr[data-key="interval"]').filter({ hasText: "60" }).filter({ hasText: "project" }).waitFor();
     await page.locator('#config-sync[data-state="in_sync"]').waitFor();
     await screenshot(page, "09g-device-config-rolled-back");
+    await page.getByRole("tab", { name: "Updates" }).click();
     await page.locator("#updates").screenshot({ path: join(artifacts, "09h-device-update-history.png") });
   });
 
@@ -440,6 +446,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
     for (const name of ["Restart", "Debug logs on", "Save", "Set on this device", /Rotate credentials/, /Disable device/]) {
       assert.equal(await v.getByRole("button", { name }).count(), 0, `viewer sees "${name}"`);
     }
+    await v.getByRole("tab", { name: "Config" }).click();
     assert.equal(await v.getByRole("button", { name: /Roll back to version/ }).count(), 0, "viewer sees a rollback button");
     await v.locator("#config-versions .version").first().waitFor();
     await screenshot(v, "14-viewer-device");
@@ -672,6 +679,10 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     assert.match(await page.locator("#chart-online svg").getAttribute("aria-label"), /now 1$/);
     await page.locator("#chart-heap svg.line-chart").waitFor();
     await page.locator("#chart-rssi svg.line-chart").waitFor();
+    // The page is in tabs; the URL names the open one.
+    await page.getByRole("tab", { name: "Commands" }).click();
+    assert.match(page.url(), /#commands$/);
+    assert.equal(await page.locator("#panel-overview").isVisible(), false, "one tab at a time");
     let message = "";
     page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
     await page.getByRole("button", { name: "Restart", exact: true }).click();
@@ -688,6 +699,7 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     assert.equal(await rows.first().locator("details pre").isVisible(), false, "details are folded");
     await rows.first().locator('[data-state="succeeded"]').waitFor();
 
+    await page.getByRole("tab", { name: "Overview" }).click();
     message = "";
     page.once("dialog", (d) => { message = d.message(); d.dismiss(); });
     await page.getByRole("button", { name: "Disable device" }).click();
@@ -698,11 +710,15 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await page.getByRole("button", { name: "Disable device" }).click();
     await page.locator('#presence[data-status="offline"]').filter({ hasText: "disabled" }).waitFor();
     // A command to a device that is not connected says it waits.
+    await page.getByRole("tab", { name: "Commands" }).click();
     page.once("dialog", (d) => d.accept());
     await page.getByRole("button", { name: "Restart", exact: true }).click();
     await page.locator("#cmd-done").filter({ hasText: "queued until the device connects" }).waitFor();
     await rows.first().locator('[data-state="queued"]').waitFor();
     await screenshot(page, "53-device-confirmations");
+    await page.reload();
+    assert.equal(await page.getByRole("tab", { name: "Commands" }).getAttribute("aria-selected"), "true", "a reload keeps the tab");
+    await page.getByRole("tab", { name: "Overview" }).click();
     await page.getByRole("button", { name: "Enable device" }).click();
     await page.locator("#presence").filter({ hasText: /^(online|offline)$/ }).waitFor();
   });
@@ -720,14 +736,14 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await page.locator("#device-total").filter({ hasText: "of 500 devices." }).waitFor();
     const input = page.getByLabel("Devices (CSV file)");
     await input.setInputFiles({ name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from("name,project,tags\nbench-1,north,a\n,north,\nbench-3,nowhere,\n") });
-    await page.getByRole("button", { name: "Create devices" }).click();
+    await page.getByRole("button", { name: "Upload CSV and create" }).click();
     const errors = page.locator("#bulk-create-errors li");
     await errors.first().waitFor();
     assert.deepEqual(await errors.allTextContents(), ["Line 3: name is required", 'Line 4: project no project "nowhere" in this tenant']);
     assert.equal((await api("GET", "/api/v1/tenants/acme/devices/stats")).body.total, 500, "nothing was created");
     await screenshot(page, "54-bulk-provisioning-errors");
     await input.setInputFiles({ name: "good.csv", mimeType: "text/csv", buffer: Buffer.from("name,project,tags\nbench-1,north,a b\nbench-2,south,\nbench-3,,\n") });
-    await page.getByRole("button", { name: "Create devices" }).click();
+    await page.getByRole("button", { name: "Upload CSV and create" }).click();
     await page.locator("#bulk-created").filter({ hasText: "3 devices created." }).waitFor();
     assert.equal(await errors.count(), 0);
     const [download] = await Promise.all([

@@ -13,6 +13,32 @@ let device = null;
 const commands = new Map();
 const names = await projectNames();
 
+// Tabs: one section of the device at a time; the URL's #fragment keeps it over reloads and
+// links (…/devices/ID#logs). Arrow keys, Home and End move between tabs.
+const tabs = [...document.querySelectorAll('#device-tabs [role="tab"]')];
+function showTab(tab, focus) {
+  for (const t of tabs) {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+    document.getElementById(t.getAttribute("aria-controls")).hidden = !on;
+  }
+  if (focus) tab.focus();
+  window.history.replaceState(null, "", tab.id === "tab-overview" ? location.pathname + location.search : `#${tab.id.slice(4)}`);
+}
+for (const t of tabs) {
+  t.addEventListener("click", () => showTab(t, false));
+  t.addEventListener("keydown", (ev) => {
+    const i = tabs.indexOf(t);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[ev.key];
+    if (next === undefined) return;
+    ev.preventDefault();
+    showTab(tabs[(next + tabs.length) % tabs.length], true);
+  });
+}
+const fromHash = tabs.find((t) => t.id === `tab-${location.hash.slice(1)}`);
+if (fromHash) showTab(fromHash, false);
+
 function dl(target, pairs) {
   target.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === undefined || v === "" ? "—" : v)]));
 }
