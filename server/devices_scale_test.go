@@ -441,4 +441,11 @@ func TestErrorGroupDevicesAndTrend(t *testing.T) {
 	if sum != 4 { // the world's own report, today, and three of the four above
 		t.Errorf("trend counts %v reports in 14 days, want 4 (the 20-day-old one is outside)", sum)
 	}
+	// The tenant's trend (the dashboard's errors per day) counts every group; beta's report
+	// is not alpha's.
+	st, resp = admin.do("GET", "/api/v1/tenants/alpha/errors/trend", nil)
+	days := resp["days"].([]any)
+	if st != 200 || len(days) != 14 || days[13].(map[string]any)["reports"] != 2.0 || days[10].(map[string]any)["reports"] != 2.0 {
+		t.Errorf("tenant trend: %d %v", st, resp)
+	}
 }

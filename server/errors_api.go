@@ -111,8 +111,23 @@ const (
 	errorTrendReports = 5000
 )
 
-// errorTrend counts a group's kept reports per day over the last errorTrendDays days.
-func (s *Server) errorTrend(ctx context.Context, g store.ErrorGroup) ([]errorTrendDay, error) {
+// errorTrendResponse is the tenant's error reports per day.
+type errorTrendResponse struct {
+	Days []errorTrendDay `json:"days" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+}
+
+// getErrorTrend serves GET /api/v1/tenants/:tenant/errors/trend (the dashboard's chart).
+func (s *Server) getErrorTrend(c echo.Context) error {
+	days, err := s.errorTrend(c.Request().Context(), tenantFrom(c).Tenant.ID, "")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, errorTrendResponse{Days: days})
+}
+
+// errorTrend counts the kept reports of a group (every group with groupID "") per day over
+// the last errorTrendDays days.
+func (s *Server) errorTrend(ctx context.Context, tenantID, groupID string) ([]errorTrendDay, error) {
 	today := store.Now().UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(errorTrendDays - 1))
 	days := make([]errorTrendDay, errorTrendDays)
@@ -121,7 +136,7 @@ func (s *Server) errorTrend(ctx context.Context, g store.ErrorGroup) ([]errorTre
 	}
 	opts := store.ListOptions{Limit: store.MaxPageSize, Desc: true}
 	for read := 0; read < errorTrendReports; {
-		page, err := s.deps.Store.ListErrorReports(ctx, g.TenantID, g.ID, "", opts)
+		page, err := s.deps.Store.ListErrorReports(ctx, tenantID, groupID, "", opts)
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +270,7 @@ func (s *Server) getErrorGroup(c echo.Context) error {
 			return err
 		}
 	}
-	if out.Trend, err = s.errorTrend(ctx, g); err != nil {
+	if out.Trend, err = s.errorTrend(ctx, g.TenantID, g.ID); err != nil {
 		return err
 	}
 	for i, r := range reports.Items {

@@ -588,6 +588,8 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     assert.match(label, /now 500$/);
     assert.ok(Number(label.match(/: (\d+) points/)[1]) >= 3, `several counts over time: ${label}`);
     assert.ok(await page.locator("#online-history polyline").getAttribute("points"), "a line is drawn");
+    await page.locator("#errors-trend svg .chart-bar").first().waitFor();
+    assert.equal(await page.locator("#errors-trend svg .chart-bar").count(), 14, "errors per day: one bar a day for 14 days");
     await screenshot(page, "50-dashboard-500-devices");
   });
 

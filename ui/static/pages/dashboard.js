@@ -50,6 +50,10 @@ async function loadRollouts() {
 
 async function loadErrors() {
   const box = document.getElementById("dash-errors");
+  api("GET", tenantAPI("errors/trend")).then((t) => barChart(document.getElementById("errors-trend"),
+    t.days.map((d) => [d.day.slice(5), d.reports]))).catch((err) => {
+    document.getElementById("errors-trend").replaceChildren(el("p", { class: "form-error" }, `Error counts could not be loaded: ${err.message}`));
+  });
   try {
     const page = await api("GET", tenantAPI("errors?resolved=false&limit=5"));
     const items = page.items || [];
