@@ -8,16 +8,20 @@ function svgEl(tag, attrs, text) {
   return e;
 }
 
+// noData empties container and, when there is nothing to draw, says so and returns true.
+function noData(container, data) {
+  container.replaceChildren();
+  if (data.length) return false;
+  const p = document.createElement("p");
+  p.className = "muted";
+  p.textContent = "No data yet.";
+  container.append(p);
+  return true;
+}
+
 // barChart replaces container's content with a chart of data ([[label, count], …]).
 export function barChart(container, data, { unit = "" } = {}) {
-  container.replaceChildren();
-  if (!data.length) {
-    const p = document.createElement("p");
-    p.className = "muted";
-    p.textContent = "No data yet.";
-    container.append(p);
-    return;
-  }
+  if (noData(container, data)) return;
   const rowH = 28, labelW = 130, countW = 70, width = 560;
   const barMax = width - labelW - countW;
   const max = Math.max(...data.map((d) => d[1]), 1);
@@ -41,14 +45,7 @@ export function barChart(container, data, { unit = "" } = {}) {
 // value], …] oldest first. With step, a value holds until the next point (counts, presence).
 // The newest value and the time span are written on the chart and in its accessible name.
 export function lineChart(container, points, { label = "", unit = "", step = false, format = String } = {}) {
-  container.replaceChildren();
-  if (!points.length) {
-    const p = document.createElement("p");
-    p.className = "muted";
-    p.textContent = "No data yet.";
-    container.append(p);
-    return;
-  }
+  if (noData(container, points)) return;
   const width = 560, height = 150, left = 64, right = 12, top = 12, bottom = 22;
   const t0 = points[0][0], t1 = Math.max(points[points.length - 1][0], t0 + 1);
   let lo = Math.min(...points.map((p) => p[1])), hi = Math.max(...points.map((p) => p[1]));
