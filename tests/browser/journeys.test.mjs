@@ -761,6 +761,22 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await screenshot(page, "55-bulk-provisioning-done");
   });
 
+  test("the audit log and the errors page name members and projects instead of IDs", async () => {
+    await page.goto(server.url + "/t/acme/settings/audit");
+    await page.getByLabel("Action").fill("project.create");
+    await page.locator("#audit-filter").getByRole("button").click();
+    const created = page.locator("#audit-rows tr").filter({ hasText: "project.create" }).first();
+    await created.waitFor();
+    assert.match(await created.textContent(), /Ada Owner/, "the actor by name");
+    assert.match(await created.textContent(), /project (north|south)/, "the project by name");
+    assert.equal(await page.locator("#audit-rows").getByText(ids.north).count(), 0, "no raw project ID shown");
+    await page.goto(server.url + "/t/acme/errors");
+    await page.getByLabel("Project").selectOption({ label: "north" });
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByText("No errors match.").waitFor();
+    assert.match(page.url(), new RegExp(`project=${ids.north}`));
+  });
+
   test("no page of the 500-device day threw or broke the Content-Security-Policy", () => {
     assert.deepEqual(problems, []);
   });
