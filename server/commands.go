@@ -17,15 +17,37 @@ import (
 const auditCommandSend = "command.send"
 
 type commandTarget struct {
-	DeviceIDs []string `json:"device_ids,omitempty" doc:"1 to 1000 device IDs"`
-	Tag       string   `json:"tag,omitempty" doc:"every device with this tag"`
-	ProjectID string   `json:"project_id,omitempty" doc:"every device linked to this project"`
+	DeviceIDs []string           `json:"device_ids,omitempty" doc:"1 to 1000 device IDs"`
+	Tag       string             `json:"tag,omitempty" doc:"every device with this tag"`
+	ProjectID string             `json:"project_id,omitempty" doc:"every device linked to this project"`
+	Filter    *deviceFilterInput `json:"filter,omitempty" doc:"every device the device list shows with these filters (same names as its query); {} is every device of the tenant"`
+}
+
+// target converts the wire target; a bad filter is a 422 on target.filter.<field>.
+func (t commandTarget) target() (fleet.Target, error) {
+	out := fleet.Target{DeviceIDs: t.DeviceIDs, Tag: t.Tag, ProjectID: t.ProjectID}
+	if t.Filter != nil {
+		f, err := t.Filter.filter()
+		if err != nil {
+			var inv *store.InvalidError
+			if errors.As(err, &inv) {
+				fields := map[string]string{}
+				for k, v := range inv.Fields {
+					fields["target.filter."+k] = v
+				}
+				return out, &store.InvalidError{Fields: fields}
+			}
+			return out, err
+		}
+		out.Filter = &f
+	}
+	return out, nil
 }
 
 type sendCommandRequest struct {
 	Name       string         `json:"name" enum:"restart,debug"`
 	Params     map[string]any `json:"params,omitempty" doc:"restart: {reason?}; debug: {enabled, level?, duration_s?} (docs/protocol.md §4)"`
-	Target     commandTarget  `json:"target" doc:"exactly one of device_ids, tag, project_id"`
+	Target     commandTarget  `json:"target" doc:"exactly one of device_ids, tag, project_id, filter"`
 	TTLSeconds int            `json:"ttl_seconds,omitempty" doc:"how long the command waits for an offline device: 10 to 2592000 (default 86400)"`
 }
 
@@ -118,10 +140,14 @@ func (s *Server) sendCommand(c echo.Context) error {
 	if createdBy == "" {
 		createdBy = "token:" + tc.Principal.TokenID
 	}
+	target, err := req.Target.target()
+	if err != nil {
+		return err
+	}
 	cmds, err := s.deps.Commands.Send(c.Request().Context(), tc.Tenant.ID, fleet.SendRequest{
 		Name:   req.Name,
 		Params: params,
-		Target: fleet.Target{DeviceIDs: req.Target.DeviceIDs, Tag: req.Target.Tag, ProjectID: req.Target.ProjectID},
+		Target: target,
 		TTL:    time.Duration(req.TTLSeconds) * time.Second, CreatedBy: createdBy,
 	})
 	if err != nil {
@@ -148,6 +174,8 @@ func (s *Server) sendCommand(c echo.Context) error {
 		details["target_tag"] = req.Target.Tag
 	case req.Target.ProjectID != "":
 		details["target_project_id"] = req.Target.ProjectID
+	case req.Target.Filter != nil:
+		details["target_filter"] = req.Target.Filter
 	default:
 		details["target_device_ids"] = ids
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/server/devconfig"
-	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -209,7 +208,7 @@ type rollbackConfigRequest struct {
 
 // pushConfigRequest is the body of POST /config/push.
 type pushConfigRequest struct {
-	Target commandTarget `json:"target" doc:"exactly one of device_ids, tag, project_id"`
+	Target commandTarget `json:"target" doc:"exactly one of device_ids, tag, project_id, filter"`
 }
 
 // pushResultResponse is what a push did for one device.
@@ -454,7 +453,10 @@ func (s *Server) pushConfig(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	t := fleet.Target{DeviceIDs: req.Target.DeviceIDs, Tag: req.Target.Tag, ProjectID: req.Target.ProjectID}
+	t, err := req.Target.target()
+	if err != nil {
+		return err
+	}
 	results, err := s.deps.Config.Push(c.Request().Context(), tc.Tenant.ID, t, configActor(tc.Principal))
 	if err != nil {
 		return configError(err, store.ScopeDevice, false)

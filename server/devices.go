@@ -172,14 +172,17 @@ type updateDeviceRequest struct {
 	Tags      *[]string `json:"tags,omitempty" doc:"replaces every tag"`
 }
 
-// deviceQuery documents the filters of the device list.
+// deviceQuery documents the filters and the order of the device list.
 type deviceQuery struct {
-	Project  string `query:"project" doc:"project ID"`
-	Tag      string `query:"tag" doc:"exact tag"`
-	Online   string `query:"online" doc:"true or false"`
-	Firmware string `query:"firmware" doc:"exact firmware version, e.g. v-1.4.0"`
-	Q        string `query:"q" doc:"substring of the name (case-insensitive) or prefix of the ID"`
+	deviceFilterInput
 	pageQuery
+}
+
+// devicePage is one page of the device list with the number of devices matching the filter.
+type devicePage struct {
+	Items      []deviceResponse `json:"items"`
+	NextCursor string           `json:"next_cursor"`
+	Total      int64            `json:"total" doc:"devices matching the filter, on every page"`
 }
 
 // provisioningQuery documents the provisioning bundle's options.
@@ -288,36 +291,91 @@ func (s *Server) listDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := store.DeviceFilter{
-		ProjectID:       c.QueryParam("project"),
-		Tag:             c.QueryParam("tag"),
-		FirmwareVersion: c.QueryParam("firmware"),
-		Search:          c.QueryParam("q"),
+	f, err := parseDeviceQuery(c)
+	if err != nil {
+		return err
 	}
-	switch c.QueryParam("online") {
-	case "":
-	case "true":
-		f.Online = new(bool)
-		*f.Online = true
-	case "false":
-		f.Online = new(bool)
-	default:
-		return store.Invalid("online", "must be true or false")
+	ctx := c.Request().Context()
+	page, err := s.deps.Store.ListDevices(ctx, tc.Tenant.ID, f, opts)
+	if err != nil {
+		return err
 	}
+	total, err := s.deps.Store.CountDevices(ctx, tc.Tenant.ID, f)
+	if err != nil {
+		return err
+	}
+	p := pageOf(page, deviceOf)
+	return c.JSON(http.StatusOK, devicePage{Items: p.Items, NextCursor: p.NextCursor, Total: total})
+}
+
+// parseDeviceQuery reads the filters and the order of the device list (deviceQuery).
+func parseDeviceQuery(c echo.Context) (store.DeviceFilter, error) {
+	var q deviceFilterInput
+	for name, v := range map[string]*string{"q": &q.Q, "tag": &q.Tag, "project": &q.Project, "firmware": &q.Firmware,
+		"online": &q.Online, "status": &q.Status, "sort": &q.Sort} {
+		*v = c.QueryParam(name)
+	}
+	return q.filter()
+}
+
+// deviceFilterInput is a device filter as a client writes it: in the device list's query and
+// in a command's target.filter.
+type deviceFilterInput struct {
+	Q        string `json:"q,omitempty" query:"q" doc:"substring of the name (case-insensitive) or prefix of the ID"`
+	Project  string `json:"project,omitempty" query:"project" doc:"project ID"`
+	Tag      string `json:"tag,omitempty" query:"tag" doc:"exact tag"`
+	Status   string `json:"status,omitempty" query:"status" doc:"online, offline, disabled or enabled"`
+	Online   string `json:"online,omitempty" query:"online" doc:"true or false (the older form of status=online/offline)"`
+	Firmware string `json:"firmware,omitempty" query:"firmware" doc:"exact firmware version, e.g. v-1.4.0"`
+	Sort     string `json:"-" query:"sort" doc:"id (default), name, status, project, firmware, tags, last_seen or created; a leading - sorts descending"`
+}
+
+// filter validates the input; each bad field is a 422 naming it.
+func (q deviceFilterInput) filter() (store.DeviceFilter, error) {
+	f := store.DeviceFilter{ProjectID: q.Project, Tag: q.Tag, FirmwareVersion: q.Firmware, Search: q.Q}
 	fields := map[string]string{}
 	for name, v := range map[string]string{"q": f.Search, "tag": f.Tag, "project": f.ProjectID, "firmware": f.FirmwareVersion} {
 		if len(v) > 128 {
 			fields[name] = "at most 128 characters"
 		}
 	}
+	yes, no := true, false
+	switch q.Online {
+	case "":
+	case "true":
+		f.Online = &yes
+	case "false":
+		f.Online = &no
+	default:
+		fields["online"] = "must be true or false"
+	}
+	switch q.Status {
+	case "":
+	case "online":
+		f.Online = &yes
+	case "offline":
+		f.Online = &no
+	case "disabled":
+		f.Disabled = &yes
+	case "enabled":
+		f.Disabled = &no
+	default:
+		fields["status"] = "must be online, offline, disabled or enabled"
+	}
+	if q.Status != "" && q.Online != "" {
+		fields["online"] = "give status or online, not both"
+	}
+	if q.Sort != "" {
+		col, desc := strings.CutPrefix(q.Sort, "-")
+		if !slices.Contains(store.DeviceSortColumns, col) {
+			fields["sort"] = "must be one of " + strings.Join(store.DeviceSortColumns, ", ") + ", with an optional leading -"
+		}
+		f.Sort = store.DeviceSort{Column: col, Desc: desc}
+	}
 	if len(fields) > 0 {
-		return &store.InvalidError{Fields: fields}
+		return f, &store.InvalidError{Fields: fields}
 	}
-	page, err := s.deps.Store.ListDevices(c.Request().Context(), tc.Tenant.ID, f, opts)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, pageOf(page, deviceOf))
+	return f, nil
 }
 
 // device loads the device named by the path in the route's tenant. A device of another

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -51,10 +52,11 @@ func errorGroupOf(g store.ErrorGroup) errorGroupResponse {
 
 // errorGroupDeviceResponse counts a group on one device.
 type errorGroupDeviceResponse struct {
-	DeviceID  string    `json:"device_id"`
-	Count     int64     `json:"count"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	DeviceID   string    `json:"device_id"`
+	DeviceName string    `json:"device_name,omitempty" doc:"absent when the device was deleted"`
+	Count      int64     `json:"count"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
 }
 
 // errorReportResponse is one stored report.
@@ -99,6 +101,70 @@ type errorGroupDetailResponse struct {
 	// Stack is the newest backtrace, symbolicated when the release has its ELF file.
 	Stack             []stackFrameResponse `json:"stack,omitempty" doc:"the newest report's backtrace, innermost first"`
 	StackSymbolicated bool                 `json:"stack_symbolicated" doc:"false: raw addresses (no ELF file for the release yet)"`
+	Trend             []errorTrendDay      `json:"trend" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+}
+
+// errorTrendDay counts a group's reports of one day.
+type errorTrendDay struct {
+	Day     string `json:"day" doc:"YYYY-MM-DD (UTC)"`
+	Reports int64  `json:"reports"`
+}
+
+// Error trend window and the most reports read to draw it.
+const (
+	errorTrendDays    = 14
+	errorTrendReports = 5000
+)
+
+// errorTrendResponse is the tenant's error reports per day.
+type errorTrendResponse struct {
+	Days []errorTrendDay `json:"days" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+}
+
+// getErrorTrend serves GET /api/v1/tenants/:tenant/errors/trend (the dashboard's chart).
+func (s *Server) getErrorTrend(c echo.Context) error {
+	days, err := s.errorTrend(c.Request().Context(), tenantFrom(c).Tenant.ID, "")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, errorTrendResponse{Days: days})
+}
+
+// errorTrend counts the kept reports of a group (every group with groupID "") per day over
+// the last errorTrendDays days.
+func (s *Server) errorTrend(ctx context.Context, tenantID, groupID string) ([]errorTrendDay, error) {
+	today := store.Now().UTC().Truncate(24 * time.Hour)
+	start := today.AddDate(0, 0, -(errorTrendDays - 1))
+	days := make([]errorTrendDay, errorTrendDays)
+	for i := range days {
+		days[i].Day = start.AddDate(0, 0, i).Format(time.DateOnly)
+	}
+	opts := store.ListOptions{Limit: store.MaxPageSize, Desc: true}
+	for read := 0; read < errorTrendReports; {
+		page, err := s.deps.Store.ListErrorReports(ctx, tenantID, groupID, "", opts)
+		if err != nil {
+			return nil, err
+		}
+		// Reports come newest stored first; received times follow storage order but for
+		// clock skew, so a page entirely before the window ends the walk.
+		inWindow := false
+		for _, r := range page.Items {
+			at := r.ReceivedAt.UTC()
+			if at.Before(start) {
+				continue
+			}
+			inWindow = true
+			if i := int(at.Sub(start) / (24 * time.Hour)); i < errorTrendDays {
+				days[i].Reports++
+			}
+		}
+		read += len(page.Items)
+		if page.NextCursor == "" || !inWindow {
+			break
+		}
+		opts.Cursor = page.NextCursor
+	}
+	return days, nil
 }
 
 // errorGroupQuery documents the list filters.
@@ -203,6 +269,14 @@ func (s *Server) getErrorGroup(c echo.Context) error {
 		Devices: make([]errorGroupDeviceResponse, len(devs)), Recent: make([]errorReportResponse, len(reports.Items))}
 	for i, d := range devs {
 		out.Devices[i] = errorGroupDeviceResponse{DeviceID: d.DeviceID, Count: d.Count, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen}
+		if dev, err := s.deps.Store.Device(ctx, g.TenantID, d.DeviceID); err == nil {
+			out.Devices[i].DeviceName = dev.Name
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if out.Trend, err = s.errorTrend(ctx, g.TenantID, g.ID); err != nil {
+		return err
 	}
 	for i, r := range reports.Items {
 		out.Recent[i] = errorReportOf(r)

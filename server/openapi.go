@@ -143,7 +143,7 @@ func (g *schemaGen) operation(r apiRoute, sec securityNames) map[string]any {
 	if r.Request != nil {
 		op["requestBody"] = map[string]any{
 			"required": true,
-			"content":  map[string]any{"application/json": map[string]any{"schema": g.schemaFor(reflect.TypeOf(r.Request))}},
+			"content":  map[string]any{mediaType(r.RequestType): map[string]any{"schema": g.schemaFor(reflect.TypeOf(r.Request))}},
 		}
 	}
 
@@ -153,7 +153,7 @@ func (g *schemaGen) operation(r apiRoute, sec securityNames) map[string]any {
 	}
 	ok := map[string]any{"description": http.StatusText(status)}
 	if r.Response != nil {
-		ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schemaFor(reflect.TypeOf(r.Response))}}
+		ok["content"] = map[string]any{mediaType(r.ResponseType): map[string]any{"schema": g.schemaFor(reflect.TypeOf(r.Response))}}
 	}
 	responses := map[string]any{fmt.Sprint(status): ok}
 	errs := append([]int(nil), r.Errors...)
@@ -376,4 +376,12 @@ func componentName(t reflect.Type) string {
 // serveOpenAPI answers GET /api/v1/openapi.json with the document built by routes().
 func (s *Server) serveOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
+}
+
+// mediaType is a route's body media type: JSON unless the route names another.
+func mediaType(t string) string {
+	if t == "" {
+		return "application/json"
+	}
+	return t
 }

@@ -137,6 +137,9 @@ type apiRoute struct {
 	// Status is the success status (200 when zero); Response its body type (nil: no body).
 	Status   int
 	Response any
+	// RequestType and ResponseType are the bodies' media types when not application/json
+	// (a CSV upload, a CSV or zip download).
+	RequestType, ResponseType string
 	// Errors lists the error statuses beyond those every route of its Auth kind can return.
 	Errors []int
 }

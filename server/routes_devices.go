@@ -2,12 +2,12 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/espadmin/espadmin/server/fleet"
 )
 
 type (
-	devicePage  = pageResponse[deviceResponse]
 	commandPage = pageResponse[commandResponse]
 )
 
@@ -26,6 +26,21 @@ func (s *Server) deviceRoutes() []apiRoute {
 			Response: deviceCredentialsResponse{}},
 		{Method: get, Path: devices, Handler: s.listDevices, Tag: "devices", Summary: "List devices",
 			Auth: authTenant, Perm: PermDevicesRead, Query: deviceQuery{}, Response: devicePage{}},
+		{Method: get, Path: devices + "/export.csv", Handler: s.exportDevices, Tag: "devices", Summary: "Export the device list as CSV",
+			Description: "Every device matching the filters of the device list (same query, same order), streamed as CSV with a header row: " + strings.Join(deviceCSVHeader, ", ") + ". Tags are separated by spaces; status is online, offline or disabled. A text that a spreadsheet would read as a formula starts with '.",
+			Auth:        authTenant, Perm: PermDevicesRead, Query: deviceFilterInput{}, Response: "", ResponseType: "text/csv"},
+		{Method: post, Path: devices + "/bulk", Handler: s.bulkCreateDevices, Tag: "devices", Summary: "Create many devices from a CSV (bulk provisioning)",
+			Description: "The body is `text/csv`: a header naming the columns (`name` required; `project`, a project's name or ID, and `tags`, separated by spaces or semicolons, optional), then one device a line, at most 1000. Every line is checked first: any bad line answers 422 with one field per problem, `lines[N].name`, `lines[N].project`, `lines[N].tags[i]` or `lines[N]` (N is the line number in the file, the header being line 1), and nothing is created. Otherwise the answer (201) is a zip: for each device its provisioning bundle with its secret (`NNNN-name-id.json`) and the same as an ESP-IDF NVS CSV (`NNNN-name-id.nvs.csv`, NNNN the line), plus `devices.csv` listing them. The secrets are only in this answer.",
+			Auth:        authTenant, Perm: PermDevicesWrite, Request: "", RequestType: "text/csv", Status: http.StatusCreated,
+			Response: []byte{}, ResponseType: "application/zip", Errors: []int{http.StatusUnsupportedMediaType, http.StatusRequestEntityTooLarge}},
+		{Method: get, Path: devices + "/stats", Handler: s.deviceStats, Tag: "devices", Summary: "Count devices: online, offline, disabled, per firmware version",
+			Auth: authTenant, Perm: PermDevicesRead, Response: deviceStatsResponse{}},
+		{Method: get, Path: devices + "/stats/history", Handler: s.fleetHistory, Tag: "devices", Summary: "Online and total devices over time",
+			Description: "A count of the tenant's devices every `history.fleet_interval` (5 minutes by default), kept `history.retention` (30 days by default).",
+			Auth:        authTenant, Perm: PermDevicesRead, Query: historyQuery{}, Response: fleetHistoryResponse{}},
+		{Method: get, Path: device + "/history", Handler: s.deviceHistory, Tag: "devices", Summary: "A device's presence and health over time",
+			Description: "Every presence change and every metadata report (RSSI, free heap, uptime) in the window, kept `history.retention` (30 days by default).",
+			Auth:        authTenant, Perm: PermDevicesRead, Query: historyQuery{}, Response: deviceHistoryResponse{}},
 		{Method: get, Path: device, Handler: s.getDevice, Tag: "devices", Summary: "Show a device",
 			Auth: authTenant, Perm: PermDevicesRead, Response: deviceResponse{}},
 		{Method: patch, Path: device, Handler: s.updateDevice, Tag: "devices", Summary: "Rename a device, change its tags or project link",

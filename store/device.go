@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -91,6 +93,64 @@ type DeviceFilter struct {
 	FirmwareVersion string
 	// Search matches a substring of the name (case-insensitive) or a prefix of the ID.
 	Search string
+	// Disabled, when set, keeps only disabled (true) or enabled (false) devices.
+	Disabled *bool
+	// Sort orders ListDevices (CountDevices ignores it). The zero value is ID order.
+	Sort DeviceSort
+}
+
+// DeviceSort orders a device list by one of DeviceSortColumns, ties broken by ID in the same
+// direction. A missing value (no project, never seen) sorts before any value ascending.
+//
+// ID order pages by keyset (the cursor is the last ID); every other order pages by offset
+// (the cursor is "o" and the offset), which stays fast at fleet sizes (tens of thousands)
+// because every sortable column is indexed with the tenant.
+type DeviceSort struct {
+	Column string
+	Desc   bool
+}
+
+// Device sort columns.
+const (
+	SortDeviceID       = "id"
+	SortDeviceName     = "name"
+	SortDeviceStatus   = "status" // offline before online ascending
+	SortDeviceProject  = "project"
+	SortDeviceFirmware = "firmware"
+	SortDeviceTags     = "tags"
+	SortDeviceLastSeen = "last_seen"
+	SortDeviceCreated  = "created"
+)
+
+// DeviceSortColumns lists the columns a device list sorts by.
+var DeviceSortColumns = []string{SortDeviceID, SortDeviceName, SortDeviceStatus, SortDeviceProject,
+	SortDeviceFirmware, SortDeviceTags, SortDeviceLastSeen, SortDeviceCreated}
+
+// Keyset tells whether the sort pages by ID cursor (ID order) rather than by offset.
+func (s DeviceSort) Keyset() bool { return s.Column == "" || s.Column == SortDeviceID }
+
+// OffsetCursor returns the cursor of the page starting at offset.
+func OffsetCursor(offset int) string { return "o" + strconv.Itoa(offset) }
+
+// ParseOffsetCursor reads a cursor made by OffsetCursor; "" is offset 0.
+func ParseOffsetCursor(c string) (int, error) {
+	if c == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(c, "o"))
+	if !strings.HasPrefix(c, "o") || err != nil || n < 0 {
+		return 0, Invalid("cursor", "is not a cursor this server returned for this order")
+	}
+	return n, nil
+}
+
+// OffsetPage trims items fetched with limit+1 rows at offset to limit and sets the next
+// offset cursor when there is more.
+func OffsetPage[T any](items []T, offset, limit int) Page[T] {
+	if len(items) <= limit {
+		return Page[T]{Items: items}
+	}
+	return Page[T]{Items: items[:limit], NextCursor: OffsetCursor(offset + limit)}
 }
 
 // DeviceAuth is what the broker needs to authenticate a connecting device.
@@ -122,4 +182,28 @@ type DeviceStore interface {
 	DeviceAuth(ctx context.Context, deviceID string) (DeviceAuth, error)
 	// CountDevices counts a tenant's devices matching f.
 	CountDevices(ctx context.Context, tenantID string, f DeviceFilter) (int64, error)
+	// DeviceCounts sums up a tenant's fleet in one grouped query (the dashboard).
+	DeviceCounts(ctx context.Context, tenantID string) (DeviceCounts, error)
+}
+
+// DeviceCounts is a tenant's fleet at a glance. ByFirmware keys are reported firmware
+// versions, "" for devices that never reported.
+type DeviceCounts struct {
+	Total, Online, Disabled int64
+	ByFirmware              map[string]int64
+}
+
+// Add counts n devices with the given firmware, presence and disabled flag.
+func (c *DeviceCounts) Add(firmware string, online, disabled bool, n int64) {
+	if c.ByFirmware == nil {
+		c.ByFirmware = map[string]int64{}
+	}
+	c.Total += n
+	if online {
+		c.Online += n
+	}
+	if disabled {
+		c.Disabled += n
+	}
+	c.ByFirmware[firmware] += n
 }

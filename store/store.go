@@ -65,6 +65,7 @@ type Store interface {
 	AuditStore
 	SettingsStore
 	KeyCheckStore
+	HistoryStore
 	Transactor
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.

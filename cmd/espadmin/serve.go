@@ -241,6 +241,8 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("rollout engine", svc.ota.Run)
 	runWorker("log relay", svc.relay.Run)
 	runWorker("error forwarding", svc.errors.Run)
+	// Fleet counts over time for the dashboard, and the history's retention sweep.
+	runWorker("fleet history", svc.history.Run)
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
 	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))

@@ -46,6 +46,8 @@ type services struct {
 	ingest    *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
+	// history records fleet counts over time and sweeps the history's retention.
+	history *fleet.History
 }
 
 // serviceDeps are what the services are built on.
@@ -150,6 +152,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,
 		})
 	}
+	s.history = fleet.NewHistory(fleet.HistoryOptions{Store: st, Interval: cfg.History.FleetInterval, Retention: cfg.History.Retention, Logger: fleetLog})
 	return s
 }
 

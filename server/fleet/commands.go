@@ -54,6 +54,9 @@ type Target struct {
 	DeviceIDs []string
 	Tag       string
 	ProjectID string
+	// Filter selects every device matching it, as the device list does ("select all N
+	// matching"); an empty filter is every device of the tenant.
+	Filter *store.DeviceFilter
 }
 
 // SendRequest is one command for a set of devices.
@@ -261,7 +264,7 @@ type TargetStore interface {
 }
 
 // ResolveTarget turns a target into devices of the tenant: exactly one of explicit IDs (at
-// most MaxTargetIDs, each once), a tag or a project, matching 1 to MaxTargets devices. Bad
+// most MaxTargetIDs, each once), a tag, a project or a device filter, matching 1 to MaxTargets devices. Bad
 // targets are store.InvalidError on the field to fix. Commands and config pushes share it.
 func ResolveTarget(ctx context.Context, st TargetStore, tenantID string, t Target) ([]store.Device, error) {
 	set := 0
@@ -274,8 +277,11 @@ func ResolveTarget(ctx context.Context, st TargetStore, tenantID string, t Targe
 	if t.ProjectID != "" {
 		set++
 	}
+	if t.Filter != nil {
+		set++
+	}
 	if set != 1 {
-		return nil, store.Invalid("target", "set exactly one of device_ids, tag, project_id")
+		return nil, store.Invalid("target", "set exactly one of device_ids, tag, project_id, filter")
 	}
 	if t.DeviceIDs != nil {
 		if len(t.DeviceIDs) == 0 || len(t.DeviceIDs) > MaxTargetIDs {
@@ -305,6 +311,10 @@ func ResolveTarget(ctx context.Context, st TargetStore, tenantID string, t Targe
 	}
 	f := store.DeviceFilter{Tag: t.Tag, ProjectID: t.ProjectID}
 	field := "target.tag"
+	if t.Filter != nil {
+		f, field = *t.Filter, "target.filter"
+		f.Sort = store.DeviceSort{}
+	}
 	if t.ProjectID != "" {
 		field = "target.project_id"
 		if _, err := st.Project(ctx, tenantID, t.ProjectID); errors.Is(err, store.ErrNotFound) {

@@ -584,6 +584,10 @@ func (w *worker) setPresence(ctx context.Context, dev DeviceRef, online bool, at
 		outcome = "online"
 	}
 	in.o.Metrics.Presence.WithLabelValues(outcome).Inc()
+	if err := in.o.Store.AddDeviceSample(ctx, store.DeviceSample{TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at,
+		Kind: store.SamplePresence, Online: online}); err != nil {
+		in.warnLimited(dev.DeviceID, "record presence history", "error", err)
+	}
 	in.o.Hub.Publish(Event{Type: EventPresence, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: PresenceEvent{Online: online}})
 	if online {
 		if err := in.o.Commands.DeliverPending(ctx, dev.TenantID, dev.DeviceID); err != nil {
@@ -624,6 +628,10 @@ func (in *Ingest) metadata(ctx context.Context, dev DeviceRef, m protocol.Metada
 	}
 	if err := in.o.Store.SetDeviceMetadata(ctx, dev.TenantID, dev.DeviceID, md); err != nil {
 		return err
+	}
+	if err := in.o.Store.AddDeviceSample(ctx, store.DeviceSample{TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at,
+		Kind: store.SampleMetadata, Online: true, RSSI: m.RSSI, FreeHeap: m.FreeHeap, UptimeSeconds: m.UptimeMS / 1000}); err != nil {
+		in.warnLimited(dev.DeviceID, "record metadata history", "error", err)
 	}
 	in.o.Hub.Publish(Event{Type: EventMetadata, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: at, Data: MetadataEvent{
 		FirmwareVersion: m.FirmwareVersion, ChipModel: m.ChipModel, IP: m.IP, RSSI: m.RSSI,

@@ -11,6 +11,8 @@ import (
 type Store interface {
 	store.DeviceStore
 	store.CommandStore
+	// HistoryStore keeps presence changes, metadata reports and fleet counts over time.
+	store.HistoryStore
 	// Project gives a linked project's OTA public key for provisioning bundles.
 	Project(ctx context.Context, tenantID, id string) (store.Project, error)
 	// ListTenants lets the command sweeper visit every tenant.

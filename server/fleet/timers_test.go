@@ -64,6 +64,8 @@ func (m *memStore) SetDevicePresence(_ context.Context, _, id string, p store.Pr
 
 func (m *memStore) TouchDevices(context.Context, string, []string, time.Time) error { return nil }
 
+func (m *memStore) AddDeviceSample(context.Context, store.DeviceSample) error { return nil }
+
 func (m *memStore) PendingCommands(context.Context, string, string, time.Time) ([]store.Command, error) {
 	return nil, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/espadmin/espadmin/store"
 )
@@ -149,6 +151,9 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 	if f.FirmwareVersion != "" {
 		q = append(q, bson.E{Key: "metadata.firmware_version", Value: f.FirmwareVersion})
 	}
+	if f.Disabled != nil {
+		q = append(q, bson.E{Key: "disabled", Value: *f.Disabled})
+	}
 	if f.Search != "" {
 		quoted := regexp.QuoteMeta(f.Search)
 		q = append(q, bson.E{Key: "$or", Value: bson.A{
@@ -161,16 +166,79 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 
 // ListDevices pages through a tenant's devices matching f, by ID.
 func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error) {
+	if !f.Sort.Keyset() {
+		field, ok := deviceSortFields[f.Sort.Column]
+		if !ok {
+			return store.Page[store.Device]{}, store.Invalid("sort", "unknown column")
+		}
+		offset, err := store.ParseOffsetCursor(opts.Cursor)
+		if err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		dir := 1
+		if f.Sort.Desc {
+			dir = -1
+		}
+		items, err := findAll(ctx, s.col(colDevices), deviceFilter(tenantID, f), deviceFromDoc, options.Find().
+			SetSort(bson.D{{Key: field, Value: dir}, {Key: "_id", Value: dir}}).
+			SetSkip(int64(offset)).SetLimit(int64(opts.PageSize()+1)))
+		if err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		return store.OffsetPage(items, offset, opts.PageSize()), nil
+	}
+	opts.Desc = opts.Desc || f.Sort.Desc
 	p, err := listPage(ctx, s.col(colDevices),
 		pageQuery{filter: deviceFilter(tenantID, f), field: "_id", listOpts: opts},
 		deviceFromDoc, func(d store.Device) string { return d.ID })
 	return p, wrap(err, "list devices of tenant %q", tenantID)
 }
 
+// deviceSortFields maps store.DeviceSort columns (other than ID) to fields of a device.
+var deviceSortFields = map[string]string{
+	store.SortDeviceName:     "name",
+	store.SortDeviceStatus:   "presence.online",
+	store.SortDeviceProject:  "project_id",
+	store.SortDeviceFirmware: "metadata.firmware_version",
+	store.SortDeviceTags:     "tags",
+	store.SortDeviceLastSeen: "presence.last_seen_at",
+	store.SortDeviceCreated:  "created_at",
+}
+
 // CountDevices counts a tenant's devices matching f.
 func (s *Store) CountDevices(ctx context.Context, tenantID string, f store.DeviceFilter) (int64, error) {
 	n, err := s.col(colDevices).CountDocuments(ctx, deviceFilter(tenantID, f))
 	return n, wrap(err, "count devices of tenant %q", tenantID)
+}
+
+// DeviceCounts sums up a tenant's devices with one $group aggregation.
+func (s *Store) DeviceCounts(ctx context.Context, tenantID string) (store.DeviceCounts, error) {
+	var c store.DeviceCounts
+	cur, err := s.col(colDevices).Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "tenant_id", Value: tenantID}}}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "fw", Value: "$metadata.firmware_version"}, {Key: "online", Value: "$presence.online"}, {Key: "disabled", Value: "$disabled"}}},
+			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+	})
+	if err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	var rows []struct {
+		Key struct {
+			Firmware string `bson:"fw"`
+			Online   bool   `bson:"online"`
+			Disabled bool   `bson:"disabled"`
+		} `bson:"_id"`
+		N int64 `bson:"n"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	for _, r := range rows {
+		c.Add(r.Key.Firmware, r.Key.Online, r.Key.Disabled, r.N)
+	}
+	return c, nil
 }
 
 // UpdateDevice saves Name, ProjectID, Tags and Disabled and sets UpdatedAt.
@@ -202,7 +270,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		return err
 	}
 	owned := bson.D{{Key: "tenant_id", Value: tenantID}, {Key: "device_id", Value: id}}
-	for _, name := range []string{colConfigVersions, colCommands, colRolloutDevices, colErrorGroupDevices} {
+	for _, name := range []string{colConfigVersions, colCommands, colRolloutDevices, colErrorGroupDevices, colDeviceSamples} {
 		if _, err := s.col(name).DeleteMany(ctx, owned); err != nil {
 			return wrap(err, "delete device %q: %s", id, name)
 		}

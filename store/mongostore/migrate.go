@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -29,6 +30,7 @@ var migrations = []migration{
 	{2, "login limits", migrateLoginLimits},
 	{3, "key checks", migrateKeyChecks},
 	{4, "config entries as one document per scope revision", migrateConfigSets},
+	{6, "device list sort indexes, device and fleet history", migrateDeviceSortIndexes},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -276,4 +278,33 @@ func migrateConfigSets(ctx context.Context, db *mongo.Database) error {
 		return fmt.Errorf("drop config entries: %w", err)
 	}
 	return nil
+}
+
+// deviceSortIndexes serve the device list's orders: (field, _id) in one direction, read
+// backwards for the other.
+var deviceSortIndexes = []index{
+	{colDevices, "tenant_name", asc("tenant_id", "name", "_id"), false},
+	{colDevices, "tenant_last_seen", asc("tenant_id", "presence.last_seen_at", "_id"), false},
+	{colDevices, "tenant_created", asc("tenant_id", "created_at", "_id"), false},
+	{colDevices, "tenant_online", asc("tenant_id", "presence.online", "_id"), false},
+	{colDevices, "tenant_firmware", asc("tenant_id", "metadata.firmware_version", "_id"), false},
+	{colDevices, "tenant_project_sort", asc("tenant_id", "project_id", "_id"), false},
+}
+
+// historyIndexes serve a device's or tenant's newest samples and the retention sweep; a fleet
+// sample is unique per tenant and time.
+var historyIndexes = []index{
+	{colDeviceSamples, "tenant_device_at", asc("tenant_id", "device_id", "at"), false},
+	{colDeviceSamples, "at", asc("at"), false},
+	{colFleetSamples, "tenant_at_unique", asc("tenant_id", "at"), true},
+	{colFleetSamples, "at", asc("at"), false},
+}
+
+func migrateDeviceSortIndexes(ctx context.Context, db *mongo.Database) error {
+	for _, name := range []string{colDeviceSamples, colFleetSamples} {
+		if err := createCollection(ctx, db, name); err != nil {
+			return err
+		}
+	}
+	return createIndexes(ctx, db, append(slices.Clone(deviceSortIndexes), historyIndexes...))
 }

@@ -102,6 +102,8 @@ const (
 	colLoginLimits       = "login_limits"
 	colSchemaMigrations  = "schema_migrations"
 	colKeyChecks         = "key_checks"
+	colDeviceSamples     = "device_samples"
+	colFleetSamples      = "fleet_samples"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
@@ -110,6 +112,7 @@ var tenantCollections = []string{
 	colMemberships, colAPITokens, colInvitations, colProjects, colReleases, colDevices,
 	colConfigSets, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
 	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings,
+	colDeviceSamples, colFleetSamples,
 }
 
 // Options configure Open.

@@ -180,13 +180,17 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 		q = q.Where("project_id = ?", f.ProjectID)
 	}
 	if f.Tag != "" {
-		q = q.Where("EXISTS (SELECT 1 FROM device_tags t WHERE t.tenant_id = devices.tenant_id AND t.device_id = devices.id AND t.tag = ?)", f.Tag)
+		// IN (not a correlated EXISTS): every dialect reads the tag's index once.
+		q = q.Where("id IN (SELECT t.device_id FROM device_tags t WHERE t.tenant_id = ? AND t.tag = ?)", tenantID, f.Tag)
 	}
 	if f.Online != nil {
 		q = q.Where("online = ?", *f.Online)
 	}
 	if f.FirmwareVersion != "" {
 		q = q.Where("firmware_version = ?", f.FirmwareVersion)
+	}
+	if f.Disabled != nil {
+		q = q.Where("disabled = ?", *f.Disabled)
 	}
 	if f.Search != "" {
 		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
@@ -201,7 +205,35 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error) {
 	var rows []deviceRow
 	q := filterDevices(s.r.NewSelect().Model(&rows), tenantID, f)
-	if err := pageByID(q, opts).Scan(ctx); err != nil {
+	offset := 0
+	if f.Sort.Keyset() {
+		opts.Desc = opts.Desc || f.Sort.Desc
+		q = pageByID(q, opts)
+	} else {
+		col, ok := deviceSortColumns[f.Sort.Column]
+		if !ok {
+			return store.Page[store.Device]{}, store.Invalid("sort", "unknown column")
+		}
+		var err error
+		if offset, err = store.ParseOffsetCursor(opts.Cursor); err != nil {
+			return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
+		}
+		// (column, id) in one direction is exactly an index of migration 5, so a page is an
+		// index range, never a sort of the tenant's devices. A missing value sorts first
+		// ascending: SQLite's and MySQL's own order, PostgreSQL's with NULLS FIRST (nullable
+		// columns only, whose indexes are NULLS FIRST).
+		dir, nulls := "ASC", ""
+		if f.Sort.Desc {
+			dir = "DESC"
+		}
+		if s.backend == BackendPostgres && (col == "project_id" || col == "last_seen_at") {
+			nulls = map[bool]string{false: " NULLS FIRST", true: " NULLS LAST"}[f.Sort.Desc]
+		}
+		q = q.OrderExpr("? "+dir+nulls, bun.Ident(col)).
+			OrderExpr("id " + dir).
+			Offset(int64(offset)).Limit(int64(opts.PageSize()) + 1)
+	}
+	if err := q.Scan(ctx); err != nil {
 		return store.Page[store.Device]{}, wrap(err, "list devices of tenant %q", tenantID)
 	}
 	items := make([]store.Device, len(rows))
@@ -212,7 +244,21 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f store.Device
 		}
 		items[i] = d
 	}
+	if !f.Sort.Keyset() {
+		return store.OffsetPage(items, offset, opts.PageSize()), nil
+	}
 	return store.MakePage(items, opts.PageSize(), func(d store.Device) string { return d.ID }), nil
+}
+
+// deviceSortColumns maps store.DeviceSort columns (other than ID) to columns of devices.
+var deviceSortColumns = map[string]string{
+	store.SortDeviceName:     "name",
+	store.SortDeviceStatus:   "online",
+	store.SortDeviceProject:  "project_id",
+	store.SortDeviceFirmware: "firmware_version",
+	store.SortDeviceTags:     "tags",
+	store.SortDeviceLastSeen: "last_seen_at",
+	store.SortDeviceCreated:  "created_at",
 }
 
 // CountDevices counts a tenant's devices matching f.
@@ -222,6 +268,29 @@ func (s *Store) CountDevices(ctx context.Context, tenantID string, f store.Devic
 		return 0, wrap(err, "count devices of tenant %q", tenantID)
 	}
 	return int64(n), nil
+}
+
+// DeviceCounts sums up a tenant's devices by firmware, presence and disabled flag.
+func (s *Store) DeviceCounts(ctx context.Context, tenantID string) (store.DeviceCounts, error) {
+	var rows []struct {
+		Firmware string `bun:"firmware_version"`
+		Online   bool   `bun:"online"`
+		Disabled bool   `bun:"disabled"`
+		N        int64  `bun:"n"`
+	}
+	err := s.r.NewSelect().Table("devices").
+		Column("firmware_version", "online", "disabled").ColumnExpr("COUNT(*) AS n").
+		Where("tenant_id = ?", tenantID).
+		Group("firmware_version", "online", "disabled").
+		Scan(ctx, &rows)
+	var c store.DeviceCounts
+	if err != nil {
+		return c, wrap(err, "count devices of tenant %q", tenantID)
+	}
+	for _, r := range rows {
+		c.Add(r.Firmware, r.Online, r.Disabled, r.N)
+	}
+	return c, nil
 }
 
 // UpdateDevice saves Name, ProjectID, Tags and Disabled and sets UpdatedAt.
@@ -273,6 +342,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 			tx.NewDelete().Table("commands").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 			tx.NewDelete().Table("rollout_devices").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 			tx.NewDelete().Table("error_group_devices").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
+			tx.NewDelete().Table("device_samples").Where("tenant_id = ?", tenantID).Where("device_id = ?", id),
 		}
 		for _, q := range steps {
 			if _, err := q.Exec(ctx); err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,6 +191,7 @@ func testDevice(t *testing.T, f *fixture) {
 			f.must(t, f.s.TouchDevices(ctx, tn.ID, nil, at(300)), "TouchDevices with no IDs")
 		}},
 		{"Filters", testDeviceFilters},
+		{"Sort", testDeviceSort},
 		{"Missing", func(t *testing.T, f *fixture) {
 			ctx := t.Context()
 			tn := f.tenant(t)
@@ -327,6 +329,8 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 	}
 	d1 := mk("Kitchen Sensor", p.ID, []string{"sensor", "floor-1"}, true, "v-1.0.0")
 	d2 := mk("garage door", "", []string{"floor-1"}, false, "v-2.0.0")
+	d2.Disabled = false
+	f.must(t, f.s.UpdateDevice(ctx, &d2), "UpdateDevice enable")
 	d3 := mk("KITCHEN light", p.ID, nil, true, "v-2.0.0")
 	d4 := mk("attic", p2.ID, []string{"sensors"}, false, "v-1.0.0")
 	other := f.tenant(t) // another tenant's devices never appear
@@ -355,6 +359,8 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 		{"search no match", store.DeviceFilter{Search: "zzqq"}, nil},
 		{"project and online", store.DeviceFilter{ProjectID: p.ID, Online: ptr(true), Tag: "sensor"}, []store.Device{d1}},
 		{"tag and firmware", store.DeviceFilter{Tag: "floor-1", FirmwareVersion: "v-2.0.0"}, []store.Device{d2}},
+		{"enabled", store.DeviceFilter{Disabled: ptr(false)}, []store.Device{d2}},
+		{"disabled", store.DeviceFilter{Disabled: ptr(true)}, []store.Device{d1, d3, d4}},
 	}
 	for _, c := range cases {
 		page, err := f.s.ListDevices(ctx, tn.ID, c.filter, store.ListOptions{})
@@ -366,12 +372,118 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 			t.Errorf("%s: CountDevices filter %s = %d, want %d", f.s.Backend(), c.name, n, len(c.want))
 		}
 	}
+	counts, err := f.s.DeviceCounts(ctx, tn.ID)
+	f.must(t, err, "DeviceCounts")
+	want := store.DeviceCounts{Total: 4, Online: 2, Disabled: 3, ByFirmware: map[string]int64{"v-1.0.0": 2, "v-2.0.0": 2}}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("%s: DeviceCounts = %+v, want %+v", f.s.Backend(), counts, want)
+	}
 	// Listed devices carry every field.
 	page, err := f.s.ListDevices(ctx, tn.ID, store.DeviceFilter{Search: strings.ToUpper("Sensor")}, store.ListOptions{})
 	f.must(t, err, "ListDevices")
 	if len(page.Items) == 1 {
+		d1.UpdatedAt = page.Items[0].UpdatedAt
 		f.equal(t, "ListDevices item", page.Items[0], d1)
 	} else {
 		t.Errorf("%s: ListDevices search SENSOR = %d devices, want 1", f.s.Backend(), len(page.Items))
+	}
+}
+
+// testDeviceSort pages through every sort order of the device list in both directions: each
+// page follows the previous one without gaps or repeats, ties break by ID, and a device with
+// no project or never seen sorts first ascending.
+func testDeviceSort(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	tn := f.tenant(t)
+	p := f.project(t, tn.ID)
+	type spec struct {
+		name, fw string
+		project  bool
+		online   bool
+		seen     int // minutes; 0 is never seen
+		tags     []string
+	}
+	specs := []spec{
+		{"delta", "v-2.0.0", true, true, 50, []string{"b"}},
+		{"alpha", "v-1.0.0", false, false, 0, []string{"a"}},
+		{"echo", "v-1.0.0", true, false, 40, nil},
+		{"charlie", "v-3.0.0", false, true, 60, []string{"c"}},
+		{"bravo", "v-1.0.0", true, true, 0, []string{"a"}},
+	}
+	devs := make([]store.Device, len(specs))
+	for i, sp := range specs {
+		d := store.Device{ID: f.id(), TenantID: tn.ID, Name: sp.name, Tags: sp.tags, SecretHash: f.hash(),
+			Presence: store.Presence{Online: sp.online}, Metadata: store.DeviceMetadata{FirmwareVersion: sp.fw},
+			CreatedAt: at(100 - i)}
+		if sp.project {
+			d.ProjectID = p.ID
+		}
+		if sp.seen > 0 {
+			d.Presence.ChangedAt, d.Presence.LastSeenAt = at(sp.seen), at(sp.seen)
+		}
+		f.must(t, f.s.CreateDevice(ctx, &d), "CreateDevice")
+		devs[i] = d
+	}
+	other := f.tenant(t)
+	f.device(t, other.ID, "")
+	byName := func(names ...string) []string {
+		var ids []string
+		for _, n := range names {
+			for _, d := range devs {
+				if d.Name == n {
+					ids = append(ids, d.ID)
+				}
+			}
+		}
+		return ids
+	}
+	// ties (same value) break by ID, which is creation order: delta, alpha, echo, charlie, bravo.
+	cases := []struct {
+		column string
+		want   []string
+	}{
+		{store.SortDeviceName, byName("alpha", "bravo", "charlie", "delta", "echo")},
+		{store.SortDeviceFirmware, byName("alpha", "echo", "bravo", "delta", "charlie")},
+		{store.SortDeviceStatus, byName("alpha", "echo", "delta", "charlie", "bravo")},
+		{store.SortDeviceProject, byName("alpha", "charlie", "delta", "echo", "bravo")},
+		{store.SortDeviceLastSeen, byName("alpha", "bravo", "echo", "delta", "charlie")},
+		{store.SortDeviceCreated, byName("bravo", "charlie", "echo", "alpha", "delta")},
+		{store.SortDeviceID, byName("delta", "alpha", "echo", "charlie", "bravo")},
+		{"", byName("delta", "alpha", "echo", "charlie", "bravo")},
+	}
+	for _, c := range cases {
+		for _, desc := range []bool{false, true} {
+			want := c.want
+			if desc {
+				want = slices.Clone(want)
+				slices.Reverse(want)
+			}
+			var got []string
+			opts := store.ListOptions{Limit: 2}
+			for range 5 {
+				page, err := f.s.ListDevices(ctx, tn.ID, store.DeviceFilter{Sort: store.DeviceSort{Column: c.column, Desc: desc}}, opts)
+				f.must(t, err, "ListDevices sort %q desc=%v", c.column, desc)
+				for _, d := range page.Items {
+					got = append(got, d.ID)
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				opts.Cursor = page.NextCursor
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: ListDevices sorted by %q desc=%v = %v, want %v", f.s.Backend(), c.column, desc, got, want)
+			}
+		}
+	}
+	// A filter and a sort together.
+	page, err := f.s.ListDevices(ctx, tn.ID, store.DeviceFilter{FirmwareVersion: "v-1.0.0",
+		Sort: store.DeviceSort{Column: store.SortDeviceName, Desc: true}}, store.ListOptions{})
+	f.must(t, err, "ListDevices filtered and sorted")
+	if got := keys(page.Items, func(d store.Device) string { return d.ID }); !slices.Equal(got, byName("echo", "bravo", "alpha")) {
+		t.Errorf("%s: ListDevices firmware v-1.0.0 by name desc = %v", f.s.Backend(), got)
+	}
+	if _, err := f.s.ListDevices(ctx, tn.ID, store.DeviceFilter{Sort: store.DeviceSort{Column: "secret_hash"}}, store.ListOptions{}); err == nil {
+		t.Errorf("%s: ListDevices sorted by an unknown column: no error", f.s.Backend())
 	}
 }

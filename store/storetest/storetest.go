@@ -61,6 +61,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Audit", testAudit},
 		{"Settings", testSettings},
 		{"KeyCheck", testKeyCheck},
+		{"History", testHistory},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
 		{"Atomic", testAtomic},

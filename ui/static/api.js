@@ -152,7 +152,7 @@ export function clearErrors(scope) {
 }
 
 // formData turns a form into the JSON body: checkbox groups and data-list inputs become
-// arrays, empty optional fields are left out.
+// arrays, empty optional fields are left out (unless marked data-keep-empty: "" unlinks).
 export function formData(form) {
   const out = {};
   for (const input of form.elements) {
@@ -167,7 +167,7 @@ export function formData(form) {
       out[input.name] = v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [];
       continue;
     }
-    if (v === "" && !input.required && input.type !== "hidden") continue;
+    if (v === "" && !input.required && input.type !== "hidden" && !("keepEmpty" in input.dataset)) continue;
     out[input.name] = input.type === "password" ? input.value : v;
   }
   return out;

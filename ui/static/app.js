@@ -98,8 +98,19 @@ function setupForms() {
   }
 }
 
+// setupDeviceTotals fills [data-device-total="<device list query>"] with how many devices
+// match, so a page that shows a short list says how many there are in all.
+function setupDeviceTotals() {
+  for (const box of document.querySelectorAll("[data-device-total]")) {
+    api("GET", `/api/v1/tenants/${encodeURIComponent(document.body.dataset.tenant)}/devices?limit=1&${box.dataset.deviceTotal}`)
+      .then((page) => { box.querySelector("[data-total]").textContent = String(page.total); box.hidden = false; })
+      .catch(() => {});
+  }
+}
+
 setupTheme();
 setupLogout();
+setupDeviceTotals();
 setupCopy();
 setupForms();
 

@@ -1,46 +1,25 @@
 // The dashboard: online and offline counts, firmware versions, active rollouts and recent
 // errors, kept live.
 import { ago, api, el, tenantAPI } from "../api.js";
-import { barChart } from "../chart.js";
+import { barChart, lineChart } from "../chart.js";
 import { liveEvents } from "../live.js";
 
-const devices = new Map();
 const errBox = document.getElementById("dashboard-error");
 
-async function loadAll() {
-  const all = new Map();
-  let cursor = "";
-  do {
-    const q = new URLSearchParams({ limit: "500" });
-    if (cursor) q.set("cursor", cursor);
-    const page = await api("GET", tenantAPI("devices?" + q));
-    for (const d of page.items) all.set(d.id, d);
-    cursor = page.next_cursor;
-  } while (cursor);
-  devices.clear();
-  for (const [k, v] of all) devices.set(k, v);
-}
-
-function render() {
-  let online = 0;
-  const versions = new Map();
-  for (const d of devices.values()) {
-    if (d.online) online++;
-    const v = (d.metadata && d.metadata.firmware_version) || "unknown";
-    versions.set(v, (versions.get(v) || 0) + 1);
-  }
-  document.getElementById("stat-online").textContent = online;
-  document.getElementById("stat-offline").textContent = devices.size - online;
-  document.getElementById("stat-total").textContent = devices.size;
-  const data = [...versions].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  barChart(document.getElementById("fw-chart"), data, { unit: "" });
-}
-
+// The counts come from one grouped query on the server, so the dashboard stays light at any
+// fleet size.
 async function reload() {
   try {
-    await loadAll();
+    const st = await api("GET", tenantAPI("devices/stats"));
     errBox.textContent = "";
-    render();
+    document.getElementById("stat-online").textContent = st.online;
+    document.getElementById("stat-offline").textContent = st.offline;
+    document.getElementById("stat-total").textContent = st.total;
+    barChart(document.getElementById("fw-chart"), st.firmware.map((f) => [f.version || "unknown", f.devices]), { unit: "" });
+    const hist = await api("GET", tenantAPI("devices/stats/history?hours=168"));
+    const points = hist.samples.map((p) => [Date.parse(p.at), p.online]);
+    points.push([Date.now(), st.online]);
+    lineChart(document.getElementById("online-history"), points, { label: "Online devices over the last 7 days", step: true });
   } catch (err) {
     errBox.textContent = `Devices could not be loaded: ${err.message}`;
   }
@@ -71,6 +50,10 @@ async function loadRollouts() {
 
 async function loadErrors() {
   const box = document.getElementById("dash-errors");
+  api("GET", tenantAPI("errors/trend")).then((t) => barChart(document.getElementById("errors-trend"),
+    t.days.map((d) => [d.day.slice(5), d.reports]))).catch((err) => {
+    document.getElementById("errors-trend").replaceChildren(el("p", { class: "form-error" }, `Error counts could not be loaded: ${err.message}`));
+  });
   try {
     const page = await api("GET", tenantAPI("errors?resolved=false&limit=5"));
     const items = page.items || [];
@@ -92,21 +75,11 @@ const laterRollouts = () => {
 let pending = null;
 const later = () => {
   clearTimeout(pending);
-  pending = setTimeout(reload, 300);
+  pending = setTimeout(reload, 500);
 };
 liveEvents({
-  presence(ev) {
-    const d = devices.get(ev.device_id);
-    if (!d) return later();
-    d.online = ev.data.online;
-    render();
-  },
-  metadata(ev) {
-    const d = devices.get(ev.device_id);
-    if (!d) return later();
-    d.metadata = Object.assign(d.metadata || {}, ev.data);
-    render();
-  },
+  presence: later,
+  metadata: later,
   device: later,
   rollout: laterRollouts,
   device_update: laterRollouts,

@@ -1,12 +1,15 @@
 // One error group: what it is, the devices it occurred on, its recent reports; resolve and
 // reopen for roles that may.
 import { api, el, fmtTime, tenantAPI } from "../api.js";
+import { barChart } from "../chart.js";
+import { projectLabel, projectNames } from "../projects.js";
 
 const tenant = document.body.dataset.tenant;
 const id = document.getElementById("group-title").dataset.group;
 const errBox = document.getElementById("group-error");
 const resolveBtn = document.getElementById("group-resolve");
 const reopenBtn = document.getElementById("group-reopen");
+const names = await projectNames();
 
 function dl(target, pairs) {
   target.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === undefined || v === "" ? "—" : v)]));
@@ -20,7 +23,7 @@ function render(g) {
   st.dataset.state = g.resolved ? "resolved" : "open";
   st.className = `badge state-${st.dataset.state}`;
   dl(document.getElementById("group-meta"), [
-    ["Message", g.message], ["Firmware", g.firmware_version], ["Project", g.project_id], ["Count", String(g.count)],
+    ["Message", g.message], ["Firmware", g.firmware_version], ["Project", g.project_id ? projectLabel(names, g.project_id) : ""], ["Count", String(g.count)],
     ["First seen", fmtTime(g.first_seen)], ["Last seen", fmtTime(g.last_seen)],
     ["Resolved", g.resolved ? `${fmtTime(g.resolved_at)}${g.resolved_by ? ` by ${g.resolved_by}` : ""}` : "no"],
     ["Fingerprint", g.fingerprint],
@@ -76,9 +79,13 @@ async function load() {
     errBox.textContent = "";
     render(g);
     renderStack(g);
-    const devs = g.devices || [];
-    document.getElementById("group-device-rows").replaceChildren(...(devs.length ? devs.map((d) => el("tr", {},
-      el("td", {}, el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.device_id)}` }, el("code", {}, d.device_id))),
+    const devs = (g.devices || []).slice().sort((a, b) => b.count - a.count);
+    document.getElementById("group-device-count").textContent = `(${devs.length})`;
+    barChart(document.getElementById("group-trend"), (g.trend || []).map((d) => [d.day.slice(5), d.reports]));
+    document.getElementById("group-device-rows").replaceChildren(...(devs.length ? devs.map((d) => el("tr", { "data-device": d.device_id },
+      el("td", {}, d.device_name
+        ? [el("a", { href: `/t/${tenant}/devices/${encodeURIComponent(d.device_id)}` }, d.device_name), " ", el("code", { class: "muted" }, d.device_id)]
+        : [el("code", {}, d.device_id), el("span", { class: "muted" }, " (deleted)")]),
       el("td", {}, String(d.count)), el("td", {}, fmtTime(d.first_seen)), el("td", {}, fmtTime(d.last_seen))))
       : [el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No devices."))]));
     const reps = g.recent_reports || [];

@@ -1,5 +1,6 @@
 // The tenant's error groups: filters, resolve and reopen.
 import { api, can, el, fmtTime, showError, tenantAPI } from "../api.js";
+import { fillProjectSelect } from "../projects.js";
 
 const tenant = document.body.dataset.tenant;
 const rows = document.getElementById("error-group-rows");
@@ -10,6 +11,7 @@ const write = can("devices:write");
 let cursor = "";
 
 const params = new URLSearchParams(location.search);
+await fillProjectSelect(filter.elements.project, params.get("project") || "");
 for (const input of filter.elements) if (input.name && params.has(input.name)) input.value = params.get(input.name);
 
 function query() {

@@ -45,6 +45,16 @@ type Config struct {
 	Logs     Logs
 	Bugsnag  Bugsnag
 	OTA      OTA
+	History  History
+}
+
+// History configures the presence and health history (devices' presence changes and
+// reports, the fleet's counts) behind the dashboard's and device page's charts.
+type History struct {
+	// FleetInterval is how often each tenant's online and total devices are counted.
+	FleetInterval time.Duration
+	// Retention is how long samples are kept; older ones are swept.
+	Retention time.Duration
 }
 
 // OTA configures remote software updates (package ota, docs/ota.md).
@@ -273,6 +283,8 @@ func (c Config) Validate() error {
 		{"bugsnag.notify_url", validatePublicURL(c.Bugsnag.NotifyURL)},
 		{"bugsnag.queue_size", intBetween(c.Bugsnag.QueueSize, 1, 1000000)},
 		{"ota.release_max_size", intRange(c.OTA.ReleaseMaxSize, 64<<10, 1<<30)},
+		{"history.fleet_interval", durationBetween(c.History.FleetInterval, time.Second, 24*time.Hour)},
+		{"history.retention", durationBetween(c.History.Retention, time.Hour, 5*365*24*time.Hour)},
 		{"database.url", validateDatabaseURL(c.Database.URL)},
 		{"storage.url", validateStorageURL(c.Storage.URL)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},

@@ -200,6 +200,16 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTT.AuthSecret },
 	},
 	{
+		key: "history.fleet_interval", flag: "history-fleet-interval", env: "ESPADMIN_HISTORY_FLEET_INTERVAL", def: "5m",
+		help:  "How often each tenant's online and total devices are counted for the dashboard's chart (1s to 24h).",
+		field: func(c *Config) any { return &c.History.FleetInterval },
+	},
+	{
+		key: "history.retention", flag: "history-retention", env: "ESPADMIN_HISTORY_RETENTION", def: "720h",
+		help:  "How long presence changes, device reports and fleet counts are kept for the charts (1h to 5 years); older ones are swept.",
+		field: func(c *Config) any { return &c.History.Retention },
+	},
+	{
 		key: "logs.debug_duration", flag: "logs-debug-duration", env: "ESPADMIN_LOGS_DEBUG_DURATION", def: "15m",
 		help:  "How long a device streams logs after one debug command (1s to 4h); the relay renews it while someone watches.",
 		field: func(c *Config) any { return &c.Logs.DebugDuration },
