@@ -1,9 +1,10 @@
 // One device: status and metadata, commands with live state, editing and credentials.
-import { api, ago, downloadLink, el, fmtTime, tenantAPI, toast } from "../api.js";
+import { api, ago, el, fmtTime, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
 import { configVersions, deviceConfig, deviceErrors, deviceUpdates } from "../config.js";
 import { lineChart } from "../chart.js";
 import { logConsole } from "../logconsole.js";
+import { provisioningDownloads } from "../bundle.js";
 import { fillProjectSelect, projectLabel, projectNames } from "../projects.js";
 
 const id = document.getElementById("device-title").dataset.device;
@@ -191,12 +192,12 @@ on("rotate", async (b) => {
   try {
     const res = await api("POST", tenantAPI(`${base}/rotate-credentials`));
     document.getElementById("rotated-secret").textContent = res.secret;
-    const a = document.getElementById("rotated-download");
-    downloadLink(a, `espadmin-${id}.json`, JSON.stringify(res.provisioning, null, 2));
+    const downloads = provisioningDownloads({ ...res, id });
+    document.getElementById("rotated-downloads").replaceChildren(...downloads);
     const panel = document.getElementById("rotated");
     panel.hidden = false;
     panel.focus();
-    a.click();
+    downloads.at(-1).querySelector("a").click();
     device = res;
     renderDevice();
   } catch (err) {
@@ -249,7 +250,7 @@ await Promise.all([loadDevice(), loadCommands()]);
 loadHealth();
 const config = deviceConfig(id);
 const history = configVersions(id, () => config.reload());
-logConsole(id);
+const logs = logConsole(id);
 deviceErrors(id);
 deviceUpdates(id);
 let pendingUpdates = null;
@@ -261,6 +262,7 @@ liveEvents({
   presence(ev) {
     if (ev.device_id !== id || !device) return;
     device.online = ev.data.online;
+    logs.setOnline(device.online);
     if (device.online) device.presence_changed_at = ev.at;
     else device.last_seen_at = ev.at;
     renderDevice();

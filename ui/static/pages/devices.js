@@ -1,7 +1,8 @@
 // The device list: filters, sorting, the total, live status, bulk commands (to the selected
 // devices or to every device matching the filter), CSV export and adding a device.
-import { ApiError, api, ago, can, clearErrors, csrfToken, downloadLink, el, showError, tenantAPI, toast } from "../api.js";
+import { ApiError, api, ago, can, clearErrors, csrfToken, el, showError, tenantAPI, toast } from "../api.js";
 import { liveEvents } from "../live.js";
+import { provisioningDownloads } from "../bundle.js";
 import { fillProjectSelect, projectLabel, projectNames } from "../projects.js";
 
 const tenant = document.body.dataset.tenant;
@@ -255,7 +256,7 @@ if (createForm) {
     box.querySelector('[data-f="secret"]').textContent = d.secret;
     const link = box.querySelector('[data-f="link"]');
     link.href = `/t/${tenant}/devices/${encodeURIComponent(d.id)}`;
-    downloadLink(document.getElementById("bundle-download"), `espadmin-${d.id}.json`, JSON.stringify(d.provisioning, null, 2));
+    document.getElementById("bundle-downloads").replaceChildren(...provisioningDownloads(d));
     box.hidden = false;
     box.focus();
     createForm.reset();
