@@ -65,6 +65,7 @@ type Store interface {
 	AuditStore
 	SettingsStore
 	KeyCheckStore
+	AlertStore
 	Transactor
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.

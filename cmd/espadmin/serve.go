@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	}
 	svc := buildServices(cfg, serviceDeps{
 		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
-		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log,
+		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log, publicURL: cfg.HTTP.PublicURL,
 	})
 	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
 	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {
@@ -238,6 +238,7 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("rollout engine", svc.ota.Run)
 	runWorker("log relay", svc.relay.Run)
 	runWorker("error forwarding", svc.errors.Run)
+	runWorker("alert engine", svc.alerts.Run)
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
 	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))

@@ -19,6 +19,7 @@ import (
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -44,6 +45,8 @@ type services struct {
 	ingest   *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
+	// alerts evaluates the tenants' alert rules on the event hub.
+	alerts *alerts.Engine
 }
 
 // serviceDeps are what the services are built on.
@@ -61,6 +64,8 @@ type serviceDeps struct {
 	endpoint fleet.Endpoint
 	metrics  prometheus.Registerer
 	log      *slog.Logger
+	// publicURL is where links in notifications point.
+	publicURL string
 }
 
 // buildServices builds the services in dependency order, each with everything it needs:
@@ -131,7 +136,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	})
 	s.errors = devicerrors.New(devicerrors.Options{
 		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
-		Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
+		Registerer: d.metrics, Logger: log.With("component", "devicerrors"), Hub: s.hub,
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
@@ -139,6 +144,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		Logs: s.relay, Errors: s.errors, OTA: s.ota, ConfigRequests: s.config,
 	})
 	s.brokers.OnBridge(s.ingest.Attach)
+	s.alerts = alerts.New(alerts.Options{Store: st, Hub: s.hub, PublicURL: d.publicURL, Logger: log.With("component", "alerts")})
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,

@@ -29,6 +29,7 @@ var migrations = []migration{
 	{2, "login limits", migrateLoginLimits},
 	{3, "key checks", migrateKeyChecks},
 	{4, "config entries as one document per scope revision", migrateConfigSets},
+	{7, "alerts", migrateAlerts},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -276,4 +277,25 @@ func migrateConfigSets(ctx context.Context, db *mongo.Database) error {
 		return fmt.Errorf("drop config entries: %w", err)
 	}
 	return nil
+}
+
+// alertIndexes back the alert lists and the outbox's due scan.
+var alertIndexes = []index{
+	{colAlertChannels, "tenant", asc("tenant_id", "_id"), false},
+	{colAlertRules, "tenant", asc("tenant_id", "_id"), false},
+	{colAlerts, "tenant", asc("tenant_id", "_id"), false},
+	{colAlerts, "tenant_state", asc("tenant_id", "state", "_id"), false},
+	{colAlertDeliveries, "tenant", asc("tenant_id", "_id"), false},
+	{colAlertDeliveries, "tenant_channel", asc("tenant_id", "channel_id", "_id"), false},
+	{colAlertDeliveries, "due", asc("state", "next_attempt_at"), false},
+}
+
+// migrateAlerts adds the collections of alert rules, channels, alerts and deliveries.
+func migrateAlerts(ctx context.Context, db *mongo.Database) error {
+	for _, name := range []string{colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries} {
+		if err := createCollection(ctx, db, name); err != nil {
+			return err
+		}
+	}
+	return createIndexes(ctx, db, alertIndexes)
 }

@@ -102,6 +102,10 @@ const (
 	colLoginLimits       = "login_limits"
 	colSchemaMigrations  = "schema_migrations"
 	colKeyChecks         = "key_checks"
+	colAlertChannels     = "alert_channels"
+	colAlertRules        = "alert_rules"
+	colAlerts            = "alerts"
+	colAlertDeliveries   = "alert_deliveries"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
@@ -110,6 +114,7 @@ var tenantCollections = []string{
 	colMemberships, colAPITokens, colInvitations, colProjects, colReleases, colDevices,
 	colConfigSets, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
 	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings,
+	colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries,
 }
 
 // Options configure Open.

@@ -61,6 +61,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Audit", testAudit},
 		{"Settings", testSettings},
 		{"KeyCheck", testKeyCheck},
+		{"Alert", testAlert},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
 		{"Atomic", testAtomic},

@@ -1,0 +1,2 @@
+-- Placeholder that keeps schema versions contiguous on this branch; another change of the same
+-- release brings this version. It holds no statement.
