@@ -28,6 +28,8 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
+
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/AlekSi/pointer v1.2.0 // indirect

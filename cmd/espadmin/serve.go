@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	svc := buildServices(cfg, serviceDeps{
 		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
 		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log, publicURL: cfg.HTTP.PublicURL,
+		mailer: mailer,
 	})
 	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
 	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {
@@ -239,6 +240,7 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("log relay", svc.relay.Run)
 	runWorker("error forwarding", svc.errors.Run)
 	runWorker("alert engine", svc.alerts.Run)
+	runWorker("alert dispatch", svc.dispatch.Run)
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
 	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))

@@ -24,6 +24,7 @@ import (
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
@@ -45,8 +46,10 @@ type services struct {
 	ingest   *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
-	// alerts evaluates the tenants' alert rules on the event hub.
-	alerts *alerts.Engine
+	// alerts evaluates the tenants' alert rules on the event hub; dispatch sends what it
+	// queued in the outbox.
+	alerts   *alerts.Engine
+	dispatch *alerts.Dispatcher
 }
 
 // serviceDeps are what the services are built on.
@@ -66,6 +69,8 @@ type serviceDeps struct {
 	log      *slog.Logger
 	// publicURL is where links in notifications point.
 	publicURL string
+	// mailer sends email alerts; nil without SMTP settings.
+	mailer mail.Sender
 }
 
 // buildServices builds the services in dependency order, each with everything it needs:
@@ -145,6 +150,10 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	})
 	s.brokers.OnBridge(s.ingest.Attach)
 	s.alerts = alerts.New(alerts.Options{Store: st, Hub: s.hub, PublicURL: d.publicURL, Logger: log.With("component", "alerts")})
+	s.dispatch = alerts.NewDispatcher(alerts.DispatchOptions{
+		Store: st, Keyring: d.keyring, Owner: cfg.MQTT.ReplicaID, AllowPrivate: cfg.Alerts.WebhookAllowPrivate,
+		Mailer: d.mailer, Logger: log.With("component", "alerts"),
+	})
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,

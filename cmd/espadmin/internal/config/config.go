@@ -45,6 +45,14 @@ type Config struct {
 	Logs     Logs
 	Bugsnag  Bugsnag
 	OTA      OTA
+	Alerts   Alerts
+}
+
+// Alerts configures alert notifications (package server/alerts, docs/alerts.md).
+type Alerts struct {
+	// WebhookAllowPrivate lets webhook and ntfy channels reach private, loopback and
+	// link-local addresses.
+	WebhookAllowPrivate bool
 }
 
 // OTA configures remote software updates (package ota, docs/ota.md).
