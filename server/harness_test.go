@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
@@ -161,6 +162,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
 		Mounts:       fl.ota.mounts(),
+		Alerts:       alerts.NewService(alerts.ServiceOptions{Store: st, Keyring: h.keyring, AllowPrivate: !h.opts.publicBrokersOnly, PublicURL: url}),
 
 		BrokerAllowPrivate: !h.opts.publicBrokersOnly,
 	})

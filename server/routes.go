@@ -148,6 +148,7 @@ func (s *Server) apiRoutes() []apiRoute {
 	table = append(table, s.configRoutes()...)
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.brokerRoutes()...)
+	table = append(table, s.alertRoutes()...)
 	return table
 }
 

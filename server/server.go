@@ -25,6 +25,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/server/mail"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
@@ -99,6 +100,9 @@ type Deps struct {
 	// OTA is the update service behind the project, release and rollout routes (package
 	// ota); when nil those routes answer 503.
 	OTA *ota.Service
+	// Alerts manages alert rules and channels (package alerts); when nil their writes answer
+	// 503 and the history still reads.
+	Alerts *alerts.Service
 
 	// Brokers routes tenants to their own MQTT brokers (package tenantbus); the broker
 	// settings routes apply saved settings through it and read its connection states. When

@@ -137,6 +137,27 @@ var tenantAccess = map[string]accessCase{
 	"POST /api/v1/tenants/:tenant/rollouts/:rollout/resume": {noBody, statuses(409, 409, 409, 403)},
 	"POST /api/v1/tenants/:tenant/rollouts/:rollout/abort":  {noBody, statuses(200, 200, 200, 403)},
 	"GET /api/v1/tenants/:tenant/devices/:device/updates":   {noBody, statuses(200, 200, 200, 200)},
+
+	// Alerts (alerts_api_test.go has the scenarios). populateAlerts gives each tenant a
+	// webhook channel, a rule, an alert acknowledged already (409 proves the check passed) and
+	// a delivery.
+	"GET /api/v1/tenants/:tenant/alerts":                              {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/alerts/:alert":                       {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/alerts/:alert/acknowledge":          {noBody, statuses(409, 409, 409, 409)},
+	"GET /api/v1/tenants/:tenant/alerts/rules":                        {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/rules":                       {jsonBody(map[string]any{"name": "new", "kind": "error_new"}), statuses(201, 201, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/rules/:rule":                  {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/alerts/rules/:rule":                  {jsonBody(map[string]any{"name": "renamed", "kind": "error_new"}), statuses(200, 200, 403, 403)},
+	"DELETE /api/v1/tenants/:tenant/alerts/rules/:rule":               {noBody, statuses(204, 204, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/channels":                     {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels":                    {jsonBody(map[string]any{"name": "mail", "kind": "email", "target": "ops@example.com"}), statuses(201, 201, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/channels/:channel":            {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/alerts/channels/:channel":            {jsonBody(map[string]any{"name": "hook", "target": "https://8.8.8.8/hook"}), statuses(200, 200, 403, 403)},
+	"DELETE /api/v1/tenants/:tenant/alerts/channels/:channel":         {noBody, statuses(204, 204, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels/:channel/secret":    {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels/:channel/test":      {noBody, statuses(202, 202, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/deliveries":                   {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/deliveries/:delivery/resend": {noBody, statuses(202, 202, 403, 403)},
 }
 
 // tenantAPIRoutes lists the tenant routes of the route table, the same table that registers

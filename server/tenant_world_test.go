@@ -62,7 +62,9 @@ func (w *tenantWorld) populate(t *testing.T, slug string) map[string]string {
 	deviceID, commandID := w.populateFleet(t, tn.ID)
 	projectID, configKey := w.populateConfig(t, tn.ID, deviceID)
 	releaseID, rolloutID := w.populateOTA(t, tn.ID, projectID)
+	ids := w.populateAlerts(t, tn.ID)
 	return map[string]string{
+		"rule": ids.rule, "channel": ids.channel, "alert": ids.alert, "delivery": ids.delivery,
 		"release": releaseID, "rollout": rolloutID,
 		"tenant": slug, "user": target.ID, "invitation": inv.ID, "token": tok.APIToken.ID,
 		"device": deviceID, "command": commandID, "project": projectID, "key": configKey,

@@ -17,6 +17,7 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
@@ -161,20 +162,24 @@ func openBlobs(ctx context.Context, cfg config.Config, master []byte, log *slog.
 func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, master []byte, mailer mail.Sender,
 	blobs blob.Store, metrics *prometheus.Registry, svc *services, log *slog.Logger) *server.Server {
 	deps := server.Deps{
-		Logger:             log,
-		Store:              st,
-		Keyring:            keyring,
-		Mailer:             mailer,
-		Accounts:           cfg.Accounts,
-		OAuth:              cfg.OAuth,
-		StateKey:           seal.DeriveKey(master, purposeOAuthState),
-		Registerer:         metrics,
-		Gatherer:           metrics,
-		Devices:            svc.devices,
-		Commands:           svc.commands,
-		Events:             svc.hub,
-		Logs:               svc.relay,
-		OTA:                svc.ota,
+		Logger:     log,
+		Store:      st,
+		Keyring:    keyring,
+		Mailer:     mailer,
+		Accounts:   cfg.Accounts,
+		OAuth:      cfg.OAuth,
+		StateKey:   seal.DeriveKey(master, purposeOAuthState),
+		Registerer: metrics,
+		Gatherer:   metrics,
+		Devices:    svc.devices,
+		Commands:   svc.commands,
+		Events:     svc.hub,
+		Logs:       svc.relay,
+		OTA:        svc.ota,
+		Alerts: alerts.NewService(alerts.ServiceOptions{
+			Store: st, Keyring: keyring, Engine: svc.alerts, Dispatcher: svc.dispatch,
+			AllowPrivate: cfg.Alerts.WebhookAllowPrivate, PublicURL: cfg.HTTP.PublicURL,
+		}),
 		Config:             svc.config,
 		Brokers:            svc.brokers,
 		BrokerAllowPrivate: cfg.MQTT.BridgeAllowPrivate,
