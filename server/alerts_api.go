@@ -424,7 +424,7 @@ func (s *Server) testAlertChannel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.deps.Alerts.TestChannel(c.Request().Context(), ch, s.now())
+	d, err := s.deps.Alerts.TestChannel(c.Request().Context(), ch, tenantFrom(c).Tenant.Slug, s.now())
 	if err != nil {
 		return err
 	}

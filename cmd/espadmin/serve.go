@@ -18,6 +18,7 @@ import (
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
 	"github.com/espadmin/espadmin/server/alerts"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
@@ -104,9 +105,16 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	// One cache of device credentials for the broker and ingestion: forgetting a device or a
 	// tenant there reaches both.
 	deviceAuth := devauth.New(st, devauth.Options{TTL: cfg.MQTT.AuthCacheTTL})
+	// The tenants' event hub exists before the broker, which reports failed device logins
+	// on it (alert rules watch them).
+	fleetMetrics := fleet.NewMetrics(metrics)
+	hub := fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })
 	var mqttBroker *broker.Broker
 	if cfg.MQTT.Enabled {
-		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics,
+			AuthFailed: func(tenantID, deviceID string) {
+				hub.Publish(fleet.Event{Type: fleet.EventAuthFailed, TenantID: tenantID, DeviceID: deviceID})
+			}})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
@@ -118,7 +126,7 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	svc := buildServices(cfg, serviceDeps{
 		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
 		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log, publicURL: cfg.HTTP.PublicURL,
-		mailer: mailer,
+		mailer: mailer, hub: hub, fleetMetrics: fleetMetrics,
 	})
 	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
 	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {

@@ -71,10 +71,14 @@ type serviceDeps struct {
 	publicURL string
 	// mailer sends email alerts; nil without SMTP settings.
 	mailer mail.Sender
+	// hub is the tenants' event stream, built before the broker (which reports failed
+	// logins on it), with the fleet metrics it counts drops in.
+	hub          *fleet.Hub
+	fleetMetrics *fleet.Metrics
 }
 
 // buildServices builds the services in dependency order, each with everything it needs:
-// tenant brokers → event hub → commands → devices → remote configuration → updates → live
+// tenant brokers → (the event hub, built before the broker) → commands → devices → remote configuration → updates → live
 // logs → device errors → ingestion, which hands reports to the services before it.
 //
 // The graph has three cycles, broken without setting anything on a built service:
@@ -107,8 +111,8 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
 		Bridge: bridge.Config{AllowPrivate: cfg.MQTT.BridgeAllowPrivate},
 	})
-	fleetMetrics := fleet.NewMetrics(d.metrics)
-	s.hub = fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })
+	fleetMetrics := d.fleetMetrics
+	s.hub = d.hub
 	s.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: s.brokers, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
 	})

@@ -1,10 +1,12 @@
 package alerts
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -102,7 +104,7 @@ func queue(t *testing.T, st store.Store, ch store.AlertChannel, summary string) 
 	t.Helper()
 	a := store.Alert{ID: store.NewID(), TenantID: ch.TenantID, RuleID: "r", RuleName: "Offline", Kind: KindDeviceOffline,
 		State: store.AlertFiring, Summary: summary, Subjects: []string{"dev-1", "dev-2"}, FiredAt: time.Now()}
-	b, _ := json.Marshal(NewMessage("alert.firing", a, "https://fleet.example.com", time.Now()))
+	b, _ := json.Marshal(NewMessage("alert.firing", a, AlertsURL("https://fleet.example.com", "acme"), time.Now()))
 	d := store.AlertDelivery{TenantID: ch.TenantID, ChannelID: ch.ID, AlertID: a.ID, MessageID: "msg_" + store.NewID(), Payload: string(b)}
 	must(t, st.CreateAlertDelivery(context.Background(), &d))
 	return d
@@ -226,7 +228,7 @@ func TestWebhookPresets(t *testing.T) {
 	queue(t, st, webhookChannel(t, st, k, tn.ID, srv.URL+"/discord", PresetDiscord, ""), "Offline: 2 devices offline")
 	runDispatcher(t, DispatchOptions{Store: st, Keyring: k, AllowPrivate: true, PollInterval: 10 * time.Millisecond})
 	poll.Until(t, 30*time.Second, "both presets", func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) == 2 })
-	want := "Offline: 2 devices offline\n• dev-1\n• dev-2\nhttps://fleet.example.com/ui/alerts"
+	want := "Offline: 2 devices offline\n• dev-1\n• dev-2\nhttps://fleet.example.com/t/acme/alerts"
 	if got := bodies["/slack"]["text"]; got != want {
 		t.Errorf("slack text = %q, want %q", got, want)
 	}
@@ -337,20 +339,152 @@ func TestValidateChannel(t *testing.T) {
 	}
 }
 
-// The email channel sends through the SMTP sender the server already has.
+// smtpSink is a local SMTP server that keeps each message's recipients and data.
+type smtpSink struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	msgs []sinkMessage
+}
+
+type sinkMessage struct {
+	rcpt []string
+	data string
+}
+
+func startSMTPSink(t *testing.T) *smtpSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	s := &smtpSink{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.session(conn)
+		}
+	}()
+	return s
+}
+
+func (s *smtpSink) session(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	say := func(line string) { _, _ = conn.Write([]byte(line + "\r\n")) }
+	say("220 sink ESMTP")
+	var cur sinkMessage
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); verb {
+		case "EHLO", "HELO":
+			say("250 sink")
+		case "MAIL":
+			cur = sinkMessage{}
+			say("250 ok")
+		case "RCPT":
+			cur.rcpt = append(cur.rcpt, strings.TrimPrefix(line, "RCPT TO:"))
+			say("250 ok")
+		case "DATA":
+			say("354 go on")
+			var b strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil || l == ".\r\n" {
+					break
+				}
+				b.WriteString(l)
+			}
+			cur.data = b.String()
+			s.mu.Lock()
+			s.msgs = append(s.msgs, cur)
+			s.mu.Unlock()
+			say("250 queued")
+		case "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("250 ok")
+		}
+	}
+}
+
+func (s *smtpSink) messages() []sinkMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sinkMessage(nil), s.msgs...)
+}
+
+// The email channel sends through the server's SMTP settings: a local SMTP server receives
+// one mail per address.
 func TestEmailChannel(t *testing.T) {
-	capture := &mail.Capture{}
+	sink := startSMTPSink(t)
+	mailer, err := mail.NewSMTP("smtp://"+sink.ln.Addr().String(), "ESP Admin <alerts@example.com>")
+	must(t, err)
 	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
 	defer st.Close()
 	tn := store.Tenant{Slug: "t", Name: "T"}
 	must(t, st.CreateTenant(context.Background(), &tn))
 	ch := store.AlertChannel{TenantID: tn.ID, Name: "ops", Kind: ChannelEmail, Target: "ops@example.com, oncall@example.com", Options: "{}", Enabled: true}
 	must(t, st.CreateAlertChannel(context.Background(), &ch))
+	d := queue(t, st, ch, "Offline: 2 devices offline")
+	runDispatcher(t, DispatchOptions{Store: st, Keyring: testKeyring(t), Mailer: mailer, PollInterval: 10 * time.Millisecond})
+	poll.Until(t, 30*time.Second, "two mails", func() bool { return len(sink.messages()) == 2 })
+	var to []string
+	for _, m := range sink.messages() {
+		to = append(to, m.rcpt...)
+		if !strings.Contains(m.data, "Subject: [ESP Admin] Offline: 2 devices offline") || !strings.Contains(m.data, "dev-2") {
+			t.Errorf("mail data:\n%s", m.data)
+		}
+	}
+	if strings.Join(to, " ") != "<ops@example.com> <oncall@example.com>" {
+		t.Errorf("recipients = %v", to)
+	}
+	poll.Until(t, 30*time.Second, "delivered", func() bool {
+		got, err := st.AlertDelivery(context.Background(), tn.ID, d.ID)
+		return err == nil && got.State == store.DeliveryDelivered
+	})
+}
+
+// The ntfy channel publishes the text as JSON to the topic's server with the token.
+func TestNtfyChannel(t *testing.T) {
+	k := testKeyring(t)
+	got := make(chan map[string]any, 1)
+	var auth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&v)
+		auth.Store(r.Header.Get("Authorization") + " " + r.URL.Path)
+		got <- v
+	}))
+	defer srv.Close()
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	defer st.Close()
+	tn := store.Tenant{Slug: "t", Name: "T"}
+	must(t, st.CreateTenant(context.Background(), &tn))
+	ch := store.AlertChannel{ID: store.NewID(), TenantID: tn.ID, Name: "phone", Kind: ChannelNtfy, Target: srv.URL + "/fleet-alerts", Options: "{}", Enabled: true}
+	sealed, err := k.Seal([]byte("tk_secret"), []byte(SecretAD(tn.ID, ch.ID)))
+	must(t, err)
+	ch.SecretSealed = sealed
+	must(t, st.CreateAlertChannel(context.Background(), &ch))
 	queue(t, st, ch, "Offline: 2 devices offline")
-	runDispatcher(t, DispatchOptions{Store: st, Keyring: testKeyring(t), Mailer: capture, PollInterval: 10 * time.Millisecond})
-	poll.Until(t, 30*time.Second, "two mails", func() bool { return len(capture.Messages()) == 2 })
-	m := capture.To("oncall@example.com")
-	if len(m) != 1 || m[0].Subject != "[ESP Admin] Offline: 2 devices offline" || !strings.Contains(m[0].Body, "• dev-2") {
-		t.Errorf("mail = %+v", m)
+	runDispatcher(t, DispatchOptions{Store: st, Keyring: k, AllowPrivate: true, PollInterval: 10 * time.Millisecond})
+	var v map[string]any
+	select {
+	case v = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ntfy got nothing")
+	}
+	if v["topic"] != "fleet-alerts" || !strings.HasPrefix(v["message"].(string), "Offline: 2 devices offline\n• dev-1") ||
+		v["click"] != "https://fleet.example.com/t/acme/alerts" {
+		t.Errorf("ntfy message = %v", v)
+	}
+	if a := auth.Load().(string); a != "Bearer tk_secret /" {
+		t.Errorf("authorization and path = %q", a)
 	}
 }

@@ -34,6 +34,7 @@ type Store interface {
 	ListAlertRules(ctx context.Context, tenantID string, opts store.ListOptions) (store.Page[store.AlertRule], error)
 	AlertChannel(ctx context.Context, tenantID, id string) (store.AlertChannel, error)
 	Device(ctx context.Context, tenantID, id string) (store.Device, error)
+	Tenant(ctx context.Context, id string) (store.Tenant, error)
 	CreateAlert(ctx context.Context, a *store.Alert) error
 	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
 	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
@@ -73,6 +74,7 @@ type Engine struct {
 
 	// State below is owned by Run's goroutine.
 	devices  map[string]deviceInfo          // tenant/device → scope facts
+	slugs    map[string]string              // tenant → slug, for links
 	offline  map[string]*episode            // tenant/device → offline episode
 	config   map[string]*episode            // tenant/device → pending config
 	windows  map[string][]time.Time         // rule/subject → recent occurrences
@@ -133,7 +135,7 @@ func New(o Options) *Engine {
 	}
 	e := &Engine{
 		o: o, in: make(chan fleet.Event, o.QueueSize), rules: map[string]ruleSet{},
-		devices: map[string]deviceInfo{}, offline: map[string]*episode{}, config: map[string]*episode{},
+		devices: map[string]deviceInfo{}, slugs: map[string]string{}, offline: map[string]*episode{}, config: map[string]*episode{},
 		windows: map[string][]time.Time{}, batches: map[string]*batch{}, lastSent: map[string]time.Time{},
 		open: map[string]*openAlert{}, bySubj: map[string]map[string]struct{}{},
 	}
@@ -492,7 +494,14 @@ func (e *Engine) resolve(ctx context.Context, oa *openAlert, now time.Time) {
 
 // notify queues the alert for each enabled channel in the outbox.
 func (e *Engine) notify(ctx context.Context, a store.Alert, channelIDs []string, typ string, now time.Time) {
-	payload, err := json.Marshal(NewMessage(typ, a, e.o.PublicURL, now))
+	slug, ok := e.slugs[a.TenantID]
+	if !ok {
+		if t, err := e.o.Store.Tenant(ctx, a.TenantID); err == nil {
+			slug = t.Slug
+			e.slugs[a.TenantID] = slug
+		}
+	}
+	payload, err := json.Marshal(NewMessage(typ, a, AlertsURL(e.o.PublicURL, slug), now))
 	if err != nil {
 		return
 	}

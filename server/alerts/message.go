@@ -5,6 +5,7 @@
 package alerts
 
 import (
+	"strings"
 	"time"
 
 	"github.com/espadmin/espadmin/store"
@@ -34,19 +35,23 @@ type MessageData struct {
 	URL          string     `json:"url,omitempty"`
 }
 
-// NewMessage builds the message of typ about a; at most MaxPayloadSubjects subjects are
-// listed, SubjectCount says how many there are.
-func NewMessage(typ string, a store.Alert, publicURL string, now time.Time) Message {
+// AlertsURL is the link to a tenant's alert history in the web UI.
+func AlertsURL(publicURL, tenantSlug string) string {
+	if publicURL == "" || tenantSlug == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + "/t/" + tenantSlug + "/alerts"
+}
+
+// NewMessage builds the message of typ about a, linking to url; at most MaxPayloadSubjects
+// subjects are listed, SubjectCount says how many there are.
+func NewMessage(typ string, a store.Alert, url string, now time.Time) Message {
 	subjects := a.Subjects
 	if len(subjects) > MaxPayloadSubjects {
 		subjects = subjects[:MaxPayloadSubjects]
 	}
 	if subjects == nil {
 		subjects = []string{}
-	}
-	url := ""
-	if publicURL != "" {
-		url = publicURL + "/ui/alerts"
 	}
 	return Message{Type: typ, Timestamp: now.UTC(), Data: MessageData{
 		AlertID: a.ID, TenantID: a.TenantID, RuleID: a.RuleID, RuleName: a.RuleName, Kind: a.Kind,

@@ -123,10 +123,10 @@ func (s *Service) RotateSecret(ctx context.Context, c store.AlertChannel) (strin
 }
 
 // TestChannel queues a test message to the channel and returns its delivery.
-func (s *Service) TestChannel(ctx context.Context, c store.AlertChannel, now time.Time) (store.AlertDelivery, error) {
+func (s *Service) TestChannel(ctx context.Context, c store.AlertChannel, tenantSlug string, now time.Time) (store.AlertDelivery, error) {
 	a := store.Alert{TenantID: c.TenantID, RuleName: "Test", Kind: "test", State: store.AlertFiring,
 		Summary: "Test notification from ESP Admin", Subjects: []string{}, FiredAt: now}
-	return s.queue(ctx, c, "", NewMessage("alert.test", a, s.o.PublicURL, now))
+	return s.queue(ctx, c, "", NewMessage("alert.test", a, AlertsURL(s.o.PublicURL, tenantSlug), now))
 }
 
 func (s *Service) queue(ctx context.Context, c store.AlertChannel, alertID string, m Message) (store.AlertDelivery, error) {
