@@ -119,7 +119,28 @@ type DeliveryFilter struct {
 	State     DeliveryState
 }
 
-// AlertStore keeps alert rules, channels, the alert history and the delivery outbox.
+// PushSubscription is one browser of a member subscribed to a tenant's Web Push
+// notifications (the PushSubscription of the Push API: its endpoint and keys).
+type PushSubscription struct {
+	ID        string
+	TenantID  string
+	UserID    string
+	Endpoint  string
+	P256dh    string // the browser's public key, base64url
+	Auth      string // the authentication secret, base64url
+	CreatedAt time.Time
+}
+
+// ServerSecret is a secret of the installation (not of a tenant), sealed with the master
+// key: the VAPID key pair of Web Push. It is written once and never changed.
+type ServerSecret struct {
+	Name      string
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// AlertStore keeps alert rules, channels, the alert history and the delivery outbox, the
+// tenants' Web Push subscriptions and the server's VAPID key.
 type AlertStore interface {
 	CreateAlertChannel(ctx context.Context, c *AlertChannel) error
 	AlertChannel(ctx context.Context, tenantID, id string) (AlertChannel, error)
@@ -157,4 +178,16 @@ type AlertStore interface {
 	// ErrConflict when d.LeaseOwner no longer holds the lease (it ran out and another worker
 	// claimed the row).
 	FinishAlertDeliveryAttempt(ctx context.Context, d *AlertDelivery) error
+
+	// CreatePushSubscription stores a browser's subscription; ErrConflict when the tenant
+	// has one with that endpoint already.
+	CreatePushSubscription(ctx context.Context, p *PushSubscription) error
+	ListPushSubscriptions(ctx context.Context, tenantID string, opts ListOptions) (Page[PushSubscription], error)
+	DeletePushSubscription(ctx context.Context, tenantID, id string) error
+
+	// ServerSecret returns the secret called name, or ErrNotFound.
+	ServerSecret(ctx context.Context, name string) (ServerSecret, error)
+	// CreateServerSecret writes a secret; ErrConflict when one of that name exists (two
+	// replicas starting at once: the loser reads the winner's).
+	CreateServerSecret(ctx context.Context, s *ServerSecret) error
 }

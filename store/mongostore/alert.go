@@ -415,3 +415,63 @@ func (s *Store) FinishAlertDeliveryAttempt(ctx context.Context, d *store.AlertDe
 	d.LeaseOwner, d.LeaseUntil, d.UpdatedAt = "", nil, now
 	return nil
 }
+
+type pushSubscriptionDoc struct {
+	ID        string    `bson:"_id"`
+	TenantID  string    `bson:"tenant_id"`
+	UserID    string    `bson:"user_id"`
+	Endpoint  string    `bson:"endpoint"`
+	P256dh    string    `bson:"p256dh"`
+	Auth      string    `bson:"auth"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (d pushSubscriptionDoc) domain() store.PushSubscription {
+	p := store.PushSubscription(d)
+	p.CreatedAt = utc(p.CreatedAt)
+	return p
+}
+
+// CreatePushSubscription inserts p; the (tenant, endpoint) pair is unique.
+func (s *Store) CreatePushSubscription(ctx context.Context, p *store.PushSubscription) error {
+	v := *p
+	store.PrepareCreate(&v.ID, &v.CreatedAt, nil)
+	if _, err := s.col(colPushSubscriptions).InsertOne(ctx, pushSubscriptionDoc(v)); err != nil {
+		return wrap(err, "create push subscription in tenant %q", v.TenantID)
+	}
+	*p = v
+	return nil
+}
+
+// ListPushSubscriptions pages through the tenant's subscriptions.
+func (s *Store) ListPushSubscriptions(ctx context.Context, tenant string, opts store.ListOptions) (store.Page[store.PushSubscription], error) {
+	p, err := listPage(ctx, s.col(colPushSubscriptions), pageQuery{filter: bson.D{{Key: "tenant_id", Value: tenant}}, field: "_id", listOpts: opts},
+		pushSubscriptionDoc.domain, func(p store.PushSubscription) string { return p.ID })
+	return p, wrap(err, "list push subscriptions of tenant %q", tenant)
+}
+
+// DeletePushSubscription removes one subscription.
+func (s *Store) DeletePushSubscription(ctx context.Context, tenant, id string) error {
+	return deleteOne(ctx, s.col(colPushSubscriptions), tenantID(tenant, id), "push subscription", id)
+}
+
+type serverSecretDoc struct {
+	Name      string    `bson:"_id"`
+	Sealed    []byte    `bson:"sealed"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+// ServerSecret returns the secret called name, or store.ErrNotFound.
+func (s *Store) ServerSecret(ctx context.Context, name string) (store.ServerSecret, error) {
+	v, err := findOne(ctx, s.col(colServerSecrets), bson.D{{Key: "_id", Value: name}}, func(d serverSecretDoc) store.ServerSecret {
+		return store.ServerSecret{Name: d.Name, Sealed: d.Sealed, CreatedAt: utc(d.CreatedAt)}
+	})
+	return v, wrap(err, "get server secret %q", name)
+}
+
+// CreateServerSecret writes v; store.ErrConflict when one of that name exists.
+func (s *Store) CreateServerSecret(ctx context.Context, v *store.ServerSecret) error {
+	v.CreatedAt = orNow(v.CreatedAt)
+	_, err := s.col(colServerSecrets).InsertOne(ctx, serverSecretDoc{Name: v.Name, Sealed: v.Sealed, CreatedAt: v.CreatedAt})
+	return wrap(err, "create server secret %q", v.Name)
+}

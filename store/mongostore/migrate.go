@@ -288,11 +288,14 @@ var alertIndexes = []index{
 	{colAlertDeliveries, "tenant", asc("tenant_id", "_id"), false},
 	{colAlertDeliveries, "tenant_channel", asc("tenant_id", "channel_id", "_id"), false},
 	{colAlertDeliveries, "due", asc("state", "next_attempt_at"), false},
+	{colPushSubscriptions, "tenant_endpoint_unique", asc("tenant_id", "endpoint"), true},
+	{colPushSubscriptions, "tenant", asc("tenant_id", "_id"), false},
 }
 
-// migrateAlerts adds the collections of alert rules, channels, alerts and deliveries.
+// migrateAlerts adds the collections of alert rules, channels, alerts, deliveries, Web Push
+// subscriptions and server secrets.
 func migrateAlerts(ctx context.Context, db *mongo.Database) error {
-	for _, name := range []string{colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries} {
+	for _, name := range []string{colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries, colPushSubscriptions, colServerSecrets} {
 		if err := createCollection(ctx, db, name); err != nil {
 			return err
 		}

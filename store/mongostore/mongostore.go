@@ -106,6 +106,8 @@ const (
 	colAlertRules        = "alert_rules"
 	colAlerts            = "alerts"
 	colAlertDeliveries   = "alert_deliveries"
+	colPushSubscriptions = "push_subscriptions"
+	colServerSecrets     = "server_secrets"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
@@ -114,7 +116,7 @@ var tenantCollections = []string{
 	colMemberships, colAPITokens, colInvitations, colProjects, colReleases, colDevices,
 	colConfigSets, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
 	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings,
-	colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries,
+	colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries, colPushSubscriptions,
 }
 
 // Options configure Open.

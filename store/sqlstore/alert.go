@@ -498,3 +498,75 @@ func (s *Store) FinishAlertDeliveryAttempt(ctx context.Context, d *store.AlertDe
 	d.LeaseOwner, d.LeaseUntil, d.UpdatedAt = "", nil, now
 	return nil
 }
+
+// pushSubscriptionRow is a row of push_subscriptions.
+type pushSubscriptionRow struct {
+	bun.BaseModel `bun:"table:push_subscriptions"`
+
+	ID        string    `bun:"id"`
+	TenantID  string    `bun:"tenant_id"`
+	UserID    string    `bun:"user_id"`
+	Endpoint  string    `bun:"endpoint"`
+	P256dh    string    `bun:"p256dh"`
+	Auth      string    `bun:"auth"`
+	CreatedAt time.Time `bun:"created_at"`
+}
+
+// CreatePushSubscription inserts p; the (tenant, endpoint) pair is unique.
+func (s *Store) CreatePushSubscription(ctx context.Context, p *store.PushSubscription) error {
+	v := *p
+	store.PrepareCreate(&v.ID, &v.CreatedAt, nil)
+	row := pushSubscriptionRow{ID: v.ID, TenantID: v.TenantID, UserID: v.UserID, Endpoint: v.Endpoint, P256dh: v.P256dh,
+		Auth: v.Auth, CreatedAt: v.CreatedAt}
+	if _, err := s.w.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return wrap(err, "create push subscription in tenant %q", v.TenantID)
+	}
+	*p = v
+	return nil
+}
+
+// ListPushSubscriptions pages through the tenant's subscriptions.
+func (s *Store) ListPushSubscriptions(ctx context.Context, tenantID string, opts store.ListOptions) (store.Page[store.PushSubscription], error) {
+	var rows []pushSubscriptionRow
+	if err := pageByID(s.r.NewSelect().Model(&rows).Where("tenant_id = ?", tenantID), opts).Scan(ctx); err != nil {
+		return store.Page[store.PushSubscription]{}, wrap(err, "list push subscriptions of tenant %q", tenantID)
+	}
+	items := make([]store.PushSubscription, len(rows))
+	for i, r := range rows {
+		items[i] = store.PushSubscription{ID: r.ID, TenantID: r.TenantID, UserID: r.UserID, Endpoint: r.Endpoint,
+			P256dh: r.P256dh, Auth: r.Auth, CreatedAt: utc(r.CreatedAt)}
+	}
+	return store.MakePage(items, opts.PageSize(), func(p store.PushSubscription) string { return p.ID }), nil
+}
+
+// DeletePushSubscription removes one subscription.
+func (s *Store) DeletePushSubscription(ctx context.Context, tenantID, id string) error {
+	res, err := s.w.NewDelete().Table("push_subscriptions").Where("tenant_id = ?", tenantID).Where("id = ?", id).Exec(ctx)
+	return wrap(affected(res, err), "delete push subscription %q", id)
+}
+
+// serverSecretRow is a row of server_secrets.
+type serverSecretRow struct {
+	bun.BaseModel `bun:"table:server_secrets"`
+
+	Name      string    `bun:"name,pk"`
+	Sealed    []byte    `bun:"sealed"`
+	CreatedAt time.Time `bun:"created_at"`
+}
+
+// ServerSecret returns the secret called name, or store.ErrNotFound.
+func (s *Store) ServerSecret(ctx context.Context, name string) (store.ServerSecret, error) {
+	var row serverSecretRow
+	if err := s.r.NewSelect().Model(&row).Where("name = ?", name).Scan(ctx); err != nil {
+		return store.ServerSecret{}, wrap(err, "get server secret %q", name)
+	}
+	return store.ServerSecret{Name: row.Name, Sealed: row.Sealed, CreatedAt: utc(row.CreatedAt)}, nil
+}
+
+// CreateServerSecret writes v; store.ErrConflict when one of that name exists.
+func (s *Store) CreateServerSecret(ctx context.Context, v *store.ServerSecret) error {
+	v.CreatedAt = nowOr(v.CreatedAt)
+	row := serverSecretRow{Name: v.Name, Sealed: v.Sealed, CreatedAt: v.CreatedAt}
+	_, err := s.w.NewInsert().Model(&row).Exec(ctx)
+	return wrap(err, "create server secret %q", v.Name)
+}

@@ -260,3 +260,57 @@ func testAlert(t *testing.T, f *fixture) {
 		}},
 	})
 }
+
+func testPushAndServerSecrets(t *testing.T, f *fixture) {
+	runCases(t, f, []testCase{
+		{"PushSubscriptions", func(t *testing.T, f *fixture) {
+			ctx := t.Context()
+			tn := f.tenant(t)
+			in := store.PushSubscription{ID: f.id(), TenantID: tn.ID, UserID: "user-1", Endpoint: "https://push.example.com/send/abc",
+				P256dh: "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", Auth: "tBHItJI5svbpez7KI4CCXg",
+				CreatedAt: at(5)}
+			want := in
+			f.must(t, f.s.CreatePushSubscription(ctx, &in), "CreatePushSubscription")
+			dup := in
+			dup.ID = f.id()
+			if err := f.s.CreatePushSubscription(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s: a second subscription with the endpoint: %v, want ErrConflict", f.s.Backend(), err)
+			}
+			other := f.tenant(t)
+			elsewhere := in
+			elsewhere.ID, elsewhere.TenantID = f.id(), other.ID
+			f.must(t, f.s.CreatePushSubscription(ctx, &elsewhere), "the endpoint in another tenant")
+			page, err := f.s.ListPushSubscriptions(ctx, tn.ID, store.ListOptions{})
+			f.must(t, err, "ListPushSubscriptions")
+			if len(page.Items) != 1 {
+				t.Fatalf("%s: ListPushSubscriptions = %d, want 1", f.s.Backend(), len(page.Items))
+			}
+			f.equal(t, "PushSubscription", page.Items[0], want)
+			if err := f.s.DeletePushSubscription(ctx, other.ID, in.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: DeletePushSubscription from another tenant: %v, want ErrNotFound", f.s.Backend(), err)
+			}
+			f.must(t, f.s.DeletePushSubscription(ctx, tn.ID, in.ID), "DeletePushSubscription")
+			page, err = f.s.ListPushSubscriptions(ctx, tn.ID, store.ListOptions{})
+			f.must(t, err, "ListPushSubscriptions")
+			if len(page.Items) != 0 {
+				t.Errorf("%s: subscriptions after delete = %d", f.s.Backend(), len(page.Items))
+			}
+		}},
+		{"ServerSecretWrittenOnce", func(t *testing.T, f *fixture) {
+			f = f.fresh(t)
+			ctx := t.Context()
+			if _, err := f.s.ServerSecret(ctx, "vapid"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s: ServerSecret on an empty store: %v, want ErrNotFound", f.s.Backend(), err)
+			}
+			first := store.ServerSecret{Name: "vapid", Sealed: []byte{9, 0, 8}, CreatedAt: at(1)}
+			f.must(t, f.s.CreateServerSecret(ctx, &first), "CreateServerSecret")
+			second := store.ServerSecret{Name: "vapid", Sealed: []byte{1}}
+			if err := f.s.CreateServerSecret(ctx, &second); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s: second CreateServerSecret: %v, want ErrConflict", f.s.Backend(), err)
+			}
+			got, err := f.s.ServerSecret(ctx, "vapid")
+			f.must(t, err, "ServerSecret")
+			f.equal(t, "ServerSecret", got, first)
+		}},
+	})
+}

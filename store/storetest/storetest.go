@@ -62,6 +62,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Settings", testSettings},
 		{"KeyCheck", testKeyCheck},
 		{"Alert", testAlert},
+		{"Push", testPushAndServerSecrets},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
 		{"Atomic", testAtomic},

@@ -80,3 +80,21 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_tenant_idx ON alert_deliveries (tenant_id, id);
 CREATE INDEX alert_deliveries_channel_idx ON alert_deliveries (tenant_id, channel_id, id);
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (state, next_attempt_at);
+
+CREATE TABLE push_subscriptions (
+    id         VARCHAR(128) PRIMARY KEY,
+    tenant_id  VARCHAR(128) NOT NULL,
+    user_id    VARCHAR(128) NOT NULL,
+    endpoint   VARCHAR(600) NOT NULL,
+    p256dh     TEXT NOT NULL,
+    auth       TEXT NOT NULL,
+    created_at DATETIME(3) NOT NULL,
+    FOREIGN KEY (tenant_id) REFERENCES tenants (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE UNIQUE INDEX push_subscriptions_endpoint_idx ON push_subscriptions (tenant_id, endpoint);
+
+CREATE TABLE server_secrets (
+    name       VARCHAR(64) PRIMARY KEY,
+    sealed     BLOB NOT NULL,
+    created_at DATETIME(3) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

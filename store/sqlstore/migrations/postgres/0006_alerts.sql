@@ -75,3 +75,20 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_tenant_idx ON alert_deliveries (tenant_id, id);
 CREATE INDEX alert_deliveries_channel_idx ON alert_deliveries (tenant_id, channel_id, id);
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (state, next_attempt_at);
+
+CREATE TABLE push_subscriptions (
+    id         varchar(128) COLLATE "C" PRIMARY KEY,
+    tenant_id  varchar(128) COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    user_id    varchar(128) COLLATE "C" NOT NULL,
+    endpoint   varchar(1024) COLLATE "C" NOT NULL,
+    p256dh     text NOT NULL,
+    auth       text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX push_subscriptions_endpoint_idx ON push_subscriptions (tenant_id, endpoint);
+
+CREATE TABLE server_secrets (
+    name       varchar(64) COLLATE "C" PRIMARY KEY,
+    sealed     bytea NOT NULL,
+    created_at timestamptz NOT NULL
+);

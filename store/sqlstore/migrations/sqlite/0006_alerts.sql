@@ -75,3 +75,20 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_tenant_idx ON alert_deliveries (tenant_id, id);
 CREATE INDEX alert_deliveries_channel_idx ON alert_deliveries (tenant_id, channel_id, id);
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (state, next_attempt_at);
+
+CREATE TABLE push_subscriptions (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL,
+    endpoint   TEXT NOT NULL,
+    p256dh     TEXT NOT NULL,
+    auth       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX push_subscriptions_endpoint_idx ON push_subscriptions (tenant_id, endpoint);
+
+CREATE TABLE server_secrets (
+    name       TEXT PRIMARY KEY,
+    sealed     BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
