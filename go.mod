@@ -28,12 +28,12 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
-
 require (
-	github.com/SherClockHolmes/webpush-go v1.4.0 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/SherClockHolmes/webpush-go v1.4.0
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
 )
+
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect

@@ -464,3 +464,74 @@ func (s *Server) resendAlertDelivery(c echo.Context) error {
 	s.audit(c, auditAlertResend, "alert_delivery", d.ID, map[string]any{"channel_id": d.ChannelID, "new_delivery_id": n.ID})
 	return c.JSON(http.StatusAccepted, alertDeliveryOf(n))
 }
+
+type pushKeyResponse struct {
+	PublicKey string `json:"public_key" doc:"VAPID public key, base64url"`
+}
+
+type pushSubscriptionRequest struct {
+	Endpoint string `json:"endpoint"`
+	Keys     struct {
+		P256dh string `json:"p256dh"`
+		Auth   string `json:"auth"`
+	} `json:"keys"`
+}
+
+type pushUnsubscribeRequest struct {
+	Endpoint string `json:"endpoint"`
+}
+
+type pushSubscriptionResponse struct {
+	ID        string    `json:"id"`
+	Endpoint  string    `json:"endpoint"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (s *Server) pushKey(c echo.Context) error {
+	if err := s.alertsReady(); err != nil {
+		return err
+	}
+	key, err := s.deps.Alerts.VAPIDPublicKey(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pushKeyResponse{PublicKey: key})
+}
+
+func (s *Server) subscribePush(c echo.Context) error {
+	if err := s.alertsReady(); err != nil {
+		return err
+	}
+	p, _ := principalFrom(c)
+	if p.UserID == "" {
+		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "push subscriptions belong to signed-in members, not to tenant tokens"}
+	}
+	var req pushSubscriptionRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	sub, err := s.deps.Alerts.Subscribe(c.Request().Context(), store.PushSubscription{TenantID: tenantFrom(c).Tenant.ID, UserID: p.UserID,
+		Endpoint: req.Endpoint, P256dh: req.Keys.P256dh, Auth: req.Keys.Auth})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, pushSubscriptionResponse{ID: sub.ID, Endpoint: sub.Endpoint, CreatedAt: sub.CreatedAt})
+}
+
+func (s *Server) unsubscribePush(c echo.Context) error {
+	if err := s.alertsReady(); err != nil {
+		return err
+	}
+	var req pushUnsubscribeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ok, err := s.deps.Alerts.Unsubscribe(c.Request().Context(), tenantFrom(c).Tenant.ID, req.Endpoint)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &Error{Status: http.StatusNotFound, Message: "this browser is not subscribed"}
+	}
+	return c.NoContent(http.StatusNoContent)
+}

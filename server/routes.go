@@ -58,6 +58,7 @@ func (s *Server) routes() {
 	s.ui = mustUI()
 	e.GET("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
 	e.HEAD("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
+	e.GET("/sw.js", echo.WrapHandler(s.ui.ServiceWorker()))
 	// uiHeaders is applied per route, not through an Echo group: a group with middleware
 	// registers catch-all routes, which would answer every unknown path and every wrong
 	// method with the UI's 404 instead of the API's 404 and 405.

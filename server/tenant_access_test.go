@@ -158,6 +158,11 @@ var tenantAccess = map[string]accessCase{
 	"POST /api/v1/tenants/:tenant/alerts/channels/:channel/test":      {noBody, statuses(202, 202, 403, 403)},
 	"GET /api/v1/tenants/:tenant/alerts/deliveries":                   {noBody, statuses(200, 200, 403, 403)},
 	"POST /api/v1/tenants/:tenant/alerts/deliveries/:delivery/resend": {noBody, statuses(202, 202, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/push/key":                     {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/alerts/push/subscriptions": {jsonBody(map[string]any{"endpoint": "https://push.example.com/s/1",
+		"keys": map[string]any{"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}),
+		statuses(201, 201, 201, 201)},
+	"DELETE /api/v1/tenants/:tenant/alerts/push/subscriptions": {jsonBody(map[string]any{"endpoint": "https://push.example.com/none"}), statuses(404, 404, 404, 404)},
 }
 
 // tenantAPIRoutes lists the tenant routes of the route table, the same table that registers
@@ -235,7 +240,8 @@ func TestAnonymous(t *testing.T) {
 	w := newTenantWorld(t)
 	c := w.h.newClient()
 	for _, r := range tenantAPIRoutes() {
-		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x"}} {
+		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x",
+			"rule": "x", "channel": "x", "alert": "x", "delivery": "x"}} {
 			status, resp := c.do(r.Method, fill(t, r.Path, ids), requestBody(r.Method+" "+r.Path, ids))
 			wantError(t, r.Method+" "+r.Path, status, resp, http.StatusUnauthorized)
 		}

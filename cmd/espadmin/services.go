@@ -157,6 +157,8 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	s.dispatch = alerts.NewDispatcher(alerts.DispatchOptions{
 		Store: st, Keyring: d.keyring, Owner: cfg.MQTT.ReplicaID, AllowPrivate: cfg.Alerts.WebhookAllowPrivate,
 		Mailer: d.mailer, Logger: log.With("component", "alerts"),
+		Push: &alerts.PushSender{Store: st, Keyring: d.keyring, Subscriber: alerts.VAPIDSubscriber(d.publicURL, cfg.Mail.From),
+			Client: alerts.NewHTTPClient(cfg.Alerts.WebhookAllowPrivate, alerts.DefaultSendTimeout)},
 	})
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{

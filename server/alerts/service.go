@@ -230,3 +230,56 @@ func (s *Service) invalidate(tenantID string) {
 		s.o.Engine.Invalidate(tenantID)
 	}
 }
+
+// VAPIDPublicKey is the key browsers subscribe with (applicationServerKey).
+func (s *Service) VAPIDPublicKey(ctx context.Context) (string, error) {
+	st, ok := s.o.Store.(VAPIDStore)
+	if !ok {
+		return "", errors.New("alerts: the store keeps no server secrets")
+	}
+	v, err := LoadVAPID(ctx, st, s.o.Keyring)
+	return v.Public, err
+}
+
+// Subscribe stores a signed-in member's browser subscription; subscribing the same browser
+// again is no error.
+func (s *Service) Subscribe(ctx context.Context, p store.PushSubscription) (store.PushSubscription, error) {
+	if err := ValidateSubscription(&p, s.o.AllowPrivate); err != nil {
+		return p, err
+	}
+	err := s.o.Store.CreatePushSubscription(ctx, &p)
+	if errors.Is(err, store.ErrConflict) {
+		if old, ok, ferr := s.subscription(ctx, p.TenantID, p.Endpoint); ferr == nil && ok {
+			return old, nil
+		}
+	}
+	return p, err
+}
+
+// Unsubscribe removes the browser subscription with endpoint; false when there was none.
+func (s *Service) Unsubscribe(ctx context.Context, tenantID, endpoint string) (bool, error) {
+	p, ok, err := s.subscription(ctx, tenantID, endpoint)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.o.Store.DeletePushSubscription(ctx, tenantID, p.ID)
+}
+
+func (s *Service) subscription(ctx context.Context, tenantID, endpoint string) (store.PushSubscription, bool, error) {
+	opts := store.ListOptions{Limit: store.MaxPageSize}
+	for {
+		page, err := s.o.Store.ListPushSubscriptions(ctx, tenantID, opts)
+		if err != nil {
+			return store.PushSubscription{}, false, err
+		}
+		for _, p := range page.Items {
+			if p.Endpoint == endpoint {
+				return p, true, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return store.PushSubscription{}, false, nil
+		}
+		opts.Cursor = page.NextCursor
+	}
+}
