@@ -81,6 +81,7 @@ func (s *Server) routes() {
 	pages.GET("/t/:tenant/projects/:project", s.tenantPage("projects", PermDevicesRead, s.uiProject))
 	pages.GET("/t/:tenant/errors", s.tenantPage("errors", PermDevicesRead, s.uiErrors))
 	pages.GET("/t/:tenant/errors/:group", s.tenantPage("errors", PermDevicesRead, s.uiErrorGroup))
+	pages.GET("/t/:tenant/alerts", s.tenantPage("alerts", PermDevicesRead, s.uiAlerts))
 	pages.GET("/t/:tenant/settings", s.tenantPage("settings", PermSettingsManage, s.uiSettings))
 	pages.GET("/t/:tenant/settings/members", s.tenantPage("members", PermTenantRead, s.uiMembers))
 	pages.GET("/t/:tenant/settings/tokens", s.tenantPage("tokens", PermTenantRead, s.uiTokens))

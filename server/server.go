@@ -21,11 +21,11 @@ import (
 
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
 	"github.com/espadmin/espadmin/server/mail"
-	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"

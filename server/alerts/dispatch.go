@@ -231,7 +231,9 @@ func (d *Dispatcher) send(ctx context.Context, del store.AlertDelivery) Result {
 
 // SecretAD is the associated data a channel's secret is sealed with: it binds the sealed
 // value to its tenant and channel, so it cannot be copied to another.
-func SecretAD(tenantID, channelID string) string { return "alert-channel:" + tenantID + ":" + channelID }
+func SecretAD(tenantID, channelID string) string {
+	return "alert-channel:" + tenantID + ":" + channelID
+}
 
 func excerpt(s string) string {
 	if len(s) <= ResponseExcerptLength {
