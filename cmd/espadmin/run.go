@@ -47,6 +47,7 @@ func commands() []command {
 			define: tc.define, runIn: tc.run},
 		{name: "sim", summary: "run simulated devices that speak the device protocol (created through the API or from bundles)", define: sc.define, runIn: sc.run},
 		{name: "release push", summary: "upload a firmware image as a release through the API (for CI), optionally starting a rollout", client: releasePush},
+		{name: "rollout", summary: "start, pause, resume, abort or watch a rollout through the API; --wait fails when it pauses (for CI gates)", client: rolloutMain},
 	}
 }
 
