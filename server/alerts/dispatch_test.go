@@ -70,14 +70,14 @@ func (r *receiver) seen() []attempt {
 	return append([]attempt(nil), r.attempts...)
 }
 
-func testKeyring(t *testing.T) *seal.Keyring {
+func testKeyring(t testing.TB) *seal.Keyring {
 	t.Helper()
 	k, err := seal.NewKeyring([]byte("0123456789abcdef0123456789abcdef"))
 	must(t, err)
 	return k
 }
 
-func openStore(t *testing.T, path string) *sqlstore.Store {
+func openStore(t testing.TB, path string) *sqlstore.Store {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), "sqlite://"+path, sqlstore.Options{})
 	must(t, err)
@@ -87,7 +87,7 @@ func openStore(t *testing.T, path string) *sqlstore.Store {
 }
 
 // webhookChannel stores a webhook channel to target with a sealed secret.
-func webhookChannel(t *testing.T, st store.Store, k *seal.Keyring, tenantID, target, preset, secret string) store.AlertChannel {
+func webhookChannel(t testing.TB, st store.Store, k *seal.Keyring, tenantID, target, preset, secret string) store.AlertChannel {
 	t.Helper()
 	c := store.AlertChannel{ID: store.NewID(), TenantID: tenantID, Name: "hook", Kind: ChannelWebhook, Target: target,
 		Options: `{"preset":"` + preset + `"}`, Enabled: true}
@@ -100,7 +100,7 @@ func webhookChannel(t *testing.T, st store.Store, k *seal.Keyring, tenantID, tar
 	return c
 }
 
-func queue(t *testing.T, st store.Store, ch store.AlertChannel, summary string) store.AlertDelivery {
+func queue(t testing.TB, st store.Store, ch store.AlertChannel, summary string) store.AlertDelivery {
 	t.Helper()
 	a := store.Alert{ID: store.NewID(), TenantID: ch.TenantID, RuleID: "r", RuleName: "Offline", Kind: KindDeviceOffline,
 		State: store.AlertFiring, Summary: summary, Subjects: []string{"dev-1", "dev-2"}, FiredAt: time.Now()}
