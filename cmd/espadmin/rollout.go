@@ -256,32 +256,14 @@ func (c *rolloutCmd) start(ctx context.Context) (rolloutState, error) {
 // releaseID resolves --release, a version or an ID, within the project.
 func (c *rolloutCmd) releaseID(ctx context.Context, projectID, versionOrID string) (string, error) {
 	releases := c.path("projects/" + url.PathEscape(projectID) + "/releases")
-	cursor := ""
-	for {
-		var page struct {
-			Items []struct {
-				ID      string `json:"id"`
-				Version string `json:"version"`
-			} `json:"items"`
-			NextCursor string `json:"next_cursor"`
-		}
-		q := url.Values{"limit": {"100"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		if err := c.api.getJSON(ctx, releases+"?"+q.Encode(), &page); err != nil {
-			return "", err
-		}
-		for _, it := range page.Items {
-			if it.Version == versionOrID || it.ID == versionOrID {
-				return it.ID, nil
-			}
-		}
-		if page.NextCursor == "" {
-			return "", fmt.Errorf("no release with version or ID %q in project %s", versionOrID, projectID)
-		}
-		cursor = page.NextCursor
+	id, found, err := c.api.findID(ctx, releases, func(it listItem) bool { return it.Version == versionOrID || it.ID == versionOrID })
+	switch {
+	case err != nil:
+		return "", err
+	case !found:
+		return "", fmt.Errorf("no release with version or ID %q in project %s", versionOrID, projectID)
 	}
+	return id, nil
 }
 
 // progress renders one status line: a bar of the devices done, the counts and the stage.
