@@ -50,7 +50,7 @@ type DispatchOptions struct {
 	Lease        time.Duration
 	PollInterval time.Duration
 	// MaxAttempts is how often a delivery is tried before it is marked failed; the pause after
-	// attempt n is BaseBackoff·2^(n-1), at most MaxBackoff (with the defaults, about 37 hours
+	// attempt n is BaseBackoff·2^(n-1), at most MaxBackoff (with the defaults, about 15 hours
 	// in all).
 	MaxAttempts int
 	BaseBackoff time.Duration

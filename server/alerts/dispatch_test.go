@@ -488,3 +488,18 @@ func TestNtfyChannel(t *testing.T) {
 		t.Errorf("authorization and path = %q", a)
 	}
 }
+
+// The default retry schedule doubles from 30 s, stops growing at 6 h and spans hours.
+func TestBackoffSchedule(t *testing.T) {
+	d := NewDispatcher(DispatchOptions{})
+	var total time.Duration
+	for n := 1; n < DefaultMaxAttempts; n++ {
+		total += d.Backoff(n)
+	}
+	if d.Backoff(1) != 30*time.Second || d.Backoff(2) != time.Minute || d.Backoff(11) != 6*time.Hour || d.Backoff(30) != 6*time.Hour {
+		t.Errorf("backoff 1, 2, 11, 30 = %v %v %v %v", d.Backoff(1), d.Backoff(2), d.Backoff(11), d.Backoff(30))
+	}
+	if total < 12*time.Hour || total > 18*time.Hour {
+		t.Errorf("retries span %v, want about 15 hours", total)
+	}
+}

@@ -79,7 +79,7 @@ type Engine struct {
 	config   map[string]*episode            // tenant/device → pending config
 	windows  map[string][]time.Time         // rule/subject → recent occurrences
 	batches  map[string]*batch              // rule ID → subjects collecting
-	lastSent map[string]time.Time           // rule/subject → last notification
+	quiet    map[string]time.Time           // rule/subject → end of its cooldown
 	open     map[string]*openAlert          // alert ID → subjects still in the condition
 	bySubj   map[string]map[string]struct{} // kind/tenant/subject → open alert IDs
 }
@@ -136,7 +136,7 @@ func New(o Options) *Engine {
 	e := &Engine{
 		o: o, in: make(chan fleet.Event, o.QueueSize), rules: map[string]ruleSet{},
 		devices: map[string]deviceInfo{}, slugs: map[string]string{}, offline: map[string]*episode{}, config: map[string]*episode{},
-		windows: map[string][]time.Time{}, batches: map[string]*batch{}, lastSent: map[string]time.Time{},
+		windows: map[string][]time.Time{}, batches: map[string]*batch{}, quiet: map[string]time.Time{},
 		open: map[string]*openAlert{}, bySubj: map[string]map[string]struct{}{},
 	}
 	if o.Hub != nil {
@@ -379,10 +379,12 @@ func (e *Engine) count(k string, now time.Time, window time.Duration) int {
 // its cooldown.
 func (e *Engine) add(r store.AlertRule, subject string, now time.Time) {
 	sk := key(r.ID, subject)
-	if last, ok := e.lastSent[sk]; ok && now.Sub(last) < time.Duration(r.CooldownSeconds)*time.Second {
+	if until, ok := e.quiet[sk]; ok && now.Before(until) {
 		return
 	}
-	e.lastSent[sk] = now
+	if r.CooldownSeconds > 0 {
+		e.quiet[sk] = now.Add(time.Duration(r.CooldownSeconds) * time.Second)
+	}
 	b := e.batches[r.ID]
 	if b == nil {
 		b = &batch{rule: r, first: now}
@@ -403,10 +405,15 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) {
 			e.fire(ctx, b, now)
 		}
 	}
-	// Forget cooldowns and counters that can no longer matter.
-	for k, t := range e.lastSent {
-		if now.Sub(t) > MaxCooldown*time.Second {
-			delete(e.lastSent, k)
+	// Forget cooldowns that ended and counters no rule window can reach any more.
+	for k, until := range e.quiet {
+		if !now.Before(until) {
+			delete(e.quiet, k)
+		}
+	}
+	for k, w := range e.windows {
+		if len(w) == 0 || now.Sub(w[len(w)-1]) > MaxMinutes*time.Minute {
+			delete(e.windows, k)
 		}
 	}
 }
