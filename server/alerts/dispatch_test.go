@@ -503,3 +503,44 @@ func TestBackoffSchedule(t *testing.T) {
 		t.Errorf("retries span %v, want about 15 hours", total)
 	}
 }
+
+// Two replicas' dispatchers on one database send each message once: leases keep them apart.
+func TestTwoDispatchersSendEachMessageOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	k := testKeyring(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	a := openStore(t, path)
+	defer a.Close()
+	b := openStore(t, path)
+	defer b.Close()
+	tn := store.Tenant{Slug: "t", Name: "T"}
+	must(t, a.CreateTenant(context.Background(), &tn))
+	ch := webhookChannel(t, a, k, tn.ID, srv.URL, PresetStandard, NewWebhookSecret())
+	const n = 60
+	for range n {
+		queue(t, a, ch, "x")
+	}
+	runDispatcher(t, DispatchOptions{Store: a, Keyring: k, Owner: "a", AllowPrivate: true, PollInterval: 5 * time.Millisecond, Workers: 4})
+	runDispatcher(t, DispatchOptions{Store: b, Keyring: k, Owner: "b", AllowPrivate: true, PollInterval: 5 * time.Millisecond, Workers: 4})
+	poll.Until(t, 60*time.Second, "every message delivered", func() bool {
+		p, err := a.ListAlertDeliveries(context.Background(), tn.ID, store.DeliveryFilter{State: store.DeliveryDelivered}, store.ListOptions{Limit: 100})
+		return err == nil && len(p.Items) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n {
+		t.Fatalf("receiver saw %d messages, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("message %s sent %d times", id, c)
+		}
+	}
+}
