@@ -73,15 +73,15 @@ type Engine struct {
 	rules   map[string]ruleSet
 
 	// State below is owned by Run's goroutine.
-	devices  map[string]deviceInfo          // tenant/device → scope facts
-	slugs    map[string]string              // tenant → slug, for links
-	offline  map[string]*episode            // tenant/device → offline episode
-	config   map[string]*episode            // tenant/device → pending config
-	windows  map[string][]time.Time         // rule/subject → recent occurrences
-	batches  map[string]*batch              // rule ID → subjects collecting
-	quiet    map[string]time.Time           // rule/subject → end of its cooldown
-	open     map[string]*openAlert          // alert ID → subjects still in the condition
-	bySubj   map[string]map[string]struct{} // kind/tenant/subject → open alert IDs
+	devices map[string]deviceInfo          // tenant/device → scope facts
+	slugs   map[string]string              // tenant → slug, for links
+	offline map[string]*episode            // tenant/device → offline episode
+	config  map[string]*episode            // tenant/device → pending config
+	windows map[string][]time.Time         // rule/subject → recent occurrences
+	batches map[string]*batch              // rule ID → subjects collecting
+	quiet   map[string]time.Time           // rule/subject → end of its cooldown
+	open    map[string]*openAlert          // alert ID → subjects still in the condition
+	bySubj  map[string]map[string]struct{} // kind/tenant/subject → open alert IDs
 }
 
 type ruleSet struct {
