@@ -171,7 +171,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				wg.Add(1)
 				go func() {
 					defer func() { <-sem; wg.Done(); d.Wake() }()
-					d.attempt(context.WithoutCancel(ctx), del)
+					d.attempt(ctx, del)
 				}()
 			}
 		}
@@ -184,13 +184,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// attempt sends one delivery and writes its outcome.
+// attempt sends one delivery and writes its outcome. A send cut short by shutdown does not
+// count as an attempt: the delivery is due again at once, for another replica or the next
+// start.
 func (d *Dispatcher) attempt(ctx context.Context, del store.AlertDelivery) {
 	res := d.send(ctx, del)
-	del.Attempts++
+	interrupted := ctx.Err() != nil && res.Err != nil
+	ctx = context.WithoutCancel(ctx)
+	if !interrupted {
+		del.Attempts++
+	}
 	del.LastStatus, del.ResponseExcerpt, del.LastLatencyMS = res.Status, excerpt(res.Excerpt), res.Latency.Milliseconds()
 	now := time.Now()
 	switch {
+	case interrupted:
+		del.LastError, del.NextAttemptAt = "interrupted by a server shutdown", now
 	case res.Err == nil:
 		del.State, del.LastError, del.DeliveredAt = store.DeliveryDelivered, "", &now
 	case !res.Retrying || del.Attempts >= d.o.MaxAttempts:

@@ -544,3 +544,35 @@ func TestTwoDispatchersSendEachMessageOnce(t *testing.T) {
 		}
 	}
 }
+
+// A shutdown cuts a hanging send short without counting it: the delivery is due again at once.
+func TestShutdownInterruptsASendWithoutCountingIt(t *testing.T) {
+	k := testKeyring(t)
+	entered := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // the server notices a closed connection once the body is read
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	defer st.Close()
+	tn := store.Tenant{Slug: "t", Name: "T"}
+	must(t, st.CreateTenant(context.Background(), &tn))
+	d := queue(t, st, webhookChannel(t, st, k, tn.ID, srv.URL, PresetStandard, ""), "x")
+	stop := runDispatcher(t, DispatchOptions{Store: st, Keyring: k, AllowPrivate: true, PollInterval: 10 * time.Millisecond})
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the receiver was not called")
+	}
+	stop() // returns once the interrupted attempt is written
+	got, err := st.AlertDelivery(context.Background(), tn.ID, d.ID)
+	must(t, err)
+	if got.State != store.DeliveryPending || got.Attempts != 0 || got.LeaseOwner != "" || got.LastError != "interrupted by a server shutdown" {
+		t.Errorf("after shutdown the delivery is %+v; want pending, no attempt counted, lease released", got)
+	}
+}

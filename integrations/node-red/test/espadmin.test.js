@@ -202,6 +202,13 @@ describe("espadmin nodes against espadmin serve", () => {
     const keys = s.payload.entries.map((e) => `${e.key}=${JSON.stringify(e.value)}:${e.type}`).sort();
     assert.deepEqual(keys, ["interval=30:int", 'label="porch light":string']);
     await synced.wait("the config applied", (m) => m.payload.data.state === "in_sync");
+    // A second write replaces the value: the node sends the entry's current version.
+    stored.msgs.length = 0;
+    helper.getNode("cfg").receive({ payload: { interval: 60 } });
+    const again = await stored.wait("the replaced entry", () => true);
+    const interval = again.payload.entries.find((e) => e.key === "interval");
+    assert.equal(interval.value, 60);
+    assert.equal(interval.version, 2);
     await helper.unload();
   });
 });
