@@ -29,6 +29,13 @@ require (
 )
 
 require (
+	github.com/SherClockHolmes/webpush-go v1.4.0
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
+)
+
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+
+require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/AlekSi/pointer v1.2.0 // indirect
 	github.com/FerretDB/wire v0.0.8 // indirect

@@ -27,6 +27,8 @@ type authHook struct {
 	metrics *metrics
 	log     *slog.Logger
 	ctx     context.Context
+	// failed, when set, learns about each known device that presented a wrong secret.
+	failed func(tenantID, deviceID string)
 }
 
 // authEntry is the answer of a lookup: the device's hash and state, or that it does not exist.
@@ -34,6 +36,7 @@ type authEntry struct {
 	hash     []byte
 	found    bool
 	disabled bool
+	tenantID string
 }
 
 // unknownHash is compared against when a device does not exist, so an unknown device costs
@@ -81,6 +84,9 @@ func (h *authHook) authenticate(pk packets.Packet) string {
 	case !e.found:
 		return connectUnknownDevice
 	case !ok:
+		if h.failed != nil {
+			h.failed(e.tenantID, id)
+		}
 		return connectBadSecret
 	case e.disabled:
 		return connectDisabled
@@ -104,7 +110,7 @@ func (h *authHook) lookup(id string) (authEntry, error) {
 	case err != nil:
 		return authEntry{}, err
 	}
-	return authEntry{hash: a.SecretHash, found: true, disabled: a.Disabled}, nil
+	return authEntry{hash: a.SecretHash, found: true, disabled: a.Disabled, tenantID: a.TenantID}, nil
 }
 
 // Forget evicts deviceID's cached credentials.

@@ -54,6 +54,10 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// TopicRoot is the protocol's topic root; empty means protocol.DefaultRoot.
 	TopicRoot string
+	// AuthFailed, when set, is called on the connecting client's goroutine for every known
+	// device that presented a wrong secret (alert rules on repeated failures); it must not
+	// block.
+	AuthFailed func(tenantID, deviceID string)
 }
 
 // Timeouts that have no setting of their own.
@@ -186,6 +190,7 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 		cache = devauth.New(deps.Devices, devauth.Options{TTL: cfg.AuthCacheTTL, Size: authCacheSize})
 	}
 	b.auth = newAuthHook(cache, b.metrics, log, ctx)
+	b.auth.failed = deps.AuthFailed
 	b.acl = &aclHook{root: root, srv: b.srv, metrics: b.metrics}
 	b.presence = newPresenceHook(b)
 	b.ingest = newIngestHook(ctx, root, float64(cfg.RateLimit), float64(cfg.RateBurst), b.metrics)

@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
@@ -604,5 +605,34 @@ func TestNewValidates(t *testing.T) {
 	bad.TLSAddr, bad.TLSCert, bad.TLSKey = "127.0.0.1:0", "/nonexistent.pem", "/nonexistent.key"
 	if _, err := New(bad, Deps{Devices: newFakeDevices()}); err == nil {
 		t.Error("New with a missing TLS certificate succeeded")
+	}
+}
+
+// TestAuthFailuresAreReported: a known device with a wrong secret is reported with its
+// tenant (alert rules count them); an unknown device, a disabled one and a good login are not.
+func TestAuthFailuresAreReported(t *testing.T) {
+	t.Parallel()
+	devs := newFakeDevices()
+	devs.add("dev-a", "good", false)
+	devs.add("dev-off", "good", true)
+	h := newAuthHook(devauth.New(devs, devauth.Options{}), newMetrics(&Broker{}), testLogger(), context.Background())
+	var got []string
+	h.failed = func(tenantID, deviceID string) { got = append(got, tenantID+"/"+deviceID) }
+	connect := func(id, secret string) string {
+		return h.authenticate(packets.Packet{Connect: packets.ConnectParams{
+			Username: []byte(id), Password: []byte(secret), ClientIdentifier: id}})
+	}
+	for _, c := range []struct{ id, secret, want string }{
+		{"dev-a", "good", connectOK},
+		{"dev-a", "bad", connectBadSecret},
+		{"dev-x", "bad", connectUnknownDevice},
+		{"dev-off", "good", connectDisabled},
+	} {
+		if r := connect(c.id, c.secret); r != c.want {
+			t.Errorf("connect %s/%s = %s, want %s", c.id, c.secret, r, c.want)
+		}
+	}
+	if len(got) != 1 || got[0] != "t1/dev-a" {
+		t.Errorf("reported failures = %v, want [t1/dev-a]", got)
 	}
 }

@@ -49,10 +49,18 @@ if [ "$#" -eq 0 ]; then
   tests/browser/run.sh || br_status=$?
   [ "$br_status" -eq 0 ] || status=$br_status
 
+  # The Node-RED nodes in a real Node-RED runtime against a real `espadmin serve` and a
+  # simulated device (integrations/node-red).
+  echo "== node-red"
+  nr_status=0
+  (cd integrations/node-red && npm ci --no-audit --no-fund --loglevel=error && npm test) || nr_status=$?
+  [ "$nr_status" -eq 0 ] || status=$nr_status
+
   echo "== summary"
   echo "go mod tidy: $([ "$tidy_status" -eq 0 ] && echo ok || echo FAILED)"
   echo "firmware: $([ "$fw_status" -eq 0 ] && echo ok || echo "FAILED (exit $fw_status)")"
   echo "browser: $([ "$br_status" -eq 0 ] && echo ok || echo "FAILED (exit $br_status)")"
+  echo "node-red: $([ "$nr_status" -eq 0 ] && echo ok || echo "FAILED (exit $nr_status)")"
   # Repeated last, so that the end of a long log names what failed.
   if [ "$go_status" -ne 0 ]; then
     sed -n '/^go: [0-9]* passed/,$p' "$report"

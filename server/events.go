@@ -18,7 +18,7 @@ const EventHeartbeat = 15 * time.Second
 
 // eventStreamDoc documents the event stream's body for the OpenAPI document.
 type eventStreamDoc struct {
-	Type     string         `json:"type" enum:"presence,metadata,command,commands_expired,device,dropped"`
+	Type     string         `json:"type" enum:"presence,metadata,command,commands_expired,device,config,rollout,device_update,error,auth_failed,dropped"`
 	DeviceID string         `json:"device_id,omitempty"`
 	At       time.Time      `json:"at"`
 	Data     map[string]any `json:"data,omitempty"`

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
@@ -165,6 +166,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		OTA:          fl.ota.svc,
 		CoreDumps:    fl.coreDumps,
 		Mounts:       fl.ota.mounts(),
+		Alerts:       alerts.NewService(alerts.ServiceOptions{Store: st, Keyring: h.keyring, AllowPrivate: !h.opts.publicBrokersOnly, PublicURL: url}),
 
 		BrokerAllowPrivate: !h.opts.publicBrokersOnly,
 	})

@@ -24,6 +24,8 @@ var undocumentedRoutes = []string{
 	"GET /", "GET /setup", "GET /login", "GET /signup", "GET /forgot-password",
 	"GET /reset-password", "GET /verify-email", "GET " + invitationAcceptPath, "GET /tenants",
 	"GET /account", "GET /favicon.ico",
+	// The UI's service worker (Web Push notifications), served at the root for its scope.
+	"GET /sw.js",
 }
 
 // undocumentedPrefixes are mounted handlers and pages outside the JSON API: signed blob

@@ -58,6 +58,7 @@ func (s *Server) routes() {
 	s.ui = mustUI()
 	e.GET("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
 	e.HEAD("/static/*", echo.WrapHandler(s.ui.StaticHandler("/static/")))
+	e.GET("/sw.js", echo.WrapHandler(s.ui.ServiceWorker()))
 	// uiHeaders is applied per route, not through an Echo group: a group with middleware
 	// registers catch-all routes, which would answer every unknown path and every wrong
 	// method with the UI's 404 instead of the API's 404 and 405.
@@ -84,6 +85,7 @@ func (s *Server) routes() {
 	pages.GET("/t/:tenant/projects/:project", s.tenantPage("projects", PermDevicesRead, s.uiProject))
 	pages.GET("/t/:tenant/errors", s.tenantPage("errors", PermDevicesRead, s.uiErrors))
 	pages.GET("/t/:tenant/errors/:group", s.tenantPage("errors", PermDevicesRead, s.uiErrorGroup))
+	pages.GET("/t/:tenant/alerts", s.tenantPage("alerts", PermDevicesRead, s.uiAlerts))
 	pages.GET("/t/:tenant/settings", s.tenantPage("settings", PermSettingsManage, s.uiSettings))
 	pages.GET("/t/:tenant/settings/members", s.tenantPage("members", PermTenantRead, s.uiMembers))
 	pages.GET("/t/:tenant/settings/tokens", s.tenantPage("tokens", PermTenantRead, s.uiTokens))
@@ -156,6 +158,7 @@ func (s *Server) apiRoutes() []apiRoute {
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.brokerRoutes()...)
 	table = append(table, s.crashRoutes()...)
+	table = append(table, s.alertRoutes()...)
 	return table
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
@@ -103,6 +104,9 @@ type Deps struct {
 	// CoreDumps takes the core dumps devices upload and hands them out (package
 	// devicerrors); when nil the core dump routes answer 503.
 	CoreDumps *devicerrors.CoreDumps
+	// Alerts manages alert rules and channels (package alerts); when nil their writes answer
+	// 503 and the history still reads.
+	Alerts *alerts.Service
 
 	// Brokers routes tenants to their own MQTT brokers (package tenantbus); the broker
 	// settings routes apply saved settings through it and read its connection states. When

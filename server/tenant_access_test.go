@@ -140,6 +140,32 @@ var tenantAccess = map[string]accessCase{
 	"POST /api/v1/tenants/:tenant/rollouts/:rollout/resume": {noBody, statuses(409, 409, 409, 403)},
 	"POST /api/v1/tenants/:tenant/rollouts/:rollout/abort":  {noBody, statuses(200, 200, 200, 403)},
 	"GET /api/v1/tenants/:tenant/devices/:device/updates":   {noBody, statuses(200, 200, 200, 200)},
+
+	// Alerts (alerts_api_test.go has the scenarios). populateAlerts gives each tenant a
+	// webhook channel, a rule, an alert acknowledged already (409 proves the check passed) and
+	// a delivery.
+	"GET /api/v1/tenants/:tenant/alerts":                              {noBody, statuses(200, 200, 200, 200)},
+	"GET /api/v1/tenants/:tenant/alerts/:alert":                       {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/alerts/:alert/acknowledge":          {noBody, statuses(409, 409, 409, 409)},
+	"GET /api/v1/tenants/:tenant/alerts/rules":                        {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/rules":                       {jsonBody(map[string]any{"name": "new", "kind": "error_new"}), statuses(201, 201, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/rules/:rule":                  {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/alerts/rules/:rule":                  {jsonBody(map[string]any{"name": "renamed", "kind": "error_new"}), statuses(200, 200, 403, 403)},
+	"DELETE /api/v1/tenants/:tenant/alerts/rules/:rule":               {noBody, statuses(204, 204, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/channels":                     {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels":                    {jsonBody(map[string]any{"name": "mail", "kind": "email", "target": "ops@example.com"}), statuses(201, 201, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/channels/:channel":            {noBody, statuses(200, 200, 403, 403)},
+	"PUT /api/v1/tenants/:tenant/alerts/channels/:channel":            {jsonBody(map[string]any{"name": "hook", "target": "https://8.8.8.8/hook"}), statuses(200, 200, 403, 403)},
+	"DELETE /api/v1/tenants/:tenant/alerts/channels/:channel":         {noBody, statuses(204, 204, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels/:channel/secret":    {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/channels/:channel/test":      {noBody, statuses(202, 202, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/deliveries":                   {noBody, statuses(200, 200, 403, 403)},
+	"POST /api/v1/tenants/:tenant/alerts/deliveries/:delivery/resend": {noBody, statuses(202, 202, 403, 403)},
+	"GET /api/v1/tenants/:tenant/alerts/push/key":                     {noBody, statuses(200, 200, 200, 200)},
+	"POST /api/v1/tenants/:tenant/alerts/push/subscriptions": {jsonBody(map[string]any{"endpoint": "https://push.example.com/s/1",
+		"keys": map[string]any{"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}),
+		statuses(201, 201, 201, 201)},
+	"DELETE /api/v1/tenants/:tenant/alerts/push/subscriptions": {jsonBody(map[string]any{"endpoint": "https://push.example.com/none"}), statuses(404, 404, 404, 404)},
 }
 
 // tenantAPIRoutes lists the tenant routes of the route table, the same table that registers
@@ -217,7 +243,8 @@ func TestAnonymous(t *testing.T) {
 	w := newTenantWorld(t)
 	c := w.h.newClient()
 	for _, r := range tenantAPIRoutes() {
-		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x", "report": "x"}} {
+		for _, ids := range []map[string]string{w.a, {"tenant": "no-such-tenant", "user": "x", "invitation": "x", "token": "x", "device": "x", "command": "x", "release": "x", "rollout": "x", "project": "x", "key": "x", "group": "x", "report": "x",
+			"rule": "x", "channel": "x", "alert": "x", "delivery": "x"}} {
 			status, resp := c.do(r.Method, fill(t, r.Path, ids), requestBody(r.Method+" "+r.Path, ids))
 			wantError(t, r.Method+" "+r.Path, status, resp, http.StatusUnauthorized)
 		}

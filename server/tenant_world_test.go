@@ -63,7 +63,9 @@ func (w *tenantWorld) populate(t *testing.T, slug string) map[string]string {
 	projectID, configKey := w.populateConfig(t, tn.ID, deviceID)
 	releaseID, rolloutID := w.populateOTA(t, tn.ID, projectID)
 	groupID, reportID := w.populateErrors(t, tn.ID, deviceID)
+	ids := w.populateAlerts(t, tn.ID)
 	return map[string]string{
+		"rule": ids.rule, "channel": ids.channel, "alert": ids.alert, "delivery": ids.delivery,
 		"release": releaseID, "rollout": rolloutID,
 		"tenant": slug, "user": target.ID, "invitation": inv.ID, "token": tok.APIToken.ID,
 		"device": deviceID, "command": commandID, "project": projectID, "key": configKey,

@@ -319,6 +319,11 @@ func (s *Server) uiAudit(c echo.Context, b ui.Base) error {
 	return s.render(c, http.StatusOK, "audit", &ui.AuditView{Base: b})
 }
 
+func (s *Server) uiAlerts(c echo.Context, b ui.Base) error {
+	b.Title = "Alerts"
+	return s.render(c, http.StatusOK, "alerts", &ui.AlertsView{Base: b})
+}
+
 func (s *Server) uiProjects(c echo.Context, b ui.Base) error {
 	b.Title = "Projects"
 	return s.render(c, http.StatusOK, "projects", &ui.ProjectsView{Base: b})

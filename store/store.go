@@ -66,6 +66,7 @@ type Store interface {
 	SettingsStore
 	KeyCheckStore
 	HistoryStore
+	AlertStore
 	Transactor
 
 	// Backend names the backend ("sqlite", "postgres", "mysql", "mongodb") for logs and tests.

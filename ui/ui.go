@@ -137,6 +137,23 @@ func (u *UI) Render(w io.Writer, name string, v View) error {
 	return err
 }
 
+// ServiceWorker serves the service worker at the site root (/sw.js), so that it may control
+// every page and receive push messages; it is revalidated at every visit so a new version
+// takes over.
+func (u *UI) ServiceWorker() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Service-Worker-Allowed", "/")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(u.static["sw.js"])
+	})
+}
+
 // StaticHandler serves /static/<version>/<file>; prefix is the path the handler is mounted
 // at ("/static/"). Files of another version are 404: the page that asked for them is stale.
 func (u *UI) StaticHandler(prefix string) http.Handler {

@@ -52,6 +52,7 @@ func samples(b Base) map[string]View {
 		"project":    &ProjectView{Base: b, ProjectID: "prj-1"},
 		"tokens":     &TokensView{Base: b},
 		"audit":      &AuditView{Base: b},
+		"alerts":     &AlertsView{Base: b},
 		"error":      &ErrorView{Base: b, Status: 404, Message: "no such thing"},
 		"errors":     &ErrorsView{Base: b},
 		"errorgroup": &ErrorGroupView{Base: b, GroupID: "grp-1"},

@@ -142,6 +142,10 @@ type MembersView struct{ Base }
 // TokensView lists API tokens.
 type TokensView struct{ Base }
 
+// AlertsView shows the alert history, this browser's push subscription and, for
+// administrators, alert rules, channels and the delivery log.
+type AlertsView struct{ Base }
+
 // AuditView shows the audit log.
 type AuditView struct{ Base }
 

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/store/netguard"
 )
 
 // The bridge and the connection test connect wherever a tenant's settings point, so a tenant
@@ -25,22 +24,10 @@ import (
 // privateMessage is the field message of a refused target.
 const privateMessage = "%s is a private, loopback or link-local address; the server's operator allows such brokers with mqtt.bridge_allow_private (ESPADMIN_MQTT_BRIDGE_ALLOW_PRIVATE)"
 
-// sharedAddressSpace is 100.64.0.0/10 (RFC 6598, carrier-grade NAT), not routed publicly.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-// publicAddr reports whether a is a public unicast address.
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !sharedAddressSpace.Contains(a)
-}
-
 // literalTargetProblem is Validate's part of the policy: a literal IP address or localhost
 // that is not public.
 func literalTargetProblem(host string) string {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") || strings.HasSuffix(strings.ToLower(strings.TrimSuffix(host, ".")), ".localhost") {
-		return fmt.Sprintf(privateMessage, host)
-	}
-	if a, err := netip.ParseAddr(host); err == nil && !publicAddr(a) {
+	if netguard.Literal(host) {
 		return fmt.Sprintf(privateMessage, host)
 	}
 	return ""
@@ -61,14 +48,8 @@ func checkTarget(ctx context.Context, cfg Config) error {
 	if p := literalTargetProblem(host); p != "" {
 		return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", p))
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		if !publicAddr(a) {
-			return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", fmt.Sprintf(privateMessage, host+" ("+a.Unmap().String()+")")))
-		}
+	if a, ok, _ := netguard.Check(ctx, host); !ok {
+		return fmt.Errorf("bridge: %w: %w", ErrInvalidConfig, store.Invalid("url", fmt.Sprintf(privateMessage, host+" ("+a.String()+")")))
 	}
 	return nil
 }
@@ -81,13 +62,9 @@ func targetDialer(cfg Config) *net.Dialer {
 	if cfg.AllowPrivate || os.Getenv("ALL_PROXY") != "" || os.Getenv("all_proxy") != "" {
 		return d
 	}
-	d.Control = func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrForbiddenTarget, address)
-		}
-		if !publicAddr(ap.Addr()) {
-			return fmt.Errorf("%w: %s", ErrForbiddenTarget, ap.Addr().Unmap())
+	d.Control = func(network, address string, c syscall.RawConn) error {
+		if err := netguard.Control(network, address, c); err != nil {
+			return fmt.Errorf("%w: %w", ErrForbiddenTarget, err)
 		}
 		return nil
 	}

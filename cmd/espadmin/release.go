@@ -315,29 +315,45 @@ func (a *apiCaller) projectID(ctx context.Context, tenant, idOrName string) (str
 	case !errors.As(err, &aerr) || aerr.Status != http.StatusNotFound:
 		return "", err
 	}
+	id, found, err := a.findID(ctx, projects, func(it listItem) bool { return it.Name == idOrName })
+	switch {
+	case err != nil:
+		return "", err
+	case !found:
+		return "", fmt.Errorf("no project with ID or name %q in tenant %s", idOrName, tenant)
+	}
+	return id, nil
+}
+
+// listItem is what findID reads of a list's items.
+type listItem struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// findID pages through the list at path and returns the ID of the first item match accepts.
+func (a *apiCaller) findID(ctx context.Context, path string, match func(listItem) bool) (string, bool, error) {
 	cursor := ""
 	for {
 		var page struct {
-			Items []struct {
-				ID   string `json:"id"`
-				Name string `json:"name"`
-			} `json:"items"`
-			NextCursor string `json:"next_cursor"`
+			Items      []listItem `json:"items"`
+			NextCursor string     `json:"next_cursor"`
 		}
 		q := url.Values{"limit": {"100"}}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		if err := a.getJSON(ctx, projects+"?"+q.Encode(), &page); err != nil {
-			return "", err
+		if err := a.getJSON(ctx, path+"?"+q.Encode(), &page); err != nil {
+			return "", false, err
 		}
 		for _, it := range page.Items {
-			if it.Name == idOrName {
-				return it.ID, nil
+			if match(it) {
+				return it.ID, true, nil
 			}
 		}
 		if page.NextCursor == "" {
-			return "", fmt.Errorf("no project with ID or name %q in tenant %s", idOrName, tenant)
+			return "", false, nil
 		}
 		cursor = page.NextCursor
 	}

@@ -39,7 +39,7 @@ func startReleaseServer(t testing.TB) releaseServer {
 	}
 	cli("a long password\n", "user", "create", "--email", "ci@example.com", "--tenant", "acme")
 	out := cli("", "token", "create", "--email", "ci@example.com", "--tenant", "acme", "--name", "ci",
-		"--scopes", "devices:read,releases:write")
+		"--scopes", "devices:read,devices:write,releases:write")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	token := lines[len(lines)-1]
 

@@ -62,6 +62,7 @@ func commands() []command {
 			settings: logSettings},
 		{name: "release push", summary: "upload a firmware image as a release through the API (for CI), optionally starting a rollout", client: releasePush},
 		{name: "release symbolicate", summary: "symbolicate a pasted ESP-IDF panic log with a release's ELF file on the server", client: releaseSymbolicate},
+		{name: "rollout", summary: "start, pause, resume, abort or watch a rollout through the API; --wait fails when it pauses (for CI gates)", client: rolloutMain},
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/server/alerts"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/backends"
@@ -105,9 +107,16 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	// One cache of device credentials for the broker and ingestion: forgetting a device or a
 	// tenant there reaches both.
 	deviceAuth := devauth.New(st, devauth.Options{TTL: cfg.MQTT.AuthCacheTTL})
+	// The tenants' event hub exists before the broker, which reports failed device logins
+	// on it (alert rules watch them).
+	fleetMetrics := fleet.NewMetrics(metrics)
+	hub := fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })
 	var mqttBroker *broker.Broker
 	if cfg.MQTT.Enabled {
-		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics})
+		mqttBroker, err = broker.New(cfg.MQTT.Config, broker.Deps{Logger: log, Devices: st, AuthCache: deviceAuth, Registerer: metrics,
+			AuthFailed: func(tenantID, deviceID string) {
+				hub.Publish(fleet.Event{Type: fleet.EventAuthFailed, TenantID: tenantID, DeviceID: deviceID})
+			}})
 		if err != nil {
 			return fmt.Errorf("build MQTT broker: %w", err)
 		}
@@ -118,7 +127,8 @@ func serve(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	}
 	svc := buildServices(cfg, serviceDeps{
 		store: st, keyring: keyring, master: master, broker: mqttBroker, blobs: blobs,
-		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log,
+		deviceAuth: deviceAuth, endpoint: endpoint, metrics: metrics, log: log, publicURL: cfg.HTTP.PublicURL,
+		mailer: mailer, hub: hub, fleetMetrics: fleetMetrics,
 	})
 	srv := buildServer(cfg, st, keyring, master, mailer, blobs, metrics, svc, log)
 	if err := announceSetup(ctx, srv, cfg.HTTP.PublicURL, log); err != nil {
@@ -162,21 +172,25 @@ func openBlobs(ctx context.Context, cfg config.Config, master []byte, log *slog.
 func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, master []byte, mailer mail.Sender,
 	blobs blob.Store, metrics *prometheus.Registry, svc *services, log *slog.Logger) *server.Server {
 	deps := server.Deps{
-		Logger:             log,
-		Store:              st,
-		Keyring:            keyring,
-		Mailer:             mailer,
-		Accounts:           cfg.Accounts,
-		OAuth:              cfg.OAuth,
-		StateKey:           seal.DeriveKey(master, purposeOAuthState),
-		Registerer:         metrics,
-		Gatherer:           metrics,
-		Devices:            svc.devices,
-		Commands:           svc.commands,
-		Events:             svc.hub,
-		Logs:               svc.relay,
-		OTA:                svc.ota,
-		CoreDumps:          svc.coreDumps,
+		Logger:     log,
+		Store:      st,
+		Keyring:    keyring,
+		Mailer:     mailer,
+		Accounts:   cfg.Accounts,
+		OAuth:      cfg.OAuth,
+		StateKey:   seal.DeriveKey(master, purposeOAuthState),
+		Registerer: metrics,
+		Gatherer:   metrics,
+		Devices:    svc.devices,
+		Commands:   svc.commands,
+		Events:     svc.hub,
+		Logs:       svc.relay,
+		OTA:        svc.ota,
+		CoreDumps:  svc.coreDumps,
+		Alerts: alerts.NewService(alerts.ServiceOptions{
+			Store: st, Keyring: keyring, Engine: svc.alerts, Dispatcher: svc.dispatch,
+			AllowPrivate: cfg.Alerts.WebhookAllowPrivate, PublicURL: cfg.HTTP.PublicURL,
+		}),
 		Config:             svc.config,
 		Brokers:            svc.brokers,
 		BrokerAllowPrivate: cfg.MQTT.BridgeAllowPrivate,
@@ -243,6 +257,8 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("error forwarding", svc.errors.Run)
 	// Fleet counts over time for the dashboard, and the history's retention sweep.
 	runWorker("fleet history", svc.history.Run)
+	runWorker("alert engine", svc.alerts.Run)
+	runWorker("alert dispatch", svc.dispatch.Run)
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
 	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))

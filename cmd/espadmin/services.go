@@ -19,10 +19,12 @@ import (
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
+	"github.com/espadmin/espadmin/server/alerts"
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/logrelay"
+	"github.com/espadmin/espadmin/server/mail"
 	"github.com/espadmin/espadmin/server/ota"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
@@ -48,6 +50,10 @@ type services struct {
 	presence *fleet.PresenceReconciler
 	// history records fleet counts over time and sweeps the history's retention.
 	history *fleet.History
+	// alerts evaluates the tenants' alert rules on the event hub; dispatch sends what it
+	// queued in the outbox.
+	alerts   *alerts.Engine
+	dispatch *alerts.Dispatcher
 }
 
 // serviceDeps are what the services are built on.
@@ -65,10 +71,18 @@ type serviceDeps struct {
 	endpoint fleet.Endpoint
 	metrics  prometheus.Registerer
 	log      *slog.Logger
+	// publicURL is where links in notifications point.
+	publicURL string
+	// mailer sends email alerts; nil without SMTP settings.
+	mailer mail.Sender
+	// hub is the tenants' event stream, built before the broker (which reports failed
+	// logins on it), with the fleet metrics it counts drops in.
+	hub          *fleet.Hub
+	fleetMetrics *fleet.Metrics
 }
 
 // buildServices builds the services in dependency order, each with everything it needs:
-// tenant brokers → event hub → commands → devices → remote configuration → updates → live
+// tenant brokers → (the event hub, built before the broker) → commands → devices → remote configuration → updates → live
 // logs → device errors → ingestion, which hands reports to the services before it.
 //
 // The graph has three cycles, broken without setting anything on a built service:
@@ -101,8 +115,8 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		ReplicaID: cfg.MQTT.ReplicaID, Logger: log.With("component", "tenantbus"),
 		Bridge: bridge.Config{AllowPrivate: cfg.MQTT.BridgeAllowPrivate},
 	})
-	fleetMetrics := fleet.NewMetrics(d.metrics)
-	s.hub = fleet.NewHub(func(n int) { fleetMetrics.EventsDropped.Add(float64(n)) })
+	fleetMetrics := d.fleetMetrics
+	s.hub = d.hub
 	s.commands = fleet.NewCommands(fleet.CommandsOptions{
 		Store: st, Bus: bus, Root: protocol.DefaultRoot, Router: s.brokers, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
 	})
@@ -139,7 +153,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	})
 	s.errors = devicerrors.New(devicerrors.Options{
 		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
-		Symbols: s.ota, CoreDumps: s.coreDumps, Registerer: d.metrics, Logger: log.With("component", "devicerrors"),
+		Symbols: s.ota, CoreDumps: s.coreDumps, Registerer: d.metrics, Logger: log.With("component", "devicerrors"), Hub: s.hub,
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
@@ -147,6 +161,13 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		Logs: s.relay, Errors: s.errors, OTA: s.ota, ConfigRequests: s.config,
 	})
 	s.brokers.OnBridge(s.ingest.Attach)
+	s.alerts = alerts.New(alerts.Options{Store: st, Hub: s.hub, PublicURL: d.publicURL, Logger: log.With("component", "alerts")})
+	s.dispatch = alerts.NewDispatcher(alerts.DispatchOptions{
+		Store: st, Keyring: d.keyring, Owner: cfg.MQTT.ReplicaID, AllowPrivate: cfg.Alerts.WebhookAllowPrivate,
+		Mailer: d.mailer, Logger: log.With("component", "alerts"),
+		Push: &alerts.PushSender{Store: st, Keyring: d.keyring, Subscriber: alerts.VAPIDSubscriber(d.publicURL, cfg.Mail.From),
+			Client: alerts.NewHTTPClient(cfg.Alerts.WebhookAllowPrivate, alerts.DefaultSendTimeout)},
+	})
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,

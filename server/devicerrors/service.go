@@ -101,6 +101,22 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Hub receives an "error" event for every stored report (alert rules count them); nil
+	// publishes none.
+	Hub *fleet.Hub
+}
+
+// EventError is the type of the event published for every stored report; its data is an
+// ErrorEvent.
+const EventError = "error"
+
+// ErrorEvent is the data of an error event. New is true for the first report of a group.
+type ErrorEvent struct {
+	GroupID string `json:"group_id"`
+	New     bool   `json:"new"`
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Count   int64  `json:"count"`
 }
 
 // Metrics are the service's counters.
@@ -254,6 +270,8 @@ func (s *Service) ErrorReport(ctx context.Context, dev fleet.DeviceRef, r protoc
 	if s.o.CoreDumps != nil && r.CoreDump != nil && r.CoreDump.Size > 0 {
 		s.o.CoreDumps.Request(ctx, rep, r.CoreDump.Size)
 	}
+	s.o.Hub.Publish(fleet.Event{Type: EventError, TenantID: dev.TenantID, DeviceID: dev.DeviceID, At: now,
+		Data: ErrorEvent{GroupID: group.ID, New: group.Count == 1, Type: group.Type, Message: group.Message, Count: group.Count}})
 	if group.Count == 1 {
 		s.reopenOlder(ctx, group, now)
 	}

@@ -14,6 +14,7 @@ const (
 	EventCommandsExpired = "commands_expired" // the sweeper expired commands of the tenant
 	EventDevice          = "device"           // a device was created, changed, disabled or deleted
 	EventDropped         = "dropped"          // this subscriber lost events (it read too slowly)
+	EventAuthFailed      = "auth_failed"      // a known device connected with a wrong secret
 )
 
 // Event is one change in a tenant, as the UI receives it. Data is a JSON-encodable value
@@ -41,6 +42,7 @@ type Hub struct {
 	done    chan struct{}
 	onDrop  func(n int)
 	counter atomic.Int64
+	taps    []func(Event)
 }
 
 // NewHub returns an empty hub. onDrop, when not nil, is called for every event lost by a
@@ -82,6 +84,16 @@ func (h *Hub) Subscribe(tenantID string, size int) *Subscription {
 	return s
 }
 
+// Tap registers fn to see every event of every tenant, before the subscribers do. It is for
+// the process's own consumers (the alert engine), registered while the services are built.
+// fn runs on the publisher's goroutine and must not block: it hands the event to a queue of
+// its own.
+func (h *Hub) Tap(fn func(Event)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.taps = append(h.taps, fn)
+}
+
 // Publish delivers ev to every subscriber of ev.TenantID without blocking.
 func (h *Hub) Publish(ev Event) {
 	if h == nil {
@@ -92,6 +104,9 @@ func (h *Hub) Publish(ev Event) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, fn := range h.taps {
+		fn(ev)
+	}
 	for s := range h.subs[ev.TenantID] {
 		select {
 		case s.ch <- ev:

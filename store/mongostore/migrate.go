@@ -30,7 +30,8 @@ var migrations = []migration{
 	{2, "login limits", migrateLoginLimits},
 	{3, "key checks", migrateKeyChecks},
 	{4, "config entries as one document per scope revision", migrateConfigSets},
-	{6, "device list sort indexes, device and fleet history", migrateDeviceSortIndexes},
+	{5, "device list sort indexes, device and fleet history", migrateDeviceSortIndexes},
+	{6, "alerts", migrateAlerts},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -307,4 +308,28 @@ func migrateDeviceSortIndexes(ctx context.Context, db *mongo.Database) error {
 		}
 	}
 	return createIndexes(ctx, db, append(slices.Clone(deviceSortIndexes), historyIndexes...))
+}
+
+// alertIndexes back the alert lists and the outbox's due scan.
+var alertIndexes = []index{
+	{colAlertChannels, "tenant", asc("tenant_id", "_id"), false},
+	{colAlertRules, "tenant", asc("tenant_id", "_id"), false},
+	{colAlerts, "tenant", asc("tenant_id", "_id"), false},
+	{colAlerts, "tenant_state", asc("tenant_id", "state", "_id"), false},
+	{colAlertDeliveries, "tenant", asc("tenant_id", "_id"), false},
+	{colAlertDeliveries, "tenant_channel", asc("tenant_id", "channel_id", "_id"), false},
+	{colAlertDeliveries, "due", asc("state", "next_attempt_at"), false},
+	{colPushSubscriptions, "tenant_endpoint_unique", asc("tenant_id", "endpoint"), true},
+	{colPushSubscriptions, "tenant", asc("tenant_id", "_id"), false},
+}
+
+// migrateAlerts adds the collections of alert rules, channels, alerts, deliveries, Web Push
+// subscriptions and server secrets.
+func migrateAlerts(ctx context.Context, db *mongo.Database) error {
+	for _, name := range []string{colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries, colPushSubscriptions, colServerSecrets} {
+		if err := createCollection(ctx, db, name); err != nil {
+			return err
+		}
+	}
+	return createIndexes(ctx, db, alertIndexes)
 }

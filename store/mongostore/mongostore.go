@@ -104,6 +104,12 @@ const (
 	colKeyChecks         = "key_checks"
 	colDeviceSamples     = "device_samples"
 	colFleetSamples      = "fleet_samples"
+	colAlertChannels     = "alert_channels"
+	colAlertRules        = "alert_rules"
+	colAlerts            = "alerts"
+	colAlertDeliveries   = "alert_deliveries"
+	colPushSubscriptions = "push_subscriptions"
+	colServerSecrets     = "server_secrets"
 )
 
 // tenantCollections are the collections whose documents carry a tenant_id and belong to that
@@ -113,6 +119,7 @@ var tenantCollections = []string{
 	colConfigSets, colConfigVersions, colCommands, colRollouts, colRolloutDevices,
 	colErrorGroups, colErrorGroupDevices, colErrorReports, colAuditEvents, colTenantSettings,
 	colDeviceSamples, colFleetSamples,
+	colAlertChannels, colAlertRules, colAlerts, colAlertDeliveries, colPushSubscriptions,
 }
 
 // Options configure Open.

@@ -62,6 +62,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Settings", testSettings},
 		{"KeyCheck", testKeyCheck},
 		{"History", testHistory},
+		{"Alert", testAlert},
+		{"Push", testPushAndServerSecrets},
 		{"Pagination", testPagination},
 		{"Isolation", testIsolation},
 		{"Atomic", testAtomic},

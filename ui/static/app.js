@@ -2,7 +2,7 @@
 // then the page's own module.
 import { api, clearErrors, formData, showError, toast } from "./api.js";
 
-const pages = ["login", "dashboard", "devices", "device", "projects", "project", "members", "tokens", "audit", "errors", "errorgroup", "settings"];
+const pages = ["login", "dashboard", "devices", "device", "projects", "project", "members", "tokens", "audit", "errors", "errorgroup", "settings", "alerts"];
 
 function setupTheme() {
   const btn = document.getElementById("theme-toggle");

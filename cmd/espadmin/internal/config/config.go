@@ -46,6 +46,7 @@ type Config struct {
 	Bugsnag  Bugsnag
 	OTA      OTA
 	History  History
+	Alerts   Alerts
 }
 
 // History configures the presence and health history (devices' presence changes and
@@ -55,6 +56,13 @@ type History struct {
 	FleetInterval time.Duration
 	// Retention is how long samples are kept; older ones are swept.
 	Retention time.Duration
+}
+
+// Alerts configures alert notifications (package server/alerts, docs/alerts.md).
+type Alerts struct {
+	// WebhookAllowPrivate lets webhook and ntfy channels reach private, loopback and
+	// link-local addresses.
+	WebhookAllowPrivate bool
 }
 
 // OTA configures remote software updates (package ota, docs/ota.md).

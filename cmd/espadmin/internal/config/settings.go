@@ -235,6 +235,11 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Bugsnag.QueueSize },
 	},
 	{
+		key: "alerts.webhook_allow_private", flag: "alerts-webhook-allow-private", env: "ESPADMIN_ALERTS_WEBHOOK_ALLOW_PRIVATE", def: "false",
+		help:  "Let alert webhooks and ntfy channels post to private, loopback, link-local and CGNAT addresses (also after a redirect). Off, only public addresses are reached, so a tenant admin cannot make the server call into its own network; turn it on for receivers on your LAN or on this host.",
+		field: func(c *Config) any { return &c.Alerts.WebhookAllowPrivate },
+	},
+	{
 		key: "database.url", flag: "database-url", env: "ESPADMIN_DATABASE_URL",
 		docDef: "`sqlite://<data-dir>/espadmin.db`",
 		help:   "Database: `sqlite://PATH`, `postgres://…`, `mysql://…` or `mongodb://…`. A password in the URL is redacted when printed.",

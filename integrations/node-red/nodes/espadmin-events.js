@@ -1,0 +1,85 @@
+// The "espadmin events" input node: the tenant's event stream (Server-Sent Events from
+// GET /api/v1/tenants/SLUG/events), one message per event. It reconnects with backoff and
+// shows the connection in its status.
+"use strict";
+
+const { client } = require("./client");
+
+module.exports = function (RED) {
+  function EspadminEventsNode(n) {
+    RED.nodes.createNode(this, n);
+    const node = this;
+    const server = RED.nodes.getNode(n.server);
+    const types = String(n.types || "").split(",").map((s) => s.trim()).filter(Boolean);
+    const device = n.device || "";
+    let abort = null;
+    let closed = false;
+    let retry = null;
+    let backoff = 1000;
+
+    if (!server) {
+      node.status({ fill: "red", shape: "ring", text: "no server" });
+      return;
+    }
+    const api = client(server);
+
+    function deliver(type, data) {
+      if (types.length && !types.includes(type)) return;
+      let event;
+      try { event = JSON.parse(data); } catch { return; }
+      if (device && event.device_id !== device) return;
+      node.send({ topic: type, payload: event, device_id: event.device_id });
+    }
+
+    async function connect() {
+      abort = new AbortController();
+      node.status({ fill: "yellow", shape: "ring", text: "connecting" });
+      try {
+        const res = await fetch(api.base + (await api.tenantPath("events")), {
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${api.token}` },
+          signal: abort.signal,
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        node.status({ fill: "green", shape: "dot", text: "connected" });
+        backoff = 1000;
+        const decoder = new TextDecoder();
+        let buf = "";
+        let type = "message";
+        let data = [];
+        for await (const chunk of res.body) {
+          buf += decoder.decode(chunk, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl).replace(/\r$/, "");
+            buf = buf.slice(nl + 1);
+            if (line === "") {
+              if (data.length) deliver(type, data.join("\n"));
+              type = "message";
+              data = [];
+            } else if (line.startsWith("event:")) {
+              type = line.slice(6).trim();
+            } else if (line.startsWith("data:")) {
+              data.push(line.slice(5).replace(/^ /, ""));
+            }
+          }
+        }
+        throw new Error("stream ended");
+      } catch (err) {
+        if (closed) return;
+        node.status({ fill: "red", shape: "ring", text: `disconnected: ${err.message}` });
+        retry = setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, 30000);
+      }
+    }
+
+    connect();
+    node.on("close", (done) => {
+      closed = true;
+      clearTimeout(retry);
+      if (abort) abort.abort();
+      node.status({});
+      done();
+    });
+  }
+  RED.nodes.registerType("espadmin events", EspadminEventsNode);
+};

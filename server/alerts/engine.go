@@ -1,0 +1,556 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/espadmin/espadmin/server/devconfig"
+	"github.com/espadmin/espadmin/server/devicerrors"
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/server/ota"
+	"github.com/espadmin/espadmin/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultGroupWindow   = 10 * time.Second
+	DefaultSweepInterval = 5 * time.Second
+	DefaultRuleCacheTTL  = 15 * time.Second
+	DefaultQueueSize     = 65536
+	deviceCacheTTL       = time.Minute
+	// MaxPayloadSubjects bounds the subjects a notification lists; the count says how many
+	// there were.
+	MaxPayloadSubjects = 100
+)
+
+// Store is what the engine needs from the store.
+type Store interface {
+	ListAlertRules(ctx context.Context, tenantID string, opts store.ListOptions) (store.Page[store.AlertRule], error)
+	AlertChannel(ctx context.Context, tenantID, id string) (store.AlertChannel, error)
+	Device(ctx context.Context, tenantID, id string) (store.Device, error)
+	Tenant(ctx context.Context, id string) (store.Tenant, error)
+	CreateAlert(ctx context.Context, a *store.Alert) error
+	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
+	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
+}
+
+// Options configure an Engine. Zero values take the defaults.
+type Options struct {
+	Store Store
+	// Hub is tapped for every tenant's events.
+	Hub *fleet.Hub
+	// GroupWindow is how long a rule collects subjects before it notifies: everything that
+	// met the rule within the window is one notification per channel.
+	GroupWindow time.Duration
+	// SweepInterval is how often timers (offline, config not applied) and groups are checked.
+	SweepInterval time.Duration
+	// RuleCacheTTL is how long a tenant's rules are kept before they are read again (changes
+	// saved on another replica apply within it; Invalidate applies this replica's at once).
+	RuleCacheTTL time.Duration
+	// QueueSize bounds the events waiting for the engine; more are dropped and counted.
+	QueueSize int
+	// PublicURL is the server's public URL, for links in notifications.
+	PublicURL string
+	Logger    *slog.Logger
+}
+
+// Engine evaluates the alert rules of every tenant on the events of this replica. Each event
+// is seen by the replica that produced it (ingestion is shared among replicas), so each is
+// evaluated once. Its timers and groups are in memory: a restart forgets devices that were
+// offline without a firing alert yet and open alerts stay as they are until acknowledged.
+type Engine struct {
+	o       Options
+	in      chan fleet.Event
+	dropped atomic.Int64
+
+	rulesMu sync.Mutex
+	rules   map[string]ruleSet
+
+	// State below is owned by Run's goroutine.
+	devices map[string]deviceInfo          // tenant/device → scope facts
+	slugs   map[string]string              // tenant → slug, for links
+	offline map[string]*episode            // tenant/device → offline episode
+	config  map[string]*episode            // tenant/device → pending config
+	windows map[string][]time.Time         // rule/subject → recent occurrences
+	batches map[string]*batch              // rule ID → subjects collecting
+	quiet   map[string]time.Time           // rule/subject → end of its cooldown
+	open    map[string]*openAlert          // alert ID → subjects still in the condition
+	bySubj  map[string]map[string]struct{} // kind/tenant/subject → open alert IDs
+}
+
+type ruleSet struct {
+	rules  []store.AlertRule
+	loaded time.Time
+}
+
+type deviceInfo struct {
+	id, name, projectID string
+	tags                []string
+	loaded              time.Time
+}
+
+// episode is one stretch of a device being offline (or its config pending), with the rules
+// that fired for it already.
+type episode struct {
+	tenantID, deviceID string
+	since              time.Time
+	fired              map[string]bool
+}
+
+type batch struct {
+	rule     store.AlertRule
+	first    time.Time
+	subjects []string
+	detail   string
+}
+
+type openAlert struct {
+	alert     store.Alert
+	channels  []string
+	remaining map[string]struct{}
+}
+
+// New builds an engine and taps the hub. Run starts it.
+func New(o Options) *Engine {
+	if o.GroupWindow <= 0 {
+		o.GroupWindow = DefaultGroupWindow
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.RuleCacheTTL <= 0 {
+		o.RuleCacheTTL = DefaultRuleCacheTTL
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		o: o, in: make(chan fleet.Event, o.QueueSize), rules: map[string]ruleSet{},
+		devices: map[string]deviceInfo{}, slugs: map[string]string{}, offline: map[string]*episode{}, config: map[string]*episode{},
+		windows: map[string][]time.Time{}, batches: map[string]*batch{}, quiet: map[string]time.Time{},
+		open: map[string]*openAlert{}, bySubj: map[string]map[string]struct{}{},
+	}
+	if o.Hub != nil {
+		o.Hub.Tap(e.enqueue)
+	}
+	return e
+}
+
+// enqueue takes an event off the publisher's goroutine without blocking.
+func (e *Engine) enqueue(ev fleet.Event) {
+	switch ev.Type {
+	case fleet.EventPresence, devconfig.EventConfig, ota.EventRollout, devicerrors.EventError, fleet.EventAuthFailed:
+	default:
+		return
+	}
+	select {
+	case e.in <- ev:
+	default:
+		if e.dropped.Add(1) == 1 {
+			e.o.Logger.Warn("alert engine queue full: events dropped")
+		}
+	}
+}
+
+// Dropped returns how many events the engine lost to a full queue.
+func (e *Engine) Dropped() int64 { return e.dropped.Load() }
+
+// Invalidate makes the engine read the tenant's rules again at its next event.
+func (e *Engine) Invalidate(tenantID string) {
+	e.rulesMu.Lock()
+	delete(e.rules, tenantID)
+	e.rulesMu.Unlock()
+}
+
+// Run evaluates events until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	tick := time.NewTicker(e.o.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-e.in:
+			e.handle(ctx, ev)
+		case <-tick.C:
+			e.sweep(ctx, time.Now())
+		}
+	}
+}
+
+// rulesOf returns the tenant's enabled rules, cached for RuleCacheTTL.
+func (e *Engine) rulesOf(ctx context.Context, tenantID string, now time.Time) []store.AlertRule {
+	e.rulesMu.Lock()
+	rs, ok := e.rules[tenantID]
+	e.rulesMu.Unlock()
+	if ok && now.Sub(rs.loaded) < e.o.RuleCacheTTL {
+		return rs.rules
+	}
+	var out []store.AlertRule
+	opts := store.ListOptions{Limit: store.MaxPageSize}
+	for {
+		page, err := e.o.Store.ListAlertRules(ctx, tenantID, opts)
+		if err != nil {
+			e.o.Logger.Warn("alert rules not read", "tenant_id", tenantID, "error", err)
+			return rs.rules
+		}
+		for _, r := range page.Items {
+			if r.Enabled {
+				out = append(out, r)
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		opts.Cursor = page.NextCursor
+	}
+	e.rulesMu.Lock()
+	e.rules[tenantID] = ruleSet{rules: out, loaded: now}
+	e.rulesMu.Unlock()
+	return out
+}
+
+func key(parts ...string) string {
+	k := ""
+	for i, p := range parts {
+		if i > 0 {
+			k += "\x00"
+		}
+		k += p
+	}
+	return k
+}
+
+// device returns the scope facts of a device, cached for a minute.
+func (e *Engine) device(ctx context.Context, tenantID, id string, now time.Time) (deviceInfo, bool) {
+	k := key(tenantID, id)
+	if d, ok := e.devices[k]; ok && now.Sub(d.loaded) < deviceCacheTTL {
+		return d, true
+	}
+	dev, err := e.o.Store.Device(ctx, tenantID, id)
+	if err != nil {
+		return deviceInfo{}, false
+	}
+	d := deviceInfo{id: dev.ID, name: dev.Name, projectID: dev.ProjectID, tags: dev.Tags, loaded: now}
+	e.devices[k] = d
+	return d, true
+}
+
+// matching returns the tenant's rules of kind that cover the device (every rule of kind when
+// deviceID is empty).
+func (e *Engine) matching(ctx context.Context, tenantID, kind, deviceID string, now time.Time) []store.AlertRule {
+	var out []store.AlertRule
+	var dev deviceInfo
+	loaded := false
+	for _, r := range e.rulesOf(ctx, tenantID, now) {
+		if r.Kind != kind {
+			continue
+		}
+		if deviceID != "" {
+			if !loaded {
+				d, ok := e.device(ctx, tenantID, deviceID, now)
+				if !ok {
+					return nil
+				}
+				dev, loaded = d, true
+			}
+			if !covers(r, dev) {
+				continue
+			}
+		} else if r.DeviceID != "" || r.Tag != "" {
+			continue // a device-scoped rule does not watch tenant-wide subjects
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (e *Engine) handle(ctx context.Context, ev fleet.Event) {
+	now := ev.At
+	if now.IsZero() {
+		now = time.Now()
+	}
+	switch ev.Type {
+	case fleet.EventPresence:
+		p, ok := ev.Data.(fleet.PresenceEvent)
+		if !ok {
+			return
+		}
+		k := key(ev.TenantID, ev.DeviceID)
+		if !p.Online {
+			if _, ok := e.offline[k]; !ok {
+				e.offline[k] = &episode{tenantID: ev.TenantID, deviceID: ev.DeviceID, since: now, fired: map[string]bool{}}
+			}
+			return
+		}
+		ep := e.offline[k]
+		delete(e.offline, k)
+		e.leaveCondition(ctx, KindDeviceOffline, ev.TenantID, ev.DeviceID, now)
+		for _, r := range e.matching(ctx, ev.TenantID, KindDeviceOnline, ev.DeviceID, now) {
+			p := params(r)
+			if p.Minutes > 0 && (ep == nil || now.Sub(ep.since) < time.Duration(p.Minutes)*time.Minute) {
+				continue
+			}
+			e.add(r, ev.DeviceID, now)
+		}
+	case devconfig.EventConfig:
+		s, ok := ev.Data.(devconfig.Sync)
+		if !ok {
+			return
+		}
+		k := key(ev.TenantID, ev.DeviceID)
+		if s.State == store.ConfigInSync {
+			delete(e.config, k)
+			e.leaveCondition(ctx, KindConfigNotApplied, ev.TenantID, ev.DeviceID, now)
+			return
+		}
+		if _, ok := e.config[k]; !ok {
+			e.config[k] = &episode{tenantID: ev.TenantID, deviceID: ev.DeviceID, since: now, fired: map[string]bool{}}
+		}
+	case ota.EventRollout:
+		r, ok := ev.Data.(ota.RolloutEvent)
+		if !ok {
+			return
+		}
+		for _, rule := range e.matching(ctx, ev.TenantID, KindRollout, "", now) {
+			if rule.ProjectID != "" && rule.ProjectID != r.ProjectID {
+				continue
+			}
+			if !slices.Contains(params(rule).States, r.State) {
+				continue
+			}
+			subject := r.ID + " " + r.State
+			if r.PauseReason != "" {
+				subject += ": " + r.PauseReason
+			}
+			e.add(rule, subject, now)
+		}
+	case devicerrors.EventError:
+		er, ok := ev.Data.(devicerrors.ErrorEvent)
+		if !ok {
+			return
+		}
+		if er.New {
+			for _, r := range e.matching(ctx, ev.TenantID, KindErrorNew, ev.DeviceID, now) {
+				e.add(r, fmt.Sprintf("%s: %s %s (device %s)", er.GroupID, er.Type, er.Message, ev.DeviceID), now)
+			}
+		}
+		for _, r := range e.matching(ctx, ev.TenantID, KindErrorRate, ev.DeviceID, now) {
+			p := params(r)
+			if n := e.count(key(r.ID), now, time.Duration(p.Minutes)*time.Minute); n > p.Count {
+				e.add(r, fmt.Sprintf("%d errors in %d min", n, p.Minutes), now)
+				delete(e.windows, key(r.ID)) // count afresh after a notification
+			}
+		}
+	case fleet.EventAuthFailed:
+		for _, r := range e.matching(ctx, ev.TenantID, KindAuthFailures, ev.DeviceID, now) {
+			p := params(r)
+			wk := key(r.ID, ev.DeviceID)
+			if n := e.count(wk, now, time.Duration(p.Minutes)*time.Minute); n >= p.Count {
+				e.add(r, ev.DeviceID, now)
+				delete(e.windows, wk)
+			}
+		}
+	}
+}
+
+// count records one occurrence under k and returns the occurrences within window.
+func (e *Engine) count(k string, now time.Time, window time.Duration) int {
+	w := append(e.windows[k], now)
+	cut := 0
+	for cut < len(w) && now.Sub(w[cut]) > window {
+		cut++
+	}
+	w = w[cut:]
+	e.windows[k] = w
+	return len(w)
+}
+
+// add puts a subject into the rule's current group unless the rule notified about it within
+// its cooldown.
+func (e *Engine) add(r store.AlertRule, subject string, now time.Time) {
+	sk := key(r.ID, subject)
+	if until, ok := e.quiet[sk]; ok && now.Before(until) {
+		return
+	}
+	if r.CooldownSeconds > 0 {
+		e.quiet[sk] = now.Add(time.Duration(r.CooldownSeconds) * time.Second)
+	}
+	b := e.batches[r.ID]
+	if b == nil {
+		b = &batch{rule: r, first: now}
+		e.batches[r.ID] = b
+	}
+	if !slices.Contains(b.subjects, subject) {
+		b.subjects = append(b.subjects, subject)
+	}
+}
+
+// sweep fires the timers that ran out and sends the groups whose window closed.
+func (e *Engine) sweep(ctx context.Context, now time.Time) {
+	e.sweepEpisodes(ctx, e.offline, KindDeviceOffline, now)
+	e.sweepEpisodes(ctx, e.config, KindConfigNotApplied, now)
+	for id, b := range e.batches {
+		if now.Sub(b.first) >= e.o.GroupWindow {
+			delete(e.batches, id)
+			e.fire(ctx, b, now)
+		}
+	}
+	// Forget cooldowns that ended and counters no rule window can reach any more.
+	for k, until := range e.quiet {
+		if !now.Before(until) {
+			delete(e.quiet, k)
+		}
+	}
+	for k, w := range e.windows {
+		if len(w) == 0 || now.Sub(w[len(w)-1]) > MaxMinutes*time.Minute {
+			delete(e.windows, k)
+		}
+	}
+}
+
+func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kind string, now time.Time) {
+	for _, ep := range eps {
+		for _, r := range e.matching(ctx, ep.tenantID, kind, ep.deviceID, now) {
+			if ep.fired[r.ID] || now.Sub(ep.since) < time.Duration(params(r).Minutes)*time.Minute {
+				continue
+			}
+			ep.fired[r.ID] = true
+			e.add(r, ep.deviceID, now)
+		}
+	}
+}
+
+// leaveCondition takes a device out of the open alerts and groups of kind: a device back
+// online, a config applied. An alert whose every subject left is resolved.
+func (e *Engine) leaveCondition(ctx context.Context, kind, tenantID, deviceID string, now time.Time) {
+	for _, b := range e.batches {
+		if b.rule.TenantID == tenantID && b.rule.Kind == kind {
+			b.subjects = slices.DeleteFunc(b.subjects, func(s string) bool { return s == deviceID })
+		}
+	}
+	for id, b := range e.batches {
+		if len(b.subjects) == 0 {
+			delete(e.batches, id)
+		}
+	}
+	sk := key(kind, tenantID, deviceID)
+	for id := range e.bySubj[sk] {
+		oa := e.open[id]
+		if oa == nil {
+			continue
+		}
+		delete(oa.remaining, deviceID)
+		if len(oa.remaining) == 0 {
+			delete(e.open, id)
+			e.resolve(ctx, oa, now)
+		}
+	}
+	delete(e.bySubj, sk)
+}
+
+// tracksResolution reports whether alerts of kind resolve by themselves.
+func tracksResolution(kind string) bool {
+	return kind == KindDeviceOffline || kind == KindConfigNotApplied
+}
+
+// fire stores one alert for the group and queues one delivery per enabled channel.
+func (e *Engine) fire(ctx context.Context, b *batch, now time.Time) {
+	r := b.rule
+	a := store.Alert{
+		TenantID: r.TenantID, RuleID: r.ID, RuleName: r.Name, Kind: r.Kind, State: store.AlertFiring,
+		Summary: summary(r, b.subjects), Subjects: b.subjects, FiredAt: now, UpdatedAt: now,
+	}
+	if err := e.o.Store.CreateAlert(ctx, &a); err != nil {
+		e.o.Logger.Warn("alert not stored", "tenant_id", r.TenantID, "rule_id", r.ID, "error", err)
+		return
+	}
+	if tracksResolution(r.Kind) {
+		oa := &openAlert{alert: a, channels: r.ChannelIDs, remaining: map[string]struct{}{}}
+		for _, s := range b.subjects {
+			oa.remaining[s] = struct{}{}
+			sk := key(r.Kind, r.TenantID, s)
+			if e.bySubj[sk] == nil {
+				e.bySubj[sk] = map[string]struct{}{}
+			}
+			e.bySubj[sk][a.ID] = struct{}{}
+		}
+		e.open[a.ID] = oa
+	}
+	e.notify(ctx, a, r.ChannelIDs, "alert.firing", now)
+}
+
+func (e *Engine) resolve(ctx context.Context, oa *openAlert, now time.Time) {
+	a := oa.alert
+	if err := e.o.Store.ResolveAlert(ctx, a.TenantID, a.ID, now); err != nil {
+		e.o.Logger.Debug("alert not resolved", "tenant_id", a.TenantID, "alert_id", a.ID, "error", err)
+		return
+	}
+	a.State, a.ResolvedAt = store.AlertResolved, &now
+	e.notify(ctx, a, oa.channels, "alert.resolved", now)
+}
+
+// notify queues the alert for each enabled channel in the outbox.
+func (e *Engine) notify(ctx context.Context, a store.Alert, channelIDs []string, typ string, now time.Time) {
+	slug, ok := e.slugs[a.TenantID]
+	if !ok {
+		if t, err := e.o.Store.Tenant(ctx, a.TenantID); err == nil {
+			slug = t.Slug
+			e.slugs[a.TenantID] = slug
+		}
+	}
+	payload, err := json.Marshal(NewMessage(typ, a, AlertsURL(e.o.PublicURL, slug), now))
+	if err != nil {
+		return
+	}
+	for _, id := range channelIDs {
+		ch, err := e.o.Store.AlertChannel(ctx, a.TenantID, id)
+		if err != nil || !ch.Enabled {
+			continue
+		}
+		d := store.AlertDelivery{TenantID: a.TenantID, ChannelID: ch.ID, AlertID: a.ID, MessageID: "msg_" + store.NewID(),
+			Payload: string(payload), State: store.DeliveryPending, NextAttemptAt: now}
+		if err := e.o.Store.CreateAlertDelivery(ctx, &d); err != nil {
+			e.o.Logger.Warn("alert delivery not queued", "tenant_id", a.TenantID, "channel_id", id, "error", err)
+		}
+	}
+}
+
+// summary is the one line a notification leads with.
+func summary(r store.AlertRule, subjects []string) string {
+	p := params(r)
+	n := len(subjects)
+	switch r.Kind {
+	case KindDeviceOffline:
+		return fmt.Sprintf("%s: %d %s offline for %d min or more", r.Name, n, plural(n, "device", "devices"), p.Minutes)
+	case KindDeviceOnline:
+		return fmt.Sprintf("%s: %d %s back online", r.Name, n, plural(n, "device", "devices"))
+	case KindErrorNew:
+		return fmt.Sprintf("%s: %d new error %s", r.Name, n, plural(n, "group", "groups"))
+	case KindErrorRate:
+		return fmt.Sprintf("%s: more than %d errors within %d min", r.Name, p.Count, p.Minutes)
+	case KindRollout:
+		return fmt.Sprintf("%s: %d rollout %s", r.Name, n, plural(n, "change", "changes"))
+	case KindConfigNotApplied:
+		return fmt.Sprintf("%s: config not applied within %d min on %d %s", r.Name, p.Minutes, n, plural(n, "device", "devices"))
+	case KindAuthFailures:
+		return fmt.Sprintf("%s: repeated authentication failures of %d %s", r.Name, n, plural(n, "device", "devices"))
+	}
+	return r.Name
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
