@@ -272,9 +272,9 @@ static int send_ack(espadmin_agent_t *a, const char *id, const char *result, con
     if (remember) {
         recent_t *r = &a->recent[a->recent_next];
         a->recent_next = (a->recent_next + 1) % RECENT_IDS;
-        snprintf(r->id, sizeof(r->id), "%s", id);
-        snprintf(r->result, sizeof(r->result), "%s", result);
-        snprintf(r->message, sizeof(r->message), "%s", message ? message : "");
+        espadmin_copy(r->id, sizeof(r->id), id);
+        espadmin_copy(r->result, sizeof(r->result), result);
+        espadmin_copy(r->message, sizeof(r->message), message);
         r->config_version = config_version;
     }
     int n = espadmin_encode_ack(a->pub, sizeof(a->pub), id, result, message, config_version);
@@ -288,35 +288,43 @@ static int send_ota(espadmin_agent_t *a, const char *id, const char *version, co
     return publish(a, ESPADMIN_KIND_OTA, a->pub, n);
 }
 
+/* an ota message about the update in flight */
+static int ota_send(espadmin_agent_t *a, const char *state, int progress, const char *reason,
+                    const char *message)
+{
+    return send_ota(a, a->ota_id, a->ota_version, state, progress, reason, message);
+}
+
 /* ---- provisioning and state ---- */
+
+static bool unprovisioned(espadmin_agent_t *a, const char *why)
+{
+    logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: %s", why);
+    return false;
+}
 
 static bool load_provisioning(espadmin_agent_t *a)
 {
     char tmp[128];
     if (!kv_str(a, NS, "device_id", a->device_id, sizeof(a->device_id)) ||
         !espadmin_valid_device_id(a->device_id)) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: device_id missing or invalid");
-        return false;
+        return unprovisioned(a, "device_id missing or invalid");
     }
     if (!kv_str(a, NS, "secret", a->secret, sizeof(a->secret)) || a->secret[0] == '\0') {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: secret missing");
-        return false;
+        return unprovisioned(a, "secret missing");
     }
     if (!kv_str(a, NS, "device_key", tmp, sizeof(tmp)) ||
         espadmin_base64_decode(tmp, strlen(tmp), a->device_key, sizeof(a->device_key)) != 32) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: device_key must be base64 of 32 bytes");
-        return false;
+        return unprovisioned(a, "device_key must be base64 of 32 bytes");
     }
     if (!kv_str(a, NS, "mqtt_host", a->mqtt_host, sizeof(a->mqtt_host)) || a->mqtt_host[0] == '\0') {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: mqtt_host missing");
-        return false;
+        return unprovisioned(a, "mqtt_host missing");
     }
     a->mqtt_port = 1883;
     if (kv_str(a, NS, "mqtt_port", tmp, sizeof(tmp)) && tmp[0]) {
         long port = strtol(tmp, NULL, 10);
         if (port < 1 || port > 65535) {
-            logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: mqtt_port out of range");
-            return false;
+            return unprovisioned(a, "mqtt_port out of range");
         }
         a->mqtt_port = (uint16_t)port;
     }
@@ -331,18 +339,16 @@ static bool load_provisioning(espadmin_agent_t *a)
         }
     }
     if (!kv_str(a, NS, "topic_root", a->root, sizeof(a->root)) || a->root[0] == '\0') {
-        snprintf(a->root, sizeof(a->root), "espadmin");
+        espadmin_copy(a->root, sizeof(a->root), "espadmin");
     }
     if (!espadmin_valid_root(a->root)) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: invalid topic_root");
-        return false;
+        return unprovisioned(a, "invalid topic_root");
     }
     kv_str(a, NS, "server_url", a->server_url, sizeof(a->server_url));
     a->has_pubkey = false;
     if (kv_str(a, NS, "ota_pubkey", tmp, sizeof(tmp)) && tmp[0]) {
         if (espadmin_base64_decode(tmp, strlen(tmp), a->ota_pubkey, sizeof(a->ota_pubkey)) != 32) {
-            logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: ota_pubkey must be base64 of 32 bytes");
-            return false;
+            return unprovisioned(a, "ota_pubkey must be base64 of 32 bytes");
         }
         a->has_pubkey = true;
     }
@@ -355,14 +361,10 @@ static void save_ota_pending(espadmin_agent_t *a, const char *state)
     ej_writer_t w;
     ejw_init(&w, buf, sizeof(buf));
     ejw_obj_begin(&w);
-    ejw_key(&w, "id");
-    ejw_string(&w, a->ota_id);
-    ejw_key(&w, "version");
-    ejw_string(&w, a->ota_version);
-    ejw_key(&w, "from");
-    ejw_string(&w, a->ota_from);
-    ejw_key(&w, "state");
-    ejw_string(&w, state);
+    ejw_kstring(&w, "id", a->ota_id);
+    ejw_kstring(&w, "version", a->ota_version);
+    ejw_kstring(&w, "from", a->ota_from);
+    ejw_kstring(&w, "state", state);
     ejw_obj_end(&w);
     int n = ejw_finish(&w);
     if (n > 0) {
@@ -380,8 +382,8 @@ static void clear_ota_pending(espadmin_agent_t *a)
 static void queue_ota_report(espadmin_agent_t *a, const char *state, const char *reason)
 {
     a->ota_report_pending = true;
-    snprintf(a->ota_report_state, sizeof(a->ota_report_state), "%s", state);
-    snprintf(a->ota_report_reason, sizeof(a->ota_report_reason), "%s", reason ? reason : "");
+    espadmin_copy(a->ota_report_state, sizeof(a->ota_report_state), state);
+    espadmin_copy(a->ota_report_reason, sizeof(a->ota_report_reason), reason);
 }
 
 /* What does this boot mean for an update in flight? The bootloader's image state decides
@@ -403,9 +405,9 @@ static void load_ota_state(espadmin_agent_t *a)
         ok = id && ver && from && state && id->type == EJ_STRING && ver->type == EJ_STRING &&
              from->type == EJ_STRING && state->type == EJ_STRING;
         if (ok) {
-            snprintf(a->ota_id, sizeof(a->ota_id), "%s", id->str);
-            snprintf(a->ota_version, sizeof(a->ota_version), "%s", ver->str);
-            snprintf(a->ota_from, sizeof(a->ota_from), "%s", from->str);
+            espadmin_copy(a->ota_id, sizeof(a->ota_id), id->str);
+            espadmin_copy(a->ota_version, sizeof(a->ota_version), ver->str);
+            espadmin_copy(a->ota_from, sizeof(a->ota_from), from->str);
             ok = strcmp(state->str, "rebooting") == 0;
         }
         ej_free(&doc);
@@ -438,7 +440,7 @@ static void load_ota_state(espadmin_agent_t *a)
               a->version);
         queue_ota_report(a, "failed", "boot_failed_rolled_back");
         /* a crash that caused this rollback happened in the new image, not this one */
-        snprintf(a->rolled_back_from, sizeof(a->rolled_back_from), "%s", a->ota_version);
+        espadmin_copy(a->rolled_back_from, sizeof(a->rolled_back_from), a->ota_version);
     }
     clear_ota_pending(a);
 }
@@ -508,7 +510,7 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
 
     platform->running_version(platform->ctx, a->version, sizeof(a->version));
     if (a->version[0] == '\0') {
-        snprintf(a->version, sizeof(a->version), "unknown");
+        espadmin_copy(a->version, sizeof(a->version), "unknown");
     }
     a->reset_reason = platform->reset_reason ? platform->reset_reason(platform->ctx) : "unknown";
     if (a->reset_reason == NULL) {
@@ -520,11 +522,11 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     load_ota_state(a);
     if (is_crash_reason(a->reset_reason)) {
         pending_error_t *e = &a->errors[a->nerrors++];
-        snprintf(e->type, sizeof(e->type), "%s", strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
+        espadmin_copy(e->type, sizeof(e->type), strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
         a->crash = espadmin_crash_load(platform);
         espadmin_crash_message(a->crash, a->reset_reason, e->message, sizeof(e->message));
-        snprintf(e->reset_reason, sizeof(e->reset_reason), "%s", a->reset_reason);
-        snprintf(e->version, sizeof(e->version), "%s", a->rolled_back_from);
+        espadmin_copy(e->reset_reason, sizeof(e->reset_reason), a->reset_reason);
+        espadmin_copy(e->version, sizeof(e->version), a->rolled_back_from);
     }
     a->conn = CONN_IDLE;
     a->next_connect_at = a->now;
@@ -572,7 +574,7 @@ static void start_connect(espadmin_agent_t *a)
     char *ca = a->mqtt_ca;
     char *ca_override = NULL;
     if (!managed(a, "_mqtt_host", host, sizeof(host))) {
-        snprintf(host, sizeof(host), "%s", a->mqtt_host);
+        espadmin_copy(host, sizeof(host), a->mqtt_host);
     }
     uint16_t port = a->mqtt_port;
     if (managed(a, "_mqtt_port", port_s, sizeof(port_s))) {
@@ -582,7 +584,7 @@ static void start_connect(espadmin_agent_t *a)
         }
     }
     if (!managed(a, "_mqtt_secret", password, sizeof(password))) {
-        snprintf(password, sizeof(password), "%s", a->secret);
+        espadmin_copy(password, sizeof(password), a->secret);
     }
     ca_override = espadmin_malloc(ESPADMIN_MAX_CONFIG_VALUE_LEN + 1);
     if (ca_override && managed(a, "_mqtt_ca", ca_override, ESPADMIN_MAX_CONFIG_VALUE_LEN + 1)) {
@@ -647,7 +649,7 @@ static void reached_server(espadmin_agent_t *a)
     if (a->ota == OTA_VERIFYING) {
         if (a->p->ota_mark_valid(a->p->ctx) == ESPADMIN_PLATFORM_OK) {
             logf_(a, ESPADMIN_LEVEL_INFO, "new image %s confirmed", a->version);
-            send_ota(a, a->ota_id, a->ota_version, "succeeded", 100, NULL, NULL);
+            ota_send(a, "succeeded", 100, NULL, NULL);
             clear_ota_pending(a);
             a->ota = OTA_IDLE;
         } else {
@@ -701,7 +703,7 @@ static int enqueue(espadmin_agent_t *a, const char *topic, const void *data, siz
             }
             s->data = owned;
             s->len = len;
-            snprintf(s->topic, sizeof(s->topic), "%s", topic);
+            espadmin_copy(s->topic, sizeof(s->topic), topic);
             s->full = true;
             return 0;
         }
@@ -798,7 +800,7 @@ static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out,
         if (v->type != EJ_TRUE && v->type != EJ_FALSE) {
             return false;
         }
-        n = (size_t)snprintf(out + 1, cap - 1, "%s", v->type == EJ_TRUE ? "true" : "false");
+        n = espadmin_copy(out + 1, cap - 1, v->type == EJ_TRUE ? "true" : "false");
         break;
     case ESPADMIN_CFG_JSON:
         n = ej_compact(v, out + 1, cap - 1);
@@ -865,10 +867,10 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     char *plain = espadmin_malloc(cap);
     bool ok = val && sealed && plain;
     if (!ok) {
-        snprintf(msg, sizeof(msg), "out of memory");
+        espadmin_copy(msg, sizeof(msg), "out of memory");
     }
     if (ok && a->p->kv_erase_all(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        snprintf(msg, sizeof(msg), "storage: cannot clear the config namespace");
+        espadmin_copy(msg, sizeof(msg), "storage: cannot clear the config namespace");
         ok = false;
     }
     for (size_t i = 0; ok && i < c->config.count; i++) {
@@ -896,7 +898,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             }
             if (!ok) {
                 /* the decoder checked it is a JSON string: only memory can be short */
-                snprintf(msg, sizeof(msg), "out of memory");
+                espadmin_copy(msg, sizeof(msg), "out of memory");
                 break;
             }
         }
@@ -965,7 +967,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
         }
     }
     if (ok && a->p->kv_commit(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        snprintf(msg, sizeof(msg), "storage: commit failed");
+        espadmin_copy(msg, sizeof(msg), "storage: commit failed");
         ok = false;
     }
     if (ok) {
@@ -979,7 +981,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
         ok = ok && kv_put_str(a, NS, "cfg_active", flag) == ESPADMIN_PLATFORM_OK;
         ok = ok && a->p->kv_commit(a->p->ctx, NS) == ESPADMIN_PLATFORM_OK;
         if (!ok) {
-            snprintf(msg, sizeof(msg), "storage: cannot switch to the new config");
+            espadmin_copy(msg, sizeof(msg), "storage: cannot switch to the new config");
         }
     }
     if (!ok) {
@@ -1044,7 +1046,7 @@ static void ota_fail(espadmin_agent_t *a, const char *reason, const char *messag
     a->ota = OTA_IDLE;
     clear_ota_pending(a);
     int pct = a->ota_size > 0 ? (int)(a->ota_received * 100 / a->ota_size) : 0;
-    send_ota(a, a->ota_id, a->ota_version, "failed", pct > 100 ? 100 : pct, reason, message);
+    ota_send(a, "failed", pct > 100 ? 100 : pct, reason, message);
 }
 
 static void reject_update(espadmin_agent_t *a, const espadmin_command_t *c, const char *reason)
@@ -1089,9 +1091,9 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         reject_update(a, c, "expired");
         return;
     }
-    snprintf(a->ota_id, sizeof(a->ota_id), "%s", c->id);
-    snprintf(a->ota_version, sizeof(a->ota_version), "%s", u->version);
-    snprintf(a->ota_from, sizeof(a->ota_from), "%s", a->version);
+    espadmin_copy(a->ota_id, sizeof(a->ota_id), c->id);
+    espadmin_copy(a->ota_version, sizeof(a->ota_version), u->version);
+    espadmin_copy(a->ota_from, sizeof(a->ota_from), a->version);
     hex_decode(u->sha256, a->ota_sha, sizeof(a->ota_sha));
     a->ota_size = u->size;
     a->ota_received = 0;
@@ -1099,7 +1101,7 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
     a->ota_last_report = a->now;
     a->ota_last_data = a->now;
 
-    snprintf(a->last_update, sizeof(a->last_update), "%s", c->id);
+    espadmin_copy(a->last_update, sizeof(a->last_update), c->id);
     kv_put_str(a, NS, "last_update", c->id);
     send_ack(a, c->id, "ok", NULL, -1, true);
     save_ota_pending(a, "downloading");
@@ -1111,10 +1113,8 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         const char *msg = platform_error(a, why, sizeof(why),
                                          rc == ESPADMIN_PLATFORM_PENDING_VERIFY ? "the running image awaits confirmation"
                                                                                 : "cannot open the update slot");
-        a->ota = OTA_IDLE;
-        clear_ota_pending(a);
-        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s %s", a->ota_version, slot_reason(rc), msg);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, slot_reason(rc), msg);
+        a->ota = OTA_IDLE; /* nothing to close yet */
+        ota_fail(a, slot_reason(rc), msg);
         return;
     }
     a->ota_hash = a->p->sha256_begin(a->p->ctx);
@@ -1124,53 +1124,49 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
     }
     if (a->p->http_open(a->p->ctx, u->url) != ESPADMIN_PLATFORM_OK) {
         const char *msg = platform_error(a, why, sizeof(why), "cannot open the URL");
-        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: download_error %s", a->ota_version, msg);
         a->p->ota_abort(a->p->ctx);
         a->p->sha256_finish(a->p->ctx, a->ota_hash, NULL);
         a->ota_hash = NULL;
-        a->ota = OTA_IDLE;
-        clear_ota_pending(a);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, "download_error", msg);
+        a->ota = OTA_IDLE; /* the download is not open: nothing more to close */
+        ota_fail(a, "download_error", msg);
         return;
     }
     logf_(a, ESPADMIN_LEVEL_INFO, "downloading %s (%s bytes)", u->version, I64(u->size));
-    send_ota(a, a->ota_id, a->ota_version, "downloading", 0, NULL, NULL);
+    ota_send(a, "downloading", 0, NULL, NULL);
 }
 
 static void download_done(espadmin_agent_t *a)
 {
     uint8_t got[32];
+    char why[96];
+    const char *reason = NULL, *message = NULL;
     a->p->http_close(a->p->ctx);
     a->p->sha256_finish(a->p->ctx, a->ota_hash, got);
     a->ota_hash = NULL;
-    if (a->ota_received != a->ota_size) {
+    if (a->ota_received != a->ota_size || memcmp(got, a->ota_sha, 32) != 0) {
         a->p->ota_abort(a->p->ctx);
-        a->ota = OTA_IDLE;
-        ota_fail(a, "size_mismatch", NULL);
-        return;
+        reason = a->ota_received != a->ota_size ? "size_mismatch" : "hash_mismatch";
+    } else {
+        ota_send(a, "downloaded", 100, NULL, NULL);
+        if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
+            reason = "invalid_image";
+            message = platform_error(a, why, sizeof(why), NULL);
+        } else {
+            ota_send(a, "installing", 100, NULL, NULL);
+            if (a->p->ota_set_boot(a->p->ctx, a->ota_version) != ESPADMIN_PLATFORM_OK) {
+                reason = "internal";
+                message = "cannot set the boot slot";
+            }
+        }
     }
-    if (memcmp(got, a->ota_sha, 32) != 0) {
-        a->p->ota_abort(a->p->ctx);
-        a->ota = OTA_IDLE;
-        ota_fail(a, "hash_mismatch", NULL);
-        return;
-    }
-    send_ota(a, a->ota_id, a->ota_version, "downloaded", 100, NULL, NULL);
-    if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
-        char why[96];
-        a->ota = OTA_IDLE;
-        ota_fail(a, "invalid_image", platform_error(a, why, sizeof(why), NULL));
-        return;
-    }
-    send_ota(a, a->ota_id, a->ota_version, "installing", 100, NULL, NULL);
-    if (a->p->ota_set_boot(a->p->ctx, a->ota_version) != ESPADMIN_PLATFORM_OK) {
-        a->ota = OTA_IDLE;
-        ota_fail(a, "internal", "cannot set the boot slot");
+    if (reason != NULL) {
+        a->ota = OTA_IDLE; /* closed above */
+        ota_fail(a, reason, message);
         return;
     }
     save_ota_pending(a, "rebooting");
     a->ota = OTA_REBOOTING;
-    a->ota_reboot_mid = send_ota(a, a->ota_id, a->ota_version, "rebooting", 100, NULL, NULL);
+    a->ota_reboot_mid = ota_send(a, "rebooting", 100, NULL, NULL);
     a->ota_reboot_at = a->now + a->opt.puback_wait_ms;
     logf_(a, ESPADMIN_LEVEL_INFO, "update %s installed; restarting", a->ota_version);
 }
@@ -1217,7 +1213,7 @@ static void pump_download(espadmin_agent_t *a)
         if (pct < 100 && (pct >= a->ota_last_pct + 5 || a->now - a->ota_last_report >= OTA_REPORT_MS)) {
             a->ota_last_pct = pct;
             a->ota_last_report = a->now;
-            send_ota(a, a->ota_id, a->ota_version, "downloading", pct, NULL, NULL);
+            ota_send(a, "downloading", pct, NULL, NULL);
         }
     }
 }
@@ -1249,7 +1245,7 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
     if (err.code == ESPADMIN_E_INVALID_FIELD) {
         snprintf(msg, sizeof(msg), "invalid_field: %s", err.field);
     } else {
-        snprintf(msg, sizeof(msg), "%s", espadmin_perr_class(err.code));
+        espadmin_copy(msg, sizeof(msg), espadmin_perr_class(err.code));
     }
     logf_(a, ESPADMIN_LEVEL_WARN, "command refused: %s", msg);
     if (espadmin_command_peek_id(payload, len, id)) {
@@ -1286,7 +1282,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_RESTART:
         logf_(a, ESPADMIN_LEVEL_INFO, "restart requested%s%s", c->restart_reason[0] ? ": " : "",
               c->restart_reason);
-        snprintf(a->last_restart, sizeof(a->last_restart), "%s", c->id);
+        espadmin_copy(a->last_restart, sizeof(a->last_restart), c->id);
         kv_put_str(a, NS, "last_restart", c->id);
         a->p->kv_commit(a->p->ctx, NS);
         a->restart_mid = send_ack(a, c->id, "ok", NULL, -1, true);
@@ -1397,13 +1393,10 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     uint64_t first = line.seq;
     uint64_t dropped = first > a->next_expected_seq ? first - a->next_expected_seq : 0;
     ejw_obj_begin(&w);
-    ejw_key(&w, "v");
-    ejw_int(&w, 1);
-    ejw_key(&w, "seq");
-    ejw_int(&w, (int64_t)first);
+    ejw_kint(&w, "v", 1);
+    ejw_kint(&w, "seq", (int64_t)first);
     if (dropped) {
-        ejw_key(&w, "dropped");
-        ejw_int(&w, (int64_t)dropped);
+        ejw_kint(&w, "dropped", (int64_t)dropped);
     }
     ejw_key(&w, "lines");
     ejw_arr_begin(&w);
@@ -1412,16 +1405,12 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     while (n < ESPADMIN_LOG_BATCH_LINES && espadmin_logring_peek(&a->ring, &line) && line.seq == expect) {
         ej_writer_t save = w;
         ejw_obj_begin(&w);
-        ejw_key(&w, "level");
-        ejw_string(&w, espadmin_level_name(line.level));
+        ejw_kstring(&w, "level", espadmin_level_name(line.level));
         if (line.tag[0]) {
-            ejw_key(&w, "tag");
-            ejw_string(&w, line.tag);
+            ejw_kstring(&w, "tag", line.tag);
         }
-        ejw_key(&w, "msg");
-        ejw_string(&w, line.msg);
-        ejw_key(&w, "ms");
-        ejw_int(&w, line.ms < 0 ? 0 : line.ms);
+        ejw_kstring(&w, "msg", line.msg);
+        ejw_kint(&w, "ms", line.ms < 0 ? 0 : line.ms);
         ejw_obj_end(&w);
         if (w.overflow || w.len > LOG_BATCH_BYTES) {
             w = save;
@@ -1460,10 +1449,10 @@ int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *cod
     espadmin_sanitize_text(e->code, 64, code ? code : "", strlen(code ? code : ""));
     espadmin_sanitize_text(e->message, 256, message ? message : "error", strlen(message ? message : "error"));
     if (e->type[0] == '\0') {
-        snprintf(e->type, sizeof(e->type), "app");
+        espadmin_copy(e->type, sizeof(e->type), "app");
     }
     if (e->message[0] == '\0') {
-        snprintf(e->message, sizeof(e->message), "error");
+        espadmin_copy(e->message, sizeof(e->message), "error");
     }
     e->reset_reason[0] = '\0';
     e->version[0] = '\0';
@@ -1510,7 +1499,7 @@ static void send_ota_report(espadmin_agent_t *a)
         return;
     }
     const char *reason = a->ota_report_reason[0] ? a->ota_report_reason : NULL;
-    if (send_ota(a, a->ota_id, a->ota_version, a->ota_report_state,
+    if (ota_send(a, a->ota_report_state,
                  strcmp(a->ota_report_state, "succeeded") == 0 ? 100 : 0, reason, NULL) >= 0) {
         a->ota_report_pending = false;
     }

@@ -859,6 +859,18 @@ void ejw_int(ej_writer_t *w, int64_t v)
     put(w, tmp, n);
 }
 
+void ejw_kstring(ej_writer_t *w, const char *key, const char *s)
+{
+    ejw_key(w, key);
+    ejw_string(w, s);
+}
+
+void ejw_kint(ej_writer_t *w, const char *key, int64_t v)
+{
+    ejw_key(w, key);
+    ejw_int(w, v);
+}
+
 void ejw_bool(ej_writer_t *w, bool v)
 {
     before_value(w);

@@ -554,7 +554,7 @@ static void fail(rd_t *r, const char *field)
 {
     if (r->err->code == ESPADMIN_OK) {
         r->err->code = ESPADMIN_E_INVALID_FIELD;
-        snprintf(r->err->field, sizeof(r->err->field), "%s", field);
+        espadmin_copy(r->err->field, sizeof(r->err->field), field);
     }
 }
 
@@ -590,7 +590,7 @@ static obj_t object_at(rd_t *r, const char *path, const ej_node_t *n)
     obj_t o;
     o.r = r;
     o.n = NULL;
-    snprintf(o.path, sizeof(o.path), "%s", path);
+    espadmin_copy(o.path, sizeof(o.path), path);
     if (n == NULL || n->type != EJ_OBJECT) {
         fail(r, path);
     } else {
@@ -780,15 +780,6 @@ static bool valid_signature(const char *s)
     return espadmin_base64_decode(s, strlen(s), sig, sizeof(sig)) == 64;
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    if (src) {
-        snprintf(dst, cap, "%s", src);
-    } else {
-        dst[0] = '\0';
-    }
-}
-
 /* Keeps the value of entry e: its decoded text s[0..n) in cmd->values (default profile), or
  * where the value v stands in the payload (small profile: nothing is copied). */
 static bool store_value(espadmin_command_t *cmd, espadmin_cfg_entry_t *e, const ej_node_t *v,
@@ -822,7 +813,7 @@ static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_
     obj_t e = object_at(r, path, it);
     espadmin_cfg_entry_t *entry = &cmd->config.entries[i];
     memset(entry, 0, sizeof(*entry));
-    copy_str(entry->key, sizeof(entry->key),
+    espadmin_copy(entry->key, sizeof(entry->key),
              o_check(&e, "key", o_str(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN), valid_config_key));
     int t = o_enum(&e, "type", true, k_cfg_types);
     entry->type = t < 0 ? ESPADMIN_CFG_STRING : (espadmin_cfg_type_t)t;
@@ -895,7 +886,7 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
 {
     rd_t *r = p->r;
     cmd->config.version = o_int(p, "version", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    copy_str(cmd->config.hash, sizeof(cmd->config.hash),
+    espadmin_copy(cmd->config.hash, sizeof(cmd->config.hash),
              o_check(p, "hash", o_str(p, "hash", true, 64), valid_sha256));
     const ej_node_t *items = o_array(p, "entries", true, 0, ESPADMIN_MAX_CONFIG_ENTRIES);
     if (items == NULL) {
@@ -971,7 +962,7 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         ej_free(&doc);
         return err->code;
     }
-    copy_str(cmd->id, sizeof(cmd->id),
+    espadmin_copy(cmd->id, sizeof(cmd->id),
              o_check(&o, "id", o_str(&o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id));
     const char *name = o_str(&o, "name", true, 32);
     if (err->code != ESPADMIN_OK) {
@@ -998,7 +989,7 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
     obj_t p = object_at(&r, "params", pn ? pn : &empty);
     switch (cmd->name) {
     case ESPADMIN_CMD_RESTART:
-        copy_str(cmd->restart_reason, sizeof(cmd->restart_reason), o_str(&p, "reason", false, 128));
+        espadmin_copy(cmd->restart_reason, sizeof(cmd->restart_reason), o_str(&p, "reason", false, 128));
         break;
     case ESPADMIN_CMD_DEBUG: {
         cmd->debug.enabled = o_bool(&p, "enabled", true) == 1;
@@ -1017,17 +1008,17 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         espadmin_update_params_t *u = &cmd->update;
         bool update = cmd->name == ESPADMIN_CMD_UPDATE;
         if (update) {
-            copy_str(u->version, sizeof(u->version),
+            espadmin_copy(u->version, sizeof(u->version),
                      o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
             u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
-            copy_str(u->sha256, sizeof(u->sha256),
+            espadmin_copy(u->sha256, sizeof(u->sha256),
                      o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
         }
-        copy_str(u->url, sizeof(u->url),
+        espadmin_copy(u->url, sizeof(u->url),
                  o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
         u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
         if (update) {
-            copy_str(u->signature, sizeof(u->signature),
+            espadmin_copy(u->signature, sizeof(u->signature),
                      o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
         }
         break;
@@ -1059,114 +1050,208 @@ bool espadmin_command_peek_id(const char *data, size_t len, char id[ESPADMIN_MAX
 
 /* ---- uplink validators ---- */
 
-static void validate_status(obj_t *o) { o_bool(o, "online", true); }
+/* The uplink payloads' fields (docs/protocol.md §3), checked in table order by check_fields so
+ * that the first error is the same as the Go reader's: one table row costs a few bytes of
+ * .rodata where a call per field cost tens of bytes of code on the device. */
+typedef enum { F_STR, F_INT, F_BOOL, F_ENUM, F_OBJ, F_ARR } field_type_t;
 
-static void validate_metadata(obj_t *o)
-{
-    o_str(o, "firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN);
-    o_str(o, "project", false, ESPADMIN_MAX_APP_STRING_LEN);
-    o_str(o, "chip_model", true, 32);
-    o_int(o, "chip_revision", true, 0, 65535, NULL);
-    o_str(o, "idf_version", true, ESPADMIN_MAX_APP_STRING_LEN);
-    o_check(o, "mac", o_str(o, "mac", true, 17), valid_mac);
-    o_check(o, "ip", o_str(o, "ip", false, 45), espadmin_valid_ip);
-    o_int(o, "rssi", false, -127, 0, NULL);
-    o_int(o, "free_heap", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_int(o, "min_free_heap", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_int(o, "uptime_ms", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_enum(o, "reset_reason", true, k_reset_reasons);
-    o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_int(o, "protocol_version", true, 1, 65535, NULL);
-    const ej_node_t *l = o_value(o, "limits", false);
-    if (l) {
-        obj_t lim = object_at(o->r, "limits", l);
-        o_int(&lim, "command_bytes", true, 1024, ESPADMIN_MAX_COMMAND_SIZE, NULL);
-        o_int(&lim, "config_bytes", true, 256, 1048576, NULL);
-    }
-}
+typedef struct field field_t;
+struct field {
+    const char *key;
+    union {
+        bool (*valid)(const char *); /* F_STR: the value's check, or NULL */
+        const char *const *list;     /* F_ENUM */
+        const field_t *fields;       /* F_OBJ, F_ARR (each element an object): NULL key ends */
+    } u;
+    uint8_t type;
+    bool required;
+    uint16_t arg; /* F_STR: its maximum length; F_INT, F_ARR: its k_ranges row */
+};
 
-static void validate_config_req(obj_t *o)
-{
-    o_int(o, "config_version", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_check(o, "hash", o_str(o, "hash", false, 64), valid_sha256);
-}
+/* Integer ranges (F_INT) and array lengths (F_ARR); hi -1 stands for ESPADMIN_MAX_SAFE_INTEGER. */
+enum { R_NONNEG, R_POS, R_U16, R_POS_U16, R_RSSI, R_PCT, R_LINE, R_DUMP, R_CMD_BYTES, R_CFG_BYTES,
+       R_LINES, R_FRAMES };
+static const int32_t k_ranges[][2] = {
+    [R_NONNEG] = {0, -1},
+    [R_POS] = {1, -1},
+    [R_U16] = {0, 65535},
+    [R_POS_U16] = {1, 65535},
+    [R_RSSI] = {-127, 0},
+    [R_PCT] = {0, 100},
+    [R_LINE] = {0, 2147483647},
+    [R_DUMP] = {0, ESPADMIN_MAX_CORE_DUMP_SIZE},
+    [R_CMD_BYTES] = {1024, ESPADMIN_MAX_COMMAND_SIZE},
+    [R_CFG_BYTES] = {256, 1048576},
+    [R_LINES] = {1, ESPADMIN_MAX_LOG_LINES},
+    [R_FRAMES] = {0, 64},
+};
 
-static void validate_ack(obj_t *o)
-{
-    o_check(o, "id", o_str(o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id);
-    o_enum(o, "result", true, k_results);
-    o_str(o, "message", false, ESPADMIN_MAX_MESSAGE_LEN);
-    const ej_node_t *d = o_value(o, "data", false);
-    if (d && d->type != EJ_OBJECT) {
-        fail_key(o, "data");
-    }
-}
+#define STR(k, req, max) {.key = k, .type = F_STR, .required = req, .arg = max}
+#define STR_V(k, req, max, fn) {.key = k, .u.valid = fn, .type = F_STR, .required = req, .arg = max}
+#define INT(k, req, range) {.key = k, .type = F_INT, .required = req, .arg = range}
+#define ENUM(k, req, l) {.key = k, .u.list = l, .type = F_ENUM, .required = req}
+#define NESTED(k, t, req, f, range) {.key = k, .u.fields = f, .type = t, .required = req, .arg = range}
+#define END {.key = NULL}
 
-static void validate_ota(obj_t *o)
+static const field_t k_status_fields[] = {{.key = "online", .type = F_BOOL, .required = true}, END};
+
+static const field_t k_limits_fields[] = {
+    INT("command_bytes", true, R_CMD_BYTES),
+    INT("config_bytes", true, R_CFG_BYTES),
+    END,
+};
+
+static const field_t k_metadata_fields[] = {
+    STR("firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN),
+    STR("project", false, ESPADMIN_MAX_APP_STRING_LEN),
+    STR("chip_model", true, 32),
+    INT("chip_revision", true, R_U16),
+    STR("idf_version", true, ESPADMIN_MAX_APP_STRING_LEN),
+    STR_V("mac", true, 17, valid_mac),
+    STR_V("ip", false, 45, espadmin_valid_ip),
+    INT("rssi", false, R_RSSI),
+    INT("free_heap", true, R_NONNEG),
+    INT("min_free_heap", false, R_NONNEG),
+    INT("uptime_ms", true, R_NONNEG),
+    ENUM("reset_reason", true, k_reset_reasons),
+    INT("config_version", true, R_NONNEG),
+    INT("protocol_version", true, R_POS_U16),
+    NESTED("limits", F_OBJ, false, k_limits_fields, 0),
+    END,
+};
+
+static const field_t k_config_req_fields[] = {
+    INT("config_version", true, R_NONNEG),
+    STR_V("hash", false, 64, valid_sha256),
+    END,
+};
+
+static const field_t k_no_fields[] = {END};
+
+static const field_t k_ack_fields[] = {
+    STR_V("id", true, ESPADMIN_MAX_ID_LEN, espadmin_valid_device_id),
+    ENUM("result", true, k_results),
+    STR("message", false, ESPADMIN_MAX_MESSAGE_LEN),
+    NESTED("data", F_OBJ, false, k_no_fields, 0),
+    END,
+};
+
+static const field_t k_ota_fields[] = {
+    STR_V("id", true, ESPADMIN_MAX_ID_LEN, espadmin_valid_device_id),
+    STR_V("version", true, 32, espadmin_valid_release_version),
+    ENUM("state", true, k_ota_states),
+    INT("progress", false, R_PCT),
+    ENUM("reason", false, k_ota_reasons),
+    STR("message", false, ESPADMIN_MAX_MESSAGE_LEN),
+    END,
+};
+
+static const field_t k_log_line_fields[] = {
+    ENUM("level", true, k_levels),
+    STR("tag", false, ESPADMIN_MAX_LOG_TAG_LEN),
+    STR("msg", true, ESPADMIN_MAX_LOG_MSG_LEN),
+    INT("ms", true, R_NONNEG),
+    END,
+};
+
+static const field_t k_log_fields[] = {
+    INT("seq", true, R_NONNEG),
+    INT("dropped", false, R_NONNEG),
+    NESTED("lines", F_ARR, true, k_log_line_fields, R_LINES),
+    END,
+};
+
+static const field_t k_frame_fields[] = {
+    STR_V("pc", true, 18, valid_address),
+    STR_V("sp", false, 18, valid_address),
+    STR("func", false, 128),
+    STR("file", false, 256),
+    INT("line", false, R_LINE),
+    END,
+};
+
+static const field_t k_core_dump_fields[] = {
+    STR("task", false, 32),
+    STR("cause", false, 128),
+    STR("summary", false, 4096),
+    INT("size", false, R_DUMP),
+    END,
+};
+
+static const field_t k_error_fields[] = {
+    STR("message", true, 1024),
+    STR("type", true, 64),
+    STR("code", false, 64),
+    ENUM("severity", false, k_severities),
+    ENUM("reset_reason", false, k_reset_reasons),
+    STR("firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN),
+    INT("uptime_ms", false, R_NONNEG),
+    INT("free_heap", false, R_NONNEG),
+    NESTED("backtrace", F_ARR, false, k_frame_fields, R_FRAMES),
+    NESTED("core_dump", F_OBJ, false, k_core_dump_fields, 0),
+    END,
+};
+
+static const field_t *const k_uplink_fields[] = {
+    k_status_fields, k_metadata_fields, k_config_req_fields, k_ack_fields,
+    k_ota_fields,    k_log_fields,      k_error_fields,
+};
+
+static void check_fields(const obj_t *o, const field_t *f)
 {
-    o_check(o, "id", o_str(o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id);
-    o_check(o, "version", o_str(o, "version", true, 32), espadmin_valid_release_version);
-    int state = o_enum(o, "state", true, k_ota_states);
-    o_int(o, "progress", false, 0, 100, NULL);
-    int reason = o_enum(o, "reason", false, k_ota_reasons);
-    o_str(o, "message", false, ESPADMIN_MAX_MESSAGE_LEN);
-    if (o->r->err->code == ESPADMIN_OK) {
-        bool failed = state == 5;
-        if ((failed && reason < 0) || (!failed && reason >= 0)) {
-            fail_key(o, "reason");
+    for (; f->key; f++) {
+        int64_t lo = 0, hi = 0;
+        if (f->type == F_INT || f->type == F_ARR) {
+            lo = k_ranges[f->arg][0];
+            hi = k_ranges[f->arg][1] < 0 ? ESPADMIN_MAX_SAFE_INTEGER : k_ranges[f->arg][1];
+        }
+        switch (f->type) {
+        case F_STR: {
+            const char *s = o_str(o, f->key, f->required, f->arg);
+            if (f->u.valid) {
+                o_check(o, f->key, s, f->u.valid);
+            }
+            break;
+        }
+        case F_INT: o_int(o, f->key, f->required, lo, hi, NULL); break;
+        case F_BOOL: o_bool(o, f->key, f->required); break;
+        case F_ENUM: o_enum(o, f->key, f->required, f->u.list); break;
+        case F_OBJ: {
+            const ej_node_t *v = o_value(o, f->key, f->required);
+            if (v) {
+                char path[64];
+                name_of(o, f->key, path, sizeof(path));
+                obj_t sub = object_at(o->r, path, v);
+                check_fields(&sub, f->u.fields);
+            }
+            break;
+        }
+        case F_ARR: {
+            const ej_node_t *v = o_array(o, f->key, f->required, (size_t)lo, (size_t)hi);
+            size_t i = 0;
+            for (const ej_node_t *it = v ? v->child : NULL; it; it = it->next, i++) {
+                char name[64], path[64];
+                name_of(o, f->key, name, sizeof(name));
+                index_path(path, sizeof(path), name, i);
+                obj_t el = object_at(o->r, path, it);
+                check_fields(&el, f->u.fields);
+            }
+            break;
+        }
+        default: break;
         }
     }
 }
 
-static void validate_log(obj_t *o)
+/* an outcome's reason goes with state "failed" only */
+static void check_ota_reason(obj_t *o)
 {
-    o_int(o, "seq", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_int(o, "dropped", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    const ej_node_t *lines = o_array(o, "lines", true, 1, ESPADMIN_MAX_LOG_LINES);
-    if (lines == NULL || o->r->err->code != ESPADMIN_OK) {
-        return;
-    }
-    size_t i = 0;
-    for (const ej_node_t *it = lines->child; it; it = it->next, i++) {
-        char path[64];
-        index_path(path, sizeof(path), "lines", i);
-        obj_t l = object_at(o->r, path, it);
-        o_enum(&l, "level", true, k_levels);
-        o_str(&l, "tag", false, ESPADMIN_MAX_LOG_TAG_LEN);
-        o_str(&l, "msg", true, ESPADMIN_MAX_LOG_MSG_LEN);
-        o_int(&l, "ms", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    }
-}
-
-static void validate_error(obj_t *o)
-{
-    o_str(o, "message", true, 1024);
-    o_str(o, "type", true, 64);
-    o_str(o, "code", false, 64);
-    o_enum(o, "severity", false, k_severities);
-    o_enum(o, "reset_reason", false, k_reset_reasons);
-    o_str(o, "firmware_version", true, ESPADMIN_MAX_APP_STRING_LEN);
-    o_int(o, "uptime_ms", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    o_int(o, "free_heap", false, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    const ej_node_t *bt = o_array(o, "backtrace", false, 0, 64);
-    size_t i = 0;
-    for (const ej_node_t *it = bt ? bt->child : NULL; it; it = it->next, i++) {
-        char path[64];
-        index_path(path, sizeof(path), "backtrace", i);
-        obj_t f = object_at(o->r, path, it);
-        o_check(&f, "pc", o_str(&f, "pc", true, 18), valid_address);
-        o_check(&f, "sp", o_str(&f, "sp", false, 18), valid_address);
-        o_str(&f, "func", false, 128);
-        o_str(&f, "file", false, 256);
-        o_int(&f, "line", false, 0, 2147483647, NULL);
-    }
-    const ej_node_t *cd = o_value(o, "core_dump", false);
-    if (cd) {
-        obj_t c = object_at(o->r, "core_dump", cd);
-        o_str(&c, "task", false, 32);
-        o_str(&c, "cause", false, 128);
-        o_str(&c, "summary", false, 4096);
-        o_int(&c, "size", false, 0, ESPADMIN_MAX_CORE_DUMP_SIZE, NULL);
+    if (o->r->err->code == ESPADMIN_OK) {
+        bool failed = o_enum(o, "state", true, k_ota_states) == 5;
+        bool reason = o_enum(o, "reason", false, k_ota_reasons) >= 0;
+        if (failed != reason) {
+            fail_key(o, "reason");
+        }
     }
 }
 
@@ -1190,15 +1275,9 @@ espadmin_perr_code_t espadmin_uplink_validate(espadmin_kind_t kind, const char *
     obj_t o;
     if (open_payload(&doc, &r, &o, data, len, limits[kind], ESPADMIN_JSON_MAX_DEPTH + 1,
                      ESPADMIN_JSON_MAX_NODES) == ESPADMIN_OK) {
-        switch (kind) {
-        case ESPADMIN_KIND_STATUS: validate_status(&o); break;
-        case ESPADMIN_KIND_METADATA: validate_metadata(&o); break;
-        case ESPADMIN_KIND_CONFIG_REQ: validate_config_req(&o); break;
-        case ESPADMIN_KIND_ACK: validate_ack(&o); break;
-        case ESPADMIN_KIND_OTA: validate_ota(&o); break;
-        case ESPADMIN_KIND_LOG: validate_log(&o); break;
-        case ESPADMIN_KIND_ERROR: validate_error(&o); break;
-        default: break;
+        check_fields(&o, k_uplink_fields[kind]);
+        if (kind == ESPADMIN_KIND_OTA) {
+            check_ota_reason(&o);
         }
     }
     ej_free(&doc);
@@ -1262,15 +1341,13 @@ static void head(ej_writer_t *w, char *buf, size_t cap)
 {
     ejw_init(w, buf, cap);
     ejw_obj_begin(w);
-    ejw_key(w, "v");
-    ejw_int(w, ESPADMIN_PROTOCOL_VERSION);
+    ejw_kint(w, "v", ESPADMIN_PROTOCOL_VERSION);
 }
 
 static void opt_str(ej_writer_t *w, const char *key, const char *v)
 {
     if (v && *v) {
-        ejw_key(w, key);
-        ejw_string(w, v);
+        ejw_kstring(w, key, v);
     }
 }
 
@@ -1288,43 +1365,29 @@ int espadmin_encode_metadata(char *buf, size_t cap, const espadmin_metadata_t *m
 {
     ej_writer_t w;
     head(&w, buf, cap);
-    ejw_key(&w, "firmware_version");
-    ejw_string(&w, m->firmware_version);
+    ejw_kstring(&w, "firmware_version", m->firmware_version);
     opt_str(&w, "project", m->project);
-    ejw_key(&w, "chip_model");
-    ejw_string(&w, m->chip_model);
-    ejw_key(&w, "chip_revision");
-    ejw_int(&w, m->chip_revision);
-    ejw_key(&w, "idf_version");
-    ejw_string(&w, m->idf_version);
-    ejw_key(&w, "mac");
-    ejw_string(&w, m->mac);
+    ejw_kstring(&w, "chip_model", m->chip_model);
+    ejw_kint(&w, "chip_revision", m->chip_revision);
+    ejw_kstring(&w, "idf_version", m->idf_version);
+    ejw_kstring(&w, "mac", m->mac);
     opt_str(&w, "ip", m->ip);
     if (m->has_rssi) {
-        ejw_key(&w, "rssi");
-        ejw_int(&w, m->rssi);
+        ejw_kint(&w, "rssi", m->rssi);
     }
-    ejw_key(&w, "free_heap");
-    ejw_int(&w, m->free_heap);
+    ejw_kint(&w, "free_heap", m->free_heap);
     if (m->min_free_heap >= 0) {
-        ejw_key(&w, "min_free_heap");
-        ejw_int(&w, m->min_free_heap);
+        ejw_kint(&w, "min_free_heap", m->min_free_heap);
     }
-    ejw_key(&w, "uptime_ms");
-    ejw_int(&w, m->uptime_ms);
-    ejw_key(&w, "reset_reason");
-    ejw_string(&w, m->reset_reason);
-    ejw_key(&w, "config_version");
-    ejw_int(&w, m->config_version);
-    ejw_key(&w, "protocol_version");
-    ejw_int(&w, ESPADMIN_PROTOCOL_VERSION);
+    ejw_kint(&w, "uptime_ms", m->uptime_ms);
+    ejw_kstring(&w, "reset_reason", m->reset_reason);
+    ejw_kint(&w, "config_version", m->config_version);
+    ejw_kint(&w, "protocol_version", ESPADMIN_PROTOCOL_VERSION);
     if (m->limit_command_bytes > 0) {
         ejw_key(&w, "limits");
         ejw_obj_begin(&w);
-        ejw_key(&w, "command_bytes");
-        ejw_int(&w, m->limit_command_bytes);
-        ejw_key(&w, "config_bytes");
-        ejw_int(&w, m->limit_config_bytes);
+        ejw_kint(&w, "command_bytes", m->limit_command_bytes);
+        ejw_kint(&w, "config_bytes", m->limit_config_bytes);
         ejw_obj_end(&w);
     }
     ejw_obj_end(&w);
@@ -1335,8 +1398,7 @@ int espadmin_encode_config_req(char *buf, size_t cap, int64_t config_version, co
 {
     ej_writer_t w;
     head(&w, buf, cap);
-    ejw_key(&w, "config_version");
-    ejw_int(&w, config_version);
+    ejw_kint(&w, "config_version", config_version);
     opt_str(&w, "hash", hash);
     ejw_obj_end(&w);
     return finish(&w, ESPADMIN_KIND_CONFIG_REQ);
@@ -1348,10 +1410,8 @@ int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *resul
     ej_writer_t w;
     char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
     head(&w, buf, cap);
-    ejw_key(&w, "id");
-    ejw_string(&w, id);
-    ejw_key(&w, "result");
-    ejw_string(&w, result);
+    ejw_kstring(&w, "id", id);
+    ejw_kstring(&w, "result", result);
     if (message && *message) {
         espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
         opt_str(&w, "message", msg);
@@ -1359,8 +1419,7 @@ int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *resul
     if (config_version >= 0) {
         ejw_key(&w, "data");
         ejw_obj_begin(&w);
-        ejw_key(&w, "config_version");
-        ejw_int(&w, config_version);
+        ejw_kint(&w, "config_version", config_version);
         ejw_obj_end(&w);
     }
     ejw_obj_end(&w);
@@ -1373,15 +1432,11 @@ int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *versi
     ej_writer_t w;
     char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
     head(&w, buf, cap);
-    ejw_key(&w, "id");
-    ejw_string(&w, id);
-    ejw_key(&w, "version");
-    ejw_string(&w, version);
-    ejw_key(&w, "state");
-    ejw_string(&w, state);
+    ejw_kstring(&w, "id", id);
+    ejw_kstring(&w, "version", version);
+    ejw_kstring(&w, "state", state);
     if (progress >= 0) {
-        ejw_key(&w, "progress");
-        ejw_int(&w, progress > 100 ? 100 : progress);
+        ejw_kint(&w, "progress", progress > 100 ? 100 : progress);
     }
     opt_str(&w, "reason", reason);
     if (message && *message) {
@@ -1396,30 +1451,24 @@ static void hex_field(ej_writer_t *w, const char *key, uint32_t v)
 {
     char s[11];
     snprintf(s, sizeof(s), "0x%" PRIx32, v);
-    ejw_key(w, key);
-    ejw_string(w, s);
+    ejw_kstring(w, key, s);
 }
 
 int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *e)
 {
     ej_writer_t w;
     head(&w, buf, cap);
-    ejw_key(&w, "message");
-    ejw_string(&w, e->message);
-    ejw_key(&w, "type");
-    ejw_string(&w, e->type);
+    ejw_kstring(&w, "message", e->message);
+    ejw_kstring(&w, "type", e->type);
     opt_str(&w, "code", e->code);
     opt_str(&w, "severity", e->severity);
     opt_str(&w, "reset_reason", e->reset_reason);
-    ejw_key(&w, "firmware_version");
-    ejw_string(&w, e->firmware_version);
+    ejw_kstring(&w, "firmware_version", e->firmware_version);
     if (e->uptime_ms >= 0) {
-        ejw_key(&w, "uptime_ms");
-        ejw_int(&w, e->uptime_ms);
+        ejw_kint(&w, "uptime_ms", e->uptime_ms);
     }
     if (e->free_heap >= 0) {
-        ejw_key(&w, "free_heap");
-        ejw_int(&w, e->free_heap);
+        ejw_kint(&w, "free_heap", e->free_heap);
     }
     const espadmin_crash_t *c = e->crash;
     if (c && c->nframes > 0) {
@@ -1445,8 +1494,7 @@ int espadmin_encode_error(char *buf, size_t cap, const espadmin_error_report_t *
         }
         opt_str(&w, "summary", summary);
         if (c && c->size > 0) {
-            ejw_key(&w, "size");
-            ejw_int(&w, c->size);
+            ejw_kint(&w, "size", c->size);
         }
         ejw_obj_end(&w);
     }

@@ -48,6 +48,17 @@ bool espadmin_append_i64(char *buf, size_t cap, size_t *len, int64_t v)
     return espadmin_append(buf, cap, len, tmp);
 }
 
+size_t espadmin_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    while (src != NULL && n + 1 < cap && src[n] != '\0') {
+        dst[n] = src[n];
+        n++;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 /* ---- log ring ---- */
 /* record: u16 size | u64 seq | i64 ms | u8 level | u8 tag_len | tag | msg */
 #define REC_HEAD 20
