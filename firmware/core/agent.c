@@ -35,6 +35,8 @@ static i64_text_t i64_text(int64_t v)
 #define I64(v) (i64_text(v).s)
 
 #define TAG "espadmin"
+#define STRING_OF_(x) #x
+#define STRING_OF(x) STRING_OF_(x)
 #define NS ESPADMIN_NVS_NAMESPACE
 /* sizes of the profile (include/espadmin/profile.h) */
 #define RECENT_IDS ESPADMIN_RECENT_IDS
@@ -850,7 +852,10 @@ static bool managed_key_ok(const char *key, espadmin_cfg_type_t t, const char *s
  * the active pointer: either the whole config is applied or nothing changes. */
 static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 {
-    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1] = "";
+    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
+    /* why it is refused: a format given the current entry's key and type name */
+    const char *why = NULL;
+    const espadmin_cfg_entry_t *e = NULL;
     char staging = a->cfg_active == 'a' ? 'b' : 'a';
     const char *ns = cfg_ns(staging);
     /* every buffer below holds at most one value's text (or less: its decoded or decrypted
@@ -867,14 +872,14 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     char *plain = espadmin_malloc(cap);
     bool ok = val && sealed && plain;
     if (!ok) {
-        espadmin_copy(msg, sizeof(msg), "out of memory");
+        why = "out of memory";
     }
     if (ok && a->p->kv_erase_all(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        espadmin_copy(msg, sizeof(msg), "storage: cannot clear the config namespace");
+        why = "storage: cannot clear the config namespace";
         ok = false;
     }
     for (size_t i = 0; ok && i < c->config.count; i++) {
-        const espadmin_cfg_entry_t *e = &c->config.entries[i];
+        e = &c->config.entries[i];
         const char *text = c->value_text + e->value_off;
         size_t text_len = e->value_len;
         size_t stored_len = 0;
@@ -898,7 +903,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             }
             if (!ok) {
                 /* the decoder checked it is a JSON string: only memory can be short */
-                espadmin_copy(msg, sizeof(msg), "out of memory");
+                why = "out of memory";
                 break;
             }
         }
@@ -911,13 +916,13 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             if (n < 29 || aad_len < 0 ||
                 !a->p->aes_gcm_decrypt(a->p->ctx, a->device_key, sealed, aad, (size_t)aad_len,
                                        sealed + 12, ct_len, sealed + 12 + ct_len, plain)) {
-                snprintf(msg, sizeof(msg), "secret %s: cannot decrypt", e->key);
+                why = "secret %s: cannot decrypt";
                 ok = false;
                 break;
             }
             if (!ej_utf8_valid(plain, ct_len) ||
                 (wrapper = parse_bare(&doc, plain, ct_len, &v)) == NULL) {
-                snprintf(msg, sizeof(msg), "secret %s: decrypted value is not JSON", e->key);
+                why = "secret %s: decrypted value is not JSON";
                 ok = false;
                 break;
             }
@@ -943,31 +948,29 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             espadmin_free(wrapper);
         }
         if (!ok) {
-            snprintf(msg, sizeof(msg), "%s: value does not match type %s", e->key,
-                     espadmin_cfg_type_name(e->type));
+            why = "%s: value does not match type %s";
             break;
         }
         val[stored_len] = '\0';
         total += strlen(e->key) + stored_len - 1;
         if (total > ESPADMIN_DEVICE_MAX_CONFIG) {
-            snprintf(msg, sizeof(msg), "config exceeds the device's limit of %u bytes",
-                     (unsigned)ESPADMIN_DEVICE_MAX_CONFIG);
+            why = "config exceeds the device's limit of " STRING_OF(ESPADMIN_DEVICE_MAX_CONFIG) " bytes";
             ok = false;
             break;
         }
         if (!managed_key_ok(e->key, e->type, val)) {
-            snprintf(msg, sizeof(msg), "%s: invalid platform-managed value", e->key);
+            why = "%s: invalid platform-managed value";
             ok = false;
             break;
         }
         if (a->p->kv_set(a->p->ctx, ns, e->key, val, stored_len) != ESPADMIN_PLATFORM_OK) {
-            snprintf(msg, sizeof(msg), "storage: cannot write %s", e->key);
+            why = "storage: cannot write %s";
             ok = false;
             break;
         }
     }
     if (ok && a->p->kv_commit(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        espadmin_copy(msg, sizeof(msg), "storage: commit failed");
+        why = "storage: commit failed";
         ok = false;
     }
     if (ok) {
@@ -981,10 +984,11 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
         ok = ok && kv_put_str(a, NS, "cfg_active", flag) == ESPADMIN_PLATFORM_OK;
         ok = ok && a->p->kv_commit(a->p->ctx, NS) == ESPADMIN_PLATFORM_OK;
         if (!ok) {
-            espadmin_copy(msg, sizeof(msg), "storage: cannot switch to the new config");
+            why = "storage: cannot switch to the new config";
         }
     }
     if (!ok) {
+        snprintf(msg, sizeof(msg), why, e ? e->key : "", e ? espadmin_cfg_type_name(e->type) : "");
         if (val && sealed && plain) {
             a->p->kv_erase_all(a->p->ctx, ns);
             a->p->kv_commit(a->p->ctx, ns);

@@ -75,6 +75,9 @@ bool ej_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* The short escapes: each letter, then the character it stands for. */
+static const char k_escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
@@ -155,17 +158,7 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
                 return false;
             }
             unsigned char e = *ps->p++;
-            char ch;
-            switch (e) {
-            case '"': ch = '"'; break;
-            case '\\': ch = '\\'; break;
-            case '/': ch = '/'; break;
-            case 'b': ch = '\b'; break;
-            case 'f': ch = '\f'; break;
-            case 'n': ch = '\n'; break;
-            case 'r': ch = '\r'; break;
-            case 't': ch = '\t'; break;
-            case 'u': {
+            if (e == 'u') {
                 uint32_t cp;
                 if (!hex4(ps, &cp) || cp == 0) {
                     return false;
@@ -192,11 +185,15 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
                 n += k;
                 continue;
             }
-            default:
+            size_t i = 0;
+            while (k_escapes[i] && (unsigned char)k_escapes[i] != e) {
+                i += 2;
+            }
+            if (k_escapes[i] == '\0') {
                 return false;
             }
             if (dst) {
-                dst[n] = ch;
+                dst[n] = k_escapes[i + 1];
             }
             n++;
             continue;
@@ -316,9 +313,8 @@ static uint32_t next_cp(const unsigned char **pp)
         return UINT32_MAX;
     }
     if (cp == '\\') {
-        static const char unescaped[] = "b\bf\fn\nr\rt\t";
-        const char *m = strchr(unescaped, p[1]);
-        cp = m ? (uint32_t)(unsigned char)m[1] : p[1]; /* " \\ / stand for themselves */
+        const char *m = strchr(k_escapes, p[1]); /* a letter comes before its character */
+        cp = m ? (uint32_t)(unsigned char)m[1] : p[1]; /* 'u': decoded below */
         p += 2;
         if (p[-1] == 'u') {
             for (int pair = 0; pair < 2; pair++) {

@@ -634,6 +634,14 @@ static const char *o_check(const obj_t *o, const char *key, const char *s, bool 
     return s;
 }
 
+/* o_str, then the check valid (when not NULL), copied into dst ("" when absent or invalid) */
+static void o_text(const obj_t *o, const char *key, bool required, size_t max_len,
+                   bool (*valid)(const char *), char *dst, size_t cap)
+{
+    const char *s = o_str(o, key, required, max_len);
+    espadmin_copy(dst, cap, valid ? o_check(o, key, s, valid) : s);
+}
+
 static bool int_in(const ej_node_t *v, int64_t lo, int64_t hi, int64_t *out)
 {
     int64_t n;
@@ -813,8 +821,7 @@ static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_
     obj_t e = object_at(r, path, it);
     espadmin_cfg_entry_t *entry = &cmd->config.entries[i];
     memset(entry, 0, sizeof(*entry));
-    espadmin_copy(entry->key, sizeof(entry->key),
-             o_check(&e, "key", o_str(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN), valid_config_key));
+    o_text(&e, "key", true, ESPADMIN_MAX_CONFIG_KEY_LEN, valid_config_key, entry->key, sizeof(entry->key));
     int t = o_enum(&e, "type", true, k_cfg_types);
     entry->type = t < 0 ? ESPADMIN_CFG_STRING : (espadmin_cfg_type_t)t;
     entry->secret = o_bool(&e, "secret", false) == 1;
@@ -886,8 +893,7 @@ static void decode_config(obj_t *p, espadmin_command_t *cmd)
 {
     rd_t *r = p->r;
     cmd->config.version = o_int(p, "version", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
-    espadmin_copy(cmd->config.hash, sizeof(cmd->config.hash),
-             o_check(p, "hash", o_str(p, "hash", true, 64), valid_sha256));
+    o_text(p, "hash", true, 64, valid_sha256, cmd->config.hash, sizeof(cmd->config.hash));
     const ej_node_t *items = o_array(p, "entries", true, 0, ESPADMIN_MAX_CONFIG_ENTRIES);
     if (items == NULL) {
         return;
@@ -962,34 +968,30 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         ej_free(&doc);
         return err->code;
     }
-    espadmin_copy(cmd->id, sizeof(cmd->id),
-             o_check(&o, "id", o_str(&o, "id", true, ESPADMIN_MAX_ID_LEN), espadmin_valid_device_id));
+    o_text(&o, "id", true, ESPADMIN_MAX_ID_LEN, espadmin_valid_device_id, cmd->id, sizeof(cmd->id));
     const char *name = o_str(&o, "name", true, 32);
     if (err->code != ESPADMIN_OK) {
         ej_free(&doc);
         return err->code;
     }
-    if (strcmp(name, "restart") == 0) {
-        cmd->name = ESPADMIN_CMD_RESTART;
-    } else if (strcmp(name, "config") == 0) {
-        cmd->name = ESPADMIN_CMD_CONFIG;
-    } else if (strcmp(name, "update") == 0) {
-        cmd->name = ESPADMIN_CMD_UPDATE;
-    } else if (strcmp(name, "debug") == 0) {
-        cmd->name = ESPADMIN_CMD_DEBUG;
-    } else if (strcmp(name, "coredump") == 0) {
-        cmd->name = ESPADMIN_CMD_COREDUMP;
-    } else {
+    /* in the order of espadmin_cmd_name_t */
+    static const char *const commands[] = {"restart", "config", "update", "debug", "coredump", NULL};
+    int k = 0;
+    while (commands[k] && strcmp(name, commands[k]) != 0) {
+        k++;
+    }
+    if (commands[k] == NULL) {
         ej_free(&doc);
         return err->code = ESPADMIN_E_UNKNOWN_COMMAND;
     }
+    cmd->name = (espadmin_cmd_name_t)k;
     cmd->expires_at = o_int(&o, "expires_at", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
     static const ej_node_t empty = {.type = EJ_OBJECT};
     const ej_node_t *pn = o_value(&o, "params", false);
     obj_t p = object_at(&r, "params", pn ? pn : &empty);
     switch (cmd->name) {
     case ESPADMIN_CMD_RESTART:
-        espadmin_copy(cmd->restart_reason, sizeof(cmd->restart_reason), o_str(&p, "reason", false, 128));
+        o_text(&p, "reason", false, 128, NULL, cmd->restart_reason, sizeof(cmd->restart_reason));
         break;
     case ESPADMIN_CMD_DEBUG: {
         cmd->debug.enabled = o_bool(&p, "enabled", true) == 1;
@@ -1008,18 +1010,14 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         espadmin_update_params_t *u = &cmd->update;
         bool update = cmd->name == ESPADMIN_CMD_UPDATE;
         if (update) {
-            espadmin_copy(u->version, sizeof(u->version),
-                     o_check(&p, "version", o_str(&p, "version", true, 32), espadmin_valid_release_version));
+            o_text(&p, "version", true, 32, espadmin_valid_release_version, u->version, sizeof(u->version));
             u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
-            espadmin_copy(u->sha256, sizeof(u->sha256),
-                     o_check(&p, "sha256", o_str(&p, "sha256", true, 64), valid_sha256));
+            o_text(&p, "sha256", true, 64, valid_sha256, u->sha256, sizeof(u->sha256));
         }
-        espadmin_copy(u->url, sizeof(u->url),
-                 o_check(&p, "url", o_str(&p, "url", true, ESPADMIN_MAX_URL_LEN), valid_download_url));
+        o_text(&p, "url", true, ESPADMIN_MAX_URL_LEN, valid_download_url, u->url, sizeof(u->url));
         u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
         if (update) {
-            espadmin_copy(u->signature, sizeof(u->signature),
-                     o_check(&p, "signature", o_str(&p, "signature", false, 88), valid_signature));
+            o_text(&p, "signature", false, 88, valid_signature, u->signature, sizeof(u->signature));
         }
         break;
     }
