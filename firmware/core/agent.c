@@ -400,17 +400,19 @@ static void load_ota_state(espadmin_agent_t *a)
     bool ok = false;
     ej_doc_t doc;
     if (have && ej_parse(&doc, buf, strlen(buf)) == EJ_OK) {
-        const ej_node_t *id = ej_get(doc.root, "id");
-        const ej_node_t *ver = ej_get(doc.root, "version");
-        const ej_node_t *from = ej_get(doc.root, "from");
-        const ej_node_t *state = ej_get(doc.root, "state");
-        ok = id && ver && from && state && id->type == EJ_STRING && ver->type == EJ_STRING &&
-             from->type == EJ_STRING && state->type == EJ_STRING;
+        /* the record save_ota_pending writes: four strings */
+        static const char *const keys[] = {"id", "version", "from", "state"};
+        const ej_node_t *f[4];
+        ok = true;
+        for (int i = 0; i < 4; i++) {
+            f[i] = ej_get(doc.root, keys[i]);
+            ok = ok && f[i] && f[i]->type == EJ_STRING;
+        }
         if (ok) {
-            espadmin_copy(a->ota_id, sizeof(a->ota_id), id->str);
-            espadmin_copy(a->ota_version, sizeof(a->ota_version), ver->str);
-            espadmin_copy(a->ota_from, sizeof(a->ota_from), from->str);
-            ok = strcmp(state->str, "rebooting") == 0;
+            espadmin_copy(a->ota_id, sizeof(a->ota_id), f[0]->str);
+            espadmin_copy(a->ota_version, sizeof(a->ota_version), f[1]->str);
+            espadmin_copy(a->ota_from, sizeof(a->ota_from), f[2]->str);
+            ok = strcmp(f[3]->str, "rebooting") == 0;
         }
         ej_free(&doc);
     }
@@ -467,8 +469,13 @@ static void load_config_state(espadmin_agent_t *a)
 
 static bool is_crash_reason(const char *r)
 {
-    return strcmp(r, "panic") == 0 || strcmp(r, "int_wdt") == 0 || strcmp(r, "task_wdt") == 0 ||
-           strcmp(r, "wdt") == 0 || strcmp(r, "brownout") == 0 || strcmp(r, "cpu_lockup") == 0;
+    static const char *const crashes[] = {"panic", "int_wdt", "task_wdt", "wdt", "brownout", "cpu_lockup", NULL};
+    for (int i = 0; crashes[i]; i++) {
+        if (strcmp(r, crashes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
@@ -1442,6 +1449,14 @@ static void flush_logs(espadmin_agent_t *a, bool force)
 
 /* ---- errors ---- */
 
+/* s sanitized into dst (capacity cap), or fallback when s is NULL or sanitizes to nothing */
+static void text_or(char *dst, size_t cap, const char *s, const char *fallback)
+{
+    if (s == NULL || espadmin_sanitize_text(dst, cap - 1, s, strlen(s)) == 0) {
+        espadmin_copy(dst, cap, fallback);
+    }
+}
+
 int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *code,
                           const char *message)
 {
@@ -1449,15 +1464,9 @@ int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *cod
         return -1;
     }
     pending_error_t *e = &a->errors[a->nerrors++];
-    espadmin_sanitize_text(e->type, 64, type ? type : "app", strlen(type ? type : "app"));
-    espadmin_sanitize_text(e->code, 64, code ? code : "", strlen(code ? code : ""));
-    espadmin_sanitize_text(e->message, 256, message ? message : "error", strlen(message ? message : "error"));
-    if (e->type[0] == '\0') {
-        espadmin_copy(e->type, sizeof(e->type), "app");
-    }
-    if (e->message[0] == '\0') {
-        espadmin_copy(e->message, sizeof(e->message), "error");
-    }
+    text_or(e->type, sizeof(e->type), type, "app");
+    text_or(e->code, sizeof(e->code), code, "");
+    text_or(e->message, sizeof(e->message), message, "error");
     e->reset_reason[0] = '\0';
     e->version[0] = '\0';
     return 0;
@@ -1558,6 +1567,13 @@ static void greet(espadmin_agent_t *a)
 
 /* ---- tick ---- */
 
+/* before a restart or a rollback */
+static void go_offline(espadmin_agent_t *a)
+{
+    a->p->mqtt_disconnect(a->p->ctx);
+    a->conn = CONN_IDLE;
+}
+
 void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
 {
     if (now_ms > a->now) {
@@ -1567,8 +1583,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         if (a->now >= a->restart_at) {
             a->restart_pending = false;
             logf_(a, ESPADMIN_LEVEL_INFO, "restarting");
-            a->p->mqtt_disconnect(a->p->ctx);
-            a->conn = CONN_IDLE;
+            go_offline(a);
             a->p->restart(a->p->ctx);
         }
         return;
@@ -1576,8 +1591,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota == OTA_REBOOTING) {
         if (a->now >= a->ota_reboot_at) {
             a->ota = OTA_IDLE;
-            a->p->mqtt_disconnect(a->p->ctx);
-            a->conn = CONN_IDLE;
+            go_offline(a);
             a->p->restart(a->p->ctx);
         }
         return;
@@ -1585,8 +1599,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota == OTA_VERIFYING && !a->reached_server && a->now >= a->ota_verify_deadline) {
         logf_(a, ESPADMIN_LEVEL_ERROR, "new image did not reach the server in time: rolling back");
         a->ota = OTA_IDLE;
-        a->p->mqtt_disconnect(a->p->ctx);
-        a->conn = CONN_IDLE;
+        go_offline(a);
         a->p->ota_rollback(a->p->ctx);
         return;
     }

@@ -1284,41 +1284,39 @@ espadmin_perr_code_t espadmin_uplink_validate(espadmin_kind_t kind, const char *
 
 /* ---- signing string and associated data ---- */
 
-int espadmin_ota_signing_string(const espadmin_update_params_t *u, char *buf, size_t cap)
+/* The n parts joined by newlines into buf; the length, or -1 when it does not fit. */
+static int join_lines(char *buf, size_t cap, const char *const *parts, size_t n)
 {
-    size_t n = 0;
+    size_t len = 0;
     if (cap == 0) {
         return -1;
     }
     buf[0] = '\0';
-    espadmin_append(buf, cap, &n, "espadmin-ota-v1\n");
-    espadmin_append(buf, cap, &n, u->version);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append_i64(buf, cap, &n, u->size);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append(buf, cap, &n, u->sha256);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append(buf, cap, &n, u->url);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append_i64(buf, cap, &n, u->url_expires_at);
-    return n >= cap ? -1 : (int)n;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            espadmin_append(buf, cap, &len, "\n");
+        }
+        espadmin_append(buf, cap, &len, parts[i]);
+    }
+    return len >= cap ? -1 : (int)len;
+}
+
+int espadmin_ota_signing_string(const espadmin_update_params_t *u, char *buf, size_t cap)
+{
+    char size[ESPADMIN_I64_TEXT_MAX], expires[ESPADMIN_I64_TEXT_MAX];
+    espadmin_fmt_i64(size, u->size);
+    espadmin_fmt_i64(expires, u->url_expires_at);
+    const char *const parts[] = {"espadmin-ota-v1", u->version, size, u->sha256, u->url, expires};
+    return join_lines(buf, cap, parts, 6);
 }
 
 int espadmin_secret_aad(const char *device_id, const char *key, int64_t version, char *buf,
                         size_t cap)
 {
-    size_t n = 0;
-    if (cap == 0) {
-        return -1;
-    }
-    buf[0] = '\0';
-    espadmin_append(buf, cap, &n, "espadmin-cfg-v1\n");
-    espadmin_append(buf, cap, &n, device_id);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append(buf, cap, &n, key);
-    espadmin_append(buf, cap, &n, "\n");
-    espadmin_append_i64(buf, cap, &n, version);
-    return n >= cap ? -1 : (int)n;
+    char ver[ESPADMIN_I64_TEXT_MAX];
+    espadmin_fmt_i64(ver, version);
+    const char *const parts[] = {"espadmin-cfg-v1", device_id, key, ver};
+    return join_lines(buf, cap, parts, 4);
 }
 
 /* ---- encoders ---- */
@@ -1346,6 +1344,16 @@ static void opt_str(ej_writer_t *w, const char *key, const char *v)
 {
     if (v && *v) {
         ejw_kstring(w, key, v);
+    }
+}
+
+/* "message", sanitized, when there is one */
+static void opt_message(ej_writer_t *w, const char *message)
+{
+    if (message && *message) {
+        char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
+        espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
+        opt_str(w, "message", msg);
     }
 }
 
@@ -1406,14 +1414,10 @@ int espadmin_encode_ack(char *buf, size_t cap, const char *id, const char *resul
                         const char *message, int64_t config_version)
 {
     ej_writer_t w;
-    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
     head(&w, buf, cap);
     ejw_kstring(&w, "id", id);
     ejw_kstring(&w, "result", result);
-    if (message && *message) {
-        espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
-        opt_str(&w, "message", msg);
-    }
+    opt_message(&w, message);
     if (config_version >= 0) {
         ejw_key(&w, "data");
         ejw_obj_begin(&w);
@@ -1428,7 +1432,6 @@ int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *versi
                         const char *state, int progress, const char *reason, const char *message)
 {
     ej_writer_t w;
-    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
     head(&w, buf, cap);
     ejw_kstring(&w, "id", id);
     ejw_kstring(&w, "version", version);
@@ -1437,10 +1440,7 @@ int espadmin_encode_ota(char *buf, size_t cap, const char *id, const char *versi
         ejw_kint(&w, "progress", progress > 100 ? 100 : progress);
     }
     opt_str(&w, "reason", reason);
-    if (message && *message) {
-        espadmin_sanitize_text(msg, ESPADMIN_MAX_MESSAGE_LEN, message, strlen(message));
-        opt_str(&w, "message", msg);
-    }
+    opt_message(&w, message);
     ejw_obj_end(&w);
     return finish(&w, ESPADMIN_KIND_OTA);
 }
