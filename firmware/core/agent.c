@@ -187,6 +187,26 @@ static void logf_(espadmin_agent_t *a, espadmin_level_t level, const char *fmt, 
     a->p->log(a->p->ctx, level, TAG, msg);
 }
 
+static void lock_logs(espadmin_agent_t *a, bool lock)
+{
+    if (a->p->log_lock) {
+        a->p->log_lock(a->p->ctx, lock);
+    }
+}
+
+/* The log ring on buf (NULL: none); sequence numbers continue across debug sessions. */
+static void ring_reset(espadmin_agent_t *a, uint8_t *buf, size_t cap)
+{
+    uint64_t seq = a->ring.next_seq;
+    espadmin_logring_init(&a->ring, buf, cap);
+    a->ring.next_seq = seq;
+}
+
+static int64_t wall_of(espadmin_agent_t *a)
+{
+    return a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+}
+
 static int64_t now_of(espadmin_agent_t *a)
 {
     int64_t t = a->p->now_ms ? a->p->now_ms(a->p->ctx) : a->now;
@@ -1097,7 +1117,7 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         reject_update(a, c, "already_running");
         return;
     }
-    int64_t wall = a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+    int64_t wall = wall_of(a);
     if (wall > 0 && u->url_expires_at != 0 && wall >= u->url_expires_at) {
         reject_update(a, c, "expired");
         return;
@@ -1280,7 +1300,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
         send_ack(a, c->id, "ok", NULL, -1, true);
         return;
     }
-    int64_t wall = a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+    int64_t wall = wall_of(a);
     if (wall > 0 && wall >= c->expires_at) {
         if (c->name == ESPADMIN_CMD_UPDATE) {
             reject_update(a, c, "expired");
@@ -1309,11 +1329,9 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
                 send_ack(a, c->id, "error", "out of memory", -1, true);
                 break;
             }
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+            lock_logs(a, true);
             if (ring != NULL) {
-                uint64_t seq = a->ring.next_seq; /* sequence numbers continue across sessions */
-                espadmin_logring_init(&a->ring, ring, a->opt.log_ring_bytes);
-                a->ring.next_seq = seq;
+                ring_reset(a, ring, a->opt.log_ring_bytes);
             }
             if (!a->debug_on) {
                 a->next_expected_seq = a->ring.next_seq;
@@ -1323,7 +1341,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
             a->debug_on = true;
             a->debug_level = c->debug.level;
             a->debug_until = a->now + (int64_t)c->debug.duration_s * 1000;
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+            lock_logs(a, false);
             logf_(a, ESPADMIN_LEVEL_INFO, "debug on at %s for %" PRId32 " s",
                   espadmin_level_name(c->debug.level), c->debug.duration_s);
         } else {
@@ -1351,13 +1369,11 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
 /* Switches debug off and frees the log ring; the sequence numbers go on where they were. */
 static void debug_stop(espadmin_agent_t *a)
 {
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+    lock_logs(a, true);
     a->debug_on = false;
     uint8_t *ring = a->ring.buf;
-    uint64_t seq = a->ring.next_seq;
-    espadmin_logring_init(&a->ring, NULL, 0);
-    a->ring.next_seq = seq;
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+    ring_reset(a, NULL, 0);
+    lock_logs(a, false);
     espadmin_free(ring);
 }
 
@@ -1388,14 +1404,14 @@ void espadmin_log_capture(espadmin_agent_t *a, espadmin_level_t level, const cha
 
 static void flush_logs(espadmin_agent_t *a, bool force)
 {
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+    lock_logs(a, true);
     espadmin_logline_t line;
     size_t bytes_hint = a->ring.used;
     bool due = a->ring.lines > 0 &&
                (force || a->now - a->last_flush >= LOG_FLUSH_MS ||
                 a->ring.lines >= ESPADMIN_LOG_BATCH_LINES || bytes_hint >= LOG_BATCH_BYTES);
     if (!due || a->conn != CONN_UP || !a->greeted) {
-        if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+        lock_logs(a, false);
         return;
     }
     ej_writer_t w;
@@ -1432,7 +1448,7 @@ static void flush_logs(espadmin_agent_t *a, bool force)
         expect++;
     }
     a->ring.dropped = 0;
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+    lock_logs(a, false);
     ejw_arr_end(&w);
     ejw_obj_end(&w);
     int len = ejw_finish(&w);

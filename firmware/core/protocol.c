@@ -642,6 +642,34 @@ static void o_text(const obj_t *o, const char *key, bool required, size_t max_le
     espadmin_copy(dst, cap, valid ? o_check(o, key, s, valid) : s);
 }
 
+/* Integer ranges (o_int) and array lengths (o_array), by index: a call passes a small number
+ * where two 64-bit bounds cost four literal loads each on the lx106. hi -1 stands for
+ * ESPADMIN_MAX_SAFE_INTEGER. */
+enum { R_NONNEG, R_POS, R_U16, R_POS_U16, R_RSSI, R_PCT, R_LINE, R_DUMP, R_CMD_BYTES, R_CFG_BYTES,
+       R_LINES, R_FRAMES, R_DEBUG_S, R_IMAGE, R_ENTRIES };
+static const int32_t k_ranges[][2] = {
+    [R_NONNEG] = {0, -1},
+    [R_POS] = {1, -1},
+    [R_U16] = {0, 65535},
+    [R_POS_U16] = {1, 65535},
+    [R_RSSI] = {-127, 0},
+    [R_PCT] = {0, 100},
+    [R_LINE] = {0, 2147483647},
+    [R_DUMP] = {0, ESPADMIN_MAX_CORE_DUMP_SIZE},
+    [R_CMD_BYTES] = {1024, ESPADMIN_MAX_COMMAND_SIZE},
+    [R_CFG_BYTES] = {256, 1048576},
+    [R_LINES] = {1, ESPADMIN_MAX_LOG_LINES},
+    [R_FRAMES] = {0, 64},
+    [R_DEBUG_S] = {1, ESPADMIN_MAX_DEBUG_DURATION_S},
+    [R_IMAGE] = {1, ESPADMIN_MAX_IMAGE_SIZE},
+    [R_ENTRIES] = {0, ESPADMIN_MAX_CONFIG_ENTRIES},
+};
+
+static int64_t range_hi(int range)
+{
+    return k_ranges[range][1] < 0 ? ESPADMIN_MAX_SAFE_INTEGER : k_ranges[range][1];
+}
+
 static bool int_in(const ej_node_t *v, int64_t lo, int64_t hi, int64_t *out)
 {
     int64_t n;
@@ -652,18 +680,15 @@ static bool int_in(const ej_node_t *v, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-static int64_t o_int(const obj_t *o, const char *key, bool required, int64_t lo, int64_t hi,
-                     bool *present)
+/* The integer at key within k_ranges[range]; 0 when absent or invalid. */
+static int64_t o_int(const obj_t *o, const char *key, bool required, int range)
 {
     const ej_node_t *v = o_value(o, key, required);
-    if (present) {
-        *present = v != NULL;
-    }
     if (v == NULL) {
         return 0;
     }
     int64_t n = 0;
-    if (!int_in(v, lo, hi, &n)) {
+    if (!int_in(v, k_ranges[range][0], range_hi(range), &n)) {
         fail_key(o, key);
         return 0;
     }
@@ -703,14 +728,14 @@ static int o_enum(const obj_t *o, const char *key, bool required, const char *co
     return -1;
 }
 
-static const ej_node_t *o_array(const obj_t *o, const char *key, bool required, size_t min,
-                                size_t max)
+/* The array at key, its length within k_ranges[range]; NULL when absent or invalid. */
+static const ej_node_t *o_array(const obj_t *o, const char *key, bool required, int range)
 {
     const ej_node_t *v = o_value(o, key, required);
     if (v == NULL) {
         return NULL;
     }
-    if (v->type != EJ_ARRAY || v->count < min || v->count > max) {
+    if (v->type != EJ_ARRAY || v->count < (size_t)k_ranges[range][0] || (int64_t)v->count > range_hi(range)) {
         fail_key(o, key);
         return NULL;
     }
@@ -749,7 +774,7 @@ static espadmin_perr_code_t open_payload(ej_doc_t *doc, rd_t *r, obj_t *top, con
         return r->err->code = ESPADMIN_E_MALFORMED;
     }
     *top = object_at(r, "", doc->root);
-    int64_t v = o_int(top, "v", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    int64_t v = o_int(top, "v", true, R_POS);
     if (r->err->code != ESPADMIN_OK) {
         return r->err->code;
     }
@@ -837,6 +862,9 @@ static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_
     char field[64];
     name_of(&e, "value", field, sizeof(field));
     bool ok = true;
+    /* what is kept of the value once checked (not for json, compacted below) */
+    const char *text = v->str;
+    size_t text_len = v->str_len;
     if (entry->secret) {
         ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_SECRET_VALUE_LEN &&
              v->str_len % 4 == 0 && base64_decoded_len(v->str, v->str_len) >= 12 + 16 + 1;
@@ -845,44 +873,44 @@ static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_
             ok = tmp && espadmin_base64_decode(v->str, v->str_len, tmp, v->str_len) >= 12 + 16 + 1;
             espadmin_free(tmp);
         }
-        ok = ok && store_value(cmd, entry, v, v->str, v->str_len);
     } else {
+        int64_t n;
         switch (entry->type) {
         case ESPADMIN_CFG_STRING:
-            ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_CONFIG_VALUE_LEN &&
-                 store_value(cmd, entry, v, v->str, v->str_len);
+            ok = v->type == EJ_STRING && v->str_len <= ESPADMIN_MAX_CONFIG_VALUE_LEN;
             break;
-        case ESPADMIN_CFG_INT: {
-            int64_t n;
-            ok = int_in(v, -ESPADMIN_MAX_SAFE_INTEGER, ESPADMIN_MAX_SAFE_INTEGER, &n) &&
-                 store_value(cmd, entry, v, v->str, v->str_len);
+        case ESPADMIN_CFG_INT:
+            ok = int_in(v, -ESPADMIN_MAX_SAFE_INTEGER, ESPADMIN_MAX_SAFE_INTEGER, &n);
             break;
-        }
         case ESPADMIN_CFG_FLOAT:
-            ok = v->type == EJ_NUMBER && isfinite(strtod(v->str, NULL)) &&
-                 store_value(cmd, entry, v, v->str, v->str_len);
+            ok = v->type == EJ_NUMBER && isfinite(strtod(v->str, NULL));
             break;
         case ESPADMIN_CFG_BOOL:
-            ok = (v->type == EJ_TRUE || v->type == EJ_FALSE) &&
-                 store_value(cmd, entry, v, v->raw, v->raw_len);
+            ok = v->type == EJ_TRUE || v->type == EJ_FALSE;
+            text = v->raw;
+            text_len = v->raw_len;
             break;
         case ESPADMIN_CFG_JSON: {
+            text = NULL;
 #ifdef ESPADMIN_PROFILE_SMALL
             ok = ej_compact(v, NULL, 0) <= ESPADMIN_MAX_CONFIG_VALUE_LEN && store_value(cmd, entry, v, NULL, 0);
 #else
             size_t room = cmd->values_cap - cmd->values_len;
-            size_t n = ej_compact(v, cmd->values + cmd->values_len, room);
-            ok = n <= ESPADMIN_MAX_CONFIG_VALUE_LEN && n + 1 <= room;
+            size_t len = ej_compact(v, cmd->values + cmd->values_len, room);
+            ok = len <= ESPADMIN_MAX_CONFIG_VALUE_LEN && len + 1 <= room;
             if (ok) {
-                cmd->values[cmd->values_len + n] = '\0';
+                cmd->values[cmd->values_len + len] = '\0';
                 entry->value_off = (uint16_t)cmd->values_len;
-                entry->value_len = (uint16_t)n;
-                cmd->values_len += n + 1;
+                entry->value_len = (uint16_t)len;
+                cmd->values_len += len + 1;
             }
 #endif
             break;
         }
         }
+    }
+    if (ok && text != NULL) {
+        ok = store_value(cmd, entry, v, text, text_len);
     }
     if (!ok) {
         fail(r, field);
@@ -892,9 +920,9 @@ static void decode_entry(rd_t *r, const char *arr_path, size_t i, const ej_node_
 static void decode_config(obj_t *p, espadmin_command_t *cmd)
 {
     rd_t *r = p->r;
-    cmd->config.version = o_int(p, "version", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    cmd->config.version = o_int(p, "version", true, R_POS);
     o_text(p, "hash", true, 64, valid_sha256, cmd->config.hash, sizeof(cmd->config.hash));
-    const ej_node_t *items = o_array(p, "entries", true, 0, ESPADMIN_MAX_CONFIG_ENTRIES);
+    const ej_node_t *items = o_array(p, "entries", true, R_ENTRIES);
     if (items == NULL) {
         return;
     }
@@ -985,7 +1013,7 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         return err->code = ESPADMIN_E_UNKNOWN_COMMAND;
     }
     cmd->name = (espadmin_cmd_name_t)k;
-    cmd->expires_at = o_int(&o, "expires_at", true, 1, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+    cmd->expires_at = o_int(&o, "expires_at", true, R_POS);
     static const ej_node_t empty = {.type = EJ_OBJECT};
     const ej_node_t *pn = o_value(&o, "params", false);
     obj_t p = object_at(&r, "params", pn ? pn : &empty);
@@ -997,8 +1025,7 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         cmd->debug.enabled = o_bool(&p, "enabled", true) == 1;
         int lvl = o_enum(&p, "level", false, k_levels);
         cmd->debug.level = lvl < 0 ? ESPADMIN_LEVEL_INFO : (espadmin_level_t)lvl;
-        bool present = false;
-        int64_t d = o_int(&p, "duration_s", false, 1, ESPADMIN_MAX_DEBUG_DURATION_S, &present);
+        int64_t d = o_int(&p, "duration_s", false, R_DEBUG_S);
         cmd->debug.duration_s = d > 0 ? (int32_t)d : ESPADMIN_DEFAULT_DEBUG_DURATION_S;
         break;
     }
@@ -1011,11 +1038,11 @@ espadmin_perr_code_t espadmin_command_decode(const char *data, size_t len,
         bool update = cmd->name == ESPADMIN_CMD_UPDATE;
         if (update) {
             o_text(&p, "version", true, 32, espadmin_valid_release_version, u->version, sizeof(u->version));
-            u->size = o_int(&p, "size", true, 1, ESPADMIN_MAX_IMAGE_SIZE, NULL);
+            u->size = o_int(&p, "size", true, R_IMAGE);
             o_text(&p, "sha256", true, 64, valid_sha256, u->sha256, sizeof(u->sha256));
         }
         o_text(&p, "url", true, ESPADMIN_MAX_URL_LEN, valid_download_url, u->url, sizeof(u->url));
-        u->url_expires_at = o_int(&p, "url_expires_at", true, 0, ESPADMIN_MAX_SAFE_INTEGER, NULL);
+        u->url_expires_at = o_int(&p, "url_expires_at", true, R_NONNEG);
         if (update) {
             o_text(&p, "signature", false, 88, valid_signature, u->signature, sizeof(u->signature));
         }
@@ -1064,24 +1091,6 @@ struct field {
     uint8_t type;
     bool required;
     uint16_t arg; /* F_STR: its maximum length; F_INT, F_ARR: its k_ranges row */
-};
-
-/* Integer ranges (F_INT) and array lengths (F_ARR); hi -1 stands for ESPADMIN_MAX_SAFE_INTEGER. */
-enum { R_NONNEG, R_POS, R_U16, R_POS_U16, R_RSSI, R_PCT, R_LINE, R_DUMP, R_CMD_BYTES, R_CFG_BYTES,
-       R_LINES, R_FRAMES };
-static const int32_t k_ranges[][2] = {
-    [R_NONNEG] = {0, -1},
-    [R_POS] = {1, -1},
-    [R_U16] = {0, 65535},
-    [R_POS_U16] = {1, 65535},
-    [R_RSSI] = {-127, 0},
-    [R_PCT] = {0, 100},
-    [R_LINE] = {0, 2147483647},
-    [R_DUMP] = {0, ESPADMIN_MAX_CORE_DUMP_SIZE},
-    [R_CMD_BYTES] = {1024, ESPADMIN_MAX_COMMAND_SIZE},
-    [R_CFG_BYTES] = {256, 1048576},
-    [R_LINES] = {1, ESPADMIN_MAX_LOG_LINES},
-    [R_FRAMES] = {0, 64},
 };
 
 #define STR(k, req, max) {.key = k, .type = F_STR, .required = req, .arg = max}
@@ -1198,11 +1207,6 @@ static const field_t *const k_uplink_fields[] = {
 static void check_fields(const obj_t *o, const field_t *f)
 {
     for (; f->key; f++) {
-        int64_t lo = 0, hi = 0;
-        if (f->type == F_INT || f->type == F_ARR) {
-            lo = k_ranges[f->arg][0];
-            hi = k_ranges[f->arg][1] < 0 ? ESPADMIN_MAX_SAFE_INTEGER : k_ranges[f->arg][1];
-        }
         switch (f->type) {
         case F_STR: {
             const char *s = o_str(o, f->key, f->required, f->arg);
@@ -1211,7 +1215,7 @@ static void check_fields(const obj_t *o, const field_t *f)
             }
             break;
         }
-        case F_INT: o_int(o, f->key, f->required, lo, hi, NULL); break;
+        case F_INT: o_int(o, f->key, f->required, f->arg); break;
         case F_BOOL: o_bool(o, f->key, f->required); break;
         case F_ENUM: o_enum(o, f->key, f->required, f->u.list); break;
         case F_OBJ: {
@@ -1225,7 +1229,7 @@ static void check_fields(const obj_t *o, const field_t *f)
             break;
         }
         case F_ARR: {
-            const ej_node_t *v = o_array(o, f->key, f->required, (size_t)lo, (size_t)hi);
+            const ej_node_t *v = o_array(o, f->key, f->required, f->arg);
             size_t i = 0;
             for (const ej_node_t *it = v ? v->child : NULL; it; it = it->next, i++) {
                 char name[64], path[64];
