@@ -220,6 +220,16 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
     return true;
 }
 
+/* Skips one or more digits; false when there is none. */
+static bool digits(parser_t *ps)
+{
+    const unsigned char *from = ps->p;
+    while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
+        ps->p++;
+    }
+    return ps->p > from;
+}
+
 static bool parse_number(parser_t *ps, ej_node_t *node)
 {
     const unsigned char *start = ps->p;
@@ -227,26 +237,16 @@ static bool parse_number(parser_t *ps, ej_node_t *node)
     if (ps->p < ps->end && *ps->p == '-') {
         ps->p++;
     }
-    if (ps->p >= ps->end) {
-        return false;
-    }
-    if (*ps->p == '0') {
+    if (ps->p < ps->end && *ps->p == '0') {
         ps->p++;
-    } else if (*ps->p >= '1' && *ps->p <= '9') {
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
-        }
-    } else {
+    } else if (!digits(ps)) {
         return false;
     }
     if (ps->p < ps->end && *ps->p == '.') {
         is_int = false;
         ps->p++;
-        if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') {
+        if (!digits(ps)) {
             return false;
-        }
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
         }
     }
     if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
@@ -255,11 +255,8 @@ static bool parse_number(parser_t *ps, ej_node_t *node)
         if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) {
             ps->p++;
         }
-        if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') {
+        if (!digits(ps)) {
             return false;
-        }
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
         }
     }
     size_t len = (size_t)(ps->p - start);

@@ -342,27 +342,25 @@ static size_t base64_decoded_len(const char *in, size_t len)
 
 /* ---- topics ---- */
 
+/* n, snprintf's result, when the topic fit in cap and the protocol's limit; otherwise -1 */
+static int topic_fits(int n, size_t cap)
+{
+    return n < 0 || (size_t)n >= cap || n > ESPADMIN_MAX_TOPIC_LEN ? -1 : n;
+}
+
 int espadmin_topic(char *buf, size_t cap, const char *root, const char *id, espadmin_kind_t kind)
 {
     if (kind >= ESPADMIN_KIND_COUNT) {
         return -1;
     }
-    int n = kind == ESPADMIN_KIND_CMD
-                ? snprintf(buf, cap, "%s/%s/down/cmd", root, id)
-                : snprintf(buf, cap, "%s/%s/up/%s", root, id, k_kinds[kind]);
-    if (n < 0 || (size_t)n >= cap || n > ESPADMIN_MAX_TOPIC_LEN) {
-        return -1;
-    }
-    return n;
+    return topic_fits(kind == ESPADMIN_KIND_CMD ? snprintf(buf, cap, "%s/%s/down/cmd", root, id)
+                                                : snprintf(buf, cap, "%s/%s/up/%s", root, id, k_kinds[kind]),
+                      cap);
 }
 
 int espadmin_downlink_filter(char *buf, size_t cap, const char *root, const char *id)
 {
-    int n = snprintf(buf, cap, "%s/%s/down/#", root, id);
-    if (n < 0 || (size_t)n >= cap || n > ESPADMIN_MAX_TOPIC_LEN) {
-        return -1;
-    }
-    return n;
+    return topic_fits(snprintf(buf, cap, "%s/%s/down/#", root, id), cap);
 }
 
 static bool valid_topic_string(const char *t)
@@ -483,24 +481,8 @@ bool espadmin_device_may_subscribe(const char *root, const char *id, const char 
 
 bool espadmin_device_may_receive(const char *root, const char *id, const char *topic)
 {
-    if (!espadmin_valid_root(root) || !espadmin_valid_device_id(id) || !valid_topic_name(topic)) {
-        return false;
-    }
-    const char *rest = own_downlink_rest(root, id, topic);
-    if (!rest) {
-        return false;
-    }
-    for (;;) {
-        const char *slash = strchr(rest, '/');
-        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-        if (n == 0) {
-            return false;
-        }
-        if (!slash) {
-            return true;
-        }
-        rest = slash + 1;
-    }
+    /* a topic name is a filter without wildcards: the same levels are allowed */
+    return valid_topic_name(topic) && espadmin_device_may_subscribe(root, id, topic);
 }
 
 bool espadmin_device_may_publish(const char *root, const char *id, const char *topic, bool retain)
