@@ -303,6 +303,12 @@ static int send_ack(espadmin_agent_t *a, const char *id, const char *result, con
     return publish(a, ESPADMIN_KIND_ACK, a->pub, n);
 }
 
+/* an ack outside a config (no config version), remembered against redelivery */
+static int ack(espadmin_agent_t *a, const char *id, const char *result, const char *message)
+{
+    return send_ack(a, id, result, message, -1, true);
+}
+
 static int send_ota(espadmin_agent_t *a, const char *id, const char *version, const char *state,
                     int progress, const char *reason, const char *message)
 {
@@ -551,7 +557,7 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     load_ota_state(a);
     if (is_crash_reason(a->reset_reason)) {
         pending_error_t *e = &a->errors[a->nerrors++];
-        espadmin_copy(e->type, sizeof(e->type), strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
+        espadmin_copy(e->type, sizeof(e->type), a->reset_reason); /* "panic", "int_wdt", ... */
         a->crash = espadmin_crash_load(platform);
         espadmin_crash_message(a->crash, a->reset_reason, e->message, sizeof(e->message));
         espadmin_copy(e->reset_reason, sizeof(e->reset_reason), a->reset_reason);
@@ -1021,7 +1027,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             a->p->kv_commit(a->p->ctx, ns);
         }
         logf_(a, ESPADMIN_LEVEL_WARN, "config %s refused: %s", I64(c->config.version), msg);
-        send_ack(a, c->id, "error", msg, -1, true);
+        ack(a, c->id, "error", msg);
     } else {
         load_config_state(a);
         logf_(a, ESPADMIN_LEVEL_INFO, "config %s applied (%u entries)", I64(c->config.version),
@@ -1034,18 +1040,6 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 }
 
 /* ---- OTA ---- */
-
-/* The port's account of its last failure (empty when it has none), read before the download
- * is closed or the slot aborted. */
-static const char *platform_error(espadmin_agent_t *a, char *buf, size_t cap, const char *fallback)
-{
-    buf[0] = '\0';
-    if (a->p->last_error) {
-        a->p->last_error(a->p->ctx, buf, cap);
-        buf[cap - 1] = '\0';
-    }
-    return buf[0] ? buf : fallback;
-}
 
 /* The protocol's reason for an ota_begin or ota_write refusal. */
 static const char *slot_reason(int rc)
@@ -1083,7 +1077,7 @@ static void ota_fail(espadmin_agent_t *a, const char *reason, const char *messag
 static void reject_update(espadmin_agent_t *a, const espadmin_command_t *c, const char *reason)
 {
     logf_(a, ESPADMIN_LEVEL_WARN, "update %s refused: %s", c->update.version, reason);
-    send_ack(a, c->id, "rejected", reason, -1, true);
+    ack(a, c->id, "rejected", reason);
     send_ota(a, c->id, c->update.version, "failed", 0, reason, NULL);
 }
 
@@ -1134,14 +1128,14 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
 
     espadmin_copy(a->last_update, sizeof(a->last_update), c->id);
     kv_put_str(a, NS, "last_update", c->id);
-    send_ack(a, c->id, "ok", NULL, -1, true);
+    ack(a, c->id, "ok", NULL);
     save_ota_pending(a, "downloading");
 
     a->ota = OTA_DOWNLOADING;
     char why[96];
     int rc = a->p->ota_begin(a->p->ctx, u->size);
     if (rc != ESPADMIN_PLATFORM_OK) {
-        const char *msg = platform_error(a, why, sizeof(why),
+        const char *msg = espadmin_platform_error(a->p, why, sizeof(why),
                                          rc == ESPADMIN_PLATFORM_PENDING_VERIFY ? "the running image awaits confirmation"
                                                                                 : "cannot open the update slot");
         a->ota = OTA_IDLE; /* nothing to close yet */
@@ -1154,7 +1148,7 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         return;
     }
     if (a->p->http_open(a->p->ctx, u->url) != ESPADMIN_PLATFORM_OK) {
-        const char *msg = platform_error(a, why, sizeof(why), "cannot open the URL");
+        const char *msg = espadmin_platform_error(a->p, why, sizeof(why), "cannot open the URL");
         a->p->ota_abort(a->p->ctx);
         a->p->sha256_finish(a->p->ctx, a->ota_hash, NULL);
         a->ota_hash = NULL;
@@ -1181,7 +1175,7 @@ static void download_done(espadmin_agent_t *a)
         ota_send(a, "downloaded", 100, NULL, NULL);
         if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
             reason = "invalid_image";
-            message = platform_error(a, why, sizeof(why), NULL);
+            message = espadmin_platform_error(a->p, why, sizeof(why), NULL);
         } else {
             ota_send(a, "installing", 100, NULL, NULL);
             if (a->p->ota_set_boot(a->p->ctx, a->ota_version) != ESPADMIN_PLATFORM_OK) {
@@ -1219,7 +1213,7 @@ static void pump_download(espadmin_agent_t *a)
         }
         if (n < 0) {
             char why[96];
-            ota_fail(a, "download_error", platform_error(a, why, sizeof(why), NULL));
+            ota_fail(a, "download_error", espadmin_platform_error(a->p, why, sizeof(why), NULL));
             return;
         }
         if (n == 0) {
@@ -1236,7 +1230,7 @@ static void pump_download(espadmin_agent_t *a)
         int rc = a->p->ota_write(a->p->ctx, a->chunk, (size_t)n);
         if (rc != ESPADMIN_PLATFORM_OK) {
             char why[96];
-            ota_fail(a, slot_reason(rc), platform_error(a, why, sizeof(why), "slot write failed"));
+            ota_fail(a, slot_reason(rc), espadmin_platform_error(a->p, why, sizeof(why), "slot write failed"));
             return;
         }
         a->ota_received += n;
@@ -1280,7 +1274,7 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
     }
     logf_(a, ESPADMIN_LEVEL_WARN, "command refused: %s", msg);
     if (espadmin_command_peek_id(payload, len, id)) {
-        send_ack(a, id, "rejected", msg, -1, true);
+        ack(a, id, "rejected", msg);
     }
 }
 
@@ -1297,7 +1291,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     if ((c->name == ESPADMIN_CMD_RESTART && strcmp(c->id, a->last_restart) == 0) ||
         (c->name == ESPADMIN_CMD_UPDATE && strcmp(c->id, a->last_update) == 0)) {
         logf_(a, ESPADMIN_LEVEL_INFO, "command %s already carried out before the restart", c->id);
-        send_ack(a, c->id, "ok", NULL, -1, true);
+        ack(a, c->id, "ok", NULL);
         return;
     }
     int64_t wall = wall_of(a);
@@ -1305,7 +1299,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
         if (c->name == ESPADMIN_CMD_UPDATE) {
             reject_update(a, c, "expired");
         } else {
-            send_ack(a, c->id, "rejected", "expired", -1, true);
+            ack(a, c->id, "rejected", "expired");
         }
         return;
     }
@@ -1316,7 +1310,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
         espadmin_copy(a->last_restart, sizeof(a->last_restart), c->id);
         kv_put_str(a, NS, "last_restart", c->id);
         a->p->kv_commit(a->p->ctx, NS);
-        a->restart_mid = send_ack(a, c->id, "ok", NULL, -1, true);
+        a->restart_mid = ack(a, c->id, "ok", NULL);
         a->restart_pending = true;
         a->restart_at = a->restart_mid > 0 ? a->now + a->opt.puback_wait_ms : a->now;
         break;
@@ -1326,7 +1320,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
             if (a->ring.buf == NULL && (ring = espadmin_malloc(a->opt.log_ring_bytes)) == NULL) {
                 a->no_memory++;
                 logf_(a, ESPADMIN_LEVEL_ERROR, "debug on: no memory for the log buffer");
-                send_ack(a, c->id, "error", "out of memory", -1, true);
+                ack(a, c->id, "error", "out of memory");
                 break;
             }
             lock_logs(a, true);
@@ -1348,7 +1342,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
             debug_stop(a);
             logf_(a, ESPADMIN_LEVEL_INFO, "debug off");
         }
-        send_ack(a, c->id, "ok", NULL, -1, true);
+        ack(a, c->id, "ok", NULL);
         break;
     case ESPADMIN_CMD_CONFIG:
         apply_config(a, c);
@@ -1359,7 +1353,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_COREDUMP: { /* the port logs the upload; the ack says how it ended */
         char why[96];
         if (espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why)) < 0) {
-            send_ack(a, c->id, "error", why, -1, true);
+            ack(a, c->id, "error", why);
         }
         break;
     }
@@ -1667,7 +1661,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         char why[96];
         int rc = espadmin_coredump_poll(a->p, &a->coredump, why, sizeof(why));
         if (rc != 0) {
-            send_ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why, -1, true);
+            ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why);
         }
     }
     if (a->conn == CONN_UP && a->greeted) {

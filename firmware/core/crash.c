@@ -63,15 +63,21 @@ void espadmin_crash_done(const espadmin_platform_t *p, espadmin_crash_t **c)
     *c = NULL;
 }
 
-/* Why an upload failed: the port's account, else what the core knows. */
-static void why(const espadmin_platform_t *p, char *msg, size_t cap, const char *fallback)
+const char *espadmin_platform_error(const espadmin_platform_t *p, char *buf, size_t cap, const char *fallback)
 {
-    msg[0] = '\0';
+    buf[0] = '\0';
     if (p->last_error) {
-        p->last_error(p->ctx, msg, cap);
+        p->last_error(p->ctx, buf, cap);
+        buf[cap - 1] = '\0';
     }
-    if (msg[0] == '\0') {
-        espadmin_copy(msg, cap, fallback);
+    return buf[0] ? buf : fallback;
+}
+
+/* Why an upload failed: the port's account, else what the core knows. */
+static void why(const espadmin_platform_t *p, char *msg, size_t cap)
+{
+    if (espadmin_platform_error(p, msg, cap, NULL) == NULL) {
+        espadmin_copy(msg, cap, "upload failed");
     }
 }
 
@@ -87,7 +93,7 @@ int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_uplo
         if (rc == ESPADMIN_PLATFORM_NOT_FOUND) {
             espadmin_copy(msg, cap, "no core dump");
         } else {
-            why(p, msg, cap, "upload failed");
+            why(p, msg, cap);
         }
         return -1;
     }
@@ -109,7 +115,7 @@ int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_uploa
         }
         return 1;
     }
-    why(p, msg, cap, "upload failed");
+    why(p, msg, cap);
     return -1;
 }
 
