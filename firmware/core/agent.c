@@ -804,14 +804,13 @@ int espadmin_config_get(espadmin_agent_t *a, const char *key, espadmin_cfg_type_
 static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out, size_t cap,
                         size_t *out_len)
 {
-    size_t n = 0;
+    const char *text = v->str; /* copied as is, when not NULL */
+    size_t n = v->str_len;
     switch (type) {
     case ESPADMIN_CFG_STRING:
-        if (v->type != EJ_STRING || v->str_len > ESPADMIN_MAX_CONFIG_VALUE_LEN || v->str_len + 1 > cap) {
+        if (v->type != EJ_STRING || v->str_len > ESPADMIN_MAX_CONFIG_VALUE_LEN) {
             return false;
         }
-        memcpy(out + 1, v->str, v->str_len);
-        n = v->str_len;
         break;
     case ESPADMIN_CFG_INT: {
         int64_t i;
@@ -822,27 +821,34 @@ static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out,
             return false;
         }
         n = espadmin_fmt_i64(out + 1, i);
+        text = NULL;
         break;
     }
     case ESPADMIN_CFG_FLOAT:
-        if (v->type != EJ_NUMBER || !isfinite(strtod(v->str, NULL)) || v->str_len + 1 > cap) {
+        if (v->type != EJ_NUMBER || !isfinite(strtod(v->str, NULL))) {
             return false;
         }
-        memcpy(out + 1, v->str, v->str_len);
-        n = v->str_len;
         break;
     case ESPADMIN_CFG_BOOL:
         if (v->type != EJ_TRUE && v->type != EJ_FALSE) {
             return false;
         }
-        n = espadmin_copy(out + 1, cap - 1, v->type == EJ_TRUE ? "true" : "false");
+        text = v->raw; /* "true" or "false" */
+        n = v->raw_len;
         break;
     case ESPADMIN_CFG_JSON:
         n = ej_compact(v, out + 1, cap - 1);
         if (n > ESPADMIN_MAX_CONFIG_VALUE_LEN || n + 1 > cap) {
             return false;
         }
+        text = NULL;
         break;
+    }
+    if (text != NULL) {
+        if (n + 1 > cap) {
+            return false;
+        }
+        memcpy(out + 1, text, n);
     }
     out[0] = (char)('0' + (int)type);
     *out_len = n + 1;
