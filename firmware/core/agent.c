@@ -35,6 +35,8 @@ static i64_text_t i64_text(int64_t v)
 #define I64(v) (i64_text(v).s)
 
 #define TAG "espadmin"
+#define STRING_OF_(x) #x
+#define STRING_OF(x) STRING_OF_(x)
 #define NS ESPADMIN_NVS_NAMESPACE
 /* sizes of the profile (include/espadmin/profile.h) */
 #define RECENT_IDS ESPADMIN_RECENT_IDS
@@ -185,6 +187,26 @@ static void logf_(espadmin_agent_t *a, espadmin_level_t level, const char *fmt, 
     a->p->log(a->p->ctx, level, TAG, msg);
 }
 
+static void lock_logs(espadmin_agent_t *a, bool lock)
+{
+    if (a->p->log_lock) {
+        a->p->log_lock(a->p->ctx, lock);
+    }
+}
+
+/* The log ring on buf (NULL: none); sequence numbers continue across debug sessions. */
+static void ring_reset(espadmin_agent_t *a, uint8_t *buf, size_t cap)
+{
+    uint64_t seq = a->ring.next_seq;
+    espadmin_logring_init(&a->ring, buf, cap);
+    a->ring.next_seq = seq;
+}
+
+static int64_t wall_of(espadmin_agent_t *a)
+{
+    return a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+}
+
 static int64_t now_of(espadmin_agent_t *a)
 {
     int64_t t = a->p->now_ms ? a->p->now_ms(a->p->ctx) : a->now;
@@ -272,13 +294,19 @@ static int send_ack(espadmin_agent_t *a, const char *id, const char *result, con
     if (remember) {
         recent_t *r = &a->recent[a->recent_next];
         a->recent_next = (a->recent_next + 1) % RECENT_IDS;
-        snprintf(r->id, sizeof(r->id), "%s", id);
-        snprintf(r->result, sizeof(r->result), "%s", result);
-        snprintf(r->message, sizeof(r->message), "%s", message ? message : "");
+        espadmin_copy(r->id, sizeof(r->id), id);
+        espadmin_copy(r->result, sizeof(r->result), result);
+        espadmin_copy(r->message, sizeof(r->message), message);
         r->config_version = config_version;
     }
     int n = espadmin_encode_ack(a->pub, sizeof(a->pub), id, result, message, config_version);
     return publish(a, ESPADMIN_KIND_ACK, a->pub, n);
+}
+
+/* an ack outside a config (no config version), remembered against redelivery */
+static int ack(espadmin_agent_t *a, const char *id, const char *result, const char *message)
+{
+    return send_ack(a, id, result, message, -1, true);
 }
 
 static int send_ota(espadmin_agent_t *a, const char *id, const char *version, const char *state,
@@ -288,35 +316,43 @@ static int send_ota(espadmin_agent_t *a, const char *id, const char *version, co
     return publish(a, ESPADMIN_KIND_OTA, a->pub, n);
 }
 
+/* an ota message about the update in flight */
+static int ota_send(espadmin_agent_t *a, const char *state, int progress, const char *reason,
+                    const char *message)
+{
+    return send_ota(a, a->ota_id, a->ota_version, state, progress, reason, message);
+}
+
 /* ---- provisioning and state ---- */
+
+static bool unprovisioned(espadmin_agent_t *a, const char *why)
+{
+    logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: %s", why);
+    return false;
+}
 
 static bool load_provisioning(espadmin_agent_t *a)
 {
     char tmp[128];
     if (!kv_str(a, NS, "device_id", a->device_id, sizeof(a->device_id)) ||
         !espadmin_valid_device_id(a->device_id)) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: device_id missing or invalid");
-        return false;
+        return unprovisioned(a, "device_id missing or invalid");
     }
     if (!kv_str(a, NS, "secret", a->secret, sizeof(a->secret)) || a->secret[0] == '\0') {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: secret missing");
-        return false;
+        return unprovisioned(a, "secret missing");
     }
     if (!kv_str(a, NS, "device_key", tmp, sizeof(tmp)) ||
         espadmin_base64_decode(tmp, strlen(tmp), a->device_key, sizeof(a->device_key)) != 32) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: device_key must be base64 of 32 bytes");
-        return false;
+        return unprovisioned(a, "device_key must be base64 of 32 bytes");
     }
     if (!kv_str(a, NS, "mqtt_host", a->mqtt_host, sizeof(a->mqtt_host)) || a->mqtt_host[0] == '\0') {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: mqtt_host missing");
-        return false;
+        return unprovisioned(a, "mqtt_host missing");
     }
     a->mqtt_port = 1883;
     if (kv_str(a, NS, "mqtt_port", tmp, sizeof(tmp)) && tmp[0]) {
         long port = strtol(tmp, NULL, 10);
         if (port < 1 || port > 65535) {
-            logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: mqtt_port out of range");
-            return false;
+            return unprovisioned(a, "mqtt_port out of range");
         }
         a->mqtt_port = (uint16_t)port;
     }
@@ -331,18 +367,16 @@ static bool load_provisioning(espadmin_agent_t *a)
         }
     }
     if (!kv_str(a, NS, "topic_root", a->root, sizeof(a->root)) || a->root[0] == '\0') {
-        snprintf(a->root, sizeof(a->root), "espadmin");
+        espadmin_copy(a->root, sizeof(a->root), "espadmin");
     }
     if (!espadmin_valid_root(a->root)) {
-        logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: invalid topic_root");
-        return false;
+        return unprovisioned(a, "invalid topic_root");
     }
     kv_str(a, NS, "server_url", a->server_url, sizeof(a->server_url));
     a->has_pubkey = false;
     if (kv_str(a, NS, "ota_pubkey", tmp, sizeof(tmp)) && tmp[0]) {
         if (espadmin_base64_decode(tmp, strlen(tmp), a->ota_pubkey, sizeof(a->ota_pubkey)) != 32) {
-            logf_(a, ESPADMIN_LEVEL_ERROR, "not provisioned: ota_pubkey must be base64 of 32 bytes");
-            return false;
+            return unprovisioned(a, "ota_pubkey must be base64 of 32 bytes");
         }
         a->has_pubkey = true;
     }
@@ -355,14 +389,10 @@ static void save_ota_pending(espadmin_agent_t *a, const char *state)
     ej_writer_t w;
     ejw_init(&w, buf, sizeof(buf));
     ejw_obj_begin(&w);
-    ejw_key(&w, "id");
-    ejw_string(&w, a->ota_id);
-    ejw_key(&w, "version");
-    ejw_string(&w, a->ota_version);
-    ejw_key(&w, "from");
-    ejw_string(&w, a->ota_from);
-    ejw_key(&w, "state");
-    ejw_string(&w, state);
+    ejw_kstring(&w, "id", a->ota_id);
+    ejw_kstring(&w, "version", a->ota_version);
+    ejw_kstring(&w, "from", a->ota_from);
+    ejw_kstring(&w, "state", state);
     ejw_obj_end(&w);
     int n = ejw_finish(&w);
     if (n > 0) {
@@ -380,8 +410,8 @@ static void clear_ota_pending(espadmin_agent_t *a)
 static void queue_ota_report(espadmin_agent_t *a, const char *state, const char *reason)
 {
     a->ota_report_pending = true;
-    snprintf(a->ota_report_state, sizeof(a->ota_report_state), "%s", state);
-    snprintf(a->ota_report_reason, sizeof(a->ota_report_reason), "%s", reason ? reason : "");
+    espadmin_copy(a->ota_report_state, sizeof(a->ota_report_state), state);
+    espadmin_copy(a->ota_report_reason, sizeof(a->ota_report_reason), reason);
 }
 
 /* What does this boot mean for an update in flight? The bootloader's image state decides
@@ -396,17 +426,19 @@ static void load_ota_state(espadmin_agent_t *a)
     bool ok = false;
     ej_doc_t doc;
     if (have && ej_parse(&doc, buf, strlen(buf)) == EJ_OK) {
-        const ej_node_t *id = ej_get(doc.root, "id");
-        const ej_node_t *ver = ej_get(doc.root, "version");
-        const ej_node_t *from = ej_get(doc.root, "from");
-        const ej_node_t *state = ej_get(doc.root, "state");
-        ok = id && ver && from && state && id->type == EJ_STRING && ver->type == EJ_STRING &&
-             from->type == EJ_STRING && state->type == EJ_STRING;
+        /* the record save_ota_pending writes: four strings */
+        static const char *const keys[] = {"id", "version", "from", "state"};
+        const ej_node_t *f[4];
+        ok = true;
+        for (int i = 0; i < 4; i++) {
+            f[i] = ej_get(doc.root, keys[i]);
+            ok = ok && f[i] && f[i]->type == EJ_STRING;
+        }
         if (ok) {
-            snprintf(a->ota_id, sizeof(a->ota_id), "%s", id->str);
-            snprintf(a->ota_version, sizeof(a->ota_version), "%s", ver->str);
-            snprintf(a->ota_from, sizeof(a->ota_from), "%s", from->str);
-            ok = strcmp(state->str, "rebooting") == 0;
+            espadmin_copy(a->ota_id, sizeof(a->ota_id), f[0]->str);
+            espadmin_copy(a->ota_version, sizeof(a->ota_version), f[1]->str);
+            espadmin_copy(a->ota_from, sizeof(a->ota_from), f[2]->str);
+            ok = strcmp(f[3]->str, "rebooting") == 0;
         }
         ej_free(&doc);
     }
@@ -438,7 +470,7 @@ static void load_ota_state(espadmin_agent_t *a)
               a->version);
         queue_ota_report(a, "failed", "boot_failed_rolled_back");
         /* a crash that caused this rollback happened in the new image, not this one */
-        snprintf(a->rolled_back_from, sizeof(a->rolled_back_from), "%s", a->ota_version);
+        espadmin_copy(a->rolled_back_from, sizeof(a->rolled_back_from), a->ota_version);
     }
     clear_ota_pending(a);
 }
@@ -463,8 +495,13 @@ static void load_config_state(espadmin_agent_t *a)
 
 static bool is_crash_reason(const char *r)
 {
-    return strcmp(r, "panic") == 0 || strcmp(r, "int_wdt") == 0 || strcmp(r, "task_wdt") == 0 ||
-           strcmp(r, "wdt") == 0 || strcmp(r, "brownout") == 0 || strcmp(r, "cpu_lockup") == 0;
+    static const char *const crashes[] = {"panic", "int_wdt", "task_wdt", "wdt", "brownout", "cpu_lockup", NULL};
+    for (int i = 0; crashes[i]; i++) {
+        if (strcmp(r, crashes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
@@ -508,7 +545,7 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
 
     platform->running_version(platform->ctx, a->version, sizeof(a->version));
     if (a->version[0] == '\0') {
-        snprintf(a->version, sizeof(a->version), "unknown");
+        espadmin_copy(a->version, sizeof(a->version), "unknown");
     }
     a->reset_reason = platform->reset_reason ? platform->reset_reason(platform->ctx) : "unknown";
     if (a->reset_reason == NULL) {
@@ -520,11 +557,11 @@ espadmin_agent_t *espadmin_agent_init(const espadmin_platform_t *platform,
     load_ota_state(a);
     if (is_crash_reason(a->reset_reason)) {
         pending_error_t *e = &a->errors[a->nerrors++];
-        snprintf(e->type, sizeof(e->type), "%s", strcmp(a->reset_reason, "panic") == 0 ? "panic" : a->reset_reason);
+        espadmin_copy(e->type, sizeof(e->type), a->reset_reason); /* "panic", "int_wdt", ... */
         a->crash = espadmin_crash_load(platform);
         espadmin_crash_message(a->crash, a->reset_reason, e->message, sizeof(e->message));
-        snprintf(e->reset_reason, sizeof(e->reset_reason), "%s", a->reset_reason);
-        snprintf(e->version, sizeof(e->version), "%s", a->rolled_back_from);
+        espadmin_copy(e->reset_reason, sizeof(e->reset_reason), a->reset_reason);
+        espadmin_copy(e->version, sizeof(e->version), a->rolled_back_from);
     }
     a->conn = CONN_IDLE;
     a->next_connect_at = a->now;
@@ -572,7 +609,7 @@ static void start_connect(espadmin_agent_t *a)
     char *ca = a->mqtt_ca;
     char *ca_override = NULL;
     if (!managed(a, "_mqtt_host", host, sizeof(host))) {
-        snprintf(host, sizeof(host), "%s", a->mqtt_host);
+        espadmin_copy(host, sizeof(host), a->mqtt_host);
     }
     uint16_t port = a->mqtt_port;
     if (managed(a, "_mqtt_port", port_s, sizeof(port_s))) {
@@ -582,7 +619,7 @@ static void start_connect(espadmin_agent_t *a)
         }
     }
     if (!managed(a, "_mqtt_secret", password, sizeof(password))) {
-        snprintf(password, sizeof(password), "%s", a->secret);
+        espadmin_copy(password, sizeof(password), a->secret);
     }
     ca_override = espadmin_malloc(ESPADMIN_MAX_CONFIG_VALUE_LEN + 1);
     if (ca_override && managed(a, "_mqtt_ca", ca_override, ESPADMIN_MAX_CONFIG_VALUE_LEN + 1)) {
@@ -647,7 +684,7 @@ static void reached_server(espadmin_agent_t *a)
     if (a->ota == OTA_VERIFYING) {
         if (a->p->ota_mark_valid(a->p->ctx) == ESPADMIN_PLATFORM_OK) {
             logf_(a, ESPADMIN_LEVEL_INFO, "new image %s confirmed", a->version);
-            send_ota(a, a->ota_id, a->ota_version, "succeeded", 100, NULL, NULL);
+            ota_send(a, "succeeded", 100, NULL, NULL);
             clear_ota_pending(a);
             a->ota = OTA_IDLE;
         } else {
@@ -701,7 +738,7 @@ static int enqueue(espadmin_agent_t *a, const char *topic, const void *data, siz
             }
             s->data = owned;
             s->len = len;
-            snprintf(s->topic, sizeof(s->topic), "%s", topic);
+            espadmin_copy(s->topic, sizeof(s->topic), topic);
             s->full = true;
             return 0;
         }
@@ -767,14 +804,13 @@ int espadmin_config_get(espadmin_agent_t *a, const char *key, espadmin_cfg_type_
 static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out, size_t cap,
                         size_t *out_len)
 {
-    size_t n = 0;
+    const char *text = v->str; /* copied as is, when not NULL */
+    size_t n = v->str_len;
     switch (type) {
     case ESPADMIN_CFG_STRING:
-        if (v->type != EJ_STRING || v->str_len > ESPADMIN_MAX_CONFIG_VALUE_LEN || v->str_len + 1 > cap) {
+        if (v->type != EJ_STRING || v->str_len > ESPADMIN_MAX_CONFIG_VALUE_LEN) {
             return false;
         }
-        memcpy(out + 1, v->str, v->str_len);
-        n = v->str_len;
         break;
     case ESPADMIN_CFG_INT: {
         int64_t i;
@@ -785,27 +821,34 @@ static bool stored_form(const ej_node_t *v, espadmin_cfg_type_t type, char *out,
             return false;
         }
         n = espadmin_fmt_i64(out + 1, i);
+        text = NULL;
         break;
     }
     case ESPADMIN_CFG_FLOAT:
-        if (v->type != EJ_NUMBER || !isfinite(strtod(v->str, NULL)) || v->str_len + 1 > cap) {
+        if (v->type != EJ_NUMBER || !isfinite(strtod(v->str, NULL))) {
             return false;
         }
-        memcpy(out + 1, v->str, v->str_len);
-        n = v->str_len;
         break;
     case ESPADMIN_CFG_BOOL:
         if (v->type != EJ_TRUE && v->type != EJ_FALSE) {
             return false;
         }
-        n = (size_t)snprintf(out + 1, cap - 1, "%s", v->type == EJ_TRUE ? "true" : "false");
+        text = v->raw; /* "true" or "false" */
+        n = v->raw_len;
         break;
     case ESPADMIN_CFG_JSON:
         n = ej_compact(v, out + 1, cap - 1);
         if (n > ESPADMIN_MAX_CONFIG_VALUE_LEN || n + 1 > cap) {
             return false;
         }
+        text = NULL;
         break;
+    }
+    if (text != NULL) {
+        if (n + 1 > cap) {
+            return false;
+        }
+        memcpy(out + 1, text, n);
     }
     out[0] = (char)('0' + (int)type);
     *out_len = n + 1;
@@ -848,7 +891,10 @@ static bool managed_key_ok(const char *key, espadmin_cfg_type_t t, const char *s
  * the active pointer: either the whole config is applied or nothing changes. */
 static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 {
-    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1] = "";
+    char msg[ESPADMIN_MAX_MESSAGE_LEN + 1];
+    /* why it is refused: a format given the current entry's key and type name */
+    const char *why = NULL;
+    const espadmin_cfg_entry_t *e = NULL;
     char staging = a->cfg_active == 'a' ? 'b' : 'a';
     const char *ns = cfg_ns(staging);
     /* every buffer below holds at most one value's text (or less: its decoded or decrypted
@@ -865,14 +911,14 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
     char *plain = espadmin_malloc(cap);
     bool ok = val && sealed && plain;
     if (!ok) {
-        snprintf(msg, sizeof(msg), "out of memory");
+        why = "out of memory";
     }
     if (ok && a->p->kv_erase_all(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        snprintf(msg, sizeof(msg), "storage: cannot clear the config namespace");
+        why = "storage: cannot clear the config namespace";
         ok = false;
     }
     for (size_t i = 0; ok && i < c->config.count; i++) {
-        const espadmin_cfg_entry_t *e = &c->config.entries[i];
+        e = &c->config.entries[i];
         const char *text = c->value_text + e->value_off;
         size_t text_len = e->value_len;
         size_t stored_len = 0;
@@ -896,7 +942,7 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             }
             if (!ok) {
                 /* the decoder checked it is a JSON string: only memory can be short */
-                snprintf(msg, sizeof(msg), "out of memory");
+                why = "out of memory";
                 break;
             }
         }
@@ -909,13 +955,13 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             if (n < 29 || aad_len < 0 ||
                 !a->p->aes_gcm_decrypt(a->p->ctx, a->device_key, sealed, aad, (size_t)aad_len,
                                        sealed + 12, ct_len, sealed + 12 + ct_len, plain)) {
-                snprintf(msg, sizeof(msg), "secret %s: cannot decrypt", e->key);
+                why = "secret %s: cannot decrypt";
                 ok = false;
                 break;
             }
             if (!ej_utf8_valid(plain, ct_len) ||
                 (wrapper = parse_bare(&doc, plain, ct_len, &v)) == NULL) {
-                snprintf(msg, sizeof(msg), "secret %s: decrypted value is not JSON", e->key);
+                why = "secret %s: decrypted value is not JSON";
                 ok = false;
                 break;
             }
@@ -941,31 +987,29 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
             espadmin_free(wrapper);
         }
         if (!ok) {
-            snprintf(msg, sizeof(msg), "%s: value does not match type %s", e->key,
-                     espadmin_cfg_type_name(e->type));
+            why = "%s: value does not match type %s";
             break;
         }
         val[stored_len] = '\0';
         total += strlen(e->key) + stored_len - 1;
         if (total > ESPADMIN_DEVICE_MAX_CONFIG) {
-            snprintf(msg, sizeof(msg), "config exceeds the device's limit of %u bytes",
-                     (unsigned)ESPADMIN_DEVICE_MAX_CONFIG);
+            why = "config exceeds the device's limit of " STRING_OF(ESPADMIN_DEVICE_MAX_CONFIG) " bytes";
             ok = false;
             break;
         }
         if (!managed_key_ok(e->key, e->type, val)) {
-            snprintf(msg, sizeof(msg), "%s: invalid platform-managed value", e->key);
+            why = "%s: invalid platform-managed value";
             ok = false;
             break;
         }
         if (a->p->kv_set(a->p->ctx, ns, e->key, val, stored_len) != ESPADMIN_PLATFORM_OK) {
-            snprintf(msg, sizeof(msg), "storage: cannot write %s", e->key);
+            why = "storage: cannot write %s";
             ok = false;
             break;
         }
     }
     if (ok && a->p->kv_commit(a->p->ctx, ns) != ESPADMIN_PLATFORM_OK) {
-        snprintf(msg, sizeof(msg), "storage: commit failed");
+        why = "storage: commit failed";
         ok = false;
     }
     if (ok) {
@@ -979,16 +1023,17 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
         ok = ok && kv_put_str(a, NS, "cfg_active", flag) == ESPADMIN_PLATFORM_OK;
         ok = ok && a->p->kv_commit(a->p->ctx, NS) == ESPADMIN_PLATFORM_OK;
         if (!ok) {
-            snprintf(msg, sizeof(msg), "storage: cannot switch to the new config");
+            why = "storage: cannot switch to the new config";
         }
     }
     if (!ok) {
+        snprintf(msg, sizeof(msg), why, e ? e->key : "", e ? espadmin_cfg_type_name(e->type) : "");
         if (val && sealed && plain) {
             a->p->kv_erase_all(a->p->ctx, ns);
             a->p->kv_commit(a->p->ctx, ns);
         }
         logf_(a, ESPADMIN_LEVEL_WARN, "config %s refused: %s", I64(c->config.version), msg);
-        send_ack(a, c->id, "error", msg, -1, true);
+        ack(a, c->id, "error", msg);
     } else {
         load_config_state(a);
         logf_(a, ESPADMIN_LEVEL_INFO, "config %s applied (%u entries)", I64(c->config.version),
@@ -1001,18 +1046,6 @@ static void apply_config(espadmin_agent_t *a, const espadmin_command_t *c)
 }
 
 /* ---- OTA ---- */
-
-/* The port's account of its last failure (empty when it has none), read before the download
- * is closed or the slot aborted. */
-static const char *platform_error(espadmin_agent_t *a, char *buf, size_t cap, const char *fallback)
-{
-    buf[0] = '\0';
-    if (a->p->last_error) {
-        a->p->last_error(a->p->ctx, buf, cap);
-        buf[cap - 1] = '\0';
-    }
-    return buf[0] ? buf : fallback;
-}
 
 /* The protocol's reason for an ota_begin or ota_write refusal. */
 static const char *slot_reason(int rc)
@@ -1044,13 +1077,13 @@ static void ota_fail(espadmin_agent_t *a, const char *reason, const char *messag
     a->ota = OTA_IDLE;
     clear_ota_pending(a);
     int pct = a->ota_size > 0 ? (int)(a->ota_received * 100 / a->ota_size) : 0;
-    send_ota(a, a->ota_id, a->ota_version, "failed", pct > 100 ? 100 : pct, reason, message);
+    ota_send(a, "failed", pct > 100 ? 100 : pct, reason, message);
 }
 
 static void reject_update(espadmin_agent_t *a, const espadmin_command_t *c, const char *reason)
 {
     logf_(a, ESPADMIN_LEVEL_WARN, "update %s refused: %s", c->update.version, reason);
-    send_ack(a, c->id, "rejected", reason, -1, true);
+    ack(a, c->id, "rejected", reason);
     send_ota(a, c->id, c->update.version, "failed", 0, reason, NULL);
 }
 
@@ -1084,14 +1117,14 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         reject_update(a, c, "already_running");
         return;
     }
-    int64_t wall = a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+    int64_t wall = wall_of(a);
     if (wall > 0 && u->url_expires_at != 0 && wall >= u->url_expires_at) {
         reject_update(a, c, "expired");
         return;
     }
-    snprintf(a->ota_id, sizeof(a->ota_id), "%s", c->id);
-    snprintf(a->ota_version, sizeof(a->ota_version), "%s", u->version);
-    snprintf(a->ota_from, sizeof(a->ota_from), "%s", a->version);
+    espadmin_copy(a->ota_id, sizeof(a->ota_id), c->id);
+    espadmin_copy(a->ota_version, sizeof(a->ota_version), u->version);
+    espadmin_copy(a->ota_from, sizeof(a->ota_from), a->version);
     hex_decode(u->sha256, a->ota_sha, sizeof(a->ota_sha));
     a->ota_size = u->size;
     a->ota_received = 0;
@@ -1099,22 +1132,20 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
     a->ota_last_report = a->now;
     a->ota_last_data = a->now;
 
-    snprintf(a->last_update, sizeof(a->last_update), "%s", c->id);
+    espadmin_copy(a->last_update, sizeof(a->last_update), c->id);
     kv_put_str(a, NS, "last_update", c->id);
-    send_ack(a, c->id, "ok", NULL, -1, true);
+    ack(a, c->id, "ok", NULL);
     save_ota_pending(a, "downloading");
 
     a->ota = OTA_DOWNLOADING;
     char why[96];
     int rc = a->p->ota_begin(a->p->ctx, u->size);
     if (rc != ESPADMIN_PLATFORM_OK) {
-        const char *msg = platform_error(a, why, sizeof(why),
+        const char *msg = espadmin_platform_error(a->p, why, sizeof(why),
                                          rc == ESPADMIN_PLATFORM_PENDING_VERIFY ? "the running image awaits confirmation"
                                                                                 : "cannot open the update slot");
-        a->ota = OTA_IDLE;
-        clear_ota_pending(a);
-        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: %s %s", a->ota_version, slot_reason(rc), msg);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, slot_reason(rc), msg);
+        a->ota = OTA_IDLE; /* nothing to close yet */
+        ota_fail(a, slot_reason(rc), msg);
         return;
     }
     a->ota_hash = a->p->sha256_begin(a->p->ctx);
@@ -1123,54 +1154,50 @@ static void start_update(espadmin_agent_t *a, const espadmin_command_t *c)
         return;
     }
     if (a->p->http_open(a->p->ctx, u->url) != ESPADMIN_PLATFORM_OK) {
-        const char *msg = platform_error(a, why, sizeof(why), "cannot open the URL");
-        logf_(a, ESPADMIN_LEVEL_ERROR, "update to %s failed: download_error %s", a->ota_version, msg);
+        const char *msg = espadmin_platform_error(a->p, why, sizeof(why), "cannot open the URL");
         a->p->ota_abort(a->p->ctx);
         a->p->sha256_finish(a->p->ctx, a->ota_hash, NULL);
         a->ota_hash = NULL;
-        a->ota = OTA_IDLE;
-        clear_ota_pending(a);
-        send_ota(a, a->ota_id, a->ota_version, "failed", 0, "download_error", msg);
+        a->ota = OTA_IDLE; /* the download is not open: nothing more to close */
+        ota_fail(a, "download_error", msg);
         return;
     }
     logf_(a, ESPADMIN_LEVEL_INFO, "downloading %s (%s bytes)", u->version, I64(u->size));
-    send_ota(a, a->ota_id, a->ota_version, "downloading", 0, NULL, NULL);
+    ota_send(a, "downloading", 0, NULL, NULL);
 }
 
 static void download_done(espadmin_agent_t *a)
 {
     uint8_t got[32];
+    char why[96];
+    const char *reason = NULL, *message = NULL;
     a->p->http_close(a->p->ctx);
     a->p->sha256_finish(a->p->ctx, a->ota_hash, got);
     a->ota_hash = NULL;
-    if (a->ota_received != a->ota_size) {
+    if (a->ota_received != a->ota_size || memcmp(got, a->ota_sha, 32) != 0) {
         a->p->ota_abort(a->p->ctx);
-        a->ota = OTA_IDLE;
-        ota_fail(a, "size_mismatch", NULL);
-        return;
+        reason = a->ota_received != a->ota_size ? "size_mismatch" : "hash_mismatch";
+    } else {
+        ota_send(a, "downloaded", 100, NULL, NULL);
+        if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
+            reason = "invalid_image";
+            message = espadmin_platform_error(a->p, why, sizeof(why), NULL);
+        } else {
+            ota_send(a, "installing", 100, NULL, NULL);
+            if (a->p->ota_set_boot(a->p->ctx, a->ota_version) != ESPADMIN_PLATFORM_OK) {
+                reason = "internal";
+                message = "cannot set the boot slot";
+            }
+        }
     }
-    if (memcmp(got, a->ota_sha, 32) != 0) {
-        a->p->ota_abort(a->p->ctx);
-        a->ota = OTA_IDLE;
-        ota_fail(a, "hash_mismatch", NULL);
-        return;
-    }
-    send_ota(a, a->ota_id, a->ota_version, "downloaded", 100, NULL, NULL);
-    if (a->p->ota_finish(a->p->ctx) != ESPADMIN_PLATFORM_OK) {
-        char why[96];
-        a->ota = OTA_IDLE;
-        ota_fail(a, "invalid_image", platform_error(a, why, sizeof(why), NULL));
-        return;
-    }
-    send_ota(a, a->ota_id, a->ota_version, "installing", 100, NULL, NULL);
-    if (a->p->ota_set_boot(a->p->ctx, a->ota_version) != ESPADMIN_PLATFORM_OK) {
-        a->ota = OTA_IDLE;
-        ota_fail(a, "internal", "cannot set the boot slot");
+    if (reason != NULL) {
+        a->ota = OTA_IDLE; /* closed above */
+        ota_fail(a, reason, message);
         return;
     }
     save_ota_pending(a, "rebooting");
     a->ota = OTA_REBOOTING;
-    a->ota_reboot_mid = send_ota(a, a->ota_id, a->ota_version, "rebooting", 100, NULL, NULL);
+    a->ota_reboot_mid = ota_send(a, "rebooting", 100, NULL, NULL);
     a->ota_reboot_at = a->now + a->opt.puback_wait_ms;
     logf_(a, ESPADMIN_LEVEL_INFO, "update %s installed; restarting", a->ota_version);
 }
@@ -1192,7 +1219,7 @@ static void pump_download(espadmin_agent_t *a)
         }
         if (n < 0) {
             char why[96];
-            ota_fail(a, "download_error", platform_error(a, why, sizeof(why), NULL));
+            ota_fail(a, "download_error", espadmin_platform_error(a->p, why, sizeof(why), NULL));
             return;
         }
         if (n == 0) {
@@ -1209,7 +1236,7 @@ static void pump_download(espadmin_agent_t *a)
         int rc = a->p->ota_write(a->p->ctx, a->chunk, (size_t)n);
         if (rc != ESPADMIN_PLATFORM_OK) {
             char why[96];
-            ota_fail(a, slot_reason(rc), platform_error(a, why, sizeof(why), "slot write failed"));
+            ota_fail(a, slot_reason(rc), espadmin_platform_error(a->p, why, sizeof(why), "slot write failed"));
             return;
         }
         a->ota_received += n;
@@ -1217,7 +1244,7 @@ static void pump_download(espadmin_agent_t *a)
         if (pct < 100 && (pct >= a->ota_last_pct + 5 || a->now - a->ota_last_report >= OTA_REPORT_MS)) {
             a->ota_last_pct = pct;
             a->ota_last_report = a->now;
-            send_ota(a, a->ota_id, a->ota_version, "downloading", pct, NULL, NULL);
+            ota_send(a, "downloading", pct, NULL, NULL);
         }
     }
 }
@@ -1249,11 +1276,11 @@ static void dispatch(espadmin_agent_t *a, const char *payload, size_t len)
     if (err.code == ESPADMIN_E_INVALID_FIELD) {
         snprintf(msg, sizeof(msg), "invalid_field: %s", err.field);
     } else {
-        snprintf(msg, sizeof(msg), "%s", espadmin_perr_class(err.code));
+        espadmin_copy(msg, sizeof(msg), espadmin_perr_class(err.code));
     }
     logf_(a, ESPADMIN_LEVEL_WARN, "command refused: %s", msg);
     if (espadmin_command_peek_id(payload, len, id)) {
-        send_ack(a, id, "rejected", msg, -1, true);
+        ack(a, id, "rejected", msg);
     }
 }
 
@@ -1270,15 +1297,15 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     if ((c->name == ESPADMIN_CMD_RESTART && strcmp(c->id, a->last_restart) == 0) ||
         (c->name == ESPADMIN_CMD_UPDATE && strcmp(c->id, a->last_update) == 0)) {
         logf_(a, ESPADMIN_LEVEL_INFO, "command %s already carried out before the restart", c->id);
-        send_ack(a, c->id, "ok", NULL, -1, true);
+        ack(a, c->id, "ok", NULL);
         return;
     }
-    int64_t wall = a->p->wall_ms ? a->p->wall_ms(a->p->ctx) : 0;
+    int64_t wall = wall_of(a);
     if (wall > 0 && wall >= c->expires_at) {
         if (c->name == ESPADMIN_CMD_UPDATE) {
             reject_update(a, c, "expired");
         } else {
-            send_ack(a, c->id, "rejected", "expired", -1, true);
+            ack(a, c->id, "rejected", "expired");
         }
         return;
     }
@@ -1286,10 +1313,10 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_RESTART:
         logf_(a, ESPADMIN_LEVEL_INFO, "restart requested%s%s", c->restart_reason[0] ? ": " : "",
               c->restart_reason);
-        snprintf(a->last_restart, sizeof(a->last_restart), "%s", c->id);
+        espadmin_copy(a->last_restart, sizeof(a->last_restart), c->id);
         kv_put_str(a, NS, "last_restart", c->id);
         a->p->kv_commit(a->p->ctx, NS);
-        a->restart_mid = send_ack(a, c->id, "ok", NULL, -1, true);
+        a->restart_mid = ack(a, c->id, "ok", NULL);
         a->restart_pending = true;
         a->restart_at = a->restart_mid > 0 ? a->now + a->opt.puback_wait_ms : a->now;
         break;
@@ -1299,14 +1326,12 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
             if (a->ring.buf == NULL && (ring = espadmin_malloc(a->opt.log_ring_bytes)) == NULL) {
                 a->no_memory++;
                 logf_(a, ESPADMIN_LEVEL_ERROR, "debug on: no memory for the log buffer");
-                send_ack(a, c->id, "error", "out of memory", -1, true);
+                ack(a, c->id, "error", "out of memory");
                 break;
             }
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+            lock_logs(a, true);
             if (ring != NULL) {
-                uint64_t seq = a->ring.next_seq; /* sequence numbers continue across sessions */
-                espadmin_logring_init(&a->ring, ring, a->opt.log_ring_bytes);
-                a->ring.next_seq = seq;
+                ring_reset(a, ring, a->opt.log_ring_bytes);
             }
             if (!a->debug_on) {
                 a->next_expected_seq = a->ring.next_seq;
@@ -1316,14 +1341,14 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
             a->debug_on = true;
             a->debug_level = c->debug.level;
             a->debug_until = a->now + (int64_t)c->debug.duration_s * 1000;
-            if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+            lock_logs(a, false);
             logf_(a, ESPADMIN_LEVEL_INFO, "debug on at %s for %" PRId32 " s",
                   espadmin_level_name(c->debug.level), c->debug.duration_s);
         } else {
             debug_stop(a);
             logf_(a, ESPADMIN_LEVEL_INFO, "debug off");
         }
-        send_ack(a, c->id, "ok", NULL, -1, true);
+        ack(a, c->id, "ok", NULL);
         break;
     case ESPADMIN_CMD_CONFIG:
         apply_config(a, c);
@@ -1334,7 +1359,7 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
     case ESPADMIN_CMD_COREDUMP: { /* the port logs the upload; the ack says how it ended */
         char why[96];
         if (espadmin_coredump_start(a->p, &a->coredump, c->id, c->update.url, why, sizeof(why)) < 0) {
-            send_ack(a, c->id, "error", why, -1, true);
+            ack(a, c->id, "error", why);
         }
         break;
     }
@@ -1344,13 +1369,11 @@ static void run_command(espadmin_agent_t *a, const espadmin_command_t *c)
 /* Switches debug off and frees the log ring; the sequence numbers go on where they were. */
 static void debug_stop(espadmin_agent_t *a)
 {
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+    lock_logs(a, true);
     a->debug_on = false;
     uint8_t *ring = a->ring.buf;
-    uint64_t seq = a->ring.next_seq;
-    espadmin_logring_init(&a->ring, NULL, 0);
-    a->ring.next_seq = seq;
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+    ring_reset(a, NULL, 0);
+    lock_logs(a, false);
     espadmin_free(ring);
 }
 
@@ -1381,14 +1404,14 @@ void espadmin_log_capture(espadmin_agent_t *a, espadmin_level_t level, const cha
 
 static void flush_logs(espadmin_agent_t *a, bool force)
 {
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, true);
+    lock_logs(a, true);
     espadmin_logline_t line;
     size_t bytes_hint = a->ring.used;
     bool due = a->ring.lines > 0 &&
                (force || a->now - a->last_flush >= LOG_FLUSH_MS ||
                 a->ring.lines >= ESPADMIN_LOG_BATCH_LINES || bytes_hint >= LOG_BATCH_BYTES);
     if (!due || a->conn != CONN_UP || !a->greeted) {
-        if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+        lock_logs(a, false);
         return;
     }
     ej_writer_t w;
@@ -1397,13 +1420,10 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     uint64_t first = line.seq;
     uint64_t dropped = first > a->next_expected_seq ? first - a->next_expected_seq : 0;
     ejw_obj_begin(&w);
-    ejw_key(&w, "v");
-    ejw_int(&w, 1);
-    ejw_key(&w, "seq");
-    ejw_int(&w, (int64_t)first);
+    ejw_kint(&w, "v", 1);
+    ejw_kint(&w, "seq", (int64_t)first);
     if (dropped) {
-        ejw_key(&w, "dropped");
-        ejw_int(&w, (int64_t)dropped);
+        ejw_kint(&w, "dropped", (int64_t)dropped);
     }
     ejw_key(&w, "lines");
     ejw_arr_begin(&w);
@@ -1412,16 +1432,12 @@ static void flush_logs(espadmin_agent_t *a, bool force)
     while (n < ESPADMIN_LOG_BATCH_LINES && espadmin_logring_peek(&a->ring, &line) && line.seq == expect) {
         ej_writer_t save = w;
         ejw_obj_begin(&w);
-        ejw_key(&w, "level");
-        ejw_string(&w, espadmin_level_name(line.level));
+        ejw_kstring(&w, "level", espadmin_level_name(line.level));
         if (line.tag[0]) {
-            ejw_key(&w, "tag");
-            ejw_string(&w, line.tag);
+            ejw_kstring(&w, "tag", line.tag);
         }
-        ejw_key(&w, "msg");
-        ejw_string(&w, line.msg);
-        ejw_key(&w, "ms");
-        ejw_int(&w, line.ms < 0 ? 0 : line.ms);
+        ejw_kstring(&w, "msg", line.msg);
+        ejw_kint(&w, "ms", line.ms < 0 ? 0 : line.ms);
         ejw_obj_end(&w);
         if (w.overflow || w.len > LOG_BATCH_BYTES) {
             w = save;
@@ -1432,7 +1448,7 @@ static void flush_logs(espadmin_agent_t *a, bool force)
         expect++;
     }
     a->ring.dropped = 0;
-    if (a->p->log_lock) a->p->log_lock(a->p->ctx, false);
+    lock_logs(a, false);
     ejw_arr_end(&w);
     ejw_obj_end(&w);
     int len = ejw_finish(&w);
@@ -1449,6 +1465,14 @@ static void flush_logs(espadmin_agent_t *a, bool force)
 
 /* ---- errors ---- */
 
+/* s sanitized into dst (capacity cap), or fallback when s is NULL or sanitizes to nothing */
+static void text_or(char *dst, size_t cap, const char *s, const char *fallback)
+{
+    if (s == NULL || espadmin_sanitize_text(dst, cap - 1, s, strlen(s)) == 0) {
+        espadmin_copy(dst, cap, fallback);
+    }
+}
+
 int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *code,
                           const char *message)
 {
@@ -1456,15 +1480,9 @@ int espadmin_report_error(espadmin_agent_t *a, const char *type, const char *cod
         return -1;
     }
     pending_error_t *e = &a->errors[a->nerrors++];
-    espadmin_sanitize_text(e->type, 64, type ? type : "app", strlen(type ? type : "app"));
-    espadmin_sanitize_text(e->code, 64, code ? code : "", strlen(code ? code : ""));
-    espadmin_sanitize_text(e->message, 256, message ? message : "error", strlen(message ? message : "error"));
-    if (e->type[0] == '\0') {
-        snprintf(e->type, sizeof(e->type), "app");
-    }
-    if (e->message[0] == '\0') {
-        snprintf(e->message, sizeof(e->message), "error");
-    }
+    text_or(e->type, sizeof(e->type), type, "app");
+    text_or(e->code, sizeof(e->code), code, "");
+    text_or(e->message, sizeof(e->message), message, "error");
     e->reset_reason[0] = '\0';
     e->version[0] = '\0';
     return 0;
@@ -1510,7 +1528,7 @@ static void send_ota_report(espadmin_agent_t *a)
         return;
     }
     const char *reason = a->ota_report_reason[0] ? a->ota_report_reason : NULL;
-    if (send_ota(a, a->ota_id, a->ota_version, a->ota_report_state,
+    if (ota_send(a, a->ota_report_state,
                  strcmp(a->ota_report_state, "succeeded") == 0 ? 100 : 0, reason, NULL) >= 0) {
         a->ota_report_pending = false;
     }
@@ -1565,6 +1583,13 @@ static void greet(espadmin_agent_t *a)
 
 /* ---- tick ---- */
 
+/* before a restart or a rollback */
+static void go_offline(espadmin_agent_t *a)
+{
+    a->p->mqtt_disconnect(a->p->ctx);
+    a->conn = CONN_IDLE;
+}
+
 void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
 {
     if (now_ms > a->now) {
@@ -1574,8 +1599,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         if (a->now >= a->restart_at) {
             a->restart_pending = false;
             logf_(a, ESPADMIN_LEVEL_INFO, "restarting");
-            a->p->mqtt_disconnect(a->p->ctx);
-            a->conn = CONN_IDLE;
+            go_offline(a);
             a->p->restart(a->p->ctx);
         }
         return;
@@ -1583,8 +1607,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota == OTA_REBOOTING) {
         if (a->now >= a->ota_reboot_at) {
             a->ota = OTA_IDLE;
-            a->p->mqtt_disconnect(a->p->ctx);
-            a->conn = CONN_IDLE;
+            go_offline(a);
             a->p->restart(a->p->ctx);
         }
         return;
@@ -1592,8 +1615,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
     if (a->ota == OTA_VERIFYING && !a->reached_server && a->now >= a->ota_verify_deadline) {
         logf_(a, ESPADMIN_LEVEL_ERROR, "new image did not reach the server in time: rolling back");
         a->ota = OTA_IDLE;
-        a->p->mqtt_disconnect(a->p->ctx);
-        a->conn = CONN_IDLE;
+        go_offline(a);
         a->p->ota_rollback(a->p->ctx);
         return;
     }
@@ -1645,7 +1667,7 @@ void espadmin_tick(espadmin_agent_t *a, int64_t now_ms)
         char why[96];
         int rc = espadmin_coredump_poll(a->p, &a->coredump, why, sizeof(why));
         if (rc != 0) {
-            send_ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why, -1, true);
+            ack(a, a->coredump.id, rc > 0 ? "ok" : "error", rc > 0 ? NULL : why);
         }
     }
     if (a->conn == CONN_UP && a->greeted) {

@@ -63,15 +63,21 @@ void espadmin_crash_done(const espadmin_platform_t *p, espadmin_crash_t **c)
     *c = NULL;
 }
 
-/* Why an upload failed: the port's account, else what the core knows. */
-static void why(const espadmin_platform_t *p, char *msg, size_t cap, const char *fallback)
+const char *espadmin_platform_error(const espadmin_platform_t *p, char *buf, size_t cap, const char *fallback)
 {
-    msg[0] = '\0';
+    buf[0] = '\0';
     if (p->last_error) {
-        p->last_error(p->ctx, msg, cap);
+        p->last_error(p->ctx, buf, cap);
+        buf[cap - 1] = '\0';
     }
-    if (msg[0] == '\0') {
-        snprintf(msg, cap, "%s", fallback);
+    return buf[0] ? buf : fallback;
+}
+
+/* Why an upload failed: the port's account, else what the core knows. */
+static void why(const espadmin_platform_t *p, char *msg, size_t cap)
+{
+    if (espadmin_platform_error(p, msg, cap, NULL) == NULL) {
+        espadmin_copy(msg, cap, "upload failed");
     }
 }
 
@@ -79,20 +85,20 @@ int espadmin_coredump_start(const espadmin_platform_t *p, espadmin_coredump_uplo
                             const char *url, char *msg, size_t cap)
 {
     if (u->active) {
-        snprintf(msg, cap, "busy");
+        espadmin_copy(msg, cap, "busy");
         return strcmp(u->id, id) == 0 ? 1 : -1;
     }
     int rc = p->coredump_upload ? p->coredump_upload(p->ctx, url) : ESPADMIN_PLATFORM_NOT_FOUND;
     if (rc != ESPADMIN_PLATFORM_OK) {
         if (rc == ESPADMIN_PLATFORM_NOT_FOUND) {
-            snprintf(msg, cap, "no core dump");
+            espadmin_copy(msg, cap, "no core dump");
         } else {
-            why(p, msg, cap, "upload failed");
+            why(p, msg, cap);
         }
         return -1;
     }
     u->active = true;
-    snprintf(u->id, sizeof(u->id), "%s", id);
+    espadmin_copy(u->id, sizeof(u->id), id);
     return 0;
 }
 
@@ -109,14 +115,14 @@ int espadmin_coredump_poll(const espadmin_platform_t *p, espadmin_coredump_uploa
         }
         return 1;
     }
-    why(p, msg, cap, "upload failed");
+    why(p, msg, cap);
     return -1;
 }
 
 void espadmin_crash_message(const espadmin_crash_t *c, const char *reset_reason, char *buf, size_t cap)
 {
     if (c && c->reason[0]) {
-        snprintf(buf, cap, "%s", c->reason);
+        espadmin_copy(buf, cap, c->reason);
     } else {
         snprintf(buf, cap, "device restarted after an abnormal reset (%s)", reset_reason);
     }

@@ -5,6 +5,10 @@
 
 #include "espadmin/platform.h"
 
+/* The port's account of its last failure (last_error) in buf, or fallback when it has none
+ * (buf is then ""). Read before the failed operation is closed or aborted. */
+const char *espadmin_platform_error(const espadmin_platform_t *p, char *buf, size_t cap, const char *fallback);
+
 /* Reads what the last panic left through the platform's crash_info, or NULL when the port
  * has none (or no memory). The record lives on the heap only until the report is out. */
 espadmin_crash_t *espadmin_crash_load(const espadmin_platform_t *p);

@@ -75,6 +75,9 @@ bool ej_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* The short escapes: each letter, then the character it stands for. */
+static const char k_escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
@@ -155,17 +158,7 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
                 return false;
             }
             unsigned char e = *ps->p++;
-            char ch;
-            switch (e) {
-            case '"': ch = '"'; break;
-            case '\\': ch = '\\'; break;
-            case '/': ch = '/'; break;
-            case 'b': ch = '\b'; break;
-            case 'f': ch = '\f'; break;
-            case 'n': ch = '\n'; break;
-            case 'r': ch = '\r'; break;
-            case 't': ch = '\t'; break;
-            case 'u': {
+            if (e == 'u') {
                 uint32_t cp;
                 if (!hex4(ps, &cp) || cp == 0) {
                     return false;
@@ -192,11 +185,15 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
                 n += k;
                 continue;
             }
-            default:
+            size_t i = 0;
+            while (k_escapes[i] && (unsigned char)k_escapes[i] != e) {
+                i += 2;
+            }
+            if (k_escapes[i] == '\0') {
                 return false;
             }
             if (dst) {
-                dst[n] = ch;
+                dst[n] = k_escapes[i + 1];
             }
             n++;
             continue;
@@ -223,6 +220,16 @@ static bool parse_string(parser_t *ps, const char **out, size_t *out_len)
     return true;
 }
 
+/* Skips one or more digits; false when there is none. */
+static bool digits(parser_t *ps)
+{
+    const unsigned char *from = ps->p;
+    while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
+        ps->p++;
+    }
+    return ps->p > from;
+}
+
 static bool parse_number(parser_t *ps, ej_node_t *node)
 {
     const unsigned char *start = ps->p;
@@ -230,26 +237,16 @@ static bool parse_number(parser_t *ps, ej_node_t *node)
     if (ps->p < ps->end && *ps->p == '-') {
         ps->p++;
     }
-    if (ps->p >= ps->end) {
-        return false;
-    }
-    if (*ps->p == '0') {
+    if (ps->p < ps->end && *ps->p == '0') {
         ps->p++;
-    } else if (*ps->p >= '1' && *ps->p <= '9') {
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
-        }
-    } else {
+    } else if (!digits(ps)) {
         return false;
     }
     if (ps->p < ps->end && *ps->p == '.') {
         is_int = false;
         ps->p++;
-        if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') {
+        if (!digits(ps)) {
             return false;
-        }
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
         }
     }
     if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
@@ -258,11 +255,8 @@ static bool parse_number(parser_t *ps, ej_node_t *node)
         if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) {
             ps->p++;
         }
-        if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9') {
+        if (!digits(ps)) {
             return false;
-        }
-        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') {
-            ps->p++;
         }
     }
     size_t len = (size_t)(ps->p - start);
@@ -316,9 +310,8 @@ static uint32_t next_cp(const unsigned char **pp)
         return UINT32_MAX;
     }
     if (cp == '\\') {
-        static const char unescaped[] = "b\bf\fn\nr\rt\t";
-        const char *m = strchr(unescaped, p[1]);
-        cp = m ? (uint32_t)(unsigned char)m[1] : p[1]; /* " \\ / stand for themselves */
+        const char *m = strchr(k_escapes, p[1]); /* a letter comes before its character */
+        cp = m ? (uint32_t)(unsigned char)m[1] : p[1]; /* 'u': decoded below */
         p += 2;
         if (p[-1] == 'u') {
             for (int pair = 0; pair < 2; pair++) {
@@ -857,6 +850,18 @@ void ejw_int(ej_writer_t *w, int64_t v)
     size_t n = espadmin_fmt_i64(tmp, v);
     before_value(w);
     put(w, tmp, n);
+}
+
+void ejw_kstring(ej_writer_t *w, const char *key, const char *s)
+{
+    ejw_key(w, key);
+    ejw_string(w, s);
+}
+
+void ejw_kint(ej_writer_t *w, const char *key, int64_t v)
+{
+    ejw_key(w, key);
+    ejw_int(w, v);
 }
 
 void ejw_bool(ej_writer_t *w, bool v)

@@ -48,6 +48,17 @@ bool espadmin_append_i64(char *buf, size_t cap, size_t *len, int64_t v)
     return espadmin_append(buf, cap, len, tmp);
 }
 
+size_t espadmin_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    while (src != NULL && n + 1 < cap && src[n] != '\0') {
+        dst[n] = src[n];
+        n++;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 /* ---- log ring ---- */
 /* record: u16 size | u64 seq | i64 ms | u8 level | u8 tag_len | tag | msg */
 #define REC_HEAD 20
@@ -94,13 +105,13 @@ bool espadmin_logring_push(espadmin_logring_t *r, espadmin_level_t level, const 
     }
     size_t at = (r->head + r->used) % r->cap;
     uint16_t sz = (uint16_t)size;
-    uint8_t lv = (uint8_t)level;
-    uint8_t tlen = (uint8_t)tl;
-    ring_write(r, at, &sz, 2);
-    ring_write(r, at + 2, &seq, 8);
-    ring_write(r, at + 10, &ms, 8);
-    ring_write(r, at + 18, &lv, 1);
-    ring_write(r, at + 19, &tlen, 1);
+    uint8_t head[REC_HEAD];
+    memcpy(head, &sz, 2);
+    memcpy(head + 2, &seq, 8);
+    memcpy(head + 10, &ms, 8);
+    head[18] = (uint8_t)level;
+    head[19] = (uint8_t)tl;
+    ring_write(r, at, head, REC_HEAD);
     ring_write(r, at + REC_HEAD, t, tl);
     ring_write(r, at + REC_HEAD + tl, m, ml);
     r->used += size;
@@ -114,13 +125,13 @@ bool espadmin_logring_peek(const espadmin_logring_t *r, espadmin_logline_t *line
         return false;
     }
     uint16_t sz;
-    uint8_t lv, tl;
-    ring_read(r, r->head, &sz, 2);
-    ring_read(r, r->head + 2, &line->seq, 8);
-    ring_read(r, r->head + 10, &line->ms, 8);
-    ring_read(r, r->head + 18, &lv, 1);
-    ring_read(r, r->head + 19, &tl, 1);
-    line->level = (espadmin_level_t)lv;
+    uint8_t head[REC_HEAD];
+    ring_read(r, r->head, head, REC_HEAD);
+    memcpy(&sz, head, 2);
+    memcpy(&line->seq, head + 2, 8);
+    memcpy(&line->ms, head + 10, 8);
+    line->level = (espadmin_level_t)head[18];
+    uint8_t tl = head[19];
     ring_read(r, r->head + REC_HEAD, line->tag, tl);
     line->tag[tl] = '\0';
     size_t ml = sz - REC_HEAD - tl;

@@ -120,6 +120,9 @@ void ejw_key(ej_writer_t *w, const char *key);
 void ejw_string(ej_writer_t *w, const char *s);
 void ejw_string_n(ej_writer_t *w, const char *s, size_t len);
 void ejw_int(ej_writer_t *w, int64_t v);
+/* A member: ejw_key followed by ejw_string or ejw_int, in one call. */
+void ejw_kstring(ej_writer_t *w, const char *key, const char *s);
+void ejw_kint(ej_writer_t *w, const char *key, int64_t v);
 void ejw_bool(ej_writer_t *w, bool v);
 void ejw_raw(ej_writer_t *w, const char *json, size_t len);
 /* NUL-terminates and returns the length, or -1 on overflow or unbalanced nesting. */

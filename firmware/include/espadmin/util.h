@@ -46,6 +46,11 @@ size_t espadmin_fmt_u64(char *buf, uint64_t v);
 bool espadmin_append(char *buf, size_t cap, size_t *len, const char *s);
 bool espadmin_append_i64(char *buf, size_t cap, size_t *len, int64_t v);
 
+/* Copies src (NULL: "") into dst of capacity cap (at least 1), truncated like
+ * snprintf(dst, cap, "%s", src) and NUL-terminated; returns the length copied. One shared
+ * function where a snprintf per call site costs more code on the device. */
+size_t espadmin_copy(char *dst, size_t cap, const char *src);
+
 /* ---- log ring: variable-size records in a fixed byte buffer; when full, new lines are
  * dropped and counted (their sequence numbers are used up, so the gap shows). ---- */
 
