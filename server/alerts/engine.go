@@ -207,28 +207,28 @@ func (e *Engine) rulesOf(ctx context.Context, tenantID string, now time.Time) []
 	if ok && now.Sub(rs.loaded) < e.o.RuleCacheTTL {
 		return rs.rules
 	}
-	var out []store.AlertRule
-	opts := store.ListOptions{Limit: store.MaxPageSize}
-	for {
-		page, err := e.o.Store.ListAlertRules(ctx, tenantID, opts)
-		if err != nil {
-			e.o.Logger.Warn("alert rules not read", "tenant_id", tenantID, "error", err)
-			return rs.rules
-		}
-		for _, r := range page.Items {
-			if r.Enabled {
-				out = append(out, r)
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		opts.Cursor = page.NextCursor
+	out, err := e.loadRules(ctx, tenantID)
+	if err != nil {
+		e.o.Logger.Warn("alert rules not read", "tenant_id", tenantID, "error", err)
+		return rs.rules
 	}
 	e.rulesMu.Lock()
 	e.rules[tenantID] = ruleSet{rules: out, loaded: now}
 	e.rulesMu.Unlock()
 	return out
+}
+
+// loadRules reads the tenant's enabled rules.
+func (e *Engine) loadRules(ctx context.Context, tenantID string) ([]store.AlertRule, error) {
+	var out []store.AlertRule
+	err := eachItem(func(opts store.ListOptions) (store.Page[store.AlertRule], error) {
+		return e.o.Store.ListAlertRules(ctx, tenantID, opts)
+	}, func(r store.AlertRule) {
+		if r.Enabled {
+			out = append(out, r)
+		}
+	})
+	return out, err
 }
 
 func key(parts ...string) string {

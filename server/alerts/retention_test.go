@@ -22,7 +22,7 @@ func TestRetentionSweepsOldHistoryOnly(t *testing.T) {
 		ch := e.channel("webhook")
 		now := time.Now()
 		alert := func(state store.AlertState, age time.Duration) store.Alert {
-			a := store.Alert{TenantID: e.tenant, RuleID: "r", RuleName: "r", Kind: KindDeviceOffline, State: state,
+			a := store.Alert{TenantID: e.tenant, RuleID: "r", RuleName: "r", Kind: KindRollout, State: state,
 				Subjects: []string{"d"}, FiredAt: now.Add(-age - time.Hour), UpdatedAt: now.Add(-age)}
 			must(t, e.st.CreateAlert(ctx, &a))
 			return a

@@ -34,9 +34,14 @@ func (e *Engine) seed(ctx context.Context, now time.Time) error {
 }
 
 func (e *Engine) seedTenant(ctx context.Context, tenantID string, now time.Time) error {
+	// Read, not cached: the rules of a tenant are cached at its first event.
+	rules, err := e.loadRules(ctx, tenantID)
+	if err != nil {
+		return err
+	}
 	channels := map[string][]string{} // rule ID → channels, of the enabled rules
 	timing := false
-	for _, r := range e.rulesOf(ctx, tenantID, now) {
+	for _, r := range rules {
 		channels[r.ID] = r.ChannelIDs
 		timing = timing || r.Kind == KindDeviceOffline
 	}
@@ -58,7 +63,7 @@ func (e *Engine) seedTenant(ctx context.Context, tenantID string, now time.Time)
 	}
 	offline := map[string]store.Device{}
 	online := false
-	err := eachItem(func(opts store.ListOptions) (store.Page[store.Device], error) {
+	err = eachItem(func(opts store.ListOptions) (store.Page[store.Device], error) {
 		return e.o.Store.ListDevices(ctx, tenantID, store.DeviceFilter{Online: &online}, opts)
 	}, func(d store.Device) { offline[d.ID] = d })
 	if err != nil {
