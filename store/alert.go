@@ -178,6 +178,10 @@ type AlertStore interface {
 	// ErrConflict when d.LeaseOwner no longer holds the lease (it ran out and another worker
 	// claimed the row).
 	FinishAlertDeliveryAttempt(ctx context.Context, d *AlertDelivery) error
+	// PruneAlertHistory deletes, on every tenant, the resolved and acknowledged alerts and the
+	// delivered and failed deliveries last changed before before, and returns how many rows
+	// went. Firing alerts and pending deliveries stay, however old.
+	PruneAlertHistory(ctx context.Context, before time.Time) (int64, error)
 
 	// CreatePushSubscription stores a browser's subscription; ErrConflict when the tenant
 	// has one with that endpoint already.

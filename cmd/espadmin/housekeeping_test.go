@@ -72,8 +72,9 @@ func TestRunSweeps(t *testing.T) {
 	})
 }
 
-// TestServeSweepsAtStart runs serve on a database holding an expired session and a stale
-// login limit: both are gone soon after the start, and the sweep logs its counts.
+// TestServeSweepsAtStart runs serve on a database holding an expired session, a stale login
+// limit and a resolved alert past the retention: all are gone soon after the start, and the
+// sweep logs its counts.
 func TestServeSweepsAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -102,6 +103,22 @@ func TestServeSweepsAtStart(t *testing.T) {
 	if _, err := st.AddLoginFailure(ctx, staleKey, past, past.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// The alert history past alerts.retention (90 days by default): a resolved alert goes, a
+	// firing one of the same age stays.
+	tn := store.Tenant{Slug: "acme", Name: "Acme"}
+	if err := st.CreateTenant(ctx, &tn); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-100 * 24 * time.Hour)
+	oldAlert := func(state store.AlertState) store.Alert {
+		a := store.Alert{TenantID: tn.ID, RuleID: "r", RuleName: "r", Kind: "rollout", State: state, Subjects: []string{},
+			FiredAt: old, UpdatedAt: old}
+		if err := st.CreateAlert(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	resolved, firing := oldAlert(store.AlertResolved), oldAlert(store.AlertFiring)
 
 	logs := &syncWriter{w: &bytes.Buffer{}}
 	serveCtx, cancel := context.WithCancel(ctx)
@@ -125,8 +142,12 @@ func TestServeSweepsAtStart(t *testing.T) {
 	poll.Until(t, 20*time.Second, "the expired session and the stale limit to be swept and the counts logged", func() bool {
 		_, serr := st.SessionByTokenHash(ctx, sess.TokenHash)
 		_, lerr := st.LoginLimit(ctx, staleKey)
-		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && swept()
+		_, aerr := st.Alert(ctx, tn.ID, resolved.ID)
+		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && errors.Is(aerr, store.ErrNotFound) && swept()
 	})
+	if _, err := st.Alert(ctx, tn.ID, firing.ID); err != nil {
+		t.Errorf("a firing alert past the retention: %v, want kept", err)
+	}
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("serve after cancel: %v", err)

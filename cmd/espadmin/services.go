@@ -54,6 +54,8 @@ type services struct {
 	// queued in the outbox.
 	alerts   *alerts.Engine
 	dispatch *alerts.Dispatcher
+	// alertRetention sweeps the alert history and delivery log past alerts.retention.
+	alertRetention *alerts.Retention
 }
 
 // serviceDeps are what the services are built on.
@@ -168,6 +170,7 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 		Push: &alerts.PushSender{Store: st, Keyring: d.keyring, Subscriber: alerts.VAPIDSubscriber(d.publicURL, cfg.Mail.From),
 			Client: alerts.NewHTTPClient(cfg.Alerts.WebhookAllowPrivate, alerts.DefaultSendTimeout)},
 	})
+	s.alertRetention = alerts.NewRetention(alerts.RetentionOptions{Store: st, Retention: cfg.Alerts.Retention, Logger: log.With("component", "alerts")})
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,

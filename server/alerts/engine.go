@@ -38,6 +38,10 @@ type Store interface {
 	CreateAlert(ctx context.Context, a *store.Alert) error
 	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
 	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
+	// For the start (seed): the tenants, their offline devices and their open alerts.
+	ListTenants(ctx context.Context, opts store.ListOptions) (store.Page[store.Tenant], error)
+	ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error)
+	ListAlerts(ctx context.Context, tenantID string, f store.AlertFilter, opts store.ListOptions) (store.Page[store.Alert], error)
 }
 
 // Options configure an Engine. Zero values take the defaults.
@@ -62,8 +66,9 @@ type Options struct {
 
 // Engine evaluates the alert rules of every tenant on the events of this replica. Each event
 // is seen by the replica that produced it (ingestion is shared among replicas), so each is
-// evaluated once. Its timers and groups are in memory: a restart forgets devices that were
-// offline without a firing alert yet and open alerts stay as they are until acknowledged.
+// evaluated once. Its timers and groups are in memory; at start it seeds them from the store
+// (see seed): the offline timers of devices that are offline, and the device_offline alerts
+// still open, so they resolve when their devices come back.
 type Engine struct {
 	o       Options
 	in      chan fleet.Event
@@ -101,6 +106,10 @@ type episode struct {
 	tenantID, deviceID string
 	since              time.Time
 	fired              map[string]bool
+	// seeded episodes were read from the store at start, not seen as an event: another
+	// replica may be timing the same device, so they wait seedGrace longer and are checked
+	// against the open alerts before they notify.
+	seeded bool
 }
 
 type batch struct {
@@ -171,8 +180,11 @@ func (e *Engine) Invalidate(tenantID string) {
 	e.rulesMu.Unlock()
 }
 
-// Run evaluates events until ctx ends.
+// Run seeds the engine from the store, then evaluates events until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	if err := e.seed(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		e.o.Logger.Warn("alert engine not seeded from the store", "error", err)
+	}
 	tick := time.NewTicker(e.o.SweepInterval)
 	defer tick.Stop()
 	for {
@@ -195,28 +207,28 @@ func (e *Engine) rulesOf(ctx context.Context, tenantID string, now time.Time) []
 	if ok && now.Sub(rs.loaded) < e.o.RuleCacheTTL {
 		return rs.rules
 	}
-	var out []store.AlertRule
-	opts := store.ListOptions{Limit: store.MaxPageSize}
-	for {
-		page, err := e.o.Store.ListAlertRules(ctx, tenantID, opts)
-		if err != nil {
-			e.o.Logger.Warn("alert rules not read", "tenant_id", tenantID, "error", err)
-			return rs.rules
-		}
-		for _, r := range page.Items {
-			if r.Enabled {
-				out = append(out, r)
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		opts.Cursor = page.NextCursor
+	out, err := e.loadRules(ctx, tenantID)
+	if err != nil {
+		e.o.Logger.Warn("alert rules not read", "tenant_id", tenantID, "error", err)
+		return rs.rules
 	}
 	e.rulesMu.Lock()
 	e.rules[tenantID] = ruleSet{rules: out, loaded: now}
 	e.rulesMu.Unlock()
 	return out
+}
+
+// loadRules reads the tenant's enabled rules.
+func (e *Engine) loadRules(ctx context.Context, tenantID string) ([]store.AlertRule, error) {
+	var out []store.AlertRule
+	err := eachItem(func(opts store.ListOptions) (store.Page[store.AlertRule], error) {
+		return e.o.Store.ListAlertRules(ctx, tenantID, opts)
+	}, func(r store.AlertRule) {
+		if r.Enabled {
+			out = append(out, r)
+		}
+	})
+	return out, err
 }
 
 func key(parts ...string) string {
@@ -419,12 +431,28 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) {
 }
 
 func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kind string, now time.Time) {
+	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
 	for _, ep := range eps {
 		for _, r := range e.matching(ctx, ep.tenantID, kind, ep.deviceID, now) {
-			if ep.fired[r.ID] || now.Sub(ep.since) < time.Duration(params(r).Minutes)*time.Minute {
+			due := time.Duration(params(r).Minutes) * time.Minute
+			if ep.seeded {
+				due += e.seedGrace()
+			}
+			if ep.fired[r.ID] || now.Sub(ep.since) < due {
 				continue
 			}
 			ep.fired[r.ID] = true
+			if ep.seeded {
+				if listed == nil {
+					listed = map[string]map[string]bool{}
+				}
+				if _, ok := listed[r.ID]; !ok {
+					listed[r.ID] = e.openSubjects(ctx, r)
+				}
+				if listed[r.ID][ep.deviceID] {
+					continue // another replica notified it meanwhile
+				}
+			}
 			e.add(r, ep.deviceID, now)
 		}
 	}

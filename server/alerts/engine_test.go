@@ -38,6 +38,13 @@ func must(t testing.TB, err error) {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with setup run on the store before the engine starts (what a
+// restarted engine finds).
+func newEnvWith(t *testing.T, setup func(e *env)) *env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "alerts.db"), sqlstore.Options{})
 	must(t, err)
@@ -46,11 +53,14 @@ func newEnv(t *testing.T) *env {
 	tn := store.Tenant{Slug: "t", Name: "T"}
 	must(t, st.CreateTenant(ctx, &tn))
 	hub := fleet.NewHub(nil)
-	eng := New(Options{Store: st, Hub: hub, PublicURL: "https://fleet.example.com"})
+	e := &env{t: t, st: st, hub: hub, tenant: tn.ID}
+	if setup != nil {
+		setup(e)
+	}
+	e.eng = New(Options{Store: st, Hub: hub, PublicURL: "https://fleet.example.com"})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = eng.Run(runCtx); close(done) }()
-	e := &env{t: t, st: st, hub: hub, eng: eng, tenant: tn.ID}
+	go func() { _ = e.eng.Run(runCtx); close(done) }()
 	e.stop = func() { cancel(); <-done; hub.Close(); st.Close() }
 	return e
 }

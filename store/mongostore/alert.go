@@ -416,6 +416,29 @@ func (s *Store) FinishAlertDeliveryAttempt(ctx context.Context, d *store.AlertDe
 	return nil
 }
 
+// PruneAlertHistory deletes old resolved and acknowledged alerts and old finished deliveries.
+func (s *Store) PruneAlertHistory(ctx context.Context, before time.Time) (int64, error) {
+	before = store.Timestamp(before)
+	var n int64
+	for _, p := range []struct {
+		col    string
+		states []string
+	}{
+		{colAlerts, []string{string(store.AlertResolved), string(store.AlertAcknowledged)}},
+		{colAlertDeliveries, []string{string(store.DeliveryDelivered), string(store.DeliveryFailed)}},
+	} {
+		res, err := s.col(p.col).DeleteMany(ctx, bson.D{
+			{Key: "state", Value: bson.D{{Key: "$in", Value: p.states}}},
+			{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: before}}},
+		})
+		if err != nil {
+			return n, wrap(err, "prune %s", p.col)
+		}
+		n += res.DeletedCount
+	}
+	return n, nil
+}
+
 type pushSubscriptionDoc struct {
 	ID        string    `bson:"_id"`
 	TenantID  string    `bson:"tenant_id"`

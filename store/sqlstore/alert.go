@@ -499,6 +499,31 @@ func (s *Store) FinishAlertDeliveryAttempt(ctx context.Context, d *store.AlertDe
 	return nil
 }
 
+// PruneAlertHistory deletes old resolved and acknowledged alerts and old finished deliveries.
+func (s *Store) PruneAlertHistory(ctx context.Context, before time.Time) (int64, error) {
+	before = ts(before)
+	var n int64
+	for _, p := range []struct {
+		table  string
+		states []string
+	}{
+		{"alerts", []string{string(store.AlertResolved), string(store.AlertAcknowledged)}},
+		{"alert_deliveries", []string{string(store.DeliveryDelivered), string(store.DeliveryFailed)}},
+	} {
+		res, err := s.w.NewDelete().Table(p.table).
+			Where("state IN (?)", bun.In(p.states)).
+			Where("updated_at < ?", before).
+			Exec(ctx)
+		if err != nil {
+			return n, wrap(err, "prune %s", p.table)
+		}
+		if k, err := res.RowsAffected(); err == nil {
+			n += k
+		}
+	}
+	return n, nil
+}
+
 // pushSubscriptionRow is a row of push_subscriptions.
 type pushSubscriptionRow struct {
 	bun.BaseModel `bun:"table:push_subscriptions"`

@@ -258,6 +258,75 @@ func testAlert(t *testing.T, f *fixture) {
 				t.Errorf("%s: retried row = %+v", f.s.Backend(), again[0])
 			}
 		}},
+		{"PruneHistory", func(t *testing.T, f *fixture) {
+			// The sweep spans tenants: it keeps firing alerts and pending deliveries however old,
+			// and whatever changed at or after the cut.
+			f = f.fresh(t)
+			ctx := t.Context()
+			tn, other := f.tenant(t), f.tenant(t)
+			ch := fullAlertChannel(f, tn.ID)
+			och := fullAlertChannel(f, other.ID)
+			f.must(t, f.s.CreateAlertChannel(ctx, &ch), "CreateAlertChannel")
+			f.must(t, f.s.CreateAlertChannel(ctx, &och), "CreateAlertChannel other tenant")
+			alert := func(tenantID string, state store.AlertState, updated int) store.Alert {
+				a := fullAlert(f, tenantID, "r1")
+				a.State, a.FiredAt, a.UpdatedAt = state, at(updated-5), at(updated)
+				switch state {
+				case store.AlertResolved:
+					a.ResolvedAt = ptr(at(updated))
+				case store.AlertAcknowledged:
+					a.AcknowledgedAt, a.AcknowledgedBy = ptr(at(updated)), "user-1"
+				}
+				f.must(t, f.s.CreateAlert(ctx, &a), "CreateAlert")
+				return a
+			}
+			delivery := func(tenantID, channelID string, state store.DeliveryState, updated int) store.AlertDelivery {
+				d := fullAlertDelivery(f, tenantID, channelID, "a", updated)
+				d.State = state
+				f.must(t, f.s.CreateAlertDelivery(ctx, &d), "CreateAlertDelivery")
+				return d
+			}
+			oldResolved := alert(tn.ID, store.AlertResolved, 10)
+			oldAcked := alert(tn.ID, store.AlertAcknowledged, 10)
+			oldFiring := alert(tn.ID, store.AlertFiring, 10)
+			newResolved := alert(tn.ID, store.AlertResolved, 100)
+			otherResolved := alert(other.ID, store.AlertResolved, 10)
+			oldDelivered := delivery(tn.ID, ch.ID, store.DeliveryDelivered, 10)
+			oldFailed := delivery(tn.ID, ch.ID, store.DeliveryFailed, 10)
+			oldPending := delivery(tn.ID, ch.ID, store.DeliveryPending, 10)
+			newDelivered := delivery(tn.ID, ch.ID, store.DeliveryDelivered, 100)
+			otherFailed := delivery(other.ID, och.ID, store.DeliveryFailed, 10)
+
+			n, err := f.s.PruneAlertHistory(ctx, at(100))
+			f.must(t, err, "PruneAlertHistory")
+			if n != 6 {
+				t.Errorf("%s: PruneAlertHistory = %d rows, want 6", f.s.Backend(), n)
+			}
+			for _, c := range []struct {
+				a    store.Alert
+				kept bool
+			}{{oldResolved, false}, {oldAcked, false}, {otherResolved, false}, {oldFiring, true}, {newResolved, true}} {
+				_, err := f.s.Alert(ctx, c.a.TenantID, c.a.ID)
+				if c.kept && err != nil || !c.kept && !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s: %s alert updated %v after the sweep: %v, want kept=%v", f.s.Backend(), c.a.State, c.a.UpdatedAt, err, c.kept)
+				}
+			}
+			for _, c := range []struct {
+				d    store.AlertDelivery
+				kept bool
+			}{{oldDelivered, false}, {oldFailed, false}, {otherFailed, false}, {oldPending, true}, {newDelivered, true}} {
+				_, err := f.s.AlertDelivery(ctx, c.d.TenantID, c.d.ID)
+				if c.kept && err != nil || !c.kept && !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s: %s delivery updated %v after the sweep: %v, want kept=%v", f.s.Backend(), c.d.State, c.d.UpdatedAt, err, c.kept)
+				}
+			}
+			// A second sweep finds nothing more.
+			n, err = f.s.PruneAlertHistory(ctx, at(100))
+			f.must(t, err, "PruneAlertHistory again")
+			if n != 0 {
+				t.Errorf("%s: second PruneAlertHistory = %d rows, want 0", f.s.Backend(), n)
+			}
+		}},
 	})
 }
 

@@ -1102,6 +1102,49 @@ describe("alerts journey", { skip: present ? false : "chromium is not installed 
     await page.locator("#rule-rows").getByText("Back online").waitFor();
     await screenshot(page, "alerts-01-rules");
 
+    // Edit: a row's Edit fills the form, Save replaces the item (PUT) and the form turns back
+    // into the "new" form. An empty token field sends no secret, so a stored one stays.
+    const puts = [];
+    page.on("request", (req) => {
+      if (req.method() === "PUT") puts.push({ url: req.url(), body: req.postDataJSON() });
+    });
+    await page.locator("#rule-rows tr", { hasText: "Back online" }).getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("heading", { name: "Edit rule “Back online”" }).waitFor();
+    assert.equal(await page.getByLabel("Name", { exact: true }).first().inputValue(), "Back online");
+    assert.equal(await page.getByLabel("Watches").inputValue(), "device_online");
+    assert.equal(await page.getByLabel("Channel IDs (comma separated)").inputValue(), channelID);
+    await page.getByLabel("Name", { exact: true }).first().fill("Porch back online");
+    await page.getByLabel("Cooldown (seconds)").fill("120");
+    await page.getByRole("button", { name: "Save rule" }).click();
+    await page.locator("#rule-rows").getByText("Porch back online").waitFor();
+    await page.getByRole("button", { name: "Create rule" }).waitFor();
+    const rules = await call("GET", "/api/v1/tenants/acme/alerts/rules");
+    assert.equal(rules.body.items.length, 1, "editing changes the rule, it makes no new one");
+    const rule = rules.body.items[0];
+    assert.deepEqual([rule.name, rule.kind, rule.cooldown_seconds, rule.channel_ids, rule.enabled],
+      ["Porch back online", "device_online", 120, [channelID], true]);
+
+    const channelRow = page.locator("#channel-rows tr", { hasText: "Ops mail" });
+    await channelRow.getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("heading", { name: "Edit channel “Ops mail”" }).waitFor();
+    assert.equal(await page.getByLabel("Target (URL or email addresses)").inputValue(), "ops@example.com");
+    assert.equal(await page.getByLabel("Kind").isDisabled(), true, "a channel's kind cannot change");
+    // Bad input gets the API's field error and changes nothing.
+    await page.getByLabel("Target (URL or email addresses)").fill("not an address");
+    await page.getByRole("button", { name: "Save channel" }).click();
+    await page.locator('#channel-form [data-error-for="target"]').filter({ hasText: /\S/ }).waitFor();
+    await page.getByLabel("Target (URL or email addresses)").fill("oncall@example.com");
+    await page.getByRole("button", { name: "Save channel" }).click();
+    await page.locator("#channel-rows").getByText("oncall@example.com").waitFor();
+    await page.getByRole("button", { name: "Create channel" }).waitFor();
+    const saved = puts.filter((p) => p.url.endsWith(`/alerts/channels/${channelID}`)).at(-1);
+    assert.ok(saved, "the channel was saved with PUT");
+    assert.equal("secret" in saved.body, false, "an empty token field sends no secret");
+    assert.equal("kind" in saved.body, false);
+    const channels = await call("GET", "/api/v1/tenants/acme/alerts/channels");
+    assert.deepEqual(channels.body.items.map((c) => [c.id, c.target]), [[channelID, "oncall@example.com"]]);
+    await screenshot(page, "alerts-01b-edited");
+
     // A device comes online: the rule fires (after its grouping window).
     const dev = await call("POST", "/api/v1/tenants/acme/devices", { name: "porch-light" });
     assert.equal(dev.status, 201);
@@ -1113,7 +1156,7 @@ describe("alerts journey", { skip: present ? false : "chromium is not installed 
       await page.getByRole("button", { name: "Filter" }).click();
       await row.waitFor({ timeout: 5_000 }).catch(() => {});
     }
-    await row.getByText("Back online: 1 device back online").waitFor();
+    await row.getByText("Porch back online: 1 device back online").waitFor();
     await screenshot(page, "alerts-02-history");
     await row.getByRole("button", { name: "Acknowledge" }).click();
     await page.locator("#alert-rows").getByText(/by /).waitFor();

@@ -1,6 +1,7 @@
 // Alerts: the history with acknowledgement, this browser's push subscription, and for
-// administrators the rules, channels and the delivery log with resend.
-import { api, can, el, fmtTime, showError, tenantAPI, toast } from "../api.js";
+// administrators the rules and channels (create, edit, delete, test) and the delivery log
+// with resend.
+import { api, can, clearErrors, el, fmtTime, showError, tenantAPI, toast } from "../api.js";
 
 const rows = document.getElementById("alert-rows");
 const more = document.getElementById("more");
@@ -137,11 +138,13 @@ async function loadRules() {
       await api("DELETE", tenantAPI(`alerts/rules/${encodeURIComponent(r.id)}`));
       loadRules();
     });
+    const edit = el("button", { type: "button", class: "small", "data-edit": r.id }, "Edit");
+    edit.addEventListener("click", () => ruleEditor.edit(r));
     const p = r.params || {};
     const params = [p.count ? `${p.count}×` : "", p.minutes ? `${p.minutes} min` : "", (p.states || []).join("/")].filter(Boolean).join(" ");
     return el("tr", {}, el("td", {}, r.name), el("td", {}, `${r.kind} ${params}`),
       el("td", {}, [r.project_id && `project ${r.project_id}`, r.tag && `tag ${r.tag}`, r.device_id && `device ${r.device_id}`].filter(Boolean).join(", ") || "all devices"),
-      el("td", {}, r.channel_ids.join(", ")), el("td", {}, `${r.cooldown_seconds} s`), el("td", {}, del));
+      el("td", {}, r.channel_ids.join(", ")), el("td", {}, `${r.cooldown_seconds} s` + (r.enabled ? "" : " (disabled)")), el("td", {}, edit, " ", del));
   }));
   if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No rules yet.")));
 }
@@ -156,14 +159,16 @@ async function loadChannels() {
       toast("Test queued; see the delivery log.");
       loadDeliveries();
     });
+    const edit = el("button", { type: "button", class: "small", "data-edit": c.id }, "Edit");
+    edit.addEventListener("click", () => channelEditor.edit(c));
     const del = el("button", { type: "button", class: "small danger" }, "Delete");
     del.addEventListener("click", async () => {
       await api("DELETE", tenantAPI(`alerts/channels/${encodeURIComponent(c.id)}`));
       loadChannels();
     });
     return el("tr", {}, el("td", {}, el("code", {}, c.id)), el("td", {}, c.name),
-      el("td", {}, c.kind + (c.preset && c.preset !== "standard" ? ` (${c.preset})` : "")), el("td", {}, c.target || "members' browsers"),
-      el("td", {}, test, " ", del));
+      el("td", {}, c.kind + (c.preset && c.preset !== "standard" ? ` (${c.preset})` : "") + (c.enabled ? "" : " (disabled)")),
+      el("td", {}, c.target || "members' browsers"), el("td", {}, test, " ", edit, " ", del));
   }));
   if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No channels yet.")));
 }
@@ -186,8 +191,61 @@ async function loadDeliveries() {
   if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "Nothing sent yet.")));
 }
 
+// editor switches a "new" form to editing one item (PUT to the item's URL, the API replaces
+// it: the last save wins) and back. fill puts the item into the form's fields.
+function editor(form, noun, fill) {
+  const createURL = form.dataset.api;
+  const heading = form.querySelector("h3");
+  const submit = form.querySelector('button[type="submit"]');
+  const cancel = form.querySelector("[data-cancel-edit]");
+  const ed = {
+    item: null,
+    reset() {
+      form.reset();
+      clearErrors(form);
+      ed.item = null;
+      delete form.dataset.method;
+      form.dataset.api = createURL;
+      heading.textContent = `New ${noun}`;
+      submit.textContent = `Create ${noun}`;
+      cancel.hidden = true;
+      fill(null);
+    },
+    edit(item) {
+      ed.reset();
+      ed.item = item;
+      form.dataset.method = "PUT";
+      form.dataset.api = `${createURL}/${encodeURIComponent(item.id)}`;
+      heading.textContent = `Edit ${noun} “${item.name}”`;
+      submit.textContent = `Save ${noun}`;
+      cancel.hidden = false;
+      fill(item);
+      form.scrollIntoView({ block: "nearest" });
+      form.elements.name.focus();
+    },
+  };
+  cancel.addEventListener("click", () => ed.reset());
+  return ed;
+}
+
+let ruleEditor, channelEditor;
+
 if (can("settings:manage")) {
   const ruleForm = document.getElementById("rule-form");
+  ruleEditor = editor(ruleForm, "rule", (r) => {
+    if (!r) return;
+    const f = ruleForm.elements, p = r.params || {};
+    f.name.value = r.name;
+    f.kind.value = r.kind;
+    f.minutes.value = p.minutes ?? "";
+    f.count.value = p.count ?? "";
+    f.project_id.value = r.project_id || "";
+    f.tag.value = r.tag || "";
+    f.device_id.value = r.device_id || "";
+    f.channel_ids.value = (r.channel_ids || []).join(", ");
+    f.cooldown_seconds.value = String(r.cooldown_seconds);
+    f.enabled.checked = r.enabled;
+  });
   ruleForm.addEventListener("api-transform", (ev) => {
     const b = ev.detail;
     b.params = {};
@@ -195,20 +253,48 @@ if (can("settings:manage")) {
       if (b[k] !== undefined) b.params[k] = Number(b[k]);
       delete b[k];
     }
+    // The form has no field for the rollout states: an edited rollout rule keeps its own.
+    const orig = ruleEditor.item;
+    if (orig && b.kind === "rollout" && orig.kind === "rollout" && orig.params?.states) b.params.states = orig.params.states;
     if (b.cooldown_seconds !== undefined) b.cooldown_seconds = Number(b.cooldown_seconds);
+    b.enabled = Array.isArray(b.enabled) && b.enabled.length > 0;
   });
   ruleForm.addEventListener("api-success", () => {
-    ruleForm.reset();
-    toast("Rule created.");
+    toast(ruleEditor.item ? "Rule saved." : "Rule created.");
+    ruleEditor.reset();
     loadRules();
   });
+
   const channelForm = document.getElementById("channel-form");
+  const secretHelp = document.getElementById("c-secret-help");
+  const removeSecret = document.getElementById("c-remove-secret-field");
+  channelEditor = editor(channelForm, "channel", (c) => {
+    const f = channelForm.elements;
+    // The kind of a channel cannot change; a stored token is never shown, only kept,
+    // replaced or removed.
+    f.kind.disabled = !!c;
+    secretHelp.hidden = !(c && c.has_secret && c.kind === "ntfy");
+    removeSecret.hidden = secretHelp.hidden;
+    if (!c) return;
+    f.name.value = c.name;
+    f.kind.value = c.kind;
+    f.target.value = c.target || "";
+    f.preset.value = c.preset && c.preset !== "standard" ? c.preset : "";
+    f.enabled.checked = c.enabled;
+  });
+  channelForm.addEventListener("api-transform", (ev) => {
+    const b = ev.detail;
+    if (Array.isArray(b.remove_secret) && b.remove_secret.length && b.secret === undefined) b.secret = "";
+    delete b.remove_secret;
+    b.enabled = Array.isArray(b.enabled) && b.enabled.length > 0;
+  });
   channelForm.addEventListener("api-success", (ev) => {
-    channelForm.reset();
+    const created = !channelEditor.item;
+    channelEditor.reset();
     const box = document.getElementById("secret-once");
     box.hidden = !ev.detail.secret;
     document.getElementById("secret-value").textContent = ev.detail.secret || "";
-    toast("Channel created.");
+    toast(created ? "Channel created." : "Channel saved.");
     loadChannels();
   });
   await Promise.all([loadRules(), loadChannels(), loadDeliveries()]).catch((err) => toast(err.message));

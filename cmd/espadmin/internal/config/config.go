@@ -63,6 +63,9 @@ type Alerts struct {
 	// WebhookAllowPrivate lets webhook and ntfy channels reach private, loopback and
 	// link-local addresses.
 	WebhookAllowPrivate bool
+	// Retention is how long resolved and acknowledged alerts and finished deliveries are
+	// kept; older ones are swept.
+	Retention time.Duration
 }
 
 // OTA configures remote software updates (package ota, docs/ota.md).
@@ -293,6 +296,7 @@ func (c Config) Validate() error {
 		{"ota.release_max_size", intRange(c.OTA.ReleaseMaxSize, 64<<10, 1<<30)},
 		{"history.fleet_interval", durationBetween(c.History.FleetInterval, time.Second, 24*time.Hour)},
 		{"history.retention", durationBetween(c.History.Retention, time.Hour, 5*365*24*time.Hour)},
+		{"alerts.retention", durationBetween(c.Alerts.Retention, time.Hour, 5*365*24*time.Hour)},
 		{"database.url", validateDatabaseURL(c.Database.URL)},
 		{"storage.url", validateStorageURL(c.Storage.URL)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},

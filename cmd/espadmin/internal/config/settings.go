@@ -240,6 +240,11 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Alerts.WebhookAllowPrivate },
 	},
 	{
+		key: "alerts.retention", flag: "alerts-retention", env: "ESPADMIN_ALERTS_RETENTION", def: "2160h",
+		help:  "How long resolved and acknowledged alerts and delivered or failed notifications are kept in the alert history and delivery log (1h to 5 years); older ones are swept. Firing alerts and notifications still being sent are kept however old.",
+		field: func(c *Config) any { return &c.Alerts.Retention },
+	},
+	{
 		key: "database.url", flag: "database-url", env: "ESPADMIN_DATABASE_URL",
 		docDef: "`sqlite://<data-dir>/espadmin.db`",
 		help:   "Database: `sqlite://PATH`, `postgres://…`, `mysql://…` or `mongodb://…`. A password in the URL is redacted when printed.",

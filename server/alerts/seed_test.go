@@ -1,0 +1,117 @@
+package alerts
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/testclock"
+)
+
+// After a restart the engine picks up from the store: devices offline since before the start
+// are timed from their last presence change (at once when already past the rule's minutes),
+// devices an open alert lists already are not notified again, and open alerts resolve when
+// their devices come back (or at once when they all came back while the engine was down).
+func TestEngineSeedsFromStoreAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		var long, recent, raced, listed, back, never, disabled string
+		var rule store.AlertRule
+		var openListed, openBack store.Alert
+		e := newEnvWith(t, func(e *env) {
+			offlineSince := func(id string, ago time.Duration) {
+				at := start.Add(-ago)
+				must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: false, ChangedAt: at, LastSeenAt: at}))
+			}
+			long, recent, raced, listed = e.device("long"), e.device("recent"), e.device("raced"), e.device("listed")
+			back, never = e.device("back"), e.device("never")
+			d := store.Device{TenantID: e.tenant, Name: "disabled", Disabled: true, SecretHash: make([]byte, 32)}
+			must(t, e.st.CreateDevice(ctx, &d))
+			disabled = d.ID
+			offlineSince(long, 10*time.Minute)
+			offlineSince(recent, 2*time.Minute)
+			offlineSince(raced, 2*time.Minute)
+			offlineSince(listed, 30*time.Minute)
+			offlineSince(disabled, 30*time.Minute)
+			must(t, e.st.SetDevicePresence(ctx, e.tenant, back, store.Presence{Online: true, ChangedAt: start.Add(-time.Minute), LastSeenAt: start}))
+			rule = e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":5}`, ChannelIDs: []string{e.channel("webhook")}})
+			// Open alerts of the rule from before the restart: one still has an offline device,
+			// the other's device came back while the engine was down.
+			openListed = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
+				State: store.AlertFiring, Subjects: []string{listed, back}, FiredAt: start.Add(-20 * time.Minute)}
+			must(t, e.st.CreateAlert(ctx, &openListed))
+			openBack = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
+				State: store.AlertAcknowledged, Subjects: []string{back}, FiredAt: start.Add(-20 * time.Minute)}
+			must(t, e.st.CreateAlert(ctx, &openBack))
+		})
+		defer e.stop()
+		synctest.Wait()
+
+		alert := func(id string) store.Alert {
+			t.Helper()
+			a, err := e.st.Alert(ctx, e.tenant, id)
+			must(t, err)
+			return a
+		}
+		if a := alert(openBack.ID); a.State != store.AlertResolved {
+			t.Errorf("open alert whose device came back during the restart: state %s, want resolved at start", a.State)
+		}
+		if a := alert(openListed.ID); a.State != store.AlertFiring {
+			t.Errorf("open alert with a device still offline: state %s, want firing", a.State)
+		}
+		resolvedSent := 0
+		for _, d := range e.deliveries() {
+			if m := message(t, d); m.Type == "alert.resolved" && m.Data.AlertID == openBack.ID {
+				resolvedSent++
+			}
+		}
+		if resolvedSent != 1 {
+			t.Errorf("alert.resolved deliveries for the alert resolved at start: %d, want 1", resolvedSent)
+		}
+
+		newAlerts := func() [][]string {
+			var out [][]string
+			for _, a := range e.alerts() {
+				if a.ID != openListed.ID && a.ID != openBack.ID {
+					s := slices.Clone(a.Subjects)
+					slices.Sort(s)
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		// The device offline for 10 minutes notifies within a minute of the start; the one
+		// an open alert lists, the disabled one and the one never online do not.
+		testclock.Advance(time.Minute)
+		if got := newAlerts(); !slices.EqualFunc(got, [][]string{{long}}, slices.Equal) {
+			t.Fatalf("a minute after the start: new alerts %v, want one for %s only (not listed %s, disabled %s, never online %s)",
+				got, long, listed, disabled, never)
+		}
+		// Another replica, which saw "raced" go offline, notifies it before this one's
+		// (seeded) timer runs out; "recent" is notified here, 5 minutes after it went offline.
+		testclock.Advance(time.Minute)
+		other := store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
+			State: store.AlertFiring, Subjects: []string{raced}, FiredAt: time.Now()}
+		must(t, e.st.CreateAlert(ctx, &other))
+		testclock.Advance(3 * time.Minute)
+		got := newAlerts()
+		want := [][]string{{long}, {raced}, {recent}} // newest first: the other replica's, then this one's
+		slices.SortFunc(got, func(a, b []string) int { return slices.Compare(a, b) })
+		slices.SortFunc(want, func(a, b []string) int { return slices.Compare(a, b) })
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("5 minutes after the start: new alerts %v, want %v (recent %s, raced %s once)", got, want, recent, raced)
+		}
+
+		// The open alert from before the restart resolves when its last device comes back.
+		e.publish(fleet.EventPresence, listed, fleet.PresenceEvent{Online: true})
+		synctest.Wait()
+		if a := alert(openListed.ID); a.State != store.AlertResolved {
+			t.Errorf("open alert from before the restart after its device came back: state %s, want resolved", a.State)
+		}
+	})
+}
