@@ -162,7 +162,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for {
 		free := d.o.Workers - len(sem)
 		if free > 0 {
-			claimed, err := d.o.Store.ClaimAlertDeliveries(ctx, d.o.Owner, time.Now(), d.o.Lease, free)
+			// A claim is not cut short by the shutdown: a lease written but not read back
+			// would hold its delivery until the lease ran out. What it claims is attempted;
+			// an attempt after the shutdown counts for nothing and frees its lease.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			claimed, err := d.o.Store.ClaimAlertDeliveries(cctx, d.o.Owner, time.Now(), d.o.Lease, free)
+			cancel()
 			if err != nil && ctx.Err() == nil {
 				d.o.Logger.Warn("alert outbox not read", "error", err)
 			}
