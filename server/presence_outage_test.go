@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -52,6 +53,12 @@ func TestPresenceAfterDatabaseOutage(t *testing.T) {
 	poll.Until(t, time.Minute, "the broker to see the device gone", func() bool { return !h.fleet.broker.Online(gone) })
 
 	pg.Start(t)
+	// The pool's connections from before the outage are broken: the first requests may still
+	// answer 503 unavailable while they are replaced.
+	poll.Until(t, time.Minute, "the API to answer again", func() bool {
+		status, _ := w.owner.do("GET", "/api/v1/tenants/alpha/devices/"+stays, nil)
+		return status == http.StatusOK
+	})
 	w.waitOnline(t, gone, false)
 	w.waitOnline(t, stays, true)
 	if testutil.ToFloat64(dropped) > before {

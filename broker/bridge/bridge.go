@@ -197,7 +197,7 @@ func (b *Bridge) clientOptions() (*mqtt.ClientOptions, error) {
 		// No SetMaxResumePubInFlight: in paho v1.5.1 its helper goroutine from one resume
 		// reads the client's stop channel while the next Connect replaces it (a data race
 		// the race detector reports). MaxInFlight below bounds the store instead.
-		SetStore(mqtt.NewMemoryStore()).
+		SetStore(newResumeStore()).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { b.dispatch(m) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
