@@ -1015,9 +1015,10 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     // The canary has been online for a while by now; it got a config after its boot.
     const put = await call("PUT", `/api/v1/tenants/acme/devices/${state.canaryID}/config/interval`, { type: "int", value: 30, version: 0 });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    await page.goto(`${server.url}/t/acme/devices/${state.canaryID}`);
+    await page.goto(`${server.url}/t/acme/devices/${state.canaryID}#config`);
     await page.locator('#config-sync[data-state="in_sync"]').waitFor();
     await page.reload();
+    await page.getByRole("tab", { name: "Overview" }).click();
     const metaValue = (name) => page.evaluate((name) => {
       const dt = [...document.querySelectorAll("#device-metadata dt")].find((e) => e.textContent === name);
       return dt ? dt.nextElementSibling.textContent : null;
@@ -1029,7 +1030,7 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
   });
 
   test("streaming the logs of an offline device says lines come when it connects", async () => {
-    await page.goto(`${server.url}/t/acme/devices/${state.bulkIDs[5]}`);
+    await page.goto(`${server.url}/t/acme/devices/${state.bulkIDs[5]}#logs`);
     await page.getByRole("button", { name: "Start streaming" }).click();
     await page.locator("#log-state").filter({ hasText: "The device is offline; lines appear when it connects." }).waitFor();
     await page.getByRole("button", { name: "Stop streaming" }).click();
