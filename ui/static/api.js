@@ -179,3 +179,31 @@ export function downloadLink(a, filename, text, type = "application/json") {
   a.href = URL.createObjectURL(new Blob([text], { type }));
   a.download = filename;
 }
+
+// pagedTable fills a table body from a cursor-paged list route, 50 rows a page, and returns
+// load: load(false) replaces the rows with the first page, load(true) appends the next. The
+// "more" button shows while a next page exists; an empty list is one row saying `empty`. A
+// failure is shown on the filter form (field errors) or in errBox.
+export function pagedTable({ rows, more, filter, errBox, route, query, row, empty, colspan }) {
+  let cursor = "";
+  async function load(append) {
+    const q = query();
+    q.set("limit", "50");
+    if (append && cursor) q.set("cursor", cursor);
+    try {
+      const page = await api("GET", tenantAPI(`${route}?${q}`));
+      errBox.textContent = "";
+      if (!append) rows.replaceChildren();
+      rows.append(...(page.items || []).map(row));
+      if (!rows.children.length) rows.append(el("tr", {}, el("td", { colspan, class: "muted" }, empty)));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      showError(filter, err, errBox);
+      return err;
+    }
+    return null;
+  }
+  more.addEventListener("click", () => load(true));
+  return load;
+}

@@ -1,13 +1,12 @@
 // Alerts: the history with acknowledgement, this browser's push subscription, and for
 // administrators the rules and channels (create, edit, delete, test) and the delivery log
 // with resend.
-import { api, can, clearErrors, el, fmtTime, showError, tenantAPI, toast } from "../api.js";
+import { api, can, clearErrors, el, fmtTime, pagedTable, showError, tenantAPI, toast } from "../api.js";
 
 const rows = document.getElementById("alert-rows");
 const more = document.getElementById("more");
 const filter = document.getElementById("alert-filter");
 const errBox = document.getElementById("alerts-error");
-let cursor = "";
 
 function alertRow(a) {
   const ack = el("td", {});
@@ -34,29 +33,19 @@ function alertRow(a) {
     ack);
 }
 
-async function load(append) {
-  const q = new URLSearchParams({ limit: "50" });
-  const state = filter.elements.state.value;
-  if (state) q.set("state", state);
-  if (append && cursor) q.set("cursor", cursor);
-  try {
-    const page = await api("GET", tenantAPI(`alerts?${q}`));
-    errBox.textContent = "";
-    if (!append) rows.replaceChildren();
-    rows.append(...page.items.map(alertRow));
-    if (!rows.children.length) rows.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No alerts.")));
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-  } catch (err) {
-    showError(filter, err, errBox);
-  }
-}
+const load = pagedTable({
+  rows, more, filter, errBox, route: "alerts", row: alertRow, empty: "No alerts.", colspan: 6,
+  query() {
+    const q = new URLSearchParams();
+    if (filter.elements.state.value) q.set("state", filter.elements.state.value);
+    return q;
+  },
+});
 
 filter.addEventListener("submit", (ev) => {
   ev.preventDefault();
   load(false);
 });
-more.addEventListener("click", () => load(true));
 
 // --- This browser's push subscription ---
 const pushState = document.getElementById("push-state");

@@ -1,12 +1,11 @@
 // The audit log, newest first, with filters and paging.
-import { api, el, fmtTime, showError, tenantAPI } from "../api.js";
+import { api, el, fmtTime, pagedTable, tenantAPI } from "../api.js";
 import { projectNames } from "../projects.js";
 
 const rows = document.getElementById("audit-rows");
 const more = document.getElementById("more");
 const filter = document.getElementById("audit-filter");
 const errBox = document.getElementById("audit-error");
-let cursor = "";
 
 // Members and projects by ID, so rows name them; an unknown ID (a former member, a deleted
 // project) is shown as it is.
@@ -44,26 +43,17 @@ function row(a) {
     el("td", { class: "details" }, a.details && Object.keys(a.details).length ? JSON.stringify(a.details) : ""));
 }
 
-async function load(append) {
-  const q = new URLSearchParams({ limit: "50" });
-  for (const input of filter.elements) if (input.name && input.value.trim()) q.set(input.name, input.value.trim());
-  if (append && cursor) q.set("cursor", cursor);
-  try {
-    const page = await api("GET", tenantAPI(`audit?${q}`));
-    errBox.textContent = "";
-    if (!append) rows.replaceChildren();
-    rows.append(...page.items.map(row));
-    if (!rows.children.length) rows.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "Nothing recorded.")));
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-  } catch (err) {
-    showError(filter, err, errBox);
-  }
-}
+const load = pagedTable({
+  rows, more, filter, errBox, route: "audit", row, empty: "Nothing recorded.", colspan: 6,
+  query() {
+    const q = new URLSearchParams();
+    for (const input of filter.elements) if (input.name && input.value.trim()) q.set(input.name, input.value.trim());
+    return q;
+  },
+});
 
 filter.addEventListener("submit", (ev) => {
   ev.preventDefault();
   load(false);
 });
-more.addEventListener("click", () => load(true));
 await load(false);

@@ -1,5 +1,5 @@
 // The tenant's error groups: filters, resolve and reopen.
-import { api, can, el, fmtTime, showError, tenantAPI } from "../api.js";
+import { api, can, el, fmtTime, pagedTable, tenantAPI } from "../api.js";
 import { fillProjectSelect } from "../projects.js";
 
 const tenant = document.body.dataset.tenant;
@@ -8,7 +8,6 @@ const filter = document.getElementById("error-filter");
 const errBox = document.getElementById("errors-error");
 const more = document.getElementById("more");
 const write = can("devices:write");
-let cursor = "";
 
 const params = new URLSearchParams(location.search);
 await fillProjectSelect(filter.elements.project, params.get("project") || "");
@@ -52,22 +51,11 @@ function row(g) {
   return tr;
 }
 
+const loadPage = pagedTable({ rows, more, filter, errBox, route: "errors", query, row, empty: "No errors match.", colspan: 7 });
+
 async function load(append) {
-  const q = query();
-  q.set("limit", "50");
-  if (append && cursor) q.set("cursor", cursor);
-  try {
-    const page = await api("GET", tenantAPI("errors?" + q));
-    errBox.textContent = "";
-    if (!append) rows.replaceChildren();
-    for (const g of page.items || []) rows.append(row(g));
-    if (!rows.children.length) rows.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No errors match.")));
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-  } catch (err) {
-    showError(filter, err, errBox);
-    if (!Object.keys(err.fields || {}).length) errBox.textContent = `Errors could not be loaded: ${err.message}`;
-  }
+  const err = await loadPage(append);
+  if (err && !Object.keys(err.fields || {}).length) errBox.textContent = `Errors could not be loaded: ${err.message}`;
 }
 
 filter.addEventListener("submit", (ev) => {
@@ -75,5 +63,4 @@ filter.addEventListener("submit", (ev) => {
   history.replaceState(null, "", "?" + query());
   load(false);
 });
-more.addEventListener("click", () => load(true));
 load(false);
