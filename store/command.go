@@ -54,13 +54,16 @@ type CommandFilter struct {
 }
 
 // CommandTransition moves a command from one of From to To. Result and Error are saved when
-// set; DeliveredAt or CompletedAt is set from At as To implies.
+// set; DeliveredAt or CompletedAt is set from At as To implies. Answered says the device itself
+// answered: an answer proves delivery, so DeliveredAt is set from At too unless it already is
+// (the answer can overtake the record of its own delivery).
 type CommandTransition struct {
-	From   []CommandState
-	To     CommandState
-	Result string
-	Error  string
-	At     time.Time
+	From     []CommandState
+	To       CommandState
+	Result   string
+	Error    string
+	Answered bool
+	At       time.Time
 }
 
 // CommandStore keeps commands and their states.

@@ -459,9 +459,10 @@ func (c *Commands) HandleAck(ctx context.Context, tenantID, deviceID string, ack
 	// Whatever became of it, the device has answered: its window slot is free.
 	defer c.settled(ctx, tenantID, deviceID, ack.ID)
 	t := store.CommandTransition{
-		From: []store.CommandState{store.CommandQueued, store.CommandDelivered},
-		To:   store.CommandSucceeded,
-		At:   c.o.Now.now(),
+		From:     []store.CommandState{store.CommandQueued, store.CommandDelivered},
+		To:       store.CommandSucceeded,
+		Answered: true,
+		At:       c.o.Now.now(),
 	}
 	if encoded, err := protocol.EncodeAck(ack); err == nil {
 		t.Result = string(encoded)

@@ -110,6 +110,17 @@ func (s *Store) TransitionCommand(ctx context.Context, tenantID, id string, t st
 	var doc commandDoc
 	err := s.col(colCommands).FindOneAndUpdate(ctx, filter, bson.D{{Key: "$set", Value: set}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if err == nil && t.Answered && doc.DeliveredAt == nil {
+		// The answer overtook the record of its delivery. The command is final now, so no other
+		// transition writes delivered_at; the filter keeps a concurrent writer's value anyway.
+		_, err = s.col(colCommands).UpdateOne(ctx,
+			append(tenantKey(tenantID, id), bson.E{Key: "delivered_at", Value: nil}),
+			bson.D{{Key: "$set", Value: bson.D{{Key: "delivered_at", Value: at}}}})
+		if err != nil {
+			return store.Command{}, wrap(err, "record delivery of answered command %q", id)
+		}
+		doc.DeliveredAt = &at
+	}
 	if err == nil {
 		return commandFromDoc(doc), nil
 	}

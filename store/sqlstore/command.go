@@ -120,8 +120,11 @@ func (s *Store) TransitionCommand(ctx context.Context, tenantID, id string, t st
 		if t.Error != "" {
 			q = q.Set("error = ?", t.Error)
 		}
-		if t.To == store.CommandDelivered {
+		switch {
+		case t.To == store.CommandDelivered:
 			q = q.Set("delivered_at = ?", at)
+		case t.Answered:
+			q = q.Set("delivered_at = COALESCE(delivered_at, ?)", at)
 		}
 		if t.To.Final() {
 			q = q.Set("completed_at = ?", at)

@@ -107,6 +107,37 @@ func testCommand(t *testing.T, f *fixture) {
 			want2.State, want2.Error, want2.CompletedAt, want2.UpdatedAt = store.CommandFailed, "unknown command", ptr(at(8)), got.UpdatedAt
 			f.equal(t, "TransitionCommand result (failed)", got, want2)
 
+			// The device's answer overtakes the record of its delivery: an answer proves delivery,
+			// so DeliveredAt is set with CompletedAt.
+			c3 := f.queued(t, tn.ID, d.ID, 0, 100)
+			got, err = f.s.TransitionCommand(ctx, tn.ID, c3.ID, store.CommandTransition{
+				From: []store.CommandState{store.CommandQueued, store.CommandDelivered}, To: store.CommandSucceeded,
+				Result: `{"ok":true}`, Answered: true, At: at(9),
+			})
+			f.must(t, err, "TransitionCommand queued → succeeded, answered")
+			want3 := c3
+			want3.State, want3.Result, want3.DeliveredAt, want3.CompletedAt, want3.UpdatedAt =
+				store.CommandSucceeded, `{"ok":true}`, ptr(at(9)), ptr(at(9)), got.UpdatedAt
+			f.equal(t, "TransitionCommand result (answered before delivery was recorded)", got, want3)
+			read, err = f.s.Command(ctx, tn.ID, c3.ID)
+			f.must(t, err, "Command")
+			f.equal(t, "Command answered before delivery was recorded", read, want3)
+
+			// An answer after the recorded delivery keeps the delivery's time.
+			c4 := f.queued(t, tn.ID, d.ID, 0, 100)
+			_, err = f.s.TransitionCommand(ctx, tn.ID, c4.ID, store.CommandTransition{
+				From: []store.CommandState{store.CommandQueued}, To: store.CommandDelivered, At: at(10),
+			})
+			f.must(t, err, "TransitionCommand queued → delivered")
+			got, err = f.s.TransitionCommand(ctx, tn.ID, c4.ID, store.CommandTransition{
+				From: []store.CommandState{store.CommandQueued, store.CommandDelivered}, To: store.CommandFailed,
+				Error: "busy", Answered: true, At: at(11),
+			})
+			f.must(t, err, "TransitionCommand delivered → failed, answered")
+			if got.DeliveredAt == nil || !got.DeliveredAt.Equal(at(10)) {
+				t.Errorf("answered after delivery: DeliveredAt = %v, want %v", got.DeliveredAt, at(10))
+			}
+
 			_, err = f.s.TransitionCommand(ctx, tn.ID, f.id(), store.CommandTransition{
 				From: []store.CommandState{store.CommandQueued}, To: store.CommandDelivered, At: at(5),
 			})
