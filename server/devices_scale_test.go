@@ -449,3 +449,52 @@ func TestErrorGroupDevicesAndTrend(t *testing.T) {
 		t.Errorf("tenant trend: %d %v", st, resp)
 	}
 }
+
+// TestErrorTrendCountsBusyDay: a day with more reports than the trend once read (5,000) is
+// counted in full, in the group's detail and in the tenant's trend.
+func TestErrorTrendCountsBusyDay(t *testing.T) {
+	t.Parallel()
+	w := newTenantWorld(t)
+	admin := w.session(t, "alpha", store.RoleAdmin)
+	tn := tenantID(t, w.h.st, "alpha")
+	const busy = 5001
+	now := store.Now()
+	// One transaction, so SQLite does not sync the disk for every report.
+	err := w.h.st.Atomic(t.Context(), func(tx store.Store) error {
+		for range busy {
+			rep := store.ErrorReport{TenantID: tn, Type: "panic", Message: "LoadProhibited", Severity: "error",
+				FirmwareVersion: "v-1.0.0", Fingerprint: devicerrors.Fingerprint("panic", "LoadProhibited", "v-1.0.0"), ReceivedAt: now}
+			if _, err := tx.RecordError(t.Context(), &rep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := float64(busy + 1) // and the world's own report, received just before
+	today := now.UTC().Format(time.DateOnly)
+	reportsOn := func(what string, trend []any) {
+		t.Helper()
+		for _, d := range trend {
+			if d := d.(map[string]any); d["day"] == today {
+				if d["reports"] != want {
+					t.Errorf("%s: %s has %v reports, want %v", what, today, d["reports"], want)
+				}
+				return
+			}
+		}
+		t.Errorf("%s: no %s in %v", what, today, trend)
+	}
+	st, resp := admin.do("GET", "/api/v1/tenants/alpha/errors/"+w.a["group"], nil)
+	if st != 200 {
+		t.Fatalf("detail: %d %v", st, resp)
+	}
+	reportsOn("group trend", resp["trend"].([]any))
+	st, resp = admin.do("GET", "/api/v1/tenants/alpha/errors/trend", nil)
+	if st != 200 {
+		t.Fatalf("tenant trend: %d %v", st, resp)
+	}
+	reportsOn("tenant trend", resp["days"].([]any))
+}

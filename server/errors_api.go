@@ -110,11 +110,8 @@ type errorTrendDay struct {
 	Reports int64  `json:"reports"`
 }
 
-// Error trend window and the most reports read to draw it.
-const (
-	errorTrendDays    = 14
-	errorTrendReports = 5000
-)
+// errorTrendDays is the error trend's window.
+const errorTrendDays = 14
 
 // errorTrendResponse is the tenant's error reports per day.
 type errorTrendResponse struct {
@@ -130,39 +127,19 @@ func (s *Server) getErrorTrend(c echo.Context) error {
 	return c.JSON(http.StatusOK, errorTrendResponse{Days: days})
 }
 
-// errorTrend counts the kept reports of a group (every group with groupID "") per day over
-// the last errorTrendDays days.
+// errorTrend counts the kept reports of a group (every group with groupID "") per UTC day over
+// the last errorTrendDays days, today included. The store counts them, so a busy day is
+// counted in full without reading its reports.
 func (s *Server) errorTrend(ctx context.Context, tenantID, groupID string) ([]errorTrendDay, error) {
 	today := store.Now().UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(errorTrendDays - 1))
+	counts, err := s.deps.Store.CountErrorReportsByDay(ctx, tenantID, groupID, start, errorTrendDays)
+	if err != nil {
+		return nil, err
+	}
 	days := make([]errorTrendDay, errorTrendDays)
 	for i := range days {
-		days[i].Day = start.AddDate(0, 0, i).Format(time.DateOnly)
-	}
-	opts := store.ListOptions{Limit: store.MaxPageSize, Desc: true}
-	for read := 0; read < errorTrendReports; {
-		page, err := s.deps.Store.ListErrorReports(ctx, tenantID, groupID, "", opts)
-		if err != nil {
-			return nil, err
-		}
-		// Reports come newest stored first; received times follow storage order but for
-		// clock skew, so a page entirely before the window ends the walk.
-		inWindow := false
-		for _, r := range page.Items {
-			at := r.ReceivedAt.UTC()
-			if at.Before(start) {
-				continue
-			}
-			inWindow = true
-			if i := int(at.Sub(start) / (24 * time.Hour)); i < errorTrendDays {
-				days[i].Reports++
-			}
-		}
-		read += len(page.Items)
-		if page.NextCursor == "" || !inWindow {
-			break
-		}
-		opts.Cursor = page.NextCursor
+		days[i] = errorTrendDay{Day: start.AddDate(0, 0, i).Format(time.DateOnly), Reports: counts[i]}
 	}
 	return days, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -75,5 +76,25 @@ type ErrorReportStore interface {
 	SetErrorGroupResolved(ctx context.Context, tenantID, id string, resolved bool, userID string, at time.Time) error
 	// ListErrorReports pages through a group's reports (or a device's, when deviceID is set).
 	ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts ListOptions) (Page[ErrorReport], error)
+	// CountErrorReportsByDay counts a tenant's reports (one group's, when groupID is set) in
+	// days consecutive 24-hour spans from from: counts[i] is the number of reports with
+	// from+i·24h ≤ ReceivedAt < from+(i+1)·24h, and len(counts) == days. Passing a UTC
+	// midnight makes the spans UTC calendar days. The database counts, over an index on
+	// (tenant, [group,] received time), so the cost is the reports in the window, never the
+	// tenant's whole history, and no report in the window is left out. days outside
+	// 1..MaxReportDays is invalid (store.InvalidError for "days").
+	CountErrorReportsByDay(ctx context.Context, tenantID, groupID string, from time.Time, days int) ([]int64, error)
 	DeleteErrorGroup(ctx context.Context, tenantID, id string) error
+}
+
+// MaxReportDays bounds CountErrorReportsByDay's window to a year, so one call is one bounded
+// query.
+const MaxReportDays = 366
+
+// CheckReportDays is CountErrorReportsByDay's check of its window, shared by the backends.
+func CheckReportDays(days int) error {
+	if days < 1 || days > MaxReportDays {
+		return Invalid("days", fmt.Sprintf("must be 1 to %d", MaxReportDays))
+	}
+	return nil
 }

@@ -209,6 +209,33 @@ func (s *Store) ListErrorReports(ctx context.Context, tenantID, groupID, deviceI
 	return p, wrap(err, "list error reports of tenant %q", tenantID)
 }
 
+// CountErrorReportsByDay counts a tenant's or a group's reports with one count per 24-hour
+// span, each a range of the tenant_received or tenant_group_received index (step 7), so no
+// report is read. One aggregation that groups by day would need date arithmetic, and FerretDB
+// v1.24 implements no expression operator beyond $sum and $type.
+func (s *Store) CountErrorReportsByDay(ctx context.Context, tenantID, groupID string, from time.Time, days int) ([]int64, error) {
+	if err := store.CheckReportDays(days); err != nil {
+		return nil, err
+	}
+	from = store.Timestamp(from)
+	const day = 24 * time.Hour
+	counts := make([]int64, days)
+	for i := range counts {
+		start := from.Add(time.Duration(i) * day)
+		filter := bson.D{{Key: "tenant_id", Value: tenantID}}
+		if groupID != "" {
+			filter = append(filter, bson.E{Key: "group_id", Value: groupID})
+		}
+		filter = append(filter, bson.E{Key: "received_at", Value: bson.D{{Key: "$gte", Value: start}, {Key: "$lt", Value: start.Add(day)}}})
+		n, err := s.col(colErrorReports).CountDocuments(ctx, filter)
+		if err != nil {
+			return nil, wrap(err, "count error reports of tenant %q by day", tenantID)
+		}
+		counts[i] = n
+	}
+	return counts, nil
+}
+
 // DeleteErrorGroup removes the group with its per-device counts and its reports.
 func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error {
 	if err := deleteOne(ctx, s.col(colErrorGroups), tenantKey(tenantID, id), "error group", id); err != nil {

@@ -32,6 +32,7 @@ var migrations = []migration{
 	{4, "config entries as one document per scope revision", migrateConfigSets},
 	{5, "device list sort indexes, device and fleet history", migrateDeviceSortIndexes},
 	{6, "alerts", migrateAlerts},
+	{7, "error report time indexes", migrateErrorReportTimes},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -332,4 +333,15 @@ func migrateAlerts(ctx context.Context, db *mongo.Database) error {
 		}
 	}
 	return createIndexes(ctx, db, alertIndexes)
+}
+
+// errorReportTimeIndexes serve the error trend (CountErrorReportsByDay): a tenant's or a
+// group's reports in a time range.
+var errorReportTimeIndexes = []index{
+	{colErrorReports, "tenant_received", asc("tenant_id", "received_at"), false},
+	{colErrorReports, "tenant_group_received", asc("tenant_id", "group_id", "received_at"), false},
+}
+
+func migrateErrorReportTimes(ctx context.Context, db *mongo.Database) error {
+	return createIndexes(ctx, db, errorReportTimeIndexes)
 }

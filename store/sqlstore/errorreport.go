@@ -268,6 +268,35 @@ func (s *Store) ListErrorReports(ctx context.Context, tenantID, groupID, deviceI
 	return store.MakePage(items, opts.PageSize(), func(r store.ErrorReport) string { return r.ID }), nil
 }
 
+// CountErrorReportsByDay counts a tenant's or a group's reports per 24-hour span in one
+// query: the WHERE range reads the window from error_reports_tenant_received_idx or
+// error_reports_tenant_group_received_idx (migration 8), which hold received_at, so no row is
+// read; one COUNT per span sorts the entries into days. Plain CASE and range comparisons read
+// the same in every dialect (SQLite compares its UTC text times as text).
+func (s *Store) CountErrorReportsByDay(ctx context.Context, tenantID, groupID string, from time.Time, days int) ([]int64, error) {
+	if err := store.CheckReportDays(days); err != nil {
+		return nil, err
+	}
+	from = ts(from)
+	const day = 24 * time.Hour
+	q := s.r.NewSelect().TableExpr("error_reports").Where("tenant_id = ?", tenantID)
+	if groupID != "" {
+		q = q.Where("group_id = ?", groupID)
+	}
+	q = q.Where("received_at >= ?", from).Where("received_at < ?", from.Add(time.Duration(days)*day))
+	counts := make([]int64, days)
+	dest := make([]any, days)
+	for i := range counts {
+		start := from.Add(time.Duration(i) * day)
+		q = q.ColumnExpr("COUNT(CASE WHEN received_at >= ? AND received_at < ? THEN 1 END)", start, start.Add(day))
+		dest[i] = &counts[i]
+	}
+	if err := q.Scan(ctx, dest...); err != nil {
+		return nil, wrap(err, "count error reports of tenant %q by day", tenantID)
+	}
+	return counts, nil
+}
+
 // DeleteErrorGroup removes a group with its device counts and reports.
 func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error {
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/espadmin/espadmin/store"
 )
@@ -45,6 +46,7 @@ func testErrorReport(t *testing.T, f *fixture) {
 	runCases(t, f, []testCase{
 		{"RecordAndGroup", testRecordError},
 		{"ConcurrentRecord", testRecordErrorConcurrent},
+		{"CountByDay", testCountErrorReportsByDay},
 		{"ListFilters", func(t *testing.T, f *fixture) {
 			ctx := t.Context()
 			tn := f.tenant(t)
@@ -293,5 +295,63 @@ func testRecordErrorConcurrent(t *testing.T, f *fixture) {
 	f.must(t, err, "ListErrorGroups")
 	if len(page.Items) != 1 {
 		t.Errorf("%s: ListErrorGroups after concurrent RecordError = %d groups, want 1", f.s.Backend(), len(page.Items))
+	}
+}
+
+// testCountErrorReportsByDay counts reports on both sides of every day boundary, to the
+// millisecond: a report exactly on a boundary belongs to the day it starts, and the window's
+// end is outside it. Another group's reports count only in the tenant's total; another
+// tenant's never.
+func testCountErrorReportsByDay(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	tn := f.tenant(t)
+	d := f.device(t, tn.ID, "")
+	const day = 24 * time.Hour
+	// A UTC midnight, written in zoneX as every time in the suite.
+	from := time.Date(2030, 6, 10, 0, 0, 0, 0, time.UTC).In(zoneX())
+	report := func(tenantID, deviceID, fingerprint string, after time.Duration) store.ErrorGroup {
+		r := fullErrorReport(f, tenantID, deviceID, "", fingerprint, 0)
+		r.ReceivedAt = from.Add(after)
+		return f.record(t, &r)
+	}
+	g1 := report(tn.ID, d.ID, "fp-1", -time.Millisecond) // the millisecond before the window
+	report(tn.ID, d.ID, "fp-1", 0)                       // day 0, on its first instant
+	report(tn.ID, d.ID, "fp-1", day-time.Millisecond)    // day 0, on its last millisecond
+	report(tn.ID, d.ID, "fp-1", day)                     // day 1, on the boundary
+	g2 := report(tn.ID, d.ID, "fp-2", day+time.Millisecond)
+	report(tn.ID, d.ID, "fp-1", 2*day+12*time.Hour)
+	report(tn.ID, d.ID, "fp-1", 3*day) // the end of a 3-day window: outside it
+	other := f.tenant(t)
+	report(other.ID, f.device(t, other.ID, "").ID, "fp-1", time.Hour)
+
+	cases := []struct {
+		name     string
+		tenantID string
+		groupID  string
+		from     time.Time
+		days     int
+		want     []int64
+	}{
+		{"tenant", tn.ID, "", from, 3, []int64{2, 2, 1}},
+		{"tenant, one day more", tn.ID, "", from, 4, []int64{2, 2, 1, 1}},
+		{"tenant, one day", tn.ID, "", from.Add(day), 1, []int64{2}},
+		// The report of the millisecond before comes in; day 0's last millisecond goes out.
+		{"tenant, a millisecond earlier", tn.ID, "", from.Add(-time.Millisecond), 1, []int64{2}},
+		{"group", tn.ID, g1.ID, from, 3, []int64{2, 1, 1}},
+		{"other group", tn.ID, g2.ID, from, 3, []int64{0, 1, 0}},
+		{"window before the reports", tn.ID, "", from.Add(-30 * day), 5, []int64{0, 0, 0, 0, 0}},
+		{"window after the reports", tn.ID, "", from.Add(4 * day), 2, []int64{0, 0}},
+		{"unknown group", tn.ID, f.id(), from, 2, []int64{0, 0}},
+		{"tenant without reports", f.tenant(t).ID, "", from, 2, []int64{0, 0}},
+		{"other tenant", other.ID, "", from, 1, []int64{1}},
+	}
+	for _, c := range cases {
+		got, err := f.s.CountErrorReportsByDay(ctx, c.tenantID, c.groupID, c.from, c.days)
+		f.must(t, err, "CountErrorReportsByDay %s", c.name)
+		f.equal(t, "CountErrorReportsByDay "+c.name, got, c.want)
+	}
+	for _, days := range []int{0, -1, store.MaxReportDays + 1} {
+		_, err := f.s.CountErrorReportsByDay(ctx, tn.ID, "", from, days)
+		f.wantErr(t, err, store.ErrInvalid, "CountErrorReportsByDay of %d days", days)
 	}
 }
