@@ -38,9 +38,11 @@ type Store interface {
 	CreateAlert(ctx context.Context, a *store.Alert) error
 	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
 	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
-	// For the start (seed): the tenants, their offline devices and their open alerts.
+	// For the start (seed): the tenants, their devices offline or out of config sync (with
+	// the config version each should run) and their open alerts.
 	ListTenants(ctx context.Context, opts store.ListOptions) (store.Page[store.Tenant], error)
 	ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error)
+	ConfigVersion(ctx context.Context, tenantID, deviceID string, version int64) (store.ConfigVersion, error)
 	ListAlerts(ctx context.Context, tenantID string, f store.AlertFilter, opts store.ListOptions) (store.Page[store.Alert], error)
 }
 
@@ -67,8 +69,9 @@ type Options struct {
 // Engine evaluates the alert rules of every tenant on the events of this replica. Each event
 // is seen by the replica that produced it (ingestion is shared among replicas), so each is
 // evaluated once. Its timers and groups are in memory; at start it seeds them from the store
-// (see seed): the offline timers of devices that are offline, and the device_offline alerts
-// still open, so they resolve when their devices come back.
+// (see seed): the offline timers of devices that are offline, the config timers of devices
+// whose config is not in sync, and the device_offline and config_not_applied alerts still
+// open, so they resolve when their devices come back or apply their config.
 type Engine struct {
 	o       Options
 	in      chan fleet.Event
