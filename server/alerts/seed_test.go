@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/testclock"
@@ -112,6 +113,124 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 		synctest.Wait()
 		if a := alert(openListed.ID); a.State != store.AlertResolved {
 			t.Errorf("open alert from before the restart after its device came back: state %s, want resolved", a.State)
+		}
+	})
+}
+
+// After a restart the engine picks up config delivery from the store too: a device whose
+// config was pending before the start notifies once, its rule's minutes (and the grace of a
+// seeded timer) after the version it should run was written; devices in sync, without a
+// config, disabled, or listed by an open alert already are not notified; an open alert
+// resolves when its device reports the config in sync, or at once when it is in sync already.
+func TestEngineSeedsConfigFromStoreAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		var late, failed, synced, applying, applied, fresh, disabled string
+		var rule store.AlertRule
+		var openApplying, openApplied store.Alert
+		e := newEnvWith(t, func(e *env) {
+			// version writes the device's config version 2 ago before the start and stores
+			// its sync state as of changed before the start.
+			version := func(id string, ago time.Duration, state store.ConfigSyncState, changed time.Duration) {
+				v := store.ConfigVersion{TenantID: e.tenant, DeviceID: id, Version: 2, Hash: "sha256:2", Snapshot: "{}",
+					Reason: devconfig.ReasonPush, CreatedAt: start.Add(-ago)}
+				must(t, e.st.CreateConfigVersion(ctx, &v))
+				cs := store.ConfigSync{DesiredVersion: 2, DesiredHash: v.Hash, AppliedVersion: 1, State: state, UpdatedAt: start.Add(-changed)}
+				if state == store.ConfigInSync {
+					cs.AppliedVersion = 2
+				}
+				must(t, e.st.SetDeviceConfigSync(ctx, e.tenant, id, cs))
+			}
+			late, failed, synced = e.device("late"), e.device("failed"), e.device("synced")
+			applying, applied, fresh = e.device("applying"), e.device("applied"), e.device("fresh")
+			d := store.Device{TenantID: e.tenant, Name: "disabled", Disabled: true, SecretHash: make([]byte, 32)}
+			must(t, e.st.CreateDevice(ctx, &d))
+			disabled = d.ID
+			// Pending for 4 minutes; the sync state changed since (an older version's ack),
+			// which does not restart the timer.
+			version(late, 4*time.Minute, store.ConfigPending, time.Minute)
+			version(failed, 4*time.Minute, store.ConfigFailed, 3*time.Minute)
+			version(synced, 30*time.Minute, store.ConfigInSync, 29*time.Minute)
+			version(applying, 30*time.Minute, store.ConfigPending, 30*time.Minute)
+			version(applied, 30*time.Minute, store.ConfigInSync, 5*time.Minute)
+			version(disabled, 30*time.Minute, store.ConfigPending, 30*time.Minute)
+			rule = e.rule(store.AlertRule{Kind: KindConfigNotApplied, Params: `{"minutes":10}`, ChannelIDs: []string{e.channel("webhook")}})
+			// Open alerts of the rule from before the restart: one's device still has its
+			// config pending, the other's applied it while the engine was down.
+			openApplying = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindConfigNotApplied,
+				State: store.AlertFiring, Subjects: []string{applying}, FiredAt: start.Add(-20 * time.Minute)}
+			must(t, e.st.CreateAlert(ctx, &openApplying))
+			openApplied = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindConfigNotApplied,
+				State: store.AlertAcknowledged, Subjects: []string{applied}, FiredAt: start.Add(-20 * time.Minute)}
+			must(t, e.st.CreateAlert(ctx, &openApplied))
+		})
+		defer e.stop()
+		synctest.Wait()
+
+		alert := func(id string) store.Alert {
+			t.Helper()
+			a, err := e.st.Alert(ctx, e.tenant, id)
+			must(t, err)
+			return a
+		}
+		resolvedSent := func(id string) int {
+			n := 0
+			for _, d := range e.deliveries() {
+				if m := message(t, d); m.Type == "alert.resolved" && m.Data.AlertID == id {
+					n++
+				}
+			}
+			return n
+		}
+		// (c) The alert whose device applied its config while the engine was down.
+		if a := alert(openApplied.ID); a.State != store.AlertResolved || resolvedSent(openApplied.ID) != 1 {
+			t.Errorf("open alert whose device applied its config during the restart: state %s, %d alert.resolved deliveries; want resolved at start, 1",
+				a.State, resolvedSent(openApplied.ID))
+		}
+		if a := alert(openApplying.ID); a.State != store.AlertFiring {
+			t.Errorf("open alert with its device's config still pending: state %s, want firing", a.State)
+		}
+
+		newAlerts := func() [][]string {
+			var out [][]string
+			for _, a := range e.alerts() {
+				if a.ID != openApplying.ID && a.ID != openApplied.ID {
+					s := slices.Clone(a.Subjects)
+					slices.Sort(s)
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		// (a) Not before the rule's 10 minutes and the grace have passed since the version
+		// was written (6 minutes and 20 s after the start)...
+		testclock.Advance(6 * time.Minute)
+		if got := newAlerts(); len(got) != 0 {
+			t.Errorf("6 minutes after the start (10 after the version): new alerts %v, want none before the grace ran out", got)
+		}
+		// ...then exactly one, for the pending and the failed device; (d) none for the
+		// device in sync, the one with no config, the disabled one or the one an open alert
+		// lists already, though their versions are older than the rule's minutes.
+		testclock.Advance(time.Minute)
+		want := []string{late, failed}
+		slices.Sort(want)
+		if got := newAlerts(); !slices.EqualFunc(got, [][]string{want}, slices.Equal) {
+			t.Errorf("7 minutes after the start: new alerts %v, want one for %v (late, failed) only (not synced %s, fresh %s, disabled %s, applying %s)",
+				got, want, synced, fresh, disabled, applying)
+		}
+		testclock.Advance(30 * time.Minute)
+		if got := newAlerts(); len(got) != 1 {
+			t.Errorf("37 minutes after the start: new alerts %v, want still the one", got)
+		}
+
+		// (b) The open alert from before the restart resolves when its device reports the
+		// config in sync.
+		e.publish(devconfig.EventConfig, applying, devconfig.Sync{State: store.ConfigInSync, DesiredVersion: 2, AppliedVersion: 2})
+		synctest.Wait()
+		if a := alert(openApplying.ID); a.State != store.AlertResolved || resolvedSent(openApplying.ID) != 1 {
+			t.Errorf("open alert from before the restart after its device applied the config: state %s, %d alert.resolved deliveries; want resolved, 1",
+				a.State, resolvedSent(openApplying.ID))
 		}
 	})
 }
