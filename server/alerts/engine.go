@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -435,7 +436,8 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) {
 
 func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kind string, now time.Time) {
 	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
-	for _, ep := range eps {
+	for k, ep := range eps {
+		checked := false
 		for _, r := range e.matching(ctx, ep.tenantID, kind, ep.deviceID, now) {
 			due := time.Duration(params(r).Minutes) * time.Minute
 			if ep.seeded {
@@ -443,6 +445,14 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 			}
 			if ep.fired[r.ID] || now.Sub(ep.since) < due {
 				continue
+			}
+			if !checked {
+				checked = true
+				if !e.stillIn(ctx, kind, ep) {
+					delete(eps, k)
+					e.leaveCondition(ctx, kind, ep.tenantID, ep.deviceID, now)
+					break
+				}
 			}
 			ep.fired[r.ID] = true
 			if ep.seeded {
@@ -459,6 +469,25 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 			e.add(r, ep.deviceID, now)
 		}
 	}
+}
+
+// stillIn reports whether the store still has the episode's device in the condition, read
+// when a timer runs out. Events reach only the engine of the replica that produced them: a
+// device may have come back, or had its config acknowledged, through another replica.
+func (e *Engine) stillIn(ctx context.Context, kind string, ep *episode) bool {
+	d, err := e.o.Store.Device(ctx, ep.tenantID, ep.deviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		e.o.Logger.Warn("device not read before notifying", "tenant_id", ep.tenantID, "device_id", ep.deviceID, "error", err)
+		return true // rather a notification too many than a missed one
+	case kind == KindDeviceOffline:
+		return !d.Presence.Online
+	case kind == KindConfigNotApplied:
+		return d.ConfigSync.State != store.ConfigInSync
+	}
+	return true
 }
 
 // leaveCondition takes a device out of the open alerts and groups of kind: a device back
