@@ -43,49 +43,22 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 			rule = e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":5}`, ChannelIDs: []string{e.channel("webhook")}})
 			// Open alerts of the rule from before the restart: one still has an offline device,
 			// the other's device came back while the engine was down.
-			openListed = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-				State: store.AlertFiring, Subjects: []string{listed, back}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openListed))
-			openBack = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-				State: store.AlertAcknowledged, Subjects: []string{back}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openBack))
+			openListed = e.openAlert(rule, store.AlertFiring, start.Add(-20*time.Minute), listed, back)
+			openBack = e.openAlert(rule, store.AlertAcknowledged, start.Add(-20*time.Minute), back)
 		})
 		defer e.stop()
 		synctest.Wait()
 
-		alert := func(id string) store.Alert {
-			t.Helper()
-			a, err := e.st.Alert(ctx, e.tenant, id)
-			must(t, err)
-			return a
-		}
-		if a := alert(openBack.ID); a.State != store.AlertResolved {
+		if a := e.alert(openBack.ID); a.State != store.AlertResolved {
 			t.Errorf("open alert whose device came back during the restart: state %s, want resolved at start", a.State)
 		}
-		if a := alert(openListed.ID); a.State != store.AlertFiring {
+		if a := e.alert(openListed.ID); a.State != store.AlertFiring {
 			t.Errorf("open alert with a device still offline: state %s, want firing", a.State)
 		}
-		resolvedSent := 0
-		for _, d := range e.deliveries() {
-			if m := message(t, d); m.Type == "alert.resolved" && m.Data.AlertID == openBack.ID {
-				resolvedSent++
-			}
+		if n := e.resolvedSent(openBack.ID); n != 1 {
+			t.Errorf("alert.resolved deliveries for the alert resolved at start: %d, want 1", n)
 		}
-		if resolvedSent != 1 {
-			t.Errorf("alert.resolved deliveries for the alert resolved at start: %d, want 1", resolvedSent)
-		}
-
-		newAlerts := func() [][]string {
-			var out [][]string
-			for _, a := range e.alerts() {
-				if a.ID != openListed.ID && a.ID != openBack.ID {
-					s := slices.Clone(a.Subjects)
-					slices.Sort(s)
-					out = append(out, s)
-				}
-			}
-			return out
-		}
+		newAlerts := func() [][]string { return e.subjectsOfOthers(openListed.ID, openBack.ID) }
 		// The device offline for 10 minutes notifies within a minute of the start; the one
 		// an open alert lists, the disabled one and the one never online do not.
 		testclock.Advance(time.Minute)
@@ -96,9 +69,7 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 		// Another replica, which saw "raced" go offline, notifies it before this one's
 		// (seeded) timer runs out; "recent" is notified here, 5 minutes after it went offline.
 		testclock.Advance(time.Minute)
-		other := store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-			State: store.AlertFiring, Subjects: []string{raced}, FiredAt: time.Now()}
-		must(t, e.st.CreateAlert(ctx, &other))
+		e.openAlert(rule, store.AlertFiring, time.Now(), raced)
 		testclock.Advance(3 * time.Minute)
 		got := newAlerts()
 		want := [][]string{{long}, {raced}, {recent}} // newest first: the other replica's, then this one's
@@ -111,7 +82,7 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 		// The open alert from before the restart resolves when its last device comes back.
 		e.publish(fleet.EventPresence, listed, fleet.PresenceEvent{Online: true})
 		synctest.Wait()
-		if a := alert(openListed.ID); a.State != store.AlertResolved {
+		if a := e.alert(openListed.ID); a.State != store.AlertResolved {
 			t.Errorf("open alert from before the restart after its device came back: state %s, want resolved", a.State)
 		}
 	})
@@ -158,51 +129,22 @@ func TestEngineSeedsConfigFromStoreAtStart(t *testing.T) {
 			rule = e.rule(store.AlertRule{Kind: KindConfigNotApplied, Params: `{"minutes":10}`, ChannelIDs: []string{e.channel("webhook")}})
 			// Open alerts of the rule from before the restart: one's device still has its
 			// config pending, the other's applied it while the engine was down.
-			openApplying = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindConfigNotApplied,
-				State: store.AlertFiring, Subjects: []string{applying}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openApplying))
-			openApplied = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindConfigNotApplied,
-				State: store.AlertAcknowledged, Subjects: []string{applied}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openApplied))
+			openApplying = e.openAlert(rule, store.AlertFiring, start.Add(-20*time.Minute), applying)
+			openApplied = e.openAlert(rule, store.AlertAcknowledged, start.Add(-20*time.Minute), applied)
 		})
 		defer e.stop()
 		synctest.Wait()
 
-		alert := func(id string) store.Alert {
-			t.Helper()
-			a, err := e.st.Alert(ctx, e.tenant, id)
-			must(t, err)
-			return a
-		}
-		resolvedSent := func(id string) int {
-			n := 0
-			for _, d := range e.deliveries() {
-				if m := message(t, d); m.Type == "alert.resolved" && m.Data.AlertID == id {
-					n++
-				}
-			}
-			return n
-		}
 		// (c) The alert whose device applied its config while the engine was down.
-		if a := alert(openApplied.ID); a.State != store.AlertResolved || resolvedSent(openApplied.ID) != 1 {
+		if a := e.alert(openApplied.ID); a.State != store.AlertResolved || e.resolvedSent(openApplied.ID) != 1 {
 			t.Errorf("open alert whose device applied its config during the restart: state %s, %d alert.resolved deliveries; want resolved at start, 1",
-				a.State, resolvedSent(openApplied.ID))
+				a.State, e.resolvedSent(openApplied.ID))
 		}
-		if a := alert(openApplying.ID); a.State != store.AlertFiring {
+		if a := e.alert(openApplying.ID); a.State != store.AlertFiring {
 			t.Errorf("open alert with its device's config still pending: state %s, want firing", a.State)
 		}
 
-		newAlerts := func() [][]string {
-			var out [][]string
-			for _, a := range e.alerts() {
-				if a.ID != openApplying.ID && a.ID != openApplied.ID {
-					s := slices.Clone(a.Subjects)
-					slices.Sort(s)
-					out = append(out, s)
-				}
-			}
-			return out
-		}
+		newAlerts := func() [][]string { return e.subjectsOfOthers(openApplying.ID, openApplied.ID) }
 		// (a) Not before the rule's 10 minutes and the grace have passed since the version
 		// was written (6 minutes and 20 s after the start)...
 		testclock.Advance(6 * time.Minute)
@@ -228,9 +170,50 @@ func TestEngineSeedsConfigFromStoreAtStart(t *testing.T) {
 		// config in sync.
 		e.publish(devconfig.EventConfig, applying, devconfig.Sync{State: store.ConfigInSync, DesiredVersion: 2, AppliedVersion: 2})
 		synctest.Wait()
-		if a := alert(openApplying.ID); a.State != store.AlertResolved || resolvedSent(openApplying.ID) != 1 {
+		if a := e.alert(openApplying.ID); a.State != store.AlertResolved || e.resolvedSent(openApplying.ID) != 1 {
 			t.Errorf("open alert from before the restart after its device applied the config: state %s, %d alert.resolved deliveries; want resolved, 1",
-				a.State, resolvedSent(openApplying.ID))
+				a.State, e.resolvedSent(openApplying.ID))
 		}
 	})
+}
+
+// openAlert stores an open alert of rule, as an engine before the restart left it.
+func (e *env) openAlert(r store.AlertRule, state store.AlertState, firedAt time.Time, subjects ...string) store.Alert {
+	e.t.Helper()
+	a := store.Alert{TenantID: e.tenant, RuleID: r.ID, RuleName: r.Name, Kind: r.Kind, State: state, Subjects: subjects, FiredAt: firedAt}
+	must(e.t, e.st.CreateAlert(context.Background(), &a))
+	return a
+}
+
+func (e *env) alert(id string) store.Alert {
+	e.t.Helper()
+	a, err := e.st.Alert(context.Background(), e.tenant, id)
+	must(e.t, err)
+	return a
+}
+
+// resolvedSent counts the alert.resolved messages queued for the alert.
+func (e *env) resolvedSent(id string) int {
+	e.t.Helper()
+	n := 0
+	for _, d := range e.deliveries() {
+		if m := message(e.t, d); m.Type == "alert.resolved" && m.Data.AlertID == id {
+			n++
+		}
+	}
+	return n
+}
+
+// subjectsOfOthers returns the sorted subjects of each alert but the given ones.
+func (e *env) subjectsOfOthers(ids ...string) [][]string {
+	e.t.Helper()
+	var out [][]string
+	for _, a := range e.alerts() {
+		if !slices.Contains(ids, a.ID) {
+			s := slices.Clone(a.Subjects)
+			slices.Sort(s)
+			out = append(out, s)
+		}
+	}
+	return out
 }
