@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -38,9 +39,11 @@ type Store interface {
 	CreateAlert(ctx context.Context, a *store.Alert) error
 	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
 	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
-	// For the start (seed): the tenants, their offline devices and their open alerts.
+	// For the start (seed): the tenants, their devices offline or out of config sync (with
+	// the config version each should run) and their open alerts.
 	ListTenants(ctx context.Context, opts store.ListOptions) (store.Page[store.Tenant], error)
 	ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error)
+	ConfigVersion(ctx context.Context, tenantID, deviceID string, version int64) (store.ConfigVersion, error)
 	ListAlerts(ctx context.Context, tenantID string, f store.AlertFilter, opts store.ListOptions) (store.Page[store.Alert], error)
 }
 
@@ -67,8 +70,9 @@ type Options struct {
 // Engine evaluates the alert rules of every tenant on the events of this replica. Each event
 // is seen by the replica that produced it (ingestion is shared among replicas), so each is
 // evaluated once. Its timers and groups are in memory; at start it seeds them from the store
-// (see seed): the offline timers of devices that are offline, and the device_offline alerts
-// still open, so they resolve when their devices come back.
+// (see seed): the offline timers of devices that are offline, the config timers of devices
+// whose config is not in sync, and the device_offline and config_not_applied alerts still
+// open, so they resolve when their devices come back or apply their config.
 type Engine struct {
 	o       Options
 	in      chan fleet.Event
@@ -432,7 +436,8 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) {
 
 func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kind string, now time.Time) {
 	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
-	for _, ep := range eps {
+	for k, ep := range eps {
+		checked := false
 		for _, r := range e.matching(ctx, ep.tenantID, kind, ep.deviceID, now) {
 			due := time.Duration(params(r).Minutes) * time.Minute
 			if ep.seeded {
@@ -440,6 +445,14 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 			}
 			if ep.fired[r.ID] || now.Sub(ep.since) < due {
 				continue
+			}
+			if !checked {
+				checked = true
+				if !e.stillIn(ctx, kind, ep) {
+					delete(eps, k)
+					e.leaveCondition(ctx, kind, ep.tenantID, ep.deviceID, now)
+					break
+				}
 			}
 			ep.fired[r.ID] = true
 			if ep.seeded {
@@ -456,6 +469,25 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 			e.add(r, ep.deviceID, now)
 		}
 	}
+}
+
+// stillIn reports whether the store still has the episode's device in the condition, read
+// when a timer runs out. Events reach only the engine of the replica that produced them: a
+// device may have come back, or had its config acknowledged, through another replica.
+func (e *Engine) stillIn(ctx context.Context, kind string, ep *episode) bool {
+	d, err := e.o.Store.Device(ctx, ep.tenantID, ep.deviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		e.o.Logger.Warn("device not read before notifying", "tenant_id", ep.tenantID, "device_id", ep.deviceID, "error", err)
+		return true // rather a notification too many than a missed one
+	case kind == KindDeviceOffline:
+		return !d.Presence.Online
+	case kind == KindConfigNotApplied:
+		return d.ConfigSync.State != store.ConfigInSync
+	}
+	return true
 }
 
 // leaveCondition takes a device out of the open alerts and groups of kind: a device back

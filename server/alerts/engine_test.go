@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -260,6 +261,69 @@ func TestRuleKinds(t *testing.T) {
 		must(t, err)
 		if len(resolved.Items) != 1 {
 			t.Errorf("config applied: %d resolved config alerts, want 1", len(resolved.Items))
+		}
+	})
+}
+
+// Events reach only the engine of the replica that produced them, so a timer that runs out
+// reads the device first: one that came back or applied its config through another replica
+// (the store says so, no event came here) is not notified, and leaves the alerts it is in.
+func TestTimerChecksTheStoreBeforeNotifying(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		e := newEnv(t)
+		defer e.stop()
+		hook := e.channel("webhook")
+		offline5 := e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":5}`, ChannelIDs: []string{hook}})
+		offline10 := e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":10}`, ChannelIDs: []string{hook}})
+		config := e.rule(store.AlertRule{Kind: KindConfigNotApplied, Params: `{"minutes":5}`, ChannelIDs: []string{hook}})
+		back, down := e.device("back"), e.device("down")
+		applied, pending := e.device("applied"), e.device("pending")
+		syncState := func(id string, state store.ConfigSyncState) {
+			must(t, e.st.SetDeviceConfigSync(ctx, e.tenant, id, store.ConfigSync{DesiredVersion: 2, AppliedVersion: 1, State: state, UpdatedAt: time.Now()}))
+		}
+		for _, id := range []string{back, down} {
+			must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: false, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+			e.publish(fleet.EventPresence, id, fleet.PresenceEvent{Online: false})
+		}
+		for _, id := range []string{applied, pending} {
+			syncState(id, store.ConfigPending)
+			e.publish(devconfig.EventConfig, id, devconfig.Sync{State: store.ConfigPending, DesiredVersion: 2, AppliedVersion: 1})
+		}
+		testclock.Advance(time.Minute)
+		// Another replica takes the device back online and the config acknowledgement.
+		must(t, e.st.SetDevicePresence(ctx, e.tenant, back, store.Presence{Online: true, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+		syncState(applied, store.ConfigInSync)
+		testclock.Advance(5 * time.Minute)
+
+		subjects := func(r store.AlertRule) [][]string {
+			t.Helper()
+			p, err := e.st.ListAlerts(ctx, e.tenant, store.AlertFilter{RuleID: r.ID}, store.ListOptions{})
+			must(t, err)
+			var out [][]string
+			for _, a := range p.Items {
+				out = append(out, a.Subjects)
+			}
+			return out
+		}
+		if got := subjects(offline5); !slices.EqualFunc(got, [][]string{{down}}, slices.Equal) {
+			t.Errorf("offline 5 min: alerts %v, want one for %s (not %s, back online elsewhere)", got, down, back)
+		}
+		if got := subjects(config); !slices.EqualFunc(got, [][]string{{pending}}, slices.Equal) {
+			t.Errorf("config not applied in 5 min: alerts %v, want one for %s (not %s, applied elsewhere)", got, pending, applied)
+		}
+
+		// "down" comes back elsewhere too: when the 10-minute timer runs out it is not
+		// notified, and the 5-minute alert listing it resolves.
+		must(t, e.st.SetDevicePresence(ctx, e.tenant, down, store.Presence{Online: true, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+		testclock.Advance(5 * time.Minute)
+		if got := subjects(offline10); len(got) != 0 {
+			t.Errorf("offline 10 min after coming back elsewhere: alerts %v, want none", got)
+		}
+		p, err := e.st.ListAlerts(ctx, e.tenant, store.AlertFilter{RuleID: offline5.ID, State: store.AlertResolved}, store.ListOptions{})
+		must(t, err)
+		if len(p.Items) != 1 {
+			t.Errorf("offline 5 min alert after its device came back elsewhere: %d resolved, want 1", len(p.Items))
 		}
 	})
 }

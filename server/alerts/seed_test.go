@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/testclock"
@@ -42,49 +43,22 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 			rule = e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":5}`, ChannelIDs: []string{e.channel("webhook")}})
 			// Open alerts of the rule from before the restart: one still has an offline device,
 			// the other's device came back while the engine was down.
-			openListed = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-				State: store.AlertFiring, Subjects: []string{listed, back}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openListed))
-			openBack = store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-				State: store.AlertAcknowledged, Subjects: []string{back}, FiredAt: start.Add(-20 * time.Minute)}
-			must(t, e.st.CreateAlert(ctx, &openBack))
+			openListed = e.openAlert(rule, store.AlertFiring, start.Add(-20*time.Minute), listed, back)
+			openBack = e.openAlert(rule, store.AlertAcknowledged, start.Add(-20*time.Minute), back)
 		})
 		defer e.stop()
 		synctest.Wait()
 
-		alert := func(id string) store.Alert {
-			t.Helper()
-			a, err := e.st.Alert(ctx, e.tenant, id)
-			must(t, err)
-			return a
-		}
-		if a := alert(openBack.ID); a.State != store.AlertResolved {
+		if a := e.alert(openBack.ID); a.State != store.AlertResolved {
 			t.Errorf("open alert whose device came back during the restart: state %s, want resolved at start", a.State)
 		}
-		if a := alert(openListed.ID); a.State != store.AlertFiring {
+		if a := e.alert(openListed.ID); a.State != store.AlertFiring {
 			t.Errorf("open alert with a device still offline: state %s, want firing", a.State)
 		}
-		resolvedSent := 0
-		for _, d := range e.deliveries() {
-			if m := message(t, d); m.Type == "alert.resolved" && m.Data.AlertID == openBack.ID {
-				resolvedSent++
-			}
+		if n := e.resolvedSent(openBack.ID); n != 1 {
+			t.Errorf("alert.resolved deliveries for the alert resolved at start: %d, want 1", n)
 		}
-		if resolvedSent != 1 {
-			t.Errorf("alert.resolved deliveries for the alert resolved at start: %d, want 1", resolvedSent)
-		}
-
-		newAlerts := func() [][]string {
-			var out [][]string
-			for _, a := range e.alerts() {
-				if a.ID != openListed.ID && a.ID != openBack.ID {
-					s := slices.Clone(a.Subjects)
-					slices.Sort(s)
-					out = append(out, s)
-				}
-			}
-			return out
-		}
+		newAlerts := func() [][]string { return e.subjectsOfOthers(openListed.ID, openBack.ID) }
 		// The device offline for 10 minutes notifies within a minute of the start; the one
 		// an open alert lists, the disabled one and the one never online do not.
 		testclock.Advance(time.Minute)
@@ -95,9 +69,7 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 		// Another replica, which saw "raced" go offline, notifies it before this one's
 		// (seeded) timer runs out; "recent" is notified here, 5 minutes after it went offline.
 		testclock.Advance(time.Minute)
-		other := store.Alert{TenantID: e.tenant, RuleID: rule.ID, RuleName: rule.Name, Kind: KindDeviceOffline,
-			State: store.AlertFiring, Subjects: []string{raced}, FiredAt: time.Now()}
-		must(t, e.st.CreateAlert(ctx, &other))
+		e.openAlert(rule, store.AlertFiring, time.Now(), raced)
 		testclock.Advance(3 * time.Minute)
 		got := newAlerts()
 		want := [][]string{{long}, {raced}, {recent}} // newest first: the other replica's, then this one's
@@ -110,8 +82,138 @@ func TestEngineSeedsFromStoreAtStart(t *testing.T) {
 		// The open alert from before the restart resolves when its last device comes back.
 		e.publish(fleet.EventPresence, listed, fleet.PresenceEvent{Online: true})
 		synctest.Wait()
-		if a := alert(openListed.ID); a.State != store.AlertResolved {
+		if a := e.alert(openListed.ID); a.State != store.AlertResolved {
 			t.Errorf("open alert from before the restart after its device came back: state %s, want resolved", a.State)
 		}
 	})
+}
+
+// After a restart the engine picks up config delivery from the store too: a device whose
+// config was pending before the start notifies once, its rule's minutes (and the grace of a
+// seeded timer) after the version it should run was written; devices in sync, without a
+// config, disabled, or listed by an open alert already are not notified; an open alert
+// resolves when its device reports the config in sync, or at once when it is in sync already.
+func TestEngineSeedsConfigFromStoreAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		var late, failed, synced, applying, applied, fresh, disabled string
+		var rule store.AlertRule
+		var openApplying, openApplied store.Alert
+		e := newEnvWith(t, func(e *env) {
+			// version writes the device's config version 2 ago before the start and stores
+			// its sync state as of changed before the start.
+			version := func(id string, ago time.Duration, state store.ConfigSyncState, changed time.Duration) {
+				v := store.ConfigVersion{TenantID: e.tenant, DeviceID: id, Version: 2, Hash: "sha256:2", Snapshot: "{}",
+					Reason: devconfig.ReasonPush, CreatedAt: start.Add(-ago)}
+				must(t, e.st.CreateConfigVersion(ctx, &v))
+				cs := store.ConfigSync{DesiredVersion: 2, DesiredHash: v.Hash, AppliedVersion: 1, State: state, UpdatedAt: start.Add(-changed)}
+				if state == store.ConfigInSync {
+					cs.AppliedVersion = 2
+				}
+				must(t, e.st.SetDeviceConfigSync(ctx, e.tenant, id, cs))
+			}
+			late, failed, synced = e.device("late"), e.device("failed"), e.device("synced")
+			applying, applied, fresh = e.device("applying"), e.device("applied"), e.device("fresh")
+			d := store.Device{TenantID: e.tenant, Name: "disabled", Disabled: true, SecretHash: make([]byte, 32)}
+			must(t, e.st.CreateDevice(ctx, &d))
+			disabled = d.ID
+			// Pending for 4 minutes; the sync state changed since (an older version's ack),
+			// which does not restart the timer.
+			version(late, 4*time.Minute, store.ConfigPending, time.Minute)
+			version(failed, 4*time.Minute, store.ConfigFailed, 3*time.Minute)
+			version(synced, 30*time.Minute, store.ConfigInSync, 29*time.Minute)
+			version(applying, 30*time.Minute, store.ConfigPending, 30*time.Minute)
+			version(applied, 30*time.Minute, store.ConfigInSync, 5*time.Minute)
+			version(disabled, 30*time.Minute, store.ConfigPending, 30*time.Minute)
+			rule = e.rule(store.AlertRule{Kind: KindConfigNotApplied, Params: `{"minutes":10}`, ChannelIDs: []string{e.channel("webhook")}})
+			// Open alerts of the rule from before the restart: one's device still has its
+			// config pending, the other's applied it while the engine was down.
+			openApplying = e.openAlert(rule, store.AlertFiring, start.Add(-20*time.Minute), applying)
+			openApplied = e.openAlert(rule, store.AlertAcknowledged, start.Add(-20*time.Minute), applied)
+		})
+		defer e.stop()
+		synctest.Wait()
+
+		// (c) The alert whose device applied its config while the engine was down.
+		if a := e.alert(openApplied.ID); a.State != store.AlertResolved || e.resolvedSent(openApplied.ID) != 1 {
+			t.Errorf("open alert whose device applied its config during the restart: state %s, %d alert.resolved deliveries; want resolved at start, 1",
+				a.State, e.resolvedSent(openApplied.ID))
+		}
+		if a := e.alert(openApplying.ID); a.State != store.AlertFiring {
+			t.Errorf("open alert with its device's config still pending: state %s, want firing", a.State)
+		}
+
+		newAlerts := func() [][]string { return e.subjectsOfOthers(openApplying.ID, openApplied.ID) }
+		// (a) Not before the rule's 10 minutes and the grace have passed since the version
+		// was written (6 minutes and 20 s after the start)...
+		testclock.Advance(6 * time.Minute)
+		if got := newAlerts(); len(got) != 0 {
+			t.Errorf("6 minutes after the start (10 after the version): new alerts %v, want none before the grace ran out", got)
+		}
+		// ...then exactly one, for the pending and the failed device; (d) none for the
+		// device in sync, the one with no config, the disabled one or the one an open alert
+		// lists already, though their versions are older than the rule's minutes.
+		testclock.Advance(time.Minute)
+		want := []string{late, failed}
+		slices.Sort(want)
+		if got := newAlerts(); !slices.EqualFunc(got, [][]string{want}, slices.Equal) {
+			t.Errorf("7 minutes after the start: new alerts %v, want one for %v (late, failed) only (not synced %s, fresh %s, disabled %s, applying %s)",
+				got, want, synced, fresh, disabled, applying)
+		}
+		testclock.Advance(30 * time.Minute)
+		if got := newAlerts(); len(got) != 1 {
+			t.Errorf("37 minutes after the start: new alerts %v, want still the one", got)
+		}
+
+		// (b) The open alert from before the restart resolves when its device reports the
+		// config in sync.
+		e.publish(devconfig.EventConfig, applying, devconfig.Sync{State: store.ConfigInSync, DesiredVersion: 2, AppliedVersion: 2})
+		synctest.Wait()
+		if a := e.alert(openApplying.ID); a.State != store.AlertResolved || e.resolvedSent(openApplying.ID) != 1 {
+			t.Errorf("open alert from before the restart after its device applied the config: state %s, %d alert.resolved deliveries; want resolved, 1",
+				a.State, e.resolvedSent(openApplying.ID))
+		}
+	})
+}
+
+// openAlert stores an open alert of rule, as an engine before the restart left it.
+func (e *env) openAlert(r store.AlertRule, state store.AlertState, firedAt time.Time, subjects ...string) store.Alert {
+	e.t.Helper()
+	a := store.Alert{TenantID: e.tenant, RuleID: r.ID, RuleName: r.Name, Kind: r.Kind, State: state, Subjects: subjects, FiredAt: firedAt}
+	must(e.t, e.st.CreateAlert(context.Background(), &a))
+	return a
+}
+
+func (e *env) alert(id string) store.Alert {
+	e.t.Helper()
+	a, err := e.st.Alert(context.Background(), e.tenant, id)
+	must(e.t, err)
+	return a
+}
+
+// resolvedSent counts the alert.resolved messages queued for the alert.
+func (e *env) resolvedSent(id string) int {
+	e.t.Helper()
+	n := 0
+	for _, d := range e.deliveries() {
+		if m := message(e.t, d); m.Type == "alert.resolved" && m.Data.AlertID == id {
+			n++
+		}
+	}
+	return n
+}
+
+// subjectsOfOthers returns the sorted subjects of each alert but the given ones.
+func (e *env) subjectsOfOthers(ids ...string) [][]string {
+	e.t.Helper()
+	var out [][]string
+	for _, a := range e.alerts() {
+		if !slices.Contains(ids, a.ID) {
+			s := slices.Clone(a.Subjects)
+			slices.Sort(s)
+			out = append(out, s)
+		}
+	}
+	return out
 }
