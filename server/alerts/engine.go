@@ -24,7 +24,10 @@ const (
 	DefaultSweepInterval = 5 * time.Second
 	DefaultRuleCacheTTL  = 15 * time.Second
 	DefaultQueueSize     = 65536
-	deviceCacheTTL       = time.Minute
+	// DefaultReconcileInterval is how often the open alerts that resolve by themselves are
+	// checked against the store.
+	DefaultReconcileInterval = time.Minute
+	deviceCacheTTL           = time.Minute
 	// MaxPayloadSubjects bounds the subjects a notification lists; the count says how many
 	// there were.
 	MaxPayloadSubjects = 100
@@ -62,6 +65,10 @@ type Options struct {
 	RuleCacheTTL time.Duration
 	// QueueSize bounds the events waiting for the engine; more are dropped and counted.
 	QueueSize int
+	// ReconcileInterval is how often the open device_offline and config_not_applied alerts
+	// this engine follows are checked against the store: a device that came back, or applied
+	// its config, through another replica produced its event there, not here.
+	ReconcileInterval time.Duration
 	// PublicURL is the server's public URL, for links in notifications.
 	PublicURL string
 	Logger    *slog.Logger
@@ -91,6 +98,8 @@ type Engine struct {
 	quiet   map[string]time.Time           // rule/subject → end of its cooldown
 	open    map[string]*openAlert          // alert ID → subjects still in the condition
 	bySubj  map[string]map[string]struct{} // kind/tenant/subject → open alert IDs
+	// reconciled is when the open alerts were last checked against the store.
+	reconciled time.Time
 }
 
 type ruleSet struct {
@@ -142,6 +151,9 @@ func New(o Options) *Engine {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = DefaultReconcileInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -415,6 +427,10 @@ func (e *Engine) add(r store.AlertRule, subject string, now time.Time) {
 func (e *Engine) sweep(ctx context.Context, now time.Time) {
 	e.sweepEpisodes(ctx, e.offline, KindDeviceOffline, now)
 	e.sweepEpisodes(ctx, e.config, KindConfigNotApplied, now)
+	if now.Sub(e.reconciled) >= e.o.ReconcileInterval {
+		e.reconciled = now
+		e.reconcile(ctx, now)
+	}
 	for id, b := range e.batches {
 		if now.Sub(b.first) >= e.o.GroupWindow {
 			delete(e.batches, id)
@@ -488,6 +504,40 @@ func (e *Engine) stillIn(ctx context.Context, kind string, ep *episode) bool {
 		return d.ConfigSync.State != store.ConfigInSync
 	}
 	return true
+}
+
+// reconcile reads each device the open alerts still list and takes out those that left the
+// condition, resolving an alert when its last device has: the event of a device that came back
+// (or applied its config) through another replica reached that replica's engine only. One read
+// per listed device and interval.
+func (e *Engine) reconcile(ctx context.Context, now time.Time) {
+	type subject struct{ kind, tenantID, deviceID string }
+	var check []subject
+	seen := map[subject]bool{}
+	for _, oa := range e.open {
+		for id := range oa.remaining {
+			s := subject{oa.alert.Kind, oa.alert.TenantID, id}
+			if !seen[s] {
+				seen[s] = true
+				check = append(check, s)
+			}
+		}
+	}
+	for _, s := range check {
+		if ctx.Err() != nil {
+			return
+		}
+		ep := &episode{tenantID: s.tenantID, deviceID: s.deviceID}
+		if e.stillIn(ctx, s.kind, ep) {
+			continue
+		}
+		if s.kind == KindDeviceOffline {
+			delete(e.offline, key(s.tenantID, s.deviceID))
+		} else {
+			delete(e.config, key(s.tenantID, s.deviceID))
+		}
+		e.leaveCondition(ctx, s.kind, s.tenantID, s.deviceID, now)
+	}
 }
 
 // leaveCondition takes a device out of the open alerts and groups of kind: a device back

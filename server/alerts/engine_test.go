@@ -328,6 +328,64 @@ func TestTimerChecksTheStoreBeforeNotifying(t *testing.T) {
 	})
 }
 
+// An open alert whose devices came back, or applied their config, through another replica (no
+// event here) is resolved once the engine checks its devices against the store.
+func TestOpenAlertsResolveWhenDevicesLeftElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		e := newEnv(t)
+		defer e.stop()
+		hook := e.channel("webhook")
+		offline := e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":1}`, ChannelIDs: []string{hook}})
+		config := e.rule(store.AlertRule{Kind: KindConfigNotApplied, Params: `{"minutes":1}`, ChannelIDs: []string{hook}})
+		a, b, c := e.device("a"), e.device("b"), e.device("c")
+		for _, id := range []string{a, b} {
+			must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: false, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+			e.publish(fleet.EventPresence, id, fleet.PresenceEvent{Online: false})
+		}
+		must(t, e.st.SetDeviceConfigSync(ctx, e.tenant, c, store.ConfigSync{DesiredVersion: 2, AppliedVersion: 1, State: store.ConfigPending, UpdatedAt: time.Now()}))
+		e.publish(devconfig.EventConfig, c, devconfig.Sync{State: store.ConfigPending, DesiredVersion: 2, AppliedVersion: 1})
+		testclock.Advance(2 * time.Minute)
+		state := func(r store.AlertRule) store.AlertState {
+			t.Helper()
+			p, err := e.st.ListAlerts(ctx, e.tenant, store.AlertFilter{RuleID: r.ID}, store.ListOptions{})
+			must(t, err)
+			if len(p.Items) != 1 {
+				t.Fatalf("rule %s: %d alerts, want 1", r.Kind, len(p.Items))
+			}
+			return p.Items[0].State
+		}
+		if state(offline) != store.AlertFiring || state(config) != store.AlertFiring {
+			t.Fatalf("alerts not firing: offline %s, config %s", state(offline), state(config))
+		}
+
+		// Another replica takes a back online and c's acknowledgement: no event reaches here.
+		must(t, e.st.SetDevicePresence(ctx, e.tenant, a, store.Presence{Online: true, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+		must(t, e.st.SetDeviceConfigSync(ctx, e.tenant, c, store.ConfigSync{DesiredVersion: 2, AppliedVersion: 2, State: store.ConfigInSync, UpdatedAt: time.Now()}))
+		testclock.Advance(DefaultReconcileInterval + DefaultSweepInterval)
+		if got := state(offline); got != store.AlertFiring {
+			t.Errorf("offline alert with b still offline: %s, want firing", got)
+		}
+		if got := state(config); got != store.AlertResolved {
+			t.Errorf("config alert after c applied its config elsewhere: %s, want resolved", got)
+		}
+		must(t, e.st.SetDevicePresence(ctx, e.tenant, b, store.Presence{Online: true, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+		testclock.Advance(DefaultReconcileInterval + DefaultSweepInterval)
+		if got := state(offline); got != store.AlertResolved {
+			t.Errorf("offline alert after a and b came back elsewhere: %s, want resolved", got)
+		}
+		resolved := 0
+		for _, d := range e.deliveries() {
+			if message(t, d).Type == "alert.resolved" {
+				resolved++
+			}
+		}
+		if resolved != 2 {
+			t.Errorf("%d alert.resolved deliveries, want one per alert (2)", resolved)
+		}
+	})
+}
+
 func TestValidateRule(t *testing.T) {
 	for _, c := range []struct {
 		name  string
