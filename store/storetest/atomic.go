@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/espadmin/espadmin/store"
@@ -283,8 +284,10 @@ func testAtomicPanic(t *testing.T, f *fixture) {
 	w.wantPresent(t, f, "after the next Atomic", "b", true)
 }
 
-// testAtomicReader creates commands two at a time in Atomic while readers count them: a count
-// is never odd.
+// testAtomicReader creates commands two at a time in Atomic while a reader counts them: a count
+// is never odd. The writes start once the reader has read, and go on (past the first pairs, up
+// to maxPairs) until it has read several times while they ran, so the two really overlap
+// however the goroutines are scheduled.
 func testAtomicReader(t *testing.T, f *fixture) {
 	if !f.transactions(t) {
 		return
@@ -292,11 +295,17 @@ func testAtomicReader(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	tn := f.tenant(t)
 	d := f.device(t, tn.ID, "")
-	const pairs = 20
+	const pairs, maxPairs, overlapping = 20, 500, 5
 	done := make(chan struct{})
+	first := make(chan struct{})
 	var wg sync.WaitGroup
-	reads := 0
+	var reads atomic.Int64
 	wg.Go(func() {
+		defer func() {
+			if reads.Load() == 0 {
+				close(first) // failed before its first read: let the writer go on
+			}
+		}()
 		for {
 			select {
 			case <-done:
@@ -308,14 +317,18 @@ func testAtomicReader(t *testing.T, f *fixture) {
 				t.Errorf("%s: ListCommands: %v", f.s.Backend(), err)
 				return
 			}
-			reads++
+			if reads.Add(1) == 1 {
+				close(first)
+			}
 			if n := len(page.Items); n%2 != 0 {
 				t.Errorf("%s: a reader saw %d commands: half of an Atomic pair", f.s.Backend(), n)
 				return
 			}
 		}
 	})
-	for range pairs {
+	<-first
+	before := reads.Load()
+	for i := 0; i < maxPairs && (i < pairs || reads.Load()-before < overlapping); i++ {
 		err := f.s.Atomic(ctx, func(tx store.Store) error {
 			for range 2 {
 				c := fullCommand(f, tn.ID, d.ID, "")
@@ -330,10 +343,11 @@ func testAtomicReader(t *testing.T, f *fixture) {
 			break
 		}
 	}
+	during := reads.Load() - before
 	close(done)
 	wg.Wait()
-	if reads == 0 {
-		t.Errorf("%s: the reader never read", f.s.Backend())
+	if during == 0 {
+		t.Errorf("%s: the reader never read while the writes ran", f.s.Backend())
 	}
 }
 
