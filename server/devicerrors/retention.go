@@ -79,7 +79,9 @@ func NewRetention(o RetentionOptions) *Retention {
 
 // Pruned counts what one sweep deleted.
 type Pruned struct {
-	Reports   int
+	Reports int
+	// CoreDumps counts the core dumps the pruned reports announced that are gone now
+	// (deleted, or never uploaded); those that failed to delete are not counted.
 	CoreDumps int
 }
 
