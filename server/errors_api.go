@@ -34,7 +34,7 @@ type errorGroupResponse struct {
 	Type            string     `json:"type"`
 	Message         string     `json:"message"`
 	FirmwareVersion string     `json:"firmware_version"`
-	Count           int64      `json:"count"`
+	Count           int64      `json:"count" doc:"every report received, also those past errors.retention"`
 	FirstSeen       time.Time  `json:"first_seen"`
 	LastSeen        time.Time  `json:"last_seen"`
 	Resolved        bool       `json:"resolved"`
@@ -97,11 +97,11 @@ func errorReportOf(r store.ErrorReport) errorReportResponse {
 type errorGroupDetailResponse struct {
 	errorGroupResponse
 	Devices []errorGroupDeviceResponse `json:"devices"`
-	Recent  []errorReportResponse      `json:"recent_reports" doc:"the latest reports, newest first"`
+	Recent  []errorReportResponse      `json:"recent_reports" doc:"the latest reports kept (errors.retention, 90 days by default), newest first"`
 	// Stack is the newest backtrace, symbolicated when the release has its ELF file.
 	Stack             []stackFrameResponse `json:"stack,omitempty" doc:"the newest report's backtrace, innermost first"`
 	StackSymbolicated bool                 `json:"stack_symbolicated" doc:"false: raw addresses (no ELF file for the release yet)"`
-	Trend             []errorTrendDay      `json:"trend" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+	Trend             []errorTrendDay      `json:"trend" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept (errors.retention)"`
 }
 
 // errorTrendDay counts a group's reports of one day.
@@ -115,7 +115,7 @@ const errorTrendDays = 14
 
 // errorTrendResponse is the tenant's error reports per day.
 type errorTrendResponse struct {
-	Days []errorTrendDay `json:"days" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept"`
+	Days []errorTrendDay `json:"days" doc:"reports received per day (UTC) over the last 14 days, oldest first, from the reports kept (errors.retention)"`
 }
 
 // getErrorTrend serves GET /api/v1/tenants/:tenant/errors/trend (the dashboard's chart).

@@ -85,6 +85,38 @@ type ErrorReportStore interface {
 	// 1..MaxReportDays is invalid (store.InvalidError for "days").
 	CountErrorReportsByDay(ctx context.Context, tenantID, groupID string, from time.Time, days int) ([]int64, error)
 	DeleteErrorGroup(ctx context.Context, tenantID, id string) error
+	// PruneErrorReports deletes, on every tenant, at most limit of the oldest reports received
+	// before before (in one transaction on the SQL backends) and returns them (oldest first) so the caller can
+	// delete what lives outside the store with them (core dumps). A caller prunes a backlog by
+	// calling again until fewer than limit come back, so no transaction grows with the
+	// backlog. Groups and their per-device counts stay as they are: a group's Count,
+	// FirstSeen and LastSeen summarise every report it had, kept or not. The oldest reports
+	// are found through an index on the received time (SQL migration 9, Mongo step 8).
+	// Replicas may prune at once: a report deleted by another prune first may still be
+	// returned. limit outside 1..MaxPruneBatch is invalid (store.InvalidError for "limit").
+	PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]PrunedErrorReport, error)
+}
+
+// PrunedErrorReport is a report PruneErrorReports deleted: what locates what it left outside
+// the store.
+type PrunedErrorReport struct {
+	ID       string
+	TenantID string
+	// CoreDump is the report's core dump summary as received (ErrorReport.CoreDump); empty
+	// when the report announced none.
+	CoreDump   string
+	ReceivedAt time.Time
+}
+
+// MaxPruneBatch bounds one PruneErrorReports call, so one call is one bounded transaction.
+const MaxPruneBatch = 10000
+
+// CheckPruneBatch is PruneErrorReports' check of its limit, shared by the backends.
+func CheckPruneBatch(limit int) error {
+	if limit < 1 || limit > MaxPruneBatch {
+		return Invalid("limit", fmt.Sprintf("must be 1 to %d", MaxPruneBatch))
+	}
+	return nil
 }
 
 // MaxReportDays bounds CountErrorReportsByDay's window to a year, so one call is one bounded

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/espadmin/espadmin/cmd/espadmin/internal/config"
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/devicerrors"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/sqlstore"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -73,8 +76,8 @@ func TestRunSweeps(t *testing.T) {
 }
 
 // TestServeSweepsAtStart runs serve on a database holding an expired session, a stale login
-// limit and a resolved alert past the retention: all are gone soon after the start, and the
-// sweep logs its counts.
+// limit, a resolved alert past the retention and an error report past the retention with its
+// core dump: all are gone soon after the start, and the sweep logs its counts.
 func TestServeSweepsAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -119,6 +122,25 @@ func TestServeSweepsAtStart(t *testing.T) {
 		return a
 	}
 	resolved, firing := oldAlert(store.AlertResolved), oldAlert(store.AlertFiring)
+	// An error report past errors.retention (90 days by default) goes with its core dump in
+	// the firmware storage (<data-dir>/blobs); a recent one of the same group stays.
+	errorReport := func(age time.Duration) (store.ErrorReport, string) {
+		r := store.ErrorReport{TenantID: tn.ID, DeviceID: "d", Fingerprint: "fp", Type: "panic", Message: "m", Severity: "error",
+			FirmwareVersion: "v1", CoreDump: `{"size":4}`, ReceivedAt: time.Now().Add(-age)}
+		if _, err := st.RecordError(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+		core := filepath.Join(dir, "blobs", filepath.FromSlash(devicerrors.CoreDumpBlobKey(tn.ID, r.ID)))
+		if err := os.MkdirAll(filepath.Dir(core), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(core, []byte("core"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return r, core
+	}
+	oldReport, oldCore := errorReport(100 * 24 * time.Hour)
+	recentReport, recentCore := errorReport(time.Hour)
 
 	logs := &syncWriter{w: &bytes.Buffer{}}
 	serveCtx, cancel := context.WithCancel(ctx)
@@ -143,8 +165,20 @@ func TestServeSweepsAtStart(t *testing.T) {
 		_, serr := st.SessionByTokenHash(ctx, sess.TokenHash)
 		_, lerr := st.LoginLimit(ctx, staleKey)
 		_, aerr := st.Alert(ctx, tn.ID, resolved.ID)
-		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && errors.Is(aerr, store.ErrNotFound) && swept()
+		reports, rerr := st.ListErrorReports(ctx, tn.ID, "", "", store.ListOptions{})
+		_, cerr := os.Stat(oldCore)
+		return errors.Is(serr, store.ErrNotFound) && errors.Is(lerr, store.ErrNotFound) && errors.Is(aerr, store.ErrNotFound) &&
+			rerr == nil && len(reports.Items) == 1 && errors.Is(cerr, fs.ErrNotExist) && swept()
 	})
+	if reports, err := st.ListErrorReports(ctx, tn.ID, "", "", store.ListOptions{}); err != nil || len(reports.Items) != 1 || reports.Items[0].ID != recentReport.ID {
+		t.Errorf("error reports after the sweep: %+v, %v; want only the recent one", reports.Items, err)
+	}
+	if _, err := os.Stat(recentCore); err != nil {
+		t.Errorf("the recent report's core dump: %v, want kept", err)
+	}
+	if g, err := st.ErrorGroup(ctx, tn.ID, oldReport.GroupID); err != nil || g.Count != 2 {
+		t.Errorf("the error group after the sweep: %+v, %v; want kept with both reports counted", g, err)
+	}
 	if _, err := st.Alert(ctx, tn.ID, firing.ID); err != nil {
 		t.Errorf("a firing alert past the retention: %v, want kept", err)
 	}

@@ -260,6 +260,9 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("alert engine", svc.alerts.Run)
 	runWorker("alert dispatch", svc.dispatch.Run)
 	runWorker("alert retention", svc.alertRetention.Run)
+	if svc.errorRetention != nil {
+		runWorker("error report retention", svc.errorRetention.Run)
+	}
 	// Expired sessions and stale login limits: removed at start and every sweepInterval.
 	runWorker("housekeeping", func(ctx context.Context) error {
 		return runSweeps(ctx, srv.Accounts(), sweepInterval, log.With("component", "housekeeping"))

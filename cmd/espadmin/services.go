@@ -56,6 +56,9 @@ type services struct {
 	dispatch *alerts.Dispatcher
 	// alertRetention sweeps the alert history and delivery log past alerts.retention.
 	alertRetention *alerts.Retention
+	// errorRetention sweeps error reports and their core dumps past errors.retention; nil
+	// when errors.retention is 0 (kept forever).
+	errorRetention *devicerrors.Retention
 }
 
 // serviceDeps are what the services are built on.
@@ -171,6 +174,11 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 			Client: alerts.NewHTTPClient(cfg.Alerts.WebhookAllowPrivate, alerts.DefaultSendTimeout)},
 	})
 	s.alertRetention = alerts.NewRetention(alerts.RetentionOptions{Store: st, Retention: cfg.Alerts.Retention, Logger: log.With("component", "alerts")})
+	if cfg.Errors.Retention > 0 {
+		s.errorRetention = devicerrors.NewRetention(devicerrors.RetentionOptions{
+			Store: st, Blobs: d.blobs, Retention: cfg.Errors.Retention, Logger: log.With("component", "devicerrors"),
+		})
+	}
 	if d.broker != nil {
 		s.presence = fleet.NewPresenceReconciler(fleet.ReconcilerOptions{
 			Store: st, Broker: d.broker, Router: s.brokers, Root: protocol.DefaultRoot, Metrics: fleetMetrics, Logger: fleetLog,

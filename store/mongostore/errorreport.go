@@ -249,3 +249,36 @@ func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error
 	}
 	return nil
 }
+
+// PruneErrorReports deletes up to limit of the oldest reports received before before, on
+// every tenant: the oldest are read through the received index (step 8) and deleted by ID.
+// MongoDB has no bounded deleteMany, and a batch needs no transaction: a report deleted
+// between the read and the delete (by another replica's prune) is simply not deleted twice.
+func (s *Store) PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]store.PrunedErrorReport, error) {
+	if err := store.CheckPruneBatch(limit); err != nil {
+		return nil, err
+	}
+	out, err := findAll(ctx, s.col(colErrorReports),
+		bson.D{{Key: "received_at", Value: bson.D{{Key: "$lt", Value: store.Timestamp(before)}}}},
+		func(d errorReportDoc) store.PrunedErrorReport {
+			return store.PrunedErrorReport{ID: d.ID, TenantID: d.TenantID, CoreDump: d.CoreDump, ReceivedAt: utc(d.ReceivedAt)}
+		},
+		options.Find().
+			SetSort(bson.D{{Key: "received_at", Value: 1}, {Key: "_id", Value: 1}}).
+			SetLimit(int64(limit)).
+			SetProjection(bson.D{{Key: "tenant_id", Value: 1}, {Key: "core_dump", Value: 1}, {Key: "received_at", Value: 1}}))
+	if err != nil {
+		return nil, wrap(err, "prune error reports")
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i, r := range out {
+		ids[i] = r.ID
+	}
+	if _, err := s.col(colErrorReports).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+		return nil, wrap(err, "prune error reports")
+	}
+	return out, nil
+}

@@ -33,6 +33,7 @@ var migrations = []migration{
 	{5, "device list sort indexes, device and fleet history", migrateDeviceSortIndexes},
 	{6, "alerts", migrateAlerts},
 	{7, "error report time indexes", migrateErrorReportTimes},
+	{8, "error report received index", migrateErrorReportReceived},
 }
 
 // SchemaVersionLatest is the schema version this binary creates and understands.
@@ -344,4 +345,14 @@ var errorReportTimeIndexes = []index{
 
 func migrateErrorReportTimes(ctx context.Context, db *mongo.Database) error {
 	return createIndexes(ctx, db, errorReportTimeIndexes)
+}
+
+// errorReportReceivedIndex serves the retention sweep (PruneErrorReports): the oldest reports
+// of every tenant, which the tenant-first indexes of step 7 cannot find without a scan.
+var errorReportReceivedIndex = []index{
+	{colErrorReports, "received", asc("received_at", "_id"), false},
+}
+
+func migrateErrorReportReceived(ctx context.Context, db *mongo.Database) error {
+	return createIndexes(ctx, db, errorReportReceivedIndex)
 }

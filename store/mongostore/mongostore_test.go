@@ -80,7 +80,7 @@ func TestMigrateIsIdempotentAndRecordsVersion(t *testing.T) {
 			t.Errorf("collection %s missing after Migrate; have %v", want, names)
 		}
 	}
-	for _, ix := range slices.Concat(initialIndexes, loginLimitIndexes, configSetIndexes, errorReportTimeIndexes) {
+	for _, ix := range slices.Concat(initialIndexes, loginLimitIndexes, configSetIndexes, errorReportTimeIndexes, errorReportReceivedIndex) {
 		if ix.collection == colConfigEntries {
 			continue
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func testErrorReport(t *testing.T, f *fixture) {
 		{"RecordAndGroup", testRecordError},
 		{"ConcurrentRecord", testRecordErrorConcurrent},
 		{"CountByDay", testCountErrorReportsByDay},
+		{"Prune", testPruneErrorReports},
 		{"ListFilters", func(t *testing.T, f *fixture) {
 			ctx := t.Context()
 			tn := f.tenant(t)
@@ -354,4 +356,100 @@ func testCountErrorReportsByDay(t *testing.T, f *fixture) {
 		_, err := f.s.CountErrorReportsByDay(ctx, tn.ID, "", from, days)
 		f.wantErr(t, err, store.ErrInvalid, "CountErrorReportsByDay of %d days", days)
 	}
+}
+
+// testPruneErrorReports: the retention sweep deletes the oldest reports of every tenant in
+// batches of at most the limit, oldest first, keeps what was received at or after the cut,
+// and leaves the groups' counts and per-device counts as they were.
+func testPruneErrorReports(t *testing.T, f *fixture) {
+	// The sweep spans tenants, so it runs on a store no other case writes to.
+	f = f.fresh(t)
+	ctx := t.Context()
+	const cut = 10 // minutes: reports before at(cut) go
+
+	empty, err := f.s.PruneErrorReports(ctx, at(cut), 10)
+	f.must(t, err, "PruneErrorReports of an empty store")
+	if len(empty) != 0 {
+		t.Errorf("%s: PruneErrorReports of an empty store = %+v, want none", f.s.Backend(), empty)
+	}
+	for _, limit := range []int{0, -1, store.MaxPruneBatch + 1} {
+		_, err := f.s.PruneErrorReports(ctx, at(cut), limit)
+		f.wantErr(t, err, store.ErrInvalid, "PruneErrorReports with limit %d", limit)
+	}
+
+	tn, other := f.tenant(t), f.tenant(t)
+	d1, d2 := f.device(t, tn.ID, ""), f.device(t, tn.ID, "")
+	od := f.device(t, other.ID, "")
+	report := func(tenantID, deviceID, fingerprint string, minute int, coreDump string) store.ErrorReport {
+		r := fullErrorReport(f, tenantID, deviceID, "", fingerprint, minute)
+		r.CoreDump = coreDump
+		f.record(t, &r)
+		return r
+	}
+	const dump = `{"task":"main","cause":"LoadProhibited","size":65536}`
+	// Recorded out of time order, so "oldest first" is the received time, not the insert order.
+	r3 := report(tn.ID, d2.ID, "fp-1", 3, "")
+	r1 := report(tn.ID, d1.ID, "fp-1", 1, dump)
+	kept := report(tn.ID, d1.ID, "fp-1", 50, dump)
+	r2 := report(tn.ID, d1.ID, "fp-1", 2, "")
+	r4 := report(tn.ID, d2.ID, "fp-2", 4, "")
+	atCut := report(tn.ID, d2.ID, "fp-2", cut, "")
+	r5 := report(other.ID, od.ID, "fp-1", 5, dump)
+	otherKept := report(other.ID, od.ID, "fp-1", 60, "")
+	g1Before, err := f.s.ErrorGroup(ctx, tn.ID, r1.GroupID)
+	f.must(t, err, "ErrorGroup before the prune")
+	devsBefore, err := f.s.ErrorGroupDevices(ctx, tn.ID, r1.GroupID)
+	f.must(t, err, "ErrorGroupDevices before the prune")
+
+	pruned := func(rs ...store.ErrorReport) []store.PrunedErrorReport {
+		out := make([]store.PrunedErrorReport, len(rs))
+		for i, r := range rs {
+			out[i] = store.PrunedErrorReport{ID: r.ID, TenantID: r.TenantID, CoreDump: r.CoreDump, ReceivedAt: r.ReceivedAt}
+		}
+		return out
+	}
+	for i, want := range [][]store.PrunedErrorReport{pruned(r1, r2), pruned(r3, r4), pruned(r5), {}} {
+		got, err := f.s.PruneErrorReports(ctx, at(cut), 2)
+		f.must(t, err, "PruneErrorReports batch %d", i+1)
+		if len(got) == 0 && len(want) == 0 {
+			continue
+		}
+		f.equal(t, fmt.Sprintf("PruneErrorReports batch %d", i+1), got, want)
+	}
+
+	left := func(tenantID, groupID string) []string {
+		t.Helper()
+		page, err := f.s.ListErrorReports(ctx, tenantID, groupID, "", store.ListOptions{Limit: store.MaxPageSize})
+		f.must(t, err, "ListErrorReports after the prune")
+		return keys(page.Items, func(r store.ErrorReport) string { return r.ID })
+	}
+	f.sameKeys(t, "group fp-1's reports after the prune", left(tn.ID, r1.GroupID), []string{kept.ID})
+	f.sameKeys(t, "group fp-2's reports after the prune (one received at the cut)", left(tn.ID, r4.GroupID), []string{atCut.ID})
+	f.sameKeys(t, "the other tenant's reports after the prune", left(other.ID, ""), []string{otherKept.ID})
+
+	// The groups summarise every report they had, pruned or not.
+	g1, err := f.s.ErrorGroup(ctx, tn.ID, r1.GroupID)
+	f.must(t, err, "ErrorGroup after the prune")
+	f.equal(t, "group after the prune", g1, g1Before)
+	if g1.Count != 4 || !g1.LastSeen.Equal(at(50)) {
+		t.Errorf("%s: group after the prune: count %d, last seen %v; want 4, %v", f.s.Backend(), g1.Count, g1.LastSeen, at(50))
+	}
+	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, r1.GroupID)
+	f.must(t, err, "ErrorGroupDevices after the prune")
+	f.equal(t, "per-device counts after the prune", devs, devsBefore)
+	g2, err := f.s.ErrorGroup(ctx, tn.ID, r4.GroupID)
+	f.must(t, err, "ErrorGroup of fp-2 after the prune")
+	if g2.Count != 2 {
+		t.Errorf("%s: group fp-2 after the prune: count %d, want 2", f.s.Backend(), g2.Count)
+	}
+	og, err := f.s.ErrorGroup(ctx, other.ID, r5.GroupID)
+	f.must(t, err, "the other tenant's group after the prune")
+	if og.Count != 2 {
+		t.Errorf("%s: the other tenant's group after the prune: count %d, want 2", f.s.Backend(), og.Count)
+	}
+
+	// A later cut takes the rest, in one batch when the limit allows.
+	got, err := f.s.PruneErrorReports(ctx, at(100), store.MaxPruneBatch)
+	f.must(t, err, "PruneErrorReports at a later cut")
+	f.equal(t, "PruneErrorReports at a later cut", got, pruned(atCut, kept, otherKept))
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/espadmin/espadmin/broker"
 	"github.com/espadmin/espadmin/server"
+	"github.com/espadmin/espadmin/server/devicerrors"
 )
 
 // Config is the whole effective configuration.
@@ -47,6 +48,7 @@ type Config struct {
 	OTA      OTA
 	History  History
 	Alerts   Alerts
+	Errors   Errors
 }
 
 // History configures the presence and health history (devices' presence changes and
@@ -65,6 +67,14 @@ type Alerts struct {
 	WebhookAllowPrivate bool
 	// Retention is how long resolved and acknowledged alerts and finished deliveries are
 	// kept; older ones are swept.
+	Retention time.Duration
+}
+
+// Errors configures the device error reports behind the error groups (package devicerrors,
+// docs/logs-and-errors.md).
+type Errors struct {
+	// Retention is how long raw error reports, and the core dumps uploaded for them, are
+	// kept; older ones are swept. The groups' counts stay. 0 keeps them forever.
 	Retention time.Duration
 }
 
@@ -297,6 +307,7 @@ func (c Config) Validate() error {
 		{"history.fleet_interval", durationBetween(c.History.FleetInterval, time.Second, 24*time.Hour)},
 		{"history.retention", durationBetween(c.History.Retention, time.Hour, 5*365*24*time.Hour)},
 		{"alerts.retention", durationBetween(c.Alerts.Retention, time.Hour, 5*365*24*time.Hour)},
+		{"errors.retention", zeroOrBetween(c.Errors.Retention, devicerrors.MinRetention, 5*365*24*time.Hour)},
 		{"database.url", validateDatabaseURL(c.Database.URL)},
 		{"storage.url", validateStorageURL(c.Storage.URL)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
@@ -632,6 +643,14 @@ func validateAuthSecret(s string) error {
 func durationBetween(d, lo, hi time.Duration) error {
 	if d < lo || d > hi {
 		return fmt.Errorf("must be from %s to %s", lo, hi)
+	}
+	return nil
+}
+
+// zeroOrBetween checks d == 0 (off) or lo <= d <= hi.
+func zeroOrBetween(d, lo, hi time.Duration) error {
+	if d != 0 && durationBetween(d, lo, hi) != nil {
+		return fmt.Errorf("must be 0 (keep forever) or from %s to %s", lo, hi)
 	}
 	return nil
 }

@@ -65,6 +65,7 @@ func TestDefaults(t *testing.T) {
 		"storage.s3.path_style":   !c.Storage.S3.PathStyle,
 		"storage.s3.region":       c.Storage.S3.Region == "",
 		"storage.url is not s3":   !c.Storage.IsS3(),
+		"errors.retention":        c.Errors.Retention == 90*24*time.Hour,
 		"database in data dir ok": strings.HasSuffix(c.Database.URL, "/data/espadmin.db"),
 	}
 	for k, ok := range want {
@@ -210,6 +211,12 @@ func TestErrorsNameTheSetting(t *testing.T) {
 			[]string{"ESPADMIN_CONFIG", "parse YAML"}},
 		{"missing config file", []string{"--config", "/nonexistent.yaml"}, nil,
 			[]string{"--config /nonexistent.yaml"}},
+		{"errors retention too short", []string{"--errors-retention", "24h"}, nil,
+			[]string{"invalid ESPADMIN_ERRORS_RETENTION / --errors-retention", "0 (keep forever) or from 48h0m0s"}},
+		{"errors retention negative", nil, map[string]string{"ESPADMIN_ERRORS_RETENTION": "-1h"},
+			[]string{"ESPADMIN_ERRORS_RETENTION / --errors-retention", "keep forever"}},
+		{"errors retention not a duration", nil, map[string]string{"ESPADMIN_ERRORS_RETENTION": "90d"},
+			[]string{"ESPADMIN_ERRORS_RETENTION", "duration"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,6 +238,32 @@ func TestErrorsNameTheSetting(t *testing.T) {
 				t.Errorf("error leaks password: %q", msg)
 			}
 		})
+	}
+}
+
+// TestErrorsRetention: errors.retention takes 0 (keep forever) and durations from 48h (twice
+// a core dump's upload window) to 5 years.
+func TestErrorsRetention(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"0", 0},
+		{"0s", 0},
+		{"48h", 48 * time.Hour},
+		{"720h", 30 * 24 * time.Hour},
+		{"43800h", 5 * 365 * 24 * time.Hour},
+	} {
+		c, err := load(t, []string{"--errors-retention", tt.value}, nil)
+		if err != nil || c.Errors.Retention != tt.want {
+			t.Errorf("--errors-retention %s: %v, %v; want %v", tt.value, c.Errors.Retention, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"47h59m", "43801h"} {
+		if _, err := load(t, nil, map[string]string{"ESPADMIN_ERRORS_RETENTION": bad}); err == nil || !strings.Contains(err.Error(), "ESPADMIN_ERRORS_RETENTION") {
+			t.Errorf("ESPADMIN_ERRORS_RETENTION=%s: %v, want an error naming the setting", bad, err)
+		}
 	}
 }
 

@@ -235,6 +235,13 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Bugsnag.QueueSize },
 	},
 	{
+		key: "errors.retention", flag: "errors-retention", env: "ESPADMIN_ERRORS_RETENTION", def: "2160h",
+		help: "How long device error reports, and the core dumps uploaded with them, are kept (48h to 5 years, " +
+			"or `0` to keep them forever); older ones are swept. Error groups stay with their counts, first and last " +
+			"sighting and per-device counts; their reports list, trend and backtrace come from the reports kept.",
+		field: func(c *Config) any { return &c.Errors.Retention },
+	},
+	{
 		key: "alerts.webhook_allow_private", flag: "alerts-webhook-allow-private", env: "ESPADMIN_ALERTS_WEBHOOK_ALLOW_PRIVATE", def: "false",
 		help:  "Let alert webhooks and ntfy channels post to private, loopback, link-local and CGNAT addresses (also after a redirect). Off, only public addresses are reached, so a tenant admin cannot make the server call into its own network; turn it on for receivers on your LAN or on this host.",
 		field: func(c *Config) any { return &c.Alerts.WebhookAllowPrivate },
