@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/server/account"
+	"github.com/espadmin/espadmin/server/periodic"
 )
 
 // Housekeeping timing: how often expired sessions and stale login limits are removed, and how
@@ -26,16 +27,7 @@ var _ sweeper = (*account.Service)(nil)
 // it: the deletes are idempotent, so replicas sweeping at once only repeat work, and the sweep
 // goes on while any replica runs. A failed sweep is logged and tried again next time.
 func runSweeps(ctx context.Context, s sweeper, interval time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		sweepOnce(ctx, s, log)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, interval, func(ctx context.Context) { sweepOnce(ctx, s, log) })
 }
 
 func sweepOnce(ctx context.Context, s sweeper, log *slog.Logger) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/espadmin/espadmin/server/periodic"
 )
 
 // Defaults of RetentionOptions.
@@ -50,20 +52,13 @@ func NewRetention(o RetentionOptions) *Retention {
 
 // Run sweeps at once and then every interval until ctx ends.
 func (r *Retention) Run(ctx context.Context) error {
-	t := time.NewTicker(r.o.Interval)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, r.o.Interval, func(ctx context.Context) {
 		if n, err := r.Once(ctx); err != nil && ctx.Err() == nil {
 			r.o.Logger.Warn("prune alert history", "error", err)
 		} else if n > 0 {
 			r.o.Logger.Debug("alert history pruned", "rows", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Once deletes what is past the retention now and returns how many rows went.

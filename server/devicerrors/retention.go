@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/server/periodic"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/blob"
 )
@@ -87,20 +88,13 @@ type Pruned struct {
 
 // Run sweeps at once and then every interval until ctx ends.
 func (r *Retention) Run(ctx context.Context) error {
-	t := time.NewTicker(r.o.Interval)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, r.o.Interval, func(ctx context.Context) {
 		if p, err := r.Once(ctx); err != nil && ctx.Err() == nil {
 			r.o.Logger.Warn("prune error reports", "error", err, "reports", p.Reports)
 		} else if p.Reports > 0 {
 			r.o.Logger.Debug("error reports pruned", "reports", p.Reports, "core_dumps", p.CoreDumps)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Once deletes, batch by batch, every report received before now less the retention, and

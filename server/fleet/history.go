@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/espadmin/espadmin/server/periodic"
 	"github.com/espadmin/espadmin/store"
 )
 
@@ -54,18 +55,11 @@ func NewHistory(o HistoryOptions) *History {
 
 // Run samples at once and then every interval until ctx ends.
 func (h *History) Run(ctx context.Context) error {
-	t := time.NewTicker(h.o.Interval)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, h.o.Interval, func(ctx context.Context) {
 		if err := h.Once(ctx); err != nil && ctx.Err() == nil {
 			h.o.Logger.Warn("record fleet history", "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Once records one sample of every tenant and prunes what is past the retention.
