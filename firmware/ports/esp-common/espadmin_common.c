@@ -14,18 +14,45 @@
 
 #include "espadmin_esp.h"
 #include "esp_http_client.h"
+#include "esp_idf_version.h"
 #include "esp_log.h"
+#include "esp_ota_ops.h"
 #include "esp_system.h"
 #include "esp_timer.h"
+#include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
 #include "freertos/task.h"
+#include "mbedtls/version.h"
 #include "nvs.h"
 #include "nvs_flash.h"
+#include "sodium.h"
 #if !ESPC_ESP8266
+#include "esp_chip_info.h"
 #include "esp_crt_bundle.h"
+#include "esp_mac.h"
 #include "esp_random.h"
+#endif
+
+#if MBEDTLS_VERSION_MAJOR >= 4
+/* Mbed TLS 4 (ESP-IDF v6.0) keeps only PSA Crypto public. */
+#define ESPC_PSA 1
+#include "psa/crypto.h"
+#else
+#define ESPC_PSA 0
+#include "mbedtls/gcm.h"
+#include "mbedtls/sha256.h"
+#endif
+#if MBEDTLS_VERSION_MAJOR == 2
+/* Mbed TLS 2.x (ESP8266_RTOS_SDK's fork): the calls that return an error end in _ret */
+#define espc_sha256_starts mbedtls_sha256_starts_ret
+#define espc_sha256_update mbedtls_sha256_update_ret
+#define espc_sha256_finish mbedtls_sha256_finish_ret
+#else
+#define espc_sha256_starts mbedtls_sha256_starts
+#define espc_sha256_update mbedtls_sha256_update
+#define espc_sha256_finish mbedtls_sha256_finish
 #endif
 
 static const char *TAG = "espadmin";
@@ -124,6 +151,8 @@ static bool s_seen_down;
 static const espadmin_platform_t *s_platform; /* set once by espc_start */
 static dl_t *s_dl;
 char espc_err[80];
+esp_ota_handle_t espc_ota;
+const esp_partition_t *espc_ota_part;
 
 typedef struct {
     TaskHandle_t owner;
@@ -487,6 +516,237 @@ int espc_mqtt_start(esp_mqtt_client_handle_t client)
 }
 
 esp_mqtt_client_handle_t espc_mqtt_client(void) { return s_mqtt; }
+
+/* ---- OTA: what both SDKs' esp_ota_* do alike ---- */
+
+/* The next slot, and whether an image of size bytes fits it. */
+int espc_ota_pick(int64_t size)
+{
+    espc_err[0] = '\0';
+    espc_ota_part = esp_ota_get_next_update_partition(NULL);
+    if (espc_ota_part == NULL) {
+        ESP_LOGE(TAG, "no OTA partition to write to");
+        snprintf(espc_err, sizeof(espc_err), "no OTA partition to write to");
+        return ESPADMIN_PLATFORM_NO_SPACE;
+    }
+    if ((int64_t)espc_ota_part->size < size) {
+        ESP_LOGE(TAG, "image of %lu bytes does not fit partition %s", (unsigned long)size, espc_ota_part->label);
+        snprintf(espc_err, sizeof(espc_err), "image does not fit partition %s (%lu bytes)", espc_ota_part->label,
+                 (unsigned long)espc_ota_part->size);
+        return ESPADMIN_PLATFORM_NO_SPACE;
+    }
+    return ESPADMIN_PLATFORM_OK;
+}
+
+int espc_ota_begin_failed(esp_err_t err)
+{
+    ESP_LOGE(TAG, "esp_ota_begin: %s", esp_err_to_name(err));
+    espc_ota = 0;
+    snprintf(espc_err, sizeof(espc_err), "esp_ota_begin: %s", esp_err_to_name(err));
+    return err == ESP_ERR_INVALID_SIZE ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
+}
+
+int espc_ota_write(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    esp_err_t err = esp_ota_write(espc_ota, data, len);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_write: %s", esp_err_to_name(err));
+        snprintf(espc_err, sizeof(espc_err), "esp_ota_write: %s", esp_err_to_name(err));
+        return err == ESP_ERR_OTA_VALIDATE_FAILED ? ESPADMIN_PLATFORM_INVALID_IMAGE
+               : err == ESP_ERR_INVALID_SIZE      ? ESPADMIN_PLATFORM_NO_SPACE
+                                                  : ESPADMIN_PLATFORM_ERR;
+    }
+    return ESPADMIN_PLATFORM_OK;
+}
+
+int espc_ota_finish(void *ctx)
+{
+    (void)ctx;
+    esp_err_t err = esp_ota_end(espc_ota); /* validates the image */
+    espc_ota = 0;
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "esp_ota_end: %s", esp_err_to_name(err));
+        snprintf(espc_err, sizeof(espc_err), "esp_ota_end: %s", esp_err_to_name(err));
+        return ESPADMIN_PLATFORM_ERR;
+    }
+    return ESPADMIN_PLATFORM_OK;
+}
+
+/* ---- system ---- */
+
+static void espc_restart(void *ctx) { (void)ctx; esp_restart(); }
+
+static const char *espc_reset_reason(void *ctx)
+{
+    (void)ctx;
+    switch (esp_reset_reason()) {
+    case ESP_RST_POWERON: return "poweron";
+    case ESP_RST_EXT: return "ext";
+    case ESP_RST_SW:
+#if ESPC_ESP8266
+    case ESP_RST_FAST_SW: /* esp_restart with CONFIG_ESP8266_BOOT_COPY_APP's fast reboot */
+#endif
+        return "sw";
+    case ESP_RST_PANIC: return "panic";
+    case ESP_RST_INT_WDT: return "int_wdt";
+    case ESP_RST_TASK_WDT: return "task_wdt";
+    case ESP_RST_WDT: return "wdt";
+    case ESP_RST_DEEPSLEEP: return "deepsleep";
+    case ESP_RST_BROWNOUT: return "brownout";
+    case ESP_RST_SDIO: return "sdio";
+    default: return "unknown";
+    }
+}
+
+void espc_system_info(espadmin_sysinfo_t *si)
+{
+    esp_chip_info_t chip;
+    esp_chip_info(&chip);
+    snprintf(si->chip_model, sizeof(si->chip_model), "%s", CONFIG_IDF_TARGET);
+    si->chip_revision = chip.revision;
+    snprintf(si->idf_version, sizeof(si->idf_version), "%s", esp_get_idf_version());
+    uint8_t mac[6] = {0};
+    esp_read_mac(mac, ESP_MAC_WIFI_STA);
+    snprintf(si->mac, sizeof(si->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    wifi_ap_record_t ap;
+    if (esp_wifi_sta_get_ap_info(&ap) == ESP_OK) {
+        si->has_rssi = true;
+        si->rssi = ap.rssi;
+    }
+    si->free_heap = esp_get_free_heap_size();
+    si->min_free_heap = esp_get_minimum_free_heap_size();
+}
+
+/* ---- crypto: Mbed TLS 2.x and 3.x, PSA Crypto on Mbed TLS 4; libsodium for Ed25519 ---- */
+
+#if ESPC_PSA
+
+static void *espc_sha_begin(void *ctx)
+{
+    (void)ctx;
+    psa_hash_operation_t *op = malloc(sizeof(*op));
+    if (op) {
+        *op = psa_hash_operation_init();
+        if (psa_hash_setup(op, PSA_ALG_SHA_256) != PSA_SUCCESS) {
+            free(op);
+            op = NULL;
+        }
+    }
+    return op;
+}
+
+static void espc_sha_update(void *ctx, void *h, const void *data, size_t len)
+{
+    (void)ctx;
+    psa_hash_update(h, data, len);
+}
+
+static void espc_sha_finish(void *ctx, void *h, uint8_t out[32])
+{
+    (void)ctx;
+    uint8_t tmp[32];
+    size_t n = 0;
+    if (psa_hash_finish(h, tmp, sizeof(tmp), &n) != PSA_SUCCESS) {
+        memset(tmp, 0, sizeof(tmp));
+    }
+    if (out) {
+        memcpy(out, tmp, 32);
+    }
+    psa_hash_abort(h);
+    free(h);
+}
+
+static bool espc_gcm_decrypt(void *ctx, const uint8_t key[32], const uint8_t nonce[12], const void *aad,
+                             size_t aad_len, const void *ct, size_t ct_len, const uint8_t tag[16], void *out)
+{
+    (void)ctx;
+    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
+    psa_set_key_bits(&attr, 256);
+    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_DECRYPT);
+    psa_set_key_algorithm(&attr, PSA_ALG_GCM);
+    psa_key_id_t id = 0;
+    if (psa_import_key(&attr, key, 32, &id) != PSA_SUCCESS) {
+        return false;
+    }
+    psa_aead_operation_t op = psa_aead_operation_init();
+    size_t n = 0, m = 0;
+    bool ok = psa_aead_decrypt_setup(&op, id, PSA_ALG_GCM) == PSA_SUCCESS &&
+              psa_aead_set_nonce(&op, nonce, 12) == PSA_SUCCESS &&
+              psa_aead_update_ad(&op, aad, aad_len) == PSA_SUCCESS &&
+              psa_aead_update(&op, ct, ct_len, out, ct_len, &n) == PSA_SUCCESS &&
+              psa_aead_verify(&op, (uint8_t *)out + n, ct_len - n, &m, tag, 16) == PSA_SUCCESS;
+    psa_aead_abort(&op);
+    psa_destroy_key(id);
+    return ok;
+}
+
+#else
+
+static void *espc_sha_begin(void *ctx)
+{
+    (void)ctx;
+    mbedtls_sha256_context *c = malloc(sizeof(*c));
+    if (c) {
+        mbedtls_sha256_init(c);
+        espc_sha256_starts(c, 0);
+    }
+    return c;
+}
+
+static void espc_sha_update(void *ctx, void *h, const void *data, size_t len)
+{
+    (void)ctx;
+    espc_sha256_update(h, data, len);
+}
+
+static void espc_sha_finish(void *ctx, void *h, uint8_t out[32])
+{
+    (void)ctx;
+    uint8_t tmp[32];
+    if (espc_sha256_finish(h, tmp) != 0) {
+        memset(tmp, 0, sizeof(tmp));
+    }
+    if (out) {
+        memcpy(out, tmp, 32);
+    }
+    mbedtls_sha256_free(h);
+    free(h);
+}
+
+static bool espc_gcm_decrypt(void *ctx, const uint8_t key[32], const uint8_t nonce[12], const void *aad,
+                             size_t aad_len, const void *ct, size_t ct_len, const uint8_t tag[16], void *out)
+{
+    (void)ctx;
+    mbedtls_gcm_context g;
+    mbedtls_gcm_init(&g);
+    bool ok = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
+              mbedtls_gcm_auth_decrypt(&g, ct_len, nonce, 12, aad, aad_len, tag, 16, ct, out) == 0;
+    mbedtls_gcm_free(&g);
+    return ok;
+}
+
+#endif
+
+static bool espc_ed25519_verify(void *ctx, const uint8_t pub[32], const void *msg, size_t len, const uint8_t sig[64])
+{
+    (void)ctx;
+    return crypto_sign_ed25519_verify_detached(sig, msg, len, pub) == 0;
+}
+
+esp_err_t espc_crypto_init(void)
+{
+    if (sodium_init() < 0) {
+        return ESP_FAIL;
+    }
+#if ESPC_PSA
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        return ESP_FAIL;
+    }
+#endif
+    return ESP_OK;
+}
 
 /* ---- HTTP download in its own task ---- */
 
@@ -1072,6 +1332,34 @@ static void agent_task(void *arg)
         }
         espadmin_tick(a, espc_now(NULL));
     }
+}
+
+void espc_platform_defaults(espadmin_platform_t *p)
+{
+    p->now_ms = espc_now;
+    p->wall_ms = espc_wall;
+    p->random = espc_random;
+    p->kv_get = espc_kv_get;
+    p->kv_set = espc_kv_set;
+    p->kv_erase = espc_kv_erase;
+    p->kv_erase_all = espc_kv_erase_all;
+    p->kv_commit = espc_kv_commit;
+    p->mqtt_disconnect = espc_mqtt_disconnect;
+    p->ota_write = espc_ota_write;
+    p->ota_finish = espc_ota_finish;
+    p->http_open = espc_http_open;
+    p->http_read = espc_http_read;
+    p->http_close = espc_http_close;
+    p->last_error = espc_last_error;
+    p->restart = espc_restart;
+    p->reset_reason = espc_reset_reason;
+    p->log = espc_log;
+    p->log_lock = espc_log_lock;
+    p->sha256_begin = espc_sha_begin;
+    p->sha256_update = espc_sha_update;
+    p->sha256_finish = espc_sha_finish;
+    p->ed25519_verify = espc_ed25519_verify;
+    p->aes_gcm_decrypt = espc_gcm_decrypt;
 }
 
 esp_err_t espc_start(const espadmin_platform_t *p)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "esp_err.h"
+#include "esp_ota_ops.h"
 #include "espadmin/agent.h"
 #include "espadmin/platform.h"
 #include "mqtt_client.h"
@@ -36,6 +37,22 @@
 extern char espc_err[80];
 
 char *espc_strdup(const char *s);
+
+/* Sets every platform function this file provides (time, NVS, MQTT disconnect, OTA writes,
+ * downloads, restart and reset reason, logs, crypto); the port sets the rest. */
+void espc_platform_defaults(espadmin_platform_t *p);
+/* sodium_init, and psa_crypto_init on Mbed TLS 4. */
+esp_err_t espc_crypto_init(void);
+
+/* OTA: the handle and slot of the image being written (agent task only). espc_ota_pick chooses
+ * the next slot and checks the size fits (NO_SPACE, with espc_err, otherwise);
+ * espc_ota_begin_failed reports a refused esp_ota_begin (NO_SPACE or ERR). */
+extern esp_ota_handle_t espc_ota;
+extern const esp_partition_t *espc_ota_part;
+int espc_ota_pick(int64_t size);
+int espc_ota_begin_failed(esp_err_t err);
+/* Chip, SDK version, MAC, RSSI and heap; the port adds the project and the address. */
+void espc_system_info(espadmin_sysinfo_t *si);
 
 /* Clock, randomness, NVS and logs as the core's platform functions. */
 int64_t espc_now(void *ctx);

@@ -1,7 +1,7 @@
 /* ESP-IDF (v5.1 to v6.0) platform for the ESP Admin agent: esp-mqtt, NVS, esp_ota_* with app
  * rollback, esp_http_client, esp_log_set_vprintf (chained, re-entry guarded), esp_restart,
  * Mbed TLS (legacy API up to Mbed TLS 3, PSA Crypto from Mbed TLS 4 / ESP-IDF v6.0) and
- * libsodium (Ed25519).
+ * libsodium (Ed25519); the crypto and the other SDK-independent parts in ports/esp-common.
  *
  * Threads. The core is single-threaded: only the agent task calls into it, with two
  * exceptions that touch nothing but the log ring under s_log_lock (espadmin_log_capture from
@@ -26,7 +26,7 @@
  * What ESP8266_RTOS_SDK v3.4 shares with this port (NVS, the esp-mqtt handler and its event
  * queue, the download task, log lines, the agent task) is in ports/esp-common; this file holds
  * what is ESP-IDF's own: the nested esp-mqtt configuration, OTA with the bootloader's app
- * rollback, system information, crash reports, Mbed TLS 3/PSA and the vprintf log hook. */
+ * rollback, the address, crash reports and the vprintf log hook. */
 #include "espadmin_esp.h"
 #include "espadmin_common.h"
 
@@ -38,45 +38,26 @@
 #include <sys/time.h>
 
 #include "esp_app_desc.h"
-#include "esp_chip_info.h"
 #include "esp_core_dump.h"
 #include "esp_crt_bundle.h"
 #include "esp_http_client.h"
 #include "esp_idf_version.h"
 #include "esp_log.h"
-#include "esp_mac.h"
 #include "esp_netif.h"
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
-#include "esp_random.h"
 #include "esp_system.h"
-#include "esp_timer.h"
 #include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
 #include "freertos/task.h"
-#include "mbedtls/version.h"
 #include "mqtt_client.h"
 #include "nvs.h"
 #include "nvs_flash.h"
-#include "sodium.h"
 
-#if MBEDTLS_VERSION_MAJOR >= 4
-/* Mbed TLS 4 (ESP-IDF v6.0) keeps only PSA Crypto public. */
-#define ESPADMIN_PSA 1
-#include "psa/crypto.h"
-#else
-#define ESPADMIN_PSA 0
-#include "mbedtls/gcm.h"
-#include "mbedtls/sha256.h"
-#endif
 
 static const char *TAG = "espadmin";
-
-/* OTA: agent task only. */
-static esp_ota_handle_t s_ota;
-static const esp_partition_t *s_ota_part;
 
 /* Logs: the previous vprintf hook, and the per-task re-entry guard. */
 static vprintf_like_t s_prev_vprintf;
@@ -140,66 +121,26 @@ static int p_mqtt_publish(void *ctx, const char *topic, const void *payload, siz
 static int p_ota_begin(void *ctx, int64_t size)
 {
     (void)ctx;
-    espc_err[0] = '\0';
-    s_ota_part = esp_ota_get_next_update_partition(NULL);
-    if (s_ota_part == NULL) {
-        ESP_LOGE(TAG, "no OTA partition to write to");
-        snprintf(espc_err, sizeof(espc_err), "no OTA partition to write to");
-        return ESPADMIN_PLATFORM_NO_SPACE;
+    int rc = espc_ota_pick(size);
+    if (rc != ESPADMIN_PLATFORM_OK) {
+        return rc;
     }
-    if ((int64_t)s_ota_part->size < size) {
-        ESP_LOGE(TAG, "image of %lu bytes does not fit partition %s", (unsigned long)size, s_ota_part->label);
-        snprintf(espc_err, sizeof(espc_err), "image does not fit partition %s (%lu bytes)", s_ota_part->label,
-                 (unsigned long)s_ota_part->size);
-        return ESPADMIN_PLATFORM_NO_SPACE;
-    }
-    esp_err_t err = esp_ota_begin(s_ota_part, OTA_WITH_SEQUENTIAL_WRITES, &s_ota);
-    if (err != ESP_OK) {
+    esp_err_t err = esp_ota_begin(espc_ota_part, OTA_WITH_SEQUENTIAL_WRITES, &espc_ota);
+    if (err == ESP_ERR_OTA_ROLLBACK_INVALID_STATE) {
         ESP_LOGE(TAG, "esp_ota_begin: %s", esp_err_to_name(err));
-        s_ota = 0;
-        if (err == ESP_ERR_OTA_ROLLBACK_INVALID_STATE) {
-            snprintf(espc_err, sizeof(espc_err), "the running image awaits confirmation (%s)", esp_err_to_name(err));
-            return ESPADMIN_PLATFORM_PENDING_VERIFY;
-        }
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_begin: %s", esp_err_to_name(err));
-        return err == ESP_ERR_INVALID_SIZE ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
+        espc_ota = 0;
+        snprintf(espc_err, sizeof(espc_err), "the running image awaits confirmation (%s)", esp_err_to_name(err));
+        return ESPADMIN_PLATFORM_PENDING_VERIFY;
     }
-    return ESPADMIN_PLATFORM_OK;
-}
-
-static int p_ota_write(void *ctx, const void *data, size_t len)
-{
-    (void)ctx;
-    esp_err_t err = esp_ota_write(s_ota, data, len);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_write: %s", esp_err_to_name(err));
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_write: %s", esp_err_to_name(err));
-        return err == ESP_ERR_OTA_VALIDATE_FAILED ? ESPADMIN_PLATFORM_INVALID_IMAGE
-               : err == ESP_ERR_INVALID_SIZE      ? ESPADMIN_PLATFORM_NO_SPACE
-                                                  : ESPADMIN_PLATFORM_ERR;
-    }
-    return ESPADMIN_PLATFORM_OK;
-}
-
-static int p_ota_finish(void *ctx)
-{
-    (void)ctx;
-    esp_err_t err = esp_ota_end(s_ota); /* validates the image */
-    s_ota = 0;
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_end: %s", esp_err_to_name(err));
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_end: %s", esp_err_to_name(err));
-        return ESPADMIN_PLATFORM_ERR;
-    }
-    return ESPADMIN_PLATFORM_OK;
+    return err == ESP_OK ? ESPADMIN_PLATFORM_OK : espc_ota_begin_failed(err);
 }
 
 static void p_ota_abort(void *ctx)
 {
     (void)ctx;
-    if (s_ota) {
-        esp_ota_abort(s_ota);
-        s_ota = 0;
+    if (espc_ota) {
+        esp_ota_abort(espc_ota);
+        espc_ota = 0;
     }
 }
 
@@ -207,7 +148,7 @@ static int p_ota_set_boot(void *ctx, const char *version)
 {
     (void)ctx;
     (void)version; /* the image carries its own esp_app_desc_t version */
-    esp_err_t err = esp_ota_set_boot_partition(s_ota_part);
+    esp_err_t err = esp_ota_set_boot_partition(espc_ota_part);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_set_boot_partition: %s", esp_err_to_name(err));
         return ESPADMIN_PLATFORM_ERR;
@@ -245,28 +186,6 @@ static espadmin_boot_state_t p_boot_state(void *ctx)
         return ESPADMIN_BOOT_PENDING_VERIFY;
     }
     return ESPADMIN_BOOT_VALID;
-}
-
-/* ---- system ---- */
-
-static void p_restart(void *ctx) { (void)ctx; esp_restart(); }
-
-static const char *p_reset_reason(void *ctx)
-{
-    (void)ctx;
-    switch (esp_reset_reason()) {
-    case ESP_RST_POWERON: return "poweron";
-    case ESP_RST_EXT: return "ext";
-    case ESP_RST_SW: return "sw";
-    case ESP_RST_PANIC: return "panic";
-    case ESP_RST_INT_WDT: return "int_wdt";
-    case ESP_RST_TASK_WDT: return "task_wdt";
-    case ESP_RST_WDT: return "wdt";
-    case ESP_RST_DEEPSLEEP: return "deepsleep";
-    case ESP_RST_BROWNOUT: return "brownout";
-    case ESP_RST_SDIO: return "sdio";
-    default: return "unknown";
-    }
 }
 
 /* ---- crash reports: the core dump summary in flash (espcoredump) ---- */
@@ -504,28 +423,13 @@ static void p_crash_clear(void *ctx)
 static void p_system_info(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
-    esp_chip_info_t chip;
-    esp_chip_info(&chip);
-    const esp_app_desc_t *app = esp_app_get_description();
-    snprintf(si->chip_model, sizeof(si->chip_model), "%s", CONFIG_IDF_TARGET);
-    si->chip_revision = chip.revision;
-    snprintf(si->idf_version, sizeof(si->idf_version), "%s", esp_get_idf_version());
-    snprintf(si->project, sizeof(si->project), "%s", app->project_name);
-    uint8_t mac[6] = {0};
-    esp_read_mac(mac, ESP_MAC_WIFI_STA);
-    snprintf(si->mac, sizeof(si->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    espc_system_info(si);
+    snprintf(si->project, sizeof(si->project), "%s", esp_app_get_description()->project_name);
     esp_netif_ip_info_t ip;
     esp_netif_t *netif = esp_netif_get_handle_from_ifkey("WIFI_STA_DEF");
     if (netif && esp_netif_get_ip_info(netif, &ip) == ESP_OK) {
         snprintf(si->ip, sizeof(si->ip), IPSTR, IP2STR(&ip.ip));
     }
-    wifi_ap_record_t ap;
-    if (esp_wifi_sta_get_ap_info(&ap) == ESP_OK) {
-        si->has_rssi = true;
-        si->rssi = ap.rssi;
-    }
-    si->free_heap = esp_get_free_heap_size();
-    si->min_free_heap = esp_get_minimum_free_heap_size();
 }
 
 /* The vprintf hook: always passes the text on to the previous hook, and feeds it to the agent
@@ -555,179 +459,34 @@ void espc_port_install_log_hook(void)
     __atomic_store_n(&s_prev_vprintf, esp_log_set_vprintf(log_hook), __ATOMIC_RELEASE);
 }
 
-/* ---- crypto ---- */
-
-#if ESPADMIN_PSA
-
-static void *p_sha_begin(void *ctx)
-{
-    (void)ctx;
-    psa_hash_operation_t *op = malloc(sizeof(*op));
-    if (op) {
-        *op = psa_hash_operation_init();
-        if (psa_hash_setup(op, PSA_ALG_SHA_256) != PSA_SUCCESS) {
-            free(op);
-            op = NULL;
-        }
-    }
-    return op;
-}
-
-static void p_sha_update(void *ctx, void *h, const void *data, size_t len)
-{
-    (void)ctx;
-    psa_hash_update(h, data, len);
-}
-
-static void p_sha_finish(void *ctx, void *h, uint8_t out[32])
-{
-    (void)ctx;
-    uint8_t tmp[32];
-    size_t n = 0;
-    if (psa_hash_finish(h, tmp, sizeof(tmp), &n) != PSA_SUCCESS) {
-        memset(tmp, 0, sizeof(tmp));
-    }
-    if (out) {
-        memcpy(out, tmp, 32);
-    }
-    psa_hash_abort(h);
-    free(h);
-}
-
-static bool p_gcm_decrypt(void *ctx, const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_len,
-                          const void *ct, size_t ct_len, const uint8_t tag[16], void *out)
-{
-    (void)ctx;
-    psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
-    psa_set_key_type(&attr, PSA_KEY_TYPE_AES);
-    psa_set_key_bits(&attr, 256);
-    psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_DECRYPT);
-    psa_set_key_algorithm(&attr, PSA_ALG_GCM);
-    psa_key_id_t id = 0;
-    if (psa_import_key(&attr, key, 32, &id) != PSA_SUCCESS) {
-        return false;
-    }
-    psa_aead_operation_t op = psa_aead_operation_init();
-    size_t n = 0, m = 0;
-    bool ok = psa_aead_decrypt_setup(&op, id, PSA_ALG_GCM) == PSA_SUCCESS &&
-              psa_aead_set_nonce(&op, nonce, 12) == PSA_SUCCESS &&
-              psa_aead_update_ad(&op, aad, aad_len) == PSA_SUCCESS &&
-              psa_aead_update(&op, ct, ct_len, out, ct_len, &n) == PSA_SUCCESS &&
-              psa_aead_verify(&op, (uint8_t *)out + n, ct_len - n, &m, tag, 16) == PSA_SUCCESS;
-    psa_aead_abort(&op);
-    psa_destroy_key(id);
-    return ok;
-}
-
-#else
-
-static void *p_sha_begin(void *ctx)
-{
-    (void)ctx;
-    mbedtls_sha256_context *c = malloc(sizeof(*c));
-    if (c) {
-        mbedtls_sha256_init(c);
-        mbedtls_sha256_starts(c, 0);
-    }
-    return c;
-}
-
-static void p_sha_update(void *ctx, void *h, const void *data, size_t len)
-{
-    (void)ctx;
-    mbedtls_sha256_update(h, data, len);
-}
-
-static void p_sha_finish(void *ctx, void *h, uint8_t out[32])
-{
-    (void)ctx;
-    uint8_t tmp[32];
-    mbedtls_sha256_finish(h, tmp);
-    if (out) {
-        memcpy(out, tmp, 32);
-    }
-    mbedtls_sha256_free(h);
-    free(h);
-}
-
-static bool p_gcm_decrypt(void *ctx, const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_len,
-                          const void *ct, size_t ct_len, const uint8_t tag[16], void *out)
-{
-    (void)ctx;
-    mbedtls_gcm_context g;
-    mbedtls_gcm_init(&g);
-    bool ok = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
-              mbedtls_gcm_auth_decrypt(&g, ct_len, nonce, 12, aad, aad_len, tag, 16, ct, out) == 0;
-    mbedtls_gcm_free(&g);
-    return ok;
-}
-
-#endif
-
-static bool p_ed25519_verify(void *ctx, const uint8_t pub[32], const void *msg, size_t len, const uint8_t sig[64])
-{
-    (void)ctx;
-    return crypto_sign_ed25519_verify_detached(sig, msg, len, pub) == 0;
-}
-
-/* ---- the agent task ---- */
-
-static const espadmin_platform_t s_platform = {
-    .now_ms = espc_now,
-    .wall_ms = espc_wall,
-    .random = espc_random,
-    .kv_get = espc_kv_get,
-    .kv_set = espc_kv_set,
-    .kv_erase = espc_kv_erase,
-    .kv_erase_all = espc_kv_erase_all,
-    .kv_commit = espc_kv_commit,
-    .mqtt_connect = p_mqtt_connect,
-    .mqtt_disconnect = espc_mqtt_disconnect,
-    .mqtt_subscribe = p_mqtt_subscribe,
-    .mqtt_publish = p_mqtt_publish,
-    .ota_begin = p_ota_begin,
-    .ota_write = p_ota_write,
-    .ota_finish = p_ota_finish,
-    .ota_abort = p_ota_abort,
-    .ota_set_boot = p_ota_set_boot,
-    .ota_mark_valid = p_ota_mark_valid,
-    .ota_rollback = p_ota_rollback,
-    .running_version = p_running_version,
-    .boot_state = p_boot_state,
-    .http_open = espc_http_open,
-    .http_read = espc_http_read,
-    .http_close = espc_http_close,
-    .last_error = espc_last_error,
-    .restart = p_restart,
-    .reset_reason = p_reset_reason,
-    .system_info = p_system_info,
-    .log = espc_log,
-    .log_lock = espc_log_lock,
-    .sha256_begin = p_sha_begin,
-    .sha256_update = p_sha_update,
-    .sha256_finish = p_sha_finish,
-    .ed25519_verify = p_ed25519_verify,
-    .aes_gcm_decrypt = p_gcm_decrypt,
-#ifdef ESPADMIN_HAS_CORE_DUMP
-    .crash_info = p_crash_info,
-    .crash_clear = p_crash_clear,
-    .coredump_upload = p_coredump_upload,
-    .coredump_poll = p_coredump_poll,
-#endif
-};
+static espadmin_platform_t s_platform;
 
 
 esp_err_t espadmin_esp_nvs_init(void) { return espc_nvs_flash_init(); }
 
 esp_err_t espadmin_esp_start(void)
 {
-    if (sodium_init() < 0) {
-        return ESP_FAIL;
+    esp_err_t err = espc_crypto_init();
+    if (err != ESP_OK) {
+        return err;
     }
-#if ESPADMIN_PSA
-    if (psa_crypto_init() != PSA_SUCCESS) {
-        return ESP_FAIL;
-    }
+    espc_platform_defaults(&s_platform);
+    s_platform.mqtt_connect = p_mqtt_connect;
+    s_platform.mqtt_subscribe = p_mqtt_subscribe;
+    s_platform.mqtt_publish = p_mqtt_publish;
+    s_platform.ota_begin = p_ota_begin;
+    s_platform.ota_abort = p_ota_abort;
+    s_platform.ota_set_boot = p_ota_set_boot;
+    s_platform.ota_mark_valid = p_ota_mark_valid;
+    s_platform.ota_rollback = p_ota_rollback;
+    s_platform.running_version = p_running_version;
+    s_platform.boot_state = p_boot_state;
+    s_platform.system_info = p_system_info;
+#ifdef ESPADMIN_HAS_CORE_DUMP
+    s_platform.crash_info = p_crash_info;
+    s_platform.crash_clear = p_crash_clear;
+    s_platform.coredump_upload = p_coredump_upload;
+    s_platform.coredump_poll = p_coredump_poll;
 #endif
     return espc_start(&s_platform);
 }

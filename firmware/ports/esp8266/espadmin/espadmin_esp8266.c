@@ -27,7 +27,8 @@
  *    line (MQTT) or a download_error that says so.
  *  - esp_log has no vprintf hook: esp_log_set_putchar hands the text over one character at a
  *    time, with esp_log's recursive lock held for the whole line, so one line buffer serves.
- *  - esp_mqtt_client_publish instead of esp_mqtt_client_enqueue (not in this esp-mqtt). */
+ *  - esp_mqtt_client_publish instead of esp_mqtt_client_enqueue (not in this esp-mqtt).
+ *  - Mbed TLS 2.x's _ret calls (in ports/esp-common with the other crypto). */
 #include "espadmin_esp.h"
 #include "espadmin_common.h"
 
@@ -40,14 +41,10 @@
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "esp_system.h"
-#include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
-#include "mbedtls/gcm.h"
-#include "mbedtls/sha256.h"
 #include "mqtt_client.h"
 #include "nvs.h"
-#include "sodium.h"
 #include "tcpip_adapter.h"
 
 #ifndef ESPADMIN_PROFILE_SMALL
@@ -65,9 +62,7 @@ static const char *TAG = "espadmin";
 /* The port's pending-verify record (key of at most 15 characters, namespace espadmin). */
 #define VERIFY_KEY "ota_verify"
 
-/* OTA: agent task only, except s_pending, set before the agent task exists. */
-static esp_ota_handle_t s_ota; /* 0: none (esp_ota_begin's handles start at 1) */
-static const esp_partition_t *s_ota_part;
+/* OTA: set before the agent task exists, then agent task only. */
 static bool s_pending;
 static bool s_boot_checked;
 
@@ -201,67 +196,26 @@ static void boot_check(void)
 static int p_ota_begin(void *ctx, int64_t size)
 {
     (void)ctx;
-    espc_err[0] = '\0';
     if (s_pending) {
         snprintf(espc_err, sizeof(espc_err), "the running image awaits confirmation");
         return ESPADMIN_PLATFORM_PENDING_VERIFY;
     }
-    s_ota_part = esp_ota_get_next_update_partition(NULL);
-    if (s_ota_part == NULL) {
-        ESP_LOGE(TAG, "no OTA partition to write to");
-        snprintf(espc_err, sizeof(espc_err), "no OTA partition to write to");
-        return ESPADMIN_PLATFORM_NO_SPACE;
+    int rc = espc_ota_pick(size);
+    if (rc != ESPADMIN_PLATFORM_OK) {
+        return rc;
     }
-    if ((int64_t)s_ota_part->size < size) {
-        ESP_LOGE(TAG, "image of %lu bytes does not fit partition %s", (unsigned long)size, s_ota_part->label);
-        snprintf(espc_err, sizeof(espc_err), "image does not fit partition %s (%lu bytes)", s_ota_part->label,
-                 (unsigned long)s_ota_part->size);
-        return ESPADMIN_PLATFORM_NO_SPACE;
-    }
-    esp_err_t err = esp_ota_begin(s_ota_part, (size_t)size, &s_ota); /* erases what the image needs */
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_begin: %s", esp_err_to_name(err));
-        s_ota = 0;
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_begin: %s", esp_err_to_name(err));
-        return err == ESP_ERR_INVALID_SIZE ? ESPADMIN_PLATFORM_NO_SPACE : ESPADMIN_PLATFORM_ERR;
-    }
-    return ESPADMIN_PLATFORM_OK;
-}
-
-static int p_ota_write(void *ctx, const void *data, size_t len)
-{
-    (void)ctx;
-    esp_err_t err = esp_ota_write(s_ota, data, len);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_write: %s", esp_err_to_name(err));
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_write: %s", esp_err_to_name(err));
-        return err == ESP_ERR_OTA_VALIDATE_FAILED ? ESPADMIN_PLATFORM_INVALID_IMAGE
-               : err == ESP_ERR_INVALID_SIZE      ? ESPADMIN_PLATFORM_NO_SPACE
-                                                  : ESPADMIN_PLATFORM_ERR;
-    }
-    return ESPADMIN_PLATFORM_OK;
-}
-
-static int p_ota_finish(void *ctx)
-{
-    (void)ctx;
-    esp_err_t err = esp_ota_end(s_ota); /* verifies the image (esp_image_load) */
-    s_ota = 0;
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "esp_ota_end: %s", esp_err_to_name(err));
-        snprintf(espc_err, sizeof(espc_err), "esp_ota_end: %s", esp_err_to_name(err));
-        return ESPADMIN_PLATFORM_ERR;
-    }
-    return ESPADMIN_PLATFORM_OK;
+    /* v3.4 erases what the image needs at begin (no OTA_WITH_SEQUENTIAL_WRITES) */
+    esp_err_t err = esp_ota_begin(espc_ota_part, (size_t)size, &espc_ota);
+    return err == ESP_OK ? ESPADMIN_PLATFORM_OK : espc_ota_begin_failed(err);
 }
 
 /* v3.4 has no esp_ota_abort: esp_ota_end releases the handle whatever it finds. */
 static void p_ota_abort(void *ctx)
 {
     (void)ctx;
-    if (s_ota) {
-        (void)esp_ota_end(s_ota);
-        s_ota = 0;
+    if (espc_ota) {
+        (void)esp_ota_end(espc_ota);
+        espc_ota = 0;
     }
 }
 
@@ -271,11 +225,11 @@ static int p_ota_set_boot(void *ctx, const char *version)
 {
     (void)ctx;
     (void)version; /* the image carries its own esp_app_desc_t version */
-    if (!verify_record_write(s_ota_part->label, 0)) {
+    if (!verify_record_write(espc_ota_part->label, 0)) {
         ESP_LOGE(TAG, "cannot record the update for its verification");
         return ESPADMIN_PLATFORM_ERR;
     }
-    esp_err_t err = esp_ota_set_boot_partition(s_ota_part);
+    esp_err_t err = esp_ota_set_boot_partition(espc_ota_part);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_ota_set_boot_partition: %s", esp_err_to_name(err));
         verify_record_erase();
@@ -315,51 +269,15 @@ static espadmin_boot_state_t p_boot_state(void *ctx)
 
 /* ---- system ---- */
 
-static void p_restart(void *ctx) { (void)ctx; esp_restart(); }
-
-static const char *p_reset_reason(void *ctx)
-{
-    (void)ctx;
-    switch (esp_reset_reason()) {
-    case ESP_RST_POWERON: return "poweron";
-    case ESP_RST_EXT: return "ext";
-    case ESP_RST_SW:
-    case ESP_RST_FAST_SW: return "sw";
-    case ESP_RST_PANIC: return "panic";
-    case ESP_RST_INT_WDT: return "int_wdt";
-    case ESP_RST_TASK_WDT: return "task_wdt";
-    case ESP_RST_WDT: return "wdt";
-    case ESP_RST_DEEPSLEEP: return "deepsleep";
-    case ESP_RST_BROWNOUT: return "brownout";
-    case ESP_RST_SDIO: return "sdio";
-    default: return "unknown";
-    }
-}
-
 static void p_system_info(void *ctx, espadmin_sysinfo_t *si)
 {
     (void)ctx;
-    esp_chip_info_t chip;
-    esp_chip_info(&chip);
-    const esp_app_desc_t *app = esp_ota_get_app_description();
-    snprintf(si->chip_model, sizeof(si->chip_model), "esp8266");
-    si->chip_revision = chip.revision;
-    snprintf(si->idf_version, sizeof(si->idf_version), "%s", esp_get_idf_version());
-    snprintf(si->project, sizeof(si->project), "%s", app->project_name);
-    uint8_t mac[6] = {0};
-    esp_read_mac(mac, ESP_MAC_WIFI_STA);
-    snprintf(si->mac, sizeof(si->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    espc_system_info(si);
+    snprintf(si->project, sizeof(si->project), "%s", esp_ota_get_app_description()->project_name);
     tcpip_adapter_ip_info_t ip;
     if (tcpip_adapter_get_ip_info(TCPIP_ADAPTER_IF_STA, &ip) == ESP_OK) {
         snprintf(si->ip, sizeof(si->ip), IPSTR, IP2STR(&ip.ip));
     }
-    wifi_ap_record_t ap;
-    if (esp_wifi_sta_get_ap_info(&ap) == ESP_OK) {
-        si->has_rssi = true;
-        si->rssi = ap.rssi;
-    }
-    si->free_heap = esp_get_free_heap_size();
-    si->min_free_heap = esp_get_minimum_free_heap_size();
 }
 
 /* ---- logs: esp_log_set_putchar ---- */
@@ -395,96 +313,9 @@ void espc_port_install_log_hook(void)
     __atomic_store_n(&s_prev_putchar, esp_log_set_putchar(log_putchar), __ATOMIC_RELEASE);
 }
 
-/* ---- crypto: Mbed TLS 2.x (the SDK's fork) and libsodium ---- */
-
-static void *p_sha_begin(void *ctx)
-{
-    (void)ctx;
-    mbedtls_sha256_context *c = malloc(sizeof(*c));
-    if (c) {
-        mbedtls_sha256_init(c);
-        mbedtls_sha256_starts_ret(c, 0);
-    }
-    return c;
-}
-
-static void p_sha_update(void *ctx, void *h, const void *data, size_t len)
-{
-    (void)ctx;
-    mbedtls_sha256_update_ret(h, data, len);
-}
-
-static void p_sha_finish(void *ctx, void *h, uint8_t out[32])
-{
-    (void)ctx;
-    uint8_t tmp[32];
-    if (mbedtls_sha256_finish_ret(h, tmp) != 0) {
-        memset(tmp, 0, sizeof(tmp));
-    }
-    if (out) {
-        memcpy(out, tmp, 32);
-    }
-    mbedtls_sha256_free(h);
-    free(h);
-}
-
-static bool p_gcm_decrypt(void *ctx, const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_len,
-                          const void *ct, size_t ct_len, const uint8_t tag[16], void *out)
-{
-    (void)ctx;
-    mbedtls_gcm_context g;
-    mbedtls_gcm_init(&g);
-    bool ok = mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
-              mbedtls_gcm_auth_decrypt(&g, ct_len, nonce, 12, aad, aad_len, tag, 16, ct, out) == 0;
-    mbedtls_gcm_free(&g);
-    return ok;
-}
-
-static bool p_ed25519_verify(void *ctx, const uint8_t pub[32], const void *msg, size_t len, const uint8_t sig[64])
-{
-    (void)ctx;
-    return crypto_sign_ed25519_verify_detached(sig, msg, len, pub) == 0;
-}
-
 /* ---- the agent ---- */
 
-static const espadmin_platform_t s_platform = {
-    .now_ms = espc_now,
-    .wall_ms = espc_wall,
-    .random = espc_random,
-    .kv_get = espc_kv_get,
-    .kv_set = espc_kv_set,
-    .kv_erase = espc_kv_erase,
-    .kv_erase_all = espc_kv_erase_all,
-    .kv_commit = espc_kv_commit,
-    .mqtt_connect = p_mqtt_connect,
-    .mqtt_disconnect = espc_mqtt_disconnect,
-    .mqtt_subscribe = p_mqtt_subscribe,
-    .mqtt_publish = p_mqtt_publish,
-    .ota_begin = p_ota_begin,
-    .ota_write = p_ota_write,
-    .ota_finish = p_ota_finish,
-    .ota_abort = p_ota_abort,
-    .ota_set_boot = p_ota_set_boot,
-    .ota_mark_valid = p_ota_mark_valid,
-    .ota_rollback = p_ota_rollback,
-    .running_version = p_running_version,
-    .boot_state = p_boot_state,
-    .http_open = espc_http_open,
-    .http_read = espc_http_read,
-    .http_close = espc_http_close,
-    .last_error = espc_last_error,
-    .restart = p_restart,
-    .reset_reason = p_reset_reason,
-    .system_info = p_system_info,
-    .log = espc_log,
-    .log_lock = espc_log_lock,
-    .sha256_begin = p_sha_begin,
-    .sha256_update = p_sha_update,
-    .sha256_finish = p_sha_finish,
-    .ed25519_verify = p_ed25519_verify,
-    .aes_gcm_decrypt = p_gcm_decrypt,
-};
+static espadmin_platform_t s_platform;
 
 esp_err_t espadmin_esp_nvs_init(void)
 {
@@ -497,9 +328,22 @@ esp_err_t espadmin_esp_nvs_init(void)
 
 esp_err_t espadmin_esp_start(void)
 {
-    if (sodium_init() < 0) {
-        return ESP_FAIL;
+    esp_err_t err = espc_crypto_init();
+    if (err != ESP_OK) {
+        return err;
     }
     boot_check(); /* when the application initialised NVS itself */
+    espc_platform_defaults(&s_platform);
+    s_platform.mqtt_connect = p_mqtt_connect;
+    s_platform.mqtt_subscribe = p_mqtt_subscribe;
+    s_platform.mqtt_publish = p_mqtt_publish;
+    s_platform.ota_begin = p_ota_begin;
+    s_platform.ota_abort = p_ota_abort;
+    s_platform.ota_set_boot = p_ota_set_boot;
+    s_platform.ota_mark_valid = p_ota_mark_valid;
+    s_platform.ota_rollback = p_ota_rollback;
+    s_platform.running_version = p_running_version;
+    s_platform.boot_state = p_boot_state;
+    s_platform.system_info = p_system_info;
     return espc_start(&s_platform);
 }

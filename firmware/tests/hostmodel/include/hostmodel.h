@@ -13,8 +13,10 @@
  *  - esp_http_client with a handshake delay, redirects, Range, dropped links, a transmit
  *    buffer limit and CA checks;
  *  - esp_log, with CONFIG_LOG_VERSION_2's one line as three vprintf calls selectable.
- * Each ESP-IDF header name in this folder includes this file. The scenario side of the model
- * (the broker, the download server, reboots) is declared at the end (hm_*). */
+ * Each ESP-IDF header name in this folder includes this file. FreeRTOS is declared in
+ * ../hm_freertos.h and the scenario side of the model (the broker, the download server,
+ * reboots: hm_*) in ../hm_scenario.h, both shared with the ESP8266_RTOS_SDK v3.4 model
+ * (../esp8266/include/hostmodel.h). */
 #ifndef HOSTMODEL_H
 #define HOSTMODEL_H
 
