@@ -5,4 +5,5 @@
 COMPONENT_SRCDIRS := ../../../core ../../esp-common .
 COMPONENT_ADD_INCLUDEDIRS := ../../../include include
 COMPONENT_PRIV_INCLUDEDIRS := ../../esp-common
-CFLAGS += -DESPADMIN_PROFILE_SMALL -std=gnu11
+# ESPADMIN_PROFILE_SMALL comes from Makefile.projbuild (the whole project)
+CFLAGS += -std=gnu11
