@@ -1,7 +1,11 @@
 /* The host model of the ESP-IDF runtime (see include/hostmodel.h for what is modelled and
- * which ESP-IDF behaviour each part follows). */
+ * which ESP-IDF behaviour each part follows), and with -DHM_ESP8266 of the ESP8266_RTOS_SDK
+ * v3.4 runtime (esp8266/include/hostmodel.h: the same code where v3.4 behaves the same, the
+ * #if HM_ESP8266 parts where its API or behaviour differs). */
 #include "hostmodel.h"
+#ifndef HM_ESP8266
 #include "esp_core_dump.h"
+#endif
 
 #include <errno.h>
 #include <limits.h>
@@ -59,8 +63,10 @@ const char *esp_err_to_name(esp_err_t code)
     case ESP_ERR_NVS_TYPE_MISMATCH: return "ESP_ERR_NVS_TYPE_MISMATCH";
     case ESP_ERR_NVS_INVALID_LENGTH: return "ESP_ERR_NVS_INVALID_LENGTH";
     case ESP_ERR_OTA_VALIDATE_FAILED: return "ESP_ERR_OTA_VALIDATE_FAILED";
+#ifndef HM_ESP8266
     case ESP_ERR_OTA_ROLLBACK_FAILED: return "ESP_ERR_OTA_ROLLBACK_FAILED";
     case ESP_ERR_OTA_ROLLBACK_INVALID_STATE: return "ESP_ERR_OTA_ROLLBACK_INVALID_STATE";
+#endif
     case ESP_ERR_OTA_PARTITION_CONFLICT: return "ESP_ERR_OTA_PARTITION_CONFLICT";
     case ESP_ERR_HTTP_CONNECT: return "ESP_ERR_HTTP_CONNECT";
     case ESP_ERR_HTTP_WRITE_DATA: return "ESP_ERR_HTTP_WRITE_DATA";
@@ -368,6 +374,7 @@ void vSemaphoreDelete(SemaphoreHandle_t s) { vQueueDelete(s); }
 
 /* ================= esp_log ================= */
 
+#ifndef HM_ESP8266
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static vprintf_like_t g_vprintf;
 static int g_log_version = 1;
@@ -425,6 +432,77 @@ void esp_log_write(esp_log_level_t level, const char *tag, const char *format, .
     va_end(ap);
 }
 
+#else
+/* components/log/log.c (v3.4): one recursive lock around the whole line; the line goes out
+ * through the putchar function one character at a time. */
+static pthread_mutex_t g_log_mu;
+static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
+static putchar_like_t g_putchar;
+
+void hm_log_set_version(int v) { (void)v; }
+
+static void log_mu_init(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&g_log_mu, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+putchar_like_t esp_log_set_putchar(putchar_like_t func)
+{
+    pthread_once(&g_log_once, log_mu_init);
+    pthread_mutex_lock(&g_log_mu);
+    putchar_like_t prev = g_putchar ? g_putchar : putchar;
+    g_putchar = func;
+    pthread_mutex_unlock(&g_log_mu);
+    return prev;
+}
+
+uint32_t esp_log_timestamp(void) { return (uint32_t)now_ms(); }
+
+static int log_write_str(const char *s)
+{
+    putchar_like_t f = g_putchar ? g_putchar : putchar;
+    int ret = 0;
+    for (; *s && ret != EOF; s++) {
+        ret = f((unsigned char)*s);
+    }
+    return ret;
+}
+
+void esp_log_write(esp_log_level_t level, const char *tag, const char *format, ...)
+{
+    static const char letters[] = "NEWIDV";
+    if (level > ESP_LOG_INFO || level == ESP_LOG_NONE) {
+        return; /* CONFIG_LOG_DEFAULT_LEVEL_INFO */
+    }
+    pthread_once(&g_log_once, log_mu_init);
+    pthread_mutex_lock(&g_log_mu);
+    char *buf = NULL;
+    int ret = asprintf(&buf, "%c (%u) %s: ", letters[level], (unsigned)now_ms(), tag);
+    if (ret >= 0) {
+        ret = log_write_str(buf);
+        free(buf);
+        buf = NULL;
+        va_list ap;
+        va_start(ap, format);
+        ret = ret == EOF ? -1 : vasprintf(&buf, format, ap);
+        va_end(ap);
+        if (ret >= 0) {
+            ret = log_write_str(buf);
+            free(buf);
+        }
+    }
+    if (ret > 0) {
+        (g_putchar ? g_putchar : putchar)('\n');
+    }
+    pthread_mutex_unlock(&g_log_mu);
+}
+
+#endif
+
 /* ================= system ================= */
 
 static char g_state_path[512];
@@ -458,6 +536,7 @@ void esp_restart(void)
 
 void hm_panic(void) { reboot(ESP_RST_PANIC); }
 
+#ifndef HM_ESP8266
 /* ---- the "coredump" partition (esp_core_dump.h), kept across reboots in the state file ---- */
 
 static pthread_mutex_t g_cd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -573,11 +652,16 @@ esp_err_t esp_core_dump_get_panic_reason(char *reason_buffer, size_t buffer_size
     pthread_mutex_unlock(&g_cd_mu);
     return rc;
 }
+#endif
 int hm_restarts(void) { return __atomic_load_n(&g_restarts, __ATOMIC_RELAXED); }
 esp_reset_reason_t esp_reset_reason(void) { return g_reset_reason; }
 uint32_t esp_get_free_heap_size(void) { return 200000; }
 uint32_t esp_get_minimum_free_heap_size(void) { return 180000; }
+#ifdef HM_ESP8266
+const char *esp_get_idf_version(void) { return "v3.4-hostmodel"; }
+#else
 const char *esp_get_idf_version(void) { return "v5.5-hostmodel"; }
+#endif
 int64_t esp_timer_get_time(void) { return mono_us() - g_start_us; }
 
 void esp_fill_random(void *buf, size_t len)
@@ -602,8 +686,14 @@ uint32_t esp_random(void)
 void esp_chip_info(esp_chip_info_t *out)
 {
     memset(out, 0, sizeof(*out));
+#ifdef HM_ESP8266
+    out->model = CHIP_ESP8266;
+    out->revision = 1;
+    out->cores = 1;
+#else
     out->revision = 3;
     out->cores = 2;
+#endif
 }
 
 esp_err_t esp_read_mac(uint8_t *mac, esp_mac_type_t type)
@@ -614,6 +704,18 @@ esp_err_t esp_read_mac(uint8_t *mac, esp_mac_type_t type)
     return ESP_OK;
 }
 
+#ifdef HM_ESP8266
+esp_err_t tcpip_adapter_get_ip_info(tcpip_adapter_if_t tcpip_if, tcpip_adapter_ip_info_t *ip_info)
+{
+    if (tcpip_if != TCPIP_ADAPTER_IF_STA) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    static const uint8_t ip[4] = {192, 168, 4, 23};
+    memset(ip_info, 0, sizeof(*ip_info));
+    memcpy(&ip_info->ip.addr, ip, 4);
+    return ESP_OK;
+}
+#else
 esp_netif_t *esp_netif_get_handle_from_ifkey(const char *key) { (void)key; return NULL; }
 esp_err_t esp_netif_get_ip_info(esp_netif_t *netif, esp_netif_ip_info_t *info)
 {
@@ -621,10 +723,22 @@ esp_err_t esp_netif_get_ip_info(esp_netif_t *netif, esp_netif_ip_info_t *info)
     (void)info;
     return ESP_FAIL;
 }
-esp_err_t esp_wifi_sta_get_ap_info(wifi_ap_record_t *ap) { ap->rssi = -60; return ESP_OK; }
 esp_err_t esp_crt_bundle_attach(void *conf) { (void)conf; return ESP_OK; }
+#endif
+esp_err_t esp_wifi_sta_get_ap_info(wifi_ap_record_t *ap) { ap->rssi = -60; return ESP_OK; }
 
 /* ================= NVS ================= */
+
+#ifdef HM_ESP8266
+/* v3.4's names; its nvs.h has no nvs_type_t: the model's own item types (nvs_types.hpp) */
+typedef nvs_handle nvs_handle_t;
+typedef nvs_open_mode nvs_open_mode_t;
+typedef enum {
+    NVS_TYPE_U8 = 0x01, NVS_TYPE_I8 = 0x11, NVS_TYPE_U16 = 0x02, NVS_TYPE_I16 = 0x12,
+    NVS_TYPE_U32 = 0x04, NVS_TYPE_I32 = 0x14, NVS_TYPE_U64 = 0x08, NVS_TYPE_I64 = 0x18,
+    NVS_TYPE_STR = 0x21, NVS_TYPE_BLOB = 0x42, NVS_TYPE_ANY = 0xff,
+} nvs_type_t;
+#endif
 
 typedef struct {
     char ns[16];
@@ -689,9 +803,17 @@ static esp_err_t put(const char *ns, const char *key, nvs_type_t type, const voi
     if (strlen(key) > 15) {
         return ESP_ERR_NVS_KEY_TOO_LONG;
     }
+#ifdef HM_ESP8266
+    /* v3.4's NVS (format version 1, no multi-page blobs): nvs_page.cpp refuses a string or blob
+     * over Page::BLOB_MAX_SIZE, 1,984 bytes */
+    if ((type == NVS_TYPE_STR || type == NVS_TYPE_BLOB) && len > 1984) {
+        return ESP_ERR_NVS_VALUE_TOO_LONG;
+    }
+#else
     if ((type == NVS_TYPE_STR && len > 4000) || (type == NVS_TYPE_BLOB && len > 508000)) {
         return ESP_ERR_NVS_INVALID_LENGTH;
     }
+#endif
     nvs_entry_t *e = find(ns, key);
     if (e) {
         drop(e);
@@ -1112,6 +1234,15 @@ int hm_nvs_load_csv(const char *path)
 
 /* ================= partitions and OTA ================= */
 
+#ifdef HM_ESP8266
+/* v3.4 has no image states; the model keeps ESP-IDF's names for its own bookkeeping, and its
+ * bootloader (below) ignores them */
+typedef enum {
+    ESP_OTA_IMG_NEW, ESP_OTA_IMG_PENDING_VERIFY, ESP_OTA_IMG_VALID, ESP_OTA_IMG_INVALID, ESP_OTA_IMG_ABORTED,
+    ESP_OTA_IMG_UNDEFINED = -1,
+} esp_ota_img_states_t;
+#endif
+
 typedef struct {
     esp_partition_t part;
     esp_ota_img_states_t state;
@@ -1121,8 +1252,14 @@ typedef struct {
 
 static pthread_mutex_t g_ota_mu = PTHREAD_MUTEX_INITIALIZER;
 static slot_t g_slots[2] = {
+#ifdef HM_ESP8266
+    /* examples/esp8266/partitions.csv: 2 MB flash, two slots of 960 KiB */
+    {.part = {.type = 0, .subtype = 0x10, .address = 0x10000, .size = 0xF0000, .label = "ota_0"}, .state = ESP_OTA_IMG_UNDEFINED},
+    {.part = {.type = 0, .subtype = 0x11, .address = 0x110000, .size = 0xF0000, .label = "ota_1"}, .state = ESP_OTA_IMG_UNDEFINED},
+#else
     {.part = {.type = 0, .subtype = 0x10, .address = 0x20000, .size = 0x1e0000, .label = "ota_0"}, .state = ESP_OTA_IMG_UNDEFINED},
     {.part = {.type = 0, .subtype = 0x11, .address = 0x200000, .size = 0x1e0000, .label = "ota_1"}, .state = ESP_OTA_IMG_UNDEFINED},
+#endif
 };
 static int g_running;
 static int g_boot;
@@ -1171,6 +1308,15 @@ void hm_ota_install_factory(const char *version)
     pthread_mutex_unlock(&g_ota_mu);
 }
 
+int hm_ota_running_slot(void)
+{
+    pthread_mutex_lock(&g_ota_mu);
+    int r = g_running;
+    pthread_mutex_unlock(&g_ota_mu);
+    return r;
+}
+
+#ifndef HM_ESP8266
 esp_ota_img_states_t hm_ota_running_state(void)
 {
     pthread_mutex_lock(&g_ota_mu);
@@ -1186,9 +1332,26 @@ void hm_ota_set_running_state(esp_ota_img_states_t st)
     pthread_mutex_unlock(&g_ota_mu);
 }
 
+#endif
+
 const char *hm_running_version(void) { return g_app_desc.version; }
 bool hm_running_image_crashes(void) { return (g_slots[g_running].header[38] & HM_IMG_CRASHES) != 0; }
 
+#ifdef HM_ESP8266
+/* v3.4's second-stage bootloader: no rollback; it boots the slot otadata selects (what
+ * esp_ota_set_boot_partition wrote) and tries the other one only when that holds no image. */
+static void bootloader(void)
+{
+    int b = g_boot;
+    if (!g_slots[b].has_image) {
+        b = 1 - b;
+        g_boot = b;
+    }
+    g_running = b;
+    memcpy(g_app_desc.version, g_slots[b].header + 6, 32);
+    g_app_desc.version[31] = '\0';
+}
+#else
 /* The second-stage bootloader with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE. */
 static void bootloader(void)
 {
@@ -1208,7 +1371,13 @@ static void bootloader(void)
     g_app_desc.version[31] = '\0';
 }
 
+#endif
+
+#ifdef HM_ESP8266
+const esp_app_desc_t *esp_ota_get_app_description(void) { return &g_app_desc; }
+#else
 const esp_app_desc_t *esp_app_get_description(void) { return &g_app_desc; }
+#endif
 const esp_partition_t *esp_ota_get_running_partition(void) { return &g_slots[g_running].part; }
 const esp_partition_t *esp_ota_get_boot_partition(void) { return &g_slots[g_boot].part; }
 
@@ -1226,8 +1395,10 @@ esp_err_t esp_ota_begin(const esp_partition_t *partition, size_t image_size, esp
     int s = slot_of(partition);
     if (s < 0) {
         err = ESP_ERR_INVALID_ARG;
+#ifndef HM_ESP8266
     } else if (g_slots[g_running].state == ESP_OTA_IMG_PENDING_VERIFY) {
         err = ESP_ERR_OTA_ROLLBACK_INVALID_STATE; /* app_update: confirm the running app first */
+#endif
     } else if (s == g_running) {
         err = ESP_ERR_OTA_PARTITION_CONFLICT;
     } else {
@@ -1281,6 +1452,7 @@ esp_err_t esp_ota_end(esp_ota_handle_t h)
     return err;
 }
 
+#ifndef HM_ESP8266 /* v3.4: no esp_ota_abort; esp_ota_end releases the handle */
 esp_err_t esp_ota_abort(esp_ota_handle_t h)
 {
     pthread_mutex_lock(&g_ota_mu);
@@ -1290,6 +1462,8 @@ esp_err_t esp_ota_abort(esp_ota_handle_t h)
     pthread_mutex_unlock(&g_ota_mu);
     return ESP_OK;
 }
+
+#endif
 
 esp_err_t esp_ota_set_boot_partition(const esp_partition_t *partition)
 {
@@ -1308,6 +1482,7 @@ esp_err_t esp_ota_set_boot_partition(const esp_partition_t *partition)
     return err;
 }
 
+#ifndef HM_ESP8266 /* the app rollback API, not in v3.4 */
 esp_err_t esp_ota_mark_app_valid_cancel_rollback(void)
 {
     pthread_mutex_lock(&g_ota_mu);
@@ -1345,6 +1520,7 @@ esp_err_t esp_ota_get_state_partition(const esp_partition_t *partition, esp_ota_
     pthread_mutex_unlock(&g_ota_mu);
     return err;
 }
+#endif
 
 /* ================= boot, state across restarts ================= */
 
@@ -1374,12 +1550,14 @@ static void state_save(esp_reset_reason_t next_reason)
     fwrite(&g_ns_n, sizeof(int), 1, f);
     fwrite(g_ns, sizeof(g_ns), 1, f);
     pthread_mutex_unlock(&g_nvs_mu);
+#ifndef HM_ESP8266
     pthread_mutex_lock(&g_cd_mu);
     fwrite(&g_cd_present, sizeof(g_cd_present), 1, f);
     fwrite(&g_cd, sizeof(g_cd), 1, f);
     fwrite(g_cd_reason, sizeof(g_cd_reason), 1, f);
     fwrite(g_cd_image, sizeof(g_cd_image), 1, f);
     pthread_mutex_unlock(&g_cd_mu);
+#endif
     fclose(f);
 }
 
@@ -1404,8 +1582,10 @@ int hm_boot(const char *state_path, char **argv)
             }
         }
         ok = ok && rd(&g_ns_n, sizeof(int), f) && rd(g_ns, sizeof(g_ns), f);
+#ifndef HM_ESP8266
         ok = ok && rd(&g_cd_present, sizeof(g_cd_present), f) && rd(&g_cd, sizeof(g_cd), f) &&
              rd(g_cd_reason, sizeof(g_cd_reason), f) && rd(g_cd_image, sizeof(g_cd_image), f);
+#endif
         fclose(f);
         if (!ok) {
             fprintf(stderr, "hostmodel: cannot read the state %s\n", state_path);
@@ -1535,7 +1715,9 @@ esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *cf
     struct hm_http *c = calloc(1, sizeof(*c));
     snprintf(c->url, sizeof(c->url), "%s", cfg->url);
     c->cert_pem = cfg->cert_pem;
+#ifndef HM_ESP8266 /* v3.4: no certificate bundle */
     c->bundle = cfg->crt_bundle_attach;
+#endif
     c->buffer_size_tx = cfg->buffer_size_tx > 0 ? cfg->buffer_size_tx : 512; /* DEFAULT_HTTP_BUF_SIZE */
     c->put = cfg->method == HTTP_METHOD_PUT;
     return c;
@@ -1648,7 +1830,11 @@ int esp_http_client_write(esp_http_client_handle_t c, const char *buf, int len)
     return len;
 }
 
+#ifdef HM_ESP8266
+int esp_http_client_fetch_headers(esp_http_client_handle_t c)
+#else
 int64_t esp_http_client_fetch_headers(esp_http_client_handle_t c)
+#endif
 {
     if (!c->open) {
         return ESP_FAIL;
@@ -1670,7 +1856,11 @@ int64_t esp_http_client_fetch_headers(esp_http_client_handle_t c)
 }
 
 int esp_http_client_get_status_code(esp_http_client_handle_t c) { return c->status; }
+#ifdef HM_ESP8266
+int esp_http_client_get_content_length(esp_http_client_handle_t c) { return (int)(c->end - c->pos); }
+#else
 int64_t esp_http_client_get_content_length(esp_http_client_handle_t c) { return (int64_t)(c->end - c->pos); }
+#endif
 
 int esp_http_client_read(esp_http_client_handle_t c, char *buf, int len)
 {
@@ -1695,6 +1885,7 @@ int esp_http_client_read(esp_http_client_handle_t c, char *buf, int len)
 
 bool esp_http_client_is_complete_data_received(esp_http_client_handle_t c) { return c->open && c->pos == c->end; }
 
+#ifndef HM_ESP8266 /* not in v3.4 */
 esp_err_t esp_http_client_flush_response(esp_http_client_handle_t c, int *len)
 {
     if (len) {
@@ -1703,6 +1894,7 @@ esp_err_t esp_http_client_flush_response(esp_http_client_handle_t c, int *len)
     c->pos = c->end;
     return ESP_OK;
 }
+#endif
 
 esp_err_t esp_http_client_set_redirection(esp_http_client_handle_t c)
 {
@@ -1887,6 +2079,26 @@ static void *mqtt_task(void *p)
             sleep_ms(delay); /* esp_transport_connect, TLS handshake included */
             hm_connection_t conn;
             memset(&conn, 0, sizeof(conn));
+#ifdef HM_ESP8266
+            /* the flat configuration of esp-mqtt 01594bf (host, port, transport, lwt_*) */
+            copy_str(conn.host, sizeof(conn.host), c->cfg.host);
+            conn.port = c->cfg.port;
+            conn.transport = c->cfg.transport;
+            copy_str(conn.client_id, sizeof(conn.client_id), c->cfg.client_id);
+            copy_str(conn.username, sizeof(conn.username), c->cfg.username);
+            copy_str(conn.password, sizeof(conn.password), c->cfg.password);
+            if (c->cfg.cert_pem) {
+                copy_str(conn.ca, sizeof(conn.ca), c->cfg.cert_pem);
+            }
+            conn.bundle = false; /* v3.4: no certificate bundle */
+            if (c->cfg.lwt_topic) {
+                char will[256];
+                copy_str(will, sizeof(will), c->cfg.lwt_topic);
+                if (c->cfg.lwt_msg) {
+                    copy_str(will, sizeof(will), c->cfg.lwt_msg);
+                }
+            }
+#else
             copy_str(conn.host, sizeof(conn.host), c->cfg.broker.address.hostname);
             conn.port = c->cfg.broker.address.port;
             conn.transport = c->cfg.broker.address.transport;
@@ -1904,6 +2116,7 @@ static void *mqtt_task(void *p)
                     copy_str(will, sizeof(will), c->cfg.session.last_will.msg);
                 }
             }
+#endif
             pthread_mutex_lock(&g_broker_mu);
             bool ok = !g_refuse;
             if (conn.transport == MQTT_TRANSPORT_OVER_SSL) {
@@ -2055,7 +2268,11 @@ esp_err_t esp_mqtt_client_destroy(esp_mqtt_client_handle_t c)
     return ESP_OK;
 }
 
+#ifdef HM_ESP8266
+int esp_mqtt_client_subscribe(esp_mqtt_client_handle_t c, const char *topic, int qos)
+#else
 int esp_mqtt_client_subscribe_single(esp_mqtt_client_handle_t c, const char *topic, int qos)
+#endif
 {
     (void)topic;
     (void)qos;
@@ -2069,8 +2286,9 @@ int esp_mqtt_client_subscribe_single(esp_mqtt_client_handle_t c, const char *top
     return mid;
 }
 
-int esp_mqtt_client_enqueue(esp_mqtt_client_handle_t c, const char *topic, const char *data, int len, int qos,
-                            int retain, bool store)
+/* esp_mqtt_client_enqueue (ESP-IDF) and esp_mqtt_client_publish (both): under the API lock */
+static int mqtt_publish(esp_mqtt_client_handle_t c, const char *topic, const char *data, int len, int qos,
+                        int retain, bool store)
 {
     (void)retain;
     (void)store;
@@ -2099,15 +2317,31 @@ int esp_mqtt_client_enqueue(esp_mqtt_client_handle_t c, const char *topic, const
     return qos > 0 ? mid : 0;
 }
 
+#ifndef HM_ESP8266 /* not in esp-mqtt 01594bf */
+int esp_mqtt_client_enqueue(esp_mqtt_client_handle_t c, const char *topic, const char *data, int len, int qos,
+                            int retain, bool store)
+{
+    return mqtt_publish(c, topic, data, len, qos, retain, store);
+}
+#endif
+
 int esp_mqtt_client_publish(esp_mqtt_client_handle_t c, const char *topic, const char *data, int len, int qos,
                             int retain)
 {
-    return esp_mqtt_client_enqueue(c, topic, data, len, qos, retain, true);
+    return mqtt_publish(c, topic, data, len, qos, retain, true);
 }
 
 /* ================= crypto (OpenSSL) ================= */
 
 void mbedtls_sha256_init(mbedtls_sha256_context *c) { c->md = EVP_MD_CTX_new(); }
+#ifdef HM_ESP8266 /* Mbed TLS 2.x: the _ret calls */
+#define mbedtls_sha256_starts mbedtls_sha256_starts_ret
+#define mbedtls_sha256_update mbedtls_sha256_update_ret
+#define mbedtls_sha256_finish mbedtls_sha256_finish_ret
+typedef mbedtls_cipher_id_t hm_cipher_id_t;
+#else
+typedef int hm_cipher_id_t;
+#endif
 int mbedtls_sha256_starts(mbedtls_sha256_context *c, int is224)
 {
     (void)is224;
@@ -2124,7 +2358,7 @@ int mbedtls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
 }
 void mbedtls_sha256_free(mbedtls_sha256_context *c) { EVP_MD_CTX_free(c->md); c->md = NULL; }
 void mbedtls_gcm_init(mbedtls_gcm_context *c) { memset(c, 0, sizeof(*c)); }
-int mbedtls_gcm_setkey(mbedtls_gcm_context *c, int cipher, const unsigned char *key, unsigned bits)
+int mbedtls_gcm_setkey(mbedtls_gcm_context *c, hm_cipher_id_t cipher, const unsigned char *key, unsigned bits)
 {
     if (cipher != MBEDTLS_CIPHER_ID_AES || bits != 256) {
         return -1;

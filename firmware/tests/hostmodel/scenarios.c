@@ -2,121 +2,12 @@
  * host model. Usage: hm-scenarios NAME STATE_FILE. A restart of the device re-executes this
  * program with the same arguments (hostmodel.h hm_boot), so a scenario is written per boot.
  * Exit status 0 and "PASS NAME" on success. */
-#include "espadmin/protocol.h"
-#include "espadmin_esp.h"
-#include "hostmodel.h"
+#include "scenario_lib.h"
 
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define DEVICE "01hzx4a0b1c2d3e4f5g6h7j8k9"
-#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIBhostmodelTestCAonlyNotARealCertificate0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"
-#define OTA_CA "-----BEGIN CERTIFICATE-----\nMIIBdownloadServerPrivateCA\n-----END CERTIFICATE-----\n"
-#define WAIT_MS 20000
-
-static const char *g_name;
-static char g_cmd_topic[ESPADMIN_MAX_TOPIC_LEN + 1];
-
-static void fail(const char *why) __attribute__((noreturn));
-static void fail(const char *why)
-{
-    fprintf(stderr, "FAIL %s: %s\n", g_name, why);
-    fflush(stderr);
-    _exit(1);
-}
-
-#define CHECK(cond, why)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) fail(why);                                                                   \
-    } while (0)
-
-/* The plain build runs each task on a painted stack: report its use on x86-64 and fail when a
- * task used more than its Kconfig size (a proxy: Xtensa and RISC-V frames differ). */
-static void check_stacks(void)
-{
-    size_t agent = hm_task_stack_used("espadmin"), dl = hm_task_stack_used("espadmin_dl");
-    if (agent == 0) {
-        return; /* a sanitizer build */
-    }
-    fprintf(stderr, "stack used on the host: espadmin %zu of %d bytes, espadmin_dl %zu of %d bytes\n", agent,
-            CONFIG_ESPADMIN_TASK_STACK, dl, CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK);
-    CHECK(agent <= CONFIG_ESPADMIN_TASK_STACK, "agent task stack over its Kconfig size");
-    CHECK(dl <= CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK, "download task stack over its Kconfig size");
-}
-
-static void pass(void) __attribute__((noreturn));
-static void pass(void)
-{
-    check_stacks();
-    fprintf(stderr, "PASS %s\n", g_name);
-    fflush(stderr);
-    _exit(0);
-}
-
-static void provision(bool tls, const char *ca)
-{
-    hm_nvs_set_str("espadmin", "device_id", DEVICE);
-    hm_nvs_set_str("espadmin", "secret", "s3cret-s3cret-s3cret");
-    hm_nvs_set_str("espadmin", "device_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
-    hm_nvs_set_str("espadmin", "mqtt_host", "broker.local");
-    hm_nvs_set_str("espadmin", "mqtt_port", tls ? "8883" : "1883");
-    hm_nvs_set_str("espadmin", "mqtt_tls", tls ? "1" : "0");
-    if (ca) {
-        hm_nvs_set_str("espadmin", "mqtt_ca", ca);
-    }
-}
-
-static void start(void)
-{
-    ESP_ERROR_CHECK(espadmin_esp_start()); /* what examples/basic does */
-}
-
-static void wait_online(void)
-{
-    CHECK(hm_broker_wait("/up/status", "\"online\":true", NULL, 0, WAIT_MS), "no online status");
-}
-
-static void send_cmd(const char *json, int frag) { hm_broker_inject(g_cmd_topic, json, strlen(json), frag); }
-
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-    }
-}
-
-/* Serves an image at url and sends the update command for it. */
-static void update(const char *id, const char *release, const char *image_version, uint8_t flags, const char *url,
-                   bool serve_at_url)
-{
-    static uint8_t img[20000];
-    size_t n = hm_image_make(img, sizeof(img), image_version, flags, 12000);
-    if (serve_at_url) {
-        hm_http_serve(url, img, n);
-    }
-    uint8_t h[32];
-    unsigned hl = 32;
-    EVP_Digest(img, n, h, &hl, EVP_sha256(), NULL);
-    char sha[65];
-    hex(h, 32, sha);
-    char *cmd = malloc(8192);
-    snprintf(cmd, 8192,
-             "{\"v\":1,\"id\":\"%s\",\"name\":\"update\",\"expires_at\":9000000000000,\"params\":{\"version\":\"%s\","
-             "\"size\":%zu,\"sha256\":\"%s\",\"url\":\"%s\",\"url_expires_at\":0}}",
-             id, release, n, sha, url);
-    send_cmd(cmd, 1000);
-    free(cmd);
-}
-
-static void serve_image(const char *url, const char *image_version)
-{
-    static uint8_t img[20000];
-    size_t n = hm_image_make(img, sizeof(img), image_version, 0, 12000);
-    hm_http_serve(url, img, n);
-}
 
 /* ---- scenarios ---- */
 
@@ -507,22 +398,12 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SCENARIO STATE_FILE\n", argv[0]);
-        return 2;
-    }
-    g_name = argv[1];
-    alarm(60); /* a frozen device fails the scenario */
-    int boot = hm_boot(argv[2], argv);
-    if (boot == 1) {
-        hm_ota_install_factory("v-1.0.0");
-    }
+    int boot = scenario_boot(argc, argv);
     if (hm_running_image_crashes()) {
         fprintf(stderr, "hostmodel: image %s crashes at boot\n", hm_running_version());
         hm_panic();
     }
     ESP_ERROR_CHECK(espadmin_esp_nvs_init());
-    espadmin_topic(g_cmd_topic, sizeof(g_cmd_topic), "espadmin", DEVICE, ESPADMIN_KIND_CMD);
     for (size_t i = 0; i < sizeof(k_scenarios) / sizeof(k_scenarios[0]); i++) {
         if (strcmp(k_scenarios[i].name, g_name) == 0) {
             k_scenarios[i].fn(boot);

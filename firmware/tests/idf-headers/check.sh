@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compiles the ESP-IDF port (ports/esp-idf/espadmin_esp.c) and the example
+# Compiles the ESP-IDF port (ports/esp-idf/espadmin_esp.c and the part it shares with the
+# ESP8266 port, ports/esp-common/espadmin_common.c) and the example
 # (examples/basic/main/main.c) with the host gcc against the real headers of one ESP-IDF
 # release, with -Wall -Wextra -Werror -fsyntax-only: a check of every declaration, type and
 # struct field the port uses. Nothing is linked or run; the FreeRTOS headers are those of
@@ -17,7 +18,7 @@ fw=$(cd "$here/../.." && pwd)
 idf=$1 mqtt=$2
 shift 2
 c=$idf/components
-inc=(-I"$here" -I"$fw/include" -I"$fw/ports/esp-idf/include")
+inc=(-I"$here" -I"$fw/include" -I"$fw/ports/esp-idf/include" -I"$fw/ports/esp-common")
 # SDK headers as system headers: the port's own code gets -Wall -Wextra -Werror, ESP-IDF's
 # headers keep the warnings ESP-IDF's build itself silences (-Wno-unused-parameter, ...).
 sys() { for d in "$@"; do [ -d "$d" ] && inc+=(-isystem "$d"); done; return 0; }
@@ -42,7 +43,7 @@ sys "$c/esp_bootloader_format/include" "$c/esp_blockdev/include" "$c/esp_hw_supp
     "$c/esp_wifi/wifi_apps/nan_app/include"
 flags=(-std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fsyntax-only -DESP_PLATFORM -DIDF_VER='"check"')
 status=0
-for src in "$fw/ports/esp-idf/espadmin_esp.c" "$fw/examples/basic/main/main.c"; do
+for src in "$fw/ports/esp-idf/espadmin_esp.c" "$fw/ports/esp-common/espadmin_common.c" "$fw/examples/basic/main/main.c"; do
   if gcc "${flags[@]}" "${inc[@]}" "$src"; then
     echo "ok   $(basename "$src")"
   else

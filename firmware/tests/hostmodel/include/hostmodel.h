@@ -13,8 +13,10 @@
  *  - esp_http_client with a handshake delay, redirects, Range, dropped links, a transmit
  *    buffer limit and CA checks;
  *  - esp_log, with CONFIG_LOG_VERSION_2's one line as three vprintf calls selectable.
- * Each ESP-IDF header name in this folder includes this file. The scenario side of the model
- * (the broker, the download server, reboots) is declared at the end (hm_*). */
+ * Each ESP-IDF header name in this folder includes this file. FreeRTOS is declared in
+ * ../hm_freertos.h and the scenario side of the model (the broker, the download server,
+ * reboots: hm_*) in ../hm_scenario.h, both shared with the ESP8266_RTOS_SDK v3.4 model
+ * (../esp8266/include/hostmodel.h). */
 #ifndef HOSTMODEL_H
 #define HOSTMODEL_H
 
@@ -79,43 +81,7 @@ void hm_error_check_failed(esp_err_t rc, const char *file, int line, const char 
         if (err_rc_ != ESP_OK) hm_error_check_failed(err_rc_, __FILE__, __LINE__, #x);           \
     } while (0)
 
-/* ---- FreeRTOS ---- */
-typedef uint32_t TickType_t;
-typedef int BaseType_t;
-typedef unsigned UBaseType_t;
-typedef struct hm_task *TaskHandle_t;
-typedef struct hm_queue *QueueHandle_t;
-typedef struct hm_queue *SemaphoreHandle_t;
-typedef void (*TaskFunction_t)(void *);
-#define pdTRUE 1
-#define pdFALSE 0
-#define pdPASS 1
-#define pdFAIL 0
-#define portMAX_DELAY ((TickType_t)0xffffffffu)
-#define configTICK_RATE_HZ 100
-#define portTICK_PERIOD_MS (1000 / configTICK_RATE_HZ)
-#define pdMS_TO_TICKS(ms) ((TickType_t)(((uint64_t)(ms) * configTICK_RATE_HZ) / 1000))
-BaseType_t xTaskCreate(TaskFunction_t fn, const char *name, uint32_t stack_bytes, void *arg,
-                       UBaseType_t prio, TaskHandle_t *out);
-void vTaskDelete(TaskHandle_t t); /* only NULL (the calling task) is modelled */
-void vTaskDelay(TickType_t ticks);
-TickType_t xTaskGetTickCount(void);
-TaskHandle_t xTaskGetCurrentTaskHandle(void);
-UBaseType_t uxTaskGetStackHighWaterMark(TaskHandle_t t);
-QueueHandle_t xQueueCreate(UBaseType_t len, UBaseType_t item_size);
-BaseType_t xQueueSend(QueueHandle_t q, const void *item, TickType_t wait);
-BaseType_t xQueueReceive(QueueHandle_t q, void *item, TickType_t wait);
-UBaseType_t uxQueueMessagesWaiting(QueueHandle_t q);
-void vQueueDelete(QueueHandle_t q);
-SemaphoreHandle_t xSemaphoreCreateMutex(void);
-SemaphoreHandle_t xSemaphoreCreateRecursiveMutex(void);
-SemaphoreHandle_t xSemaphoreCreateBinary(void);
-BaseType_t xSemaphoreTake(SemaphoreHandle_t s, TickType_t wait);
-BaseType_t xSemaphoreGive(SemaphoreHandle_t s);
-BaseType_t xSemaphoreTakeRecursive(SemaphoreHandle_t s, TickType_t wait);
-BaseType_t xSemaphoreGiveRecursive(SemaphoreHandle_t s);
-void vSemaphoreDelete(SemaphoreHandle_t s);
-typedef struct hm_queue *EventGroupHandle_t;
+#include "../hm_freertos.h"
 
 /* ---- esp_log ---- */
 typedef enum { ESP_LOG_NONE, ESP_LOG_ERROR, ESP_LOG_WARN, ESP_LOG_INFO, ESP_LOG_DEBUG, ESP_LOG_VERBOSE } esp_log_level_t;
@@ -408,85 +374,7 @@ int sodium_init(void);
 int crypto_sign_ed25519_verify_detached(const unsigned char *sig, const unsigned char *m,
                                         unsigned long long mlen, const unsigned char *pk);
 
-/* ================= the scenario side of the model (not ESP-IDF) ================= */
-
-/* Boot: loads the persisted device state (NVS, OTA, reset reason) from state_path when it
- * exists, runs the modelled bootloader (a NEW image becomes PENDING_VERIFY; an image still
- * PENDING_VERIFY from the last boot becomes ABORTED and the other valid slot boots), and
- * returns the boot number (1 for the first). esp_restart saves the state and execs argv
- * again: every static of the port starts afresh, like on a board. */
-int hm_boot(const char *state_path, char **argv);
-/* Simulates a crash of the running image (reset reason panic): saves and re-executes. */
-void hm_panic(void) __attribute__((noreturn));
-/* A panic with core dumps to flash enabled: the panic handler writes the core dump (reason,
- * task, the backtrace's PCs, a1 = SP of the first frame), then the chip reboots. */
-void hm_panic_core_dump(const char *reason, const char *task, const uint32_t *pcs, int depth, uint32_t sp)
-    __attribute__((noreturn));
-/* The whole core dump the panic wrote to the coredump partition (HM_CORE_SIZE bytes). */
-#define HM_CORE_SIZE 12288
-void hm_core_dump_image(uint8_t out[HM_CORE_SIZE]);
-bool hm_core_dump_present(void);
-int hm_restarts(void); /* esp_restart calls in this process */
-
-/* Log: 1 = one vprintf call per line (v1), 2 = CONFIG_LOG_VERSION_2 (prefix, message,
- * newline as three calls). */
-void hm_log_set_version(int v);
-
-/* NVS: loads an NVS partition CSV (key,type,encoding,value; namespace rows; data and file
- * rows; u8/i8/u16/i16/u32/i32/string/hex2bin/base64/binary encodings). Returns 0 or -1. */
-int hm_nvs_load_csv(const char *path);
-int hm_nvs_set_str(const char *ns, const char *key, const char *value);
-
-/* OTA: the image format of the model: "HMIMG1" magic, a 32-byte version, a flags byte
- * (HM_IMG_CRASHES: the image panics at boot), then any payload. */
-#define HM_IMG_HEADER 40
-#define HM_IMG_CRASHES 0x01
-size_t hm_image_make(uint8_t *out, size_t cap, const char *version, uint8_t flags, size_t payload);
-void hm_ota_install_factory(const char *version); /* first boot only: ota_0 valid, running */
-esp_ota_img_states_t hm_ota_running_state(void);
-void hm_ota_set_running_state(esp_ota_img_states_t st); /* behind the agent's back */
-const char *hm_running_version(void);
-bool hm_running_image_crashes(void);
-
-/* The broker side of esp-mqtt. */
-typedef struct {
-    char host[130];
-    uint32_t port;
-    esp_mqtt_transport_t transport;
-    char client_id[130];
-    char username[130];
-    char password[130];
-    char ca[8192];
-    bool bundle;
-} hm_connection_t;
-void hm_broker_set_puback_delay_ms(int ms);
-void hm_broker_set_connect_delay_ms(int ms); /* the TLS handshake, under the API lock */
-void hm_broker_set_refuse(bool refuse);
-void hm_broker_set_ca(const char *ca_pem); /* a TLS connection must present exactly this CA */
-int hm_broker_connections(hm_connection_t *last);
-/* Queues a message for delivery to the connected client, in fragments of frag bytes. */
-void hm_broker_inject(const char *topic, const char *payload, size_t len, int frag);
-/* Waits up to timeout_ms for a publish whose topic ends with suffix and whose payload holds
- * needle; copies the payload. Returns true when found. Published messages stay recorded. */
-bool hm_broker_wait(const char *suffix, const char *needle, char *out, size_t cap, int timeout_ms);
-int hm_broker_count(const char *suffix, const char *needle);
-
-/* The download server behind esp_http_client. */
-void hm_http_reset(void);
-void hm_http_serve(const char *url, const uint8_t *data, size_t len);
-void hm_http_redirect(const char *url, const char *location, int status);
-void hm_http_set_handshake_ms(int ms);
-void hm_http_set_drop_after(size_t bytes); /* the first response drops the link after bytes */
-void hm_http_set_ca(const char *ca_pem);   /* https needs exactly this CA (NULL: the bundle) */
-int hm_http_requests(void);
-/* PUT requests: answered with status (201 by default); hm_http_uploaded copies the body of the
- * last complete upload to url (prefix match) and returns its length, or -1. */
-void hm_http_set_upload_status(int status);
-long hm_http_uploaded(const char *url_prefix, uint8_t *out, size_t cap);
-int hm_http_range_requests(void);
-
-/* Stack of a task created by xTaskCreate: bytes touched so far (painted stack). */
-size_t hm_task_stack_used(const char *name);
+#include "../hm_scenario.h"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1 @@
+# main: the application (GNU Make build); the defaults are enough.

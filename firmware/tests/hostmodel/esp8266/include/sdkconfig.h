@@ -1,0 +1,21 @@
+/* The ESP8266 host model's sdkconfig: the agent's Kconfig defaults
+ * (ports/esp8266/espadmin/Kconfig) with a short OTA verify timeout and two unconfirmed boots, so
+ * the rollback scenarios finish quickly, and the SDK options the port tests. */
+#ifndef HM_SDKCONFIG_H
+#define HM_SDKCONFIG_H
+#define CONFIG_IDF_TARGET "esp8266"
+#define CONFIG_IDF_TARGET_ESP8266 1
+#define CONFIG_LOG_DEFAULT_LEVEL 3
+#define CONFIG_ESPADMIN_TASK_STACK 6144
+#define CONFIG_ESPADMIN_TASK_PRIORITY 5
+#define CONFIG_ESPADMIN_TICK_MS 20
+#define CONFIG_ESPADMIN_MQTT_BUFFER_SIZE 2048
+#define CONFIG_ESPADMIN_EVENT_QUEUE_LEN 16
+#define CONFIG_ESPADMIN_EVENT_QUEUE_BYTES 5120
+#define CONFIG_ESPADMIN_DOWNLOAD_TASK_STACK 8192
+#define CONFIG_ESPADMIN_PROVISION_RETRY_S 1
+#define CONFIG_ESPADMIN_LOG_RING_BYTES 2048
+#define CONFIG_ESPADMIN_INBOX_SLOTS 1
+#define CONFIG_ESPADMIN_OTA_VERIFY_TIMEOUT_S 3
+#define CONFIG_ESPADMIN_OTA_MAX_UNCONFIRMED_BOOTS 2
+#endif
