@@ -97,23 +97,23 @@ const (
 	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
 	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
 	ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET
-	count = error_groups.count + 1, last_seen = %s`
+	count = error_groups.count + 1, first_seen = %s, last_seen = %s`
 	upsertGroupMySQL = `INSERT INTO error_groups
 	(id, tenant_id, project_id, fingerprint, type, message, firmware_version, count, first_seen, last_seen, resolved, resolved_at, resolved_by)
 	VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, FALSE, NULL, '')
 	ON DUPLICATE KEY UPDATE
-	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen))`
+	count = count + 1, first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen))`
 
 	upsertGroupDeviceStandard = `INSERT INTO error_group_devices
 	(tenant_id, group_id, device_id, count, first_seen, last_seen)
 	VALUES (?, ?, ?, 1, ?, ?)
 	ON CONFLICT (tenant_id, group_id, device_id) DO UPDATE SET
-	count = error_group_devices.count + 1, last_seen = %s`
+	count = error_group_devices.count + 1, first_seen = %s, last_seen = %s`
 	upsertGroupDeviceMySQL = `INSERT INTO error_group_devices
 	(tenant_id, group_id, device_id, count, first_seen, last_seen)
 	VALUES (?, ?, ?, 1, ?, ?)
 	ON DUPLICATE KEY UPDATE
-	count = count + 1, last_seen = GREATEST(last_seen, VALUES(last_seen))`
+	count = count + 1, first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen))`
 )
 
 // upsertSQL returns the dialect's form of the group and group-device upserts.
@@ -122,12 +122,13 @@ func (s *Store) upsertSQL() (group, device string) {
 	case BackendMySQL:
 		return upsertGroupMySQL, upsertGroupDeviceMySQL
 	case BackendPostgres:
-		return fmt.Sprintf(upsertGroupStandard, "GREATEST(error_groups.last_seen, EXCLUDED.last_seen)"),
-			fmt.Sprintf(upsertGroupDeviceStandard, "GREATEST(error_group_devices.last_seen, EXCLUDED.last_seen)")
+		return fmt.Sprintf(upsertGroupStandard, "LEAST(error_groups.first_seen, EXCLUDED.first_seen)", "GREATEST(error_groups.last_seen, EXCLUDED.last_seen)"),
+			fmt.Sprintf(upsertGroupDeviceStandard, "LEAST(error_group_devices.first_seen, EXCLUDED.first_seen)", "GREATEST(error_group_devices.last_seen, EXCLUDED.last_seen)")
 	}
-	// SQLite's two-argument max() is its GREATEST; the times are UTC text, ordered as text.
-	return fmt.Sprintf(upsertGroupStandard, "max(error_groups.last_seen, excluded.last_seen)"),
-		fmt.Sprintf(upsertGroupDeviceStandard, "max(error_group_devices.last_seen, excluded.last_seen)")
+	// SQLite's two-argument min() and max() are its LEAST and GREATEST; the times are UTC text,
+	// ordered as text.
+	return fmt.Sprintf(upsertGroupStandard, "min(error_groups.first_seen, excluded.first_seen)", "max(error_groups.last_seen, excluded.last_seen)"),
+		fmt.Sprintf(upsertGroupDeviceStandard, "min(error_group_devices.first_seen, excluded.first_seen)", "max(error_group_devices.last_seen, excluded.last_seen)")
 }
 
 // RecordError stores r and counts it in its group and in the group's per-device count, in

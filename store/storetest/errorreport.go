@@ -47,6 +47,32 @@ func testErrorReport(t *testing.T, f *fixture) {
 	runCases(t, f, []testCase{
 		{"RecordAndGroup", testRecordError},
 		{"ConcurrentRecord", testRecordErrorConcurrent},
+		{"OutOfOrder", func(t *testing.T, f *fixture) {
+			// Reports can arrive out of time order (a device's queued reports after a later
+			// one of another device): first and last seen are the earliest and the latest.
+			ctx := t.Context()
+			tn := f.tenant(t)
+			d := f.device(t, tn.ID, "")
+			for _, minute := range []int{5, 9, 2, 7} {
+				r := fullErrorReport(f, tn.ID, d.ID, "", "fp-late", minute)
+				f.record(t, &r)
+			}
+			page, err := f.s.ListErrorGroups(ctx, tn.ID, store.ErrorGroupFilter{}, store.ListOptions{})
+			f.must(t, err, "ListErrorGroups")
+			if len(page.Items) != 1 {
+				t.Fatalf("%s: %d groups, want 1", f.s.Backend(), len(page.Items))
+			}
+			g := page.Items[0]
+			if g.Count != 4 || !g.FirstSeen.Equal(at(2)) || !g.LastSeen.Equal(at(9)) {
+				t.Errorf("%s: group count %d first %s last %s; want 4, %s, %s", f.s.Backend(), g.Count,
+					fmtTime(g.FirstSeen), fmtTime(g.LastSeen), fmtTime(at(2)), fmtTime(at(9)))
+			}
+			devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
+			f.must(t, err, "ErrorGroupDevices")
+			if len(devs) != 1 || devs[0].Count != 4 || !devs[0].FirstSeen.Equal(at(2)) || !devs[0].LastSeen.Equal(at(9)) {
+				t.Errorf("%s: group devices %+v; want one with count 4, first %s, last %s", f.s.Backend(), devs, fmtTime(at(2)), fmtTime(at(9)))
+			}
+		}},
 		{"CountByDay", testCountErrorReportsByDay},
 		{"Prune", testPruneErrorReports},
 		{"ListFilters", func(t *testing.T, f *fixture) {
