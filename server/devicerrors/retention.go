@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
@@ -27,6 +28,9 @@ const (
 	DefaultRetentionInterval = time.Hour
 	// DefaultPruneBatch is how many reports one store call deletes, in one transaction.
 	DefaultPruneBatch = 1000
+	// maxRetryDeletes bounds the core dumps whose delete failed and is tried again at the
+	// next sweeps; beyond it a key is only logged.
+	maxRetryDeletes = 10000
 )
 
 // RetentionStore is what the retention sweep needs from the store.
@@ -58,8 +62,15 @@ type RetentionOptions struct {
 // dumps uploaded for them, so a crash-looping fleet does not grow the database and the blob
 // storage without bound. Error groups stay with their counts, first and last sighting and
 // per-device counts: they summarise every report, kept or not. Every replica may run it:
-// deletes are idempotent, and a core dump already deleted is no error.
-type Retention struct{ o RetentionOptions }
+// deletes are idempotent, and a core dump already deleted is no error. A core dump whose delete
+// failed (its report is gone, so nothing else would find it) is tried again at the next sweeps
+// of this replica.
+type Retention struct {
+	o RetentionOptions
+
+	mu    sync.Mutex
+	retry map[string]struct{} // core dump keys whose delete failed
+}
 
 // NewRetention makes the sweep; Run starts it.
 func NewRetention(o RetentionOptions) *Retention {
@@ -75,7 +86,7 @@ func NewRetention(o RetentionOptions) *Retention {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Retention{o: o}
+	return &Retention{o: o, retry: map[string]struct{}{}}
 }
 
 // Pruned counts what one sweep deleted.
@@ -99,10 +110,11 @@ func (r *Retention) Run(ctx context.Context) error {
 
 // Once deletes, batch by batch, every report received before now less the retention, and
 // the core dumps their reports announced. A core dump that cannot be deleted is logged with
-// its key (its report is gone, so nothing else would find it) and the sweep goes on.
+// its key, kept to be tried again at the next sweep, and the sweep goes on.
 func (r *Retention) Once(ctx context.Context) (Pruned, error) {
 	before := time.Now().Add(-r.o.Retention)
 	var p Pruned
+	p.CoreDumps += r.retryDeletes(ctx)
 	for {
 		batch, err := r.o.Store.PruneErrorReports(ctx, before, r.o.Batch)
 		if err != nil {
@@ -115,7 +127,8 @@ func (r *Retention) Once(ctx context.Context) (Pruned, error) {
 			}
 			key := CoreDumpBlobKey(rep.TenantID, rep.ID)
 			if err := r.o.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
-				r.o.Logger.Warn("delete a pruned report's core dump", "tenant_id", rep.TenantID, "report_id", rep.ID, "key", key, "error", err)
+				r.o.Logger.Warn("delete a pruned report's core dump", "tenant_id", rep.TenantID, "report_id", rep.ID, "key", key, "error", err,
+					"retried", r.keep(key))
 				continue
 			}
 			p.CoreDumps++
@@ -124,6 +137,43 @@ func (r *Retention) Once(ctx context.Context) (Pruned, error) {
 			return p, ctx.Err()
 		}
 	}
+}
+
+// keep remembers a core dump key whose delete failed, and reports whether it will be tried
+// again (false once maxRetryDeletes are waiting).
+func (r *Retention) keep(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.retry) >= maxRetryDeletes {
+		return false
+	}
+	r.retry[key] = struct{}{}
+	return true
+}
+
+// retryDeletes tries the core dump deletes that failed before again and returns how many are
+// gone now.
+func (r *Retention) retryDeletes(ctx context.Context) int {
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.retry))
+	for k := range r.retry {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	gone := 0
+	for _, key := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := r.o.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			continue
+		}
+		r.mu.Lock()
+		delete(r.retry, key)
+		r.mu.Unlock()
+		gone++
+	}
+	return gone
 }
 
 // announcesCoreDump reports whether a stored core dump summary announced a whole core dump,

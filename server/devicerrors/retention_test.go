@@ -156,5 +156,24 @@ func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 		if !slices.Contains(blobs.keys(), CoreDumpBlobKey(tenants[0], soon.ID)) {
 			t.Errorf("an hour later: the core dump of the report now past the retention is kept")
 		}
+		failing := CoreDumpBlobKey(tenants[0], oldFailing.ID)
+		if slices.Contains(blobs.keys(), failing) {
+			t.Fatalf("the failing core dump was deleted while its storage failed")
+		}
+
+		// The storage works again: the next sweep deletes the core dump that failed, though its
+		// report is long gone.
+		blobs.mu.Lock()
+		blobs.fail = nil
+		blobs.mu.Unlock()
+		testclock.Advance(time.Hour)
+		if !slices.Contains(blobs.keys(), failing) {
+			t.Errorf("the core dump whose delete failed is not deleted at a later sweep: deleted %v", blobs.keys())
+		}
+		n := len(blobs.keys())
+		testclock.Advance(time.Hour)
+		if got := len(blobs.keys()); got != n {
+			t.Errorf("a core dump deleted again after its retry succeeded: %d deletes, then %d", n, got)
+		}
 	})
 }
