@@ -74,6 +74,14 @@ type ErrorReportStore interface {
 	ErrorGroupDevices(ctx context.Context, tenantID, groupID string) ([]ErrorGroupDevice, error)
 	// SetErrorGroupResolved marks a group resolved (by userID) or reopens it.
 	SetErrorGroupResolved(ctx context.Context, tenantID, id string, resolved bool, userID string, at time.Time) error
+	// SetErrorGroupFingerprint changes a group's fingerprint, so that reports with the new
+	// one count in it from then on, with its history (counts, first sighting, per-device
+	// counts, reports, resolution): a crash group keyed by address is re-keyed by function
+	// once its release's ELF file arrives. The group's reports keep the fingerprint they were
+	// grouped by. ErrConflict when another group of the tenant has that fingerprint (groups
+	// are not merged); ErrNotFound when the tenant has no group id. Setting the fingerprint
+	// the group has is no change and no error.
+	SetErrorGroupFingerprint(ctx context.Context, tenantID, id, fingerprint string) error
 	// ListErrorReports pages through a group's reports (or a device's, when deviceID is set).
 	ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts ListOptions) (Page[ErrorReport], error)
 	// CountErrorReportsByDay counts a tenant's reports (one group's, when groupID is set) in

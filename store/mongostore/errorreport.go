@@ -194,6 +194,21 @@ func (s *Store) SetErrorGroupResolved(ctx context.Context, tenantID, id string, 
 	return nil
 }
 
+// SetErrorGroupFingerprint re-keys a group. The unique index on (tenant_id, fingerprint)
+// refuses a fingerprint another group of the tenant has (store.ErrConflict through wrap); the
+// group's per-device counts and reports refer to it by ID, so they move with it.
+func (s *Store) SetErrorGroupFingerprint(ctx context.Context, tenantID, id, fingerprint string) error {
+	res, err := s.col(colErrorGroups).UpdateOne(ctx, tenantKey(tenantID, id),
+		bson.D{{Key: "$set", Value: bson.D{{Key: "fingerprint", Value: fingerprint}}}})
+	if err != nil {
+		return wrap(err, "set fingerprint of error group %q", id)
+	}
+	if res.MatchedCount == 0 {
+		return notFound("set fingerprint of error group %q", id)
+	}
+	return nil
+}
+
 // ListErrorReports pages through a group's reports, or a device's when deviceID is set (both
 // filters apply when both are set), by ID.
 func (s *Store) ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts store.ListOptions) (store.Page[store.ErrorReport], error) {

@@ -248,6 +248,23 @@ func (s *Store) SetErrorGroupResolved(ctx context.Context, tenantID, id string, 
 	return nil
 }
 
+// SetErrorGroupFingerprint re-keys a group. The unique key (tenant_id, fingerprint) makes a
+// fingerprint another group of the tenant has a unique violation, which wrap turns into
+// store.ErrConflict; the group's per-device counts and reports refer to it by ID, so they move
+// with it. (MySQL counts the matched row even when the fingerprint is unchanged:
+// clientFoundRows.)
+func (s *Store) SetErrorGroupFingerprint(ctx context.Context, tenantID, id, fingerprint string) error {
+	res, err := s.w.NewUpdate().Table("error_groups").
+		Set("fingerprint = ?", fingerprint).
+		Where("tenant_id = ?", tenantID).
+		Where("id = ?", id).
+		Exec(ctx)
+	if err := affected(res, err); err != nil {
+		return wrap(err, "set fingerprint of error group %q", id)
+	}
+	return nil
+}
+
 // ListErrorReports pages through a group's reports, or a device's when deviceID is set (both
 // filters apply when both are set).
 func (s *Store) ListErrorReports(ctx context.Context, tenantID, groupID, deviceID string, opts store.ListOptions) (store.Page[store.ErrorReport], error) {

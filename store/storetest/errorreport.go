@@ -140,6 +140,7 @@ func testErrorReport(t *testing.T, f *fixture) {
 			}
 			f.wantErr(t, f.s.SetErrorGroupResolved(ctx, tn.ID, f.id(), true, "u", at(1)), store.ErrNotFound, "SetErrorGroupResolved of a missing group")
 		}},
+		{"SetFingerprint", testSetErrorGroupFingerprint},
 		{"Delete", func(t *testing.T, f *fixture) {
 			ctx := t.Context()
 			tn := f.tenant(t)
@@ -249,6 +250,72 @@ func testRecordError(t *testing.T, f *fixture) {
 	got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
 	f.must(t, err, "ErrorGroup")
 	f.equal(t, "ErrorGroup after reports in another group and tenant", got, want)
+}
+
+// testSetErrorGroupFingerprint re-keys a group: reports with the new fingerprint count in it
+// with its history, the old fingerprint starts a new group, and a fingerprint another group
+// of the tenant has is a conflict that changes nothing.
+func testSetErrorGroupFingerprint(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	tn := f.tenant(t)
+	p := f.project(t, tn.ID)
+	d1, d2 := f.device(t, tn.ID, p.ID), f.device(t, tn.ID, p.ID)
+	first := fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-pc", 1)
+	g := f.record(t, &first)
+	taken := f.record(t, ptr(fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-taken", 2)))
+	f.must(t, f.s.SetErrorGroupResolved(ctx, tn.ID, g.ID, true, "user-1", at(3)), "SetErrorGroupResolved")
+
+	f.must(t, f.s.SetErrorGroupFingerprint(ctx, tn.ID, g.ID, "fp-fn"), "SetErrorGroupFingerprint")
+	got, err := f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	want := g
+	want.Fingerprint, want.Resolved, want.ResolvedAt, want.ResolvedBy = "fp-fn", true, ptr(at(3)), "user-1"
+	f.equal(t, "ErrorGroup after SetErrorGroupFingerprint", got, want)
+
+	// The new fingerprint counts in the group, on its device counts; the old one is new.
+	again := f.record(t, ptr(fullErrorReport(f, tn.ID, d2.ID, p.ID, "fp-fn", 4)))
+	if again.ID != g.ID || again.Count != 2 || !again.FirstSeen.Equal(at(1)) || !again.LastSeen.Equal(at(4)) {
+		t.Errorf("%s: a report with the new fingerprint gave group %+v, want %q with count 2, first %s, last %s",
+			f.s.Backend(), again, g.ID, fmtTime(at(1)), fmtTime(at(4)))
+	}
+	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroupDevices")
+	slices.SortFunc(devs, func(a, b store.ErrorGroupDevice) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	f.equal(t, "ErrorGroupDevices after a report with the new fingerprint", devs, []store.ErrorGroupDevice{
+		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d1.ID, Count: 1, FirstSeen: at(1), LastSeen: at(1)},
+		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d2.ID, Count: 1, FirstSeen: at(4), LastSeen: at(4)},
+	})
+	page, err := f.s.ListErrorReports(ctx, tn.ID, g.ID, "", store.ListOptions{})
+	f.must(t, err, "ListErrorReports")
+	if len(page.Items) != 2 || page.Items[0].ID != first.ID || page.Items[0].Fingerprint != "fp-pc" {
+		t.Errorf("%s: reports of the re-keyed group %+v, want the first (fingerprint fp-pc) and the new one", f.s.Backend(), page.Items)
+	}
+	old := f.record(t, ptr(fullErrorReport(f, tn.ID, d1.ID, p.ID, "fp-pc", 5)))
+	if old.ID == g.ID || old.Count != 1 {
+		t.Errorf("%s: a report with the old fingerprint gave group %+v, want a new group with count 1", f.s.Backend(), old)
+	}
+
+	// Another group's fingerprint is a conflict; the group's own is no change.
+	f.wantErr(t, f.s.SetErrorGroupFingerprint(ctx, tn.ID, g.ID, taken.Fingerprint), store.ErrConflict,
+		"SetErrorGroupFingerprint to another group's fingerprint")
+	f.must(t, f.s.SetErrorGroupFingerprint(ctx, tn.ID, g.ID, "fp-fn"), "SetErrorGroupFingerprint to its own fingerprint")
+	got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	want.Count, want.LastSeen = again.Count, again.LastSeen
+	f.equal(t, "ErrorGroup after a refused SetErrorGroupFingerprint", got, want)
+	got, err = f.s.ErrorGroup(ctx, tn.ID, taken.ID)
+	f.must(t, err, "ErrorGroup")
+	f.equal(t, "the other ErrorGroup after a refused SetErrorGroupFingerprint", got, taken)
+
+	// Fingerprints are unique per tenant; a group is found only in its tenant.
+	other := f.tenant(t)
+	og := f.record(t, ptr(fullErrorReport(f, other.ID, f.device(t, other.ID, "").ID, "", "fp-other", 1)))
+	f.must(t, f.s.SetErrorGroupFingerprint(ctx, other.ID, og.ID, "fp-fn"), "SetErrorGroupFingerprint to a fingerprint of another tenant")
+	f.wantErr(t, f.s.SetErrorGroupFingerprint(ctx, tn.ID, og.ID, "fp-x"), store.ErrNotFound, "SetErrorGroupFingerprint of another tenant's group")
+	f.wantErr(t, f.s.SetErrorGroupFingerprint(ctx, tn.ID, f.id(), "fp-x"), store.ErrNotFound, "SetErrorGroupFingerprint of a missing group")
+	got, err = f.s.ErrorGroup(ctx, tn.ID, g.ID)
+	f.must(t, err, "ErrorGroup")
+	f.equal(t, "ErrorGroup after another tenant's SetErrorGroupFingerprint", got, want)
 }
 
 // testRecordErrorConcurrent reports one fingerprint from several goroutines and devices at
