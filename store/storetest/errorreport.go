@@ -43,6 +43,15 @@ func (f *fixture) record(t *testing.T, r *store.ErrorReport) store.ErrorGroup {
 	return g
 }
 
+// groupDevices returns a group's per-device counts sorted by device ID.
+func (f *fixture) groupDevices(t *testing.T, tenantID, groupID string) []store.ErrorGroupDevice {
+	t.Helper()
+	devs, err := f.s.ErrorGroupDevices(t.Context(), tenantID, groupID)
+	f.must(t, err, "ErrorGroupDevices")
+	slices.SortFunc(devs, func(a, b store.ErrorGroupDevice) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	return devs
+}
+
 func testErrorReport(t *testing.T, f *fixture) {
 	runCases(t, f, []testCase{
 		{"RecordAndGroup", testRecordError},
@@ -207,10 +216,7 @@ func testRecordError(t *testing.T, f *fixture) {
 	f.must(t, err, "ErrorGroup")
 	f.equal(t, "ErrorGroup after three reports", got, want)
 
-	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
-	f.must(t, err, "ErrorGroupDevices")
-	slices.SortFunc(devs, func(a, b store.ErrorGroupDevice) int { return strings.Compare(a.DeviceID, b.DeviceID) })
-	f.equal(t, "ErrorGroupDevices", devs, []store.ErrorGroupDevice{
+	f.equal(t, "ErrorGroupDevices", f.groupDevices(t, tn.ID, g.ID), []store.ErrorGroupDevice{
 		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d1.ID, Count: 2, FirstSeen: at(1), LastSeen: at(3)},
 		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d2.ID, Count: 1, FirstSeen: at(2), LastSeen: at(2)},
 	})
@@ -278,10 +284,7 @@ func testSetErrorGroupFingerprint(t *testing.T, f *fixture) {
 		t.Errorf("%s: a report with the new fingerprint gave group %+v, want %q with count 2, first %s, last %s",
 			f.s.Backend(), again, g.ID, fmtTime(at(1)), fmtTime(at(4)))
 	}
-	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, g.ID)
-	f.must(t, err, "ErrorGroupDevices")
-	slices.SortFunc(devs, func(a, b store.ErrorGroupDevice) int { return strings.Compare(a.DeviceID, b.DeviceID) })
-	f.equal(t, "ErrorGroupDevices after a report with the new fingerprint", devs, []store.ErrorGroupDevice{
+	f.equal(t, "ErrorGroupDevices after a report with the new fingerprint", f.groupDevices(t, tn.ID, g.ID), []store.ErrorGroupDevice{
 		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d1.ID, Count: 1, FirstSeen: at(1), LastSeen: at(1)},
 		{TenantID: tn.ID, GroupID: g.ID, DeviceID: d2.ID, Count: 1, FirstSeen: at(4), LastSeen: at(4)},
 	})
