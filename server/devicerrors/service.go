@@ -4,11 +4,14 @@
 // grouped by a fingerprint, with counts and first/last seen per group and per device. A
 // report with a backtrace is keyed on its top application frames (StackFingerprint): by
 // function when the release's ELF file symbolicates it (Options.Symbols), else by address;
-// other reports on type, message and firmware version (Fingerprint). A resolved group stays resolved while the same
-// error keeps arriving from the same firmware (devices not updated yet); when the same type
-// and message first appear on a newer firmware, that is a regression: the new firmware's
-// group is open (it is new) and the resolved groups of older firmware with that type and
-// message are reopened.
+// other reports on type, message and firmware version (Fingerprint). When the ELF file
+// arrives after crashes of its release, their groups are re-keyed by function (Regrouper), so
+// one bug stays one group.
+//
+// A resolved group stays resolved while the same error keeps arriving from the same firmware
+// (devices not updated yet); when the same type and message first appear on a newer
+// firmware, that is a regression: the new firmware's group is open (it is new) and the
+// resolved groups of older firmware with that type and message are reopened.
 //
 // When the device's project or, failing that, its tenant has a Bugsnag API key (sealed with
 // the master key; the project's overrides the tenant's), the report is forwarded through
