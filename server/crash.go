@@ -73,7 +73,9 @@ type symbolicateResponse struct {
 }
 
 // putReleaseELF serves PUT …/releases/:release/elf: the ELF file of the build the image came
-// from, raw (application/octet-stream) or as the file part of multipart/form-data.
+// from, raw (application/octet-stream) or as the file part of multipart/form-data. The
+// release's crash groups keyed by address are then re-keyed by function in the background
+// (devicerrors.Regrouper), so crashes reported before the upload and after it are one group.
 func (s *Server) putReleaseELF(c echo.Context) error {
 	if err := s.otaReady(); err != nil {
 		return err
@@ -91,6 +93,9 @@ func (s *Server) putReleaseELF(c echo.Context) error {
 		return uploadReadError(err)
 	}
 	s.audit(c, auditReleaseELF, "release", r.ID, map[string]any{"version": r.Version, "elf_size": info.Size, "elf_sha256": info.SHA256})
+	if s.deps.Regroup != nil {
+		s.deps.Regroup.Queue(r)
+	}
 	return c.JSON(http.StatusOK, elfResponse{Size: info.Size, SHA256: info.SHA256})
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/espadmin/espadmin/server/devicerrors/bugsnagtest"
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/ota/otatest"
+	"github.com/espadmin/espadmin/server/symbolize"
 	"github.com/espadmin/espadmin/server/symbolize/symboltest"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -77,7 +79,8 @@ func stackFuncs(t *testing.T, stack any) []string {
 // TestCrashSymbolicated: crash reports of a release are stored raw until its ELF file is
 // uploaded (another build's ELF is refused with both hashes), then the error group shows the
 // symbolicated stack — the report received before the upload included — with the inlined
-// function; two devices with the same crash and different messages are one group; Bugsnag's
+// function; two devices with the same crash and different messages are one group (the one
+// of the report before the upload); Bugsnag's
 // endpoint receives functions, files and lines; a pasted panic log symbolicates against the
 // release. The ELF file is a real Xtensa program built now with -g -O2.
 func TestCrashSymbolicated(t *testing.T) {
@@ -133,25 +136,20 @@ func TestCrashSymbolicated(t *testing.T) {
 		t.Fatalf("innermost frame %v", f)
 	}
 
-	// Two devices, the same crash, different messages: one group.
+	// Two devices, the same crash, different messages: one group, the one from before the
+	// upload once the upload has re-keyed it by function (TestCrashRegroupedAfterELF).
+	poll.Wait(t, "the first group re-keyed", func() bool {
+		return r.get(t, "/api/v1/tenants/alpha/errors/"+first["id"].(string))["fingerprint"] != first["fingerprint"]
+	})
 	publishReport(t, a, crashReport("LoadProhibited", crash, ret))
 	publishReport(t, b, crashReport("LoadProhibited at 0x00000000", crash, ret))
-	var crashGroup map[string]any
 	poll.Wait(t, "the crash group with both devices", func() bool {
-		for _, g := range r.groups(t, "") {
-			if g["id"] != first["id"] && g["count"] == 2.0 {
-				crashGroup = g
-				return true
-			}
-		}
-		return false
+		g := r.groups(t, "")
+		return len(g) == 1 && g[0]["count"] == 3.0
 	})
-	detail = r.get(t, "/api/v1/tenants/alpha/errors/"+crashGroup["id"].(string))
+	detail = r.get(t, "/api/v1/tenants/alpha/errors/"+first["id"].(string))
 	if devs := detail["devices"].([]any); len(devs) != 2 {
 		t.Fatalf("devices of the group: %v", devs)
-	}
-	if len(r.groups(t, "")) != 2 {
-		t.Fatalf("groups %v", r.groups(t, ""))
 	}
 
 	// Bugsnag receives the symbolicated frames (the first report went raw).
@@ -176,6 +174,76 @@ func TestCrashSymbolicated(t *testing.T) {
 	st, resp = r.owner.do("POST", release+"/symbolicate", map[string]any{"log": "I (312) boot: Loaded app"})
 	if st != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(resp), "no backtrace found") {
 		t.Fatalf("symbolicate a log without a backtrace: %d %v", st, resp)
+	}
+}
+
+// TestCrashRegroupedAfterELF: a crash reported before its release's ELF file is grouped by
+// address; uploading the ELF file re-keys that group by function (in the background), so the
+// same crash reported afterwards by another device counts in the same group — one bug, one
+// group, with both devices and the symbolicated stack. The ELF file is a real Xtensa program
+// built now with -g -O2.
+func TestCrashRegroupedAfterELF(t *testing.T) {
+	t.Parallel()
+	tc := symboltest.Toolchains[0]
+	elfPath := symboltest.Build(t, tc, "")
+	crash, ret := symboltest.Crash(t, tc, elfPath)
+	want := []string{
+		fmt.Sprintf("crash_here:%d", symboltest.Line("deref")),
+		fmt.Sprintf("handle_request:%d", symboltest.Line("inline-call")),
+		fmt.Sprintf("app_main:%d", symboltest.Line("call")),
+	}
+	r := newErrorRig(t, devicerrors.Options{})
+	projectID, release := crashRelease(t, r, elfPath)
+	a := r.deviceIn(t, fleet.DeviceInput{Name: "boiler-a", ProjectID: projectID}, "v-1.0.0")
+	b := r.deviceIn(t, fleet.DeviceInput{Name: "boiler-b", ProjectID: projectID}, "v-1.0.0")
+
+	before := crashReport("LoadProhibited", crash, ret)
+	publishReport(t, a, before)
+	poll.Wait(t, "the report before the ELF upload", func() bool { return len(r.groups(t, "")) == 1 })
+	group := r.groups(t, "")[0]
+	id := group["id"].(string)
+	byAddress := devicerrors.StackFingerprint("panic", "v-1.0.0", before.Backtrace, nil, false)
+	byFunction := devicerrors.StackFingerprint("panic", "v-1.0.0", before.Backtrace,
+		[]symbolize.Frame{{Func: "crash_here"}, {Func: "handle_request"}, {Func: "app_main"}}, true)
+	if group["fingerprint"] != byAddress {
+		t.Fatalf("group before the ELF upload: %v, want the address key %s", group, byAddress)
+	}
+
+	if st, resp := r.owner.send(http.MethodPut, release+"/elf", "application/octet-stream", bytes.NewReader(read(t, elfPath))); st != http.StatusOK {
+		t.Fatalf("PUT elf: %d %v", st, resp)
+	}
+	poll.Wait(t, "the group re-keyed by function", func() bool {
+		return r.get(t, "/api/v1/tenants/alpha/errors/"+id)["fingerprint"] == byFunction
+	})
+
+	publishReport(t, b, crashReport("LoadProhibited at 0x00000000", crash, ret))
+	poll.Wait(t, "the report after the ELF upload counted", func() bool {
+		var n float64
+		for _, g := range r.groups(t, "") {
+			n += g["count"].(float64)
+		}
+		return n == 2
+	})
+	groups := r.groups(t, "")
+	if len(groups) != 1 || groups[0]["id"] != id || groups[0]["count"] != 2.0 {
+		t.Fatalf("groups after the ELF upload: %v, want only %s with count 2", groups, id)
+	}
+	detail := r.get(t, "/api/v1/tenants/alpha/errors/"+id)
+	var devices []string
+	for _, d := range detail["devices"].([]any) {
+		devices = append(devices, d.(map[string]any)["device_id"].(string))
+	}
+	slices.Sort(devices)
+	wantDevices := []string{a.ID(), b.ID()}
+	slices.Sort(wantDevices)
+	if !slices.Equal(devices, wantDevices) {
+		t.Errorf("devices of the group: %v, want %v", devices, wantDevices)
+	}
+	if detail["stack_symbolicated"] != true || fmt.Sprint(stackFuncs(t, detail["stack"])) != fmt.Sprint(want) {
+		t.Errorf("stack of the group: %v %v, want %v", detail["stack_symbolicated"], stackFuncs(t, detail["stack"]), want)
+	}
+	if detail["first_seen"] != group["first_seen"] {
+		t.Errorf("first seen %v, want the first report's %v", detail["first_seen"], group["first_seen"])
 	}
 }
 

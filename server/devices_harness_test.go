@@ -48,6 +48,8 @@ type testFleet struct {
 	ota *testOTA
 	// coreDumps takes core dump uploads into the firmware storage (crash_test.go).
 	coreDumps *devicerrors.CoreDumps
+	// regroup re-keys a release's crash groups when its ELF file is uploaded (crash_test.go).
+	regroup *devicerrors.Regrouper
 	// configLogs captures the config service's log (JSON lines).
 	configLogs *syncBuffer
 	ingest     *fleet.Ingest
@@ -107,6 +109,11 @@ func (h *harness) startFleet(st store.Store, publicURL string) *testFleet {
 	fl.coreDumps = devicerrors.NewCoreDumps(devicerrors.CoreDumpOptions{
 		Blobs: fl.ota.blobs, Commands: fl.commands, Key: testCoreDumpKey, PublicURL: publicURL, Now: fl.clock.Now,
 	})
+	fl.regroup = devicerrors.NewRegrouper(devicerrors.RegroupOptions{Store: st, Symbols: fl.ota.svc})
+	regroupCtx, stopRegroup := context.WithCancel(context.Background())
+	regroupDone := make(chan struct{})
+	go func() { defer close(regroupDone); _ = fl.regroup.Run(regroupCtx) }()
+	t.Cleanup(func() { stopRegroup(); <-regroupDone })
 	fl.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, DeviceAuth: deviceAuth, Commands: fl.commands, Hub: fl.hub, Metrics: fl.metrics, Now: fl.clock.Now,
 		Root: protocol.DefaultRoot, Workers: 2, PresenceDelay: 200 * time.Millisecond, TouchInterval: 50 * time.Millisecond,

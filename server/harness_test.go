@@ -165,6 +165,7 @@ func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
 		Config:       fl.config,
 		OTA:          fl.ota.svc,
 		CoreDumps:    fl.coreDumps,
+		Regroup:      fl.regroup,
 		Mounts:       fl.ota.mounts(),
 		Alerts:       alerts.NewService(alerts.ServiceOptions{Store: st, Keyring: h.keyring, AllowPrivate: !h.opts.publicBrokersOnly, PublicURL: url}),
 

@@ -104,6 +104,10 @@ type Deps struct {
 	// CoreDumps takes the core dumps devices upload and hands them out (package
 	// devicerrors); when nil the core dump routes answer 503.
 	CoreDumps *devicerrors.CoreDumps
+	// Regroup re-keys a release's crash groups by function once its ELF file is uploaded
+	// (package devicerrors); nil leaves the groups of reports that came before keyed by
+	// address.
+	Regroup *devicerrors.Regrouper
 	// Alerts manages alert rules and channels (package alerts); when nil their writes answer
 	// 503 and the history still reads.
 	Alerts *alerts.Service

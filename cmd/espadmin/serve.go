@@ -187,6 +187,7 @@ func buildServer(cfg config.Config, st store.Store, keyring *seal.Keyring, maste
 		Logs:       svc.relay,
 		OTA:        svc.ota,
 		CoreDumps:  svc.coreDumps,
+		Regroup:    svc.regroup,
 		Alerts: alerts.NewService(alerts.ServiceOptions{
 			Store: st, Keyring: keyring, Engine: svc.alerts, Dispatcher: svc.dispatch,
 			AllowPrivate: cfg.Alerts.WebhookAllowPrivate, PublicURL: cfg.HTTP.PublicURL,
@@ -255,6 +256,7 @@ func runAll(ctx context.Context, cfg config.Config, log *slog.Logger, started ti
 	runWorker("rollout engine", svc.ota.Run)
 	runWorker("log relay", svc.relay.Run)
 	runWorker("error forwarding", svc.errors.Run)
+	runWorker("error regrouping", svc.regroup.Run)
 	// Fleet counts over time for the dashboard, and the history's retention sweep.
 	runWorker("fleet history", svc.history.Run)
 	runWorker("alert engine", svc.alerts.Run)

@@ -45,7 +45,9 @@ type services struct {
 	errors   *devicerrors.Service
 	// coreDumps collects the core dumps devices announce in crash reports.
 	coreDumps *devicerrors.CoreDumps
-	ingest    *fleet.Ingest
+	// regroup re-keys a release's crash groups by function when its ELF file is uploaded.
+	regroup *devicerrors.Regrouper
+	ingest  *fleet.Ingest
 	// presence reconciles presence with the embedded broker's connections; nil without it.
 	presence *fleet.PresenceReconciler
 	// history records fleet counts over time and sweeps the history's retention.
@@ -159,6 +161,9 @@ func buildServices(cfg config.Config, d serviceDeps) *services {
 	s.errors = devicerrors.New(devicerrors.Options{
 		Store: st, Keyring: d.keyring, NotifyURL: cfg.Bugsnag.NotifyURL, QueueSize: cfg.Bugsnag.QueueSize,
 		Symbols: s.ota, CoreDumps: s.coreDumps, Registerer: d.metrics, Logger: log.With("component", "devicerrors"), Hub: s.hub,
+	})
+	s.regroup = devicerrors.NewRegrouper(devicerrors.RegroupOptions{
+		Store: st, Symbols: s.ota, Logger: log.With("component", "devicerrors"),
 	})
 	s.ingest = fleet.NewIngest(fleet.IngestOptions{
 		Bus: bus, Store: st, Commands: s.commands, Hub: s.hub, Metrics: fleetMetrics, Logger: fleetLog,
