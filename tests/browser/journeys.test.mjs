@@ -491,8 +491,9 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
 });
 
 // The 500-device day: a fleet of simulated devices in two projects, and the device list's
-// sorting, filtering, paging, "select all matching" with a confirmed bulk restart, CSV export
-// and the dashboard's counts. Its own server, so it runs alone:
+// sorting, filtering, paging, "select all matching" with a confirmed bulk restart, CSV export,
+// the dashboard's counts and paging through a project's rollouts. Its own server, so it runs
+// alone:
 //   node --test --test-name-pattern="500-device" journeys.test.mjs
 describe("the 500-device day", { skip: present ? false : "chromium is not installed (set CI=true to make this a failure)" }, () => {
   let tmp, bin, server, browser, page;
@@ -782,6 +783,36 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await page.getByRole("button", { name: "Filter" }).click();
     await page.getByText("No errors match.").waitFor();
     assert.match(page.url(), new RegExp(`project=${ids.north}`));
+  });
+
+  test("page through a project's rollouts: the 20 newest, then the older ones", async () => {
+    await page.goto(server.url + `/t/acme/projects/${ids.north}`);
+    const image = makeImage(tmp.dir, { chip: "esp32", version: "v-1.1.0", size: 64 * 1024 });
+    await page.getByLabel("Version (v-x.y.z)").fill("v-1.1.0");
+    await page.getByLabel("Firmware image (.bin)").setInputFiles(image);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator("#upload-form [data-form-done]").filter({ hasText: "Release v-1.1.0 uploaded" }).waitFor();
+    const releases = await api("GET", `/api/v1/tenants/acme/projects/${ids.north}/releases`);
+    assert.equal(releases.status, 200, JSON.stringify(releases.body));
+    const release = releases.body.items.find((r) => r.version === "v-1.1.0");
+    // Twenty-one rollouts to bench-1 (tag "a"), which never connects: they stay active, and
+    // the 250 simulated devices of the project are not touched.
+    const started = [];
+    for (let i = 0; i < 21; i++) {
+      const r = await api("POST", "/api/v1/tenants/acme/rollouts", { release_id: release.id, target: { kind: "tag", tag: "a" } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      started.push(r.body.id);
+    }
+    await page.reload();
+    const rows = page.locator("#rollout-rows tr");
+    await rows.first().locator('[data-state="active"]').waitFor();
+    assert.equal(await rows.count(), 20, "the first page holds the 20 newest");
+    assert.equal(await rows.first().getAttribute("data-rollout"), started.at(-1), "the newest on top");
+    await page.getByRole("button", { name: "Load older rollouts" }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#rollout-rows tr").length === 21);
+    assert.equal(await rows.last().getAttribute("data-rollout"), started[0], "the oldest last");
+    assert.equal(await page.getByRole("button", { name: "Load older rollouts" }).isVisible(), false, "nothing older");
+    await screenshot(page, "56-rollouts-paged");
   });
 
   test("no page of the 500-device day threw or broke the Content-Security-Policy", () => {
