@@ -1,4 +1,4 @@
--- ESP Admin schema, version 8 (SQLite): the limits a device declares in its metadata (the largest
+-- ESP Admin schema, version 7 (SQLite): the limits a device declares in its metadata (the largest
 -- command and config it accepts; 0 when it declared none). The server refuses a config
 -- write the device would refuse (docs/protocol.md §3.2).
 
