@@ -51,11 +51,7 @@ func (c *apiClient) raw(method, path, contentType string, body io.Reader) (int, 
 func TestDeviceListSortTotalExport(t *testing.T) {
 	t.Parallel()
 	w := newDeviceWorld(t)
-	tn := tenantID(t, w.h.st, "alpha")
-	proj := store.Project{TenantID: tn, Name: "greenhouse", VersionMismatch: store.MismatchWarn}
-	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
-		t.Fatal(err)
-	}
+	proj := w.greenhouse(t)
 	names := []string{"delta", "=alpha", "echo", "charlie", "bravo"}
 	ids := map[string]string{}
 	for i, n := range names {

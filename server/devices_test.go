@@ -61,6 +61,16 @@ func bundleOf(t *testing.T, v any) fleet.Bundle {
 }
 
 // start runs a simulated device for b against the harness broker.
+// greenhouse creates the project "greenhouse" (mismatch: warn) in tenant alpha.
+func (w *deviceWorld) greenhouse(t *testing.T) store.Project {
+	t.Helper()
+	proj := store.Project{TenantID: tenantID(t, w.h.st, "alpha"), Name: "greenhouse", VersionMismatch: store.MismatchWarn}
+	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
+		t.Fatal(err)
+	}
+	return proj
+}
+
 func (w *deviceWorld) start(t *testing.T, b fleet.Bundle) *sim.Device {
 	t.Helper()
 	return w.startWith(t, b, 50*time.Millisecond)
@@ -265,11 +275,7 @@ func TestDeviceConnectsAndShowsOnline(t *testing.T) {
 func TestDeviceList(t *testing.T) {
 	t.Parallel()
 	w := newDeviceWorld(t)
-	tn := tenantID(t, w.h.st, "alpha")
-	proj := store.Project{TenantID: tn, Name: "greenhouse", VersionMismatch: store.MismatchWarn}
-	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
-		t.Fatal(err)
-	}
+	proj := w.greenhouse(t)
 	r1, b1 := w.create(t, map[string]any{"name": "Kitchen", "tags": []string{"a"}, "project_id": proj.ID})
 	r2, _ := w.create(t, map[string]any{"name": "Garage", "tags": []string{"a", "b"}})
 	r3, _ := w.create(t, map[string]any{"name": "Attic"})
@@ -338,11 +344,7 @@ func TestCommandsAcknowledged(t *testing.T) {
 	t.Parallel()
 	w := newDeviceWorld(t)
 	events := w.openEvents(t, w.owner, "alpha")
-	tn := tenantID(t, w.h.st, "alpha")
-	proj := store.Project{TenantID: tn, Name: "greenhouse", VersionMismatch: store.MismatchWarn}
-	if err := w.h.st.CreateProject(t.Context(), &proj); err != nil {
-		t.Fatal(err)
-	}
+	proj := w.greenhouse(t)
 	r1, b1 := w.create(t, map[string]any{"name": "one", "tags": []string{"lab"}, "project_id": proj.ID})
 	r2, b2 := w.create(t, map[string]any{"name": "two", "tags": []string{"lab"}})
 	r3, b3 := w.create(t, map[string]any{"name": "three", "project_id": proj.ID})

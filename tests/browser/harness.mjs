@@ -168,7 +168,7 @@ export async function launchBrowser(dir) {
   });
 }
 
-// newContext makes an isolated browser context (own cookies) in the same browser.
+// tempDir makes a temporary folder for one suite's server, binary and browser profile.
 export function tempDir() {
   const d = mkdtempSync(join(tmpdir(), "espadmin-ui-"));
   return { dir: d, cleanup: () => rmSync(d, { recursive: true, force: true }) };
@@ -177,4 +177,44 @@ export function tempDir() {
 export async function screenshot(page, name) {
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+// watchPage records the page's uncaught errors and Content-Security-Policy violations in
+// problems (a suite asserts it stays empty) and sets the default timeout.
+export function watchPage(page, problems, who = "") {
+  const prefix = who ? `${who}: ` : "";
+  page.on("pageerror", (err) => problems.push(`${prefix}uncaught ${err.message}`));
+  page.on("console", (msg) => {
+    if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(prefix + msg.text());
+  });
+  page.setDefaultTimeout(TIMEOUT);
+  return page;
+}
+
+// pageAPI returns a function that calls the JSON API from the signed-in page, as its scripts
+// do (session cookie, CSRF header): (method, path, body) → { status, body }.
+export function pageAPI(page) {
+  return (method, path, body) => page.evaluate(async ([method, path, body]) => {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]')?.content || "";
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, { method, credentials: "same-origin", headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    let parsed = null;
+    try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
+    return { status: res.status, body: parsed };
+  }, [method, path, body]);
+}
+
+// setUpOwner fills the first-run setup form with owner and tenant Acme (slug acme) and waits
+// for the tenant's start page.
+export async function setUpOwner(page, setupURL, owner) {
+  await page.goto(setupURL);
+  await page.getByLabel("Your name").fill(owner.name);
+  await page.getByLabel("Email").fill(owner.email);
+  await page.getByLabel("Password").fill(owner.password);
+  await page.getByLabel("Tenant name").fill("Acme");
+  await page.getByLabel("Tenant URL name (slug)").fill("acme");
+  await page.getByRole("button", { name: "Create owner and tenant" }).click();
+  await page.waitForURL(/\/t\/acme\/$/);
 }

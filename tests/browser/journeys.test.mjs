@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  TIMEOUT, artifacts, buildBinary, haveChromium, launchBrowser, makeImage, screenshot, startServer, startSim, tempDir,
+  TIMEOUT, artifacts, buildBinary, haveChromium, launchBrowser, makeImage, pageAPI, screenshot, setUpOwner, startServer, startSim,
+  tempDir, watchPage,
 } from "./harness.mjs";
 
 const present = haveChromium();
@@ -19,14 +20,7 @@ describe("web UI journeys", { skip: present ? false : "chromium is not installed
   const state = {};
 
   // watch records uncaught page errors and CSP violations: either fails the run at the end.
-  function watch(p, who) {
-    p.on("pageerror", (err) => problems.push(`${who}: uncaught ${err.message}`));
-    p.on("console", (msg) => {
-      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(`${who}: ${msg.text()}`);
-    });
-    p.setDefaultTimeout(TIMEOUT);
-    return p;
-  }
+  const watch = (p, who) => watchPage(p, problems, who);
 
   before(async () => {
     tmp = tempDir();
@@ -502,15 +496,7 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
   const ids = {};
 
   // api calls the JSON API from the signed-in page (session cookie and CSRF token).
-  const api = (method, path, body) => page.evaluate(async ([method, path, body]) => {
-    const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
-    const res = await fetch(path, {
-      method, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }, [method, path, body]);
+  const api = (...args) => pageAPI(page)(...args);
 
   // until polls cond (async) every half second until it holds or the deadline passes.
   async function until(what, cond, timeout = 180_000) {
@@ -535,19 +521,8 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     }
     browser = await launchBrowser(tmp.dir);
     page = browser.pages()[0] || (await browser.newPage());
-    page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
-    page.on("console", (msg) => {
-      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(msg.text());
-    });
-    page.setDefaultTimeout(TIMEOUT);
-    await page.goto(server.setupURL);
-    await page.getByLabel("Your name").fill(OWNER.name);
-    await page.getByLabel("Email").fill(OWNER.email);
-    await page.getByLabel("Password").fill(OWNER.password);
-    await page.getByLabel("Tenant name").fill("Acme");
-    await page.getByLabel("Tenant URL name (slug)").fill("acme");
-    await page.getByRole("button", { name: "Create owner and tenant" }).click();
-    await page.waitForURL(/\/t\/acme\/$/);
+    watchPage(page, problems);
+    await setUpOwner(page, server.setupURL, OWNER);
   });
 
   after(async () => {
@@ -832,14 +807,7 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
   const state = {};
 
   // call runs one API request in the page, as its scripts do (session cookie, CSRF header).
-  const call = (method, path, body) => page.evaluate(async ({ method, path, body }) => {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRF-Token"] = document.querySelector('meta[name="csrf-token"]').content;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  }, { method, path, body });
+  const call = (...args) => pageAPI(page)(...args);
 
   // confirmNext accepts the next dialog and resolves with its message.
   const confirmNext = () => new Promise((res) => page.once("dialog", (d) => { res(d.message()); d.accept(); }));
@@ -850,11 +818,7 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     server = await startServer(bin, tmp.dir);
     ctx = await launchBrowser(tmp.dir);
     page = ctx.pages()[0] || (await ctx.newPage());
-    page.setDefaultTimeout(TIMEOUT);
-    page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
-    page.on("console", (msg) => {
-      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(msg.text());
-    });
+    watchPage(page, problems);
     // Every file a page asks for exists (a missing favicon was a 404 on every page); the
     // mistyped address below is the one 404 asked for on purpose.
     page.on("response", (r) => {
@@ -889,14 +853,7 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
   });
 
   test("setup, then every page of those who add devices warns that bundles point at this machine", async () => {
-    await page.goto(server.setupURL);
-    await page.getByLabel("Your name").fill(OWNER.name);
-    await page.getByLabel("Email").fill(OWNER.email);
-    await page.getByLabel("Password").fill(OWNER.password);
-    await page.getByLabel("Tenant name").fill("Acme");
-    await page.getByLabel("Tenant URL name (slug)").fill("acme");
-    await page.getByRole("button", { name: "Create owner and tenant" }).click();
-    await page.waitForURL(/\/t\/acme\/$/);
+    await setUpOwner(page, server.setupURL, OWNER);
     await page.goto(server.url + "/t/acme/devices");
     const notice = page.locator('[data-notice="endpoint"]').first();
     await notice.waitFor();
@@ -1089,11 +1046,7 @@ describe("alerts journey", { skip: present ? false : "chromium is not installed 
     server = await startServer(bin, tmp.dir);
     ctx = await launchBrowser(tmp.dir);
     page = ctx.pages()[0] || (await ctx.newPage());
-    page.on("pageerror", (err) => problems.push(`uncaught ${err.message}`));
-    page.on("console", (msg) => {
-      if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(msg.text());
-    });
-    page.setDefaultTimeout(TIMEOUT);
+    watchPage(page, problems);
   });
 
   after(async () => {
@@ -1104,21 +1057,10 @@ describe("alerts journey", { skip: present ? false : "chromium is not installed 
   });
 
   // call sends an API request from the page with its session and CSRF token.
-  const call = (method, path, body) => page.evaluate(async ([method, path, body]) => {
-    const token = document.querySelector('meta[name="csrf-token"]').content;
-    const res = await fetch(path, { method, headers: { "Content-Type": "application/json", "X-CSRF-Token": token }, body: body ? JSON.stringify(body) : undefined });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }, [method, path, body]);
+  const call = (...args) => pageAPI(page)(...args);
 
   test("an alert appears in the history and is acknowledged; the push permission flow runs", async () => {
-    await page.goto(server.setupURL);
-    await page.getByLabel("Your name").fill(OWNER.name);
-    await page.getByLabel("Email").fill(OWNER.email);
-    await page.getByLabel("Password").fill(OWNER.password);
-    await page.getByLabel("Tenant name").fill("Acme");
-    await page.getByLabel("Tenant URL name (slug)").fill("acme");
-    await page.getByRole("button", { name: "Create owner and tenant" }).click();
-    await page.waitForURL(/\/t\/acme\/$/);
+    await setUpOwner(page, server.setupURL, OWNER);
 
     await page.getByRole("link", { name: "Alerts" }).click();
     await page.waitForURL(/\/t\/acme\/alerts$/);
