@@ -702,7 +702,10 @@ describe("the 500-device day", { skip: present ? false : "chromium is not instal
     await rows.first().locator('[data-state="queued"]').waitFor();
     await screenshot(page, "53-device-confirmations");
     await page.reload();
-    assert.equal(await page.getByRole("tab", { name: "Commands" }).getAttribute("aria-selected"), "true", "a reload keeps the tab");
+    // The page's script loads after the document, so wait for it to restore the tab.
+    await until("a reload keeps the tab", async () =>
+      (await page.getByRole("tab", { name: "Commands" }).getAttribute("aria-selected")) === "true" &&
+      (await page.locator("#panel-commands").isVisible()), TIMEOUT);
     await page.getByRole("tab", { name: "Overview" }).click();
     await page.getByRole("button", { name: "Enable device" }).click();
     await page.locator("#presence").filter({ hasText: /^(online|offline)$/ }).waitFor();
@@ -1008,6 +1011,8 @@ describe("first hour and rollouts", { skip: present ? false : "chromium is not i
     await page.goto(`${server.url}/t/acme/devices/${state.canaryID}#config`);
     await page.locator('#config-sync[data-state="in_sync"]').waitFor();
     await page.reload();
+    // The page's script restores the #config tab once it has loaded; switch after that.
+    await page.locator('#tab-config[aria-selected="true"]').waitFor();
     await page.getByRole("tab", { name: "Overview" }).click();
     const metaValue = (name) => page.evaluate((name) => {
       const dt = [...document.querySelectorAll("#device-metadata dt")].find((e) => e.textContent === name);

@@ -12,7 +12,6 @@ const base = `devices/${encodeURIComponent(id)}`;
 const errBox = document.getElementById("device-error");
 let device = null;
 const commands = new Map();
-const names = await projectNames();
 
 // Tabs: one section of the device at a time; the URL's #fragment keeps it over reloads and
 // links (…/devices/ID#logs). Arrow keys, Home and End move between tabs.
@@ -39,6 +38,8 @@ for (const t of tabs) {
 }
 const fromHash = tabs.find((t) => t.id === `tab-${location.hash.slice(1)}`);
 if (fromHash) showTab(fromHash, false);
+// Project names are read after the tab is restored, so a reload does not flash the overview.
+const names = await projectNames();
 
 function dl(target, pairs) {
   target.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === undefined || v === "" ? "—" : v)]));
