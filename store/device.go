@@ -95,6 +95,9 @@ type DeviceFilter struct {
 	Search string
 	// Disabled, when set, keeps only disabled (true) or enabled (false) devices.
 	Disabled *bool
+	// IDs, when not empty, keeps only these devices (of the tenant): a batched read by ID.
+	// Callers keep it at most MaxPageSize long.
+	IDs []string
 	// Sort orders ListDevices (CountDevices ignores it). The zero value is ID order.
 	Sort DeviceSort
 }

@@ -3,7 +3,6 @@ package alerts
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -43,7 +42,8 @@ type Store interface {
 	ResolveAlert(ctx context.Context, tenantID, id string, at time.Time) error
 	CreateAlertDelivery(ctx context.Context, d *store.AlertDelivery) error
 	// For the start (seed): the tenants, their devices offline or out of config sync (with
-	// the config version each should run) and their open alerts.
+	// the config version each should run) and their open alerts. ListDevices also reads the
+	// devices of the open alerts by ID (reconcile).
 	ListTenants(ctx context.Context, opts store.ListOptions) (store.Page[store.Tenant], error)
 	ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error)
 	ConfigVersion(ctx context.Context, tenantID, deviceID string, version int64) (store.ConfigVersion, error)
@@ -268,9 +268,42 @@ func (e *Engine) device(ctx context.Context, tenantID, id string, now time.Time)
 	if err != nil {
 		return deviceInfo{}, false
 	}
+	return e.remember(dev, now), true
+}
+
+// remember caches the scope facts of a device read from the store.
+func (e *Engine) remember(dev store.Device, now time.Time) deviceInfo {
 	d := deviceInfo{id: dev.ID, name: dev.Name, projectID: dev.ProjectID, tags: dev.Tags, loaded: now}
-	e.devices[k] = d
-	return d, true
+	e.devices[key(dev.TenantID, dev.ID)] = d
+	return d
+}
+
+// readDevices reads devices of several tenants in batches by ID: one query per tenant and
+// MaxPageSize devices, so a 500-device outage is one read rather than 500. The result holds
+// each device read, nil for one that is gone; a device whose batch failed is missing (the
+// failure is logged). Every device read refreshes its cached scope facts.
+func (e *Engine) readDevices(ctx context.Context, byTenant map[string][]string, now time.Time) map[string]*store.Device {
+	read := map[string]*store.Device{} // by key(tenant, device)
+	for tenantID, ids := range byTenant {
+		for chunk := range slices.Chunk(ids, store.MaxPageSize) {
+			if ctx.Err() != nil {
+				return read
+			}
+			page, err := e.o.Store.ListDevices(ctx, tenantID, store.DeviceFilter{IDs: chunk}, store.ListOptions{Limit: store.MaxPageSize})
+			if err != nil {
+				e.o.Logger.Warn("devices not read; checked again next time", "tenant_id", tenantID, "devices", len(chunk), "error", err)
+				continue
+			}
+			for _, id := range chunk {
+				read[key(tenantID, id)] = nil
+			}
+			for _, d := range page.Items {
+				read[key(tenantID, d.ID)] = &d
+				e.remember(d, now)
+			}
+		}
+	}
+	return read
 }
 
 // matching returns the tenant's rules of kind that cover the device (every rule of kind when
@@ -425,6 +458,11 @@ func (e *Engine) add(r store.AlertRule, subject string, now time.Time) {
 
 // sweep fires the timers that ran out and sends the groups whose window closed.
 func (e *Engine) sweep(ctx context.Context, now time.Time) {
+	for k, d := range e.devices {
+		if now.Sub(d.loaded) >= deviceCacheTTL {
+			delete(e.devices, k)
+		}
+	}
 	e.sweepEpisodes(ctx, e.offline, KindDeviceOffline, now)
 	e.sweepEpisodes(ctx, e.config, KindConfigNotApplied, now)
 	if now.Sub(e.reconciled) >= e.o.ReconcileInterval {
@@ -451,25 +489,60 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) {
 }
 
 func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kind string, now time.Time) {
-	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
+	// The scope facts of the episodes' devices that are not cached, in batches. A device that
+	// is gone leaves the condition.
+	stale := map[string][]string{}
+	for _, ep := range eps {
+		if _, ok := e.devices[key(ep.tenantID, ep.deviceID)]; !ok {
+			stale[ep.tenantID] = append(stale[ep.tenantID], ep.deviceID)
+		}
+	}
+	for k, d := range e.readDevices(ctx, stale, now) {
+		if d == nil {
+			ep := eps[k]
+			delete(eps, k)
+			e.leaveCondition(ctx, kind, ep.tenantID, ep.deviceID, now)
+		}
+	}
+
+	// The episodes with a rule due, each checked against the store before it notifies: one
+	// batched read for all of them.
+	type dueEpisode struct {
+		k     string
+		ep    *episode
+		rules []store.AlertRule
+	}
+	var due []dueEpisode
+	check := map[string][]string{}
 	for k, ep := range eps {
-		checked := false
+		var rules []store.AlertRule
 		for _, r := range e.matching(ctx, ep.tenantID, kind, ep.deviceID, now) {
-			due := time.Duration(params(r).Minutes) * time.Minute
+			after := time.Duration(params(r).Minutes) * time.Minute
 			if ep.seeded {
-				due += e.seedGrace()
+				after += e.seedGrace()
 			}
-			if ep.fired[r.ID] || now.Sub(ep.since) < due {
-				continue
+			if !ep.fired[r.ID] && now.Sub(ep.since) >= after {
+				rules = append(rules, r)
 			}
-			if !checked {
-				checked = true
-				if !e.stillIn(ctx, kind, ep) {
-					delete(eps, k)
-					e.leaveCondition(ctx, kind, ep.tenantID, ep.deviceID, now)
-					break
-				}
-			}
+		}
+		if len(rules) > 0 {
+			due = append(due, dueEpisode{k, ep, rules})
+			check[ep.tenantID] = append(check[ep.tenantID], ep.deviceID)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	current := e.readDevices(ctx, check, now)
+	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
+	for _, de := range due {
+		ep := de.ep
+		if d, read := current[de.k]; read && (d == nil || !inCondition(kind, *d)) {
+			delete(eps, de.k)
+			e.leaveCondition(ctx, kind, ep.tenantID, ep.deviceID, now)
+			continue
+		} // a device not read counts as still in: rather a notification too many than a missed one
+		for _, r := range de.rules {
 			ep.fired[r.ID] = true
 			if ep.seeded {
 				if listed == nil {
@@ -487,48 +560,48 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 	}
 }
 
-// stillIn reports whether the store still has the episode's device in the condition, read
-// when a timer runs out. Events reach only the engine of the replica that produced them: a
-// device may have come back, or had its config acknowledged, through another replica.
-func (e *Engine) stillIn(ctx context.Context, kind string, ep *episode) bool {
-	d, err := e.o.Store.Device(ctx, ep.tenantID, ep.deviceID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false
-	case err != nil:
-		e.o.Logger.Warn("device not read before notifying", "tenant_id", ep.tenantID, "device_id", ep.deviceID, "error", err)
-		return true // rather a notification too many than a missed one
-	case kind == KindDeviceOffline:
+// inCondition tells whether a device, as read from the store, is in the condition of kind.
+func inCondition(kind string, d store.Device) bool {
+	switch kind {
+	case KindDeviceOffline:
 		return !d.Presence.Online
-	case kind == KindConfigNotApplied:
+	case KindConfigNotApplied:
 		return d.ConfigSync.State != store.ConfigInSync
 	}
 	return true
 }
 
-// reconcile reads each device the open alerts still list and takes out those that left the
+// reconcile reads the devices the open alerts still list and takes out those that left the
 // condition, resolving an alert when its last device has: the event of a device that came back
-// (or applied its config) through another replica reached that replica's engine only. One read
-// per listed device and interval.
+// (or applied its config) through another replica reached that replica's engine only. The
+// devices are read in batches by ID, one read per tenant and MaxPageSize devices.
 func (e *Engine) reconcile(ctx context.Context, now time.Time) {
 	type subject struct{ kind, tenantID, deviceID string }
 	var check []subject
 	seen := map[subject]bool{}
+	byTenant := map[string][]string{}
+	asked := map[string]bool{} // by key(tenant, device): a device in alerts of both kinds is read once
 	for _, oa := range e.open {
 		for id := range oa.remaining {
 			s := subject{oa.alert.Kind, oa.alert.TenantID, id}
-			if !seen[s] {
-				seen[s] = true
-				check = append(check, s)
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			check = append(check, s)
+			if k := key(s.tenantID, id); !asked[k] {
+				asked[k] = true
+				byTenant[s.tenantID] = append(byTenant[s.tenantID], id)
 			}
 		}
 	}
+	listed := e.readDevices(ctx, byTenant, now)
 	for _, s := range check {
-		if ctx.Err() != nil {
-			return
-		}
-		ep := &episode{tenantID: s.tenantID, deviceID: s.deviceID}
-		if e.stillIn(ctx, s.kind, ep) {
+		d, read := listed[key(s.tenantID, s.deviceID)]
+		switch {
+		case !read:
+			continue
+		case d != nil && inCondition(s.kind, *d):
 			continue
 		}
 		if s.kind == KindDeviceOffline {

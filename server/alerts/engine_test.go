@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -28,6 +29,8 @@ type env struct {
 	eng    *Engine
 	tenant string
 	stop   func()
+	// engineStore, when set by a setup, is the engine's view of st (to count its reads).
+	engineStore Store
 }
 
 func must(t testing.TB, err error) {
@@ -58,7 +61,11 @@ func newEnvWith(t *testing.T, setup func(e *env)) *env {
 	if setup != nil {
 		setup(e)
 	}
-	e.eng = New(Options{Store: st, Hub: hub, PublicURL: "https://fleet.example.com"})
+	var es Store = st
+	if e.engineStore != nil {
+		es = e.engineStore
+	}
+	e.eng = New(Options{Store: es, Hub: hub, PublicURL: "https://fleet.example.com"})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = e.eng.Run(runCtx); close(done) }()
@@ -419,4 +426,105 @@ func TestValidateRule(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readCounter counts the engine's device reads.
+type readCounter struct {
+	Store
+	mu      sync.Mutex
+	single  int   // Device
+	batches []int // ListDevices by IDs: how many IDs each asked for
+}
+
+func (r *readCounter) Device(ctx context.Context, tenantID, id string) (store.Device, error) {
+	r.mu.Lock()
+	r.single++
+	r.mu.Unlock()
+	return r.Store.Device(ctx, tenantID, id)
+}
+
+func (r *readCounter) ListDevices(ctx context.Context, tenantID string, f store.DeviceFilter, opts store.ListOptions) (store.Page[store.Device], error) {
+	if len(f.IDs) > 0 {
+		r.mu.Lock()
+		r.batches = append(r.batches, len(f.IDs))
+		r.mu.Unlock()
+	}
+	return r.Store.ListDevices(ctx, tenantID, f, opts)
+}
+
+func (r *readCounter) reset() (single int, batches []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	single, batches = r.single, r.batches
+	r.single, r.batches = 0, nil
+	return single, batches
+}
+
+// The engine's periodic reads of the devices of an outage (the check of open alerts against
+// the store, the refresh of their scope facts) go in batches by ID: 600 offline devices are two
+// reads per check, not 600. A device deleted meanwhile leaves the alert.
+func TestReconcileReadsOpenAlertDevicesInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var counter *readCounter
+		e := newEnvWith(t, func(e *env) {
+			counter = &readCounter{Store: e.st}
+			e.engineStore = counter
+		})
+		defer e.stop()
+		hook := e.channel("webhook")
+		offline := e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":1}`, ChannelIDs: []string{hook}})
+		const n = store.MaxPageSize + 100
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = e.device(fmt.Sprintf("d%03d", i))
+			must(t, e.st.SetDevicePresence(ctx, e.tenant, ids[i], store.Presence{Online: false, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+			e.publish(fleet.EventPresence, ids[i], fleet.PresenceEvent{Online: false})
+		}
+		testclock.Advance(2 * time.Minute)
+		// Bursts are grouped by a window, so the outage is one alert or a few.
+		alerts := func() []store.Alert {
+			t.Helper()
+			p, err := e.st.ListAlerts(ctx, e.tenant, store.AlertFilter{RuleID: offline.ID}, store.ListOptions{})
+			must(t, err)
+			return p.Items
+		}
+		listed := 0
+		for _, a := range alerts() {
+			if a.State != store.AlertFiring {
+				t.Errorf("alert %s is %s after the outage, want firing", a.ID, a.State)
+			}
+			listed += len(a.Subjects)
+		}
+		if listed != n {
+			t.Fatalf("the outage's alerts list %d devices, want %d", listed, n)
+		}
+
+		counter.reset()
+		testclock.Advance(DefaultReconcileInterval + DefaultSweepInterval)
+		single, batches := counter.reset()
+		if single != 0 {
+			t.Errorf("a check of the open alerts read %d devices one by one, want none", single)
+		}
+		if len(batches) == 0 || len(batches) > 6 {
+			t.Errorf("a minute of checks read %d batches %v, want a few (the open alerts' check and the scope refresh, two each)", len(batches), batches)
+		}
+		for _, b := range batches {
+			if b > store.MaxPageSize {
+				t.Errorf("a batch asked for %d devices, more than a page (%d)", b, store.MaxPageSize)
+			}
+		}
+
+		// All but one come back elsewhere; the last is deleted.
+		for _, id := range ids[:n-1] {
+			must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: true, ChangedAt: time.Now(), LastSeenAt: time.Now()}))
+		}
+		must(t, e.st.DeleteDevice(ctx, e.tenant, ids[n-1]))
+		testclock.Advance(DefaultReconcileInterval + DefaultSweepInterval)
+		for _, a := range alerts() {
+			if a.State != store.AlertResolved {
+				t.Errorf("alert %s is %s after every device came back or was deleted, want resolved", a.ID, a.State)
+			}
+		}
+	})
 }

@@ -154,6 +154,9 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 	if f.Disabled != nil {
 		q = append(q, bson.E{Key: "disabled", Value: *f.Disabled})
 	}
+	if len(f.IDs) > 0 {
+		q = append(q, bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: f.IDs}}})
+	}
 	if f.Search != "" {
 		quoted := regexp.QuoteMeta(f.Search)
 		q = append(q, bson.E{Key: "$or", Value: bson.A{

@@ -192,6 +192,9 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 	if f.Disabled != nil {
 		q = q.Where("disabled = ?", *f.Disabled)
 	}
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN (?)", bun.In(f.IDs))
+	}
 	if f.Search != "" {
 		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 			return q.Where("LOWER(name) LIKE ? ESCAPE '!'", "%"+likeEscape(strings.ToLower(f.Search))+"%").

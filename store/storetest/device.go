@@ -334,7 +334,7 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 	d3 := mk("KITCHEN light", p.ID, nil, true, "v-2.0.0")
 	d4 := mk("attic", p2.ID, []string{"sensors"}, false, "v-1.0.0")
 	other := f.tenant(t) // another tenant's devices never appear
-	f.device(t, other.ID, "")
+	foreign := f.device(t, other.ID, "")
 
 	id := func(d store.Device) string { return d.ID }
 	cases := []struct {
@@ -361,6 +361,9 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 		{"tag and firmware", store.DeviceFilter{Tag: "floor-1", FirmwareVersion: "v-2.0.0"}, []store.Device{d2}},
 		{"enabled", store.DeviceFilter{Disabled: ptr(false)}, []store.Device{d2}},
 		{"disabled", store.DeviceFilter{Disabled: ptr(true)}, []store.Device{d1, d3, d4}},
+		{"IDs", store.DeviceFilter{IDs: []string{d4.ID, d2.ID}}, []store.Device{d2, d4}},
+		{"IDs, unknown and another tenant's left out", store.DeviceFilter{IDs: []string{d3.ID, "nosuchdevice", foreign.ID}}, []store.Device{d3}},
+		{"IDs and online", store.DeviceFilter{IDs: []string{d1.ID, d2.ID}, Online: ptr(false)}, []store.Device{d2}},
 	}
 	for _, c := range cases {
 		page, err := f.s.ListDevices(ctx, tn.ID, c.filter, store.ListOptions{})
