@@ -121,7 +121,8 @@ type episode struct {
 	fired              map[string]bool
 	// seeded episodes were read from the store at start, not seen as an event: another
 	// replica may be timing the same device, so they wait seedGrace longer and are checked
-	// against the open alerts before they notify.
+	// against the open alerts before they notify. An event for the device makes the episode
+	// this replica's own (the event comes to the replica that took the device's message).
 	seeded bool
 }
 
@@ -348,7 +349,9 @@ func (e *Engine) handle(ctx context.Context, ev fleet.Event) {
 		}
 		k := key(ev.TenantID, ev.DeviceID)
 		if !p.Online {
-			if _, ok := e.offline[k]; !ok {
+			if ep, ok := e.offline[k]; ok {
+				ep.seeded = false // this replica saw the event: the timer is its own now
+			} else {
 				e.offline[k] = &episode{tenantID: ev.TenantID, deviceID: ev.DeviceID, since: now, fired: map[string]bool{}}
 			}
 			return
@@ -374,7 +377,9 @@ func (e *Engine) handle(ctx context.Context, ev fleet.Event) {
 			e.leaveCondition(ctx, KindConfigNotApplied, ev.TenantID, ev.DeviceID, now)
 			return
 		}
-		if _, ok := e.config[k]; !ok {
+		if ep, ok := e.config[k]; ok {
+			ep.seeded = false // this replica saw the event: the timer is its own now
+		} else {
 			e.config[k] = &episode{tenantID: ev.TenantID, deviceID: ev.DeviceID, since: now, fired: map[string]bool{}}
 		}
 	case ota.EventRollout:

@@ -358,6 +358,9 @@ func TestOpenAlertsResolveWhenDevicesLeftElsewhere(t *testing.T) {
 			p, err := e.st.ListAlerts(ctx, e.tenant, store.AlertFilter{RuleID: r.ID}, store.ListOptions{})
 			must(t, err)
 			if len(p.Items) != 1 {
+				for _, a := range p.Items {
+					t.Logf("alert %s: %v, fired %v", a.State, a.Subjects, a.FiredAt)
+				}
 				t.Fatalf("rule %s: %d alerts, want 1", r.Kind, len(p.Items))
 			}
 			return p.Items[0].State

@@ -217,3 +217,45 @@ func (e *env) subjectsOfOthers(ids ...string) [][]string {
 	}
 	return out
 }
+
+// A device seeded at start (offline in the store) whose offline event then reaches this
+// replica is this replica's to notify: it notifies on the rule's minutes, without the grace
+// a seeded timer waits for another replica.
+func TestSeededEpisodeBecomesOwnOnEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		var seen, quiet string
+		e := newEnvWith(t, func(e *env) {
+			seen, quiet = e.device("seen"), e.device("quiet")
+			for _, id := range []string{seen, quiet} {
+				must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: false, ChangedAt: start, LastSeenAt: start}))
+			}
+			e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":1}`, ChannelIDs: []string{e.channel("webhook")}})
+		})
+		defer e.stop()
+		synctest.Wait() // seeded: both offline since the start
+		e.publish(fleet.EventPresence, seen, fleet.PresenceEvent{Online: false})
+		// Due at one minute; the group window and a sweep later the alert is stored. The
+		// seeded timer of "quiet" waits seedGrace longer.
+		testclock.Advance(time.Minute + DefaultGroupWindow + DefaultSweepInterval)
+		var got [][]string
+		for _, a := range e.alerts() {
+			got = append(got, a.Subjects)
+		}
+		if !slices.EqualFunc(got, [][]string{{seen}}, slices.Equal) {
+			t.Fatalf("at the rule's minute and a window: alerts %v, want one for %s (the event's) only", got, seen)
+		}
+		testclock.Advance(e.eng.seedGrace() + DefaultGroupWindow + DefaultSweepInterval)
+		got = nil
+		for _, a := range e.alerts() {
+			got = append(got, a.Subjects)
+		}
+		slices.SortFunc(got, func(a, b []string) int { return slices.Compare(a, b) })
+		want := [][]string{{quiet}, {seen}}
+		slices.SortFunc(want, func(a, b []string) int { return slices.Compare(a, b) })
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("after the grace: alerts %v, want %v", got, want)
+		}
+	})
+}
