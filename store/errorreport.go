@@ -93,21 +93,24 @@ type ErrorReportStore interface {
 	// 1..MaxReportDays is invalid (store.InvalidError for "days").
 	CountErrorReportsByDay(ctx context.Context, tenantID, groupID string, from time.Time, days int) ([]int64, error)
 	DeleteErrorGroup(ctx context.Context, tenantID, id string) error
-	// PruneErrorReports deletes, on every tenant, at most limit of the oldest reports received
-	// before before (in one transaction on the SQL backends) and returns them (oldest first) so the caller can
-	// delete what lives outside the store with them (core dumps). A caller prunes a backlog by
-	// calling again until fewer than limit come back, so no transaction grows with the
-	// backlog. Groups and their per-device counts stay as they are: a group's Count,
-	// FirstSeen and LastSeen summarise every report it had, kept or not. The oldest reports
-	// are found through an index on the received time (SQL migration 9, Mongo step 8).
-	// Replicas may prune at once: a report deleted by another prune first may still be
-	// returned. limit outside 1..MaxPruneBatch is invalid (store.InvalidError for "limit").
-	PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]PrunedErrorReport, error)
+	// ExpiredErrorReports lists, on every tenant, at most limit of the oldest reports received
+	// before before, oldest first (by received time, then ID), that come after the cursor
+	// after (the zero ExpiredCursor starts at the oldest). The retention sweep deletes what
+	// they left outside the store (core dumps) first and then the reports
+	// (DeleteErrorReports), so a report stays listed until what it left is gone. The oldest
+	// reports are found through an index on the received time (SQL migration 9, Mongo step 8).
+	// limit outside 1..MaxPruneBatch is invalid (store.InvalidError for "limit").
+	ExpiredErrorReports(ctx context.Context, before time.Time, after ExpiredCursor, limit int) ([]ExpiredErrorReport, error)
+	// DeleteErrorReports deletes reports by ID, on every tenant, in one statement; an ID
+	// already gone (another replica's sweep) is no error. Groups and their per-device counts
+	// stay as they are: a group's Count, FirstSeen and LastSeen summarise every report it had,
+	// kept or not. More than MaxPruneBatch IDs is invalid (store.InvalidError for "ids").
+	DeleteErrorReports(ctx context.Context, ids []string) error
 }
 
-// PrunedErrorReport is a report PruneErrorReports deleted: what locates what it left outside
-// the store.
-type PrunedErrorReport struct {
+// ExpiredErrorReport is a report past the retention: what locates what it left outside the
+// store.
+type ExpiredErrorReport struct {
 	ID       string
 	TenantID string
 	// CoreDump is the report's core dump summary as received (ErrorReport.CoreDump); empty
@@ -116,10 +119,22 @@ type PrunedErrorReport struct {
 	ReceivedAt time.Time
 }
 
-// MaxPruneBatch bounds one PruneErrorReports call, so one call is one bounded transaction.
+// ExpiredCursor is where a listing of expired reports goes on: after the report of this
+// received time and ID.
+type ExpiredCursor struct {
+	ReceivedAt time.Time
+	ID         string
+}
+
+// Cursor is the cursor that lists the reports after r.
+func (r ExpiredErrorReport) Cursor() ExpiredCursor {
+	return ExpiredCursor{ReceivedAt: r.ReceivedAt, ID: r.ID}
+}
+
+// MaxPruneBatch bounds one ExpiredErrorReports or DeleteErrorReports call.
 const MaxPruneBatch = 10000
 
-// CheckPruneBatch is PruneErrorReports' check of its limit, shared by the backends.
+// CheckPruneBatch is ExpiredErrorReports' check of its limit, shared by the backends.
 func CheckPruneBatch(limit int) error {
 	if limit < 1 || limit > MaxPruneBatch {
 		return Invalid("limit", fmt.Sprintf("must be 1 to %d", MaxPruneBatch))
@@ -135,6 +150,14 @@ const MaxReportDays = 366
 func CheckReportDays(days int) error {
 	if days < 1 || days > MaxReportDays {
 		return Invalid("days", fmt.Sprintf("must be 1 to %d", MaxReportDays))
+	}
+	return nil
+}
+
+// CheckDeleteBatch is DeleteErrorReports' check of its IDs, shared by the backends.
+func CheckDeleteBatch(ids []string) error {
+	if len(ids) > MaxPruneBatch {
+		return Invalid("ids", fmt.Sprintf("at most %d at once", MaxPruneBatch))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
@@ -26,16 +25,14 @@ const (
 	MinRetention = 2 * CoreDumpTTL
 	// DefaultRetentionInterval is how often the sweep runs.
 	DefaultRetentionInterval = time.Hour
-	// DefaultPruneBatch is how many reports one store call deletes, in one transaction.
+	// DefaultPruneBatch is how many reports one store call lists, and deletes.
 	DefaultPruneBatch = 1000
-	// maxRetryDeletes bounds the core dumps whose delete failed and is tried again at the
-	// next sweeps; beyond it a key is only logged.
-	maxRetryDeletes = 10000
 )
 
 // RetentionStore is what the retention sweep needs from the store.
 type RetentionStore interface {
-	PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]store.PrunedErrorReport, error)
+	ExpiredErrorReports(ctx context.Context, before time.Time, after store.ExpiredCursor, limit int) ([]store.ExpiredErrorReport, error)
+	DeleteErrorReports(ctx context.Context, ids []string) error
 }
 
 // BlobDeleter deletes core dumps (blob.Store).
@@ -62,14 +59,11 @@ type RetentionOptions struct {
 // dumps uploaded for them, so a crash-looping fleet does not grow the database and the blob
 // storage without bound. Error groups stay with their counts, first and last sighting and
 // per-device counts: they summarise every report, kept or not. Every replica may run it:
-// deletes are idempotent, and a core dump already deleted is no error. A core dump whose delete
-// failed (its report is gone, so nothing else would find it) is tried again at the next sweeps
-// of this replica.
+// deletes are idempotent, and a core dump already deleted is no error. A report goes only
+// once its core dump is gone: one whose core dump could not be deleted (storage unreachable)
+// stays, and the next sweep of any replica, after a restart too, tries again.
 type Retention struct {
 	o RetentionOptions
-
-	mu    sync.Mutex
-	retry map[string]struct{} // core dump keys whose delete failed
 }
 
 // NewRetention makes the sweep; Run starts it.
@@ -86,15 +80,17 @@ func NewRetention(o RetentionOptions) *Retention {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Retention{o: o, retry: map[string]struct{}{}}
+	return &Retention{o: o}
 }
 
 // Pruned counts what one sweep deleted.
 type Pruned struct {
 	Reports int
-	// CoreDumps counts the core dumps the pruned reports announced that are gone now
-	// (deleted, or never uploaded); those that failed to delete are not counted.
+	// CoreDumps counts the core dumps the deleted reports announced that are gone now
+	// (deleted, or never uploaded).
 	CoreDumps int
+	// Kept counts the expired reports kept because their core dump could not be deleted.
+	Kept int
 }
 
 // Run sweeps at once and then every interval until ctx ends.
@@ -102,78 +98,50 @@ func (r *Retention) Run(ctx context.Context) error {
 	return periodic.Run(ctx, r.o.Interval, func(ctx context.Context) {
 		if p, err := r.Once(ctx); err != nil && ctx.Err() == nil {
 			r.o.Logger.Warn("prune error reports", "error", err, "reports", p.Reports)
-		} else if p.Reports > 0 {
-			r.o.Logger.Debug("error reports pruned", "reports", p.Reports, "core_dumps", p.CoreDumps)
+		} else if p.Reports > 0 || p.Kept > 0 {
+			r.o.Logger.Debug("error reports pruned", "reports", p.Reports, "core_dumps", p.CoreDumps, "kept", p.Kept)
 		}
 	})
 }
 
-// Once deletes, batch by batch, every report received before now less the retention, and
-// the core dumps their reports announced. A core dump that cannot be deleted is logged with
-// its key, kept to be tried again at the next sweep, and the sweep goes on.
+// Once goes, page by page, through every report received before now less the retention:
+// it deletes the core dumps the reports announced, then the reports whose core dump is gone.
+// A core dump that cannot be deleted is logged with its key, its report is kept for the next
+// sweep, and the sweep goes on past it.
 func (r *Retention) Once(ctx context.Context) (Pruned, error) {
 	before := time.Now().Add(-r.o.Retention)
 	var p Pruned
-	p.CoreDumps += r.retryDeletes(ctx)
+	var after store.ExpiredCursor
 	for {
-		batch, err := r.o.Store.PruneErrorReports(ctx, before, r.o.Batch)
+		batch, err := r.o.Store.ExpiredErrorReports(ctx, before, after, r.o.Batch)
 		if err != nil {
 			return p, err
 		}
-		p.Reports += len(batch)
+		done := make([]string, 0, len(batch))
+		dumps := 0
 		for _, rep := range batch {
-			if r.o.Blobs == nil || !announcesCoreDump(rep.CoreDump) {
-				continue
+			if r.o.Blobs != nil && announcesCoreDump(rep.CoreDump) {
+				key := CoreDumpBlobKey(rep.TenantID, rep.ID)
+				if err := r.o.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+					r.o.Logger.Warn("a pruned report's core dump not deleted; the report is kept until it is",
+						"tenant_id", rep.TenantID, "report_id", rep.ID, "key", key, "error", err)
+					p.Kept++
+					continue
+				}
+				dumps++
 			}
-			key := CoreDumpBlobKey(rep.TenantID, rep.ID)
-			if err := r.o.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
-				r.o.Logger.Warn("delete a pruned report's core dump", "tenant_id", rep.TenantID, "report_id", rep.ID, "key", key, "error", err,
-					"retried", r.keep(key))
-				continue
-			}
-			p.CoreDumps++
+			done = append(done, rep.ID)
 		}
+		if err := r.o.Store.DeleteErrorReports(ctx, done); err != nil {
+			return p, err
+		}
+		p.Reports += len(done)
+		p.CoreDumps += dumps
 		if len(batch) < r.o.Batch || ctx.Err() != nil {
 			return p, ctx.Err()
 		}
+		after = batch[len(batch)-1].Cursor()
 	}
-}
-
-// keep remembers a core dump key whose delete failed, and reports whether it will be tried
-// again (false once maxRetryDeletes are waiting).
-func (r *Retention) keep(key string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.retry) >= maxRetryDeletes {
-		return false
-	}
-	r.retry[key] = struct{}{}
-	return true
-}
-
-// retryDeletes tries the core dump deletes that failed before again and returns how many are
-// gone now.
-func (r *Retention) retryDeletes(ctx context.Context) int {
-	r.mu.Lock()
-	keys := make([]string, 0, len(r.retry))
-	for k := range r.retry {
-		keys = append(keys, k)
-	}
-	r.mu.Unlock()
-	gone := 0
-	for _, key := range keys {
-		if ctx.Err() != nil {
-			break
-		}
-		if err := r.o.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			continue
-		}
-		r.mu.Lock()
-		delete(r.retry, key)
-		r.mu.Unlock()
-		gone++
-	}
-	return gone
 }
 
 // announcesCoreDump reports whether a stored core dump summary announced a whole core dump,

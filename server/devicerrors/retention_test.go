@@ -60,9 +60,10 @@ func (l *lockedBuffer) String() string {
 }
 
 // The retention sweep runs at start and every interval, in batches: it deletes the reports of
-// every tenant received before the retention with the core dumps they announced (a failed
-// delete is logged and the sweep goes on), keeps the newer ones and leaves the groups'
-// counts alone.
+// every tenant received before the retention with the core dumps they announced, keeps the
+// newer ones and leaves the groups' counts alone. A core dump whose delete fails is logged, its
+// report is kept (the sweep goes on past a whole batch of them), and a later sweep, of a
+// restarted replica too, deletes both.
 func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -103,18 +104,28 @@ func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 		report(tenants[0], fpCrash, 93*day, summary) // a summary only: no blob either
 		oldFailing := report(tenants[0], fpCrash, 94*day, dump)
 		otherOld := report(tenants[1], fpOthers, 95*day, dump)
+		// The two oldest fail as well: the first batch (of 2) is all kept reports.
+		oldest := [2]store.ErrorReport{report(tenants[0], fpCrash, 97*day, dump), report(tenants[0], fpCrash, 96*day, dump)}
 		soon := report(tenants[0], fpCrash, 90*day-30*time.Minute, dump) // past the retention within the next hour
 		recent := report(tenants[0], fpCrash, day, dump)
 
-		blobs := &fakeBlobs{fail: map[string]bool{CoreDumpBlobKey(tenants[0], oldFailing.ID): true}}
+		failing := []string{CoreDumpBlobKey(tenants[0], oldFailing.ID), CoreDumpBlobKey(tenants[0], oldest[0].ID), CoreDumpBlobKey(tenants[0], oldest[1].ID)}
+		blobs := &fakeBlobs{fail: map[string]bool{}}
+		for _, k := range failing {
+			blobs.fail[k] = true
+		}
 		logs := &lockedBuffer{}
-		r := NewRetention(RetentionOptions{Store: st, Blobs: blobs, Retention: 90 * day, Interval: time.Hour, Batch: 2,
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { _ = r.Run(runCtx); close(done) }()
-		defer func() { cancel(); <-done }()
-		synctest.Wait() // the sweep at start
+		start := func() (stop func()) {
+			r := NewRetention(RetentionOptions{Store: st, Blobs: blobs, Retention: 90 * day, Interval: time.Hour, Batch: 2,
+				Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { _ = r.Run(runCtx); close(done) }()
+			synctest.Wait() // the sweep at start
+			return func() { cancel(); <-done }
+		}
+		stop := start()
+		defer func() { stop() }()
 
 		reports := func(tenant string) []string {
 			t.Helper()
@@ -129,8 +140,9 @@ func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 			return slices.Sorted(slices.Values(ids))
 		}
 		sorted := func(ids ...string) []string { return slices.Sorted(slices.Values(ids)) }
-		if got, want := reports(tenants[0]), sorted(soon.ID, recent.ID); !slices.Equal(got, want) {
-			t.Errorf("at start: reports kept %v, want the two within the retention %v", got, want)
+		keptFailing := []string{oldFailing.ID, oldest[0].ID, oldest[1].ID}
+		if got, want := reports(tenants[0]), sorted(append([]string{soon.ID, recent.ID}, keptFailing...)...); !slices.Equal(got, want) {
+			t.Errorf("at start: reports kept %v, want the two within the retention and the three whose core dump failed %v", got, want)
 		}
 		if got := reports(tenants[1]); len(got) != 0 {
 			t.Errorf("at start: the other tenant's old report was kept: %v", got)
@@ -138,42 +150,51 @@ func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 		if got, want := blobs.keys(), sorted(CoreDumpBlobKey(tenants[0], oldDump.ID), CoreDumpBlobKey(tenants[1], otherOld.ID)); !slices.Equal(got, want) {
 			t.Errorf("at start: core dumps deleted %v, want those the old reports announced %v", got, want)
 		}
-		if !strings.Contains(logs.String(), CoreDumpBlobKey(tenants[0], oldFailing.ID)) {
-			t.Errorf("the core dump that could not be deleted is not logged with its key:\n%s", logs.String())
+		for _, k := range failing {
+			if !strings.Contains(logs.String(), k) {
+				t.Errorf("the core dump %s that could not be deleted is not logged with its key:\n%s", k, logs.String())
+			}
 		}
 		g, err := st.ErrorGroup(ctx, tenants[0], recent.GroupID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.Count != 6 {
-			t.Errorf("the group counts %d reports after the sweep, want all 6 it had", g.Count)
+		if g.Count != 8 {
+			t.Errorf("the group counts %d reports after the sweep, want all 8 it had", g.Count)
 		}
 
 		testclock.Advance(time.Hour) // the next sweep
-		if got, want := reports(tenants[0]), []string{recent.ID}; !slices.Equal(got, want) {
+		if got, want := reports(tenants[0]), sorted(append([]string{recent.ID}, keptFailing...)...); !slices.Equal(got, want) {
 			t.Errorf("an hour later: reports kept %v, want %v", got, want)
 		}
 		if !slices.Contains(blobs.keys(), CoreDumpBlobKey(tenants[0], soon.ID)) {
 			t.Errorf("an hour later: the core dump of the report now past the retention is kept")
 		}
-		failing := CoreDumpBlobKey(tenants[0], oldFailing.ID)
-		if slices.Contains(blobs.keys(), failing) {
-			t.Fatalf("the failing core dump was deleted while its storage failed")
+		for _, k := range failing {
+			if slices.Contains(blobs.keys(), k) {
+				t.Fatalf("the failing core dump %s was deleted while its storage failed", k)
+			}
 		}
 
-		// The storage works again: the next sweep deletes the core dump that failed, though its
-		// report is long gone.
+		// The replica restarts, and the storage works again: the sweep at start deletes the
+		// core dumps that failed, then their reports.
+		stop()
 		blobs.mu.Lock()
 		blobs.fail = nil
 		blobs.mu.Unlock()
-		testclock.Advance(time.Hour)
-		if !slices.Contains(blobs.keys(), failing) {
-			t.Errorf("the core dump whose delete failed is not deleted at a later sweep: deleted %v", blobs.keys())
+		stop = start()
+		for _, k := range failing {
+			if !slices.Contains(blobs.keys(), k) {
+				t.Errorf("the core dump %s whose delete failed is not deleted by a later sweep: deleted %v", k, blobs.keys())
+			}
+		}
+		if got, want := reports(tenants[0]), []string{recent.ID}; !slices.Equal(got, want) {
+			t.Errorf("after the restart: reports kept %v, want %v", got, want)
 		}
 		n := len(blobs.keys())
 		testclock.Advance(time.Hour)
 		if got := len(blobs.keys()); got != n {
-			t.Errorf("a core dump deleted again after its retry succeeded: %d deletes, then %d", n, got)
+			t.Errorf("a core dump deleted again after its report went: %d deletes, then %d", n, got)
 		}
 	})
 }

@@ -265,35 +265,35 @@ func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error
 	return nil
 }
 
-// PruneErrorReports deletes up to limit of the oldest reports received before before, on
-// every tenant: the oldest are read through the received index (step 8) and deleted by ID.
-// MongoDB has no bounded deleteMany, and a batch needs no transaction: a report deleted
-// between the read and the delete (by another replica's prune) is simply not deleted twice.
-func (s *Store) PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]store.PrunedErrorReport, error) {
+// ExpiredErrorReports lists the oldest reports received before before, after the cursor.
+func (s *Store) ExpiredErrorReports(ctx context.Context, before time.Time, after store.ExpiredCursor, limit int) ([]store.ExpiredErrorReport, error) {
 	if err := store.CheckPruneBatch(limit); err != nil {
 		return nil, err
 	}
-	out, err := findAll(ctx, s.col(colErrorReports),
-		bson.D{{Key: "received_at", Value: bson.D{{Key: "$lt", Value: store.Timestamp(before)}}}},
-		func(d errorReportDoc) store.PrunedErrorReport {
-			return store.PrunedErrorReport{ID: d.ID, TenantID: d.TenantID, CoreDump: d.CoreDump, ReceivedAt: utc(d.ReceivedAt)}
+	filter := bson.D{{Key: "received_at", Value: bson.D{{Key: "$lt", Value: store.Timestamp(before)}}}}
+	if after.ID != "" {
+		at := store.Timestamp(after.ReceivedAt)
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "received_at", Value: bson.D{{Key: "$gt", Value: at}}}},
+			bson.D{{Key: "received_at", Value: at}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after.ID}}}},
+		}})
+	}
+	out, err := findAll(ctx, s.col(colErrorReports), filter,
+		func(d errorReportDoc) store.ExpiredErrorReport {
+			return store.ExpiredErrorReport{ID: d.ID, TenantID: d.TenantID, CoreDump: d.CoreDump, ReceivedAt: utc(d.ReceivedAt)}
 		},
 		options.Find().
 			SetSort(bson.D{{Key: "received_at", Value: 1}, {Key: "_id", Value: 1}}).
 			SetLimit(int64(limit)).
 			SetProjection(bson.D{{Key: "tenant_id", Value: 1}, {Key: "core_dump", Value: 1}, {Key: "received_at", Value: 1}}))
-	if err != nil {
-		return nil, wrap(err, "prune error reports")
+	return out, wrap(err, "list expired error reports")
+}
+
+// DeleteErrorReports deletes reports by ID on every tenant.
+func (s *Store) DeleteErrorReports(ctx context.Context, ids []string) error {
+	if err := store.CheckDeleteBatch(ids); err != nil || len(ids) == 0 {
+		return err
 	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	ids := make([]string, len(out))
-	for i, r := range out {
-		ids[i] = r.ID
-	}
-	if _, err := s.col(colErrorReports).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
-		return nil, wrap(err, "prune error reports")
-	}
-	return out, nil
+	_, err := s.col(colErrorReports).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	return wrap(err, "delete %d error reports", len(ids))
 }

@@ -347,7 +347,7 @@ func migrateErrorReportTimes(ctx context.Context, db *mongo.Database) error {
 	return createIndexes(ctx, db, errorReportTimeIndexes)
 }
 
-// errorReportReceivedIndex serves the retention sweep (PruneErrorReports): the oldest reports
+// errorReportReceivedIndex serves the retention sweep (ExpiredErrorReports): the oldest reports
 // of every tenant, which the tenant-first indexes of step 7 cannot find without a scan.
 var errorReportReceivedIndex = []index{
 	{colErrorReports, "received", asc("received_at", "_id"), false},

@@ -341,7 +341,7 @@ func (s *Store) DeleteErrorGroup(ctx context.Context, tenantID, id string) error
 }
 
 // prunedReportRow is the part of an error_reports row a prune returns.
-type prunedReportRow struct {
+type expiredReportRow struct {
 	bun.BaseModel `bun:"table:error_reports"`
 
 	ID         string    `bun:"id"`
@@ -350,36 +350,34 @@ type prunedReportRow struct {
 	ReceivedAt time.Time `bun:"received_at,nullzero"`
 }
 
-// PruneErrorReports deletes up to limit of the oldest reports received before before, on
-// every tenant, in one transaction: the oldest are read from error_reports_received_idx
-// (migration 9) and deleted by ID, the one form of a bounded DELETE every dialect has.
-func (s *Store) PruneErrorReports(ctx context.Context, before time.Time, limit int) ([]store.PrunedErrorReport, error) {
+// ExpiredErrorReports lists the oldest reports received before before, after the cursor.
+func (s *Store) ExpiredErrorReports(ctx context.Context, before time.Time, after store.ExpiredCursor, limit int) ([]store.ExpiredErrorReport, error) {
 	if err := store.CheckPruneBatch(limit); err != nil {
 		return nil, err
 	}
-	var rows []prunedReportRow
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		rows = rows[:0]
-		if err := tx.NewSelect().Model(&rows).
-			Where("received_at < ?", ts(before)).
-			OrderExpr("received_at ASC, id ASC").
-			Limit(int64(limit)).
-			Scan(ctx); err != nil || len(rows) == 0 {
-			return err
-		}
-		ids := make([]string, len(rows))
-		for i, r := range rows {
-			ids[i] = r.ID
-		}
-		_, err := tx.NewDelete().Table("error_reports").Where("id IN (?)", bun.In(ids)).Exec(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, wrap(err, "prune error reports received before %s", ts(before).Format(time.RFC3339))
+	var rows []expiredReportRow
+	q := s.r.NewSelect().Model(&rows).Where("received_at < ?", ts(before))
+	if after.ID != "" {
+		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("received_at > ?", ts(after.ReceivedAt)).
+				WhereOr("received_at = ? AND id > ?", ts(after.ReceivedAt), after.ID)
+		})
 	}
-	out := make([]store.PrunedErrorReport, len(rows))
+	if err := q.OrderExpr("received_at ASC, id ASC").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, wrap(err, "list error reports received before %s", ts(before).Format(time.RFC3339))
+	}
+	out := make([]store.ExpiredErrorReport, len(rows))
 	for i, r := range rows {
-		out[i] = store.PrunedErrorReport{ID: r.ID, TenantID: r.TenantID, CoreDump: r.CoreDump, ReceivedAt: utc(r.ReceivedAt)}
+		out[i] = store.ExpiredErrorReport{ID: r.ID, TenantID: r.TenantID, CoreDump: r.CoreDump, ReceivedAt: utc(r.ReceivedAt)}
 	}
 	return out, nil
+}
+
+// DeleteErrorReports deletes reports by ID on every tenant.
+func (s *Store) DeleteErrorReports(ctx context.Context, ids []string) error {
+	if err := store.CheckDeleteBatch(ids); err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err := s.w.NewDelete().Table("error_reports").Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	return wrap(err, "delete %d error reports", len(ids))
 }

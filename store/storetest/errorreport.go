@@ -83,7 +83,7 @@ func testErrorReport(t *testing.T, f *fixture) {
 			}
 		}},
 		{"CountByDay", testCountErrorReportsByDay},
-		{"Prune", testPruneErrorReports},
+		{"Expired", testExpiredErrorReports},
 		{"ListFilters", func(t *testing.T, f *fixture) {
 			ctx := t.Context()
 			tn := f.tenant(t)
@@ -454,24 +454,27 @@ func testCountErrorReportsByDay(t *testing.T, f *fixture) {
 	}
 }
 
-// testPruneErrorReports: the retention sweep deletes the oldest reports of every tenant in
-// batches of at most the limit, oldest first, keeps what was received at or after the cut,
-// and leaves the groups' counts and per-device counts as they were.
-func testPruneErrorReports(t *testing.T, f *fixture) {
+// testExpiredErrorReports: the retention sweep lists the oldest reports of every tenant in
+// pages of at most the limit, oldest first (ties by ID), without deleting them; it deletes
+// those it is done with by ID. What was received at or after the cut stays, and the groups'
+// counts and per-device counts stay as they were.
+func testExpiredErrorReports(t *testing.T, f *fixture) {
 	// The sweep spans tenants, so it runs on a store no other case writes to.
 	f = f.fresh(t)
 	ctx := t.Context()
-	const cut = 10 // minutes: reports before at(cut) go
+	const cut = 10 // minutes: reports before at(cut) expire
 
-	empty, err := f.s.PruneErrorReports(ctx, at(cut), 10)
-	f.must(t, err, "PruneErrorReports of an empty store")
+	empty, err := f.s.ExpiredErrorReports(ctx, at(cut), store.ExpiredCursor{}, 10)
+	f.must(t, err, "ExpiredErrorReports of an empty store")
 	if len(empty) != 0 {
-		t.Errorf("%s: PruneErrorReports of an empty store = %+v, want none", f.s.Backend(), empty)
+		t.Errorf("%s: ExpiredErrorReports of an empty store = %+v, want none", f.s.Backend(), empty)
 	}
 	for _, limit := range []int{0, -1, store.MaxPruneBatch + 1} {
-		_, err := f.s.PruneErrorReports(ctx, at(cut), limit)
-		f.wantErr(t, err, store.ErrInvalid, "PruneErrorReports with limit %d", limit)
+		_, err := f.s.ExpiredErrorReports(ctx, at(cut), store.ExpiredCursor{}, limit)
+		f.wantErr(t, err, store.ErrInvalid, "ExpiredErrorReports with limit %d", limit)
 	}
+	f.wantErr(t, f.s.DeleteErrorReports(ctx, make([]string, store.MaxPruneBatch+1)), store.ErrInvalid, "DeleteErrorReports of too many")
+	f.must(t, f.s.DeleteErrorReports(ctx, nil), "DeleteErrorReports of none")
 
 	tn, other := f.tenant(t), f.tenant(t)
 	d1, d2 := f.device(t, tn.ID, ""), f.device(t, tn.ID, "")
@@ -489,63 +492,85 @@ func testPruneErrorReports(t *testing.T, f *fixture) {
 	kept := report(tn.ID, d1.ID, "fp-1", 50, dump)
 	r2 := report(tn.ID, d1.ID, "fp-1", 2, "")
 	r4 := report(tn.ID, d2.ID, "fp-2", 4, "")
+	tie := report(tn.ID, d1.ID, "fp-2", 4, "") // received at the same time as r4: the ID orders them
 	atCut := report(tn.ID, d2.ID, "fp-2", cut, "")
 	r5 := report(other.ID, od.ID, "fp-1", 5, dump)
 	otherKept := report(other.ID, od.ID, "fp-1", 60, "")
+	if tie.ID < r4.ID {
+		r4, tie = tie, r4
+	}
 	g1Before, err := f.s.ErrorGroup(ctx, tn.ID, r1.GroupID)
-	f.must(t, err, "ErrorGroup before the prune")
+	f.must(t, err, "ErrorGroup before the deletes")
 	devsBefore, err := f.s.ErrorGroupDevices(ctx, tn.ID, r1.GroupID)
-	f.must(t, err, "ErrorGroupDevices before the prune")
+	f.must(t, err, "ErrorGroupDevices before the deletes")
 
-	pruned := func(rs ...store.ErrorReport) []store.PrunedErrorReport {
-		out := make([]store.PrunedErrorReport, len(rs))
+	expired := func(rs ...store.ErrorReport) []store.ExpiredErrorReport {
+		out := make([]store.ExpiredErrorReport, len(rs))
 		for i, r := range rs {
-			out[i] = store.PrunedErrorReport{ID: r.ID, TenantID: r.TenantID, CoreDump: r.CoreDump, ReceivedAt: r.ReceivedAt}
+			out[i] = store.ExpiredErrorReport{ID: r.ID, TenantID: r.TenantID, CoreDump: r.CoreDump, ReceivedAt: r.ReceivedAt}
 		}
 		return out
 	}
-	for i, want := range [][]store.PrunedErrorReport{pruned(r1, r2), pruned(r3, r4), pruned(r5), {}} {
-		got, err := f.s.PruneErrorReports(ctx, at(cut), 2)
-		f.must(t, err, "PruneErrorReports batch %d", i+1)
-		if len(got) == 0 && len(want) == 0 {
-			continue
+	list := func(what string, before time.Time, after store.ExpiredCursor, limit int, want []store.ExpiredErrorReport) []store.ExpiredErrorReport {
+		t.Helper()
+		got, err := f.s.ExpiredErrorReports(ctx, before, after, limit)
+		f.must(t, err, "ExpiredErrorReports %s", what)
+		if len(got) != 0 || len(want) != 0 {
+			f.equal(t, "ExpiredErrorReports "+what, got, want)
 		}
-		f.equal(t, fmt.Sprintf("PruneErrorReports batch %d", i+1), got, want)
+		return got
 	}
+	// Pages of two, each after the last of the previous one; listing deletes nothing.
+	var cursor store.ExpiredCursor
+	var all []string
+	for i, want := range [][]store.ExpiredErrorReport{expired(r1, r2), expired(r3, r4), expired(tie, r5), nil} {
+		got := list(fmt.Sprintf("page %d", i+1), at(cut), cursor, 2, want)
+		for _, r := range got {
+			all = append(all, r.ID)
+		}
+		if len(got) > 0 {
+			cursor = got[len(got)-1].Cursor()
+		}
+	}
+	list("again from the start", at(cut), store.ExpiredCursor{}, 2, expired(r1, r2))
+
+	// The sweep deletes what it is done with; r1 stays (say its core dump could not be deleted).
+	done := slices.DeleteFunc(slices.Clone(all), func(id string) bool { return id == r1.ID })
+	f.must(t, f.s.DeleteErrorReports(ctx, done), "DeleteErrorReports")
+	f.must(t, f.s.DeleteErrorReports(ctx, done), "DeleteErrorReports of reports already gone")
+	list("after the deletes", at(cut), store.ExpiredCursor{}, store.MaxPruneBatch, expired(r1))
 
 	left := func(tenantID, groupID string) []string {
 		t.Helper()
 		page, err := f.s.ListErrorReports(ctx, tenantID, groupID, "", store.ListOptions{Limit: store.MaxPageSize})
-		f.must(t, err, "ListErrorReports after the prune")
+		f.must(t, err, "ListErrorReports after the deletes")
 		return keys(page.Items, func(r store.ErrorReport) string { return r.ID })
 	}
-	f.sameKeys(t, "group fp-1's reports after the prune", left(tn.ID, r1.GroupID), []string{kept.ID})
-	f.sameKeys(t, "group fp-2's reports after the prune (one received at the cut)", left(tn.ID, r4.GroupID), []string{atCut.ID})
-	f.sameKeys(t, "the other tenant's reports after the prune", left(other.ID, ""), []string{otherKept.ID})
+	f.sameKeys(t, "group fp-1's reports after the deletes", left(tn.ID, r1.GroupID), []string{r1.ID, kept.ID})
+	f.sameKeys(t, "group fp-2's reports after the deletes (one received at the cut)", left(tn.ID, r4.GroupID), []string{atCut.ID})
+	f.sameKeys(t, "the other tenant's reports after the deletes", left(other.ID, ""), []string{otherKept.ID})
 
-	// The groups summarise every report they had, pruned or not.
+	// The groups summarise every report they had, deleted or not.
 	g1, err := f.s.ErrorGroup(ctx, tn.ID, r1.GroupID)
-	f.must(t, err, "ErrorGroup after the prune")
-	f.equal(t, "group after the prune", g1, g1Before)
+	f.must(t, err, "ErrorGroup after the deletes")
+	f.equal(t, "group after the deletes", g1, g1Before)
 	if g1.Count != 4 || !g1.LastSeen.Equal(at(50)) {
-		t.Errorf("%s: group after the prune: count %d, last seen %v; want 4, %v", f.s.Backend(), g1.Count, g1.LastSeen, at(50))
+		t.Errorf("%s: group after the deletes: count %d, last seen %v; want 4, %v", f.s.Backend(), g1.Count, g1.LastSeen, at(50))
 	}
 	devs, err := f.s.ErrorGroupDevices(ctx, tn.ID, r1.GroupID)
-	f.must(t, err, "ErrorGroupDevices after the prune")
-	f.equal(t, "per-device counts after the prune", devs, devsBefore)
+	f.must(t, err, "ErrorGroupDevices after the deletes")
+	f.equal(t, "per-device counts after the deletes", devs, devsBefore)
 	g2, err := f.s.ErrorGroup(ctx, tn.ID, r4.GroupID)
-	f.must(t, err, "ErrorGroup of fp-2 after the prune")
-	if g2.Count != 2 {
-		t.Errorf("%s: group fp-2 after the prune: count %d, want 2", f.s.Backend(), g2.Count)
+	f.must(t, err, "ErrorGroup of fp-2 after the deletes")
+	if g2.Count != 3 {
+		t.Errorf("%s: group fp-2 after the deletes: count %d, want 3", f.s.Backend(), g2.Count)
 	}
 	og, err := f.s.ErrorGroup(ctx, other.ID, r5.GroupID)
-	f.must(t, err, "the other tenant's group after the prune")
+	f.must(t, err, "the other tenant's group after the deletes")
 	if og.Count != 2 {
-		t.Errorf("%s: the other tenant's group after the prune: count %d, want 2", f.s.Backend(), og.Count)
+		t.Errorf("%s: the other tenant's group after the deletes: count %d, want 2", f.s.Backend(), og.Count)
 	}
 
-	// A later cut takes the rest, in one batch when the limit allows.
-	got, err := f.s.PruneErrorReports(ctx, at(100), store.MaxPruneBatch)
-	f.must(t, err, "PruneErrorReports at a later cut")
-	f.equal(t, "PruneErrorReports at a later cut", got, pruned(atCut, kept, otherKept))
+	// A later cut lists the rest, in one page when the limit allows.
+	list("at a later cut", at(100), store.ExpiredCursor{}, store.MaxPruneBatch, expired(r1, atCut, kept, otherKept))
 }
