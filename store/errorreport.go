@@ -60,6 +60,8 @@ type ErrorGroupFilter struct {
 	ProjectID string
 	DeviceID  string // groups that occurred on this device
 	Resolved  *bool
+	// Fingerprint keeps the group with this fingerprint (a tenant has at most one).
+	Fingerprint string
 }
 
 // ErrorReportStore keeps device error reports.

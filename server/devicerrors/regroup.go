@@ -52,7 +52,8 @@ type RegroupOptions struct {
 //
 // The work runs on Run's goroutine, off the upload's request: a project may have many groups.
 // Every replica runs one; the replica that stored the ELF file re-keys. Re-keying twice is
-// harmless (a re-keyed group no longer has the address key).
+// harmless (a re-keyed group no longer has the address key). What a restart leaves undone,
+// ingestion does for each crash that comes again (Service.adoptAddressGroup).
 type Regrouper struct {
 	o     RegroupOptions
 	queue chan store.Release
@@ -219,4 +220,51 @@ func (g *Regrouper) newestBacktrace(ctx context.Context, eg store.ErrorGroup) ([
 func (g *Regrouper) leave(eg store.ErrorGroup, otherID, fingerprint string) {
 	g.o.Logger.Info("error group kept its address key: a group with its function key exists", "tenant_id", eg.TenantID,
 		"group_id", eg.ID, "other_group_id", otherID, "fingerprint", fingerprint)
+}
+
+// adoptAddressGroup re-keys, as a crash report comes in, the group its crash was filed under
+// before the release's ELF file arrived (keyed by address) to the function key fn the report
+// has now, unless a group has that key already. The Regrouper does this for every group of a
+// release when its ELF file is uploaded, but its queue lives on the replica that took the
+// upload, until a restart; with this, a crash that happens again never splits into two
+// groups, whichever replica takes it. The address group must be of the report's project.
+func (s *Service) adoptAddressGroup(ctx context.Context, tenantID, projectID string, r protocol.ErrorReport, fn string) {
+	addr := StackFingerprint(r.Type, r.FirmwareVersion, r.Backtrace, nil, false)
+	known := tenantID + "\x00" + fn
+	if addr == fn || s.keyed.Contains(known) {
+		return
+	}
+	group := func(f store.ErrorGroupFilter) (store.ErrorGroup, bool, error) {
+		page, err := s.o.Store.ListErrorGroups(ctx, tenantID, f, store.ListOptions{Limit: 1})
+		if err != nil || len(page.Items) == 0 {
+			return store.ErrorGroup{}, false, err
+		}
+		return page.Items[0], true, nil
+	}
+	log := s.o.Logger.With("tenant_id", tenantID, "project_id", projectID, "firmware", r.FirmwareVersion)
+	if _, ok, err := group(store.ErrorGroupFilter{Fingerprint: fn}); err != nil {
+		log.Warn("look up a crash group by function key", "error", err)
+		return
+	} else if ok {
+		s.keyed.Add(known, struct{}{})
+		return
+	}
+	eg, ok, err := group(store.ErrorGroupFilter{Fingerprint: addr, ProjectID: projectID})
+	if err != nil {
+		log.Warn("look up a crash group by address key", "error", err)
+		return
+	}
+	if ok {
+		err := s.o.Store.SetErrorGroupFingerprint(ctx, tenantID, eg.ID, fn)
+		switch {
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			// another replica took the crash first: the report counts in the function group
+		case err != nil:
+			log.Warn("re-key a crash group by function", "group_id", eg.ID, "error", err)
+			return
+		default:
+			log.Info("crash group re-keyed by function as its crash came again", "group_id", eg.ID)
+		}
+	}
+	s.keyed.Add(known, struct{}{})
 }

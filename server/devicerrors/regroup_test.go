@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/espadmin/espadmin/broker/protocol"
+	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/symbolize"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
@@ -166,4 +168,107 @@ func TestRegroupQueue(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	poll.Wait(t, "the queued release's group re-keyed", func() bool { return w.fingerprint(t, crash.ID) != crash.Fingerprint })
 	poll.Wait(t, "the re-keying logged", func() bool { return strings.Contains(logs.String(), `"regrouped":1`) })
+}
+
+// lookupCounter counts the error group lookups by fingerprint.
+type lookupCounter struct {
+	store.Store
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *lookupCounter) ListErrorGroups(ctx context.Context, tenantID string, f store.ErrorGroupFilter, opts store.ListOptions) (store.Page[store.ErrorGroup], error) {
+	if f.Fingerprint != "" {
+		c.mu.Lock()
+		c.lookups++
+		c.mu.Unlock()
+	}
+	return c.Store.ListErrorGroups(ctx, tenantID, f, opts)
+}
+
+func (c *lookupCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lookups
+}
+
+// A crash filed by address before the release's ELF file arrived, and never re-keyed by the
+// Regrouper (its queue was on a replica that restarted), takes the function key when the
+// crash comes again, so it stays one group; a crash of other lines of the same functions
+// counts in it too. A function key already seen costs no lookup.
+func TestErrorReportAdoptsAddressGroup(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "")
+	ctx := t.Context()
+	const fw = "v-1.2.0"
+	sym := fakeSymbols{projectID: w.project, version: fw, funcs: map[string]string{
+		"0x400d0010": "read_sensor", "0x400d0014": "read_sensor", "0x400d0020": "app_main",
+	}}
+	crash := func(pcs ...string) protocol.ErrorReport {
+		r := report(fw)
+		r.Backtrace = nil
+		for _, pc := range pcs {
+			r.Backtrace = append(r.Backtrace, protocol.Frame{PC: pc})
+		}
+		return r
+	}
+	dev := fleet.DeviceRef{TenantID: w.tenant, DeviceID: w.inProject}
+	groups := func() []store.ErrorGroup {
+		t.Helper()
+		page, err := w.st.ListErrorGroups(ctx, w.tenant, store.ErrorGroupFilter{}, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Items
+	}
+
+	// Before the ELF file: two crashes, each keyed by its addresses.
+	before := runService(t, Options{Store: w.st, Keyring: w.kr})
+	for _, r := range []protocol.ErrorReport{crash("0x400d0010", "0x400d0020"), crash("0x400d0014", "0x400d0020")} {
+		if err := before.ErrorReport(ctx, dev, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byAddress := groups()
+	if len(byAddress) != 2 {
+		t.Fatalf("before the ELF file: %d groups, want 2", len(byAddress))
+	}
+	first := byAddress[0]
+	if first.Fingerprint != StackFingerprint("panic", fw, crash("0x400d0010", "0x400d0020").Backtrace, nil, false) {
+		first = byAddress[1]
+	}
+
+	// With the ELF file, on a service that never saw the upload.
+	counted := &lookupCounter{Store: w.st}
+	after := runService(t, Options{Store: counted, Keyring: w.kr, Symbols: sym})
+	for _, r := range []protocol.ErrorReport{crash("0x400d0010", "0x400d0020"), crash("0x400d0014", "0x400d0020")} {
+		if err := after.ErrorReport(ctx, dev, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _, _ := sym.SymbolicateFrames(ctx, w.tenant, w.project, fw, crash("0x400d0010", "0x400d0020").Backtrace)
+	fn := StackFingerprint("panic", fw, nil, s, true)
+	got := groups()
+	if len(got) != 2 {
+		t.Fatalf("after the ELF file: %d groups, want the same 2 (no group split off)", len(got))
+	}
+	for _, g := range got {
+		switch g.ID {
+		case first.ID:
+			if g.Fingerprint != fn || g.Count != 3 {
+				t.Errorf("the first crash's group: fingerprint %s, count %d; want the function key %s and 3 reports (both crashes since)", g.Fingerprint, g.Count, fn)
+			}
+		default:
+			if g.Count != 1 {
+				t.Errorf("the other lines' old group counts %d, want its 1 report from before the ELF file", g.Count)
+			}
+		}
+	}
+	n := counted.count()
+	if err := after.ErrorReport(ctx, dev, crash("0x400d0014", "0x400d0020")); err != nil {
+		t.Fatal(err)
+	}
+	if got := counted.count(); got != n {
+		t.Errorf("a crash whose function key has its group looked groups up %d more times, want none", got-n)
+	}
 }

@@ -6,7 +6,8 @@
 // function when the release's ELF file symbolicates it (Options.Symbols), else by address;
 // other reports on type, message and firmware version (Fingerprint). When the ELF file
 // arrives after crashes of its release, their groups are re-keyed by function (Regrouper), so
-// one bug stays one group.
+// one bug stays one group; a crash that comes again re-keys its own address group as it
+// arrives, should the Regrouper not have done so.
 //
 // A resolved group stays resolved while the same error keeps arriving from the same firmware
 // (devices not updated yet); when the same type and message first appear on a newer
@@ -38,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -60,6 +62,7 @@ const (
 	DefaultStoreBurst   = 60
 	DefaultStoreEvery   = time.Second
 	regressionScan      = 200
+	keyedGroups         = 10000
 	maxLimiterEntries   = 100000
 )
 
@@ -71,6 +74,7 @@ type Store interface {
 	RecordError(ctx context.Context, r *store.ErrorReport) (store.ErrorGroup, error)
 	ListErrorGroups(ctx context.Context, tenantID string, f store.ErrorGroupFilter, opts store.ListOptions) (store.Page[store.ErrorGroup], error)
 	SetErrorGroupResolved(ctx context.Context, tenantID, id string, resolved bool, userID string, at time.Time) error
+	SetErrorGroupFingerprint(ctx context.Context, tenantID, id, fingerprint string) error
 }
 
 // Options configure the Service. Zero values take the defaults.
@@ -161,6 +165,10 @@ type Service struct {
 
 	mu        sync.Mutex
 	notifiers map[notifierKey]*notifier
+
+	// keyed remembers the function keys (tenant and fingerprint) that have their group, so a
+	// crash seen again costs no lookup (adoptAddressGroup).
+	keyed *lru.Cache[string, struct{}]
 }
 
 // cancelTransport attaches ctx to every request.
@@ -222,8 +230,9 @@ func New(o Options) *Service {
 			MaxIdleConnsPerHost:   o.Workers,
 		}
 	}
+	keyed, _ := lru.New[string, struct{}](keyedGroups) // only a size ≤ 0 fails
 	return &Service{
-		o: o, metrics: newMetrics(o.Registerer), queue: make(chan job, o.QueueSize),
+		o: o, metrics: newMetrics(o.Registerer), queue: make(chan job, o.QueueSize), keyed: keyed,
 		forward:   newLimiter(o.ForwardBurst, o.ForwardEvery),
 		storeLim:  newLimiter(o.StoreBurst, o.StoreEvery),
 		notifiers: map[notifierKey]*notifier{},
@@ -260,6 +269,9 @@ func (s *Service) ErrorReport(ctx context.Context, dev fleet.DeviceRef, r protoc
 	frames, symbolicated := s.symbolicate(ctx, dev.TenantID, d.ProjectID, r)
 	if len(r.Backtrace) > 0 {
 		rep.Fingerprint = StackFingerprint(r.Type, r.FirmwareVersion, r.Backtrace, frames, symbolicated)
+		if symbolicated {
+			s.adoptAddressGroup(ctx, dev.TenantID, d.ProjectID, r, rep.Fingerprint)
+		}
 	}
 	if symbolicated {
 		r.Backtrace = ProtocolFrames(frames) // Bugsnag gets functions, files and lines

@@ -149,6 +149,9 @@ func (s *Store) ListErrorGroups(ctx context.Context, tenantID string, f store.Er
 	if f.ProjectID != "" {
 		filter = append(filter, bson.E{Key: "project_id", Value: f.ProjectID})
 	}
+	if f.Fingerprint != "" {
+		filter = append(filter, bson.E{Key: "fingerprint", Value: f.Fingerprint})
+	}
 	if f.Resolved != nil {
 		filter = append(filter, bson.E{Key: "resolved", Value: *f.Resolved})
 	}

@@ -199,6 +199,9 @@ func (s *Store) ListErrorGroups(ctx context.Context, tenantID string, f store.Er
 	if f.DeviceID != "" {
 		q = q.Where("EXISTS (SELECT 1 FROM error_group_devices gd WHERE gd.tenant_id = error_groups.tenant_id AND gd.group_id = error_groups.id AND gd.device_id = ?)", f.DeviceID)
 	}
+	if f.Fingerprint != "" {
+		q = q.Where("fingerprint = ?", f.Fingerprint)
+	}
 	if f.Resolved != nil {
 		q = q.Where("resolved = ?", *f.Resolved)
 	}

@@ -109,6 +109,9 @@ func testErrorReport(t *testing.T, f *fixture) {
 				{"resolved", store.ErrorGroupFilter{Resolved: ptr(true)}, []store.ErrorGroup{g3}},
 				{"unresolved", store.ErrorGroupFilter{Resolved: ptr(false)}, []store.ErrorGroup{g1, g2}},
 				{"device and unresolved", store.ErrorGroupFilter{DeviceID: d1.ID, Resolved: ptr(false)}, []store.ErrorGroup{g1}},
+				{"fingerprint (the other tenant's fp-1 left out)", store.ErrorGroupFilter{Fingerprint: "fp-1"}, []store.ErrorGroup{g1}},
+				{"fingerprint unknown", store.ErrorGroupFilter{Fingerprint: "fp-9"}, nil},
+				{"fingerprint and project", store.ErrorGroupFilter{Fingerprint: "fp-2", ProjectID: p1.ID}, nil},
 			}
 			for _, c := range cases {
 				page, err := f.s.ListErrorGroups(ctx, tn.ID, c.filter, store.ListOptions{})
