@@ -95,6 +95,8 @@ type DeviceFilter struct {
 	Search string
 	// Disabled, when set, keeps only disabled (true) or enabled (false) devices.
 	Disabled *bool
+	// ConfigStates, when not empty, keeps the devices whose config sync state is one of these.
+	ConfigStates []ConfigSyncState
 	// IDs, when not empty, keeps only these devices (of the tenant): a batched read by ID.
 	// Callers keep it at most MaxPageSize long.
 	IDs []string

@@ -110,16 +110,14 @@ func (e *Engine) offlineSince(ctx context.Context, tenantID string, _ bool) (map
 
 // configPendingSince returns the tenant's devices whose config is not in sync (pending or
 // failed), each with the time the version it should run was written (when timing; zero for a
-// disabled device, which cannot apply it). The store has no filter on the config state, so
-// every device of the tenant is read; the version is read for the devices out of sync only.
+// disabled device, which cannot apply it). Only those devices are read, and their versions.
 func (e *Engine) configPendingSince(ctx context.Context, tenantID string, timing bool) (map[string]time.Time, error) {
 	var pending []store.Device
+	outOfSync := store.DeviceFilter{ConfigStates: []store.ConfigSyncState{store.ConfigPending, store.ConfigFailed}}
 	err := eachItem(func(opts store.ListOptions) (store.Page[store.Device], error) {
-		return e.o.Store.ListDevices(ctx, tenantID, store.DeviceFilter{}, opts)
+		return e.o.Store.ListDevices(ctx, tenantID, outOfSync, opts)
 	}, func(d store.Device) {
-		if s := d.ConfigSync.State; s != "" && s != store.ConfigInSync {
-			pending = append(pending, d)
-		}
+		pending = append(pending, d)
 	})
 	if err != nil {
 		return nil, err

@@ -157,6 +157,13 @@ func deviceFilter(tenantID string, f store.DeviceFilter) bson.D {
 	if len(f.IDs) > 0 {
 		q = append(q, bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: f.IDs}}})
 	}
+	if len(f.ConfigStates) > 0 {
+		states := make(bson.A, len(f.ConfigStates))
+		for i, st := range f.ConfigStates {
+			states[i] = string(st)
+		}
+		q = append(q, bson.E{Key: "config_sync.state", Value: bson.D{{Key: "$in", Value: states}}})
+	}
 	if f.Search != "" {
 		quoted := regexp.QuoteMeta(f.Search)
 		q = append(q, bson.E{Key: "$or", Value: bson.A{

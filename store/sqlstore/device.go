@@ -195,6 +195,9 @@ func filterDevices(q *bun.SelectQuery, tenantID string, f store.DeviceFilter) *b
 	if len(f.IDs) > 0 {
 		q = q.Where("id IN (?)", bun.In(f.IDs))
 	}
+	if len(f.ConfigStates) > 0 {
+		q = q.Where("config_state IN (?)", bun.In(f.ConfigStates))
+	}
 	if f.Search != "" {
 		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 			return q.Where("LOWER(name) LIKE ? ESCAPE '!'", "%"+likeEscape(strings.ToLower(f.Search))+"%").

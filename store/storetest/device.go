@@ -335,6 +335,18 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 	d4 := mk("attic", p2.ID, []string{"sensors"}, false, "v-1.0.0")
 	other := f.tenant(t) // another tenant's devices never appear
 	foreign := f.device(t, other.ID, "")
+	// Config states: d1 pending, d2 in sync, d3 and d4 failed (as fullDevice makes them).
+	for _, c := range []struct {
+		d     *store.Device
+		state store.ConfigSyncState
+	}{{&d1, store.ConfigPending}, {&d2, store.ConfigInSync}} {
+		cs := c.d.ConfigSync
+		cs.State = c.state
+		f.must(t, f.s.SetDeviceConfigSync(ctx, tn.ID, c.d.ID, cs), "SetDeviceConfigSync")
+		got, err := f.s.Device(ctx, tn.ID, c.d.ID)
+		f.must(t, err, "Device")
+		*c.d = got
+	}
 
 	id := func(d store.Device) string { return d.ID }
 	cases := []struct {
@@ -364,6 +376,9 @@ func testDeviceFilters(t *testing.T, f *fixture) {
 		{"IDs", store.DeviceFilter{IDs: []string{d4.ID, d2.ID}}, []store.Device{d2, d4}},
 		{"IDs, unknown and another tenant's left out", store.DeviceFilter{IDs: []string{d3.ID, "nosuchdevice", foreign.ID}}, []store.Device{d3}},
 		{"IDs and online", store.DeviceFilter{IDs: []string{d1.ID, d2.ID}, Online: ptr(false)}, []store.Device{d2}},
+		{"config not in sync", store.DeviceFilter{ConfigStates: []store.ConfigSyncState{store.ConfigPending, store.ConfigFailed}}, []store.Device{d1, d3, d4}},
+		{"config in sync", store.DeviceFilter{ConfigStates: []store.ConfigSyncState{store.ConfigInSync}}, []store.Device{d2}},
+		{"config pending in a project", store.DeviceFilter{ConfigStates: []store.ConfigSyncState{store.ConfigPending}, ProjectID: p.ID}, []store.Device{d1}},
 	}
 	for _, c := range cases {
 		page, err := f.s.ListDevices(ctx, tn.ID, c.filter, store.ListOptions{})
