@@ -180,7 +180,9 @@ export async function screenshot(page, name) {
 }
 
 // watchPage records the page's uncaught errors and Content-Security-Policy violations in
-// problems (a suite asserts it stays empty) and sets the default timeout.
+// problems (a suite asserts it stays empty) and sets the default timeout. Its goto and reload
+// return once a UI page's script has set the page up (body[data-ready], set by app.js): the
+// script is a module loaded after the load event, and a click before it would be lost.
 export function watchPage(page, problems, who = "") {
   const prefix = who ? `${who}: ` : "";
   page.on("pageerror", (err) => problems.push(`${prefix}uncaught ${err.message}`));
@@ -188,6 +190,15 @@ export function watchPage(page, problems, who = "") {
     if (/Content Security Policy|Refused to/.test(msg.text())) problems.push(prefix + msg.text());
   });
   page.setDefaultTimeout(TIMEOUT);
+  for (const method of ["goto", "reload"]) {
+    const navigate = page[method].bind(page);
+    page[method] = async (...args) => {
+      const res = await navigate(...args);
+      await page.waitForFunction(() =>
+        !document.querySelector('script[type="module"]') || document.body?.dataset.ready === "true");
+      return res;
+    };
+  }
   return page;
 }
 

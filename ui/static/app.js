@@ -114,10 +114,17 @@ setupDeviceTotals();
 setupCopy();
 setupForms();
 
+// The page's own script is a module loaded after the document; body[data-ready] says it has
+// set the page up (its handlers are attached and its first data is drawn), for assistive
+// tools and browser tests alike.
 const page = document.body.className.replace(/^page-/, "");
 if (pages.includes(page)) {
-  import(`./pages/${page}.js`).catch((err) => {
+  import(`./pages/${page}.js`).then(() => {
+    document.body.dataset.ready = "true";
+  }, (err) => {
     console.error(err);
     toast("This page failed to load its script; reload to try again.");
   });
+} else {
+  document.body.dataset.ready = "true";
 }
