@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,17 +133,30 @@ func (w *deviceWorld) waitOnline(t *testing.T, id string, online bool) {
 	poll.Wait(t, fmt.Sprintf("device %s online=%v", id, online), func() bool { return w.device(t, id)["online"] == online })
 }
 
-// eventStream reads a tenant's Server-Sent Events.
+// eventStream reads a tenant's Server-Sent Events, with the id of each.
 type eventStream struct {
 	mu     sync.Mutex
 	events []map[string]any
+	ids    []string
+	close  func()
 }
 
 func (w *deviceWorld) openEvents(t *testing.T, c *apiClient, slug string) *eventStream {
 	t.Helper()
+	return w.openEventsAfter(t, c, slug, "")
+}
+
+// openEventsAfter opens the stream as a client that resumes after the event lastID
+// (Last-Event-ID), or a fresh one when lastID is empty.
+func (w *deviceWorld) openEventsAfter(t *testing.T, c *apiClient, slug, lastID string) *eventStream {
+	t.Helper()
+	before := w.h.fleet.hub.Subscribers()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/tenants/"+slug+"/events", nil)
 	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
 	resp, err := (&http.Client{Jar: c.http.Jar}).Do(req)
 	if err != nil {
 		cancel()
@@ -158,10 +172,12 @@ func (w *deviceWorld) openEvents(t *testing.T, c *apiClient, slug string) *event
 		defer close(done)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
-		var typ string
+		var typ, id string
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
 			case strings.HasPrefix(line, "event: "):
 				typ = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
@@ -172,15 +188,26 @@ func (w *deviceWorld) openEvents(t *testing.T, c *apiClient, slug string) *event
 				}
 				s.mu.Lock()
 				s.events = append(s.events, ev)
+				s.ids = append(s.ids, id)
 				s.mu.Unlock()
+				id = ""
 			}
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	s.close = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(s.close)
 	// The subscription exists once the server sent its first bytes; wait until the hub
 	// counts it so no event is missed.
-	poll.Wait(t, "event subscription", func() bool { return w.h.fleet.hub.Subscribers() > 0 })
+	poll.Wait(t, "event subscription", func() bool { return w.h.fleet.hub.Subscribers() > before })
 	return s
+}
+
+// all returns the events read so far, with their ids.
+func (s *eventStream) all() ([]map[string]any, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events), slices.Clone(s.ids)
 }
 
 // find returns the first event matching cond.

@@ -26,9 +26,12 @@ type eventStreamDoc struct {
 
 // streamEvents serves GET /api/v1/tenants/:tenant/events as Server-Sent Events: each change
 // of the tenant (presence, metadata, command state, device changes) is one "event: TYPE" with
-// the JSON event as data. A client that reads too slowly loses events and receives a
-// "dropped" event with how many; it should then reload what it shows. The stream ends when
-// the server shuts down.
+// the JSON event as data and an "id:". A client that reconnects with Last-Event-ID (as
+// EventSource does) first gets what it missed, while this replica still holds it
+// (fleet.ReplayEvents, fleet.ReplayWindow). A client that reads too slowly loses events and
+// receives a "dropped" event with how many, and one that resumes after events no longer held
+// receives a "dropped" event with reason "resume"; either should then reload what it shows.
+// The stream ends when the server shuts down.
 func (s *Server) streamEvents(c echo.Context) error {
 	if err := s.fleetReady(); err != nil {
 		return err
@@ -38,7 +41,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 		return &Error{Status: http.StatusNotAcceptable, Code: "not_acceptable",
 			Message: "this route streams Server-Sent Events; send Accept: text/event-stream"}
 	}
-	sub := s.deps.Events.Subscribe(tc.Tenant.ID, 0)
+	sub, missed, complete := s.deps.Events.SubscribeAfter(tc.Tenant.ID, 0, c.Request().Header.Get("Last-Event-ID"))
 	defer sub.Close()
 
 	w := c.Response()
@@ -61,9 +64,25 @@ func (s *Server) streamEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		if ev.ID != "" {
+			if _, err := fmt.Fprintf(w, "id: %s\n", ev.ID); err != nil {
+				return err
+			}
+		}
 		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
 		return err
 	}
+	if !complete {
+		if send(fleet.Event{Type: fleet.EventDropped, At: s.now(), Data: map[string]any{"reason": "resume"}}) != nil {
+			return nil
+		}
+	}
+	for _, ev := range missed {
+		if send(ev) != nil {
+			return nil
+		}
+	}
+	w.Flush()
 	reportDropped := func() error {
 		if n := sub.TakeDropped(); n > 0 {
 			return send(fleet.Event{Type: fleet.EventDropped, At: s.now(), Data: map[string]any{"count": n}})

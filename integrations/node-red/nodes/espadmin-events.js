@@ -1,6 +1,7 @@
 // The "espadmin events" input node: the tenant's event stream (Server-Sent Events from
 // GET /api/v1/tenants/SLUG/events), one message per event. It reconnects with backoff and
-// shows the connection in its status.
+// shows the connection in its status. A reconnect sends Last-Event-ID, so the server replays
+// what the node missed while it still holds it, or sends a "dropped" event when it does not.
 "use strict";
 
 const { client } = require("./client");
@@ -16,6 +17,7 @@ module.exports = function (RED) {
     let closed = false;
     let retry = null;
     let backoff = 1000;
+    let lastId = "";
 
     if (!server) {
       node.status({ fill: "red", shape: "ring", text: "no server" });
@@ -35,10 +37,9 @@ module.exports = function (RED) {
       abort = new AbortController();
       node.status({ fill: "yellow", shape: "ring", text: "connecting" });
       try {
-        const res = await fetch(api.base + (await api.tenantPath("events")), {
-          headers: { Accept: "text/event-stream", Authorization: `Bearer ${api.token}` },
-          signal: abort.signal,
-        });
+        const headers = { Accept: "text/event-stream", Authorization: `Bearer ${api.token}` };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const res = await fetch(api.base + (await api.tenantPath("events")), { headers, signal: abort.signal });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         node.status({ fill: "green", shape: "dot", text: "connected" });
         backoff = 1000;
@@ -46,6 +47,7 @@ module.exports = function (RED) {
         let buf = "";
         let type = "message";
         let data = [];
+        let id = null;
         for await (const chunk of res.body) {
           buf += decoder.decode(chunk, { stream: true });
           let nl;
@@ -53,9 +55,13 @@ module.exports = function (RED) {
             const line = buf.slice(0, nl).replace(/\r$/, "");
             buf = buf.slice(nl + 1);
             if (line === "") {
+              if (id !== null) lastId = id;
               if (data.length) deliver(type, data.join("\n"));
               type = "message";
               data = [];
+              id = null;
+            } else if (line.startsWith("id:")) {
+              id = line.slice(3).trim();
             } else if (line.startsWith("event:")) {
               type = line.slice(6).trim();
             } else if (line.startsWith("data:")) {

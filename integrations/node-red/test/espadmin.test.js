@@ -1,7 +1,7 @@
 // The nodes in a real Node-RED runtime (node-red-node-test-helper) against a real
 // `espadmin serve` with a simulated device (`espadmin sim`): a flow sees the device come
 // online, sends it a command and sees its acknowledgement, and sets a config value the device
-// applies.
+// applies, and resumes its event stream after the server restarts.
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -74,7 +74,7 @@ function collector(node) {
 }
 
 describe("espadmin nodes against espadmin serve", () => {
-  let dir, bin, serve, sim, url, token, deviceID;
+  let dir, bin, serve, serveArgs, sim, url, token, deviceID;
   const procs = [];
 
   function run(args, input) {
@@ -110,8 +110,9 @@ describe("espadmin nodes against espadmin serve", () => {
     const httpPort = await freePort();
     const mqttPort = await freePort();
     url = `http://127.0.0.1:${httpPort}`;
-    serve = start(["serve", ...base, "--http-addr", `127.0.0.1:${httpPort}`, "--mqtt-addr", `127.0.0.1:${mqttPort}`,
-      "--mqtt-tls-addr", "", "--mqtt-public-host", "127.0.0.1", "--public-url", url]);
+    serveArgs = ["serve", ...base, "--http-addr", `127.0.0.1:${httpPort}`, "--mqtt-addr", `127.0.0.1:${mqttPort}`,
+      "--mqtt-tls-addr", "", "--mqtt-public-host", "127.0.0.1", "--public-url", url];
+    serve = start(serveArgs);
     await until("the server", async () => (await fetch(url + "/readyz")).ok);
     const created = await api("POST", "/api/v1/tenants/acme/devices", { name: "porch", tags: ["outdoor"] });
     deviceID = created.id;
@@ -209,6 +210,32 @@ describe("espadmin nodes against espadmin serve", () => {
     const interval = again.payload.entries.find((e) => e.key === "interval");
     assert.equal(interval.value, 60);
     assert.equal(interval.version, 2);
+    await helper.unload();
+  });
+
+  test("after the server restarts, the events node resumes with the last event's ID and hears that events may be lost", async () => {
+    const flow = [
+      flowServer(),
+      { id: "ev", type: "espadmin events", server: "srv", wires: [["out"]] },
+      { id: "out", type: "helper" },
+    ];
+    await helper.load([serverNode, eventsNode], flow, credentials());
+    const out = collector(helper.getNode("out"));
+    const ev = helper.getNode("ev");
+    await until("the events node to connect", () => streamConnected(ev));
+    const spare = await api("POST", "/api/v1/tenants/acme/devices", { name: "spare" });
+    await out.wait("the new device's event", (m) => m.topic === "device" && m.device_id === spare.id);
+    assert.ok(!out.msgs.some((m) => m.topic === "dropped"), "a fresh stream reports no loss");
+
+    // The new process holds no events of the old one: resuming after the last event it
+    // received (Last-Event-ID), the node is told it may have missed some.
+    const exited = new Promise((r) => serve.once("exit", r));
+    serve.kill("SIGTERM");
+    await exited;
+    serve = start(serveArgs);
+    await until("the server again", async () => (await fetch(url + "/readyz")).ok);
+    const lost = await out.wait("the dropped event", (m) => m.topic === "dropped");
+    assert.equal(lost.payload.data.reason, "resume");
     await helper.unload();
   });
 });
