@@ -131,6 +131,10 @@ type batch struct {
 	first    time.Time
 	subjects []string
 	detail   string
+	// seeded holds the subjects that came from seeded timers: another replica may notify
+	// them within the group window, so they are checked against the open alerts again
+	// before the alert is stored.
+	seeded map[string]bool
 }
 
 type openAlert struct {
@@ -561,6 +565,12 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 				}
 			}
 			e.add(r, ep.deviceID, now)
+			if b := e.batches[r.ID]; ep.seeded && b != nil && slices.Contains(b.subjects, ep.deviceID) {
+				if b.seeded == nil {
+					b.seeded = map[string]bool{}
+				}
+				b.seeded[ep.deviceID] = true
+			}
 		}
 	}
 }
@@ -654,6 +664,13 @@ func tracksResolution(kind string) bool {
 // fire stores one alert for the group and queues one delivery per enabled channel.
 func (e *Engine) fire(ctx context.Context, b *batch, now time.Time) {
 	r := b.rule
+	if len(b.seeded) > 0 {
+		listed := e.openSubjects(ctx, r)
+		b.subjects = slices.DeleteFunc(b.subjects, func(s string) bool { return b.seeded[s] && listed[s] })
+		if len(b.subjects) == 0 {
+			return // another replica notified them all meanwhile
+		}
+	}
 	a := store.Alert{
 		TenantID: r.TenantID, RuleID: r.ID, RuleName: r.Name, Kind: r.Kind, State: store.AlertFiring,
 		Summary: summary(r, b.subjects), Subjects: b.subjects, FiredAt: now, UpdatedAt: now,

@@ -259,3 +259,38 @@ func TestSeededEpisodeBecomesOwnOnEvent(t *testing.T) {
 		}
 	})
 }
+
+// A seeded device that another replica notifies while this replica's alert is still
+// collecting (the group window) is left out of it: the open alerts are checked again when
+// the alert is stored, so both replicas starting at once do not notify it twice.
+func TestSeededSubjectNotifiedElsewhereDuringWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		start := time.Now()
+		var raced, alone string
+		var rule store.AlertRule
+		e := newEnvWith(t, func(e *env) {
+			raced, alone = e.device("raced"), e.device("alone")
+			for _, id := range []string{raced, alone} {
+				at := start.Add(-2 * time.Minute)
+				must(t, e.st.SetDevicePresence(ctx, e.tenant, id, store.Presence{Online: false, ChangedAt: at, LastSeenAt: at}))
+			}
+			rule = e.rule(store.AlertRule{Kind: KindDeviceOffline, Params: `{"minutes":5}`, ChannelIDs: []string{e.channel("webhook")}})
+		})
+		defer e.stop()
+		synctest.Wait()
+		// Offline since 2 minutes before the start: due 3 minutes after it, plus the grace;
+		// taken into this replica's group at the next sweep, stored a window later.
+		added := 3*time.Minute + e.eng.seedGrace()
+		testclock.Advance(added + DefaultSweepInterval)
+		if got := e.alerts(); len(got) != 0 {
+			t.Fatalf("within the group window: %d alerts stored, want none yet", len(got))
+		}
+		other := e.openAlert(rule, store.AlertFiring, time.Now(), raced) // the other replica's
+		testclock.Advance(DefaultGroupWindow + DefaultSweepInterval)
+		got := e.subjectsOfOthers(other.ID)
+		if !slices.EqualFunc(got, [][]string{{alone}}, slices.Equal) {
+			t.Fatalf("after the window: this replica's alerts %v, want one for %s only (not %s, notified elsewhere)", got, alone, raced)
+		}
+	})
+}
