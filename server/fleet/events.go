@@ -31,8 +31,9 @@ type Event struct {
 	At       time.Time `json:"at"`
 	Data     any       `json:"data,omitempty"`
 	// ID names the event on the stream (the SSE id), set by Publish: the hub's instance and
-	// the tenant's sequence number. A stream that resumes after it (Last-Event-ID) gets what
-	// came since, while the hub still holds it (SubscribeAfter).
+	// its sequence number, which grows with every event of every tenant. A stream that resumes
+	// after it (Last-Event-ID) gets what came since, while the hub still holds it
+	// (SubscribeAfter).
 	ID string `json:"-"`
 }
 
