@@ -8,13 +8,14 @@ import (
 
 	"github.com/espadmin/espadmin/server/devconfig"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 )
 
 // startConfig builds the config service of a harness fleet: it sends through the fleet's
 // commands, observes their acks, switches credentials through its devices and answers the
 // ingest's boot refreshes. It is called between the devices and the ingest of startFleet.
 func (h *harness) startConfig(st store.Store, fl *testFleet) *devconfig.Service {
-	fl.configLogs = &syncBuffer{}
+	fl.configLogs = &logbuf.Buffer{}
 	fp := sha256.Sum256([]byte("espadmin test config fingerprint"))
 	svc := devconfig.New(devconfig.Options{
 		Store: st, Keyring: h.keyring, FingerprintKey: fp[:], Commands: fl.commands, Hub: fl.hub,

@@ -18,6 +18,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/devauth"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 )
 
 // withBroker runs the real embedded broker on 127.0.0.1:0 (authenticating devices against
@@ -51,7 +52,7 @@ type testFleet struct {
 	// regroup re-keys a release's crash groups when its ELF file is uploaded (crash_test.go).
 	regroup *devicerrors.Regrouper
 	// configLogs captures the config service's log (JSON lines).
-	configLogs *syncBuffer
+	configLogs *logbuf.Buffer
 	ingest     *fleet.Ingest
 	// broker and mqttAddr are set with withBroker; bus records publishes otherwise.
 	broker   *broker.Broker

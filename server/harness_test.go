@@ -21,6 +21,7 @@ import (
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/seal"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
@@ -86,7 +87,7 @@ type harness struct {
 	opts     harnessOptions
 	srv      *Server
 	url      string
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	// fleet holds the device services of the server started last (devices_harness_test.go).
 	fleet *testFleet
 }
@@ -139,9 +140,9 @@ func (h *harness) openStore() store.Store {
 const shutdownDeadline = 60 * time.Second
 
 // startServer serves a new Server on st and stops it when the test ends.
-func (h *harness) startServer(st store.Store) (*Server, string, *syncBuffer) {
+func (h *harness) startServer(st store.Store) (*Server, string, *logbuf.Buffer) {
 	h.t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	var mailer mail.Sender = h.mail
 	if h.opts.noMailer {
 		mailer = nil

@@ -10,44 +10,26 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type testServer struct {
 	*Server
 	url  string
-	logs *syncBuffer
+	logs *logbuf.Buffer
 }
 
 // start runs a real server on 127.0.0.1:0 and shuts it down at the end of the test. extra
 // registers test-only routes before serving.
 func start(t *testing.T, ready func(context.Context) error, extra func(*Server)) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	ln, url := listenLocal(t)
 	s := New(HTTPConfig{Addr: ln.Addr().String(), PublicURL: url, ShutdownTimeout: 5 * time.Second}, Deps{
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

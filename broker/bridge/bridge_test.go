@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/espadmin/espadmin/broker/messaging"
 	"github.com/espadmin/espadmin/broker/protocol"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -41,24 +41,6 @@ func mosquitto(t *testing.T, tlsOn, persistence bool) *testsvc.MosquittoServer {
 	})
 }
 
-// logBuffer is a concurrency-safe sink for slog lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // fastConfig is a bridge config for srv with short timeouts and backoff.
 func fastConfig(url string) Config {
 	return Config{
@@ -70,10 +52,10 @@ func fastConfig(url string) Config {
 }
 
 // startBridge starts a bridge and shuts it down at the end of the test.
-func startBridge(t *testing.T, cfg Config, logs *logBuffer) *Bridge {
+func startBridge(t *testing.T, cfg Config, logs *logbuf.Buffer) *Bridge {
 	t.Helper()
 	if logs == nil {
-		logs = &logBuffer{}
+		logs = &logbuf.Buffer{}
 	}
 	b := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err := b.Start(context.Background()); err != nil {
@@ -281,7 +263,7 @@ func TestUplinkDownlinkAndACL(t *testing.T) {
 func TestRestartResubscribes(t *testing.T) {
 	t.Parallel()
 	srv := mosquitto(t, false, false)
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	b := startBridge(t, fastConfig(srv.URL()), logs)
 	uplinks := subscribe(t, b, protocol.UplinkFilter(root, ""))
 	waitConnected(t, b)
@@ -429,7 +411,7 @@ func TestBadCredentialsBackOff(t *testing.T) {
 	cfg := fastConfig(srv.URL())
 	cfg.Password = "wrong"
 	cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, time.Second
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	var (
 		mu     sync.Mutex
 		states []State
@@ -504,7 +486,7 @@ func TestTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &logBuffer{}
+			logs := &logbuf.Buffer{}
 			b := startBridge(t, tc.cfg, logs)
 			poll.Until(t, 10*time.Second, "state failed", func() bool { return b.State().Status == StatusFailed })
 			st := b.State()
@@ -567,7 +549,7 @@ func TestBadBrokers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &logBuffer{}
+			logs := &logbuf.Buffer{}
 			cfg := fastConfig(tc.url)
 			cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, time.Second
 			start := time.Now()
@@ -597,7 +579,7 @@ func TestBadBrokers(t *testing.T) {
 	}
 	t.Run("wrong scheme", func(t *testing.T) {
 		t.Parallel()
-		logs := &logBuffer{}
+		logs := &logbuf.Buffer{}
 		b := New(Config{URL: "http://127.0.0.1:1883"}, Deps{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		err := b.Start(context.Background())
 		var verr *store.InvalidError

@@ -14,6 +14,7 @@ import (
 	"github.com/espadmin/espadmin/server/fleet"
 	"github.com/espadmin/espadmin/server/symbolize"
 	"github.com/espadmin/espadmin/store"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 )
 
@@ -110,7 +111,7 @@ func TestRegroup(t *testing.T) {
 		kept[g.ID] = g.Fingerprint
 	}
 
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	rg := NewRegrouper(RegroupOptions{Store: w.st, Symbols: sym, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	rel := store.Release{ID: "rel-1", TenantID: w.tenant, ProjectID: w.project, Version: fw}
 	res, err := rg.Regroup(ctx, rel)
@@ -154,7 +155,7 @@ func TestRegroupQueue(t *testing.T) {
 	const fw = "v-1.2.0"
 	sym := fakeSymbols{projectID: w.project, version: fw, funcs: map[string]string{"0x400d0010": "read_sensor"}}
 	crash := w.crashAt(t, w.project, fw, nil, "0x400d0010")
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	rg := NewRegrouper(RegroupOptions{Store: w.st, Symbols: sym, Queue: 1, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	rel := store.Release{ID: "rel-1", TenantID: w.tenant, ProjectID: w.project, Version: fw}
 	rg.Queue(rel)

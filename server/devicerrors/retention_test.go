@@ -1,7 +1,6 @@
 package devicerrors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/espadmin/espadmin/store"
 	"github.com/espadmin/espadmin/store/sqlstore"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/testclock"
 )
 
@@ -39,24 +39,6 @@ func (b *fakeBlobs) keys() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Sorted(slices.Values(b.deleted))
-}
-
-// lockedBuffer is a log sink the sweep's goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // The retention sweep runs at start and every interval, in batches: it deletes the reports of
@@ -114,7 +96,7 @@ func TestRetentionSweepsOldReportsAndCoreDumps(t *testing.T) {
 		for _, k := range failing {
 			blobs.fail[k] = true
 		}
-		logs := &lockedBuffer{}
+		logs := &logbuf.Buffer{}
 		start := func() (stop func()) {
 			r := NewRetention(RetentionOptions{Store: st, Blobs: blobs, Retention: 90 * day, Interval: time.Hour, Batch: 2,
 				Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -31,24 +32,6 @@ const (
 	waitTimeout = 20 * time.Second
 	checkEvery  = 25 * time.Millisecond
 )
-
-// syncBuffer collects a child process's stderr while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // tail is the last n lines of s.
 func tail(s string, n int) string {
@@ -124,7 +107,7 @@ func cleanEnv() []string {
 // and an API token of its owner.
 type server struct {
 	url, dataDir, token string
-	stderr              *syncBuffer
+	stderr              *logbuf.Buffer
 }
 
 const tenant = "acme"
@@ -155,7 +138,7 @@ func startServerOn(t *testing.T, root, dbURL string) *server {
 	token := strings.TrimSpace(lines[len(lines)-1])
 
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	s := &server{url: "http://" + httpAddr, dataDir: dataDir, token: token, stderr: &syncBuffer{}}
+	s := &server{url: "http://" + httpAddr, dataDir: dataDir, token: token, stderr: &logbuf.Buffer{}}
 	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--mqtt-addr", mqttAddr,
 		"--mqtt-tls-addr", "", "--log-format", "text", "--shutdown-timeout", "5s"}, base...)...)
 	cmd.Env = cleanEnv()
@@ -290,7 +273,7 @@ func (s *server) must(t *testing.T, method, path string, body any, want int, out
 // re-executes the same process.
 type agentProc struct {
 	bin, bundle, stateDir string
-	stderr                *syncBuffer
+	stderr                *logbuf.Buffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -299,7 +282,7 @@ type agentProc struct {
 
 func newAgent(t *testing.T, bin, bundle string) *agentProc {
 	t.Helper()
-	a := &agentProc{bin: bin, bundle: bundle, stateDir: filepath.Join(t.TempDir(), "state"), stderr: &syncBuffer{}}
+	a := &agentProc{bin: bin, bundle: bundle, stateDir: filepath.Join(t.TempDir(), "state"), stderr: &logbuf.Buffer{}}
 	t.Cleanup(func() {
 		a.mu.Lock()
 		cmd, exited := a.cmd, a.exited

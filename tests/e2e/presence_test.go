@@ -12,6 +12,7 @@ import (
 
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -33,7 +34,7 @@ func TestPresenceAfterServerKilled(t *testing.T) {
 
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
 	start := func() (*server, *exec.Cmd) {
-		s := &server{url: "http://" + httpAddr, token: token, stderr: &syncBuffer{}}
+		s := &server{url: "http://" + httpAddr, token: token, stderr: &logbuf.Buffer{}}
 		cmd := exec.Command(bin, "serve", "--http-addr", httpAddr, "--mqtt-addr", mqttAddr,
 			"--mqtt-tls-addr", "", "--log-format", "text", "--shutdown-timeout", "5s")
 		cmd.Env = env

@@ -25,6 +25,7 @@ import (
 	"github.com/espadmin/espadmin/broker/tenantbus"
 	"github.com/espadmin/espadmin/cmd/espadmin/sim"
 	"github.com/espadmin/espadmin/server/fleet"
+	"github.com/espadmin/espadmin/tests/testkit/logbuf"
 	"github.com/espadmin/espadmin/tests/testkit/poll"
 	"github.com/espadmin/espadmin/tests/testkit/testsvc"
 )
@@ -414,7 +415,7 @@ func (r replicaShared) start(t *testing.T, id, token string) *server {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data-"+id)
 	httpAddr := freeAddr(t)
-	s := &server{url: "http://" + httpAddr, dataDir: dataDir, token: token, stderr: &syncBuffer{}}
+	s := &server{url: "http://" + httpAddr, dataDir: dataDir, token: token, stderr: &logbuf.Buffer{}}
 	cmd := exec.Command(r.bin, "serve", "--http-addr", httpAddr, "--data-dir", dataDir,
 		"--database-url", r.dbURL, "--storage-url", r.storage,
 		"--mqtt-enabled=false", "--mqtt-replica-id", id, "--mqtt-share-group", "espadmin",
