@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -506,7 +507,8 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 			stale[ep.tenantID] = append(stale[ep.tenantID], ep.deviceID)
 		}
 	}
-	for k, d := range e.readDevices(ctx, stale, now) {
+	fresh := e.readDevices(ctx, stale, now)
+	for k, d := range fresh {
 		if d == nil {
 			ep := eps[k]
 			delete(eps, k)
@@ -515,7 +517,7 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 	}
 
 	// The episodes with a rule due, each checked against the store before it notifies: one
-	// batched read for all of them.
+	// batched read for those not read just above.
 	type dueEpisode struct {
 		k     string
 		ep    *episode
@@ -534,8 +536,11 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 				rules = append(rules, r)
 			}
 		}
-		if len(rules) > 0 {
-			due = append(due, dueEpisode{k, ep, rules})
+		if len(rules) == 0 {
+			continue
+		}
+		due = append(due, dueEpisode{k, ep, rules})
+		if _, read := fresh[k]; !read {
 			check[ep.tenantID] = append(check[ep.tenantID], ep.deviceID)
 		}
 	}
@@ -543,6 +548,7 @@ func (e *Engine) sweepEpisodes(ctx context.Context, eps map[string]*episode, kin
 		return
 	}
 	current := e.readDevices(ctx, check, now)
+	maps.Copy(current, fresh)
 	var listed map[string]map[string]bool // rule ID → subjects of its open alerts, read once per sweep
 	for _, de := range due {
 		ep := de.ep
